@@ -1,5 +1,7 @@
 package io.moestream.runtime.model;
 
+import io.moestream.runtime.gguf.GgufFile;
+import io.moestream.runtime.tokenizer.BpeTokenizer;
 import io.moestream.runtime.tokenizer.Tokenizer;
 
 import java.io.IOException;
@@ -10,37 +12,83 @@ import java.nio.file.Path;
  * for concurrent reads; one instance may be shared by several {@link Engine}s.
  */
 public final class Model implements AutoCloseable {
-    // STUB: implemented by the runtime work; the signatures below are the contract.
+
+    private final String name;
+    private final ModelConfig config;
+    private final Weights weights;
+    private final BpeTokenizer tokenizer;
+    private final GgufFile gguf;
+
+    private Model(String name, ModelConfig config, Weights weights, BpeTokenizer tokenizer, GgufFile gguf) {
+        this.name = name;
+        this.config = config;
+        this.weights = weights;
+        this.tokenizer = tokenizer;
+        this.gguf = gguf;
+    }
 
     /** Maps the file and checks it; a corrupt or unsupported file fails with a message naming what is wrong. */
     public static Model load(Path ggufFile) throws IOException {
-        throw new IllegalStateException("Model not implemented yet");
+        GgufFile f = GgufFile.open(ggufFile);
+        ModelConfig config = ModelConfig.from(f);
+        BpeTokenizer tokenizer = BpeTokenizer.from(f);
+        if (tokenizer.vocabSize() != config.vocabSize()) {
+            throw new io.moestream.runtime.gguf.GgufFormatException(ggufFile.getFileName() + ": tokenizer has "
+                    + tokenizer.vocabSize() + " tokens but the model's vocab_size is " + config.vocabSize());
+        }
+        Weights weights = Weights.from(f, config);
+        String name = f.getString("general.name", ggufFile.getFileName().toString());
+        return new Model(name, config, weights, tokenizer, f);
+    }
+
+    /** The bundled demo model (trained-moe, Q8_0), extracted once per JVM; see {@link DefaultModel}. */
+    public static Model loadDefault() throws IOException {
+        return load(DefaultModel.path());
     }
 
     /** {@code general.name}, else the file name. */
     public String name() {
-        throw new IllegalStateException("Model not implemented yet");
+        return name;
     }
 
     public Tokenizer tokenizer() {
-        throw new IllegalStateException("Model not implemented yet");
+        return tokenizer;
+    }
+
+    public ModelConfig config() {
+        return config;
+    }
+
+    /** The parsed file (metadata and tensors), for tools that inspect it. */
+    public GgufFile gguf() {
+        return gguf;
     }
 
     /** Most positions a sequence may hold ({@code context_length}). */
     public int contextLength() {
-        throw new IllegalStateException("Model not implemented yet");
+        return config.contextLength();
+    }
+
+    Weights weights() {
+        return weights;
     }
 
     /** A new, empty cache for one sequence. */
     public KvCache newCache() {
-        throw new IllegalStateException("Model not implemented yet");
+        return new KvCache(config.layers(), config.kvDim(), 16);
     }
 
     /** Reads a cache written by {@link KvCache#toBytes()}; fails clearly if it belongs to another model shape. */
     public KvCache cacheFromBytes(byte[] bytes) {
-        throw new IllegalStateException("Model not implemented yet");
+        return KvCache.fromBytes(bytes, config.layers(), config.kvDim(), config.contextLength());
     }
 
+    /** Mappings are released by the garbage collector once no engine uses this model. */
     @Override
     public void close() {}
+
+    @Override
+    public String toString() {
+        return "Model[" + name + ", " + config + "]";
+    }
 }

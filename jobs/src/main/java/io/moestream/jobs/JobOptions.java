@@ -1,0 +1,109 @@
+package io.moestream.jobs;
+
+import org.apache.flink.configuration.ConfigOption;
+import org.apache.flink.configuration.ConfigOptions;
+
+import java.time.Duration;
+
+/**
+ * Every setting of the moestream job, as Flink {@link ConfigOption}s. Pass them as
+ * {@code --key value} program arguments, in the Flink configuration, or through the CLI launcher's
+ * options. The README's configuration table lists the same keys.
+ */
+public final class JobOptions {
+
+    public static final ConfigOption<String> BOOTSTRAP_SERVERS =
+            ConfigOptions.key("moestream.kafka.bootstrap-servers")
+                    .stringType()
+                    .defaultValue("127.0.0.1:9092")
+                    .withDescription("Kafka bootstrap servers for all topics.");
+
+    public static final ConfigOption<String> GROUP_ID =
+            ConfigOptions.key("moestream.kafka.group-id")
+                    .stringType()
+                    .defaultValue("moestream")
+                    .withDescription("Consumer group id of the job's Kafka sources.");
+
+    public static final ConfigOption<String> TOPIC_DOCUMENTS =
+            ConfigOptions.key("moestream.topic.documents")
+                    .stringType()
+                    .defaultValue("moe.documents")
+                    .withDescription("Input topic of Document records.");
+
+    public static final ConfigOption<String> TOPIC_PROMPTS =
+            ConfigOptions.key("moestream.topic.prompts")
+                    .stringType()
+                    .defaultValue("moe.prompts")
+                    .withDescription("Input topic of Prompt records.");
+
+    public static final ConfigOption<String> TOPIC_GENERATIONS =
+            ConfigOptions.key("moestream.topic.generations")
+                    .stringType()
+                    .defaultValue("moe.generations")
+                    .withDescription("Output topic of Generation records (exactly once).");
+
+    public static final ConfigOption<String> TOPIC_ERRORS =
+            ConfigOptions.key("moestream.topic.errors")
+                    .stringType()
+                    .defaultValue("moe.errors")
+                    .withDescription("Output topic of InferenceError records.");
+
+    public static final ConfigOption<String> TOPIC_CONTEXTS =
+            ConfigOptions.key("moestream.topic.contexts")
+                    .stringType()
+                    .defaultValue("moe.contexts")
+                    .withDescription("Output topic of ContextReady records.");
+
+    public static final ConfigOption<String> MODEL_PATH =
+            ConfigOptions.key("moestream.model.path")
+                    .stringType()
+                    .noDefaultValue()
+                    .withDescription(
+                            "GGUF model file, readable on every TaskManager. Unset: the small trained MoE bundled in the jar.");
+
+    public static final ConfigOption<Integer> BATCH_SIZE =
+            ConfigOptions.key("moestream.batch.size")
+                    .intType()
+                    .defaultValue(8)
+                    .withDescription("Requests of many keys run as one engine batch once this many are buffered.");
+
+    public static final ConfigOption<Duration> BATCH_MAX_WAIT =
+            ConfigOptions.key("moestream.batch.max-wait")
+                    .durationType()
+                    .defaultValue(Duration.ofMillis(20))
+                    .withDescription("A smaller batch runs when its oldest request has waited this long.");
+
+    public static final ConfigOption<Integer> MAX_TOKENS_CAP =
+            ConfigOptions.key("moestream.max-tokens-cap")
+                    .intType()
+                    .defaultValue(512)
+                    .withDescription("Largest max_tokens a prompt may ask for; larger values get an INVALID_PARAMS error.");
+
+    public static final ConfigOption<Duration> DOCUMENT_WAIT =
+            ConfigOptions.key("moestream.document.wait")
+                    .durationType()
+                    .defaultValue(Duration.ofSeconds(60))
+                    .withDescription(
+                            "How long a DOCUMENT prompt waits for its document's last part before a DOCUMENT_INCOMPLETE error.");
+
+    public static final ConfigOption<Integer> PARALLELISM =
+            ConfigOptions.key("moestream.parallelism")
+                    .intType()
+                    .defaultValue(1)
+                    .withDescription("Parallelism of the sources, the inference operator and the sinks.");
+
+    public static final ConfigOption<Duration> CHECKPOINT_INTERVAL =
+            ConfigOptions.key("moestream.checkpoint.interval")
+                    .durationType()
+                    .defaultValue(Duration.ofSeconds(2))
+                    .withDescription(
+                            "Checkpoint interval. Results become visible to read_committed consumers when the checkpoint that covers them completes.");
+
+    public static final ConfigOption<String> TRANSACTIONAL_ID_PREFIX =
+            ConfigOptions.key("moestream.kafka.transactional-id-prefix")
+                    .stringType()
+                    .defaultValue("moestream")
+                    .withDescription("Prefix of the Kafka transactional ids of the exactly-once sinks; unique per job.");
+
+    private JobOptions() {}
+}

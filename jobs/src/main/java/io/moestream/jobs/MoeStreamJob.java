@@ -1,0 +1,124 @@
+package io.moestream.jobs;
+
+import io.moestream.operators.AvroDecodeFunction;
+import io.moestream.operators.InferenceConfig;
+import io.moestream.operators.InferenceOperator;
+import io.moestream.operators.OutputTags;
+import io.moestream.operators.RawRecord;
+import io.moestream.schemas.ContextReady;
+import io.moestream.schemas.Document;
+import io.moestream.schemas.Generation;
+import io.moestream.schemas.InferenceError;
+import io.moestream.schemas.Prompt;
+import org.apache.flink.api.common.eventtime.WatermarkStrategy;
+import org.apache.flink.configuration.Configuration;
+import org.apache.flink.connector.base.DeliveryGuarantee;
+import org.apache.flink.connector.kafka.sink.KafkaSink;
+import org.apache.flink.connector.kafka.source.KafkaSource;
+import org.apache.flink.connector.kafka.source.enumerator.initializer.OffsetsInitializer;
+import org.apache.flink.streaming.api.datastream.DataStream;
+import org.apache.flink.streaming.api.datastream.SingleOutputStreamOperator;
+import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
+import org.apache.flink.util.ParameterTool;
+import org.apache.kafka.clients.consumer.OffsetResetStrategy;
+
+import java.nio.file.Path;
+
+/**
+ * The moestream job: Kafka (documents, prompts) → Avro decode → keyBy(tenant, context) →
+ * inference operator → Kafka (generations, errors, contexts), exactly once. Wiring and options only;
+ * the behaviour lives in {@code operators} and {@code model-runtime}.
+ *
+ * <p>Submit with {@code flink run -c io.moestream.jobs.MoeStreamJob moestream.jar --moestream.kafka.bootstrap-servers HOST:PORT ...};
+ * every {@link JobOptions} key can be given as {@code --key value}.
+ */
+public final class MoeStreamJob {
+
+    private MoeStreamJob() {}
+
+    public static void main(String[] args) throws Exception {
+        Configuration conf = ParameterTool.fromArgs(args).getConfiguration();
+        StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment(conf);
+        build(env, conf);
+        env.execute("moestream");
+    }
+
+    /** Adds the whole pipeline to {@code env}; checkpointing is switched on with the configured interval. */
+    public static void build(StreamExecutionEnvironment env, Configuration conf) {
+        String servers = conf.get(JobOptions.BOOTSTRAP_SERVERS);
+        int parallelism = conf.get(JobOptions.PARALLELISM);
+        env.setParallelism(parallelism);
+        env.enableCheckpointing(conf.get(JobOptions.CHECKPOINT_INTERVAL).toMillis());
+
+        DataStream<RawRecord> documentBytes = source(env, conf, conf.get(JobOptions.TOPIC_DOCUMENTS), "documents");
+        DataStream<RawRecord> promptBytes = source(env, conf, conf.get(JobOptions.TOPIC_PROMPTS), "prompts");
+
+        int maxTokensCap = conf.get(JobOptions.MAX_TOKENS_CAP);
+        SingleOutputStreamOperator<Document> documents = documentBytes
+                .process(AvroDecodeFunction.documents(maxTokensCap))
+                .name("decode-documents").uid("decode-documents");
+        SingleOutputStreamOperator<Prompt> prompts = promptBytes
+                .process(AvroDecodeFunction.prompts(maxTokensCap))
+                .name("decode-prompts").uid("decode-prompts");
+
+        InferenceConfig config = new InferenceConfig(
+                conf.getOptional(JobOptions.MODEL_PATH).orElseGet(() -> DefaultModel.path().toString()),
+                conf.get(JobOptions.BATCH_SIZE),
+                conf.get(JobOptions.BATCH_MAX_WAIT).toMillis(),
+                maxTokensCap,
+                conf.get(JobOptions.DOCUMENT_WAIT).toMillis());
+        SingleOutputStreamOperator<Generation> generations = InferenceOperator.apply(documents, prompts, config);
+
+        DataStream<InferenceError> errors = documents.getSideOutput(OutputTags.ERRORS)
+                .union(prompts.getSideOutput(OutputTags.ERRORS), generations.getSideOutput(OutputTags.ERRORS));
+        DataStream<ContextReady> contexts = generations.getSideOutput(OutputTags.CONTEXTS);
+
+        String prefix = conf.get(JobOptions.TRANSACTIONAL_ID_PREFIX);
+        generations.sinkTo(sink(servers, prefix + "-generations", new AvroRecordSerializer<>(
+                        conf.get(JobOptions.TOPIC_GENERATIONS), Generation.class, MoeStreamJob::generationKey)))
+                .name("generations-sink").uid("generations-sink");
+        errors.sinkTo(sink(servers, prefix + "-errors", new AvroRecordSerializer<>(
+                        conf.get(JobOptions.TOPIC_ERRORS), InferenceError.class, MoeStreamJob::errorKey)))
+                .name("errors-sink").uid("errors-sink");
+        contexts.sinkTo(sink(servers, prefix + "-contexts", new AvroRecordSerializer<>(
+                        conf.get(JobOptions.TOPIC_CONTEXTS), ContextReady.class, c -> c.getTenant() + "/" + c.getContextId())))
+                .name("contexts-sink").uid("contexts-sink");
+    }
+
+    private static DataStream<RawRecord> source(StreamExecutionEnvironment env, Configuration conf, String topic, String name) {
+        KafkaSource<RawRecord> source = KafkaSource.<RawRecord>builder()
+                .setBootstrapServers(conf.get(JobOptions.BOOTSTRAP_SERVERS))
+                .setGroupId(conf.get(JobOptions.GROUP_ID))
+                .setTopics(topic)
+                .setStartingOffsets(OffsetsInitializer.committedOffsets(OffsetResetStrategy.EARLIEST))
+                .setDeserializer(new RawRecordDeserializer())
+                .setProperty("isolation.level", "read_committed")
+                .build();
+        return env.fromSource(source, WatermarkStrategy.noWatermarks(), name + "-source").uid(name + "-source");
+    }
+
+    private static <T> KafkaSink<T> sink(
+            String servers, String transactionalIdPrefix,
+            org.apache.flink.connector.kafka.sink.KafkaRecordSerializationSchema<T> serializer) {
+        return KafkaSink.<T>builder()
+                .setBootstrapServers(servers)
+                .setRecordSerializer(serializer)
+                .setDeliveryGuarantee(DeliveryGuarantee.EXACTLY_ONCE)
+                .setTransactionalIdPrefix(transactionalIdPrefix)
+                // the broker caps transactions at 15 min; Kafka's producer default (1 h) would be refused
+                .setProperty("transaction.timeout.ms", "60000")
+                .build();
+    }
+
+    private static String generationKey(Generation g) {
+        return g.getContextId() == null ? g.getRequestId() : g.getTenant() + "/" + g.getContextId();
+    }
+
+    private static String errorKey(InferenceError e) {
+        if (e.getTenant() != null && e.getContextId() != null) {
+            return e.getTenant() + "/" + e.getContextId();
+        }
+        return e.getRequestId();
+    }
+
+}

@@ -1,0 +1,22 @@
+package io.moestream.jobs;
+
+import io.moestream.operators.RawRecord;
+import org.apache.flink.api.common.typeinfo.TypeInformation;
+import org.apache.flink.connector.kafka.source.reader.deserializer.KafkaRecordDeserializationSchema;
+import org.apache.flink.util.Collector;
+import org.apache.kafka.clients.consumer.ConsumerRecord;
+
+/** Passes each Kafka record on undecoded, with its coordinates, so a bad record becomes an error record instead of a failed job. */
+final class RawRecordDeserializer implements KafkaRecordDeserializationSchema<RawRecord> {
+    private static final long serialVersionUID = 1L;
+
+    @Override
+    public void deserialize(ConsumerRecord<byte[], byte[]> record, Collector<RawRecord> out) {
+        out.collect(new RawRecord(record.topic(), record.partition(), record.offset(), record.value()));
+    }
+
+    @Override
+    public TypeInformation<RawRecord> getProducedType() {
+        return TypeInformation.of(RawRecord.class);
+    }
+}

@@ -1,0 +1,39 @@
+package io.moestream.jobs.cli;
+
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+
+/** The {@code moestream.jar} launcher: one picocli command per subcommand. */
+@Command(
+        name = "moestream",
+        mixinStandardHelpOptions = true,
+        versionProvider = VersionProvider.class,
+        description = "Mixture-of-Experts inference inside Apache Flink.",
+        subcommands = {
+            DemoCommand.class,
+            RunCommand.class,
+            GenerateCommand.class,
+            MakeModelCommand.class,
+            KafkaCommand.class,
+            ProduceCommand.class,
+            ConsumeCommand.class,
+            CommandLine.HelpCommand.class
+        })
+public final class Main implements Runnable {
+
+    @CommandLine.Spec CommandLine.Model.CommandSpec spec;
+
+    public static void main(String[] args) {
+        System.exit(execute(args));
+    }
+
+    /** Runs the command line and returns its exit code (tests call this instead of {@link #main}). */
+    public static int execute(String... args) {
+        return new CommandLine(new Main()).execute(args);
+    }
+
+    @Override
+    public void run() {
+        spec.commandLine().usage(System.out);
+    }
+}

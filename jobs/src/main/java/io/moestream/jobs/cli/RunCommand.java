@@ -1,0 +1,58 @@
+package io.moestream.jobs.cli;
+
+import io.moestream.jobs.JobOptions;
+import io.moestream.jobs.LocalRunner;
+import org.apache.flink.configuration.Configuration;
+import org.apache.flink.core.execution.JobClient;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+import java.nio.file.Path;
+import java.util.Map;
+import java.util.concurrent.Callable;
+
+/** {@code run}: the job on a local MiniCluster against an existing Kafka, until interrupted. */
+@Command(name = "run", mixinStandardHelpOptions = true,
+        description = "Run the moestream job on a local Flink MiniCluster against an existing Kafka until interrupted.")
+public final class RunCommand implements Callable<Integer> {
+
+    @Option(names = "--bootstrap-servers", required = true, description = "Kafka bootstrap servers, HOST:PORT[,HOST:PORT].")
+    String bootstrapServers;
+
+    @Option(names = "--model", description = "GGUF model file (default: the bundled trained MoE).")
+    Path model;
+
+    @Option(names = "--state-dir", description = "Keep checkpoints here; a later start with the same directory resumes from the latest one.")
+    Path stateDir;
+
+    @Option(names = "--parallelism", description = "Parallelism of the job (default: ${DEFAULT-VALUE}).", defaultValue = "1")
+    int parallelism;
+
+    @Option(names = "--batch-size", description = "Requests per engine batch (default: ${DEFAULT-VALUE}).", defaultValue = "8")
+    int batchSize;
+
+    @Option(names = "-D", mapFallbackValue = "", description = "Any job option or Flink setting, e.g. -Dmoestream.topic.prompts=my.prompts")
+    Map<String, String> settings = Map.of();
+
+    @Override
+    public Integer call() throws Exception {
+        Configuration conf = Configuration.fromMap(settings);
+        conf.set(JobOptions.BOOTSTRAP_SERVERS, bootstrapServers);
+        conf.set(JobOptions.PARALLELISM, parallelism);
+        conf.set(JobOptions.BATCH_SIZE, batchSize);
+        if (model != null) {
+            conf.set(JobOptions.MODEL_PATH, CliSupport.existingFile(model, "--model").toString());
+        }
+        JobClient job = LocalRunner.start(conf, stateDir, "moestream");
+        System.out.println("moestream job " + job.getJobID() + " running against " + bootstrapServers + " (Ctrl-C stops it)");
+        Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+            try {
+                job.cancel().get();
+            } catch (Exception e) {
+                System.err.println("could not cancel the job cleanly: " + e.getMessage());
+            }
+        }));
+        job.getJobExecutionResult().get();
+        return 0;
+    }
+}

@@ -1,0 +1,227 @@
+package io.moestream.runtime.model;
+
+import io.moestream.runtime.gguf.Float16;
+import io.moestream.runtime.gguf.GgmlType;
+import io.moestream.runtime.gguf.GgufFormatException;
+import io.moestream.runtime.gguf.GgufTensor;
+
+import java.nio.ByteBuffer;
+import java.util.stream.IntStream;
+
+/**
+ * A read-only {@code [rows][cols]} weight matrix read in place from a memory-mapped tensor: row r
+ * holds the weights of output r, so {@code y = W x} is a dot product per row. Quantized rows are
+ * dequantized block by block while they are read, never copied.
+ *
+ * <p>All element-type differences live in {@link #dot}; a later activation-quantizing path (as
+ * llama.cpp does for Q8_0/Q4_0) slots into {@link #matmul}, which sees the whole input vector.
+ */
+public final class WeightMatrix {
+
+    /** Below this many weights a matmul runs on the calling thread (forking costs more). */
+    private static final long PARALLEL_THRESHOLD = 1 << 18;
+
+    private final String name;
+    private final GgmlType type;
+    private final ByteBuffer data;
+    private final long baseOffset;
+    private final int rows;
+    private final int cols;
+    private final int rowBytes;
+
+    private WeightMatrix(String name, GgmlType type, ByteBuffer data, long baseOffset, int rows, int cols) {
+        this.name = name;
+        this.type = type;
+        this.data = data;
+        this.baseOffset = baseOffset;
+        this.rows = rows;
+        this.cols = cols;
+        this.rowBytes = (int) type.bytesFor(cols);
+    }
+
+    /** A 2-D tensor {@code [cols, rows]} (GGUF order) as a matrix. */
+    public static WeightMatrix of(GgufTensor t) throws GgufFormatException {
+        long[] ne = t.ne();
+        if (ne.length > 2) {
+            throw new GgufFormatException("tensor '" + t.name() + "' " + t.shape() + " is not a matrix");
+        }
+        checkComputable(t);
+        return new WeightMatrix(t.name(), t.type(), t.bytes(), 0, ne.length == 2 ? (int) ne[1] : 1, (int) ne[0]);
+    }
+
+    /** The expert slabs of a 3-D tensor {@code [cols, rows, n_expert]}: expert e is a contiguous matrix. */
+    public static WeightMatrix[] experts(GgufTensor t) throws GgufFormatException {
+        long[] ne = t.ne();
+        if (ne.length != 3) {
+            throw new GgufFormatException("tensor '" + t.name() + "' " + t.shape() + " should be 3-D [in, out, experts]");
+        }
+        checkComputable(t);
+        WeightMatrix[] out = new WeightMatrix[(int) ne[2]];
+        long slab = t.type().bytesFor(ne[0] * ne[1]);
+        for (int e = 0; e < out.length; e++) {
+            out[e] = new WeightMatrix(t.name() + "[" + e + "]", t.type(), t.bytes(), e * slab, (int) ne[1], (int) ne[0]);
+        }
+        return out;
+    }
+
+    private static void checkComputable(GgufTensor t) throws GgufFormatException {
+        if (!t.type().computable()) {
+            throw new GgufFormatException("tensor '" + t.name() + "' has type " + t.type()
+                    + ", which this runtime cannot compute with yet (supported: F32, F16, BF16, Q8_0, Q4_0)");
+        }
+    }
+
+    public String name() {
+        return name;
+    }
+
+    public GgmlType type() {
+        return type;
+    }
+
+    public int rows() {
+        return rows;
+    }
+
+    public int cols() {
+        return cols;
+    }
+
+    /** {@code out[r] = W[r] . x} for every row; large matrices are split across the common pool. */
+    public void matmul(float[] x, float[] out) {
+        if ((long) rows * cols < PARALLEL_THRESHOLD) {
+            for (int r = 0; r < rows; r++) {
+                out[r] = dot(r, x, 0);
+            }
+            return;
+        }
+        int chunk = 64;
+        IntStream.range(0, (rows + chunk - 1) / chunk).parallel().forEach(c -> {
+            int end = Math.min(rows, (c + 1) * chunk);
+            for (int r = c * chunk; r < end; r++) {
+                out[r] = dot(r, x, 0);
+            }
+        });
+    }
+
+    /** Dot product of row {@code row} with {@code x[xOff .. xOff+cols)}. */
+    public float dot(int row, float[] x, int xOff) {
+        int off = Math.toIntExact(baseOffset + (long) row * rowBytes);
+        switch (type) {
+            case F32: return dotF32(off, x, xOff);
+            case F16: return dotF16(off, x, xOff);
+            case BF16: return dotBf16(off, x, xOff);
+            case Q8_0: return dotQ8_0(off, x, xOff);
+            case Q4_0: return dotQ4_0(off, x, xOff);
+            default: throw new IllegalStateException("unsupported weight type " + type);
+        }
+    }
+
+    /** Writes row {@code row} as floats into {@code out[outOff .. outOff+cols)}. */
+    public void dequantizeRow(int row, float[] out, int outOff) {
+        int off = Math.toIntExact(baseOffset + (long) row * rowBytes);
+        switch (type) {
+            case F32 -> {
+                for (int i = 0; i < cols; i++) {
+                    out[outOff + i] = data.getFloat(off + 4 * i);
+                }
+            }
+            case F16 -> {
+                for (int i = 0; i < cols; i++) {
+                    out[outOff + i] = Float16.toFloat(data.getShort(off + 2 * i));
+                }
+            }
+            case BF16 -> {
+                for (int i = 0; i < cols; i++) {
+                    out[outOff + i] = Float16.bf16ToFloat(data.getShort(off + 2 * i));
+                }
+            }
+            case Q8_0 -> {
+                for (int b = 0; b < cols / 32; b++, off += 34) {
+                    float d = Float16.toFloat(data.getShort(off));
+                    for (int j = 0; j < 32; j++) {
+                        out[outOff + b * 32 + j] = d * data.get(off + 2 + j);
+                    }
+                }
+            }
+            case Q4_0 -> {
+                for (int b = 0; b < cols / 32; b++, off += 18) {
+                    float d = Float16.toFloat(data.getShort(off));
+                    for (int j = 0; j < 16; j++) {
+                        int q = data.get(off + 2 + j) & 0xFF;
+                        out[outOff + b * 32 + j] = d * ((q & 0xF) - 8);
+                        out[outOff + b * 32 + j + 16] = d * ((q >>> 4) - 8);
+                    }
+                }
+            }
+            default -> throw new IllegalStateException("unsupported weight type " + type);
+        }
+    }
+
+    private float dotF32(int off, float[] x, int xOff) {
+        float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+        int i = 0;
+        for (; i + 3 < cols; i += 4) {
+            int o = off + 4 * i;
+            s0 += data.getFloat(o) * x[xOff + i];
+            s1 += data.getFloat(o + 4) * x[xOff + i + 1];
+            s2 += data.getFloat(o + 8) * x[xOff + i + 2];
+            s3 += data.getFloat(o + 12) * x[xOff + i + 3];
+        }
+        for (; i < cols; i++) {
+            s0 += data.getFloat(off + 4 * i) * x[xOff + i];
+        }
+        return (s0 + s1) + (s2 + s3);
+    }
+
+    private float dotF16(int off, float[] x, int xOff) {
+        float s0 = 0, s1 = 0;
+        int i = 0;
+        for (; i + 1 < cols; i += 2) {
+            s0 += Float16.toFloat(data.getShort(off + 2 * i)) * x[xOff + i];
+            s1 += Float16.toFloat(data.getShort(off + 2 * i + 2)) * x[xOff + i + 1];
+        }
+        for (; i < cols; i++) {
+            s0 += Float16.toFloat(data.getShort(off + 2 * i)) * x[xOff + i];
+        }
+        return s0 + s1;
+    }
+
+    private float dotBf16(int off, float[] x, int xOff) {
+        float s = 0;
+        for (int i = 0; i < cols; i++) {
+            s += Float16.bf16ToFloat(data.getShort(off + 2 * i)) * x[xOff + i];
+        }
+        return s;
+    }
+
+    private float dotQ8_0(int off, float[] x, int xOff) {
+        float sum = 0;
+        for (int b = 0; b < cols / 32; b++, off += 34) {
+            float d = Float16.toFloat(data.getShort(off));
+            int xi = xOff + b * 32;
+            float s0 = 0, s1 = 0;
+            for (int j = 0; j < 32; j += 2) {
+                s0 += data.get(off + 2 + j) * x[xi + j];
+                s1 += data.get(off + 3 + j) * x[xi + j + 1];
+            }
+            sum += d * (s0 + s1);
+        }
+        return sum;
+    }
+
+    private float dotQ4_0(int off, float[] x, int xOff) {
+        float sum = 0;
+        for (int b = 0; b < cols / 32; b++, off += 18) {
+            float d = Float16.toFloat(data.getShort(off));
+            int xi = xOff + b * 32;
+            float s = 0;
+            for (int j = 0; j < 16; j++) {
+                int q = data.get(off + 2 + j) & 0xFF;
+                s += ((q & 0xF) - 8) * x[xi + j] + ((q >>> 4) - 8) * x[xi + j + 16];
+            }
+            sum += d * s;
+        }
+        return sum;
+    }
+}
