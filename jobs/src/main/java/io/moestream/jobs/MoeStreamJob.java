@@ -5,6 +5,7 @@ import io.moestream.operators.InferenceConfig;
 import io.moestream.operators.InferenceOperator;
 import io.moestream.operators.OutputTags;
 import io.moestream.operators.RawRecord;
+import io.moestream.runtime.model.DefaultModel;
 import io.moestream.schemas.ContextReady;
 import io.moestream.schemas.Document;
 import io.moestream.schemas.Generation;

@@ -1,7 +1,6 @@
 package io.moestream.jobs.kafka;
 
 import java.io.ByteArrayOutputStream;
-import java.io.File;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.io.UncheckedIOException;
@@ -297,10 +296,5 @@ public final class LocalKafka implements AutoCloseable {
         } catch (IOException e) {
             throw new UncheckedIOException("no free port on " + HOST, e);
         }
-    }
-
-    /** For {@code File}-based APIs. */
-    File dataDirectory() {
-        return dataDir == null ? null : dataDir.toFile();
     }
 }

@@ -1,0 +1,57 @@
+package io.moestream.runtime;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.UncheckedIOException;
+import java.net.URISyntaxException;
+import java.net.URL;
+import java.nio.file.Path;
+
+/** Test fixtures copied from the llama.cpp oracle into {@code src/test/resources/oracle/}. */
+public final class Fixtures {
+
+    public static final String TINY_LLAMA = "tiny-llama-f32";
+    public static final String TINY_MIXTRAL = "tiny-mixtral-f32";
+
+    private Fixtures() {}
+
+    /** The GGUF file of an oracle model stem. */
+    public static Path model(String stem) {
+        return resource("/oracle/" + stem + ".gguf");
+    }
+
+    /** The trimmed golden JSON of an oracle model stem (see oracle/README.md in test resources). */
+    public static JsonNode golden(String stem) {
+        try (InputStream in = Fixtures.class.getResourceAsStream("/oracle/" + stem + ".json")) {
+            if (in == null) {
+                throw new IllegalStateException("missing golden " + stem);
+            }
+            return new ObjectMapper().readTree(in);
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+    public static int[] ints(JsonNode array) {
+        int[] out = new int[array.size()];
+        for (int i = 0; i < out.length; i++) {
+            out[i] = array.get(i).asInt();
+        }
+        return out;
+    }
+
+    private static Path resource(String name) {
+        URL url = Fixtures.class.getResource(name);
+        if (url == null) {
+            throw new IllegalStateException("missing test resource " + name);
+        }
+        try {
+            return Path.of(url.toURI());
+        } catch (URISyntaxException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+}
