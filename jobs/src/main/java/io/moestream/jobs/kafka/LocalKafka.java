@@ -4,6 +4,7 @@ import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.io.UncheckedIOException;
+import java.io.Writer;
 import java.net.InetAddress;
 import java.net.ServerSocket;
 import java.nio.charset.StandardCharsets;
@@ -11,6 +12,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Collection;
 import java.util.List;
 import java.util.Map;
 import java.util.Properties;
@@ -18,6 +20,7 @@ import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import kafka.server.KafkaConfig;
 import kafka.server.KafkaRaftServer;
+import kafka.tools.StorageTool;
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.AdminClientConfig;
 import org.apache.kafka.clients.admin.NewTopic;
@@ -27,8 +30,6 @@ import org.apache.kafka.common.Uuid;
 import org.apache.kafka.common.errors.TopicExistsException;
 import org.apache.kafka.common.utils.Time;
 import org.apache.kafka.common.utils.Utils;
-import org.apache.kafka.metadata.storage.Formatter;
-import org.apache.kafka.server.common.MetadataVersion;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -36,14 +37,14 @@ import org.slf4j.LoggerFactory;
  * A single-node Kafka (KRaft broker and controller in one process) running inside this JVM, for
  * the demo, the {@code kafka} command and tests.
  *
- * <p>It formats a fresh temporary data directory with Kafka's {@link Formatter} (what
- * {@code kafka-storage.sh format} does) and runs {@link KafkaRaftServer} (what
- * {@code kafka-server-start.sh} runs) on 127.0.0.1. Only {@code kafka_2.13} is needed, no test
+ * <p>It writes a {@code server.properties} into a fresh temporary directory, formats the storage
+ * with {@link StorageTool} (what {@code kafka-storage.sh format} runs) and starts
+ * {@link KafkaRaftServer} (what {@code kafka-server-start.sh} runs) on 127.0.0.1. Only {@code kafka_2.13} is needed, no test
  * framework. Internal topics have replication factor 1, so transactions and consumer groups work
  * with the one broker. {@link #close()} stops the server and deletes the data directory.
  *
  * <pre>{@code
- * try (LocalKafka kafka = new LocalKafka().start(0)) {
+ * try (LocalKafka kafka = LocalKafka.start(0)) {
  *     kafka.createTopics(Topics.PROMPTS, Topics.GENERATIONS);
  *     String bootstrap = kafka.bootstrapServers();
  * }
@@ -66,17 +67,7 @@ public final class LocalKafka implements AutoCloseable {
     private KafkaRaftServer server;
     private int port = -1;
 
-    /** A broker whose topics get one partition unless told otherwise. */
-    public LocalKafka() {
-        this(1, Map.of());
-    }
-
-    /**
-     * @param defaultPartitions partitions of topics made by {@link #createTopics(String...)} and
-     *     auto-created topics
-     * @param overrides broker properties that replace the defaults below
-     */
-    public LocalKafka(int defaultPartitions, Map<String, String> overrides) {
+    private LocalKafka(int defaultPartitions, Map<String, String> overrides) {
         if (defaultPartitions < 1) {
             throw new IllegalArgumentException("partitions must be >= 1, got " + defaultPartitions);
         }
@@ -85,32 +76,46 @@ public final class LocalKafka implements AutoCloseable {
     }
 
     /**
-     * Formats a temporary data directory and starts the broker; returns when it accepts clients.
+     * Starts a broker whose topics get one partition unless told otherwise; returns when it
+     * accepts clients.
      *
      * @param port client port on 127.0.0.1, 0 for any free port
      */
-    public synchronized LocalKafka start(int port) throws IOException {
-        if (server != null) {
-            throw new IllegalStateException("already started on " + bootstrapServers());
+    public static LocalKafka start(int port) throws IOException {
+        return start(port, 1, Map.of());
+    }
+
+    /**
+     * Starts a broker; returns when it accepts clients.
+     *
+     * @param port client port on 127.0.0.1, 0 for any free port
+     * @param defaultPartitions partitions of topics made by {@link #createTopics(String...)} and
+     *     of auto-created topics
+     * @param overrides broker properties ({@code server.properties} keys) that replace the defaults
+     */
+    public static LocalKafka start(int port, int defaultPartitions, Map<String, String> overrides) throws IOException {
+        LocalKafka kafka = new LocalKafka(defaultPartitions, overrides);
+        try {
+            kafka.startServer(port);
+        } catch (IOException | RuntimeException e) {
+            kafka.close();
+            throw e;
         }
+        return kafka;
+    }
+
+    private void startServer(int port) throws IOException {
         long started = System.nanoTime();
         this.port = port == 0 ? freePort() : port;
         int controllerPort = freePort();
         dataDir = Files.createTempDirectory("moestream-kafka-");
-        try {
-            Properties properties = serverProperties(this.port, controllerPort, dataDir);
-            KafkaConfig config = KafkaConfig.fromProps(properties, false);
-            format(config, dataDir);
-            server = new KafkaRaftServer(config, Time.SYSTEM);
-            server.startup();
-            awaitBroker();
-        } catch (IOException | RuntimeException e) {
-            close();
-            throw e;
-        }
+        Properties properties = serverProperties(this.port, controllerPort, dataDir);
+        format(properties, dataDir);
+        server = new KafkaRaftServer(KafkaConfig.fromProps(properties, false), Time.SYSTEM);
+        server.startup();
+        awaitBroker();
         LOG.info("Kafka (KRaft, in-process) ready at bootstrap.servers={} in {} ms, data in {}",
                 bootstrapServers(), TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - started), dataDir);
-        return this;
     }
 
     /** {@code 127.0.0.1:PORT}. */
@@ -128,6 +133,11 @@ public final class LocalKafka implements AutoCloseable {
 
     /** Creates topics with the default partition count (existing ones are left as they are). */
     public void createTopics(String... names) {
+        createTopics(defaultPartitions, List.of(names));
+    }
+
+    /** Creates topics with the default partition count (existing ones are left as they are). */
+    public void createTopics(Collection<String> names) {
         createTopics(defaultPartitions, names);
     }
 
@@ -136,7 +146,7 @@ public final class LocalKafka implements AutoCloseable {
      * every partition has a leader, so a producer's first records are not lost to a topic that is
      * still being set up.
      */
-    public void createTopics(int partitions, String... names) {
+    public void createTopics(int partitions, Collection<String> names) {
         List<NewTopic> topics = new ArrayList<>();
         for (String name : names) {
             topics.add(new NewTopic(name, partitions, (short) 1));
@@ -152,7 +162,7 @@ public final class LocalKafka implements AutoCloseable {
                     }
                 }
             }
-            awaitLeaders(admin, List.of(names));
+            awaitLeaders(admin, names);
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             throw new IllegalStateException("interrupted while creating topics", e);
@@ -224,24 +234,20 @@ public final class LocalKafka implements AutoCloseable {
         return p;
     }
 
-    private static void format(KafkaConfig config, Path dir) throws IOException {
-        ByteArrayOutputStream output = new ByteArrayOutputStream();
-        Formatter formatter = new Formatter()
-                .setPrintStream(new PrintStream(output, true, StandardCharsets.UTF_8))
-                .setClusterId(Uuid.randomUuid().toString())
-                .setNodeId(NODE_ID)
-                .setReleaseVersion(MetadataVersion.LATEST_PRODUCTION)
-                .setControllerListenerName("CONTROLLER")
-                .setMetadataLogDirectory(config.metadataLogDir());
-        formatter.addDirectory(dir.resolve("data").toString());
-        formatter.addDirectory(config.metadataLogDir());
-        try {
-            formatter.run();
-        } catch (Exception e) {
-            throw new IOException("cannot format Kafka storage in " + dir + ": " + e.getMessage()
-                    + " " + output.toString(StandardCharsets.UTF_8).trim(), e);
+    // kafka-storage.sh format -t <cluster id> -c server.properties
+    private static void format(Properties properties, Path dir) throws IOException {
+        Path file = dir.resolve("server.properties");
+        try (Writer writer = Files.newBufferedWriter(file, StandardCharsets.UTF_8)) {
+            properties.store(writer, "moestream LocalKafka");
         }
-        LOG.debug("{}", output.toString(StandardCharsets.UTF_8).trim());
+        ByteArrayOutputStream output = new ByteArrayOutputStream();
+        String[] args = {"format", "--cluster-id", Uuid.randomUuid().toString(), "--config", file.toString()};
+        int exitCode = StorageTool.execute(args, new PrintStream(output, true, StandardCharsets.UTF_8));
+        String printed = output.toString(StandardCharsets.UTF_8).trim();
+        if (exitCode != 0) {
+            throw new IOException("cannot format Kafka storage in " + dir + " (exit code " + exitCode + "): " + printed);
+        }
+        LOG.debug("{}", printed);
     }
 
     private void awaitBroker() throws IOException {
@@ -266,7 +272,7 @@ public final class LocalKafka implements AutoCloseable {
         }
     }
 
-    private static void awaitLeaders(Admin admin, List<String> topics) throws InterruptedException {
+    private static void awaitLeaders(Admin admin, Collection<String> topics) throws InterruptedException {
         long deadline = System.nanoTime() + READY_TIMEOUT.toNanos();
         while (true) {
             try {

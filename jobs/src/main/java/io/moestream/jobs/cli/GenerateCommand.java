@@ -1,0 +1,212 @@
+package io.moestream.jobs.cli;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.moestream.runtime.model.DefaultModel;
+import io.moestream.runtime.model.Engine;
+import io.moestream.runtime.model.KvCache;
+import io.moestream.runtime.model.Model;
+import io.moestream.runtime.sampler.Sampler;
+import io.moestream.runtime.sampler.SamplingParams;
+import io.moestream.runtime.tokenizer.Detokenizer;
+import io.moestream.runtime.tokenizer.Tokenizer;
+
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.concurrent.Callable;
+
+import picocli.CommandLine.ArgGroup;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.ParameterException;
+import picocli.CommandLine.Spec;
+
+/** {@code moestream generate}: one prompt through the pure-Java runtime, no Flink or Kafka. */
+@Command(
+        name = "generate",
+        mixinStandardHelpOptions = true,
+        description = {
+            "Generates text for one prompt with the model runtime (no Flink, no Kafka).",
+            "Prints the generated text, or with --json one JSON object: prompt_ids, generated_ids, text"
+                    + " and, with --logits K, top_logits."
+        })
+public final class GenerateCommand implements Callable<Integer> {
+
+    @Spec CommandSpec spec;
+
+    @Option(names = "--model", paramLabel = "FILE",
+            description = "GGUF model file (default: the bundled trained-moe-q8_0 demo model).")
+    Path model;
+
+    static final class PromptInput {
+        @Option(names = "--prompt", paramLabel = "TEXT", required = true, description = "Prompt text (BOS added as the model asks).")
+        String text;
+
+        @Option(names = "--prompt-ids", paramLabel = "IDS", split = ",", required = true,
+                description = "Prompt as comma-separated token ids, used as given (e.g. 766,84,444).")
+        int[] ids;
+    }
+
+    @ArgGroup(exclusive = true, multiplicity = "1")
+    PromptInput prompt;
+
+    @Option(names = "--max-tokens", paramLabel = "N", defaultValue = "32", description = "Most tokens to generate (default: ${DEFAULT-VALUE}).")
+    int maxTokens;
+
+    @Option(names = "--temperature", paramLabel = "T", defaultValue = "0",
+            description = "Sampling temperature; 0 = greedy, ties to the lowest id (default: ${DEFAULT-VALUE}).")
+    float temperature;
+
+    @Option(names = "--seed", paramLabel = "S", defaultValue = "0", description = "Random seed; the same seed replays the same tokens (default: ${DEFAULT-VALUE}).")
+    long seed;
+
+    @Option(names = "--top-k", paramLabel = "K", defaultValue = "0", description = "Keep the K most likely tokens; 0 = off (default).")
+    int topK;
+
+    @Option(names = "--top-p", paramLabel = "P", defaultValue = "1", description = "Nucleus sampling mass in (0, 1]; 1 = off (default).")
+    float topP;
+
+    @Option(names = "--json", description = "Print one JSON object instead of the text.")
+    boolean json;
+
+    @Option(names = "--logits", paramLabel = "K", defaultValue = "0",
+            description = "With --json: add top_logits, the K highest [id, logit] pairs at the last prompt position and after each generated token.")
+    int logitsK;
+
+    @Option(names = "--ignore-eos",
+            description = "Keep generating after the end-of-sequence token (it is then part of generated_ids), as the"
+                    + " llama.cpp goldens do, so --max-tokens tokens always come out. Default: EOS stops.")
+    boolean ignoreEos;
+
+    @Override
+    public Integer call() {
+        PrintWriter out = spec.commandLine().getOut();
+        PrintWriter err = spec.commandLine().getErr();
+        Path file = model != null ? CliSupport.existingFile(model, "--model") : DefaultModel.path();
+        Model m;
+        try {
+            m = Model.load(file);
+        } catch (IOException e) {
+            err.println("cannot load model " + file + ": " + e.getMessage());
+            err.println("--model must be a GGUF file of a supported architecture (llama, qwen3moe).");
+            return 1;
+        }
+        try (m) {
+            Tokenizer tok = m.tokenizer();
+            int[] promptIds = prompt.ids != null ? prompt.ids : tok.encodePrompt(prompt.text);
+            checkArguments(m, promptIds);
+            Sampler sampler;
+            try {
+                sampler = new Sampler(new SamplingParams(maxTokens, temperature, topK, topP, seed, List.of()));
+            } catch (IllegalArgumentException e) {
+                throw new ParameterException(spec.commandLine(), e.getMessage());
+            }
+
+            Engine engine = new Engine(m);
+            KvCache cache = m.newCache();
+            Detokenizer text = new Detokenizer(tok);
+            List<Integer> generated = new ArrayList<>();
+            List<float[]> positions = new ArrayList<>();
+            float[] logits = engine.forward(cache, promptIds);
+            int printed = 0;
+            while (true) {
+                if (logitsK > 0) {
+                    positions.add(logits);
+                }
+                int next = sampler.sample(logits);
+                if (next == tok.eosId() && !ignoreEos) {
+                    break;
+                }
+                generated.add(next);
+                text.add(next);
+                if (!json) {
+                    String sofar = text.text();
+                    out.print(sofar.substring(printed));
+                    out.flush();
+                    printed = sofar.length();
+                }
+                if (generated.size() == maxTokens) {
+                    break;
+                }
+                logits = engine.forward(cache, new int[] {next});
+            }
+            if (json) {
+                out.println(toJson(promptIds, generated, text.finish(), positions));
+            } else {
+                out.println(text.finish().substring(printed));
+            }
+            out.flush();
+            return 0;
+        }
+    }
+
+    private void checkArguments(Model m, int[] promptIds) {
+        if (promptIds.length == 0) {
+            throw new ParameterException(spec.commandLine(), "the prompt is empty: give --prompt TEXT or --prompt-ids 1,2,3");
+        }
+        int vocab = m.tokenizer().vocabSize();
+        for (int id : promptIds) {
+            if (id < 0 || id >= vocab) {
+                throw new ParameterException(spec.commandLine(),
+                        "--prompt-ids: token id " + id + " is outside the vocabulary 0.." + (vocab - 1) + " of " + m.name());
+            }
+        }
+        if (maxTokens <= 0) {
+            throw new ParameterException(spec.commandLine(), "--max-tokens must be > 0, got " + maxTokens);
+        }
+        if ((long) promptIds.length + maxTokens > m.contextLength()) {
+            throw new ParameterException(spec.commandLine(), "prompt (" + promptIds.length + " tokens) + --max-tokens "
+                    + maxTokens + " exceeds the context length " + m.contextLength() + " of " + m.name());
+        }
+        if (logitsK < 0 || logitsK > vocab) {
+            throw new ParameterException(spec.commandLine(), "--logits must be in 0.." + vocab + ", got " + logitsK);
+        }
+        if (logitsK > 0 && !json) {
+            throw new ParameterException(spec.commandLine(), "--logits needs --json");
+        }
+    }
+
+    private String toJson(int[] promptIds, List<Integer> generated, String text, List<float[]> positions) {
+        ObjectMapper mapper = new ObjectMapper();
+        ObjectNode root = mapper.createObjectNode();
+        ArrayNode p = root.putArray("prompt_ids");
+        Arrays.stream(promptIds).forEach(p::add);
+        ArrayNode g = root.putArray("generated_ids");
+        generated.forEach(g::add);
+        root.put("text", text);
+        if (logitsK > 0) {
+            ArrayNode all = root.putArray("top_logits");
+            for (float[] logits : positions) {
+                ArrayNode pos = all.addArray();
+                for (int id : topIds(logits, logitsK)) {
+                    pos.addArray().add(id).add(logits[id]);
+                }
+            }
+        }
+        try {
+            return mapper.writeValueAsString(root);
+        } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    /** The k ids with the highest logits, highest first, ties to the lower id. */
+    static int[] topIds(float[] logits, int k) {
+        Integer[] idx = new Integer[logits.length];
+        for (int i = 0; i < idx.length; i++) {
+            idx[i] = i;
+        }
+        Arrays.sort(idx, (a, b) -> Float.compare(logits[b], logits[a]));
+        int[] out = new int[k];
+        for (int i = 0; i < k; i++) {
+            out[i] = idx[i];
+        }
+        return out;
+    }
+}

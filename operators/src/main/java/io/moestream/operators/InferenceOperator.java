@@ -1,0 +1,653 @@
+package io.moestream.operators;
+
+import io.moestream.runtime.model.Engine;
+import io.moestream.runtime.model.GenerationRequest;
+import io.moestream.runtime.model.GenerationResult;
+import io.moestream.runtime.model.KvCache;
+import io.moestream.runtime.model.Model;
+import io.moestream.runtime.sampler.SamplingParams;
+import io.moestream.runtime.tokenizer.Tokenizer;
+import io.moestream.schemas.ContextReady;
+import io.moestream.schemas.Document;
+import io.moestream.schemas.ErrorCode;
+import io.moestream.schemas.FinishReason;
+import io.moestream.schemas.Generation;
+import io.moestream.schemas.InferenceError;
+import io.moestream.schemas.Prompt;
+import io.moestream.schemas.PromptMode;
+import io.moestream.schemas.Timings;
+import io.moestream.schemas.Usage;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Iterator;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ScheduledFuture;
+import java.util.concurrent.TimeUnit;
+import java.util.stream.Collectors;
+import java.util.stream.Stream;
+import org.apache.flink.api.common.state.ListState;
+import org.apache.flink.api.common.state.ListStateDescriptor;
+import org.apache.flink.api.common.state.ValueState;
+import org.apache.flink.api.common.state.ValueStateDescriptor;
+import org.apache.flink.api.common.typeinfo.Types;
+import org.apache.flink.api.common.typeutils.base.array.BytePrimitiveArraySerializer;
+import org.apache.flink.formats.avro.typeutils.AvroTypeInfo;
+import org.apache.flink.metrics.Counter;
+import org.apache.flink.runtime.state.VoidNamespace;
+import org.apache.flink.runtime.state.VoidNamespaceSerializer;
+import org.apache.flink.streaming.api.datastream.DataStream;
+import org.apache.flink.streaming.api.datastream.KeyedStream;
+import org.apache.flink.streaming.api.datastream.SingleOutputStreamOperator;
+import org.apache.flink.streaming.api.operators.AbstractStreamOperator;
+import org.apache.flink.streaming.api.operators.InternalTimer;
+import org.apache.flink.streaming.api.operators.InternalTimerService;
+import org.apache.flink.streaming.api.operators.Triggerable;
+import org.apache.flink.streaming.api.operators.TwoInputStreamOperator;
+import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
+
+/**
+ * The inference operator: keyed by {@link ContextKey} (tenant, context), input 1 document parts,
+ * input 2 prompts; main output {@link Generation}, side outputs {@link OutputTags#CONTEXTS} and
+ * {@link OutputTags#ERRORS}.
+ *
+ * <p><b>Documents</b> are prefilled as their parts arrive (in order; part 0 starts or replaces the
+ * document) into the context's KV-cache, kept in keyed state; the last part makes the context
+ * ready and emits a {@link ContextReady}.
+ *
+ * <p><b>Prompts</b> are buffered in keyed state and run as one batch across keys
+ * ({@link Engine#generate}) when {@code batchSize} are buffered or {@code maxWaitMillis} after the
+ * first one arrived. A STATELESS prompt starts from an empty cache, a DOCUMENT prompt from a copy of
+ * its document's cache (the document is never changed), a CONVERSATION prompt from the conversation's
+ * cache, which then stores prompt and answer. A conversation runs at most one turn per batch, so its
+ * turns stay in order. DOCUMENT prompts for a document still arriving wait (in keyed state, with a
+ * checkpointed timer) up to {@code documentWaitMillis}.
+ *
+ * <p><b>Checkpoints</b>: buffered prompts live in keyed state, so they are in every snapshot, move
+ * with their key group on rescale and run after a restore; the in-memory index of keys with
+ * buffered prompts is rebuilt from the state backend in {@link #open()}, where the batch timer
+ * (processing-time timers of the operator itself are not checkpointed) is armed again.
+ *
+ * <p>Outputs carry no timestamps: generation is processing-time work and a buffered request may be
+ * answered after the watermark passed its input.
+ */
+public class InferenceOperator extends AbstractStreamOperator<Generation>
+        implements TwoInputStreamOperator<Document, Prompt, Generation>, Triggerable<String, VoidNamespace> {
+
+    private static final long serialVersionUID = 1L;
+
+    /** KV-cache of a context: {@link KvCache#toBytes()}. */
+    public static final String KV_STATE = "kv-cache";
+    /** {@link ContextMeta} of a context. */
+    public static final String META_STATE = "context-meta";
+    /** Prompts waiting for their batch. */
+    public static final String PENDING_STATE = "pending-prompts";
+    /** DOCUMENT prompts waiting for their document's last part. */
+    public static final String WAITING_STATE = "waiting-prompts";
+    /** Keyed processing-time timers ending the wait of {@link #WAITING_STATE}. */
+    public static final String DOCUMENT_WAIT_TIMERS = "document-wait";
+
+    // ---------------- configuration ----------------
+
+    private final InferenceConfig config;
+
+    // ---------------- transient runtime ----------------
+
+    private transient Model model;
+    private transient Engine engine;
+    private transient Tokenizer tokenizer;
+    private transient String modelName;
+    /** Keys with buffered prompts, oldest first, and how many each has; rebuilt from state in open(). */
+    private transient LinkedHashMap<String, Integer> pendingByKey;
+    private transient int pendingTotal;
+    private transient ScheduledFuture<?> batchTimer;
+    private transient InternalTimerService<VoidNamespace> documentWaitTimers;
+    private transient Counter generationsOut;
+    private transient Counter errorsOut;
+    private transient Counter batchesRun;
+
+    // ---------------- checkpointed state (keyed) ----------------
+
+    private transient ValueState<byte[]> kvState;
+    private transient ValueState<ContextMeta> metaState;
+    private transient ListState<PendingPrompt> pendingState;
+    private transient ListState<PendingPrompt> waitingState;
+
+    public InferenceOperator(InferenceConfig config) {
+        this.config = config;
+    }
+
+    /**
+     * Keys documents and prompts by {@link ContextKey} and connects them to an inference operator
+     * (name and uid {@code "inference"}).
+     *
+     * <pre>{@code
+     * SingleOutputStreamOperator<Generation> generations = InferenceOperator.apply(documents, prompts, config);
+     * DataStream<ContextReady> ready = generations.getSideOutput(OutputTags.CONTEXTS);
+     * DataStream<InferenceError> errors = generations.getSideOutput(OutputTags.ERRORS);
+     * }</pre>
+     */
+    public static SingleOutputStreamOperator<Generation> apply(
+            DataStream<Document> documents, DataStream<Prompt> prompts, InferenceConfig config) {
+        KeyedStream<Document, String> keyedDocuments = documents.keyBy(ContextKey.documentSelector(), Types.STRING);
+        KeyedStream<Prompt, String> keyedPrompts = prompts.keyBy(ContextKey.promptSelector(), Types.STRING);
+        return keyedDocuments.connect(keyedPrompts)
+                .transform("inference", new AvroTypeInfo<>(Generation.class), new InferenceOperator(config))
+                .uid("inference");
+    }
+
+    @Override
+    public void open() throws Exception {
+        super.open();
+        model = SharedModels.get(Path.of(config.modelPath()));
+        engine = new Engine(model);
+        tokenizer = model.tokenizer();
+        modelName = config.modelName() != null ? config.modelName() : model.name();
+
+        kvState = getPartitionedState(new ValueStateDescriptor<>(KV_STATE, BytePrimitiveArraySerializer.INSTANCE));
+        metaState = getPartitionedState(new ValueStateDescriptor<>(META_STATE, ContextMetaSerializer.INSTANCE));
+        pendingState = getPartitionedState(new ListStateDescriptor<>(PENDING_STATE, PendingPromptSerializer.INSTANCE));
+        waitingState = getPartitionedState(new ListStateDescriptor<>(WAITING_STATE, PendingPromptSerializer.INSTANCE));
+        documentWaitTimers = getInternalTimerService(DOCUMENT_WAIT_TIMERS, VoidNamespaceSerializer.INSTANCE, this);
+
+        generationsOut = getMetricGroup().counter("generations");
+        errorsOut = getMetricGroup().counter("errors");
+        batchesRun = getMetricGroup().counter("batches");
+        getMetricGroup().gauge("pendingRequests", () -> pendingTotal);
+
+        rebuildPendingIndex();
+        if (pendingTotal > 0) {
+            LOG.info("{} buffered prompts of {} keys restored; they run within {} ms",
+                    pendingTotal, pendingByKey.size(), config.maxWaitMillis());
+            armBatchTimer();
+        }
+    }
+
+    private void rebuildPendingIndex() throws Exception {
+        pendingByKey = new LinkedHashMap<>();
+        pendingTotal = 0;
+        List<String> keys;
+        try (Stream<String> stream = this.<String>getKeyedStateBackend().getKeys(PENDING_STATE, VoidNamespace.INSTANCE)) {
+            keys = stream.collect(Collectors.toList());
+        }
+        for (String key : keys) {
+            setCurrentKey(key);
+            int n = 0;
+            for (PendingPrompt ignored : orEmpty(pendingState.get())) {
+                n++;
+            }
+            if (n > 0) {
+                pendingByKey.put(key, n);
+                pendingTotal += n;
+            }
+        }
+    }
+
+    // ---------------- documents ----------------
+
+    @Override
+    public void processElement1(StreamRecord<Document> element) throws Exception {
+        Document part = element.getValue();
+        long now = now();
+        ContextMeta meta = metaState.value();
+        if (meta != null && meta.kind() == ContextMeta.Kind.CONVERSATION) {
+            emitError(ErrorRecords.forDocument(part, ErrorCode.INVALID_PARAMS, "context '" + part.getDocumentId()
+                    + "' is a conversation of tenant '" + part.getTenant() + "': give the document another id", now));
+            return;
+        }
+        KvCache cache;
+        int[] ids;
+        if (part.getPart() == 0) {
+            cache = model.newCache();
+            ids = tokenizer.encodePrompt(part.getText());
+        } else if (meta == null) {
+            emitError(ErrorRecords.forDocument(part, ErrorCode.DOCUMENT_OUT_OF_ORDER, "part " + part.getPart()
+                    + " of document '" + part.getDocumentId() + "' arrived but part 0 did not (or the document was"
+                    + " rejected): send the parts in order, starting at 0", now));
+            return;
+        } else if (meta.complete()) {
+            emitError(ErrorRecords.forDocument(part, ErrorCode.DOCUMENT_OUT_OF_ORDER, "part " + part.getPart()
+                    + " of document '" + part.getDocumentId() + "' arrived after its last part (" + (meta.nextPart() - 1)
+                    + "): to replace the document send it again from part 0", now));
+            return;
+        } else if (part.getPart() != meta.nextPart()) {
+            emitError(ErrorRecords.forDocument(part, ErrorCode.DOCUMENT_OUT_OF_ORDER, "part " + part.getPart()
+                    + " of document '" + part.getDocumentId() + "' arrived but part " + meta.nextPart()
+                    + " is expected next: send the parts in order, without gaps", now));
+            return;
+        } else {
+            cache = model.cacheFromBytes(kvState.value());
+            ids = tokenizer.encode(part.getText(), false);
+        }
+
+        if (cache.length() + ids.length > model.contextLength()) {
+            String message = "document '" + part.getDocumentId() + "' needs " + (cache.length() + ids.length)
+                    + " tokens up to part " + part.getPart() + " but the model's context window is "
+                    + model.contextLength() + " tokens: split it into smaller documents";
+            emitError(ErrorRecords.forDocument(part, ErrorCode.DOCUMENT_TOO_LARGE, message, now));
+            kvState.clear();
+            metaState.clear();
+            failWaiting("document '" + part.getDocumentId() + "' was rejected: " + message, now);
+            return;
+        }
+
+        long started = System.nanoTime();
+        try {
+            if (ids.length > 0) {
+                engine.forward(cache, ids);
+            }
+        } catch (RuntimeException e) {
+            LOG.warn("prefill of document part failed", e);
+            emitError(ErrorRecords.forDocument(part, ErrorCode.MODEL_ERROR, "prefill of part " + part.getPart()
+                    + " of document '" + part.getDocumentId() + "' failed: " + e + "; the part can be sent again", now));
+            return;
+        }
+        long prefillNanos = System.nanoTime() - started;
+
+        byte[] bytes = cache.toBytes();
+        kvState.update(bytes);
+        meta = part.getPart() == 0
+                ? ContextMeta.documentStarted(part.getTenant(), part.getDocumentId(), cache.length(), prefillNanos,
+                        part.getLast(), now)
+                : meta.withPart(cache.length(), prefillNanos, part.getLast(), now);
+        metaState.update(meta);
+
+        if (meta.complete()) {
+            output.collect(OutputTags.CONTEXTS, new StreamRecord<>(contextReady(meta, bytes.length)));
+            releaseWaiting(ContextKey.of(part));
+            flushIfFull();
+        }
+    }
+
+    private ContextReady contextReady(ContextMeta meta, long kvBytes) {
+        long fp16Bytes = 2L * model.config().layers() * meta.tokens() * model.config().kvDim() * 2L;
+        return ContextReady.newBuilder()
+                .setTenant(meta.tenant())
+                .setContextId(meta.contextId())
+                .setTokens(meta.tokens())
+                .setKvBytes(kvBytes)
+                .setCompressionRatio(kvBytes == 0 ? 0f : (float) fp16Bytes / kvBytes)
+                .setPrefillMs(TimeUnit.NANOSECONDS.toMillis(meta.prefillNanos()))
+                .setModel(modelName)
+                .build();
+    }
+
+    /** The current key's document is complete: its waiting prompts join the batch buffer. */
+    private void releaseWaiting(String key) throws Exception {
+        for (PendingPrompt p : orEmpty(waitingState.get())) {
+            documentWaitTimers.deleteProcessingTimeTimer(VoidNamespace.INSTANCE, waitDeadline(p));
+            enqueue(key, p);
+        }
+        waitingState.clear();
+    }
+
+    /** The current key's document will not complete: its waiting prompts are answered with an error. */
+    private void failWaiting(String message, long now) throws Exception {
+        for (PendingPrompt p : orEmpty(waitingState.get())) {
+            documentWaitTimers.deleteProcessingTimeTimer(VoidNamespace.INSTANCE, waitDeadline(p));
+            emitError(ErrorRecords.forPrompt(p.prompt(), ErrorCode.DOCUMENT_INCOMPLETE, message, now));
+        }
+        waitingState.clear();
+    }
+
+    // ---------------- prompts ----------------
+
+    @Override
+    public void processElement2(StreamRecord<Prompt> element) throws Exception {
+        Prompt prompt = element.getValue();
+        PendingPrompt pending = new PendingPrompt(prompt, now());
+        if (prompt.getMode() == PromptMode.DOCUMENT && !documentReady(pending)) {
+            return;
+        }
+        enqueue((String) getCurrentKey(), pending);
+        flushIfFull();
+    }
+
+    /**
+     * Whether the current key's document can answer the prompt now; if not, the prompt is answered
+     * with an error (no such document) or waits for the document's last part.
+     */
+    private boolean documentReady(PendingPrompt pending) throws Exception {
+        ContextMeta meta = metaState.value();
+        Prompt prompt = pending.prompt();
+        if (meta == null || meta.kind() != ContextMeta.Kind.DOCUMENT) {
+            emitError(ErrorRecords.forPrompt(prompt, ErrorCode.UNKNOWN_CONTEXT, "tenant '" + prompt.getTenant()
+                    + "' has no document '" + prompt.getContextId() + "'" + (meta == null ? "" : " (it is a conversation)")
+                    + ": send the document first, or check context_id and tenant", now()));
+            return false;
+        }
+        if (!meta.complete()) {
+            waitingState.add(pending);
+            documentWaitTimers.registerProcessingTimeTimer(VoidNamespace.INSTANCE, waitDeadline(pending));
+            return false;
+        }
+        return true;
+    }
+
+    private long waitDeadline(PendingPrompt p) {
+        return p.arrivalMillis() + config.documentWaitMillis();
+    }
+
+    /** A document-wait deadline passed for the current key. */
+    @Override
+    public void onProcessingTime(InternalTimer<String, VoidNamespace> timer) throws Exception {
+        List<PendingPrompt> stillWaiting = new ArrayList<>();
+        ContextMeta meta = metaState.value();
+        for (PendingPrompt p : orEmpty(waitingState.get())) {
+            if (waitDeadline(p) > timer.getTimestamp()) {
+                stillWaiting.add(p);
+                continue;
+            }
+            String received = meta == null ? "no parts" : "parts 0.." + (meta.nextPart() - 1);
+            emitError(ErrorRecords.forPrompt(p.prompt(), ErrorCode.DOCUMENT_INCOMPLETE, "document '"
+                    + p.prompt().getContextId() + "' did not complete within " + config.documentWaitMillis()
+                    + " ms (received " + received + ", the part with last=true has not arrived): send its"
+                    + " remaining parts, then ask again", timer.getTimestamp()));
+        }
+        if (stillWaiting.isEmpty()) {
+            waitingState.clear();
+        } else {
+            waitingState.update(stillWaiting);
+        }
+    }
+
+    @Override
+    public void onEventTime(InternalTimer<String, VoidNamespace> timer) {}
+
+    private void enqueue(String key, PendingPrompt pending) throws Exception {
+        pendingState.add(pending);
+        pendingByKey.merge(key, 1, Integer::sum);
+        pendingTotal++;
+    }
+
+    private void flushIfFull() throws Exception {
+        if (pendingTotal >= config.batchSize()) {
+            flush(false);
+        }
+        if (pendingTotal > 0) {
+            armBatchTimer();
+        }
+    }
+
+    private void armBatchTimer() {
+        if (batchTimer != null) {
+            return;
+        }
+        batchTimer = getProcessingTimeService().registerTimer(now() + config.maxWaitMillis(), time -> {
+            batchTimer = null;
+            flush(true);
+        });
+    }
+
+    /** Runs batches while a full one is buffered, or until nothing is buffered when {@code drain}. */
+    private void flush(boolean drain) throws Exception {
+        Object previousKey = getCurrentKey();
+        try {
+            while (pendingTotal > 0 && (drain || pendingTotal >= config.batchSize())) {
+                runBatch(takeBatch());
+            }
+        } finally {
+            if (previousKey != null) {
+                setCurrentKey(previousKey);
+            }
+        }
+    }
+
+    /** Takes up to {@code batchSize} runnable prompts out of the buffer, oldest keys first. */
+    private List<Slot> takeBatch() throws Exception {
+        List<Slot> batch = new ArrayList<>(config.batchSize());
+        Iterator<Map.Entry<String, Integer>> keys = pendingByKey.entrySet().iterator();
+        while (batch.size() < config.batchSize() && keys.hasNext()) {
+            Map.Entry<String, Integer> entry = keys.next();
+            setCurrentKey(entry.getKey());
+            List<PendingPrompt> rest = new ArrayList<>();
+            int before = 0;
+            boolean turnTaken = false; // a conversation's next turn needs this turn's cache: next batch
+            for (PendingPrompt p : orEmpty(pendingState.get())) {
+                before++;
+                if (turnTaken || batch.size() >= config.batchSize()) {
+                    rest.add(p);
+                    continue;
+                }
+                Slot slot = admit(entry.getKey(), p);
+                if (slot != null) {
+                    batch.add(slot);
+                    turnTaken = slot.conversation();
+                }
+            }
+            pendingTotal -= before - rest.size();
+            if (rest.isEmpty()) {
+                pendingState.clear();
+                keys.remove();
+            } else {
+                pendingState.update(rest);
+                entry.setValue(rest.size());
+            }
+        }
+        return batch;
+    }
+
+    /** Prepares one prompt of the current key for the batch, or answers it with an error (null). */
+    private Slot admit(String key, PendingPrompt pending) throws Exception {
+        Prompt prompt = pending.prompt();
+        long now = now();
+        try {
+            byte[] base = null;
+            ContextMeta meta = null;
+            int[] ids;
+            switch (prompt.getMode()) {
+                case DOCUMENT -> {
+                    if (!documentReady(pending)) {
+                        return null;
+                    }
+                    base = kvState.value();
+                    ids = tokenizer.encode(prompt.getText(), false);
+                }
+                case CONVERSATION -> {
+                    meta = metaState.value();
+                    if (meta != null && meta.kind() != ContextMeta.Kind.CONVERSATION) {
+                        emitError(ErrorRecords.forPrompt(prompt, ErrorCode.INVALID_PARAMS, "context '"
+                                + prompt.getContextId() + "' is a document: ask about it with mode DOCUMENT, or use"
+                                + " another context_id for the conversation", now));
+                        return null;
+                    }
+                    base = meta == null ? null : kvState.value();
+                    ids = base == null ? tokenizer.encodePrompt(prompt.getText()) : tokenizer.encode(prompt.getText(), false);
+                }
+                default -> ids = tokenizer.encodePrompt(prompt.getText());
+            }
+            KvCache cache = base == null ? model.newCache() : model.cacheFromBytes(base);
+            int cached = cache.length();
+            if (ids.length == 0) {
+                emitError(ErrorRecords.forPrompt(prompt, ErrorCode.INVALID_PARAMS,
+                        "text encodes to no tokens: send some text", now));
+                return null;
+            }
+            int room = model.contextLength() - cached - ids.length;
+            if (room < 1) {
+                emitError(ErrorRecords.forPrompt(prompt, ErrorCode.CONTEXT_OVERFLOW, "prompt has " + ids.length
+                        + " tokens after " + cached + " tokens of context, but the model's context window is "
+                        + model.contextLength() + " tokens and the answer needs at least one: shorten the prompt"
+                        + (cached > 0 ? " or start a new context" : ""), now));
+                return null;
+            }
+            int maxTokens = Math.min(Math.min(prompt.getMaxTokens(), config.maxTokensCap()), room);
+            if (maxTokens < 1) {
+                emitError(ErrorRecords.forPrompt(prompt, ErrorCode.INVALID_PARAMS, "max_tokens is "
+                        + prompt.getMaxTokens() + ": it must be between 1 and " + config.maxTokensCap(), now));
+                return null;
+            }
+            SamplingParams params = PromptSampling.params(prompt, maxTokens);
+            boolean conversation = prompt.getMode() == PromptMode.CONVERSATION;
+            return new Slot(key, pending, ids, params, base, cached, meta,
+                    new GenerationRequest(cache, ids, params, conversation));
+        } catch (RuntimeException e) {
+            LOG.warn("cannot prepare request {}", prompt.getRequestId(), e);
+            emitError(ErrorRecords.forPrompt(prompt, ErrorCode.MODEL_ERROR, "cannot prepare the request: " + e, now));
+            return null;
+        }
+    }
+
+    private void runBatch(List<Slot> batch) throws Exception {
+        if (batch.isEmpty()) {
+            return;
+        }
+        long started = now();
+        List<GenerationResult> results = generate(batch);
+        batchesRun.inc();
+        long now = now();
+        for (int i = 0; i < batch.size(); i++) {
+            Slot slot = batch.get(i);
+            GenerationResult result = results.get(i);
+            if (result == null) {
+                continue; // answered with MODEL_ERROR
+            }
+            setCurrentKey(slot.key());
+            Prompt prompt = slot.pending().prompt();
+            if (slot.conversation()) {
+                KvCache cache = slot.request.cache();
+                kvState.update(cache.toBytes());
+                metaState.update(slot.meta() == null
+                        ? ContextMeta.conversationStarted(prompt.getTenant(), prompt.getContextId(), cache.length(), now)
+                        : slot.meta().withTurn(cache.length(), now));
+            }
+            output.collect(new StreamRecord<>(generation(slot, result, Math.max(0, started - slot.pending().arrivalMillis()))));
+            generationsOut.inc();
+        }
+    }
+
+    /**
+     * Runs the batch; if it fails, runs its requests one by one, so that only the failing ones are
+     * answered with MODEL_ERROR (null in the returned list).
+     */
+    private List<GenerationResult> generate(List<Slot> batch) throws Exception {
+        try {
+            return engine.generate(batch.stream().map(s -> s.request).collect(Collectors.toList()));
+        } catch (RuntimeException batchFailure) {
+            LOG.warn("a batch of {} requests failed; running them one by one", batch.size(), batchFailure);
+        }
+        List<GenerationResult> results = new ArrayList<>(batch.size());
+        for (Slot slot : batch) {
+            try {
+                slot.request = slot.freshRequest(model);
+                results.add(engine.generate(List.of(slot.request)).get(0));
+            } catch (RuntimeException e) {
+                LOG.warn("request {} failed", slot.pending().prompt().getRequestId(), e);
+                setCurrentKey(slot.key());
+                emitError(ErrorRecords.forPrompt(slot.pending().prompt(), ErrorCode.MODEL_ERROR,
+                        "the model failed on this request: " + e, now()));
+                results.add(null);
+            }
+        }
+        return results;
+    }
+
+    private Generation generation(Slot slot, GenerationResult result, long queuedMillis) {
+        Prompt prompt = slot.pending().prompt();
+        return Generation.newBuilder()
+                .setRequestId(prompt.getRequestId())
+                .setTenant(prompt.getTenant())
+                .setContextId(prompt.getMode() == PromptMode.STATELESS ? null : prompt.getContextId())
+                .setText(result.text())
+                .setTokenIds(Arrays.stream(result.tokenIds()).boxed().collect(Collectors.toList()))
+                .setFinishReason(FinishReason.valueOf(result.finishReason().name()))
+                .setUsage(Usage.newBuilder()
+                        .setPromptTokens(slot.promptIds().length)
+                        .setCachedTokens(slot.cachedTokens())
+                        .setGeneratedTokens(result.tokenIds().length)
+                        .build())
+                .setTimings(Timings.newBuilder()
+                        .setQueuedMs(queuedMillis)
+                        .setPrefillMs(TimeUnit.NANOSECONDS.toMillis(result.prefillNanos()))
+                        .setDecodeMs(TimeUnit.NANOSECONDS.toMillis(result.decodeNanos()))
+                        .build())
+                .setModel(modelName)
+                .build();
+    }
+
+    // ---------------- end of input ----------------
+
+    /** End of (bounded) input: buffered prompts run; prompts waiting for a document get an error. */
+    @Override
+    public void finish() throws Exception {
+        flush(true);
+        List<String> keys;
+        try (Stream<String> stream = this.<String>getKeyedStateBackend().getKeys(WAITING_STATE, VoidNamespace.INSTANCE)) {
+            keys = stream.collect(Collectors.toList());
+        }
+        for (String key : keys) {
+            setCurrentKey(key);
+            failWaiting("the input ended before document '" + ContextKey.id(key) + "' completed", now());
+        }
+        super.finish();
+    }
+
+    private void emitError(InferenceError.Builder error) {
+        output.collect(OutputTags.ERRORS, new StreamRecord<>(error.build()));
+        errorsOut.inc();
+    }
+
+    private long now() {
+        return getProcessingTimeService().getCurrentProcessingTime();
+    }
+
+    private static <T> Iterable<T> orEmpty(Iterable<T> values) {
+        return values == null ? List.of() : values;
+    }
+
+    /** One prompt in a batch. {@code request} is replaced when the batch is retried one by one. */
+    private static final class Slot {
+        private final String key;
+        private final PendingPrompt pending;
+        private final int[] promptIds;
+        private final SamplingParams params;
+        private final byte[] base;
+        private final int cachedTokens;
+        private final ContextMeta meta;
+        private GenerationRequest request;
+
+        Slot(String key, PendingPrompt pending, int[] promptIds, SamplingParams params, byte[] base,
+                int cachedTokens, ContextMeta meta, GenerationRequest request) {
+            this.key = key;
+            this.pending = pending;
+            this.promptIds = promptIds;
+            this.params = params;
+            this.base = base;
+            this.cachedTokens = cachedTokens;
+            this.meta = meta;
+            this.request = request;
+        }
+
+        String key() {
+            return key;
+        }
+
+        PendingPrompt pending() {
+            return pending;
+        }
+
+        int[] promptIds() {
+            return promptIds;
+        }
+
+        int cachedTokens() {
+            return cachedTokens;
+        }
+
+        ContextMeta meta() {
+            return meta;
+        }
+
+        boolean conversation() {
+            return request.commitAnswer();
+        }
+
+        /** The request again on an untouched cache (a failed batch may have appended to the old one). */
+        GenerationRequest freshRequest(Model model) {
+            KvCache cache = base == null ? model.newCache() : model.cacheFromBytes(base);
+            return new GenerationRequest(cache, promptIds, params, request.commitAnswer());
+        }
+    }
+}
