@@ -56,7 +56,7 @@ public final class MoeStreamJob {
 
         int maxTokensCap = conf.get(JobOptions.MAX_TOKENS_CAP);
         SingleOutputStreamOperator<Document> documents = documentBytes
-                .process(AvroDecodeFunction.documents(maxTokensCap))
+                .process(AvroDecodeFunction.documents())
                 .name("decode-documents").uid("decode-documents");
         SingleOutputStreamOperator<Prompt> prompts = promptBytes
                 .process(AvroDecodeFunction.prompts(maxTokensCap))

@@ -10,16 +10,12 @@ import io.moestream.runtime.tokenizer.Tokenizer;
 import io.moestream.schemas.ContextReady;
 import io.moestream.schemas.Document;
 import io.moestream.schemas.ErrorCode;
-import io.moestream.schemas.FinishReason;
 import io.moestream.schemas.Generation;
 import io.moestream.schemas.InferenceError;
 import io.moestream.schemas.Prompt;
 import io.moestream.schemas.PromptMode;
-import io.moestream.schemas.Timings;
-import io.moestream.schemas.Usage;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -28,6 +24,7 @@ import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.TimeUnit;
 import java.util.stream.Collectors;
 import java.util.stream.Stream;
+import org.apache.flink.annotation.VisibleForTesting;
 import org.apache.flink.api.common.state.ListState;
 import org.apache.flink.api.common.state.ListStateDescriptor;
 import org.apache.flink.api.common.state.ValueState;
@@ -47,6 +44,8 @@ import org.apache.flink.streaming.api.operators.InternalTimerService;
 import org.apache.flink.streaming.api.operators.Triggerable;
 import org.apache.flink.streaming.api.operators.TwoInputStreamOperator;
 import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * The inference operator: keyed by {@link ContextKey} (tenant, context), input 1 document parts,
@@ -77,6 +76,8 @@ public class InferenceOperator extends AbstractStreamOperator<Generation>
         implements TwoInputStreamOperator<Document, Prompt, Generation>, Triggerable<String, VoidNamespace> {
 
     private static final long serialVersionUID = 1L;
+
+    private static final Logger LOG = LoggerFactory.getLogger(InferenceOperator.class);
 
     /** KV-cache of a context: {@link KvCache#toBytes()}. */
     public static final String KV_STATE = "kv-cache";
@@ -396,12 +397,12 @@ public class InferenceOperator extends AbstractStreamOperator<Generation>
     }
 
     /** Takes up to {@code batchSize} runnable prompts out of the buffer, oldest keys first. */
-    private List<Slot> takeBatch() throws Exception {
-        List<Slot> batch = new ArrayList<>(config.batchSize());
+    private List<BatchEntry> takeBatch() throws Exception {
+        List<BatchEntry> batch = new ArrayList<>(config.batchSize());
         Iterator<Map.Entry<String, Integer>> keys = pendingByKey.entrySet().iterator();
         while (batch.size() < config.batchSize() && keys.hasNext()) {
-            Map.Entry<String, Integer> entry = keys.next();
-            setCurrentKey(entry.getKey());
+            Map.Entry<String, Integer> queue = keys.next();
+            setCurrentKey(queue.getKey());
             List<PendingPrompt> rest = new ArrayList<>();
             int before = 0;
             boolean turnTaken = false; // a conversation's next turn needs this turn's cache: next batch
@@ -411,10 +412,10 @@ public class InferenceOperator extends AbstractStreamOperator<Generation>
                     rest.add(p);
                     continue;
                 }
-                Slot slot = admit(entry.getKey(), p);
-                if (slot != null) {
-                    batch.add(slot);
-                    turnTaken = slot.conversation();
+                BatchEntry admitted = admit(queue.getKey(), p);
+                if (admitted != null) {
+                    batch.add(admitted);
+                    turnTaken = admitted.conversation();
                 }
             }
             pendingTotal -= before - rest.size();
@@ -423,14 +424,14 @@ public class InferenceOperator extends AbstractStreamOperator<Generation>
                 keys.remove();
             } else {
                 pendingState.update(rest);
-                entry.setValue(rest.size());
+                queue.setValue(rest.size());
             }
         }
         return batch;
     }
 
     /** Prepares one prompt of the current key for the batch, or answers it with an error (null). */
-    private Slot admit(String key, PendingPrompt pending) throws Exception {
+    private BatchEntry admit(String key, PendingPrompt pending) throws Exception {
         Prompt prompt = pending.prompt();
         long now = now();
         try {
@@ -481,8 +482,7 @@ public class InferenceOperator extends AbstractStreamOperator<Generation>
             }
             SamplingParams params = PromptSampling.params(prompt, maxTokens);
             boolean conversation = prompt.getMode() == PromptMode.CONVERSATION;
-            return new Slot(key, pending, ids, params, base, cached, meta,
-                    new GenerationRequest(cache, ids, params, conversation));
+            return new BatchEntry(key, pending, base, cached, meta, new GenerationRequest(cache, ids, params, conversation));
         } catch (RuntimeException e) {
             LOG.warn("cannot prepare request {}", prompt.getRequestId(), e);
             emitError(ErrorRecords.forPrompt(prompt, ErrorCode.MODEL_ERROR, "cannot prepare the request: " + e, now));
@@ -490,7 +490,7 @@ public class InferenceOperator extends AbstractStreamOperator<Generation>
         }
     }
 
-    private void runBatch(List<Slot> batch) throws Exception {
+    private void runBatch(List<BatchEntry> batch) throws Exception {
         if (batch.isEmpty()) {
             return;
         }
@@ -499,21 +499,22 @@ public class InferenceOperator extends AbstractStreamOperator<Generation>
         batchesRun.inc();
         long now = now();
         for (int i = 0; i < batch.size(); i++) {
-            Slot slot = batch.get(i);
+            BatchEntry entry = batch.get(i);
             GenerationResult result = results.get(i);
             if (result == null) {
                 continue; // answered with MODEL_ERROR
             }
-            setCurrentKey(slot.key());
-            Prompt prompt = slot.pending().prompt();
-            if (slot.conversation()) {
-                KvCache cache = slot.request.cache();
+            setCurrentKey(entry.key());
+            Prompt prompt = entry.pending().prompt();
+            if (entry.conversation()) {
+                KvCache cache = entry.request().cache();
                 kvState.update(cache.toBytes());
-                metaState.update(slot.meta() == null
+                metaState.update(entry.meta() == null
                         ? ContextMeta.conversationStarted(prompt.getTenant(), prompt.getContextId(), cache.length(), now)
-                        : slot.meta().withTurn(cache.length(), now));
+                        : entry.meta().withTurn(cache.length(), now));
             }
-            output.collect(new StreamRecord<>(generation(slot, result, Math.max(0, started - slot.pending().arrivalMillis()))));
+            output.collect(new StreamRecord<>(
+                    entry.toGeneration(result, Math.max(0, started - entry.pending().arrivalMillis()), modelName)));
             generationsOut.inc();
         }
     }
@@ -522,49 +523,26 @@ public class InferenceOperator extends AbstractStreamOperator<Generation>
      * Runs the batch; if it fails, runs its requests one by one, so that only the failing ones are
      * answered with MODEL_ERROR (null in the returned list).
      */
-    private List<GenerationResult> generate(List<Slot> batch) throws Exception {
+    private List<GenerationResult> generate(List<BatchEntry> batch) throws Exception {
         try {
-            return engine.generate(batch.stream().map(s -> s.request).collect(Collectors.toList()));
+            return engine.generate(batch.stream().map(BatchEntry::request).collect(Collectors.toList()));
         } catch (RuntimeException batchFailure) {
             LOG.warn("a batch of {} requests failed; running them one by one", batch.size(), batchFailure);
         }
         List<GenerationResult> results = new ArrayList<>(batch.size());
-        for (Slot slot : batch) {
+        for (BatchEntry entry : batch) {
             try {
-                slot.request = slot.freshRequest(model);
-                results.add(engine.generate(List.of(slot.request)).get(0));
+                entry.retryOnFreshCache(model);
+                results.add(engine.generate(List.of(entry.request())).get(0));
             } catch (RuntimeException e) {
-                LOG.warn("request {} failed", slot.pending().prompt().getRequestId(), e);
-                setCurrentKey(slot.key());
-                emitError(ErrorRecords.forPrompt(slot.pending().prompt(), ErrorCode.MODEL_ERROR,
+                LOG.warn("request {} failed", entry.pending().prompt().getRequestId(), e);
+                setCurrentKey(entry.key());
+                emitError(ErrorRecords.forPrompt(entry.pending().prompt(), ErrorCode.MODEL_ERROR,
                         "the model failed on this request: " + e, now()));
                 results.add(null);
             }
         }
         return results;
-    }
-
-    private Generation generation(Slot slot, GenerationResult result, long queuedMillis) {
-        Prompt prompt = slot.pending().prompt();
-        return Generation.newBuilder()
-                .setRequestId(prompt.getRequestId())
-                .setTenant(prompt.getTenant())
-                .setContextId(prompt.getMode() == PromptMode.STATELESS ? null : prompt.getContextId())
-                .setText(result.text())
-                .setTokenIds(Arrays.stream(result.tokenIds()).boxed().collect(Collectors.toList()))
-                .setFinishReason(FinishReason.valueOf(result.finishReason().name()))
-                .setUsage(Usage.newBuilder()
-                        .setPromptTokens(slot.promptIds().length)
-                        .setCachedTokens(slot.cachedTokens())
-                        .setGeneratedTokens(result.tokenIds().length)
-                        .build())
-                .setTimings(Timings.newBuilder()
-                        .setQueuedMs(queuedMillis)
-                        .setPrefillMs(TimeUnit.NANOSECONDS.toMillis(result.prefillNanos()))
-                        .setDecodeMs(TimeUnit.NANOSECONDS.toMillis(result.decodeNanos()))
-                        .build())
-                .setModel(modelName)
-                .build();
     }
 
     // ---------------- end of input ----------------
@@ -584,6 +562,28 @@ public class InferenceOperator extends AbstractStreamOperator<Generation>
         super.finish();
     }
 
+    @VisibleForTesting
+    byte[] storedCache(String key) throws Exception {
+        setCurrentKey(key);
+        return kvState.value();
+    }
+
+    @VisibleForTesting
+    ContextMeta storedMeta(String key) throws Exception {
+        setCurrentKey(key);
+        return metaState.value();
+    }
+
+    @VisibleForTesting
+    long batchesRun() {
+        return batchesRun.getCount();
+    }
+
+    @VisibleForTesting
+    int pendingRequests() {
+        return pendingTotal;
+    }
+
     private void emitError(InferenceError.Builder error) {
         output.collect(OutputTags.ERRORS, new StreamRecord<>(error.build()));
         errorsOut.inc();
@@ -595,59 +595,5 @@ public class InferenceOperator extends AbstractStreamOperator<Generation>
 
     private static <T> Iterable<T> orEmpty(Iterable<T> values) {
         return values == null ? List.of() : values;
-    }
-
-    /** One prompt in a batch. {@code request} is replaced when the batch is retried one by one. */
-    private static final class Slot {
-        private final String key;
-        private final PendingPrompt pending;
-        private final int[] promptIds;
-        private final SamplingParams params;
-        private final byte[] base;
-        private final int cachedTokens;
-        private final ContextMeta meta;
-        private GenerationRequest request;
-
-        Slot(String key, PendingPrompt pending, int[] promptIds, SamplingParams params, byte[] base,
-                int cachedTokens, ContextMeta meta, GenerationRequest request) {
-            this.key = key;
-            this.pending = pending;
-            this.promptIds = promptIds;
-            this.params = params;
-            this.base = base;
-            this.cachedTokens = cachedTokens;
-            this.meta = meta;
-            this.request = request;
-        }
-
-        String key() {
-            return key;
-        }
-
-        PendingPrompt pending() {
-            return pending;
-        }
-
-        int[] promptIds() {
-            return promptIds;
-        }
-
-        int cachedTokens() {
-            return cachedTokens;
-        }
-
-        ContextMeta meta() {
-            return meta;
-        }
-
-        boolean conversation() {
-            return request.commitAnswer();
-        }
-
-        /** The request again on an untouched cache (a failed batch may have appended to the old one). */
-        GenerationRequest freshRequest(Model model) {
-            KvCache cache = base == null ? model.newCache() : model.cacheFromBytes(base);
-            return new GenerationRequest(cache, promptIds, params, request.commitAnswer());
-        }
     }
 }

@@ -1,0 +1,409 @@
+package io.moestream.operators;
+
+import static io.moestream.operators.TestRecords.askDocument;
+import static io.moestream.operators.TestRecords.part;
+import static io.moestream.operators.TestRecords.stateless;
+import static io.moestream.operators.TestRecords.turn;
+import static org.assertj.core.api.Assertions.assertThat;
+
+import io.moestream.runtime.model.GenerationResult;
+import io.moestream.runtime.model.KvCache;
+import io.moestream.runtime.sampler.SamplingParams;
+import io.moestream.schemas.ContextReady;
+import io.moestream.schemas.Document;
+import io.moestream.schemas.ErrorCode;
+import io.moestream.schemas.Generation;
+import io.moestream.schemas.InferenceError;
+import io.moestream.schemas.Prompt;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Map;
+import java.util.function.Function;
+import java.util.stream.Collectors;
+import org.apache.flink.api.common.state.ValueStateDescriptor;
+import org.apache.flink.api.common.typeinfo.Types;
+import org.apache.flink.api.common.typeutils.base.array.BytePrimitiveArraySerializer;
+import org.apache.flink.runtime.checkpoint.OperatorSubtaskState;
+import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
+import org.apache.flink.streaming.util.KeyedTwoInputStreamOperatorTestHarness;
+import org.apache.flink.util.OutputTag;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+
+/**
+ * Harness tests of {@link InferenceOperator}. Expected outputs come from an independent engine run
+ * ({@link Reference}) on the same model, compared token by token.
+ */
+class InferenceOperatorTest {
+
+    private static final String DOC = "The Apache License grants a copyright license to reproduce the Work. ";
+    private static final String QUESTION = "Which license is granted?";
+
+    private final Reference ref = Reference.get();
+    private KeyedTwoInputStreamOperatorTestHarness<String, Document, Prompt, Generation> harness;
+
+    @AfterEach
+    void closeHarness() throws Exception {
+        if (harness != null) {
+            harness.close();
+        }
+    }
+
+    @Test
+    void runsOneBatchAsSoonAsBatchSizeRequestsAreBuffered() throws Exception {
+        harness = open(Reference.config().withBatchSize(3).withMaxWaitMillis(10_000));
+        String[] texts = {"Hello world", "The license", "Permission is granted"};
+
+        harness.processElement2(new StreamRecord<>(stateless("t1", "r0", texts[0], 6)));
+        harness.processElement2(new StreamRecord<>(stateless("t2", "r1", texts[1], 5)));
+        assertThat(harness.extractOutputValues()).isEmpty();
+        assertThat(operator().pendingRequests()).isEqualTo(2);
+
+        harness.processElement2(new StreamRecord<>(stateless("t1", "r2", texts[2], 4)));
+
+        Map<String, Generation> out = byRequestId(harness.extractOutputValues());
+        assertThat(out).containsOnlyKeys("r0", "r1", "r2");
+        assertThat(operator().batchesRun()).isEqualTo(1);
+        assertThat(operator().pendingRequests()).isZero();
+        int[] maxTokens = {6, 5, 4};
+        for (int i = 0; i < 3; i++) {
+            GenerationResult expected = ref.stateless(texts[i], maxTokens[i]);
+            Generation g = out.get("r" + i);
+            assertThat(g.getTokenIds()).isNotEmpty().isEqualTo(Reference.ids(expected));
+            assertThat(g.getText()).isEqualTo(expected.text());
+            assertThat(g.getFinishReason().name()).isEqualTo(expected.finishReason().name());
+            assertThat(g.getUsage().getPromptTokens()).isEqualTo(ref.tokenizer.encodePrompt(texts[i]).length);
+            assertThat(g.getUsage().getCachedTokens()).isZero();
+            assertThat(g.getUsage().getGeneratedTokens()).isEqualTo(expected.tokenIds().length);
+            assertThat(g.getContextId()).isNull();
+            assertThat(g.getModel()).isEqualTo(ref.model.name());
+        }
+        assertThat(errors()).isEmpty();
+    }
+
+    @Test
+    void runsAPartialBatchWhenMaxWaitHasPassed() throws Exception {
+        harness = open(Reference.config().withBatchSize(8).withMaxWaitMillis(20));
+        harness.setProcessingTime(100);
+        harness.processElement2(new StreamRecord<>(stateless("t1", "a", "Hello world", 5)));
+        harness.processElement2(new StreamRecord<>(stateless("t1", "b", "Copyright notice", 5)));
+
+        harness.setProcessingTime(119);
+        assertThat(harness.extractOutputValues()).isEmpty();
+
+        harness.setProcessingTime(120);
+        Map<String, Generation> out = byRequestId(harness.extractOutputValues());
+        assertThat(out).containsOnlyKeys("a", "b");
+        assertThat(operator().batchesRun()).isEqualTo(1);
+        assertThat(out.get("a").getTokenIds()).isEqualTo(Reference.ids(ref.stateless("Hello world", 5)));
+        assertThat(out.get("b").getTokenIds()).isEqualTo(Reference.ids(ref.stateless("Copyright notice", 5)));
+        assertThat(out.get("a").getTimings().getQueuedMs()).isEqualTo(20);
+    }
+
+    @Test
+    void bufferedRequestsCompleteAfterSnapshotAndRestore() throws Exception {
+        InferenceConfig config = Reference.config().withBatchSize(8).withMaxWaitMillis(50);
+        harness = open(config);
+        harness.processElement1(new StreamRecord<>(part("acme", "doc", 0, true, DOC)));
+        harness.processElement2(new StreamRecord<>(stateless("acme", "s1", "Hello world", 5)));
+        harness.processElement2(new StreamRecord<>(askDocument("acme", "d1", "doc", QUESTION, 5)));
+        harness.processElement2(new StreamRecord<>(turn("acme", "c1", "chat", "Hi there", 5)));
+        assertThat(harness.extractOutputValues()).isEmpty();
+
+        OperatorSubtaskState snapshot = harness.snapshot(1L, 10L);
+        harness.close();
+
+        harness = harness(config);
+        harness.initializeState(snapshot);
+        harness.open();
+        assertThat(operator().pendingRequests()).isEqualTo(3);
+        assertThat(harness.extractOutputValues()).isEmpty();
+
+        harness.setProcessingTime(50);
+        Map<String, Generation> out = byRequestId(harness.extractOutputValues());
+        assertThat(out).containsOnlyKeys("s1", "d1", "c1");
+        assertThat(operator().batchesRun()).isEqualTo(1);
+
+        assertThat(out.get("s1").getTokenIds()).isEqualTo(Reference.ids(ref.stateless("Hello world", 5)));
+        KvCache document = ref.document(DOC);
+        assertThat(out.get("d1").getTokenIds()).isEqualTo(Reference.ids(ref.ask(document, QUESTION, 5)));
+        assertThat(out.get("d1").getUsage().getCachedTokens()).isEqualTo(document.length());
+        KvCache chat = ref.model.newCache();
+        GenerationResult turn1 = ref.run(chat, ref.tokenizer.encodePrompt("Hi there"), SamplingParams.greedy(5), true);
+        assertThat(out.get("c1").getTokenIds()).isEqualTo(Reference.ids(turn1));
+        assertThat(operator().storedMeta(ContextKey.of("acme", "chat")).tokens()).isEqualTo(chat.length());
+        assertThat(errors()).isEmpty();
+    }
+
+    @Test
+    void documentPromptsReuseTheDocumentsCacheWithoutChangingIt() throws Exception {
+        harness = open(Reference.config().withBatchSize(2));
+        harness.processElement1(new StreamRecord<>(part("acme", "doc", 0, true, DOC)));
+
+        KvCache expectedDocument = ref.document(DOC);
+        ContextReady ready = single(contexts());
+        String key = ContextKey.of("acme", "doc");
+        byte[] stored = operator().storedCache(key);
+        assertThat(ready.getTenant()).isEqualTo("acme");
+        assertThat(ready.getContextId()).isEqualTo("doc");
+        assertThat(ready.getTokens()).isEqualTo(expectedDocument.length());
+        assertThat(ready.getKvBytes()).isEqualTo(stored.length);
+        long fp16Bytes = 2L * ref.model.config().layers() * expectedDocument.length() * ref.model.config().kvDim() * 2;
+        assertThat(ready.getCompressionRatio()).isEqualTo((float) fp16Bytes / stored.length);
+        assertThat(ref.model.cacheFromBytes(stored).tokens()).isEqualTo(expectedDocument.tokens());
+
+        String otherQuestion = "May I redistribute it?";
+        harness.processElement2(new StreamRecord<>(askDocument("acme", "q1", "doc", QUESTION, 6)));
+        harness.processElement2(new StreamRecord<>(askDocument("acme", "q2", "doc", otherQuestion, 6)));
+
+        Map<String, Generation> out = byRequestId(harness.extractOutputValues());
+        assertThat(out).containsOnlyKeys("q1", "q2");
+        assertThat(out.get("q1").getTokenIds()).isNotEmpty().isEqualTo(Reference.ids(ref.ask(expectedDocument, QUESTION, 6)));
+        assertThat(out.get("q2").getTokenIds()).isEqualTo(Reference.ids(ref.ask(expectedDocument, otherQuestion, 6)));
+        for (Generation g : out.values()) {
+            assertThat(g.getContextId()).isEqualTo("doc");
+            assertThat(g.getUsage().getCachedTokens()).isEqualTo(expectedDocument.length());
+        }
+        assertThat(out.get("q1").getUsage().getPromptTokens()).isEqualTo(ref.tokenizer.encode(QUESTION, false).length);
+        assertThat(operator().storedCache(key)).isEqualTo(stored);
+        assertThat(operator().storedMeta(key).tokens()).isEqualTo(expectedDocument.length());
+    }
+
+    @Test
+    void documentPartsArePrefilledInOrderAndOutOfOrderPartsRejected() throws Exception {
+        harness = open(Reference.config().withBatchSize(1));
+        String[] parts = {"Licensed under the Apache License. ", "You may not use this file ", "except in compliance."};
+
+        harness.processElement1(new StreamRecord<>(part("acme", "doc", 0, false, parts[0])));
+        harness.processElement1(new StreamRecord<>(part("acme", "doc", 2, true, parts[2])));
+        harness.processElement1(new StreamRecord<>(part("acme", "never-started", 1, true, parts[1])));
+        assertThat(contexts()).isEmpty();
+        List<InferenceError> errors = errors();
+        assertThat(errors).hasSize(2).allSatisfy(e -> assertThat(e.getCode()).isEqualTo(ErrorCode.DOCUMENT_OUT_OF_ORDER));
+        assertThat(errors.get(0).getContextId()).isEqualTo("doc");
+        assertThat(errors.get(0).getMessage()).contains("part 1 is expected next");
+        assertThat(errors.get(1).getContextId()).isEqualTo("never-started");
+        assertThat(errors.get(1).getMessage()).contains("part 0");
+
+        harness.processElement1(new StreamRecord<>(part("acme", "doc", 1, false, parts[1])));
+        harness.processElement1(new StreamRecord<>(part("acme", "doc", 2, true, parts[2])));
+        KvCache expected = ref.document(parts);
+        assertThat(single(contexts()).getTokens()).isEqualTo(expected.length());
+        assertThat(ref.model.cacheFromBytes(operator().storedCache(ContextKey.of("acme", "doc"))).tokens())
+                .isEqualTo(expected.tokens());
+
+        harness.processElement1(new StreamRecord<>(part("acme", "doc", 3, true, "late")));
+        assertThat(errors()).hasSize(3);
+        assertThat(errors().get(2).getMessage()).contains("after its last part");
+
+        harness.processElement2(new StreamRecord<>(askDocument("acme", "q", "doc", QUESTION, 5)));
+        Generation g = single(harness.extractOutputValues());
+        assertThat(g.getTokenIds()).isEqualTo(Reference.ids(ref.ask(expected, QUESTION, 5)));
+        assertThat(g.getUsage().getCachedTokens()).isEqualTo(expected.length());
+    }
+
+    @Test
+    void conversationTurnsAppendPromptAndAnswerInOrder() throws Exception {
+        harness = open(Reference.config().withBatchSize(2).withMaxWaitMillis(20));
+        // both turns arrive before any batch runs: turn 2 must still see turn 1
+        harness.processElement2(new StreamRecord<>(turn("acme", "t1", "chat", "Hello, who are you?", 6)));
+        harness.processElement2(new StreamRecord<>(turn("acme", "t2", "chat", " Tell me more.", 6)));
+        assertThat(byRequestId(harness.extractOutputValues())).containsOnlyKeys("t1");
+        harness.setProcessingTime(20);
+        Map<String, Generation> out = byRequestId(harness.extractOutputValues());
+        assertThat(out).containsOnlyKeys("t1", "t2");
+
+        KvCache chat = ref.model.newCache();
+        GenerationResult turn1 = ref.run(chat, ref.tokenizer.encodePrompt("Hello, who are you?"), SamplingParams.greedy(6), true);
+        int afterTurn1 = chat.length();
+        GenerationResult turn2 = ref.run(chat, ref.tokenizer.encode(" Tell me more.", false), SamplingParams.greedy(6), true);
+
+        Generation g1 = out.get("t1");
+        Generation g2 = out.get("t2");
+        assertThat(g1.getTokenIds()).isEqualTo(Reference.ids(turn1));
+        assertThat(g2.getTokenIds()).isNotEmpty().isEqualTo(Reference.ids(turn2));
+        assertThat(g1.getTokenIds()).isNotEqualTo(g2.getTokenIds());
+        assertThat(g1.getUsage().getCachedTokens()).isZero();
+        int eosFed = g1.getFinishReason() == io.moestream.schemas.FinishReason.STOP ? 1 : 0;
+        assertThat(g2.getUsage().getCachedTokens())
+                .isEqualTo(afterTurn1)
+                .isEqualTo(g1.getUsage().getPromptTokens() + g1.getUsage().getGeneratedTokens() + eosFed);
+        ContextMeta meta = operator().storedMeta(ContextKey.of("acme", "chat"));
+        assertThat(meta.kind()).isEqualTo(ContextMeta.Kind.CONVERSATION);
+        assertThat(meta.tokens()).isEqualTo(chat.length());
+        assertThat(ref.model.cacheFromBytes(operator().storedCache(ContextKey.of("acme", "chat"))).tokens())
+                .isEqualTo(chat.tokens());
+    }
+
+    @Test
+    void aTenantCannotReachAnotherTenantsDocument() throws Exception {
+        harness = open(Reference.config().withBatchSize(1));
+        harness.processElement1(new StreamRecord<>(part("tenant-a", "report", 0, true, DOC)));
+        byte[] documentOfA = operator().storedCache(ContextKey.of("tenant-a", "report"));
+
+        harness.processElement2(new StreamRecord<>(askDocument("tenant-b", "b1", "report", QUESTION, 5)));
+        InferenceError error = single(errors());
+        assertThat(error.getCode()).isEqualTo(ErrorCode.UNKNOWN_CONTEXT);
+        assertThat(error.getTenant()).isEqualTo("tenant-b");
+        assertThat(error.getRequestId()).isEqualTo("b1");
+        assertThat(error.getMessage()).contains("tenant-b").contains("report");
+        assertThat(harness.extractOutputValues()).isEmpty();
+
+        // a conversation of tenant B with the same id starts empty and leaves A's document alone
+        harness.processElement2(new StreamRecord<>(turn("tenant-b", "b2", "report", "Hello", 5)));
+        assertThat(single(harness.extractOutputValues()).getUsage().getCachedTokens()).isZero();
+        assertThat(operator().storedCache(ContextKey.of("tenant-a", "report"))).isEqualTo(documentOfA);
+
+        harness.processElement2(new StreamRecord<>(askDocument("tenant-a", "a1", "report", QUESTION, 5)));
+        Generation a1 = byRequestId(harness.extractOutputValues()).get("a1");
+        assertThat(a1.getUsage().getCachedTokens()).isEqualTo(ref.document(DOC).length());
+        assertThat(errors()).hasSize(1);
+    }
+
+    @Test
+    void aPromptForAnIncompleteDocumentWaitsForItsLastPart() throws Exception {
+        harness = open(Reference.config().withBatchSize(4).withMaxWaitMillis(20).withDocumentWaitMillis(1_000));
+        harness.processElement1(new StreamRecord<>(part("acme", "doc", 0, false, DOC)));
+        harness.processElement2(new StreamRecord<>(askDocument("acme", "q", "doc", QUESTION, 5)));
+        harness.setProcessingTime(500);
+        assertThat(harness.extractOutputValues()).isEmpty();
+        assertThat(operator().pendingRequests()).isZero();
+
+        harness.processElement1(new StreamRecord<>(part("acme", "doc", 1, true, "The End.")));
+        assertThat(contexts()).hasSize(1);
+        harness.setProcessingTime(520);
+        Generation g = single(harness.extractOutputValues());
+        KvCache document = ref.document(DOC, "The End.");
+        assertThat(g.getUsage().getCachedTokens()).isEqualTo(document.length());
+        assertThat(g.getTokenIds()).isEqualTo(Reference.ids(ref.ask(document, QUESTION, 5)));
+        assertThat(g.getTimings().getQueuedMs()).isEqualTo(520);
+
+        harness.setProcessingTime(5_000); // the cancelled wait timer must not answer it again
+        assertThat(errors()).isEmpty();
+    }
+
+    @Test
+    void aPromptForADocumentThatNeverCompletesGetsDocumentIncomplete() throws Exception {
+        harness = open(Reference.config().withDocumentWaitMillis(100));
+        harness.processElement1(new StreamRecord<>(part("acme", "doc", 0, false, DOC)));
+        harness.processElement2(new StreamRecord<>(askDocument("acme", "q", "doc", QUESTION, 5)));
+        harness.setProcessingTime(99);
+        assertThat(errors()).isEmpty();
+        harness.setProcessingTime(100);
+        InferenceError error = single(errors());
+        assertThat(error.getCode()).isEqualTo(ErrorCode.DOCUMENT_INCOMPLETE);
+        assertThat(error.getRequestId()).isEqualTo("q");
+        assertThat(error.getMessage()).contains("100 ms").contains("parts 0..0");
+        assertThat(harness.extractOutputValues()).isEmpty();
+    }
+
+    @Test
+    void unknownDocumentAndOverlongPromptAreAnsweredWithErrorsWithoutHurtingTheBatch() throws Exception {
+        harness = open(Reference.config().withBatchSize(2));
+        harness.processElement2(new StreamRecord<>(askDocument("acme", "u", "no-such-doc", QUESTION, 5)));
+        assertThat(single(errors()).getCode()).isEqualTo(ErrorCode.UNKNOWN_CONTEXT);
+
+        String tooLong = "zq ".repeat(ref.model.contextLength());
+        assertThat(ref.tokenizer.encodePrompt(tooLong).length).isGreaterThan(ref.model.contextLength());
+        harness.processElement2(new StreamRecord<>(stateless("acme", "long", tooLong, 5)));
+        harness.processElement2(new StreamRecord<>(stateless("acme", "ok", "Hello world", 5)));
+
+        assertThat(errors()).hasSize(2);
+        InferenceError overflow = errors().get(1);
+        assertThat(overflow.getCode()).isEqualTo(ErrorCode.CONTEXT_OVERFLOW);
+        assertThat(overflow.getRequestId()).isEqualTo("long");
+        assertThat(overflow.getMessage()).contains(String.valueOf(ref.model.contextLength()));
+        Generation ok = single(harness.extractOutputValues());
+        assertThat(ok.getRequestId()).isEqualTo("ok");
+        assertThat(ok.getTokenIds()).isEqualTo(Reference.ids(ref.stateless("Hello world", 5)));
+    }
+
+    @Test
+    void samplingFollowsTheSeedAndAReplayWithoutSeedRegeneratesTheSameText() throws Exception {
+        Prompt seeded = Prompt.newBuilder(stateless("acme", "seeded", "Permission is hereby granted", 8))
+                .setTemperature(0.9f).setTopK(40).setTopP(0.95f).setSeed(7L).build();
+        Prompt unseeded = Prompt.newBuilder(stateless("acme", "unseeded", "Permission is hereby granted", 8))
+                .setTemperature(1.0f).build();
+        harness = open(Reference.config().withBatchSize(2));
+        harness.processElement2(new StreamRecord<>(seeded));
+        harness.processElement2(new StreamRecord<>(unseeded));
+        Map<String, Generation> first = byRequestId(harness.extractOutputValues());
+
+        GenerationResult expected = ref.run(ref.model.newCache(), ref.tokenizer.encodePrompt("Permission is hereby granted"),
+                new SamplingParams(8, 0.9f, 40, 0.95f, 7L, List.of()), false);
+        assertThat(first.get("seeded").getTokenIds()).isEqualTo(Reference.ids(expected));
+
+        harness.close();
+        harness = open(Reference.config().withBatchSize(1));
+        harness.processElement2(new StreamRecord<>(unseeded));
+        assertThat(single(harness.extractOutputValues()).getTokenIds()).isEqualTo(first.get("unseeded").getTokenIds());
+    }
+
+    @Test
+    void aRequestThatFailsIsAnsweredWithModelErrorAndTheRestOfTheBatchRuns() throws Exception {
+        harness = open(Reference.config().withBatchSize(2));
+        harness.processElement2(new StreamRecord<>(turn("acme", "t1", "chat", "Hello", 3)));
+        harness.processElement2(new StreamRecord<>(stateless("acme", "warmup", "Hi", 3)));
+        assertThat(harness.extractOutputValues()).hasSize(2);
+
+        // the conversation's stored cache becomes unreadable (e.g. written for another model)
+        String chat = ContextKey.of("acme", "chat");
+        byte[] stored = operator().storedCache(chat);
+        operator().setCurrentKey(chat);
+        operator().getKeyedStateStore()
+                .getState(new ValueStateDescriptor<>(InferenceOperator.KV_STATE, BytePrimitiveArraySerializer.INSTANCE))
+                .update(Arrays.copyOf(stored, stored.length - 4));
+
+        harness.processElement2(new StreamRecord<>(turn("acme", "t2", "chat", "Again", 3)));
+        harness.processElement2(new StreamRecord<>(stateless("acme", "fine", "Hello world", 3)));
+
+        InferenceError error = single(errors());
+        assertThat(error.getCode()).isEqualTo(ErrorCode.MODEL_ERROR);
+        assertThat(error.getRequestId()).isEqualTo("t2");
+        assertThat(error.getMessage()).contains("KV cache");
+        Map<String, Generation> out = byRequestId(harness.extractOutputValues());
+        assertThat(out).containsOnlyKeys("t1", "warmup", "fine");
+        assertThat(out.get("fine").getTokenIds()).isEqualTo(Reference.ids(ref.stateless("Hello world", 3)));
+    }
+
+    // ---------------- helpers ----------------
+
+    private static KeyedTwoInputStreamOperatorTestHarness<String, Document, Prompt, Generation> harness(
+            InferenceConfig config) throws Exception {
+        return new KeyedTwoInputStreamOperatorTestHarness<>(new InferenceOperator(config),
+                ContextKey.documentSelector(), ContextKey.promptSelector(), Types.STRING);
+    }
+
+    private static KeyedTwoInputStreamOperatorTestHarness<String, Document, Prompt, Generation> open(
+            InferenceConfig config) throws Exception {
+        KeyedTwoInputStreamOperatorTestHarness<String, Document, Prompt, Generation> h = harness(config);
+        h.open();
+        return h;
+    }
+
+    private InferenceOperator operator() {
+        return (InferenceOperator) harness.getOperator();
+    }
+
+    private List<InferenceError> errors() {
+        return side(OutputTags.ERRORS);
+    }
+
+    private List<ContextReady> contexts() {
+        return side(OutputTags.CONTEXTS);
+    }
+
+    private <T> List<T> side(OutputTag<T> tag) {
+        var queue = harness.getSideOutput(tag);
+        return queue == null ? List.of() : queue.stream().map(StreamRecord::getValue).collect(Collectors.toList());
+    }
+
+    private static Map<String, Generation> byRequestId(List<Generation> generations) {
+        return generations.stream().collect(Collectors.toMap(g -> g.getRequestId(), Function.identity()));
+    }
+
+    private static <T> T single(List<T> values) {
+        assertThat(values).hasSize(1);
+        return values.get(0);
+    }
+}
