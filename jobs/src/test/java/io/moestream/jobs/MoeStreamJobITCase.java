@@ -89,6 +89,7 @@ class MoeStreamJobITCase {
                     .map(g -> ((Generation) g).getRequestId())
                     .collect(Collectors.groupingBy(Function.identity(), Collectors.counting()));
             assertThat(generationsPerRequest)
+                    .as("generations per request; all records read: %s", out)
                     .containsOnlyKeys("d1", "d2", "d3", "c1", "c2", "s1")
                     .allSatisfy((id, n) -> assertThat(n).as("generations for %s", id).isEqualTo(1L));
 

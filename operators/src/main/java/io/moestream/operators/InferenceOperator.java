@@ -313,13 +313,15 @@ public class InferenceOperator extends AbstractStreamOperator<Generation>
     private boolean documentReady(PendingPrompt pending) throws Exception {
         ContextMeta meta = metaState.value();
         Prompt prompt = pending.prompt();
-        if (meta == null || meta.kind() != ContextMeta.Kind.DOCUMENT) {
+        if (meta != null && meta.kind() != ContextMeta.Kind.DOCUMENT) {
             emitError(ErrorRecords.forPrompt(prompt, ErrorCode.UNKNOWN_CONTEXT, "tenant '" + prompt.getTenant()
-                    + "' has no document '" + prompt.getContextId() + "'" + (meta == null ? "" : " (it is a conversation)")
-                    + ": send the document first, or check context_id and tenant", now()));
+                    + "' has no document '" + prompt.getContextId() + "' (it is a conversation)"
+                    + ": use mode CONVERSATION, or check context_id and tenant", now()));
             return false;
         }
-        if (!meta.complete()) {
+        // Documents and prompts come from different topics, so a question may overtake its document's
+        // first part: an unknown document is waited for like an incomplete one.
+        if (meta == null || !meta.complete()) {
             waitingState.add(pending);
             documentWaitTimers.registerProcessingTimeTimer(VoidNamespace.INSTANCE, waitDeadline(pending));
             return false;
@@ -341,7 +343,14 @@ public class InferenceOperator extends AbstractStreamOperator<Generation>
                 stillWaiting.add(p);
                 continue;
             }
-            String received = meta == null ? "no parts" : "parts 0.." + (meta.nextPart() - 1);
+            if (meta == null) {
+                emitError(ErrorRecords.forPrompt(p.prompt(), ErrorCode.UNKNOWN_CONTEXT, "tenant '"
+                        + p.prompt().getTenant() + "' has no document '" + p.prompt().getContextId()
+                        + "' (none arrived within " + config.documentWaitMillis() + " ms): send the document"
+                        + " first, or check context_id and tenant", timer.getTimestamp()));
+                continue;
+            }
+            String received = "parts 0.." + (meta.nextPart() - 1);
             emitError(ErrorRecords.forPrompt(p.prompt(), ErrorCode.DOCUMENT_INCOMPLETE, "document '"
                     + p.prompt().getContextId() + "' did not complete within " + config.documentWaitMillis()
                     + " ms (received " + received + ", the part with last=true has not arrived): send its"

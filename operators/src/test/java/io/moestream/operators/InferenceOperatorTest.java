@@ -242,6 +242,9 @@ class InferenceOperatorTest {
         byte[] documentOfA = operator().storedCache(ContextKey.of("tenant-a", "report"));
 
         harness.processElement2(new StreamRecord<>(askDocument("tenant-b", "b1", "report", QUESTION, 5)));
+        // tenant B's question waits for a document of tenant B, which never comes
+        assertThat(errors()).isEmpty();
+        harness.setProcessingTime(Reference.config().documentWaitMillis());
         InferenceError error = single(errors());
         assertThat(error.getCode()).isEqualTo(ErrorCode.UNKNOWN_CONTEXT);
         assertThat(error.getTenant()).isEqualTo("tenant-b");
@@ -299,8 +302,10 @@ class InferenceOperatorTest {
 
     @Test
     void unknownDocumentAndOverlongPromptAreAnsweredWithErrorsWithoutHurtingTheBatch() throws Exception {
-        harness = open(Reference.config().withBatchSize(2));
+        harness = open(Reference.config().withBatchSize(2).withDocumentWaitMillis(50));
         harness.processElement2(new StreamRecord<>(askDocument("acme", "u", "no-such-doc", QUESTION, 5)));
+        assertThat(errors()).isEmpty();
+        harness.setProcessingTime(50);
         assertThat(single(errors()).getCode()).isEqualTo(ErrorCode.UNKNOWN_CONTEXT);
 
         String tooLong = "zq ".repeat(ref.model.contextLength());
