@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# One-shot check of the CUDA backend on a GPU machine with no Java or Maven, from the kit made by
+# package-device-check.sh (this script sits in the kit). It
+#   1. prints nvidia-smi,
+#   2. runs the JUnit tests tagged "gpu": each op CUDA vs CPU on random inputs with poisoned outputs,
+#      every oracle model in oracle/ with identical greedy tokens and logits within 1e-3 relative
+#      (F32 weights) / 1e-2 (F16, BF16, Q8_0, Q4_0), batched decode equal to single-sequence decode,
+#      split-K attention over 1500 positions and F16 KV blocks,
+#   3. times decode at batch 1, 8 and 64 and a 512-token prefill on a generated >= 4 GB Q8_0 MoE
+#      model, and prints bytes moved per step against the measured device-copy bandwidth.
+# Results (logs, JUnit XML, bench.md) go to $OUT if set, else ./device-check-results.
+#
+# usage: device-check.sh [kit dir]   env: DEVICE (0), BENCH_GB (4), BENCH_TYPE (Q8_0), SKIP_BENCH=1
+set -uo pipefail
+kit=${1:-$(cd "$(dirname "$0")" && pwd)}
+out=${OUT:-$PWD/device-check-results}
+mkdir -p "$out"
+java="$kit/jre/bin/java"
+[[ -x "$java" ]] || java=$(command -v java || true)
+[[ -n "$java" ]] || { echo "no Java: run package-device-check.sh to make the kit (jre/)" >&2; exit 2; }
+cp=$(ls "$kit"/lib/*.jar | grep -v junit-platform-console-standalone | paste -sd:)
+console=$(ls "$kit"/lib/junit-platform-console-standalone-*.jar)
+opts=(-Xmx48g --add-modules jdk.incubator.vector -Dmoestream.cuda.device="${DEVICE:-0}" -Dmoestream.oracle.dir="$kit/oracle")
+status=0
+
+echo "== nvidia-smi"
+nvidia-smi 2>&1 | tee "$out/nvidia-smi.txt" || echo "nvidia-smi failed"
+
+echo "== GPU tests (tag gpu)"
+"$java" "${opts[@]}" -jar "$console" execute --class-path "$kit/test-classes:$cp" --select-package io.moestream.cuda \
+  --include-tag gpu --details tree --reports-dir "$out/junit" 2>&1 | tee "$out/gpu-tests.log"
+[[ ${PIPESTATUS[0]} -eq 0 ]] || { echo "GPU TESTS FAILED"; status=1; }
+
+if [[ "${SKIP_BENCH:-0}" != 1 ]]; then
+  echo "== decode / prefill bench"
+  OUT="$out" "$java" "${opts[@]}" -cp "$cp" io.moestream.cuda.DeviceBench --out "$out" --gb "${BENCH_GB:-4}" \
+    --type "${BENCH_TYPE:-Q8_0}" --device "${DEVICE:-0}" 2>&1 | tee "$out/bench.log"
+  [[ ${PIPESTATUS[0]} -eq 0 ]] || { echo "BENCH FAILED"; status=1; }
+fi
+
+echo "== results in $out (status $status)"
+exit $status

@@ -1,0 +1,59 @@
+// Element-wise ops and row movement: SwiGLU, residual add, row gather, and the embedding lookup
+// (get_rows) for every weight type, reading the packed device layouts of matmul.cu.
+#include "common.cuh"
+
+// out = silu(gate) * up; out may alias gate.
+extern "C" __global__ void swiglu(const float* gate, const float* __restrict__ up, float* out, long n) {
+    for (long i = blockIdx.x * (long) blockDim.x + threadIdx.x; i < n; i += (long) gridDim.x * blockDim.x) {
+        float g = gate[i];
+        out[i] = g / (1.f + expf(-g)) * up[i];
+    }
+}
+
+extern "C" __global__ void add(float* acc, const float* __restrict__ d, long n) {
+    for (long i = blockIdx.x * (long) blockDim.x + threadIdx.x; i < n; i += (long) gridDim.x * blockDim.x) acc[i] += d[i];
+}
+
+// out[i] = src[rows[i]]; one block per output row.
+extern "C" __global__ void gather(const float* __restrict__ src, const int* __restrict__ rows, float* __restrict__ out, int cols) {
+    const float* s = src + (size_t) rows[blockIdx.x] * cols;
+    for (int c = threadIdx.x; c < cols; c += blockDim.x) out[(size_t) blockIdx.x * cols + c] = s[c];
+}
+
+// out[r] = table[tokens[r]] as floats; one block per token.
+extern "C" __global__ void embed_f32(const float* __restrict__ w, const int* __restrict__ tokens, float* __restrict__ out, int cols) {
+    const float* s = w + (size_t) tokens[blockIdx.x] * cols;
+    for (int c = threadIdx.x; c < cols; c += blockDim.x) out[(size_t) blockIdx.x * cols + c] = s[c];
+}
+
+extern "C" __global__ void embed_f16(const uint16_t* __restrict__ w, const int* __restrict__ tokens, float* __restrict__ out, int cols) {
+    const uint16_t* s = w + (size_t) tokens[blockIdx.x] * cols;
+    for (int c = threadIdx.x; c < cols; c += blockDim.x) out[(size_t) blockIdx.x * cols + c] = f16_bits_to_float(s[c]);
+}
+
+extern "C" __global__ void embed_bf16(const uint16_t* __restrict__ w, const int* __restrict__ tokens, float* __restrict__ out, int cols) {
+    const uint16_t* s = w + (size_t) tokens[blockIdx.x] * cols;
+    for (int c = threadIdx.x; c < cols; c += blockDim.x) out[(size_t) blockIdx.x * cols + c] = bf16_bits_to_float(s[c]);
+}
+
+extern "C" __global__ void embed_q8_0(const int8_t* __restrict__ wq, const uint16_t* __restrict__ ws, const int* __restrict__ tokens,
+                                      float* __restrict__ out, int cols) {
+    size_t row = tokens[blockIdx.x];
+    for (int c = threadIdx.x; c < cols; c += blockDim.x) {
+        float d = f16_bits_to_float(ws[row * (cols / 32) + c / 32]);
+        out[(size_t) blockIdx.x * cols + c] = d * (float) wq[row * cols + c];
+    }
+}
+
+extern "C" __global__ void embed_q4_0(const uint8_t* __restrict__ wq, const uint16_t* __restrict__ ws, const int* __restrict__ tokens,
+                                      float* __restrict__ out, int cols) {
+    size_t row = tokens[blockIdx.x];
+    for (int c = threadIdx.x; c < cols; c += blockDim.x) {
+        int blk = c / 32;
+        int j = c % 32;
+        uint8_t byte = wq[row * (cols / 2) + blk * 16 + (j & 15)];
+        int q = (j < 16 ? (byte & 0xf) : (byte >> 4)) - 8;
+        float d = f16_bits_to_float(ws[row * (cols / 32) + blk]);
+        out[(size_t) blockIdx.x * cols + c] = d * (float) q;
+    }
+}

@@ -1,0 +1,548 @@
+package io.moestream.cuda;
+
+import static jcuda.driver.JCudaDriver.cuLaunchKernel;
+import static jcuda.driver.JCudaDriver.cuMemAlloc;
+import static jcuda.driver.JCudaDriver.cuMemFree;
+import static jcuda.driver.JCudaDriver.cuMemcpyDtoH;
+import static jcuda.driver.JCudaDriver.cuMemcpyHtoD;
+import static jcuda.driver.JCudaDriver.cuMemsetD8;
+import static jcuda.driver.JCudaDriver.cuStreamCreate;
+import static jcuda.driver.JCudaDriver.cuStreamDestroy;
+import static jcuda.driver.JCudaDriver.cuStreamSynchronize;
+
+import io.moestream.runtime.backend.AttentionBatch;
+import io.moestream.runtime.backend.Backend;
+import io.moestream.runtime.backend.KvCodec;
+import io.moestream.runtime.backend.KvLayout;
+import io.moestream.runtime.backend.KvPool;
+import io.moestream.runtime.backend.Op;
+import io.moestream.runtime.backend.RopeSpec;
+import io.moestream.runtime.backend.RouterSpec;
+import io.moestream.runtime.backend.Tensor;
+import io.moestream.runtime.backend.WeightHandle;
+import io.moestream.runtime.gguf.GgmlType;
+import io.moestream.runtime.gguf.GgufTensor;
+import io.moestream.runtime.model.ModelConfig;
+
+import java.util.ArrayList;
+import java.util.List;
+
+import jcuda.Pointer;
+import jcuda.driver.CUdeviceptr;
+import jcuda.driver.CUstream;
+import jcuda.driver.CUstream_flags;
+
+/**
+ * The {@link Backend} SPI on one NVIDIA GPU with our own kernels ({@code src/main/cuda}) launched
+ * through JCuda's driver API. Every driver call is checked (JCuda exceptions are enabled in
+ * {@link CudaDriver}). Ops run in order on this backend's stream (a blocking stream, so the
+ * synchronous copies of {@link #write}/{@link #read} order with it); weights live in the shared
+ * {@link CudaDevice} registry, activations and the KV pool belong to this instance.
+ */
+public final class CudaBackend implements Backend {
+
+    private final CudaDevice device;
+    private final CUstream stream = new CUstream();
+    private final List<CudaWeight> acquired = new ArrayList<>();
+    private Thread boundThread;
+
+    // grow-only scratch
+    private final Scratch xq = new Scratch();        // int8 quantized activation rows
+    private final Scratch xd = new Scratch();        // float scale per 32 activation values
+    private final Scratch offsets = new Scratch();   // int (experts + 1) group offsets
+    private final Scratch assign = new Scratch();    // int assignments sorted by expert
+    private final Scratch partial = new Scratch();   // float split-K attention partials
+
+    /** Opens {@code cuda:<deviceIndex>}; use {@link CudaBackendProvider#open} for checked opening. */
+    public CudaBackend(int deviceIndex) {
+        this.device = CudaDevice.get(deviceIndex);
+        bind();
+        cuStreamCreate(stream, CUstream_flags.CU_STREAM_DEFAULT);
+    }
+
+    @Override
+    public String name() {
+        return "cuda:" + device.index + " (" + device.description + ")";
+    }
+
+    @Override
+    public boolean supports(Op op, GgmlType weightType) {
+        return weightType == null || switch (weightType) {
+            case F32, F16, BF16, Q8_0, Q4_0 -> true;
+            default -> false;
+        };
+    }
+
+    @Override
+    public boolean supports(KvCodec codec) {
+        return codec == KvCodec.F32 || codec == KvCodec.F16;
+    }
+
+    /** Bytes of weights resident on this device (all backends together). */
+    public long residentWeightBytes() {
+        return device.residentBytes();
+    }
+
+    /** Streaming multiprocessors of the device. */
+    public int multiprocessors() {
+        return device.multiprocessors;
+    }
+
+    // ---- memory ------------------------------------------------------------------------------
+
+    @Override
+    public WeightHandle upload(String key, GgufTensor tensor) {
+        bind();
+        CudaWeight w = device.acquire(key, tensor);
+        acquired.add(w);
+        return w;
+    }
+
+    @Override
+    public Tensor allocate(Tensor.DType dtype, int rows, int cols) {
+        bind();
+        long bytes = 4L * rows * cols;
+        CUdeviceptr ptr = new CUdeviceptr();
+        cuMemAlloc(ptr, Math.max(4, bytes));
+        cuMemsetD8(ptr, (byte) 0, Math.max(4, bytes));
+        return new CudaTensor(dtype, rows, cols, ptr, true);
+    }
+
+    @Override
+    public void write(Tensor t, float[] src) {
+        CudaTensor c = tensor(t, Tensor.DType.F32);
+        bind();
+        cuMemcpyHtoD(c.ptr, Pointer.to(src), c.bytes());
+    }
+
+    @Override
+    public void write(Tensor t, int[] src) {
+        CudaTensor c = tensor(t, Tensor.DType.I32);
+        bind();
+        cuMemcpyHtoD(c.ptr, Pointer.to(src), c.bytes());
+    }
+
+    @Override
+    public void read(Tensor t, float[] dst) {
+        CudaTensor c = tensor(t, Tensor.DType.F32);
+        synchronize();
+        cuMemcpyDtoH(Pointer.to(dst), c.ptr, c.bytes());
+    }
+
+    @Override
+    public void read(Tensor t, int[] dst) {
+        CudaTensor c = tensor(t, Tensor.DType.I32);
+        synchronize();
+        cuMemcpyDtoH(Pointer.to(dst), c.ptr, c.bytes());
+    }
+
+    @Override
+    public KvPool allocateKv(KvLayout layout, int blocks) {
+        if (!supports(layout.codec())) {
+            throw new IllegalArgumentException("the CUDA backend has no attention kernel for " + layout.codec() + " KV blocks yet");
+        }
+        bind();
+        long bytes = layout.blockBytes() * blocks;
+        CUdeviceptr ptr = new CUdeviceptr();
+        cuMemAlloc(ptr, bytes);
+        cuMemsetD8(ptr, (byte) 0, bytes);
+        return new CudaKvPool(layout, blocks, ptr);
+    }
+
+    @Override
+    public void writeKvBlock(KvPool pool, int block, byte[] bytes) {
+        CudaKvPool p = pool(pool);
+        if (bytes.length != p.layout.blockBytes()) {
+            throw new IllegalArgumentException("KV block has " + bytes.length + " bytes, the layout needs " + p.layout.blockBytes());
+        }
+        checkBlock(p, block);
+        synchronize();
+        cuMemcpyHtoD(p.ptr.withByteOffset(block * p.layout.blockBytes()), Pointer.to(bytes), bytes.length);
+    }
+
+    @Override
+    public byte[] readKvBlock(KvPool pool, int block) {
+        CudaKvPool p = pool(pool);
+        checkBlock(p, block);
+        byte[] out = new byte[Math.toIntExact(p.layout.blockBytes())];
+        synchronize();
+        cuMemcpyDtoH(Pointer.to(out), p.ptr.withByteOffset(block * p.layout.blockBytes()), out.length);
+        return out;
+    }
+
+    // ---- ops ---------------------------------------------------------------------------------
+
+    @Override
+    public void embed(WeightHandle table, Tensor tokens, Tensor out) {
+        CudaWeight w = weight(table);
+        CudaTensor ids = tensor(tokens, Tensor.DType.I32);
+        CudaTensor o = tensor(out, Tensor.DType.F32);
+        String kernel = "embed_" + suffix(w.type);
+        if (w.scales == null) {
+            launch(kernel, ids.rows, 1, 1, LaunchGeometry.ROW_THREADS, 0,
+                    ptr(w.data), ptr(ids.ptr), ptr(o.ptr), i(w.cols));
+        } else {
+            launch(kernel, ids.rows, 1, 1, LaunchGeometry.ROW_THREADS, 0,
+                    ptr(w.data), ptr(w.scales), ptr(ids.ptr), ptr(o.ptr), i(w.cols));
+        }
+    }
+
+    @Override
+    public void matmul(WeightHandle wh, Tensor x, Tensor out) {
+        CudaWeight w = weight(wh);
+        CudaTensor in = tensor(x, Tensor.DType.F32);
+        CudaTensor o = tensor(out, Tensor.DType.F32);
+        checkProduct(w, in, o);
+        if (in.rows == 0) {
+            return;
+        }
+        int grid = LaunchGeometry.matmulBlocks(w.rows);    // one warp per weight row
+        int block = LaunchGeometry.matmulThreads();
+        String kernel = "matmul_" + suffix(w.type);
+        if (w.scales == null) {
+            // (weights, x, out, rows, cols, n)
+            launch(kernel, grid, 1, 1, block, 0, ptr(w.data), ptr(in.ptr), ptr(o.ptr), i(w.rows), i(w.cols), i(in.rows));
+        } else {
+            quantize(in);
+            // (quants, scales, xq, xd, out, rows, cols, n)
+            launch(kernel, grid, 1, 1, block, 0, ptr(w.data), ptr(w.scales), ptr(xq.ptr), ptr(xd.ptr), ptr(o.ptr),
+                    i(w.rows), i(w.cols), i(in.rows));
+        }
+    }
+
+    @Override
+    public void expertMatmul(WeightHandle wh, Tensor x, Tensor idsT, Tensor out) {
+        CudaWeight w = weight(wh);
+        CudaTensor in = tensor(x, Tensor.DType.F32);
+        CudaTensor ids = tensor(idsT, Tensor.DType.I32);
+        CudaTensor o = tensor(out, Tensor.DType.F32);
+        int k = ids.cols;
+        int assignments = ids.rows * k;
+        boolean perAssignment = in.rows == assignments;
+        if (!perAssignment && in.rows != ids.rows) {
+            throw new IllegalArgumentException("expert x has " + in.rows + " rows; expected " + ids.rows + " tokens or " + assignments + " assignments");
+        }
+        checkProduct(w, in, o);
+        if (assignments == 0) {
+            return;
+        }
+        offsets.ensure(4L * (w.experts + 1));
+        assign.ensure(4L * assignments);
+        // (ids, assignments, experts, offsets, assign): one block sorts the assignments by expert
+        launch("moe_group", 1, 1, 1, LaunchGeometry.ROW_THREADS, LaunchGeometry.groupSharedBytes(w.experts),
+                ptr(ids.ptr), i(assignments), i(w.experts), ptr(offsets.ptr), ptr(assign.ptr));
+        int gridX = LaunchGeometry.matmulBlocks(w.rows);   // one warp per expert row
+        int gridY = w.experts;                              // one block column per expert
+        int block = LaunchGeometry.matmulThreads();
+        String kernel = "expert_matmul_" + suffix(w.type);
+        if (w.scales == null) {
+            // (weights, x, out, offsets, assign, rows, cols, k, perAssignment)
+            launch(kernel, gridX, gridY, 1, block, 0, ptr(w.data), ptr(in.ptr), ptr(o.ptr), ptr(offsets.ptr), ptr(assign.ptr),
+                    i(w.rows), i(w.cols), i(k), i(perAssignment ? 1 : 0));
+        } else {
+            quantize(in);
+            // (quants, scales, xq, xd, out, offsets, assign, rows, cols, k, perAssignment)
+            launch(kernel, gridX, gridY, 1, block, 0, ptr(w.data), ptr(w.scales), ptr(xq.ptr), ptr(xd.ptr), ptr(o.ptr),
+                    ptr(offsets.ptr), ptr(assign.ptr), i(w.rows), i(w.cols), i(k), i(perAssignment ? 1 : 0));
+        }
+    }
+
+    /** Quantizes the rows of x to Q8_0 into the xq/xd scratch. */
+    private void quantize(CudaTensor x) {
+        if (x.cols % 32 != 0) {
+            throw new IllegalArgumentException("quantized products need a multiple of 32 columns, got " + x.cols);
+        }
+        long values = (long) x.rows * x.cols;
+        xq.ensure(values);
+        xd.ensure(4 * (values / 32));
+        long blocks = values / 32;
+        // (x, xq, xd, blocks): one warp per 32-value block
+        launch("quantize_q8_0", LaunchGeometry.quantizeBlocks(blocks), 1, 1, LaunchGeometry.quantizeThreads(), 0,
+                ptr(x.ptr), ptr(xq.ptr), ptr(xd.ptr), i(Math.toIntExact(blocks)));
+    }
+
+    @Override
+    public void rmsnorm(Tensor x, WeightHandle weight, float eps, Tensor out) {
+        CudaTensor in = tensor(x, Tensor.DType.F32);
+        CudaTensor o = tensor(out, Tensor.DType.F32);
+        CudaWeight w = weight(weight);
+        if (w.type != GgmlType.F32 || w.rows != 1) {
+            throw new IllegalArgumentException("norm weight " + w.name + " must be an F32 vector");
+        }
+        int group = w.cols;
+        if (in.cols % group != 0) {
+            throw new IllegalArgumentException("rmsnorm group " + group + " does not divide row width " + in.cols);
+        }
+        int groups = in.rows * (in.cols / group);
+        if (groups == 0) {
+            return;
+        }
+        // (x, weight, out, group, eps): one block per group
+        launch("rmsnorm", groups, 1, 1, LaunchGeometry.normThreads(group), 0, ptr(in.ptr), ptr(w.data), ptr(o.ptr), i(group), f(eps));
+    }
+
+    @Override
+    public void rope(Tensor x, Tensor positions, RopeSpec spec) {
+        CudaTensor v = tensor(x, Tensor.DType.F32);
+        CudaTensor pos = tensor(positions, Tensor.DType.I32);
+        if (v.rows == 0) {
+            return;
+        }
+        int heads = v.cols / spec.headDim();
+        // (x, positions, heads, headDim, ropeDims, neox, thetaScale): one block per row
+        launch("rope", v.rows, 1, 1, LaunchGeometry.ROW_THREADS, 0, ptr(v.ptr), ptr(pos.ptr), i(heads), i(spec.headDim()),
+                i(spec.ropeDims()), i(spec.type() == ModelConfig.RopeType.NEOX ? 1 : 0), f(spec.thetaScale()));
+    }
+
+    @Override
+    public void kvStore(KvPool pool, int layer, Tensor k, Tensor v, Tensor slots) {
+        CudaKvPool p = pool(pool);
+        KvLayout l = p.layout;
+        CudaTensor kt = tensor(k, Tensor.DType.F32);
+        CudaTensor vt = tensor(v, Tensor.DType.F32);
+        CudaTensor s = tensor(slots, Tensor.DType.I32);
+        if (s.rows == 0) {
+            return;
+        }
+        // (pool, k, v, slots, layer, layers, blockTokens, kvDim): one block per row
+        launch("kv_store_" + codec(l.codec()), s.rows, 1, 1, LaunchGeometry.normThreads(l.kvDim()), 0, ptr(p.ptr), ptr(kt.ptr),
+                ptr(vt.ptr), ptr(s.ptr), i(layer), i(l.layers()), i(l.blockTokens()), i(l.kvDim()));
+    }
+
+    @Override
+    public void attention(Tensor qT, KvPool pool, int layer, AttentionBatch batch, Tensor out) {
+        CudaKvPool p = pool(pool);
+        KvLayout l = p.layout;
+        CudaTensor q = tensor(qT, Tensor.DType.F32);
+        CudaTensor o = tensor(out, Tensor.DType.F32);
+        int headDim = l.headDim();
+        if (headDim > LaunchGeometry.MAX_HEAD_DIM) {
+            throw new IllegalArgumentException("head dim " + headDim + " exceeds the attention kernel's " + LaunchGeometry.MAX_HEAD_DIM);
+        }
+        int heads = q.cols / headDim;
+        int rows = q.rows;
+        if (rows == 0) {
+            return;
+        }
+        int splits = LaunchGeometry.attentionSplits(batch.maxLen(), rows, heads, device.multiprocessors);
+        int chunk = LaunchGeometry.attentionChunk(batch.maxLen(), splits);
+        partial.ensure(4 * LaunchGeometry.attentionScratchFloats(rows, heads, splits, headDim));
+        float scale = (float) (1.0 / Math.sqrt(headDim));
+        // grid (heads, rows, splits), ATT_WARPS warps each: (q, pool, rowSeq, rowLen, tables, partial,
+        //   layer, layers, heads, kvHeads, headDim, blockTokens, tableWidth, chunk, scale)
+        launch("attention_partial_" + codec(l.codec()), heads, rows, splits, LaunchGeometry.attentionThreads(), 0,
+                ptr(q.ptr), ptr(p.ptr), ptr(tensor(batch.rowSeq(), Tensor.DType.I32).ptr), ptr(tensor(batch.rowLen(), Tensor.DType.I32).ptr),
+                ptr(tensor(batch.blockTables(), Tensor.DType.I32).ptr), ptr(partial.ptr), i(layer), i(l.layers()), i(heads),
+                i(l.kvHeads()), i(headDim), i(l.blockTokens()), i(batch.tableWidth()), i(chunk), f(scale));
+        // grid (heads, rows): (partial, out, heads, headDim, splits)
+        launch("attention_reduce", heads, rows, 1, LaunchGeometry.normThreads(headDim), 0, ptr(partial.ptr), ptr(o.ptr), i(heads),
+                i(headDim), i(splits));
+    }
+
+    @Override
+    public void swiglu(Tensor gate, Tensor up, Tensor out) {
+        CudaTensor g = tensor(gate, Tensor.DType.F32);
+        long n = (long) g.rows * g.cols;
+        if (n == 0) {
+            return;
+        }
+        // (gate, up, out, n): grid-stride
+        launch("swiglu", LaunchGeometry.elementwiseBlocks(n), 1, 1, LaunchGeometry.ROW_THREADS, 0, ptr(g.ptr),
+                ptr(tensor(up, Tensor.DType.F32).ptr), ptr(tensor(out, Tensor.DType.F32).ptr), l(n));
+    }
+
+    @Override
+    public void add(Tensor acc, Tensor d) {
+        CudaTensor a = tensor(acc, Tensor.DType.F32);
+        long n = (long) a.rows * a.cols;
+        if (n == 0) {
+            return;
+        }
+        // (acc, d, n): grid-stride
+        launch("add", LaunchGeometry.elementwiseBlocks(n), 1, 1, LaunchGeometry.ROW_THREADS, 0, ptr(a.ptr),
+                ptr(tensor(d, Tensor.DType.F32).ptr), l(n));
+    }
+
+    @Override
+    public void route(Tensor logits, WeightHandle bias, RouterSpec spec, Tensor ids, Tensor weights) {
+        CudaTensor lg = tensor(logits, Tensor.DType.F32);
+        if (lg.rows == 0) {
+            return;
+        }
+        CUdeviceptr biasPtr = bias == null ? new CUdeviceptr() : weight(bias).data; // null pointer when absent
+        // one block (one warp) per token: (logits, bias, ids, weights, experts, k, gating, normalize, scale, groups, groupsUsed)
+        launch("route", lg.rows, 1, 1, LaunchGeometry.WARP, LaunchGeometry.routeSharedBytes(spec.experts()), ptr(lg.ptr), ptr(biasPtr),
+                ptr(tensor(ids, Tensor.DType.I32).ptr), ptr(tensor(weights, Tensor.DType.F32).ptr), i(spec.experts()), i(spec.k()),
+                i(spec.gating().ordinal()), i(spec.normalize() ? 1 : 0), f(spec.scale()), i(spec.groups()), i(spec.groupsUsed()));
+    }
+
+    @Override
+    public void combine(Tensor expertOut, Tensor weights, Tensor out) {
+        CudaTensor o = tensor(out, Tensor.DType.F32);
+        CudaTensor w = tensor(weights, Tensor.DType.F32);
+        if (o.rows == 0) {
+            return;
+        }
+        // one block per token: (expertOut, weights, out, dim, k)
+        launch("combine", o.rows, 1, 1, LaunchGeometry.ROW_THREADS, 0, ptr(tensor(expertOut, Tensor.DType.F32).ptr), ptr(w.ptr),
+                ptr(o.ptr), i(o.cols), i(w.cols));
+    }
+
+    @Override
+    public void gather(Tensor src, Tensor rows, Tensor out) {
+        CudaTensor s = tensor(src, Tensor.DType.F32);
+        CudaTensor r = tensor(rows, Tensor.DType.I32);
+        if (r.rows == 0) {
+            return;
+        }
+        // one block per output row: (src, rows, out, cols)
+        launch("gather", r.rows, 1, 1, LaunchGeometry.ROW_THREADS, 0, ptr(s.ptr), ptr(r.ptr), ptr(tensor(out, Tensor.DType.F32).ptr),
+                i(s.cols));
+    }
+
+    @Override
+    public void synchronize() {
+        bind();
+        cuStreamSynchronize(stream);
+    }
+
+    @Override
+    public void close() {
+        synchronize();
+        for (Scratch s : new Scratch[] {xq, xd, offsets, assign, partial}) {
+            s.free();
+        }
+        for (CudaWeight w : acquired) {
+            device.release(w);
+        }
+        acquired.clear();
+        cuStreamDestroy(stream);
+    }
+
+    // ---- helpers -----------------------------------------------------------------------------
+
+    /** Makes the device context current when the calling thread changed. */
+    private void bind() {
+        Thread t = Thread.currentThread();
+        if (t != boundThread) {
+            device.makeCurrent();
+            boundThread = t;
+        }
+    }
+
+    private void launch(String kernel, int gx, int gy, int gz, int block, int sharedBytes, Pointer... args) {
+        bind();
+        cuLaunchKernel(device.function(kernel), gx, gy, gz, block, 1, 1, sharedBytes, stream, Pointer.to(args), null);
+    }
+
+    private static Pointer ptr(CUdeviceptr p) {
+        return Pointer.to(p);
+    }
+
+    private static Pointer i(int v) {
+        return Pointer.to(new int[] {v});
+    }
+
+    private static Pointer l(long v) {
+        return Pointer.to(new long[] {v});
+    }
+
+    private static Pointer f(float v) {
+        return Pointer.to(new float[] {v});
+    }
+
+    /** Every kernel entry point this class launches (checked against the built manifest by a test). */
+    static List<String> kernelNames() {
+        List<String> out = new ArrayList<>(List.of("quantize_q8_0", "moe_group", "rmsnorm", "rope", "attention_reduce", "swiglu", "add",
+                "route", "combine", "gather"));
+        for (GgmlType t : new GgmlType[] {GgmlType.F32, GgmlType.F16, GgmlType.BF16, GgmlType.Q8_0, GgmlType.Q4_0}) {
+            out.add("matmul_" + suffix(t));
+            out.add("expert_matmul_" + suffix(t));
+            out.add("embed_" + suffix(t));
+        }
+        for (KvCodec c : new KvCodec[] {KvCodec.F32, KvCodec.F16}) {
+            out.add("kv_store_" + codec(c));
+            out.add("attention_partial_" + codec(c));
+        }
+        return out;
+    }
+
+    static String suffix(GgmlType t) {
+        return switch (t) {
+            case F32 -> "f32";
+            case F16 -> "f16";
+            case BF16 -> "bf16";
+            case Q8_0 -> "q8_0";
+            case Q4_0 -> "q4_0";
+            default -> throw new IllegalArgumentException("the CUDA backend has no kernels for " + t);
+        };
+    }
+
+    static String codec(KvCodec c) {
+        return switch (c) {
+            case F32 -> "f32";
+            case F16 -> "f16";
+            default -> throw new IllegalArgumentException("the CUDA backend has no attention kernel for " + c + " KV blocks yet");
+        };
+    }
+
+    private static void checkProduct(CudaWeight w, CudaTensor in, CudaTensor o) {
+        if (in.cols != w.cols || o.cols != w.rows) {
+            throw new IllegalArgumentException(w.name + " is (" + w.rows + ", " + w.cols + "); x has " + in.cols + " cols and out " + o.cols);
+        }
+    }
+
+    private static void checkBlock(CudaKvPool p, int block) {
+        if (block < 0 || block >= p.blocks) {
+            throw new IndexOutOfBoundsException("KV block " + block + " of " + p.blocks);
+        }
+    }
+
+    private CudaWeight weight(WeightHandle h) {
+        if (h instanceof CudaWeight w && w.device == device.index) {
+            return w;
+        }
+        throw new IllegalArgumentException(h + " was not uploaded to " + name());
+    }
+
+    private static CudaKvPool pool(KvPool p) {
+        if (p instanceof CudaKvPool c) {
+            return c;
+        }
+        throw new IllegalArgumentException(p + " is not a CUDA KV pool");
+    }
+
+    private static CudaTensor tensor(Tensor t, Tensor.DType dtype) {
+        if (!(t instanceof CudaTensor c)) {
+            throw new IllegalArgumentException(t + " is not a CUDA tensor");
+        }
+        if (c.dtype != dtype) {
+            throw new IllegalArgumentException(t + " should be " + dtype);
+        }
+        return c;
+    }
+
+    /** A device buffer that only grows. */
+    private static final class Scratch {
+        CUdeviceptr ptr;
+        long bytes;
+
+        void ensure(long needed) {
+            if (needed > bytes) {
+                free();
+                long size = Math.max(needed, 2 * bytes);
+                ptr = new CUdeviceptr();
+                cuMemAlloc(ptr, size);
+                bytes = size;
+            }
+        }
+
+        void free() {
+            if (ptr != null) {
+                cuMemFree(ptr);
+                ptr = null;
+                bytes = 0;
+            }
+        }
+    }
+}

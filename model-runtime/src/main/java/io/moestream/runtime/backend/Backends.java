@@ -1,0 +1,89 @@
+package io.moestream.runtime.backend;
+
+import io.moestream.runtime.backend.cpu.CpuBackend;
+
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.List;
+import java.util.Locale;
+import java.util.ServiceLoader;
+
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Chooses the backend for {@code backend=auto|cpu|<name>}:
+ * <ul>
+ *   <li>{@code cpu}: the CPU backend.</li>
+ *   <li>{@code <name>} (e.g. {@code cuda}): that provider on {@code deviceIndex}, or a
+ *       {@link BackendUnavailableException} saying why it cannot run.</li>
+ *   <li>{@code auto}: the available provider with the highest priority; when a non-CPU provider is
+ *       installed but cannot run, the CPU backend with one INFO line naming the reason.</li>
+ * </ul>
+ */
+public final class Backends {
+
+    private static final Logger LOG = LoggerFactory.getLogger(Backends.class);
+
+    private Backends() {}
+
+    /** Backend for {@code choice} on {@code deviceIndex} (the GPU Flink assigned the slot; 0 when none). */
+    public static Backend select(String choice, int deviceIndex) {
+        return select(choice, deviceIndex, providers());
+    }
+
+    /** As {@link #select(String, int)} with an explicit provider list (tests). */
+    public static Backend select(String choice, int deviceIndex, List<BackendProvider> providers) {
+        String want = choice == null ? "auto" : choice.trim().toLowerCase(Locale.ROOT);
+        if (want.equals("cpu")) {
+            return new CpuBackend();
+        }
+        if (!want.equals("auto")) {
+            for (BackendProvider p : providers) {
+                if (p.name().equals(want)) {
+                    String reason = p.unavailableReason(deviceIndex);
+                    if (reason != null) {
+                        throw new BackendUnavailableException("backend=" + want + " cannot run on device " + deviceIndex + ": " + reason);
+                    }
+                    return p.open(deviceIndex);
+                }
+            }
+            List<String> names = new ArrayList<>(List.of("auto", "cpu"));
+            providers.forEach(p -> names.add(p.name()));
+            throw new BackendUnavailableException("backend=" + want + " is not installed (choices: " + String.join(", ", names)
+                    + "; the cuda backend needs the moestream-cuda jar on the class path)");
+        }
+        List<BackendProvider> sorted = new ArrayList<>(providers);
+        sorted.sort(Comparator.comparingInt(BackendProvider::priority).reversed());
+        List<String> reasons = new ArrayList<>();
+        for (BackendProvider p : sorted) {
+            if (p.name().equals("cpu")) {
+                continue;
+            }
+            String reason = p.unavailableReason(deviceIndex);
+            if (reason == null) {
+                try {
+                    Backend b = p.open(deviceIndex);
+                    LOG.info("backend=auto: using {}", b.name());
+                    return b;
+                } catch (BackendUnavailableException e) {
+                    reason = e.getMessage();
+                }
+            }
+            reasons.add(p.name() + ": " + reason);
+        }
+        if (!reasons.isEmpty()) {
+            LOG.info("backend=auto: using the CPU backend ({})", String.join("; ", reasons));
+        }
+        return new CpuBackend();
+    }
+
+    /** Providers on the class path. */
+    public static List<BackendProvider> providers() {
+        List<BackendProvider> out = new ArrayList<>();
+        for (BackendProvider p : ServiceLoader.load(BackendProvider.class, Backends.class.getClassLoader())) {
+            out.add(p);
+        }
+        return out;
+    }
+}
