@@ -15,6 +15,10 @@ public final class Fixtures {
 
     public static final String TINY_LLAMA = "tiny-llama-f32";
     public static final String TINY_MIXTRAL = "tiny-mixtral-f32";
+    public static final String TINY_QWEN3MOE = "tiny-qwen3moe-f32";
+    public static final String TINY_QWEN2MOE = "tiny-qwen2moe-f32";
+    /** bailingmoe2 (Ling 2.0): group-limited sigmoid routing, shared expert, fused QKV, NextN block. */
+    public static final String TINY_GROUPMOE = "tiny-groupmoe-f32";
 
     private Fixtures() {}
 

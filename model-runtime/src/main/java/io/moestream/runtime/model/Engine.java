@@ -1,60 +1,39 @@
 package io.moestream.runtime.model;
 
-import io.moestream.runtime.sampler.Sampler;
-import io.moestream.runtime.tokenizer.Detokenizer;
+import io.moestream.runtime.moe.Router;
 
-import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Map;
 
 /**
- * Runs the forward pass. Not thread-safe: one engine per thread (per Flink slot); it owns its
- * activation buffers.
+ * Runs the forward pass, written once for every architecture ({@link ModelConfig} says which parts
+ * apply) and for a batch: {@link #step} computes many sequences' new tokens together, prefill
+ * chunks and decode tokens mixed, with activations held as {@code [tokens][width]} matrices so each
+ * weight matrix is visited once per step, and in MoE layers each expert runs once over the tokens
+ * routed to it. Every token's arithmetic is the same whatever else is in the batch, so a batched
+ * step gives bit-identical results to running each sequence alone.
+ *
+ * <p>Not thread-safe: one engine per thread (per Flink slot); it owns its activation buffers.
  */
 public final class Engine {
+
+    /** {@link #forward} splits longer prompts into steps of this many tokens (bounds the buffers). */
+    static final int MAX_FORWARD_CHUNK = 512;
 
     private final Model model;
     private final ModelConfig c;
     private final Weights w;
-
-    // activations of the position being computed (llama2.c names)
-    private final float[] x;      // (dim) residual stream
-    private final float[] xb;     // (dim) normalised input of a sub-layer
-    private final float[] xb2;    // (dim) sub-layer output
-    private final float[] q;      // (heads * headDim)
-    private final float[] k;      // (kvHeads * headDim)
-    private final float[] v;      // (kvHeads * headDim)
-    private final float[] attOut; // (heads * headDim)
-    private final float[] hb;     // (max ffn width) gate activation
-    private final float[] hb2;    // (max ffn width) up activation
-    private final float[] moeOut; // (dim)
-    private final float[] routerLogits; // (experts)
-    private final float[] logits; // (vocab)
-    private float[] att;          // (positions) attention scores of one head
-    private final float[] ropeCos; // (ropeDims / 2) for the current position
-    private final float[] ropeSin;
+    private final Router router;
+    private Buffers b;
 
     public Engine(Model model) {
         this.model = model;
         this.c = model.config();
         this.w = model.weights();
-        int ffn = Math.max(c.ffnDim(), c.expertDim());
-        x = new float[c.dim()];
-        xb = new float[c.dim()];
-        xb2 = new float[c.dim()];
-        q = new float[c.qDim()];
-        k = new float[c.kvDim()];
-        v = new float[c.kvDim()];
-        attOut = new float[c.qDim()];
-        hb = new float[ffn];
-        hb2 = new float[ffn];
-        moeOut = new float[c.dim()];
-        routerLogits = new float[Math.max(1, c.experts())];
-        logits = new float[c.vocabSize()];
-        att = new float[256];
-        ropeCos = new float[c.ropeDims() / 2];
-        ropeSin = new float[c.ropeDims() / 2];
+        this.router = c.isMoe() ? new Router(c.routing()) : null;
+        this.b = new Buffers(0);
     }
 
     public Model model() {
@@ -69,197 +48,303 @@ public final class Engine {
         if (tokens.length == 0) {
             throw new IllegalArgumentException("forward needs at least one token");
         }
+        checkTokens(tokens);
         checkFits(cache, tokens.length, "forward of " + tokens.length + " tokens");
-        for (int t : tokens) {
-            if (t < 0 || t >= c.vocabSize()) {
-                throw new IllegalArgumentException("token id " + t + " is outside the vocabulary 0.." + (c.vocabSize() - 1));
+        float[] logits = null;
+        for (int from = 0; from < tokens.length; from += MAX_FORWARD_CHUNK) {
+            int to = Math.min(tokens.length, from + MAX_FORWARD_CHUNK);
+            logits = step(StepPlan.of(new StepPlan.Sequence(cache, Arrays.copyOfRange(tokens, from, to), to == tokens.length)))
+                    .logits(0);
+        }
+        return logits;
+    }
+
+    /**
+     * One forward pass over all sequences of the plan: appends each one's tokens to its cache and
+     * returns the logits where asked.
+     *
+     * @throws IllegalArgumentException when a sequence has no tokens or an out-of-vocabulary token,
+     *                                  two share a cache, or a cache would exceed the context length
+     */
+    public StepResult step(StepPlan plan) {
+        Map<KvCache, Boolean> seen = new IdentityHashMap<>();
+        for (StepPlan.Sequence s : plan.sequences()) {
+            if (s.tokens().length == 0) {
+                throw new IllegalArgumentException("a step sequence needs at least one token");
+            }
+            if (seen.put(s.cache(), Boolean.TRUE) != null) {
+                throw new IllegalArgumentException("two sequences of a step share a KV cache");
+            }
+            checkTokens(s.tokens());
+            checkFits(s.cache(), s.tokens().length, "step of " + s.tokens().length + " tokens");
+        }
+        int n = plan.tokens();
+        if (n > b.capacity) {
+            b = new Buffers(Math.max(n, b.capacity * 2));
+        }
+        // row t of every matrix is one token: its sequence, cache and position
+        KvCache[] caches = new KvCache[n];
+        int[] pos = new int[n];
+        int t = 0;
+        for (StepPlan.Sequence s : plan.sequences()) {
+            int start = s.cache().length();
+            s.cache().ensureCapacity(start + s.tokens().length);
+            for (int j = 0; j < s.tokens().length; j++, t++) {
+                caches[t] = s.cache();
+                pos[t] = start + j;
+                w.tokenEmbedding.dequantizeRow(s.tokens()[j], b.x[t], 0);
+                ropeAngles(pos[t], b.ropeCos[t], b.ropeSin[t]);
             }
         }
-        for (int i = 0; i < tokens.length; i++) {
-            forwardOne(cache, tokens[i], i == tokens.length - 1);
+
+        for (int l = 0; l < c.layers(); l++) {
+            layer(l, n, caches, pos);
         }
-        return logits.clone();
+
+        t = 0;
+        float[][] logits = new float[plan.sequences().size()][];
+        for (int i = 0; i < logits.length; i++) {
+            StepPlan.Sequence s = plan.sequences().get(i);
+            for (int tok : s.tokens()) {
+                s.cache().commit(tok);
+            }
+            t += s.tokens().length;
+            if (s.logits()) {
+                rmsnorm(b.xb[0], b.x[t - 1], 0, w.outputNorm, c.dim());
+                logits[i] = new float[c.vocabSize()];
+                w.output.matmul(b.xb[0], logits[i]);
+            }
+        }
+        return new StepResult(Arrays.asList(logits));
     }
 
-    private void checkFits(KvCache cache, long more, String what) {
-        if (cache.layers() != c.layers() || cache.kvDim() != c.kvDim()) {
-            throw new IllegalArgumentException("KV cache shape " + cache.layers() + "x" + cache.kvDim()
-                    + " does not belong to model " + model.name());
+    /** One transformer block over the step's n tokens, updating the residual stream b.x in place. */
+    private void layer(int l, int n, KvCache[] caches, int[] pos) {
+        Weights.Layer layer = w.layers[l];
+        int headDim = c.headDim();
+        int kvDim = c.kvDim();
+        int qDim = c.qDim();
+
+        // attention rmsnorm
+        for (int t = 0; t < n; t++) {
+            rmsnorm(b.xb[t], b.x[t], 0, layer.attnNorm, c.dim());
         }
-        if (cache.length() + more > c.contextLength()) {
-            throw new IllegalArgumentException(what + " after " + cache.length() + " cached positions needs "
-                    + (cache.length() + more) + " positions, more than the context length " + c.contextLength());
+
+        // qkv matmuls (fused: one matrix whose rows are q, then k, then v), biases
+        if (c.fusedQkv()) {
+            matmul(layer.wqkv, b.xb, b.qkv, n);
+            for (int t = 0; t < n; t++) {
+                System.arraycopy(b.qkv[t], 0, b.q[t], 0, qDim);
+                System.arraycopy(b.qkv[t], qDim, b.k[t], 0, kvDim);
+                System.arraycopy(b.qkv[t], qDim + kvDim, b.v[t], 0, kvDim);
+            }
+        } else {
+            matmul(layer.wq, b.xb, b.q, n);
+            matmul(layer.wk, b.xb, b.k, n);
+            matmul(layer.wv, b.xb, b.v, n);
+        }
+        for (int t = 0; t < n; t++) {
+            addBias(b.q[t], layer.bq);
+            addBias(b.k[t], layer.bk);
+            addBias(b.v[t], layer.bv);
+        }
+
+        // per-head QK norm (qwen3moe, bailingmoe2), then RoPE, then remember this position's k and v
+        for (int t = 0; t < n; t++) {
+            if (c.qkNorm()) {
+                for (int h = 0; h < c.heads(); h++) {
+                    rmsnorm(b.q[t], b.q[t], h * headDim, layer.qNorm, headDim);
+                }
+                for (int h = 0; h < c.kvHeads(); h++) {
+                    rmsnorm(b.k[t], b.k[t], h * headDim, layer.kNorm, headDim);
+                }
+            }
+            rope(b.q[t], c.heads(), b.ropeCos[t], b.ropeSin[t]);
+            rope(b.k[t], c.kvHeads(), b.ropeCos[t], b.ropeSin[t]);
+            System.arraycopy(b.k[t], 0, caches[t].keys(l), pos[t] * kvDim, kvDim);
+            System.arraycopy(b.v[t], 0, caches[t].values(l), pos[t] * kvDim, kvDim);
+        }
+
+        // causal attention: token t sees positions 0..pos[t] of its own sequence
+        for (int t = 0; t < n; t++) {
+            attention(b.q[t], caches[t].keys(l), caches[t].values(l), pos[t], b.attOut[t]);
+        }
+
+        // output projection and residual
+        matmul(layer.wo, b.attOut, b.xb2, n);
+        for (int t = 0; t < n; t++) {
+            addBias(b.xb2[t], layer.bo);
+            add(b.x[t], b.xb2[t]);
+        }
+
+        // ffn rmsnorm, dense SwiGLU or mixture of experts (+ shared expert), residual
+        for (int t = 0; t < n; t++) {
+            rmsnorm(b.xb[t], b.x[t], 0, layer.ffnNorm, c.dim());
+        }
+        if (c.isMoeLayer(l)) {
+            moe(layer, n);
+        } else {
+            swiglu(layer.w1, layer.w3, layer.w2, b.xb, b.xb2, n);
+        }
+        for (int t = 0; t < n; t++) {
+            add(b.x[t], b.xb2[t]);
         }
     }
 
-    /** One position through every layer; fills {@link #logits} when asked. */
-    private void forwardOne(KvCache cache, int token, boolean computeLogits) {
-        int pos = cache.length();
+    /** out = softmax(q k^T * scale) v per head, over positions 0..last; query head h reads kv head h / group. */
+    private void attention(float[] q, float[] keys, float[] values, int last, float[] out) {
         int headDim = c.headDim();
         int kvDim = c.kvDim();
         int groupSize = c.heads() / c.kvHeads();
         float scale = (float) (1.0 / Math.sqrt(headDim));
-        cache.ensureCapacity(pos + 1);
-        if (att.length < pos + 1) {
-            att = new float[Math.max(pos + 1, att.length * 2)];
+        if (b.att.length < last + 1) {
+            b.att = new float[Math.max(last + 1, b.att.length * 2)];
         }
-        ropeAngles(pos);
-
-        w.tokenEmbedding.dequantizeRow(token, x, 0);
-
-        for (int l = 0; l < c.layers(); l++) {
-            Weights.Layer layer = w.layers[l];
-
-            // attention rmsnorm
-            rmsnorm(xb, x, 0, layer.attnNorm, c.dim());
-
-            // qkv matmuls
-            layer.wq.matmul(xb, q);
-            layer.wk.matmul(xb, k);
-            layer.wv.matmul(xb, v);
-
-            // per-head QK norm (qwen3moe), then RoPE
-            if (c.qkNorm()) {
-                for (int h = 0; h < c.heads(); h++) {
-                    rmsnorm(q, q, h * headDim, layer.qNorm, headDim);
+        float[] att = b.att;
+        for (int h = 0; h < c.heads(); h++) {
+            int qOff = h * headDim;
+            int kvOff = (h / groupSize) * headDim;
+            float max = Float.NEGATIVE_INFINITY;
+            for (int p = 0; p <= last; p++) {
+                float score = 0;
+                int kOff = p * kvDim + kvOff;
+                for (int i = 0; i < headDim; i++) {
+                    score += q[qOff + i] * keys[kOff + i];
                 }
-                for (int h = 0; h < c.kvHeads(); h++) {
-                    rmsnorm(k, k, h * headDim, layer.kNorm, headDim);
+                att[p] = score * scale;
+                max = Math.max(max, att[p]);
+            }
+            float sum = 0;
+            for (int p = 0; p <= last; p++) {
+                att[p] = (float) Math.exp(att[p] - max);
+                sum += att[p];
+            }
+            Arrays.fill(out, qOff, qOff + headDim, 0f);
+            for (int p = 0; p <= last; p++) {
+                float a = att[p] / sum;
+                int vOff = p * kvDim + kvOff;
+                for (int i = 0; i < headDim; i++) {
+                    out[qOff + i] += a * values[vOff + i];
                 }
             }
-            rope(q, c.heads());
-            rope(k, c.kvHeads());
-
-            // remember this position's key and value
-            float[] keys = cache.keys(l);
-            float[] values = cache.values(l);
-            System.arraycopy(k, 0, keys, pos * kvDim, kvDim);
-            System.arraycopy(v, 0, values, pos * kvDim, kvDim);
-
-            // causal multi-head attention; query head h reads kv head h / groupSize
-            for (int h = 0; h < c.heads(); h++) {
-                int qOff = h * headDim;
-                int kvOff = (h / groupSize) * headDim;
-                float max = Float.NEGATIVE_INFINITY;
-                for (int t = 0; t <= pos; t++) {
-                    float score = 0;
-                    int kOff = t * kvDim + kvOff;
-                    for (int i = 0; i < headDim; i++) {
-                        score += q[qOff + i] * keys[kOff + i];
-                    }
-                    att[t] = score * scale;
-                    max = Math.max(max, att[t]);
-                }
-                float sum = 0;
-                for (int t = 0; t <= pos; t++) {
-                    att[t] = (float) Math.exp(att[t] - max);
-                    sum += att[t];
-                }
-                java.util.Arrays.fill(attOut, qOff, qOff + headDim, 0f);
-                for (int t = 0; t <= pos; t++) {
-                    float a = att[t] / sum;
-                    int vOff = t * kvDim + kvOff;
-                    for (int i = 0; i < headDim; i++) {
-                        attOut[qOff + i] += a * values[vOff + i];
-                    }
-                }
-            }
-
-            // output projection and residual
-            layer.wo.matmul(attOut, xb2);
-            add(x, xb2);
-
-            // ffn rmsnorm, dense SwiGLU or mixture of experts, residual
-            rmsnorm(xb, x, 0, layer.ffnNorm, c.dim());
-            if (c.isMoe()) {
-                moe(layer, xb, xb2);
-            } else {
-                swiglu(layer.w1, layer.w3, layer.w2, xb, xb2);
-            }
-            add(x, xb2);
-        }
-        cache.commit(token);
-
-        if (computeLogits) {
-            rmsnorm(xb, x, 0, w.outputNorm, c.dim());
-            w.output.matmul(xb, logits);
         }
     }
 
     /**
-     * Mixtral routing: softmax over all experts, keep the top k, renormalise their probabilities
-     * to sum 1, and mix the chosen experts' SwiGLU outputs with them.
+     * Mixture of experts over the step's tokens (route -> dispatch -> experts -> combine): the
+     * {@link Router} picks each token's experts and weights, each chosen expert then runs one
+     * SwiGLU over all tokens routed to it, and each token sums its experts' outputs in expert
+     * order; the shared expert (optionally sigmoid-gated per token) is added on top. Writes b.xb2.
      */
-    private void moe(Weights.Layer layer, float[] in, float[] out) {
-        layer.router.matmul(in, routerLogits);
-        softmax(routerLogits, c.experts());
-        int[] chosen = new int[c.expertsUsed()];
-        float chosenSum = 0;
-        boolean[] taken = new boolean[c.experts()];
-        for (int j = 0; j < chosen.length; j++) {
-            int best = -1;
-            for (int e = 0; e < c.experts(); e++) {
-                if (!taken[e] && (best < 0 || routerLogits[e] > routerLogits[best])) {
-                    best = e;
+    private void moe(Weights.Layer layer, int n) {
+        int k = c.expertsUsed();
+        int experts = c.experts();
+        int[] count = new int[experts];
+        for (int t = 0; t < n; t++) {
+            layer.router.matmul(b.xb[t], b.routerLogits);
+            router.route(b.routerLogits, layer.selectionBias, b.chosen[t], b.chosenWeights[t]);
+            for (int j = 0; j < k; j++) {
+                count[b.chosen[t][j]]++;
+            }
+        }
+        for (int t = 0; t < n; t++) {
+            Arrays.fill(b.xb2[t], 0f);
+        }
+        for (int e = 0; e < experts; e++) {
+            if (count[e] == 0) {
+                continue;
+            }
+            // dispatch: the rows routed to expert e, in token order
+            int[] tokens = new int[count[e]];
+            float[] weights = new float[count[e]];
+            float[][] in = new float[count[e]][];
+            int m = 0;
+            for (int t = 0; t < n; t++) {
+                for (int j = 0; j < k; j++) {
+                    if (b.chosen[t][j] == e) {
+                        tokens[m] = t;
+                        weights[m] = b.chosenWeights[t][j];
+                        in[m++] = b.xb[t];
+                    }
                 }
             }
-            taken[best] = true;
-            chosen[j] = best;
-            chosenSum += routerLogits[best];
+            swiglu(layer.expertW1[e], layer.expertW3[e], layer.expertW2[e], in, b.ffnOut, m);
+            // combine
+            for (int i = 0; i < m; i++) {
+                float[] acc = b.xb2[tokens[i]];
+                float[] y = b.ffnOut[i];
+                for (int d = 0; d < acc.length; d++) {
+                    acc[d] += weights[i] * y[d];
+                }
+            }
         }
-        java.util.Arrays.fill(out, 0, c.dim(), 0f);
-        for (int e : chosen) {
-            float weight = routerLogits[e] / chosenSum;
-            swiglu(layer.expertW1[e], layer.expertW3[e], layer.expertW2[e], in, moeOut);
-            for (int i = 0; i < c.dim(); i++) {
-                out[i] += weight * moeOut[i];
+        if (layer.sharedW1 != null) {
+            swiglu(layer.sharedW1, layer.sharedW3, layer.sharedW2, b.xb, b.ffnOut, n);
+            for (int t = 0; t < n; t++) {
+                float gate = 1f;
+                if (layer.sharedGate != null) {
+                    float z = 0;
+                    for (int i = 0; i < c.dim(); i++) {
+                        z += layer.sharedGate[i] * b.xb[t][i];
+                    }
+                    gate = (float) (1.0 / (1.0 + Math.exp(-z)));
+                }
+                add(b.xb2[t], b.ffnOut[t], gate);
             }
         }
     }
 
-    /** out = w2 (silu(w1 in) * (w3 in)). */
-    private void swiglu(WeightMatrix w1, WeightMatrix w3, WeightMatrix w2, float[] in, float[] out) {
-        w1.matmul(in, hb);
-        w3.matmul(in, hb2);
-        int n = w1.rows();
-        for (int i = 0; i < n; i++) {
-            float g = hb[i];
-            hb[i] = g / (1f + (float) Math.exp(-g)) * hb2[i];
+    /** out[t] = w2 (silu(w1 in[t]) * (w3 in[t])) for the first n rows. */
+    private void swiglu(WeightMatrix w1, WeightMatrix w3, WeightMatrix w2, float[][] in, float[][] out, int n) {
+        matmul(w1, in, b.hb, n);
+        matmul(w3, in, b.hb2, n);
+        int width = w1.rows();
+        for (int t = 0; t < n; t++) {
+            float[] g = b.hb[t];
+            float[] u = b.hb2[t];
+            for (int i = 0; i < width; i++) {
+                g[i] = g[i] / (1f + (float) Math.exp(-g[i])) * u[i];
+            }
         }
-        w2.matmul(hb, out);
+        matmul(w2, b.hb, out, n);
+    }
+
+    /**
+     * out[t] = W in[t] for the first n rows. The batched-matmul seam: today one
+     * {@link WeightMatrix#matmul} per row; a kernel that reads each weight row once for all n
+     * inputs replaces this loop without changing any caller.
+     */
+    static void matmul(WeightMatrix w, float[][] in, float[][] out, int n) {
+        for (int t = 0; t < n; t++) {
+            w.matmul(in[t], out[t]);
+        }
     }
 
     /** cos and sin of pos * base^(-2i/d), computed as ggml does (float, theta multiplied up per pair). */
-    private void ropeAngles(int pos) {
+    private void ropeAngles(int pos, float[] cos, float[] sin) {
         float thetaScale = (float) Math.pow(c.ropeBase(), -2.0f / c.ropeDims());
         float theta = pos;
-        for (int i = 0; i < ropeCos.length; i++) {
-            ropeCos[i] = (float) Math.cos(theta);
-            ropeSin[i] = (float) Math.sin(theta);
+        for (int i = 0; i < cos.length; i++) {
+            cos[i] = (float) Math.cos(theta);
+            sin[i] = (float) Math.sin(theta);
             theta *= thetaScale;
         }
     }
 
-    /** Rotates the first ropeDims dimensions of each head of {@code vec}. */
-    private void rope(float[] vec, int nHeads) {
+    /** Rotates the first ropeDims dimensions of each head of {@code vec}; the rest pass through. */
+    private void rope(float[] vec, int nHeads, float[] cos, float[] sin) {
         int headDim = c.headDim();
         int half = c.ropeDims() / 2;
+        boolean adjacent = c.ropeType() == ModelConfig.RopeType.NORM;
         for (int h = 0; h < nHeads; h++) {
             int base = h * headDim;
             for (int i = 0; i < half; i++) {
-                int a;
-                int b;
-                if (c.ropeType() == ModelConfig.RopeType.NORM) {
-                    a = base + 2 * i;
-                    b = a + 1;
-                } else {
-                    a = base + i;
-                    b = base + i + half;
-                }
+                int a = adjacent ? base + 2 * i : base + i;
+                int bb = adjacent ? a + 1 : base + i + half;
                 float x0 = vec[a];
-                float x1 = vec[b];
-                vec[a] = x0 * ropeCos[i] - x1 * ropeSin[i];
-                vec[b] = x0 * ropeSin[i] + x1 * ropeCos[i];
+                float x1 = vec[bb];
+                vec[a] = x0 * cos[i] - x1 * sin[i];
+                vec[bb] = x0 * sin[i] + x1 * cos[i];
             }
         }
     }
@@ -276,31 +361,47 @@ public final class Engine {
         }
     }
 
-    private static void softmax(float[] v, int n) {
-        float max = Float.NEGATIVE_INFINITY;
-        for (int i = 0; i < n; i++) {
-            max = Math.max(max, v[i]);
-        }
-        float sum = 0;
-        for (int i = 0; i < n; i++) {
-            v[i] = (float) Math.exp(v[i] - max);
-            sum += v[i];
-        }
-        for (int i = 0; i < n; i++) {
-            v[i] /= sum;
+    private static void addBias(float[] v, float[] bias) {
+        if (bias != null) {
+            add(v, bias);
         }
     }
 
     private static void add(float[] acc, float[] d) {
-        for (int i = 0; i < acc.length; i++) {
+        for (int i = 0; i < d.length; i++) {
             acc[i] += d[i];
         }
     }
 
+    private static void add(float[] acc, float[] d, float scale) {
+        for (int i = 0; i < acc.length; i++) {
+            acc[i] += scale * d[i];
+        }
+    }
+
+    private void checkTokens(int[] tokens) {
+        for (int t : tokens) {
+            if (t < 0 || t >= c.vocabSize()) {
+                throw new IllegalArgumentException("token id " + t + " is outside the vocabulary 0.." + (c.vocabSize() - 1));
+            }
+        }
+    }
+
+    void checkFits(KvCache cache, long more, String what) {
+        if (cache.layers() != c.layers() || cache.kvDim() != c.kvDim()) {
+            throw new IllegalArgumentException("KV cache shape " + cache.layers() + "x" + cache.kvDim()
+                    + " does not belong to model " + model.name());
+        }
+        if (cache.length() + more > c.contextLength()) {
+            throw new IllegalArgumentException(what + " after " + cache.length() + " cached positions needs "
+                    + (cache.length() + more) + " positions, more than the context length " + c.contextLength());
+        }
+    }
+
     /**
-     * Runs many requests as one batch: each prompt is prefilled, then all sequences decode in
-     * lockstep, one token each per step, until each finishes. Results are in request order and equal
-     * to running each request alone.
+     * Runs many requests as one batch with continuous batching: a {@link io.moestream.runtime.sched.Scheduler}
+     * plans each step (decode tokens first, then prefill chunks, within a token budget), this engine
+     * computes it. Results are in request order and equal to running each request alone.
      *
      * <p>Per step a sequence samples a token from its current logits; EOS ends it (STOP, EOS not in
      * the result), a stop sequence in the decoded text ends it (STOP_SEQUENCE, text cut before the
@@ -312,111 +413,50 @@ public final class Engine {
      *                                  request's cached + prompt + maxTokens positions exceed the context length
      */
     public List<GenerationResult> generate(List<GenerationRequest> requests) {
-        Map<KvCache, Boolean> seen = new IdentityHashMap<>();
-        for (int i = 0; i < requests.size(); i++) {
-            GenerationRequest r = requests.get(i);
-            if (seen.put(r.cache(), Boolean.TRUE) != null) {
-                throw new IllegalArgumentException("requests " + i + " and an earlier one share a KV cache");
-            }
-            if (r.promptIds().length == 0) {
-                throw new IllegalArgumentException("request " + i + " has an empty prompt");
-            }
-            if (r.params().maxTokens() <= 0) {
-                throw new IllegalArgumentException("request " + i + ": maxTokens must be > 0, got " + r.params().maxTokens());
-            }
-            checkFits(r.cache(), (long) r.promptIds().length + r.params().maxTokens(),
-                    "request " + i + " (prompt " + r.promptIds().length + " + maxTokens " + r.params().maxTokens() + ")");
-        }
-
-        List<Sequence> seqs = new ArrayList<>();
-        for (GenerationRequest r : requests) {
-            Sequence s = new Sequence(r, model);
-            long t0 = System.nanoTime();
-            s.logits = forward(r.cache(), r.promptIds());
-            s.prefillNanos = System.nanoTime() - t0;
-            seqs.add(s);
-        }
-
-        boolean anyActive = true;
-        while (anyActive) {
-            anyActive = false;
-            for (Sequence s : seqs) {
-                if (s.finish != null) {
-                    continue;
-                }
-                long t0 = System.nanoTime();
-                s.step(this);
-                s.decodeNanos += System.nanoTime() - t0;
-                anyActive |= s.finish == null;
-            }
-        }
-        List<GenerationResult> out = new ArrayList<>(seqs.size());
-        for (Sequence s : seqs) {
-            out.add(s.result());
-        }
-        return out;
+        return new Generation(this, requests).run();
     }
 
-    /** Decoding state of one request in a batch. */
-    private static final class Sequence {
-        final GenerationRequest request;
-        final Sampler sampler;
-        final Detokenizer text;
-        final int eos;
-        final List<Integer> ids = new ArrayList<>();
-        float[] logits;
-        FinishReason finish;
-        String finalText;
-        long prefillNanos;
-        long decodeNanos;
+    /** Activation matrices for up to {@code capacity} tokens per step (llama2.c names). */
+    private final class Buffers {
+        final int capacity;
+        final float[][] x;             // (n, dim) residual stream
+        final float[][] xb;            // (n, dim) normalised input of a sub-layer
+        final float[][] xb2;           // (n, dim) sub-layer output
+        final float[][] qkv;           // (n, qDim + 2 kvDim), fused QKV only
+        final float[][] q;             // (n, heads * headDim)
+        final float[][] k;             // (n, kvHeads * headDim)
+        final float[][] v;             // (n, kvHeads * headDim)
+        final float[][] attOut;        // (n, heads * headDim)
+        final float[][] hb;            // (n, widest ffn) gate activation
+        final float[][] hb2;           // (n, widest ffn) up activation
+        final float[][] ffnOut;        // (n, dim) one expert's (or the shared expert's) output
+        final float[][] ropeCos;       // (n, ropeDims / 2)
+        final float[][] ropeSin;       // (n, ropeDims / 2)
+        final int[][] chosen;          // (n, expertsUsed) routed experts
+        final float[][] chosenWeights; // (n, expertsUsed) their weights
+        final float[] routerLogits;    // (experts)
+        float[] att;                   // (positions) attention scores of one head
 
-        Sequence(GenerationRequest request, Model model) {
-            this.request = request;
-            this.sampler = new Sampler(request.params());
-            this.text = new Detokenizer(model.tokenizer());
-            this.eos = model.tokenizer().eosId();
-        }
-
-        void step(Engine engine) {
-            int token = sampler.sample(logits);
-            if (token == eos) {
-                finish = FinishReason.STOP;
-                finalText = text.finish();
-            } else {
-                ids.add(token);
-                text.add(token);
-                String sofar = text.text();
-                int cut = firstStop(sofar);
-                if (cut >= 0) {
-                    finish = FinishReason.STOP_SEQUENCE;
-                    finalText = sofar.substring(0, cut);
-                } else if (ids.size() >= request.params().maxTokens()) {
-                    finish = FinishReason.LENGTH;
-                    finalText = text.finish();
-                }
-            }
-            if (finish == null || request.commitAnswer()) {
-                logits = engine.forward(request.cache(), new int[] {token});
-            }
-        }
-
-        private int firstStop(String s) {
-            int cut = -1;
-            for (String stop : request.params().stop()) {
-                if (stop.isEmpty()) {
-                    continue;
-                }
-                int i = s.indexOf(stop);
-                if (i >= 0 && (cut < 0 || i < cut)) {
-                    cut = i;
-                }
-            }
-            return cut;
-        }
-
-        GenerationResult result() {
-            return new GenerationResult(ids.stream().mapToInt(Integer::intValue).toArray(), finalText, finish,
-                    prefillNanos, decodeNanos);
+        Buffers(int capacity) {
+            this.capacity = capacity;
+            int ffn = Math.max(c.ffnDim(), Math.max(c.expertDim(), c.sharedExpertDim()));
+            x = new float[capacity][c.dim()];
+            xb = new float[capacity][c.dim()];
+            xb2 = new float[capacity][c.dim()];
+            qkv = new float[c.fusedQkv() ? capacity : 0][c.qDim() + 2 * c.kvDim()];
+            q = new float[capacity][c.qDim()];
+            k = new float[capacity][c.kvDim()];
+            v = new float[capacity][c.kvDim()];
+            attOut = new float[capacity][c.qDim()];
+            hb = new float[capacity][ffn];
+            hb2 = new float[capacity][ffn];
+            ffnOut = new float[c.isMoe() ? capacity : 0][c.dim()];
+            ropeCos = new float[capacity][c.ropeDims() / 2];
+            ropeSin = new float[capacity][c.ropeDims() / 2];
+            chosen = new int[capacity][c.expertsUsed()];
+            chosenWeights = new float[capacity][c.expertsUsed()];
+            routerLogits = new float[Math.max(1, c.experts())];
+            att = new float[256];
         }
     }
 }

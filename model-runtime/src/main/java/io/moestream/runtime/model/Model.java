@@ -69,6 +69,14 @@ public final class Model implements AutoCloseable {
         return config.contextLength();
     }
 
+    /**
+     * This model's weights and tokenizer under another configuration of the same shapes, e.g. a
+     * different routing rule; for experiments and tests that show which detail matters.
+     */
+    Model withConfig(ModelConfig other) {
+        return new Model(name, other, weights, tokenizer, gguf);
+    }
+
     Weights weights() {
         return weights;
     }

@@ -56,6 +56,40 @@ class EngineTest {
     }
 
     @Test
+    void sameSeedReplaysTheSameTextOtherSeedsDiffer() {
+        int[] prompt = model.tokenizer().encodePrompt("Permission is hereby granted");
+        java.util.function.LongFunction<GenerationResult> run = seed -> new Engine(model).generate(List.of(new GenerationRequest(
+                model.newCache(), prompt, new SamplingParams(24, 1.0f, 50, 0.95f, seed, List.of()), false))).get(0);
+        GenerationResult a = run.apply(1234L);
+        GenerationResult replay = run.apply(1234L);
+        assertThat(replay.tokenIds()).containsExactly(a.tokenIds());
+        assertThat(replay.text()).isEqualTo(a.text());
+        assertThat(run.apply(99L).tokenIds()).isNotEqualTo(a.tokenIds());
+    }
+
+    @Test
+    void moreRequestsThanTheTokenBudgetStillMatchOneAtATime() {
+        List<GenerationRequest> batch = new ArrayList<>();
+        List<GenerationRequest> single = new ArrayList<>();
+        for (int i = 0; i < 3; i++) {
+            // prompts longer than the step budget together: prefill is chunked and mixed with decodes
+            StringBuilder text = new StringBuilder();
+            for (int j = 0; j <= i; j++) {
+                text.append("Permission is hereby granted, free of charge, to any person obtaining a copy of this software. ");
+            }
+            int[] prompt = model.tokenizer().encodePrompt(text.toString().repeat(3));
+            batch.add(new GenerationRequest(model.newCache(), prompt, SamplingParams.greedy(5 + i), false));
+            single.add(new GenerationRequest(model.newCache(), prompt, SamplingParams.greedy(5 + i), false));
+        }
+        assertThat(batch.stream().mapToInt(r -> r.promptIds().length).sum()).isGreaterThan(Generation.TOKEN_BUDGET);
+        List<GenerationResult> together = new Engine(model).generate(batch);
+        for (int i = 0; i < single.size(); i++) {
+            assertThat(together.get(i).tokenIds()).containsExactly(new Engine(model).generate(List.of(single.get(i))).get(0).tokenIds());
+            assertThat(together.get(i).prefillNanos()).isPositive();
+        }
+    }
+
+    @Test
     void greedyGenerateMatchesTheGolden() {
         var prompt = Fixtures.golden(Fixtures.TINY_MIXTRAL).get("prompts").get(1);
         int[] golden = Fixtures.ints(prompt.get("greedy_ids"));

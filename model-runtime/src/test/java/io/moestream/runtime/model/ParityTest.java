@@ -18,14 +18,16 @@ import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
 
 /**
- * Forward-pass parity with llama.cpp (F32 KV cache, no flash attention) on the F32 oracle models:
+ * Forward-pass parity with llama.cpp (F32 KV cache, no flash attention) on the F32 oracle models of
+ * every architecture (llama dense, Mixtral, qwen3moe, qwen2moe, bailingmoe2):
  * same prompt ids, all 32 greedy tokens identical, logits within {@link #TOLERANCE} at the last
  * prompt position (all 768) and at the top-10 ids of the next 8 positions.
  */
 class ParityTest {
 
     static final double TOLERANCE = 2e-3;
-    static final List<String> MODELS = List.of(Fixtures.TINY_LLAMA, Fixtures.TINY_MIXTRAL);
+    static final List<String> MODELS = List.of(Fixtures.TINY_LLAMA, Fixtures.TINY_MIXTRAL, Fixtures.TINY_QWEN3MOE,
+            Fixtures.TINY_QWEN2MOE, Fixtures.TINY_GROUPMOE);
     static final java.util.Map<String, Model> LOADED = new java.util.HashMap<>();
     static final java.util.Map<String, Double> MAX_DIFF = new java.util.TreeMap<>();
 

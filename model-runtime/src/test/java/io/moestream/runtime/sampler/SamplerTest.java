@@ -71,6 +71,44 @@ class SamplerTest {
     }
 
     @Test
+    void topPKeepsTheSmallestPrefixReachingTheMass() {
+        // probabilities 0.5, 0.3, 0.15, 0.05 at temperature 1
+        float[] l = {(float) Math.log(0.15), (float) Math.log(0.5), (float) Math.log(0.05), (float) Math.log(0.3)};
+        int[] counts = new int[4];
+        Sampler s = new Sampler(new SamplingParams(1, 1f, 0, 0.79f, 17L, List.of()));
+        for (int i = 0; i < 4000; i++) {
+            counts[s.sample(l)]++;
+        }
+        assertThat(counts[0]).isZero();
+        assertThat(counts[2]).isZero();
+        // renormalised over the kept two: 0.5/0.8 = 0.625 and 0.375
+        assertThat(counts[1] / 4000.0).isBetween(0.59, 0.66);
+        assertThat(counts[3] / 4000.0).isBetween(0.34, 0.41);
+        Sampler wide = new Sampler(new SamplingParams(1, 1f, 0, 0.81f, 17L, List.of()));
+        java.util.Set<Integer> seen = new java.util.HashSet<>();
+        for (int i = 0; i < 2000; i++) {
+            seen.add(wide.sample(l));
+        }
+        assertThat(seen).containsExactlyInAnyOrder(1, 3, 0);
+    }
+
+    @Test
+    void temperatureSharpensAndFlattens() {
+        float[] l = {0f, 1f};
+        int cold = 0;
+        int hot = 0;
+        Sampler coldS = new Sampler(new SamplingParams(1, 0.25f, 0, 1f, 1L, List.of()));
+        Sampler hotS = new Sampler(new SamplingParams(1, 4f, 0, 1f, 1L, List.of()));
+        for (int i = 0; i < 4000; i++) {
+            cold += coldS.sample(l);
+            hot += hotS.sample(l);
+        }
+        // p(1) = 1/(1+e^-4) = 0.982 cold, 1/(1+e^-0.25) = 0.562 hot
+        assertThat(cold / 4000.0).isBetween(0.97, 0.99);
+        assertThat(hot / 4000.0).isBetween(0.53, 0.60);
+    }
+
+    @Test
     void rejectsNonsense() {
         assertThatThrownBy(() -> new Sampler(new SamplingParams(1, -1f, 0, 1f, 0L, List.of()))).hasMessageContaining("temperature");
         assertThatThrownBy(() -> new Sampler(new SamplingParams(1, 1f, 0, 0f, 0L, List.of()))).hasMessageContaining("topP");

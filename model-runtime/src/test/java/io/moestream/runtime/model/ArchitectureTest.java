@@ -1,0 +1,153 @@
+package io.moestream.runtime.model;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import io.moestream.runtime.Fixtures;
+import io.moestream.runtime.gguf.GgufFile;
+import io.moestream.runtime.gguf.GgufWriter;
+import io.moestream.runtime.moe.RoutingConfig;
+import io.moestream.runtime.moe.RoutingConfig.Gating;
+
+import java.io.IOException;
+import java.nio.file.Path;
+
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Per-architecture configuration from GGUF keys, its error messages, and the oracle README's
+ * "mistakes" table: getting one routing detail wrong moves the logits far beyond the tolerance.
+ */
+class ArchitectureTest {
+
+    @TempDir Path tmp;
+
+    @Test
+    void bailingmoe2IsReadWithGroupRoutingSharedExpertAndNextN() throws IOException {
+        try (Model m = Model.load(Fixtures.model(Fixtures.TINY_GROUPMOE))) {
+            ModelConfig c = m.config();
+            assertThat(c.architecture()).isEqualTo("bailingmoe2");
+            assertThat(c.layers()).isEqualTo(3);
+            assertThat(c.nextnLayers()).isEqualTo(1);
+            assertThat(c.leadingDenseLayers()).isEqualTo(1);
+            assertThat(c.isMoeLayer(0)).isFalse();
+            assertThat(c.isMoeLayer(1)).isTrue();
+            assertThat(c.fusedQkv()).isTrue();
+            assertThat(c.qkNorm()).isTrue();
+            assertThat(c.ropeType()).isEqualTo(ModelConfig.RopeType.NEOX);
+            assertThat(c.ropeDims()).isEqualTo(16);
+            assertThat(c.headDim()).isEqualTo(32);
+            assertThat(c.sharedExpertDim()).isEqualTo(64);
+            assertThat(c.sharedExpertGate()).isFalse();
+            assertThat(c.routing()).isEqualTo(new RoutingConfig(Gating.SIGMOID, 16, 4, true, 2.5f, 4, 2));
+            assertThat(m.newCache().layers()).isEqualTo(3);
+        }
+    }
+
+    @Test
+    void qwen2moeHasRawSoftmaxWeightsAndAGatedSharedExpert() throws IOException {
+        try (Model m = Model.load(Fixtures.model(Fixtures.TINY_QWEN2MOE))) {
+            ModelConfig c = m.config();
+            assertThat(c.routing()).isEqualTo(RoutingConfig.softmaxTopK(16, 4, false));
+            assertThat(c.sharedExpertDim()).isEqualTo(192);
+            assertThat(c.sharedExpertGate()).isTrue();
+            assertThat(c.ropeType()).isEqualTo(ModelConfig.RopeType.NEOX);
+            assertThat(c.qkNorm()).isFalse();
+            assertThat(m.weights().layers[0].bq).hasSize(128);
+        }
+    }
+
+    @Test
+    void groupRoutingIsReadForAnyArchitecture() throws IOException {
+        Path p = tmp.resolve("llama-groups.gguf");
+        llamaKeys(new GgufWriter()).putUInt32("llama.expert_count", 16).putUInt32("llama.expert_used_count", 4)
+                .putUInt32("llama.expert_group_count", 4).putUInt32("llama.expert_group_used_count", 2).write(p);
+        ModelConfig c = ModelConfig.from(GgufFile.open(p));
+        assertThat(c.routing()).isEqualTo(new RoutingConfig(Gating.SOFTMAX, 16, 4, true, 1f, 4, 2));
+        assertThat(c.expertDim()).isEqualTo(256);
+    }
+
+    @Test
+    void unknownArchitectureAndMissingKeysAreNamed() throws IOException {
+        Path gptj = tmp.resolve("gptj.gguf");
+        new GgufWriter().putString("general.architecture", "gptj").write(gptj);
+        assertThatThrownBy(() -> ModelConfig.from(GgufFile.open(gptj)))
+                .hasMessageContaining("unsupported architecture 'gptj'").hasMessageContaining("bailingmoe2");
+
+        Path ling = tmp.resolve("ling.gguf");
+        new GgufWriter().putString("general.architecture", "bailingmoe2").putUInt32("bailingmoe2.embedding_length", 128)
+                .putUInt32("bailingmoe2.block_count", 4).putUInt32("bailingmoe2.attention.head_count", 4)
+                .putUInt32("bailingmoe2.expert_count", 16).putUInt32("bailingmoe2.expert_used_count", 4)
+                .putUInt32("bailingmoe2.leading_dense_block_count", 1).putUInt32("bailingmoe2.expert_feed_forward_length", 64)
+                .putUInt32("bailingmoe2.expert_shared_count", 1).putUInt32("bailingmoe2.vocab_size", 768).write(ling);
+        assertThatThrownBy(() -> ModelConfig.from(GgufFile.open(ling)))
+                .hasMessageContaining("missing required key 'bailingmoe2.expert_gating_func'");
+
+        Path badGroups = tmp.resolve("bad-groups.gguf");
+        llamaKeys(new GgufWriter()).putUInt32("llama.expert_count", 16).putUInt32("llama.expert_used_count", 4)
+                .putUInt32("llama.expert_group_count", 3).putUInt32("llama.expert_group_used_count", 2).write(badGroups);
+        assertThatThrownBy(() -> ModelConfig.from(GgufFile.open(badGroups)))
+                .hasMessageContaining("bad-groups.gguf").hasMessageContaining("expert_group_count 3");
+
+        Path noRouter = tmp.resolve("no-used.gguf");
+        llamaKeys(new GgufWriter()).putUInt32("llama.expert_count", 16).write(noRouter);
+        assertThatThrownBy(() -> ModelConfig.from(GgufFile.open(noRouter)))
+                .hasMessageContaining("missing required key 'llama.expert_used_count'");
+    }
+
+    private static GgufWriter llamaKeys(GgufWriter w) {
+        return w.putString("general.architecture", "llama").putUInt32("llama.embedding_length", 128)
+                .putUInt32("llama.block_count", 2).putUInt32("llama.attention.head_count", 4)
+                .putUInt32("llama.context_length", 64).putUInt32("llama.feed_forward_length", 256)
+                .putUInt32("llama.vocab_size", 768).putFloat32("llama.attention.layer_norm_rms_epsilon", 1e-5f);
+    }
+
+    // --- the oracle README's mistakes table: each wrong detail moves the logits by far more than 2e-3
+
+    private static double maxDiffAtLastPromptPosition(Model m, String stem) {
+        double max = 0;
+        for (JsonNode p : Fixtures.golden(stem).get("prompts")) {
+            if (p.get("token_ids").size() > 100) {
+                continue; // the long prompt adds time, not information
+            }
+            float[] logits = new Engine(m).forward(m.newCache(), Fixtures.ints(p.get("token_ids")));
+            JsonNode last = p.get("last_logits");
+            for (int i = 0; i < logits.length; i++) {
+                max = Math.max(max, Math.abs(logits[i] - last.get(i).asDouble()));
+            }
+        }
+        return max;
+    }
+
+    private static ModelConfig withRouting(ModelConfig c, RoutingConfig r) {
+        return new ModelConfig(c.architecture(), c.contextLength(), c.dim(), c.layers(), c.heads(), c.kvHeads(), c.headDim(),
+                c.ffnDim(), c.expertDim(), c.vocabSize(), c.ropeBase(), c.ropeDims(), c.ropeType(), c.rmsEps(), c.qkNorm(),
+                c.fusedQkv(), c.leadingDenseLayers(), c.nextnLayers(), c.sharedExpertDim(), c.sharedExpertGate(), r);
+    }
+
+    @Test
+    void everyGroupRoutingDetailMatters() throws IOException {
+        try (Model m = Model.load(Fixtures.model(Fixtures.TINY_GROUPMOE))) {
+            RoutingConfig r = m.config().routing();
+            assertThat(maxDiffAtLastPromptPosition(m, Fixtures.TINY_GROUPMOE)).isLessThan(2e-3);
+            RoutingConfig noGroups = new RoutingConfig(r.gating(), r.experts(), r.topK(), r.normalize(), r.scale(), 0, 0);
+            RoutingConfig noNorm = new RoutingConfig(r.gating(), r.experts(), r.topK(), false, r.scale(), r.groups(), r.groupsUsed());
+            RoutingConfig noScale = new RoutingConfig(r.gating(), r.experts(), r.topK(), r.normalize(), 1f, r.groups(), r.groupsUsed());
+            RoutingConfig softmax = new RoutingConfig(Gating.SOFTMAX, r.experts(), r.topK(), r.normalize(), r.scale(), r.groups(), r.groupsUsed());
+            for (RoutingConfig wrong : new RoutingConfig[] {noGroups, noNorm, noScale, softmax}) {
+                assertThat(maxDiffAtLastPromptPosition(m.withConfig(withRouting(m.config(), wrong)), Fixtures.TINY_GROUPMOE))
+                        .as(wrong.toString()).isGreaterThan(1.0);
+            }
+        }
+    }
+
+    @Test
+    void qwen2moeWeightsMustNotBeRenormalised() throws IOException {
+        try (Model m = Model.load(Fixtures.model(Fixtures.TINY_QWEN2MOE))) {
+            Model wrong = m.withConfig(withRouting(m.config(), RoutingConfig.softmaxTopK(16, 4, true)));
+            assertThat(maxDiffAtLastPromptPosition(wrong, Fixtures.TINY_QWEN2MOE)).isGreaterThan(1.0);
+        }
+    }
+}

@@ -1,0 +1,167 @@
+package io.moestream.runtime.model;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import io.moestream.runtime.Fixtures;
+import io.moestream.runtime.sampler.Sampler;
+import io.moestream.runtime.sampler.SamplingParams;
+import io.moestream.runtime.sched.Schedule;
+import io.moestream.runtime.sched.Scheduler;
+import io.moestream.runtime.sched.SchedulerConfig;
+
+import java.io.IOException;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Set;
+
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+import org.junit.jupiter.api.Test;
+
+/** A batched {@link Engine#step} equals running each sequence alone, with prefill chunks and decode tokens mixed. */
+class BatchedStepTest {
+
+    static final double TOLERANCE = 1e-4;
+    static Model groupmoe;
+
+    @BeforeAll
+    static void load() throws IOException {
+        groupmoe = Model.load(Fixtures.model(Fixtures.TINY_GROUPMOE));
+    }
+
+    private static int[][] prompts(String stem) {
+        JsonNode ps = Fixtures.golden(stem).get("prompts");
+        int[][] out = new int[ps.size()][];
+        for (int i = 0; i < out.length; i++) {
+            out[i] = Fixtures.ints(ps.get(i).get("token_ids"));
+        }
+        return out;
+    }
+
+    /** Greedy decoding of one sequence alone: the logits before each of {@code n} tokens. */
+    private static List<float[]> alone(Model m, int[] prompt, int n) {
+        Engine e = new Engine(m);
+        KvCache cache = m.newCache();
+        List<float[]> out = new ArrayList<>();
+        float[] logits = e.forward(cache, prompt);
+        for (int i = 0; i < n; i++) {
+            out.add(logits);
+            if (i + 1 < n) {
+                logits = e.forward(cache, new int[] {Sampler.argmax(logits)});
+            }
+        }
+        return out;
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {Fixtures.TINY_GROUPMOE, Fixtures.TINY_QWEN2MOE, Fixtures.TINY_LLAMA})
+    void scheduledBatchWithChunkedPrefillEqualsEachSequenceAlone(String stem) throws IOException {
+        Model m = stem.equals(Fixtures.TINY_GROUPMOE) ? groupmoe : Model.load(Fixtures.model(stem));
+        int[][] prompts = prompts(stem);
+        int gen = 6;
+        // a small budget forces chunked prefill of the 316-token prompt alongside decodes of the others
+        Scheduler s = new Scheduler(new SchedulerConfig(37, 4));
+        KvCache[] caches = new KvCache[prompts.length];
+        List<List<Integer>> inputs = new ArrayList<>();
+        List<List<float[]>> logits = new ArrayList<>();
+        for (int[] p : prompts) {
+            caches[s.add(p.length)] = m.newCache();
+            List<Integer> in = new ArrayList<>();
+            Arrays.stream(p).forEach(in::add);
+            inputs.add(in);
+            logits.add(new ArrayList<>());
+        }
+        Engine engine = new Engine(m);
+        boolean sawMixedStep = false;
+        while (s.hasWork()) {
+            Schedule step = s.schedule();
+            List<StepPlan.Sequence> plan = new ArrayList<>();
+            boolean prefill = false;
+            boolean decode = false;
+            for (Schedule.Chunk c : step.chunks()) {
+                int[] toks = inputs.get(c.sequence()).subList(c.start(), c.start() + c.length()).stream().mapToInt(i -> i).toArray();
+                plan.add(new StepPlan.Sequence(caches[c.sequence()], toks, c.reachesEnd()));
+                boolean isPrefill = c.start() < prompts[c.sequence()].length;
+                prefill |= isPrefill && c.length() > 1;
+                decode |= !isPrefill;
+            }
+            sawMixedStep |= prefill && decode;
+            StepResult r = engine.step(new StepPlan(plan));
+            Set<Integer> finished = new HashSet<>();
+            for (int i = 0; i < plan.size(); i++) {
+                Schedule.Chunk c = step.chunks().get(i);
+                if (!c.reachesEnd()) {
+                    assertThat(r.logits(i)).isNull();
+                    continue;
+                }
+                logits.get(c.sequence()).add(r.logits(i));
+                if (logits.get(c.sequence()).size() == gen) {
+                    finished.add(c.sequence());
+                } else {
+                    inputs.get(c.sequence()).add(Sampler.argmax(r.logits(i)));
+                }
+            }
+            s.update(step, finished);
+        }
+        assertThat(sawMixedStep).isTrue();
+        for (int p = 0; p < prompts.length; p++) {
+            List<float[]> expected = alone(m, prompts[p], gen);
+            for (int i = 0; i < gen; i++) {
+                float[] got = logits.get(p).get(i);
+                assertThat(Sampler.argmax(got)).as("prompt %d token %d", p, i).isEqualTo(Sampler.argmax(expected.get(i)));
+                double max = 0;
+                for (int v = 0; v < got.length; v++) {
+                    max = Math.max(max, Math.abs(got[v] - expected.get(i)[v]));
+                }
+                assertThat(max).as("prompt %d token %d", p, i).isLessThan(TOLERANCE);
+            }
+            assertThat(caches[p].length()).isEqualTo(prompts[p].length + gen - 1);
+        }
+    }
+
+    @Test
+    void generateBatchReproducesTheGoldenGreedyTokensOfAllPrompts() {
+        JsonNode ps = Fixtures.golden(Fixtures.TINY_GROUPMOE).get("prompts");
+        List<GenerationRequest> reqs = new ArrayList<>();
+        List<int[]> expected = new ArrayList<>();
+        for (JsonNode p : ps) {
+            int[] golden = Fixtures.ints(p.get("greedy_ids"));
+            int n = golden.length;
+            for (int i = 0; i < golden.length; i++) {
+                if (golden[i] == groupmoe.tokenizer().eosId()) {
+                    n = i;
+                    break;
+                }
+            }
+            expected.add(Arrays.copyOf(golden, Math.max(1, n)));
+            reqs.add(new GenerationRequest(groupmoe.newCache(), Fixtures.ints(p.get("token_ids")), SamplingParams.greedy(Math.max(1, n)), false));
+        }
+        List<GenerationResult> results = new Engine(groupmoe).generate(reqs);
+        for (int i = 0; i < results.size(); i++) {
+            if (expected.get(i).length > 0 && expected.get(i)[0] != groupmoe.tokenizer().eosId()) {
+                assertThat(results.get(i).tokenIds()).as("prompt " + i).containsExactly(expected.get(i));
+            }
+        }
+    }
+
+    @Test
+    void stepValidatesItsPlan() {
+        Engine e = new Engine(groupmoe);
+        KvCache cache = groupmoe.newCache();
+        assertThatThrownBy(() -> e.step(StepPlan.of(new StepPlan.Sequence(cache, new int[] {1}, true),
+                new StepPlan.Sequence(cache, new int[] {2}, true)))).hasMessageContaining("share a KV cache");
+        assertThatThrownBy(() -> e.step(StepPlan.of(new StepPlan.Sequence(cache, new int[0], true))))
+                .hasMessageContaining("at least one token");
+        assertThatThrownBy(() -> e.step(StepPlan.of(new StepPlan.Sequence(cache, new int[] {-1}, true))))
+                .hasMessageContaining("token id -1");
+        assertThat(cache.length()).isZero();
+        StepResult r = e.step(StepPlan.of(new StepPlan.Sequence(cache, new int[] {766, 72}, false)));
+        assertThat(r.logits(0)).isNull();
+        assertThat(cache.length()).isEqualTo(2);
+    }
+}
