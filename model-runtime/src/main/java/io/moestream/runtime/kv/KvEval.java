@@ -32,10 +32,14 @@ import java.util.Locale;
 public final class KvEval {
 
     /** One configuration to measure. */
-    public record Setting(KvCodec codec, boolean prune) {
+    public record Setting(KvCodec codec, boolean prune, double streamingFraction) {
+        public Setting(KvCodec codec, boolean prune) {
+            this(codec, prune, -1);
+        }
+
         @Override
         public String toString() {
-            return codec + (prune ? " + pruning" : "");
+            return codec + (prune ? " + pruning" + (streamingFraction >= 0 ? String.format(Locale.ROOT, " %.3g", streamingFraction) : "") : "");
         }
     }
 
@@ -43,7 +47,7 @@ public final class KvEval {
     public record Params(int prefill, int gen, int blockTokens, int sink, int window, double streamingFraction, double maxOutsideMass) {}
 
     /** Measured figures of one setting. */
-    public record Row(Setting setting, String policy, int streamingHeads, int length, long stateBytes, double bytesPerToken,
+    public record Row(Setting setting, String policy, double[] headScores, int streamingHeads, int length, long stateBytes, double bytesPerToken,
                       double ratioVsFp16, double attnBytesPerStep, double attnRatioVsFp16, double top1Agreement, double meanKl,
                       double maxKl, int greedyPrefix, int greedyTotal) {}
 
@@ -80,7 +84,8 @@ public final class KvEval {
             float[] last = f.forward(c, prefix);
             f.attention().setObserver(null);
             if (classifier != null) {
-                c.setPolicy(classifier.classify(p.streamingFraction(), p.maxOutsideMass()));
+                double fr = s.streamingFraction() >= 0 ? s.streamingFraction() : p.streamingFraction();
+                c.setPolicy(classifier.classify(fr, p.maxOutsideMass()));
             }
             // greedy from the prefill, on a copy; count attention bytes per step
             f.attention().resetBytesRead();
@@ -110,7 +115,7 @@ public final class KvEval {
                 klMax = Math.max(klMax, kl);
             }
             long bytes = c.stateBytes();
-            rows.add(new Row(s, c.policy().toString(), c.policy().streamingCount(), c.length(), bytes,
+            rows.add(new Row(s, c.policy().toString(), classifier == null ? null : classifier.scores(), c.policy().streamingCount(), c.length(), bytes,
                     bytes / (double) c.length(), bytes / (double) (c.length() * fp16PerToken), attnPerStep,
                     attnPerStep / fp16AttnPerStep, agree / (double) rest.length, klSum / rest.length, klMax, prefixLen, p.gen()));
         }
@@ -179,7 +184,10 @@ public final class KvEval {
         }
         for (Row r : rows) {
             if (r.setting().prune()) {
-                sb.append("\npolicy (").append(r.setting()).append("): ").append(r.policy());
+                sb.append("\npolicy (").append(r.setting()).append("): ").append(r.policy()).append("; outside mass per KV head:");
+                for (double d : r.headScores()) {
+                    sb.append(String.format(Locale.ROOT, " %.3f", d));
+                }
             }
         }
         return sb.append('\n').toString();
@@ -193,7 +201,7 @@ public final class KvEval {
         int sink = 4;
         int window = 256;
         int blockTokens = PagedKvCache.DEFAULT_BLOCK_TOKENS;
-        double fraction = 0.5;
+        String fractions = "0.5";
         double maxMass = 1.0;
         String codecs = "f32,f16,int8,int4";
         for (int i = 0; i < args.length; i++) {
@@ -207,7 +215,7 @@ public final class KvEval {
                 case "--sink": sink = Integer.parseInt(v); i++; break;
                 case "--window": window = Integer.parseInt(v); i++; break;
                 case "--block": blockTokens = Integer.parseInt(v); i++; break;
-                case "--fraction": fraction = Double.parseDouble(v); i++; break;
+                case "--fraction": fractions = v; i++; break;
                 case "--max-mass": maxMass = Double.parseDouble(v); i++; break;
                 case "--codecs": codecs = v; i++; break;
                 default: throw new IllegalArgumentException("unknown argument " + a);
@@ -222,10 +230,13 @@ public final class KvEval {
             for (String c : codecs.split(",")) {
                 settings.add(new Setting(KvCodec.parse(c), false));
             }
-            for (String c : codecs.split(",")) {
-                settings.add(new Setting(KvCodec.parse(c), true));
+            String[] fr = fractions.split(",");
+            for (String f : fr) {
+                for (String c : codecs.split(",")) {
+                    settings.add(new Setting(KvCodec.parse(c), true, fr.length > 1 ? Double.parseDouble(f) : -1));
+                }
             }
-            Params p = new Params(prefill, gen, blockTokens, sink, window, fraction, maxMass);
+            Params p = new Params(prefill, gen, blockTokens, sink, window, Double.parseDouble(fr[0]), maxMass);
             long t0 = System.nanoTime();
             List<Row> rows = evaluate(model, doc, p, settings);
             System.out.println("model " + model.name() + ", document " + docPath.getFileName() + " (" + doc.length + " tokens)");
