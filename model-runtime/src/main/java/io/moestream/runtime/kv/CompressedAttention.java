@@ -1,0 +1,144 @@
+package io.moestream.runtime.kv;
+
+import io.moestream.runtime.model.ModelConfig;
+
+/**
+ * Causal scaled-dot-product attention of query heads over a {@link PagedKvCache}, reading each
+ * block in its stored codec (dequantizing inside the loop: int keys via per-group
+ * {@code q . min + (q * scale) . codes}, int values via per-token-group {@code a*min + (a*scale)*code}).
+ *
+ * <p>GQA: query head {@code h} reads KV head {@code h / (heads / kvHeads)}. Scale
+ * {@code 1/sqrt(headDim)}. A streaming head (cache's {@link HeadPolicy}) sees positions
+ * {@code t < S} and {@code t > queryPos - W}; a retrieval head sees {@code 0..queryPos}. With a float32
+ * cache the arithmetic is the same, in the same order, as {@code Engine}'s attention.
+ *
+ * <p>Not thread-safe (owns scratch buffers); one per engine.
+ */
+public final class CompressedAttention {
+
+    private final int heads;
+    private final int kvHeads;
+    private final int headDim;
+    private final int group;
+    private final float scale;
+    private float[] att = new float[256];
+    private final float[] scratch;
+    private AttentionObserver observer;
+    private long bytesRead;
+
+    public CompressedAttention(int heads, int kvHeads, int headDim) {
+        if (heads <= 0 || kvHeads <= 0 || heads % kvHeads != 0 || headDim <= 0) {
+            throw new IllegalArgumentException("bad attention shape: heads " + heads + ", kvHeads " + kvHeads + ", headDim " + headDim);
+        }
+        this.heads = heads;
+        this.kvHeads = kvHeads;
+        this.headDim = headDim;
+        this.group = heads / kvHeads;
+        this.scale = (float) (1.0 / Math.sqrt(headDim));
+        this.scratch = new float[headDim];
+    }
+
+    public static CompressedAttention of(ModelConfig c) {
+        return new CompressedAttention(c.heads(), c.kvHeads(), c.headDim());
+    }
+
+    /** Observer of full-attention probabilities (null = none); e.g. a {@link HeadClassifier} during prefill. */
+    public void setObserver(AttentionObserver observer) {
+        this.observer = observer;
+    }
+
+    /** Bytes of K/V data read since the last {@link #resetBytesRead()} (the decode-time bandwidth figure). */
+    public long bytesRead() {
+        return bytesRead;
+    }
+
+    public void resetBytesRead() {
+        bytesRead = 0;
+    }
+
+    /** All query heads of {@code layer}: {@code q} is {@code heads * headDim}, {@code out} likewise. */
+    public void attendAll(PagedKvCache cache, int layer, float[] q, int queryPos, float[] out) {
+        for (int h = 0; h < heads; h++) {
+            attend(cache, layer, h, q, h * headDim, queryPos, out, h * headDim);
+        }
+    }
+
+    /**
+     * {@code out[outOff .. outOff+headDim)} = attention of query head {@code qHead} (vector at
+     * {@code q[qOff..]}) at position {@code queryPos} over the cache's positions it may see. Layer
+     * {@code layer} of positions {@code 0..queryPos} must be written.
+     */
+    public void attend(PagedKvCache cache, int layer, int qHead, float[] q, int qOff, int queryPos, float[] out, int outOff) {
+        if (cache.shape().headDim() != headDim || cache.shape().kvHeads() != kvHeads) {
+            throw new IllegalArgumentException("cache shape " + cache.shape() + " does not match attention " + heads + "/" + kvHeads + "x" + headDim);
+        }
+        if (queryPos < 0 || queryPos >= cache.blockCount() * cache.blockTokens()) {
+            throw new IllegalArgumentException("query position " + queryPos + " is not written (" + cache.blockCount() + " blocks)");
+        }
+        int kvHead = qHead / group;
+        HeadPolicy p = cache.policy();
+        int len = queryPos + 1;
+        if (att.length < len) {
+            att = new float[Math.max(len, att.length * 2)];
+        }
+        // visible ranges: [0, a) and [b, len)
+        int a;
+        int b;
+        if (p.isStreaming(layer, kvHead) && len > p.sink() + p.window()) {
+            a = p.sink();
+            b = len - p.window();
+        } else {
+            a = len;
+            b = len;
+        }
+        int bt = cache.blockTokens();
+
+        float max = Float.NEGATIVE_INFINITY;
+        for (int r = 0; r < 2; r++) {
+            int from = r == 0 ? 0 : b;
+            int to = r == 0 ? a : len;
+            for (int bi = from / bt; from < to; bi++) {
+                int first = bi * bt;
+                int end = Math.min(to, first + bt);
+                HeadSlab s = cache.slab(bi, layer, kvHead);
+                if (s == null) {
+                    throw new IllegalStateException("block " + bi + " of layer " + layer + " head " + kvHead
+                            + " was dropped but position " + from + " is visible to query " + queryPos);
+                }
+                s.scores(q, qOff, from - first, end - first, scale, att, first, scratch);
+                for (int t = from; t < end; t++) {
+                    max = Math.max(max, att[t]);
+                }
+                from = end;
+            }
+        }
+        float sum = 0;
+        for (int t = 0; t < a; t++) {
+            att[t] = (float) Math.exp(att[t] - max);
+            sum += att[t];
+        }
+        for (int t = b; t < len; t++) {
+            att[t] = (float) Math.exp(att[t] - max);
+            sum += att[t];
+        }
+        java.util.Arrays.fill(out, outOff, outOff + headDim, 0f);
+        for (int r = 0; r < 2; r++) {
+            int from = r == 0 ? 0 : b;
+            int to = r == 0 ? a : len;
+            for (int bi = from / bt; from < to; bi++) {
+                int first = bi * bt;
+                int end = Math.min(to, first + bt);
+                HeadSlab s = cache.slab(bi, layer, kvHead);
+                s.accumulate(att, first, sum, from - first, end - first, out, outOff);
+                bytesRead += s.bytes() * (end - from) / s.tokens();
+                from = end;
+            }
+        }
+        if (observer != null && a == len) {
+            for (int t = 0; t < len; t++) {
+                att[t] /= sum;
+            }
+            observer.observe(layer, qHead, queryPos, att);
+        }
+    }
+}

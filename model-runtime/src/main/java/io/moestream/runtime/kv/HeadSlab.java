@@ -1,0 +1,504 @@
+package io.moestream.runtime.kv;
+
+import java.nio.ByteBuffer;
+
+/**
+ * The keys and values of one (layer, KV head) for the tokens of one block, in one codec. The
+ * attention kernels read it in place: {@link #scores} and {@link #accumulate} dequantize inside the
+ * loop, never materialising a float copy of a quantized block.
+ */
+abstract class HeadSlab {
+
+    final int headDim;
+
+    HeadSlab(int headDim) {
+        this.headDim = headDim;
+    }
+
+    /** Tokens held. */
+    abstract int tokens();
+
+    /**
+     * {@code att[base + t] = (q . k_t) * scale} for block-relative tokens {@code from <= t < to}.
+     * {@code scratch} holds at least {@code headDim} floats.
+     */
+    abstract void scores(float[] q, int qOff, int from, int to, float scale, float[] att, int base, float[] scratch);
+
+    /** {@code out[outOff + i] += sum_t (att[base + t] / sum) * v_t[i]} for {@code from <= t < to}. */
+    abstract void accumulate(float[] att, int base, float sum, int from, int to, float[] out, int outOff);
+
+    /** Writes the dequantized keys and values of all tokens, {@code [t][headDim]}, at the given offsets. */
+    abstract void dequantize(float[] k, int kOff, float[] v, int vOff);
+
+    /** Serialized bytes ({@link #write}). */
+    abstract long bytes();
+
+    abstract void write(ByteBuffer out);
+
+    /** Bytes of K+V of one head for {@code tokens} tokens in {@code codec} (tail blocks use F32). */
+    static long bytes(KvCodec codec, int tokens, int headDim) {
+        return 2 * codec.sectionBytes(tokens, headDim);
+    }
+
+    static HeadSlab read(ByteBuffer in, KvCodec codec, int tokens, int headDim, int capacity) {
+        switch (codec.kind()) {
+            case F32:
+                return F32Slab.read(in, tokens, headDim, capacity);
+            case F16:
+                return F16Slab.read(in, tokens, headDim);
+            default:
+                return IntSlab.read(in, codec, tokens, headDim);
+        }
+    }
+
+    /** Compresses a full float slab with {@code codec}. */
+    static HeadSlab seal(F32Slab s, KvCodec codec) {
+        switch (codec.kind()) {
+            case F32:
+                return s.trimmedCopy();
+            case F16:
+                return F16Slab.of(s);
+            default:
+                return IntSlab.of(s, codec);
+        }
+    }
+
+    // ---------------------------------------------------------------------------------------------
+
+    /** Plain float32; also the writable tail of the cache (capacity B, {@code tokens} filled). */
+    static final class F32Slab extends HeadSlab {
+        final float[] k;
+        final float[] v;
+        int tokens;
+
+        F32Slab(int headDim, int capacity) {
+            super(headDim);
+            k = new float[capacity * headDim];
+            v = new float[capacity * headDim];
+        }
+
+        F32Slab trimmedCopy() {
+            F32Slab c = new F32Slab(headDim, tokens);
+            System.arraycopy(k, 0, c.k, 0, tokens * headDim);
+            System.arraycopy(v, 0, c.v, 0, tokens * headDim);
+            c.tokens = tokens;
+            return c;
+        }
+
+        F32Slab copy(int capacity) {
+            F32Slab c = new F32Slab(headDim, capacity);
+            System.arraycopy(k, 0, c.k, 0, tokens * headDim);
+            System.arraycopy(v, 0, c.v, 0, tokens * headDim);
+            c.tokens = tokens;
+            return c;
+        }
+
+        void put(int t, float[] key, int kOff, float[] value, int vOff) {
+            System.arraycopy(key, kOff, k, t * headDim, headDim);
+            System.arraycopy(value, vOff, v, t * headDim, headDim);
+            tokens = Math.max(tokens, t + 1);
+        }
+
+        @Override
+        int tokens() {
+            return tokens;
+        }
+
+        @Override
+        void scores(float[] q, int qOff, int from, int to, float scale, float[] att, int base, float[] scratch) {
+            for (int t = from; t < to; t++) {
+                float score = 0;
+                int off = t * headDim;
+                for (int i = 0; i < headDim; i++) {
+                    score += q[qOff + i] * k[off + i];
+                }
+                att[base + t] = score * scale;
+            }
+        }
+
+        @Override
+        void accumulate(float[] att, int base, float sum, int from, int to, float[] out, int outOff) {
+            for (int t = from; t < to; t++) {
+                float a = att[base + t] / sum;
+                int off = t * headDim;
+                for (int i = 0; i < headDim; i++) {
+                    out[outOff + i] += a * v[off + i];
+                }
+            }
+        }
+
+        @Override
+        void dequantize(float[] kOut, int kOff, float[] vOut, int vOff) {
+            System.arraycopy(k, 0, kOut, kOff, tokens * headDim);
+            System.arraycopy(v, 0, vOut, vOff, tokens * headDim);
+        }
+
+        @Override
+        long bytes() {
+            return 8L * tokens * headDim;
+        }
+
+        @Override
+        void write(ByteBuffer out) {
+            int n = tokens * headDim;
+            for (int i = 0; i < n; i++) {
+                out.putFloat(k[i]);
+            }
+            for (int i = 0; i < n; i++) {
+                out.putFloat(v[i]);
+            }
+        }
+
+        static F32Slab read(ByteBuffer in, int tokens, int headDim, int capacity) {
+            F32Slab s = new F32Slab(headDim, Math.max(tokens, capacity));
+            int n = tokens * headDim;
+            for (int i = 0; i < n; i++) {
+                s.k[i] = in.getFloat();
+            }
+            for (int i = 0; i < n; i++) {
+                s.v[i] = in.getFloat();
+            }
+            s.tokens = tokens;
+            return s;
+        }
+    }
+
+    // ---------------------------------------------------------------------------------------------
+
+    /** float16 elements. */
+    static final class F16Slab extends HeadSlab {
+        final short[] k;
+        final short[] v;
+        final int tokens;
+
+        F16Slab(int headDim, int tokens) {
+            super(headDim);
+            this.tokens = tokens;
+            k = new short[tokens * headDim];
+            v = new short[tokens * headDim];
+        }
+
+        static F16Slab of(F32Slab s) {
+            F16Slab h = new F16Slab(s.headDim, s.tokens);
+            for (int i = 0; i < h.k.length; i++) {
+                h.k[i] = Half.nearest(s.k[i]);
+                h.v[i] = Half.nearest(s.v[i]);
+            }
+            return h;
+        }
+
+        @Override
+        int tokens() {
+            return tokens;
+        }
+
+        @Override
+        void scores(float[] q, int qOff, int from, int to, float scale, float[] att, int base, float[] scratch) {
+            for (int t = from; t < to; t++) {
+                float score = 0;
+                int off = t * headDim;
+                for (int i = 0; i < headDim; i++) {
+                    score += q[qOff + i] * Half.toFloat(k[off + i]);
+                }
+                att[base + t] = score * scale;
+            }
+        }
+
+        @Override
+        void accumulate(float[] att, int base, float sum, int from, int to, float[] out, int outOff) {
+            for (int t = from; t < to; t++) {
+                float a = att[base + t] / sum;
+                int off = t * headDim;
+                for (int i = 0; i < headDim; i++) {
+                    out[outOff + i] += a * Half.toFloat(v[off + i]);
+                }
+            }
+        }
+
+        @Override
+        void dequantize(float[] kOut, int kOff, float[] vOut, int vOff) {
+            for (int i = 0; i < k.length; i++) {
+                kOut[kOff + i] = Half.toFloat(k[i]);
+                vOut[vOff + i] = Half.toFloat(v[i]);
+            }
+        }
+
+        @Override
+        long bytes() {
+            return 4L * tokens * headDim;
+        }
+
+        @Override
+        void write(ByteBuffer out) {
+            for (short s : k) {
+                out.putShort(s);
+            }
+            for (short s : v) {
+                out.putShort(s);
+            }
+        }
+
+        static F16Slab read(ByteBuffer in, int tokens, int headDim) {
+            F16Slab s = new F16Slab(headDim, tokens);
+            for (int i = 0; i < s.k.length; i++) {
+                s.k[i] = in.getShort();
+            }
+            for (int i = 0; i < s.v.length; i++) {
+                s.v[i] = in.getShort();
+            }
+            return s;
+        }
+    }
+
+    // ---------------------------------------------------------------------------------------------
+
+    /**
+     * KIVI int8/int4. Keys: per channel, groups of G tokens: {@code kScale/kMin[g * headDim + c]}.
+     * Values: per token, groups of G channels: {@code vScale/vMin[t * (headDim / G) + g]}. Codes are
+     * token-major {@code [t][c]}; int4 packs channel 2j in the low and 2j+1 in the high nibble.
+     * Serialized: kScale, kMin, kCodes, vScale, vMin, vCodes (f16 as u16 LE, codes as bytes).
+     */
+    static final class IntSlab extends HeadSlab {
+        final boolean int4;
+        final int group;
+        final int tokens;
+        final short[] kScale;
+        final short[] kMin;
+        final byte[] kCodes;
+        final short[] vScale;
+        final short[] vMin;
+        final byte[] vCodes;
+
+        IntSlab(KvCodec codec, int tokens, int headDim) {
+            super(headDim);
+            this.int4 = codec.kind() == KvCodec.Kind.INT4;
+            this.group = codec.groupSize();
+            this.tokens = tokens;
+            int n = tokens * headDim;
+            kScale = new short[tokens / group * headDim];
+            kMin = new short[kScale.length];
+            vScale = new short[tokens * (headDim / group)];
+            vMin = new short[vScale.length];
+            kCodes = new byte[int4 ? n / 2 : n];
+            vCodes = new byte[kCodes.length];
+        }
+
+        static IntSlab of(F32Slab s, KvCodec codec) {
+            int hd = s.headDim;
+            IntSlab q = new IntSlab(codec, s.tokens, hd);
+            int g = q.group;
+            int qmax = codec.qmax();
+            // keys: per channel c, tokens [gi*g, gi*g+g)
+            for (int gi = 0; gi < s.tokens / g; gi++) {
+                for (int c = 0; c < hd; c++) {
+                    float min = Float.POSITIVE_INFINITY;
+                    float max = Float.NEGATIVE_INFINITY;
+                    for (int t = gi * g; t < gi * g + g; t++) {
+                        float x = s.k[t * hd + c];
+                        min = Math.min(min, x);
+                        max = Math.max(max, x);
+                    }
+                    short m16 = Half.floor(min);
+                    float m = Half.toFloat(m16);
+                    short s16 = Half.ceilPositive((max - m) / qmax);
+                    float sc = Half.toFloat(s16);
+                    checkFinite(m, sc, min, max);
+                    q.kMin[gi * hd + c] = m16;
+                    q.kScale[gi * hd + c] = s16;
+                    float inv = sc == 0 ? 0 : 1f / sc;
+                    for (int t = gi * g; t < gi * g + g; t++) {
+                        q.setCode(q.kCodes, t * hd + c, code(s.k[t * hd + c], m, sc, inv, qmax));
+                    }
+                }
+            }
+            // values: per token t, channels [gi*g, gi*g+g)
+            int gpt = hd / g;
+            for (int t = 0; t < s.tokens; t++) {
+                for (int gi = 0; gi < gpt; gi++) {
+                    float min = Float.POSITIVE_INFINITY;
+                    float max = Float.NEGATIVE_INFINITY;
+                    for (int c = gi * g; c < gi * g + g; c++) {
+                        float x = s.v[t * hd + c];
+                        min = Math.min(min, x);
+                        max = Math.max(max, x);
+                    }
+                    short m16 = Half.floor(min);
+                    float m = Half.toFloat(m16);
+                    short s16 = Half.ceilPositive((max - m) / qmax);
+                    float sc = Half.toFloat(s16);
+                    checkFinite(m, sc, min, max);
+                    q.vMin[t * gpt + gi] = m16;
+                    q.vScale[t * gpt + gi] = s16;
+                    float inv = sc == 0 ? 0 : 1f / sc;
+                    for (int c = gi * g; c < gi * g + g; c++) {
+                        q.setCode(q.vCodes, t * hd + c, code(s.v[t * hd + c], m, sc, inv, qmax));
+                    }
+                }
+            }
+            return q;
+        }
+
+        private static void checkFinite(float m, float sc, float min, float max) {
+            if (!Float.isFinite(m) || !Float.isFinite(sc)) {
+                throw new IllegalArgumentException("KV group range [" + min + ", " + max
+                        + "] is not representable with float16 scale/min (|x| must stay below 65504)");
+            }
+        }
+
+        private static int code(float x, float m, float sc, float inv, int qmax) {
+            if (sc == 0) {
+                return 0;
+            }
+            int c = Math.round((x - m) * inv);
+            // correct the reciprocal's rounding so the code is the nearest one
+            if (c < qmax && Math.abs(x - (m + (c + 1) * sc)) < Math.abs(x - (m + c * sc))) {
+                c++;
+            } else if (c > 0 && Math.abs(x - (m + (c - 1) * sc)) < Math.abs(x - (m + c * sc))) {
+                c--;
+            }
+            return Math.max(0, Math.min(qmax, c));
+        }
+
+        private void setCode(byte[] codes, int i, int c) {
+            if (int4) {
+                int b = codes[i >> 1] & 0xFF;
+                b = (i & 1) == 0 ? (b & 0xF0) | c : (b & 0x0F) | (c << 4);
+                codes[i >> 1] = (byte) b;
+            } else {
+                codes[i] = (byte) c;
+            }
+        }
+
+        private int codeAt(byte[] codes, int i) {
+            if (int4) {
+                int b = codes[i >> 1];
+                return (i & 1) == 0 ? b & 0xF : (b >> 4) & 0xF;
+            }
+            return codes[i] & 0xFF;
+        }
+
+        @Override
+        int tokens() {
+            return tokens;
+        }
+
+        @Override
+        void scores(float[] q, int qOff, int from, int to, float scale, float[] att, int base, float[] qs) {
+            int hd = headDim;
+            int t = from;
+            while (t < to) {
+                int gi = t / group;
+                int end = Math.min(to, gi * group + group);
+                // k_tc = min_gc + scale_gc * code_tc  =>  q.k_t = sum_c q_c min_gc + sum_c (q_c scale_gc) code_tc
+                float bias = 0;
+                for (int c = 0; c < hd; c++) {
+                    float qc = q[qOff + c];
+                    qs[c] = qc * Half.toFloat(kScale[gi * hd + c]);
+                    bias += qc * Half.toFloat(kMin[gi * hd + c]);
+                }
+                for (; t < end; t++) {
+                    float dot = 0;
+                    int off = t * hd;
+                    if (int4) {
+                        int bo = off >> 1;
+                        for (int c = 0; c < hd; c += 2) {
+                            int b = kCodes[bo + (c >> 1)];
+                            dot += qs[c] * (b & 0xF) + qs[c + 1] * ((b >> 4) & 0xF);
+                        }
+                    } else {
+                        for (int c = 0; c < hd; c++) {
+                            dot += qs[c] * (kCodes[off + c] & 0xFF);
+                        }
+                    }
+                    att[base + t] = (bias + dot) * scale;
+                }
+            }
+        }
+
+        @Override
+        void accumulate(float[] att, int base, float sum, int from, int to, float[] out, int outOff) {
+            int hd = headDim;
+            int gpt = hd / group;
+            for (int t = from; t < to; t++) {
+                float a = att[base + t] / sum;
+                if (a == 0) {
+                    continue;
+                }
+                int off = t * hd;
+                for (int gi = 0; gi < gpt; gi++) {
+                    float sa = a * Half.toFloat(vScale[t * gpt + gi]);
+                    float ma = a * Half.toFloat(vMin[t * gpt + gi]);
+                    int c0 = gi * group;
+                    if (int4) {
+                        for (int c = c0; c < c0 + group; c += 2) {
+                            int b = vCodes[(off + c) >> 1];
+                            out[outOff + c] += ma + sa * (b & 0xF);
+                            out[outOff + c + 1] += ma + sa * ((b >> 4) & 0xF);
+                        }
+                    } else {
+                        for (int c = c0; c < c0 + group; c++) {
+                            out[outOff + c] += ma + sa * (vCodes[off + c] & 0xFF);
+                        }
+                    }
+                }
+            }
+        }
+
+        @Override
+        void dequantize(float[] kOut, int kOff, float[] vOut, int vOff) {
+            int hd = headDim;
+            int gpt = hd / group;
+            for (int t = 0; t < tokens; t++) {
+                int gi = t / group;
+                for (int c = 0; c < hd; c++) {
+                    kOut[kOff + t * hd + c] = Half.toFloat(kMin[gi * hd + c])
+                            + Half.toFloat(kScale[gi * hd + c]) * codeAt(kCodes, t * hd + c);
+                    int vg = t * gpt + c / group;
+                    vOut[vOff + t * hd + c] = Half.toFloat(vMin[vg]) + Half.toFloat(vScale[vg]) * codeAt(vCodes, t * hd + c);
+                }
+            }
+        }
+
+        @Override
+        long bytes() {
+            return 4L * (kScale.length + vScale.length) + kCodes.length + vCodes.length;
+        }
+
+        @Override
+        void write(ByteBuffer out) {
+            for (short s : kScale) {
+                out.putShort(s);
+            }
+            for (short s : kMin) {
+                out.putShort(s);
+            }
+            out.put(kCodes);
+            for (short s : vScale) {
+                out.putShort(s);
+            }
+            for (short s : vMin) {
+                out.putShort(s);
+            }
+            out.put(vCodes);
+        }
+
+        static IntSlab read(ByteBuffer in, KvCodec codec, int tokens, int headDim) {
+            IntSlab s = new IntSlab(codec, tokens, headDim);
+            for (int i = 0; i < s.kScale.length; i++) {
+                s.kScale[i] = in.getShort();
+            }
+            for (int i = 0; i < s.kMin.length; i++) {
+                s.kMin[i] = in.getShort();
+            }
+            in.get(s.kCodes);
+            for (int i = 0; i < s.vScale.length; i++) {
+                s.vScale[i] = in.getShort();
+            }
+            for (int i = 0; i < s.vMin.length; i++) {
+                s.vMin[i] = in.getShort();
+            }
+            in.get(s.vCodes);
+            return s;
+        }
+    }
+}

@@ -1,0 +1,216 @@
+package io.moestream.runtime.kv;
+
+import java.nio.BufferUnderflowException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.util.zip.CRC32;
+
+/**
+ * Versioned byte formats of the cache state (little-endian, each record ends with a CRC-32 of all
+ * bytes before it). Version 1:
+ *
+ * <pre>
+ * meta:  u32 magic "KVMT" (0x544D564B LE)  u16 version=1
+ *        u16 layers  u16 kvHeads  u16 headDim  u64 fingerprint
+ *        u8 codec kind (0 F32, 1 F16, 2 INT8, 3 INT4)  u8 group size (0 for F32/F16)
+ *        u16 blockTokens  u32 length
+ *        u32 sink  u32 window  bitset[ceil(layers*kvHeads/8)] streaming (bit i of byte i/8 = head l*kvHeads+h)
+ *        u32 crc32
+ * block: u32 magic "KVBK"  u16 version=1  u32 index
+ *        u8 state (0 tail/F32, 1 sealed)  u8 codec kind  u8 group size
+ *        u16 blockTokens  u16 tokens  u16 layers  u16 kvHeads  u16 headDim
+ *        bitset[ceil(layers*kvHeads/8)] present (0 = dropped streaming head)
+ *        for each present (layer, head) in order: K section, V section (HeadSlab layout of the codec)
+ *        u32 crc32
+ * </pre>
+ *
+ * Readers must keep accepting every earlier version (golden file in the tests).
+ */
+public final class KvStateFormat {
+
+    public static final int VERSION = 1;
+    static final int META_MAGIC = 0x544D564B;  // "KVMT" little-endian
+    static final int BLOCK_MAGIC = 0x4B42564B; // "KVBK" little-endian
+
+    private KvStateFormat() {}
+
+    static byte[] encodeMeta(KvCacheMeta m) {
+        KvShape s = m.shape();
+        HeadPolicy p = m.policy();
+        int heads = s.headCount();
+        ByteBuffer b = ByteBuffer.allocate(4 + 2 + 6 + 8 + 2 + 2 + 4 + 8 + (heads + 7) / 8 + 4).order(ByteOrder.LITTLE_ENDIAN);
+        b.putInt(META_MAGIC).putShort((short) VERSION);
+        b.putShort((short) s.layers()).putShort((short) s.kvHeads()).putShort((short) s.headDim()).putLong(s.fingerprint());
+        b.put((byte) m.codec().kind().id).put((byte) m.codec().groupSize());
+        b.putShort((short) m.blockTokens()).putInt(m.length());
+        b.putInt(p.sink()).putInt(p.window());
+        byte[] bits = new byte[(heads + 7) / 8];
+        for (int l = 0; l < s.layers(); l++) {
+            for (int h = 0; h < s.kvHeads(); h++) {
+                if (p.isStreaming(l, h)) {
+                    int i = l * s.kvHeads() + h;
+                    bits[i >> 3] |= (byte) (1 << (i & 7));
+                }
+            }
+        }
+        b.put(bits);
+        putCrc(b);
+        return b.array();
+    }
+
+    static KvCacheMeta decodeMeta(byte[] bytes) {
+        ByteBuffer b = checked(bytes, META_MAGIC, "KV cache metadata");
+        try {
+            int version = b.getShort() & 0xFFFF;
+            if (version != 1) {
+                throw new KvStateException("KV cache metadata has version " + version + "; this reader knows 1.." + VERSION);
+            }
+            int layers = b.getShort() & 0xFFFF;
+            int kvHeads = b.getShort() & 0xFFFF;
+            int headDim = b.getShort() & 0xFFFF;
+            long fp = b.getLong();
+            int kind = b.get() & 0xFF;
+            int group = b.get() & 0xFF;
+            int blockTokens = b.getShort() & 0xFFFF;
+            int length = b.getInt();
+            int sink = b.getInt();
+            int window = b.getInt();
+            KvShape shape = new KvShape(layers, kvHeads, headDim, fp);
+            boolean[] streaming = new boolean[shape.headCount()];
+            byte[] bits = new byte[(streaming.length + 7) / 8];
+            b.get(bits);
+            for (int i = 0; i < streaming.length; i++) {
+                streaming[i] = (bits[i >> 3] & (1 << (i & 7))) != 0;
+            }
+            if (b.remaining() != 4) {
+                throw new KvStateException("KV cache metadata has " + (b.remaining() - 4) + " unexpected trailing bytes");
+            }
+            return new KvCacheMeta(shape, KvCodec.of(kind, group), blockTokens, length,
+                    HeadPolicy.of(layers, kvHeads, sink, window, streaming));
+        } catch (BufferUnderflowException e) {
+            throw new KvStateException("KV cache metadata is truncated (" + bytes.length + " bytes)", e);
+        } catch (IllegalArgumentException e) {
+            throw new KvStateException("KV cache metadata is invalid: " + e.getMessage(), e);
+        }
+    }
+
+    static byte[] encodeBlock(KvBlock blk, KvShape s) {
+        int heads = s.headCount();
+        long size = 4 + 2 + 4 + 3 + 10 + (heads + 7) / 8 + blk.dataBytes() + 4;
+        if (size > Integer.MAX_VALUE - 16) {
+            throw new IllegalStateException("KV block of " + size + " bytes is too large for one state entry");
+        }
+        ByteBuffer b = ByteBuffer.allocate((int) size).order(ByteOrder.LITTLE_ENDIAN);
+        b.putInt(BLOCK_MAGIC).putShort((short) VERSION).putInt(blk.index);
+        b.put((byte) (blk.sealed ? 1 : 0)).put((byte) blk.codec.kind().id).put((byte) blk.codec.groupSize());
+        b.putShort((short) blk.blockTokens).putShort((short) blk.tokens());
+        b.putShort((short) s.layers()).putShort((short) s.kvHeads()).putShort((short) s.headDim());
+        byte[] bits = new byte[(heads + 7) / 8];
+        for (int i = 0; i < heads; i++) {
+            if (blk.slabs[i] != null) {
+                bits[i >> 3] |= (byte) (1 << (i & 7));
+            }
+        }
+        b.put(bits);
+        for (HeadSlab slab : blk.slabs) {
+            if (slab != null) {
+                slab.write(b);
+            }
+        }
+        putCrc(b);
+        return b.array();
+    }
+
+    /** Reads block {@code expectedIndex} of a cache with metadata {@code m}. */
+    static KvBlock decodeBlock(byte[] bytes, KvCacheMeta m, int expectedIndex) {
+        String what = "KV block " + expectedIndex;
+        ByteBuffer b = checked(bytes, BLOCK_MAGIC, what);
+        KvShape s = m.shape();
+        try {
+            int version = b.getShort() & 0xFFFF;
+            if (version != 1) {
+                throw new KvStateException(what + " has version " + version + "; this reader knows 1.." + VERSION);
+            }
+            int index = b.getInt();
+            int state = b.get() & 0xFF;
+            int kind = b.get() & 0xFF;
+            int group = b.get() & 0xFF;
+            int blockTokens = b.getShort() & 0xFFFF;
+            int tokens = b.getShort() & 0xFFFF;
+            int layers = b.getShort() & 0xFFFF;
+            int kvHeads = b.getShort() & 0xFFFF;
+            int headDim = b.getShort() & 0xFFFF;
+            if (index != expectedIndex) {
+                throw new KvStateException(what + " holds block " + index);
+            }
+            if (layers != s.layers() || kvHeads != s.kvHeads() || headDim != s.headDim() || blockTokens != m.blockTokens()) {
+                throw new KvStateException(what + " has shape " + layers + "x" + kvHeads + "x" + headDim + " B=" + blockTokens
+                        + ", the metadata says " + s.layers() + "x" + s.kvHeads() + "x" + s.headDim() + " B=" + m.blockTokens());
+            }
+            int expectTokens = Math.min(blockTokens, m.length() - index * blockTokens);
+            if (tokens != expectTokens || state > 1) {
+                throw new KvStateException(what + " has " + tokens + " tokens (state " + state + "), expected " + expectTokens);
+            }
+            boolean sealed = state == 1;
+            KvCodec codec = KvCodec.of(kind, group);
+            if (sealed ? !codec.equals(m.codec()) : codec.kind() != KvCodec.Kind.F32) {
+                throw new KvStateException(what + " has codec " + codec + ", expected " + (sealed ? m.codec() : KvCodec.F32));
+            }
+            if (sealed != (tokens == blockTokens)) {
+                throw new KvStateException(what + ": only full blocks are sealed (tokens " + tokens + ", sealed " + sealed + ")");
+            }
+            int heads = s.headCount();
+            byte[] bits = new byte[(heads + 7) / 8];
+            b.get(bits);
+            HeadSlab[] slabs = new HeadSlab[heads];
+            for (int i = 0; i < heads; i++) {
+                if ((bits[i >> 3] & (1 << (i & 7))) != 0) {
+                    slabs[i] = HeadSlab.read(b, codec, tokens, headDim, blockTokens);
+                } else if (!sealed) {
+                    throw new KvStateException(what + " is a tail block with a dropped head");
+                }
+            }
+            if (b.remaining() != 4) {
+                throw new KvStateException(what + " has " + (b.remaining() - 4) + " unexpected trailing bytes");
+            }
+            return new KvBlock(index, blockTokens, codec, slabs, sealed);
+        } catch (BufferUnderflowException e) {
+            throw new KvStateException(what + " is truncated (" + bytes.length + " bytes)", e);
+        } catch (IllegalArgumentException e) {
+            throw new KvStateException(what + " is invalid: " + e.getMessage(), e);
+        }
+    }
+
+    private static void putCrc(ByteBuffer b) {
+        CRC32 crc = new CRC32();
+        crc.update(b.array(), 0, b.position());
+        b.putInt((int) crc.getValue());
+        if (b.hasRemaining()) {
+            throw new IllegalStateException("KV state size mismatch: " + b.remaining() + " bytes left");
+        }
+    }
+
+    /** Checks length, magic and CRC; returns a buffer positioned after the magic. */
+    private static ByteBuffer checked(byte[] bytes, int magic, String what) {
+        if (bytes == null) {
+            throw new KvStateException(what + " is missing");
+        }
+        if (bytes.length < 10) {
+            throw new KvStateException(what + " is truncated (" + bytes.length + " bytes)");
+        }
+        ByteBuffer b = ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN);
+        if (b.getInt(0) != magic) {
+            throw new KvStateException(what + " has a bad magic number 0x" + Integer.toHexString(b.getInt(0)) + " (not KV state)");
+        }
+        CRC32 crc = new CRC32();
+        crc.update(bytes, 0, bytes.length - 4);
+        int stored = b.getInt(bytes.length - 4);
+        if ((int) crc.getValue() != stored) {
+            throw new KvStateException(what + " is corrupted: CRC-32 mismatch (stored 0x" + Integer.toHexString(stored)
+                    + ", computed 0x" + Integer.toHexString((int) crc.getValue()) + ", " + bytes.length + " bytes)");
+        }
+        b.position(4);
+        b.limit(bytes.length);
+        return b;
+    }
+}

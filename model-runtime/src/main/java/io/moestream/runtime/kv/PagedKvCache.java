@@ -1,0 +1,305 @@
+package io.moestream.runtime.kv;
+
+import java.util.ArrayList;
+import java.util.BitSet;
+import java.util.List;
+import java.util.function.IntFunction;
+
+/**
+ * The compressed, paged KV cache of one sequence (document or conversation).
+ *
+ * <p>Positions live in blocks of {@code B} tokens ({@link #blockTokens()}, default 32); block
+ * {@code i} holds positions {@code [i*B, (i+1)*B)} of every layer's K and V. Blocks that are not yet
+ * full stay in float32 (KIVI's full-precision residual); when a block fills up, {@link #commit}
+ * compresses it with the cache's {@link KvCodec} and it never changes again, except that once it is
+ * out of every future query's window the slabs of streaming heads ({@link HeadPolicy}) are dropped.
+ *
+ * <p>Writing protocol (what the Engine does per position, or per batch of positions):
+ * {@link #write} the K/V of positions {@code >= length()} for each layer (attention of layer l at
+ * position p may run as soon as layer l of positions {@code <= p} is written), then
+ * {@link #commit(int)} the new length once every layer is written.
+ *
+ * <p>State protocol (Flink operator): {@link #meta()} to a {@code ValueState},
+ * {@link #encodeBlock(int)} of each {@link #dirtyBlocks()} to {@code MapState<Integer, byte[]>}, then
+ * {@link #markClean()}. Only the previously partial block, new blocks and blocks whose streaming heads
+ * were just dropped are dirty. {@link #restore} rebuilds an identical cache.
+ *
+ * <p>Not thread-safe; a cache belongs to one sequence at a time.
+ */
+public final class PagedKvCache {
+
+    public static final int DEFAULT_BLOCK_TOKENS = 32;
+
+    private final KvShape shape;
+    private final KvCodec codec;
+    private final int blockTokens;
+    private HeadPolicy policy;
+    private final List<KvBlock> blocks = new ArrayList<>();
+    private int length;
+    private final BitSet dirty = new BitSet();
+
+    public PagedKvCache(KvShape shape, KvCodec codec, int blockTokens) {
+        codec.checkFits(blockTokens, shape.headDim());
+        if (blockTokens < 1 || blockTokens > 0xFFFF) {
+            throw new IllegalArgumentException("block size must be in 1..65535, got " + blockTokens);
+        }
+        this.shape = shape;
+        this.codec = codec;
+        this.blockTokens = blockTokens;
+        this.policy = HeadPolicy.allRetrieval(shape.layers(), shape.kvHeads());
+    }
+
+    public PagedKvCache(KvShape shape, KvCodec codec) {
+        this(shape, codec, DEFAULT_BLOCK_TOKENS);
+    }
+
+    public KvShape shape() {
+        return shape;
+    }
+
+    public KvCodec codec() {
+        return codec;
+    }
+
+    public int blockTokens() {
+        return blockTokens;
+    }
+
+    /** Committed positions. */
+    public int length() {
+        return length;
+    }
+
+    public HeadPolicy policy() {
+        return policy;
+    }
+
+    /** Blocks allocated (committed blocks, plus any holding written but not yet committed positions). */
+    public int blockCount() {
+        return blocks.size();
+    }
+
+    public KvBlock block(int i) {
+        return blocks.get(i);
+    }
+
+    /**
+     * Stores the key and value ({@code kvDim} floats each, all KV heads) of {@code layer} at
+     * {@code pos}. {@code pos} must not be committed yet ({@code pos >= length()}).
+     */
+    public void write(int layer, int pos, float[] k, int kOff, float[] v, int vOff) {
+        if (pos < length) {
+            throw new IllegalArgumentException("position " + pos + " is already committed (length " + length + ")");
+        }
+        if (layer < 0 || layer >= shape.layers()) {
+            throw new IndexOutOfBoundsException("layer " + layer + " of " + shape.layers());
+        }
+        int bi = pos / blockTokens;
+        while (blocks.size() <= bi) {
+            blocks.add(KvBlock.tail(blocks.size(), shape, blockTokens));
+        }
+        KvBlock b = blocks.get(bi);
+        int t = pos - bi * blockTokens;
+        int hd = shape.headDim();
+        for (int h = 0; h < shape.kvHeads(); h++) {
+            ((HeadSlab.F32Slab) b.slabs[layer * shape.kvHeads() + h]).put(t, k, kOff + h * hd, v, vOff + h * hd);
+        }
+        dirty.set(bi);
+    }
+
+    /**
+     * Declares positions {@code < newLength} written for every layer: full blocks are compressed, and
+     * blocks that left the window of streaming heads lose those heads' data.
+     */
+    public void commit(int newLength) {
+        if (newLength < length || newLength > blocks.size() * blockTokens) {
+            throw new IllegalArgumentException("cannot commit length " + newLength + " (length " + length + ", "
+                    + blocks.size() * blockTokens + " positions allocated)");
+        }
+        for (int bi = length / blockTokens; bi < newLength / blockTokens; bi++) {
+            KvBlock b = blocks.get(bi);
+            if (!b.sealed) {
+                blocks.set(bi, b.sealWith(codec));
+                dirty.set(bi);
+            }
+        }
+        length = newLength;
+        compact();
+    }
+
+    /**
+     * Sets the head policy (from {@link HeadClassifier}); from now on streaming heads attend only to
+     * sink + window, and their data outside it is dropped from sealed blocks.
+     */
+    public void setPolicy(HeadPolicy p) {
+        if (p.layers() != shape.layers() || p.kvHeads() != shape.kvHeads()) {
+            throw new IllegalArgumentException("head policy is for " + p.layers() + "x" + p.kvHeads() + " heads, cache has "
+                    + shape.layers() + "x" + shape.kvHeads());
+        }
+        if (!p.equals(policy) && policy.anyStreaming()) {
+            throw new IllegalStateException("the head policy is already set (" + policy + "); dropped data cannot come back");
+        }
+        policy = p;
+        compact();
+    }
+
+    private void compact() {
+        if (!policy.anyStreaming()) {
+            return;
+        }
+        int kvHeads = shape.kvHeads();
+        for (int bi = 0; bi < length / blockTokens; bi++) {
+            KvBlock b = blocks.get(bi);
+            if (!policy.droppable(bi * blockTokens, blockTokens, length)) {
+                continue;
+            }
+            boolean changed = false;
+            for (int l = 0; l < shape.layers(); l++) {
+                for (int h = 0; h < kvHeads; h++) {
+                    if (policy.isStreaming(l, h) && b.slabs[l * kvHeads + h] != null) {
+                        b.slabs[l * kvHeads + h] = null;
+                        changed = true;
+                    }
+                }
+            }
+            if (changed) {
+                dirty.set(bi);
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------------------------------------
+    // state
+
+    public KvCacheMeta meta() {
+        return new KvCacheMeta(shape, codec, blockTokens, length, policy);
+    }
+
+    /** The metadata bytes ({@link KvStateFormat}); change on every commit. */
+    public byte[] encodeMeta() {
+        return meta().encode();
+    }
+
+    /** The bytes of block {@code i} (only committed positions), independent of every other block. */
+    public byte[] encodeBlock(int i) {
+        if (i < 0 || i >= meta().blockCount()) {
+            throw new IndexOutOfBoundsException("block " + i + " of " + meta().blockCount() + " committed blocks");
+        }
+        KvBlock b = blocks.get(i);
+        if (!b.sealed && b.tokens() > length - i * blockTokens) {
+            // a tail holding uncommitted positions: write only the committed ones
+            b = truncatedTail(b, length - i * blockTokens);
+        }
+        return KvStateFormat.encodeBlock(b, shape);
+    }
+
+    private KvBlock truncatedTail(KvBlock b, int tokens) {
+        HeadSlab[] s = new HeadSlab[b.slabs.length];
+        for (int i = 0; i < s.length; i++) {
+            HeadSlab.F32Slab f = ((HeadSlab.F32Slab) b.slabs[i]).copy(blockTokens);
+            f.tokens = tokens;
+            s[i] = f;
+        }
+        return new KvBlock(b.index, blockTokens, KvCodec.F32, s, false);
+    }
+
+    /** Indices of committed blocks changed since the last {@link #markClean()} (or since creation/restore). */
+    public int[] dirtyBlocks() {
+        return dirty.stream().filter(i -> i < meta().blockCount()).toArray();
+    }
+
+    /** Call after the metadata and the {@link #dirtyBlocks()} were saved. */
+    public void markClean() {
+        int committed = meta().blockCount();
+        dirty.clear(0, committed);
+        // the partial tail stays in float32 and will change again: it is re-marked on the next write
+    }
+
+    /**
+     * Rebuilds a cache from its metadata and blocks ({@code blocks.apply(i)} for {@code i in
+     * 0..meta.blockCount()-1}).
+     *
+     * @param expected the shape of the model that will use it: a cache of another model fails
+     * @throws KvStateException on corrupted, truncated or mismatching bytes
+     */
+    public static PagedKvCache restore(KvShape expected, byte[] metaBytes, IntFunction<byte[]> blocks) {
+        KvCacheMeta m = KvCacheMeta.decode(metaBytes);
+        if (!m.shape().equals(expected)) {
+            throw new KvStateException("KV cache is for another model: " + m.shape() + ", this model is " + expected);
+        }
+        PagedKvCache c = new PagedKvCache(m.shape(), m.codec(), m.blockTokens());
+        c.policy = m.policy();
+        for (int i = 0; i < m.blockCount(); i++) {
+            c.blocks.add(KvStateFormat.decodeBlock(blocks.apply(i), m, i));
+        }
+        c.length = m.length();
+        return c;
+    }
+
+    /** A deep copy (sealed slabs are immutable and shared). */
+    public PagedKvCache copy() {
+        PagedKvCache c = new PagedKvCache(shape, codec, blockTokens);
+        c.policy = policy;
+        for (KvBlock b : blocks) {
+            c.blocks.add(b.copy());
+        }
+        c.length = length;
+        c.dirty.or(dirty);
+        return c;
+    }
+
+    // ---------------------------------------------------------------------------------------------
+    // sizes and inspection
+
+    /** Serialized bytes of the committed state: metadata plus every block (headers and checksums included). */
+    public long stateBytes() {
+        long n = encodeMeta().length;
+        for (int i = 0; i < meta().blockCount(); i++) {
+            n += encodeBlock(i).length;
+        }
+        return n;
+    }
+
+    /** K/V data bytes held (no headers), all blocks. */
+    public long dataBytes() {
+        long n = 0;
+        for (KvBlock b : blocks) {
+            n += b.dataBytes();
+        }
+        return n;
+    }
+
+    /**
+     * Dequantized keys and values of (layer, kvHead) for positions {@code 0..length()-1},
+     * {@code [pos][headDim]}; positions whose data was dropped read as NaN. For tests and evaluation
+     * (the attention never makes this copy).
+     */
+    public void dequantize(int layer, int kvHead, float[] keys, float[] values) {
+        int hd = shape.headDim();
+        for (int bi = 0; bi * blockTokens < length; bi++) {
+            KvBlock b = blocks.get(bi);
+            HeadSlab s = b.slabs[layer * shape.kvHeads() + kvHead];
+            int first = bi * blockTokens;
+            int n = Math.min(blockTokens, length - first);
+            if (s == null) {
+                java.util.Arrays.fill(keys, first * hd, (first + n) * hd, Float.NaN);
+                java.util.Arrays.fill(values, first * hd, (first + n) * hd, Float.NaN);
+            } else {
+                float[] tk = new float[s.tokens() * hd];
+                float[] tv = new float[s.tokens() * hd];
+                s.dequantize(tk, 0, tv, 0);
+                System.arraycopy(tk, 0, keys, first * hd, n * hd);
+                System.arraycopy(tv, 0, values, first * hd, n * hd);
+            }
+        }
+    }
+
+    HeadSlab slab(int block, int layer, int kvHead) {
+        return blocks.get(block).slabs[layer * shape.kvHeads() + kvHead];
+    }
+
+    @Override
+    public String toString() {
+        return "PagedKvCache[" + codec + ", B=" + blockTokens + ", length " + length + ", " + blocks.size() + " blocks, " + policy + "]";
+    }
+}

@@ -1,0 +1,109 @@
+package io.moestream.runtime.kv;
+
+import org.junit.jupiter.api.Test;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+class KvCodecTest {
+
+    private static final KvShape SHAPE = new KvShape(2, 2, 32, 7L);
+
+    @Test
+    void parsesNamesAndGroupSizes() {
+        assertThat(KvCodec.parse("f32")).isEqualTo(KvCodec.F32);
+        assertThat(KvCodec.parse("F16")).isEqualTo(KvCodec.F16);
+        assertThat(KvCodec.parse("int8")).isEqualTo(KvCodec.INT8);
+        assertThat(KvCodec.parse("int4/16")).isEqualTo(KvCodec.int4(16));
+        assertThat(KvCodec.int4(16).toString()).isEqualTo("int4/16");
+        assertThat(KvCodec.INT8.backendName()).isEqualTo("Q8_KIVI");
+        assertThatThrownBy(() -> KvCodec.parse("int3")).hasMessageContaining("unknown KV codec");
+        assertThatThrownBy(() -> KvCodec.int8(0)).hasMessageContaining("group size");
+    }
+
+    @Test
+    void bytesPerElementIncludeGroupScales() {
+        assertThat(KvCodec.F16.bytesPerElement()).isEqualTo(2.0);
+        assertThat(KvCodec.INT8.bytesPerElement()).isEqualTo(1.125);
+        assertThat(KvCodec.INT4.bytesPerElement()).isEqualTo(0.625);
+        assertThat(KvCodec.INT4.sectionBytes(32, 32)).isEqualTo(32 * 32 / 2 + 4 * 32);
+    }
+
+    @Test
+    void groupSizeMustDivideBlockAndHeadDim() {
+        assertThatThrownBy(() -> new PagedKvCache(SHAPE, KvCodec.int8(64), 32))
+                .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("must divide");
+        assertThatThrownBy(() -> new PagedKvCache(SHAPE, KvCodec.int4(24), 48))
+                .hasMessageContaining("head dim 32");
+    }
+
+    @Test
+    void f32IsExactAndF16IsHalfRounding() {
+        KvTestData d = new KvTestData(SHAPE, 64, 1);
+        assertThat(maxError(d, KvCodec.F32, false)).isZero();
+        // f16: relative 2^-11 of |x| (|x| < ~40 here)
+        assertThat(maxError(d, KvCodec.F16, false)).isLessThan(40 * 0x1p-11);
+    }
+
+    @Test
+    void int8AndInt4StayWithinTheDocumentedGroupBound() {
+        KvTestData d = new KvTestData(SHAPE, 96, 2);
+        for (KvCodec codec : new KvCodec[] {KvCodec.INT8, KvCodec.INT4, KvCodec.int8(8), KvCodec.int4(16)}) {
+            double worst = maxError(d, codec, true);
+            // bound relative to the group's range: 0.5 * (1 + 2^-9) / qmax, plus the float16 floor of min
+            assertThat(worst).as(codec.toString()).isLessThanOrEqualTo(1.0);
+            if (codec.kind() == KvCodec.Kind.INT8) {
+                assertThat(worst * 0.5 / 255 * (1 + 0x1p-9)).isLessThan(0.01); // <= ~0.2 % of the range
+            }
+        }
+    }
+
+    /**
+     * Max over all elements of |x - x'| divided by the documented bound
+     * {@code 0.5 * (range + |min| 2^-10 + 2^-24) / qmax * (1 + 2^-9)} (quantized codecs), or the plain
+     * max |x - x'| otherwise.
+     */
+    private static double maxError(KvTestData d, KvCodec codec, boolean relative) {
+        int bt = 32;
+        PagedKvCache c = d.cache(codec, bt);
+        int hd = SHAPE.headDim();
+        int g = codec.groupSize();
+        double worst = 0;
+        for (int l = 0; l < SHAPE.layers(); l++) {
+            for (int h = 0; h < SHAPE.kvHeads(); h++) {
+                float[] k = new float[d.length * hd];
+                float[] v = new float[d.length * hd];
+                c.dequantize(l, h, k, v);
+                float[] ko = d.head(d.keys, l, h);
+                float[] vo = d.head(d.values, l, h);
+                for (int p = 0; p < d.length; p++) {
+                    for (int i = 0; i < hd; i++) {
+                        double ek = Math.abs(k[p * hd + i] - ko[p * hd + i]);
+                        double ev = Math.abs(v[p * hd + i] - vo[p * hd + i]);
+                        if (relative) {
+                            // key group: channel i, tokens [p/g*g, +g); value group: token p, channels [i/g*g, +g)
+                            double kb = bound(ko, hd, p / g * g, g, i, 1, codec);
+                            double vb = bound(vo, hd, p, 1, i / g * g, g, codec);
+                            worst = Math.max(worst, Math.max(ek / kb, ev / vb));
+                        } else {
+                            worst = Math.max(worst, Math.max(ek, ev));
+                        }
+                    }
+                }
+            }
+        }
+        return worst;
+    }
+
+    private static double bound(float[] x, int hd, int t0, int nt, int c0, int nc, KvCodec codec) {
+        double min = Double.POSITIVE_INFINITY;
+        double max = Double.NEGATIVE_INFINITY;
+        for (int t = t0; t < t0 + nt; t++) {
+            for (int c = c0; c < c0 + nc; c++) {
+                min = Math.min(min, x[t * hd + c]);
+                max = Math.max(max, x[t * hd + c]);
+            }
+        }
+        return 0.5 * (max - min + Math.abs(min) * 0x1p-10 + 0x1p-24) / codec.qmax() * (1 + 0x1p-9) + 1e-7;
+    }
+}
