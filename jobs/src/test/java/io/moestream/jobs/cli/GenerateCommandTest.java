@@ -1,0 +1,119 @@
+package io.moestream.jobs.cli;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.moestream.runtime.model.DefaultModel;
+import io.moestream.runtime.model.Engine;
+import io.moestream.runtime.model.KvCache;
+import io.moestream.runtime.model.Model;
+import io.moestream.runtime.sampler.Sampler;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import picocli.CommandLine;
+
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+/** The launcher's engine commands, run as a user would, checked against a direct engine run. */
+class GenerateCommandTest {
+
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    private record Run(int exitCode, String out, String err) {}
+
+    private static Run launch(String... args) {
+        StringWriter out = new StringWriter();
+        StringWriter err = new StringWriter();
+        CommandLine cli = new CommandLine(new Main());
+        cli.setOut(new PrintWriter(out, true));
+        cli.setErr(new PrintWriter(err, true));
+        int code = cli.execute(args);
+        return new Run(code, out.toString(), err.toString());
+    }
+
+    @Test
+    void jsonOutputHasTheGreedyTokensAndTheirTopLogits() throws Exception {
+        String model = DefaultModel.path().toString();
+        Run run = launch("generate", "--model", model, "--prompt", "The import statement",
+                "--max-tokens", "6", "--temperature", "0", "--json", "--logits", "3", "--ignore-eos");
+        assertThat(run.exitCode()).as(run.err()).isZero();
+        JsonNode json = JSON.readTree(run.out());
+
+        // the same greedy run straight on the engine
+        try (Model m = Model.load(DefaultModel.path())) {
+            int[] prompt = m.tokenizer().encodePrompt("The import statement");
+            Engine engine = new Engine(m);
+            KvCache cache = m.newCache();
+            float[] logits = engine.forward(cache, prompt);
+            List<Integer> expected = new ArrayList<>();
+            for (int i = 0; i < 6; i++) {
+                int next = Sampler.argmax(logits);
+                expected.add(next);
+                logits = engine.forward(cache, new int[] {next});
+            }
+            assertThat(JSON.convertValue(json.get("prompt_ids"), int[].class)).isEqualTo(prompt);
+            assertThat(JSON.convertValue(json.get("generated_ids"), Integer[].class)).containsExactlyElementsOf(expected);
+        }
+        JsonNode top = json.get("top_logits");
+        assertThat(top.size()).isGreaterThanOrEqualTo(6);
+        for (int i = 0; i < 6; i++) {
+            JsonNode position = top.get(i);
+            assertThat(position.size()).isEqualTo(3);
+            // greedy: the best logit at each position is the token that was generated
+            assertThat(position.get(0).get(0).asInt()).isEqualTo(json.get("generated_ids").get(i).asInt());
+            assertThat(position.get(0).get(1).asDouble()).isGreaterThanOrEqualTo(position.get(1).get(1).asDouble());
+        }
+        assertThat(json.get("text").asText()).isNotBlank();
+    }
+
+    @Test
+    void aPromptsFileRunsAsOneBatchAndEachLineEqualsASingleRun(@TempDir Path dir) throws Exception {
+        String model = DefaultModel.path().toString();
+        Path file = dir.resolve("prompts.json");
+        Files.writeString(file, "[\"Strings in Python are\", [2046, 464, 1330], \"A dictionary maps keys to values.\"]");
+        Run batch = launch("generate", "--model", model, "--prompts-file", file.toString(),
+                "--max-tokens", "5", "--temperature", "0.8", "--seed", "7", "--json");
+        assertThat(batch.exitCode()).as(batch.err()).isZero();
+        String[] lines = batch.out().strip().split("\n");
+        assertThat(lines).hasSize(3);
+
+        Run first = launch("generate", "--model", model, "--prompt", "Strings in Python are",
+                "--max-tokens", "5", "--temperature", "0.8", "--seed", "7", "--json");
+        Run second = launch("generate", "--model", model, "--prompt-ids", "2046,464,1330",
+                "--max-tokens", "5", "--temperature", "0.8", "--seed", "7", "--json");
+        assertThat(JSON.readTree(lines[0])).isEqualTo(JSON.readTree(first.out()));
+        assertThat(JSON.readTree(lines[1])).isEqualTo(JSON.readTree(second.out()));
+    }
+
+    @Test
+    void aSyntheticModelFromMakeModelLoadsAndGenerates(@TempDir Path dir) {
+        Path file = dir.resolve("tiny.gguf");
+        Run make = launch("make-model", "--out", file.toString(), "--preset", "tiny");
+        assertThat(make.exitCode()).as(make.err()).isZero();
+        assertThat(file).isRegularFile();
+
+        Run run = launch("generate", "--model", file.toString(), "--prompt-ids", "766,79,110",
+                "--max-tokens", "4", "--json", "--ignore-eos");
+        assertThat(run.exitCode()).as(run.err()).isZero();
+        assertThat(run.out()).contains("\"generated_ids\"");
+    }
+
+    @Test
+    void badInputSaysWhatToFix(@TempDir Path dir) throws Exception {
+        Path notGguf = dir.resolve("notes.txt");
+        Files.writeString(notGguf, "hello");
+        Run wrongFile = launch("generate", "--model", notGguf.toString(), "--prompt", "x");
+        assertThat(wrongFile.exitCode()).isNotZero();
+        assertThat(wrongFile.err()).contains(notGguf.toString()).containsIgnoringCase("gguf");
+
+        Run badIds = launch("generate", "--model", DefaultModel.path().toString(), "--prompt-ids", "1,99999");
+        assertThat(badIds.exitCode()).isNotZero();
+        assertThat(badIds.err()).contains("99999");
+    }
+}
