@@ -63,7 +63,7 @@ class InferencePipelineTest {
                 .setParallelism(1);
         SingleOutputStreamOperator<Prompt> asks = env.fromData(promptRecords, raw).process(AvroDecodeFunction.prompts(64))
                 .setParallelism(1);
-        InferenceConfig config = Reference.config().withBatchSize(3).withMaxWaitMillis(50);
+        InferenceConfig config = Reference.config().withMaxSequences(3).withMaxQueued(4);
         SingleOutputStreamOperator<Generation> generations = InferenceOperator.apply(docs, asks, config);
 
         DataStream<String> all = generations.map(g -> "gen " + g.getRequestId() + " " + g.getTokenIds()
