@@ -61,17 +61,60 @@ public final class JobOptions {
                     .withDescription(
                             "GGUF model file, readable on every TaskManager. Unset: the small trained MoE bundled in the jar.");
 
-    public static final ConfigOption<Integer> BATCH_SIZE =
-            ConfigOptions.key("moestream.batch.size")
+    public static final ConfigOption<Integer> STEP_MAX_SEQUENCES =
+            ConfigOptions.key("moestream.step.max-sequences")
                     .intType()
                     .defaultValue(8)
-                    .withDescription("Requests of many keys run as one engine batch once this many are buffered.");
+                    .withDeprecatedKeys("moestream.batch.size")
+                    .withDescription("Most requests (of any keys) running together in one engine step (continuous batching).");
 
+    /** The old name of {@link #STEP_MAX_SEQUENCES}; its key {@code moestream.batch.size} still works. */
+    @Deprecated
+    public static final ConfigOption<Integer> BATCH_SIZE = STEP_MAX_SEQUENCES;
+
+    /** No longer used: with continuous batching a request starts at the next step. Accepted and ignored. */
+    @Deprecated
     public static final ConfigOption<Duration> BATCH_MAX_WAIT =
             ConfigOptions.key("moestream.batch.max-wait")
                     .durationType()
                     .defaultValue(Duration.ofMillis(20))
-                    .withDescription("A smaller batch runs when its oldest request has waited this long.");
+                    .withDescription("Ignored since continuous batching (requests start at the next step); accepted so that old configurations still run.");
+
+    public static final ConfigOption<Integer> STEP_TOKEN_BUDGET =
+            ConfigOptions.key("moestream.step.token-budget")
+                    .intType()
+                    .defaultValue(256)
+                    .withDescription("Most tokens computed in one engine step: one per decoding request plus prefill chunks; at least moestream.step.max-sequences.");
+
+    public static final ConfigOption<Integer> QUEUE_MAX =
+            ConfigOptions.key("moestream.queue.max")
+                    .intType()
+                    .defaultValue(256)
+                    .withDescription("Back-pressure bound: most requests queued or running per operator subtask; at the bound the operator runs steps instead of reading input.");
+
+    public static final ConfigOption<Double> TENANT_SHARE =
+            ConfigOptions.key("moestream.tenant.share")
+                    .doubleType()
+                    .defaultValue(0.5)
+                    .withDescription("While other tenants wait, one tenant gets at most this share (0..1] of a step's sequences and prefill tokens.");
+
+    public static final ConfigOption<Integer> DOCUMENT_MAX_TOKENS =
+            ConfigOptions.key("moestream.document.max-tokens")
+                    .intType()
+                    .defaultValue(0)
+                    .withDescription("Largest document in tokens (DOCUMENT_TOO_LARGE beyond it); 0 = the model's context window.");
+
+    public static final ConfigOption<Duration> DUPLICATE_WINDOW =
+            ConfigOptions.key("moestream.duplicate.window")
+                    .durationType()
+                    .defaultValue(Duration.ofMinutes(10))
+                    .withDescription("A request_id seen again (same tenant and context) within this time gets a DUPLICATE_REQUEST error; 0 = off.");
+
+    public static final ConfigOption<Duration> PROGRESS_INTERVAL =
+            ConfigOptions.key("moestream.progress.interval")
+                    .durationType()
+                    .defaultValue(Duration.ofSeconds(5))
+                    .withDescription("How often the demo and run commands print a one-line progress summary; 0 = never.");
 
     public static final ConfigOption<Integer> MAX_TOKENS_CAP =
             ConfigOptions.key("moestream.max-tokens-cap")

@@ -64,10 +64,15 @@ public final class MoeStreamJob {
 
         InferenceConfig config = new InferenceConfig(
                 conf.getOptional(JobOptions.MODEL_PATH).orElseGet(() -> DefaultModel.path().toString()),
-                conf.get(JobOptions.BATCH_SIZE),
-                conf.get(JobOptions.BATCH_MAX_WAIT).toMillis(),
+                conf.get(JobOptions.STEP_MAX_SEQUENCES),
+                conf.get(JobOptions.STEP_TOKEN_BUDGET),
+                conf.get(JobOptions.QUEUE_MAX),
+                conf.get(JobOptions.TENANT_SHARE),
                 maxTokensCap,
-                conf.get(JobOptions.DOCUMENT_WAIT).toMillis());
+                conf.get(JobOptions.DOCUMENT_WAIT).toMillis(),
+                conf.get(JobOptions.DOCUMENT_MAX_TOKENS),
+                conf.get(JobOptions.DUPLICATE_WINDOW).toMillis(),
+                null);
         SingleOutputStreamOperator<Generation> generations = InferenceOperator.apply(documents, prompts, config);
 
         DataStream<InferenceError> errors = documents.getSideOutput(OutputTags.ERRORS)

@@ -5,35 +5,58 @@ import java.util.Objects;
 
 /**
  * Configuration of the {@link InferenceOperator}. The job maps its Flink {@code ConfigOption}s onto
- * this record.
+ * this record; tests start from {@link #defaults} and change single fields with the {@code with...}
+ * methods.
  *
- * @param modelPath          GGUF file to load (once per JVM, shared by the operator instances there)
- * @param batchSize          a batch runs as soon as this many requests are buffered
- * @param maxWaitMillis      ... or when the oldest buffered request has waited this long
- * @param maxTokensCap       largest {@code max_tokens} a prompt may ask for
- * @param documentWaitMillis how long a DOCUMENT prompt waits for its document to complete
- * @param modelName          name written into outputs; {@code null} = the model's {@code general.name}
+ * @param modelPath             GGUF file to load (once per JVM, shared by the operator instances there)
+ * @param maxSequences          most sequences (requests) running in one step
+ * @param tokenBudget           most tokens (decode tokens plus prefill chunks) computed in one step; at
+ *                              least {@code maxSequences}, so every running sequence can decode each step
+ * @param maxQueued             back-pressure bound: most requests queued or running per operator instance;
+ *                              at the bound, input processing runs steps until there is room
+ * @param tenantShare           while other tenants wait, one tenant holds at most this share of the step's
+ *                              sequences and prefill tokens (0 &lt; share &le; 1; 1 = no limit)
+ * @param maxTokensCap          largest {@code max_tokens} a prompt may ask for
+ * @param documentWaitMillis    how long a DOCUMENT prompt waits for its document to complete
+ * @param maxDocumentTokens     largest document, in tokens; 0 = the model's context window
+ * @param duplicateWindowMillis a request id seen again within this time gets DUPLICATE_REQUEST; 0 = off
+ * @param modelName             name written into outputs; {@code null} = the model's {@code general.name}
  */
 public record InferenceConfig(
         String modelPath,
-        int batchSize,
-        long maxWaitMillis,
+        int maxSequences,
+        int tokenBudget,
+        int maxQueued,
+        double tenantShare,
         int maxTokensCap,
         long documentWaitMillis,
+        int maxDocumentTokens,
+        long duplicateWindowMillis,
         String modelName) implements Serializable {
 
-    public static final int DEFAULT_BATCH_SIZE = 8;
-    public static final long DEFAULT_MAX_WAIT_MILLIS = 20;
+    public static final int DEFAULT_MAX_SEQUENCES = 8;
+    public static final int DEFAULT_TOKEN_BUDGET = 256;
+    public static final int DEFAULT_MAX_QUEUED = 256;
+    public static final double DEFAULT_TENANT_SHARE = 0.5;
     public static final int DEFAULT_MAX_TOKENS_CAP = 512;
     public static final long DEFAULT_DOCUMENT_WAIT_MILLIS = 60_000;
+    public static final int DEFAULT_MAX_DOCUMENT_TOKENS = 0;
+    public static final long DEFAULT_DUPLICATE_WINDOW_MILLIS = 600_000;
 
     public InferenceConfig {
         Objects.requireNonNull(modelPath, "modelPath");
-        if (batchSize < 1) {
-            throw new IllegalArgumentException("batchSize must be >= 1, got " + batchSize);
+        if (maxSequences < 1) {
+            throw new IllegalArgumentException("maxSequences must be >= 1, got " + maxSequences);
         }
-        if (maxWaitMillis < 0) {
-            throw new IllegalArgumentException("maxWaitMillis must be >= 0, got " + maxWaitMillis);
+        if (tokenBudget < maxSequences) {
+            throw new IllegalArgumentException("tokenBudget " + tokenBudget + " must be >= maxSequences "
+                    + maxSequences + " so that every running sequence can decode each step");
+        }
+        if (maxQueued < 1) {
+            throw new IllegalArgumentException("maxQueued must be >= 1, got " + maxQueued);
+        }
+        if (!(tenantShare > 0 && tenantShare <= 1)) {
+            throw new IllegalArgumentException("tenantShare must be in (0, 1], got " + tenantShare);
         }
         if (maxTokensCap < 1) {
             throw new IllegalArgumentException("maxTokensCap must be >= 1, got " + maxTokensCap);
@@ -41,36 +64,64 @@ public record InferenceConfig(
         if (documentWaitMillis < 0) {
             throw new IllegalArgumentException("documentWaitMillis must be >= 0, got " + documentWaitMillis);
         }
-    }
-
-    /** Model name taken from the model file. */
-    public InferenceConfig(String modelPath, int batchSize, long maxWaitMillis, int maxTokensCap, long documentWaitMillis) {
-        this(modelPath, batchSize, maxWaitMillis, maxTokensCap, documentWaitMillis, null);
+        if (maxDocumentTokens < 0) {
+            throw new IllegalArgumentException("maxDocumentTokens must be >= 0 (0 = context window), got " + maxDocumentTokens);
+        }
+        if (duplicateWindowMillis < 0) {
+            throw new IllegalArgumentException("duplicateWindowMillis must be >= 0 (0 = off), got " + duplicateWindowMillis);
+        }
     }
 
     /** The defaults for everything but the model. */
     public static InferenceConfig defaults(String modelPath) {
-        return new InferenceConfig(modelPath, DEFAULT_BATCH_SIZE, DEFAULT_MAX_WAIT_MILLIS, DEFAULT_MAX_TOKENS_CAP,
-                DEFAULT_DOCUMENT_WAIT_MILLIS, null);
+        return new InferenceConfig(modelPath, DEFAULT_MAX_SEQUENCES, DEFAULT_TOKEN_BUDGET, DEFAULT_MAX_QUEUED,
+                DEFAULT_TENANT_SHARE, DEFAULT_MAX_TOKENS_CAP, DEFAULT_DOCUMENT_WAIT_MILLIS, DEFAULT_MAX_DOCUMENT_TOKENS,
+                DEFAULT_DUPLICATE_WINDOW_MILLIS, null);
     }
 
-    public InferenceConfig withBatchSize(int value) {
-        return new InferenceConfig(modelPath, value, maxWaitMillis, maxTokensCap, documentWaitMillis, modelName);
+    /** Sets {@code maxSequences}, raising {@code tokenBudget} to it when it is smaller. */
+    public InferenceConfig withMaxSequences(int value) {
+        return new InferenceConfig(modelPath, value, Math.max(tokenBudget, value), maxQueued, tenantShare, maxTokensCap,
+                documentWaitMillis, maxDocumentTokens, duplicateWindowMillis, modelName);
     }
 
-    public InferenceConfig withMaxWaitMillis(long value) {
-        return new InferenceConfig(modelPath, batchSize, value, maxTokensCap, documentWaitMillis, modelName);
+    public InferenceConfig withTokenBudget(int value) {
+        return new InferenceConfig(modelPath, maxSequences, value, maxQueued, tenantShare, maxTokensCap,
+                documentWaitMillis, maxDocumentTokens, duplicateWindowMillis, modelName);
+    }
+
+    public InferenceConfig withMaxQueued(int value) {
+        return new InferenceConfig(modelPath, maxSequences, tokenBudget, value, tenantShare, maxTokensCap,
+                documentWaitMillis, maxDocumentTokens, duplicateWindowMillis, modelName);
+    }
+
+    public InferenceConfig withTenantShare(double value) {
+        return new InferenceConfig(modelPath, maxSequences, tokenBudget, maxQueued, value, maxTokensCap,
+                documentWaitMillis, maxDocumentTokens, duplicateWindowMillis, modelName);
     }
 
     public InferenceConfig withMaxTokensCap(int value) {
-        return new InferenceConfig(modelPath, batchSize, maxWaitMillis, value, documentWaitMillis, modelName);
+        return new InferenceConfig(modelPath, maxSequences, tokenBudget, maxQueued, tenantShare, value,
+                documentWaitMillis, maxDocumentTokens, duplicateWindowMillis, modelName);
     }
 
     public InferenceConfig withDocumentWaitMillis(long value) {
-        return new InferenceConfig(modelPath, batchSize, maxWaitMillis, maxTokensCap, value, modelName);
+        return new InferenceConfig(modelPath, maxSequences, tokenBudget, maxQueued, tenantShare, maxTokensCap,
+                value, maxDocumentTokens, duplicateWindowMillis, modelName);
+    }
+
+    public InferenceConfig withMaxDocumentTokens(int value) {
+        return new InferenceConfig(modelPath, maxSequences, tokenBudget, maxQueued, tenantShare, maxTokensCap,
+                documentWaitMillis, value, duplicateWindowMillis, modelName);
+    }
+
+    public InferenceConfig withDuplicateWindowMillis(long value) {
+        return new InferenceConfig(modelPath, maxSequences, tokenBudget, maxQueued, tenantShare, maxTokensCap,
+                documentWaitMillis, maxDocumentTokens, value, modelName);
     }
 
     public InferenceConfig withModelName(String value) {
-        return new InferenceConfig(modelPath, batchSize, maxWaitMillis, maxTokensCap, documentWaitMillis, value);
+        return new InferenceConfig(modelPath, maxSequences, tokenBudget, maxQueued, tenantShare, maxTokensCap,
+                documentWaitMillis, maxDocumentTokens, duplicateWindowMillis, value);
     }
 }

@@ -1,8 +1,6 @@
 package io.moestream.operators;
 
 import io.moestream.runtime.model.Engine;
-import io.moestream.runtime.model.GenerationRequest;
-import io.moestream.runtime.model.GenerationResult;
 import io.moestream.runtime.model.KvCache;
 import io.moestream.runtime.model.Model;
 import io.moestream.runtime.sampler.SamplingParams;
@@ -15,24 +13,31 @@ import io.moestream.schemas.InferenceError;
 import io.moestream.schemas.Prompt;
 import io.moestream.schemas.PromptMode;
 import java.nio.file.Path;
+import java.util.ArrayDeque;
 import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.HashSet;
 import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.concurrent.ScheduledFuture;
+import java.util.Set;
 import java.util.concurrent.TimeUnit;
 import java.util.stream.Collectors;
 import java.util.stream.Stream;
 import org.apache.flink.annotation.VisibleForTesting;
+import org.apache.flink.api.common.operators.MailboxExecutor;
 import org.apache.flink.api.common.state.ListState;
 import org.apache.flink.api.common.state.ListStateDescriptor;
+import org.apache.flink.api.common.state.MapState;
+import org.apache.flink.api.common.state.MapStateDescriptor;
 import org.apache.flink.api.common.state.ValueState;
 import org.apache.flink.api.common.state.ValueStateDescriptor;
 import org.apache.flink.api.common.typeinfo.Types;
+import org.apache.flink.api.common.typeutils.base.LongSerializer;
+import org.apache.flink.api.common.typeutils.base.StringSerializer;
 import org.apache.flink.api.common.typeutils.base.array.BytePrimitiveArraySerializer;
 import org.apache.flink.formats.avro.typeutils.AvroTypeInfo;
-import org.apache.flink.metrics.Counter;
 import org.apache.flink.runtime.state.VoidNamespace;
 import org.apache.flink.runtime.state.VoidNamespaceSerializer;
 import org.apache.flink.streaming.api.datastream.DataStream;
@@ -50,27 +55,31 @@ import org.slf4j.LoggerFactory;
 /**
  * The inference operator: keyed by {@link ContextKey} (tenant, context), input 1 document parts,
  * input 2 prompts; main output {@link Generation}, side outputs {@link OutputTags#CONTEXTS} and
- * {@link OutputTags#ERRORS}.
+ * {@link OutputTags#ERRORS}. Every prompt is answered exactly once, by a Generation or an
+ * InferenceError.
  *
- * <p><b>Documents</b> are prefilled as their parts arrive (in order; part 0 starts or replaces the
- * document) into the context's KV-cache, kept in keyed state; the last part makes the context
- * ready and emits a {@link ContextReady}.
+ * <p><b>Continuous batching on the mailbox</b> (like Flink's {@code AsyncWaitOperator}): a prompt
+ * joins the queue at once; while work remains, one <em>step</em> at a time is scheduled on the
+ * task's mailbox ({@link MailboxExecutor#execute}), so input records, timers and checkpoint barriers
+ * interleave with steps. A step, planned by the {@link StepPlanner} (token budget, most sequences,
+ * per-tenant share), admits waiting requests, computes one decode token per decoding sequence plus
+ * prefill chunks ({@link StepRunner}), samples, and emits every request that finished. When
+ * {@code maxQueued} requests are queued or running, {@code processElement} yields to the mailbox
+ * (runs steps) until there is room, which back-pressures the sources.
  *
- * <p><b>Prompts</b> are buffered in keyed state and run as one batch across keys
- * ({@link Engine#generate}) when {@code batchSize} are buffered or {@code maxWaitMillis} after the
- * first one arrived. A STATELESS prompt starts from an empty cache, a DOCUMENT prompt from a copy of
+ * <p><b>Contexts</b>: a STATELESS prompt starts from an empty cache, a DOCUMENT prompt from a copy of
  * its document's cache (the document is never changed), a CONVERSATION prompt from the conversation's
- * cache, which then stores prompt and answer. A conversation runs at most one turn per batch, so its
- * turns stay in order. DOCUMENT prompts for a document still arriving wait (in keyed state, with a
- * checkpointed timer) up to {@code documentWaitMillis}.
+ * cache, which then stores prompt and answer; turns of one conversation run one at a time, in order.
+ * Document parts are prefilled on arrival; DOCUMENT prompts for a document still arriving wait (in
+ * keyed state, with a checkpointed timer) up to {@code documentWaitMillis}.
  *
- * <p><b>Checkpoints</b>: buffered prompts live in keyed state, so they are in every snapshot, move
- * with their key group on rescale and run after a restore; the in-memory index of keys with
- * buffered prompts is rebuilt from the state backend in {@link #open()}, where the batch timer
- * (processing-time timers of the operator itself are not checkpointed) is armed again.
+ * <p><b>Checkpoints</b>: keyed state is the source of truth. A request leaves {@link #PENDING_STATE}
+ * only when its answer is emitted (a conversation's cache is written in the same step), so a snapshot
+ * between steps holds every queued and in-flight request; after a restore they run again from the
+ * start and seeded sampling regenerates the same text. The in-memory queue is rebuilt from the state
+ * backend in {@link #open()}.
  *
- * <p>Outputs carry no timestamps: generation is processing-time work and a buffered request may be
- * answered after the watermark passed its input.
+ * <p>Outputs carry no timestamps: generation is processing-time work.
  */
 public class InferenceOperator extends AbstractStreamOperator<Generation>
         implements TwoInputStreamOperator<Document, Prompt, Generation>, Triggerable<String, VoidNamespace> {
@@ -83,12 +92,16 @@ public class InferenceOperator extends AbstractStreamOperator<Generation>
     public static final String KV_STATE = "kv-cache";
     /** {@link ContextMeta} of a context. */
     public static final String META_STATE = "context-meta";
-    /** Prompts waiting for their batch. */
+    /** Prompts queued or in flight, until their answer is emitted. */
     public static final String PENDING_STATE = "pending-prompts";
     /** DOCUMENT prompts waiting for their document's last part. */
     public static final String WAITING_STATE = "waiting-prompts";
+    /** Request ids seen lately (request id → processing time first seen). */
+    public static final String SEEN_STATE = "seen-requests";
     /** Keyed processing-time timers ending the wait of {@link #WAITING_STATE}. */
     public static final String DOCUMENT_WAIT_TIMERS = "document-wait";
+    /** Keyed processing-time timers expiring {@link #SEEN_STATE} entries. */
+    public static final String DUPLICATE_TIMERS = "duplicate-expiry";
 
     // ---------------- configuration ----------------
 
@@ -96,18 +109,27 @@ public class InferenceOperator extends AbstractStreamOperator<Generation>
 
     // ---------------- transient runtime ----------------
 
+    private transient MailboxExecutor mailboxExecutor;
     private transient Model model;
-    private transient Engine engine;
     private transient Tokenizer tokenizer;
     private transient String modelName;
-    /** Keys with buffered prompts, oldest first, and how many each has; rebuilt from state in open(). */
-    private transient LinkedHashMap<String, Integer> pendingByKey;
+    private transient StepRunner runner;
+    private transient StepPlanner planner;
+    /** Requests not yet admitted, per tenant (first-arrival order of tenants), oldest first. */
+    private transient LinkedHashMap<String, ArrayDeque<Queued>> queue;
+    private transient int queued;
+    /** Admitted requests, in admission order. */
+    private transient List<Sequence> running;
+    /** Keys with a conversation turn in flight: their next turn waits. */
+    private transient Set<String> busyKeys;
+    /** Requests in {@link #PENDING_STATE}: queued plus running. */
     private transient int pendingTotal;
-    private transient ScheduledFuture<?> batchTimer;
+    private transient int maxPendingObserved;
+    private transient long kvBytes;
+    private transient boolean stepScheduled;
     private transient InternalTimerService<VoidNamespace> documentWaitTimers;
-    private transient Counter generationsOut;
-    private transient Counter errorsOut;
-    private transient Counter batchesRun;
+    private transient InternalTimerService<VoidNamespace> duplicateTimers;
+    private transient InferenceMetrics metrics;
 
     // ---------------- checkpointed state (keyed) ----------------
 
@@ -115,6 +137,14 @@ public class InferenceOperator extends AbstractStreamOperator<Generation>
     private transient ValueState<ContextMeta> metaState;
     private transient ListState<PendingPrompt> pendingState;
     private transient ListState<PendingPrompt> waitingState;
+    private transient MapState<String, Long> seenState;
+
+    /** A queued request and the key its state lives under. */
+    private record Queued(String key, PendingPrompt pending) {
+        boolean conversation() {
+            return pending.prompt().getMode() == PromptMode.CONVERSATION;
+        }
+    }
 
     public InferenceOperator(InferenceConfig config) {
         this.config = config;
@@ -139,50 +169,83 @@ public class InferenceOperator extends AbstractStreamOperator<Generation>
                 .uid("inference");
     }
 
+    /**
+     * Flink 2.x hands every {@code AbstractStreamOperator} (a {@code YieldingOperator}) its mailbox
+     * executor when it creates the operator; the older {@code YieldingOperatorFactory} is not needed.
+     */
+    @Override
+    public void setMailboxExecutor(MailboxExecutor mailboxExecutor) {
+        super.setMailboxExecutor(mailboxExecutor);
+        this.mailboxExecutor = mailboxExecutor;
+    }
+
     @Override
     public void open() throws Exception {
         super.open();
+        if (mailboxExecutor == null) { // set up without an operator factory (test harnesses)
+            mailboxExecutor = getContainingTask().getMailboxExecutorFactory()
+                    .createExecutor(getOperatorConfig().getChainIndex());
+        }
         model = SharedModels.get(Path.of(config.modelPath()));
-        engine = new Engine(model);
         tokenizer = model.tokenizer();
         modelName = config.modelName() != null ? config.modelName() : model.name();
+        runner = StepRunner.forward(new Engine(model));
+        planner = new StepPlanner(config.tokenBudget(), config.maxSequences(), config.tenantShare());
+        queue = new LinkedHashMap<>();
+        running = new ArrayList<>();
+        busyKeys = new HashSet<>();
 
         kvState = getPartitionedState(new ValueStateDescriptor<>(KV_STATE, BytePrimitiveArraySerializer.INSTANCE));
         metaState = getPartitionedState(new ValueStateDescriptor<>(META_STATE, ContextMetaSerializer.INSTANCE));
         pendingState = getPartitionedState(new ListStateDescriptor<>(PENDING_STATE, PendingPromptSerializer.INSTANCE));
         waitingState = getPartitionedState(new ListStateDescriptor<>(WAITING_STATE, PendingPromptSerializer.INSTANCE));
+        seenState = getPartitionedState(
+                new MapStateDescriptor<>(SEEN_STATE, StringSerializer.INSTANCE, LongSerializer.INSTANCE));
         documentWaitTimers = getInternalTimerService(DOCUMENT_WAIT_TIMERS, VoidNamespaceSerializer.INSTANCE, this);
+        duplicateTimers = getInternalTimerService(DUPLICATE_TIMERS, VoidNamespaceSerializer.INSTANCE,
+                new Triggerable<String, VoidNamespace>() {
+                    @Override
+                    public void onEventTime(InternalTimer<String, VoidNamespace> timer) {}
 
-        generationsOut = getMetricGroup().counter("generations");
-        errorsOut = getMetricGroup().counter("errors");
-        batchesRun = getMetricGroup().counter("batches");
-        getMetricGroup().gauge("pendingRequests", () -> pendingTotal);
+                    @Override
+                    public void onProcessingTime(InternalTimer<String, VoidNamespace> timer) throws Exception {
+                        expireSeen(timer.getTimestamp());
+                    }
+                });
 
-        rebuildPendingIndex();
-        if (pendingTotal > 0) {
-            LOG.info("{} buffered prompts of {} keys restored; they run within {} ms",
-                    pendingTotal, pendingByKey.size(), config.maxWaitMillis());
-            armBatchTimer();
+        metrics = new InferenceMetrics(getMetricGroup(), () -> queued, () -> pendingTotal, () -> maxPendingObserved,
+                () -> running.size(), () -> kvBytes);
+
+        restore();
+    }
+
+    /** Rebuilds the queue from {@link #PENDING_STATE} (oldest first) and the KV-bytes sum from {@link #KV_STATE}. */
+    private void restore() throws Exception {
+        List<Queued> restored = new ArrayList<>();
+        for (String key : keys(PENDING_STATE)) {
+            setCurrentKey(key);
+            for (PendingPrompt p : orEmpty(pendingState.get())) {
+                restored.add(new Queued(key, p));
+            }
+        }
+        restored.sort(Comparator.comparingLong(q -> q.pending().arrivalMillis()));
+        for (Queued q : restored) {
+            addToQueue(q);
+        }
+        for (String key : keys(KV_STATE)) {
+            setCurrentKey(key);
+            byte[] bytes = kvState.value();
+            kvBytes += bytes == null ? 0 : bytes.length;
+        }
+        if (!restored.isEmpty()) {
+            LOG.info("{} queued or in-flight prompts restored; they run again from the start", restored.size());
+            scheduleStep();
         }
     }
 
-    private void rebuildPendingIndex() throws Exception {
-        pendingByKey = new LinkedHashMap<>();
-        pendingTotal = 0;
-        List<String> keys;
-        try (Stream<String> stream = this.<String>getKeyedStateBackend().getKeys(PENDING_STATE, VoidNamespace.INSTANCE)) {
-            keys = stream.collect(Collectors.toList());
-        }
-        for (String key : keys) {
-            setCurrentKey(key);
-            int n = 0;
-            for (PendingPrompt ignored : orEmpty(pendingState.get())) {
-                n++;
-            }
-            if (n > 0) {
-                pendingByKey.put(key, n);
-                pendingTotal += n;
-            }
+    private List<String> keys(String state) throws Exception {
+        try (Stream<String> stream = this.<String>getKeyedStateBackend().getKeys(state, VoidNamespace.INSTANCE)) {
+            return stream.collect(Collectors.toList());
         }
     }
 
@@ -190,6 +253,7 @@ public class InferenceOperator extends AbstractStreamOperator<Generation>
 
     @Override
     public void processElement1(StreamRecord<Document> element) throws Exception {
+        awaitRoom();
         Document part = element.getValue();
         long now = now();
         ContextMeta meta = metaState.value();
@@ -198,38 +262,46 @@ public class InferenceOperator extends AbstractStreamOperator<Generation>
                     + "' is a conversation of tenant '" + part.getTenant() + "': give the document another id", now));
             return;
         }
+        if (part.getPart() > 0) {
+            String problem = meta == null
+                    ? "arrived but part 0 did not (or the document was rejected): send the parts in order, starting at 0"
+                    : meta.complete()
+                            ? "arrived after its last part (" + (meta.nextPart() - 1)
+                                    + "): to replace the document send it again from part 0"
+                            : part.getPart() != meta.nextPart()
+                                    ? "arrived but part " + meta.nextPart() + " is expected next: send the parts in"
+                                            + " order, without gaps"
+                                    : null;
+            if (problem != null) {
+                emitError(ErrorRecords.forDocument(part, ErrorCode.DOCUMENT_OUT_OF_ORDER, "part " + part.getPart()
+                        + " of document '" + part.getDocumentId() + "' " + problem, now));
+                return;
+            }
+        }
+        byte[] stored = meta == null ? null : kvState.value();
+        long storedBytes = stored == null ? 0 : stored.length;
         KvCache cache;
         int[] ids;
-        if (part.getPart() == 0) {
-            cache = model.newCache();
-            ids = tokenizer.encodePrompt(part.getText());
-        } else if (meta == null) {
-            emitError(ErrorRecords.forDocument(part, ErrorCode.DOCUMENT_OUT_OF_ORDER, "part " + part.getPart()
-                    + " of document '" + part.getDocumentId() + "' arrived but part 0 did not (or the document was"
-                    + " rejected): send the parts in order, starting at 0", now));
+        try {
+            cache = part.getPart() == 0 ? model.newCache() : model.cacheFromBytes(stored);
+            ids = part.getPart() == 0 ? tokenizer.encodePrompt(part.getText()) : tokenizer.encode(part.getText(), false);
+        } catch (RuntimeException e) {
+            LOG.warn("cannot read the stored document", e);
+            emitError(ErrorRecords.forDocument(part, ErrorCode.MODEL_ERROR, "cannot read the stored cache of document '"
+                    + part.getDocumentId() + "': " + e + "; send the document again from part 0", now));
             return;
-        } else if (meta.complete()) {
-            emitError(ErrorRecords.forDocument(part, ErrorCode.DOCUMENT_OUT_OF_ORDER, "part " + part.getPart()
-                    + " of document '" + part.getDocumentId() + "' arrived after its last part (" + (meta.nextPart() - 1)
-                    + "): to replace the document send it again from part 0", now));
-            return;
-        } else if (part.getPart() != meta.nextPart()) {
-            emitError(ErrorRecords.forDocument(part, ErrorCode.DOCUMENT_OUT_OF_ORDER, "part " + part.getPart()
-                    + " of document '" + part.getDocumentId() + "' arrived but part " + meta.nextPart()
-                    + " is expected next: send the parts in order, without gaps", now));
-            return;
-        } else {
-            cache = model.cacheFromBytes(kvState.value());
-            ids = tokenizer.encode(part.getText(), false);
         }
 
-        if (cache.length() + ids.length > model.contextLength()) {
+        int limit = documentTokenLimit();
+        if (cache.length() + ids.length > limit) {
             String message = "document '" + part.getDocumentId() + "' needs " + (cache.length() + ids.length)
-                    + " tokens up to part " + part.getPart() + " but the model's context window is "
-                    + model.contextLength() + " tokens: split it into smaller documents";
+                    + " tokens up to part " + part.getPart() + " but documents may have at most " + limit + " tokens ("
+                    + (limit < model.contextLength() ? "moestream.document.max-tokens" : "the model's context window")
+                    + "): split it into smaller documents";
             emitError(ErrorRecords.forDocument(part, ErrorCode.DOCUMENT_TOO_LARGE, message, now));
             kvState.clear();
             metaState.clear();
+            kvBytes -= storedBytes;
             failWaiting("document '" + part.getDocumentId() + "' was rejected: " + message, now);
             return;
         }
@@ -237,7 +309,8 @@ public class InferenceOperator extends AbstractStreamOperator<Generation>
         long started = System.nanoTime();
         try {
             if (ids.length > 0) {
-                engine.forward(cache, ids);
+                runner.step(List.of(new StepRunner.Chunk(cache, ids, false))).throwFailure();
+                metrics.prefill(ids.length);
             }
         } catch (RuntimeException e) {
             LOG.warn("prefill of document part failed", e);
@@ -249,6 +322,7 @@ public class InferenceOperator extends AbstractStreamOperator<Generation>
 
         byte[] bytes = cache.toBytes();
         kvState.update(bytes);
+        kvBytes += bytes.length - storedBytes;
         meta = part.getPart() == 0
                 ? ContextMeta.documentStarted(part.getTenant(), part.getDocumentId(), cache.length(), prefillNanos,
                         part.getLast(), now)
@@ -257,9 +331,14 @@ public class InferenceOperator extends AbstractStreamOperator<Generation>
 
         if (meta.complete()) {
             output.collect(OutputTags.CONTEXTS, new StreamRecord<>(contextReady(meta, bytes.length)));
+            metrics.context();
             releaseWaiting(ContextKey.of(part));
-            flushIfFull();
         }
+    }
+
+    private int documentTokenLimit() {
+        return config.maxDocumentTokens() == 0 ? model.contextLength()
+                : Math.min(config.maxDocumentTokens(), model.contextLength());
     }
 
     private ContextReady contextReady(ContextMeta meta, long kvBytes) {
@@ -275,7 +354,7 @@ public class InferenceOperator extends AbstractStreamOperator<Generation>
                 .build();
     }
 
-    /** The current key's document is complete: its waiting prompts join the batch buffer. */
+    /** The current key's document is complete: its waiting prompts join the queue. */
     private void releaseWaiting(String key) throws Exception {
         for (PendingPrompt p : orEmpty(waitingState.get())) {
             documentWaitTimers.deleteProcessingTimeTimer(VoidNamespace.INSTANCE, waitDeadline(p));
@@ -297,18 +376,67 @@ public class InferenceOperator extends AbstractStreamOperator<Generation>
 
     @Override
     public void processElement2(StreamRecord<Prompt> element) throws Exception {
+        awaitRoom();
         Prompt prompt = element.getValue();
-        PendingPrompt pending = new PendingPrompt(prompt, now());
+        long now = now();
+        ProgressStats.PROMPTS.increment();
+        if (isDuplicate(prompt, now)) {
+            return;
+        }
+        PendingPrompt pending = new PendingPrompt(prompt, now);
         if (prompt.getMode() == PromptMode.DOCUMENT && !documentReady(pending)) {
             return;
         }
         enqueue((String) getCurrentKey(), pending);
-        flushIfFull();
+    }
+
+    /**
+     * Back-pressure: while {@code maxQueued} requests are queued or running, runs mails (steps) of
+     * this task's mailbox instead of taking more input.
+     */
+    private void awaitRoom() throws Exception {
+        if (pendingTotal < config.maxQueued()) {
+            return;
+        }
+        Object key = getCurrentKey();
+        while (pendingTotal >= config.maxQueued()) {
+            scheduleStep();
+            mailboxExecutor.yield();
+        }
+        setCurrentKey(key); // a step switches keys
+    }
+
+    /** Whether the prompt's request id was seen within the duplicate window (then it is answered with an error). */
+    private boolean isDuplicate(Prompt prompt, long now) throws Exception {
+        long window = config.duplicateWindowMillis();
+        if (window == 0) {
+            return false;
+        }
+        Long first = seenState.get(prompt.getRequestId());
+        if (first != null && now - first < window) {
+            emitError(ErrorRecords.forPrompt(prompt, ErrorCode.DUPLICATE_REQUEST, "request_id '" + prompt.getRequestId()
+                    + "' of tenant '" + prompt.getTenant() + "' was already received " + (now - first)
+                    + " ms ago (duplicate window " + window + " ms): the first request is answered; give every new"
+                    + " request a new id", now));
+            return true;
+        }
+        seenState.put(prompt.getRequestId(), now);
+        duplicateTimers.registerProcessingTimeTimer(VoidNamespace.INSTANCE, now + window);
+        return false;
+    }
+
+    private void expireSeen(long now) throws Exception {
+        Iterator<Map.Entry<String, Long>> it = seenState.iterator();
+        while (it.hasNext()) {
+            if (it.next().getValue() + config.duplicateWindowMillis() <= now) {
+                it.remove();
+            }
+        }
     }
 
     /**
      * Whether the current key's document can answer the prompt now; if not, the prompt is answered
-     * with an error (no such document) or waits for the document's last part.
+     * with an error (the context is a conversation) or waits for the document's last part.
      */
     private boolean documentReady(PendingPrompt pending) throws Exception {
         ContextMeta meta = metaState.value();
@@ -366,38 +494,172 @@ public class InferenceOperator extends AbstractStreamOperator<Generation>
     @Override
     public void onEventTime(InternalTimer<String, VoidNamespace> timer) {}
 
+    // ---------------- queue ----------------
+
+    /** A prompt of the current key joins the queue (and {@link #PENDING_STATE}); a step is scheduled. */
     private void enqueue(String key, PendingPrompt pending) throws Exception {
         pendingState.add(pending);
-        pendingByKey.merge(key, 1, Integer::sum);
+        addToQueue(new Queued(key, pending));
+        scheduleStep();
+    }
+
+    private void addToQueue(Queued q) {
+        queue.computeIfAbsent(q.pending().prompt().getTenant(), t -> new ArrayDeque<>()).add(q);
+        queued++;
         pendingTotal++;
+        maxPendingObserved = Math.max(maxPendingObserved, pendingTotal);
+        ProgressStats.PENDING.increment();
     }
 
-    private void flushIfFull() throws Exception {
-        if (pendingTotal >= config.batchSize()) {
-            flush(false);
+    /** The request left {@link #PENDING_STATE} (answered): removes it there, under the current key. */
+    private void removePending(PendingPrompt pending) throws Exception {
+        List<PendingPrompt> rest = new ArrayList<>();
+        boolean removed = false;
+        for (PendingPrompt p : orEmpty(pendingState.get())) {
+            if (!removed && p.equals(pending)) {
+                removed = true;
+            } else {
+                rest.add(p);
+            }
         }
-        if (pendingTotal > 0) {
-            armBatchTimer();
+        if (rest.isEmpty()) {
+            pendingState.clear();
+        } else {
+            pendingState.update(rest);
+        }
+        pendingTotal--;
+        ProgressStats.PENDING.decrement();
+    }
+
+    /**
+     * Per tenant, how many queued requests could start now (at most {@code limit} counted each). A
+     * request cannot start while its conversation has a turn in flight, nor before an earlier
+     * request of its key that cannot.
+     */
+    private Map<String, Integer> countAdmissible(int limit) {
+        Map<String, Integer> counts = new LinkedHashMap<>();
+        for (Map.Entry<String, ArrayDeque<Queued>> tenant : queue.entrySet()) {
+            Set<String> blocked = new HashSet<>(busyKeys);
+            int n = 0;
+            for (Iterator<Queued> it = tenant.getValue().iterator(); it.hasNext() && n < limit; ) {
+                if (admissible(it.next(), blocked)) {
+                    n++;
+                }
+            }
+            counts.put(tenant.getKey(), n);
+        }
+        return counts;
+    }
+
+    private static boolean admissible(Queued q, Set<String> blocked) {
+        if (blocked.contains(q.key())) {
+            return false;
+        }
+        if (q.conversation()) {
+            blocked.add(q.key()); // the turns after it wait for its answer
+        }
+        return true;
+    }
+
+    /** Takes the tenant's oldest request that can start now, or null. */
+    private Queued takeAdmissible(String tenant) {
+        ArrayDeque<Queued> requests = queue.get(tenant);
+        if (requests == null) {
+            return null;
+        }
+        Set<String> blocked = new HashSet<>(busyKeys);
+        for (Iterator<Queued> it = requests.iterator(); it.hasNext(); ) {
+            Queued q = it.next();
+            if (admissible(q, blocked)) {
+                it.remove();
+                if (requests.isEmpty()) {
+                    queue.remove(tenant);
+                }
+                queued--;
+                return q;
+            }
+        }
+        return null;
+    }
+
+    // ---------------- steps ----------------
+
+    private void scheduleStep() {
+        if (!stepScheduled && pendingTotal > 0) {
+            stepScheduled = true;
+            mailboxExecutor.execute(this::stepMail, "inference step");
         }
     }
 
-    private void armBatchTimer() {
-        if (batchTimer != null) {
-            return;
-        }
-        batchTimer = getProcessingTimeService().registerTimer(now() + config.maxWaitMillis(), time -> {
-            batchTimer = null;
-            flush(true);
-        });
+    private void stepMail() throws Exception {
+        stepScheduled = false;
+        runStep();
+        scheduleStep();
     }
 
-    /** Runs batches while a full one is buffered, or until nothing is buffered when {@code drain}. */
-    private void flush(boolean drain) throws Exception {
+    /**
+     * One step: admit what the planner allows, compute one forward step over the running sequences,
+     * sample, and answer every sequence that finished.
+     *
+     * @return whether anything happened (a request was admitted, answered or computed)
+     */
+    @VisibleForTesting
+    boolean runStep() throws Exception {
         Object previousKey = getCurrentKey();
         try {
-            while (pendingTotal > 0 && (drain || pendingTotal >= config.batchSize())) {
-                runBatch(takeBatch());
+            boolean progress = admit();
+            if (running.isEmpty()) {
+                return progress;
             }
+            int[] tokens = planner.allocate(running);
+            List<Sequence> stepped = new ArrayList<>();
+            List<StepRunner.Chunk> chunks = new ArrayList<>();
+            int prefill = 0;
+            int decode = 0;
+            for (int i = 0; i < tokens.length; i++) {
+                if (tokens[i] == 0) {
+                    continue;
+                }
+                Sequence s = running.get(i);
+                stepped.add(s);
+                chunks.add(new StepRunner.Chunk(s.cache, s.nextTokens(tokens[i]), s.needsLogitsAfter(tokens[i])));
+                if (s.decoding()) {
+                    decode++;
+                } else {
+                    prefill += tokens[i];
+                }
+            }
+            long started = System.nanoTime();
+            StepRunner.Outcome outcome = runner.step(chunks);
+            long nanos = System.nanoTime() - started;
+            long now = now();
+            List<Sequence> done = new ArrayList<>();
+            for (int j = 0; j < chunks.size(); j++) {
+                Sequence s = stepped.get(j);
+                RuntimeException failure = outcome.failures()[j];
+                if (failure == null) {
+                    s.computed(chunks.get(j).tokens().length, nanos);
+                    float[] logits = outcome.logits()[j];
+                    int feed = logits == null ? -1 : s.sample(logits, now);
+                    if (feed >= 0) { // a conversation keeps its final token in the cache
+                        decode++;
+                        failure = runner.step(List.of(new StepRunner.Chunk(s.cache, new int[] {feed}, false)))
+                                .failures()[0];
+                    }
+                }
+                if (failure != null) {
+                    LOG.warn("request {} failed", s.pending.prompt().getRequestId(), failure);
+                    fail(s, "the model failed on this request: " + failure, now);
+                    done.add(s);
+                } else if (s.finished()) {
+                    answer(s, now);
+                    done.add(s);
+                }
+            }
+            running.removeAll(done);
+            ProgressStats.IN_FLIGHT.add(-done.size());
+            metrics.step(prefill + decode, chunks.size(), prefill, decode);
+            return true;
         } finally {
             if (previousKey != null) {
                 setCurrentKey(previousKey);
@@ -405,42 +667,46 @@ public class InferenceOperator extends AbstractStreamOperator<Generation>
         }
     }
 
-    /** Takes up to {@code batchSize} runnable prompts out of the buffer, oldest keys first. */
-    private List<BatchEntry> takeBatch() throws Exception {
-        List<BatchEntry> batch = new ArrayList<>(config.batchSize());
-        Iterator<Map.Entry<String, Integer>> keys = pendingByKey.entrySet().iterator();
-        while (batch.size() < config.batchSize() && keys.hasNext()) {
-            Map.Entry<String, Integer> queue = keys.next();
-            setCurrentKey(queue.getKey());
-            List<PendingPrompt> rest = new ArrayList<>();
-            int before = 0;
-            boolean turnTaken = false; // a conversation's next turn needs this turn's cache: next batch
-            for (PendingPrompt p : orEmpty(pendingState.get())) {
-                before++;
-                if (turnTaken || batch.size() >= config.batchSize()) {
-                    rest.add(p);
+    /** Admits queued requests as the planner says; answers those that cannot run with an error. */
+    private boolean admit() throws Exception {
+        boolean progress = false;
+        while (queued > 0 && running.size() < config.maxSequences()) {
+            List<String> tenants = planner.admissions(running, countAdmissible(config.maxSequences() - running.size()));
+            if (tenants.isEmpty()) {
+                break;
+            }
+            boolean answered = false;
+            for (String tenant : tenants) {
+                Queued q = takeAdmissible(tenant);
+                if (q == null) {
                     continue;
                 }
-                BatchEntry admitted = admit(queue.getKey(), p);
-                if (admitted != null) {
-                    batch.add(admitted);
-                    turnTaken = admitted.conversation();
+                progress = true;
+                Sequence s = prepare(q);
+                if (s == null) {
+                    answered = true;
+                } else {
+                    running.add(s);
+                    ProgressStats.IN_FLIGHT.increment();
+                    if (s.conversation) {
+                        busyKeys.add(s.key);
+                    }
                 }
             }
-            pendingTotal -= before - rest.size();
-            if (rest.isEmpty()) {
-                pendingState.clear();
-                keys.remove();
-            } else {
-                pendingState.update(rest);
-                queue.setValue(rest.size());
+            if (!answered) {
+                break; // otherwise the freed places can take more
             }
         }
-        return batch;
+        return progress;
     }
 
-    /** Prepares one prompt of the current key for the batch, or answers it with an error (null). */
-    private BatchEntry admit(String key, PendingPrompt pending) throws Exception {
+    /**
+     * Prepares a queued request to run (its cache and prompt tokens), or answers it with an error,
+     * or moves a DOCUMENT prompt whose document is being replaced back to waiting (null).
+     */
+    private Sequence prepare(Queued q) throws Exception {
+        setCurrentKey(q.key());
+        PendingPrompt pending = q.pending();
         Prompt prompt = pending.prompt();
         long now = now();
         try {
@@ -450,6 +716,7 @@ public class InferenceOperator extends AbstractStreamOperator<Generation>
             switch (prompt.getMode()) {
                 case DOCUMENT -> {
                     if (!documentReady(pending)) {
+                        removePending(pending);
                         return null;
                     }
                     base = kvState.value();
@@ -458,10 +725,9 @@ public class InferenceOperator extends AbstractStreamOperator<Generation>
                 case CONVERSATION -> {
                     meta = metaState.value();
                     if (meta != null && meta.kind() != ContextMeta.Kind.CONVERSATION) {
-                        emitError(ErrorRecords.forPrompt(prompt, ErrorCode.INVALID_PARAMS, "context '"
-                                + prompt.getContextId() + "' is a document: ask about it with mode DOCUMENT, or use"
-                                + " another context_id for the conversation", now));
-                        return null;
+                        return reject(pending, ErrorCode.INVALID_PARAMS, "context '" + prompt.getContextId()
+                                + "' is a document: ask about it with mode DOCUMENT, or use another context_id for"
+                                + " the conversation", now);
                     }
                     base = meta == null ? null : kvState.value();
                     ids = base == null ? tokenizer.encodePrompt(prompt.getText()) : tokenizer.encode(prompt.getText(), false);
@@ -471,105 +737,90 @@ public class InferenceOperator extends AbstractStreamOperator<Generation>
             KvCache cache = base == null ? model.newCache() : model.cacheFromBytes(base);
             int cached = cache.length();
             if (ids.length == 0) {
-                emitError(ErrorRecords.forPrompt(prompt, ErrorCode.INVALID_PARAMS,
-                        "text encodes to no tokens: send some text", now));
-                return null;
+                return reject(pending, ErrorCode.INVALID_PARAMS, "text encodes to no tokens: send some text", now);
             }
             int room = model.contextLength() - cached - ids.length;
             if (room < 1) {
-                emitError(ErrorRecords.forPrompt(prompt, ErrorCode.CONTEXT_OVERFLOW, "prompt has " + ids.length
-                        + " tokens after " + cached + " tokens of context, but the model's context window is "
-                        + model.contextLength() + " tokens and the answer needs at least one: shorten the prompt"
-                        + (cached > 0 ? " or start a new context" : ""), now));
-                return null;
+                return reject(pending, ErrorCode.CONTEXT_OVERFLOW, "prompt has " + ids.length + " tokens after "
+                        + cached + " tokens of context, but the model's context window is " + model.contextLength()
+                        + " tokens and the answer needs at least one: shorten the prompt"
+                        + (cached > 0 ? " or start a new context" : ""), now);
             }
             int maxTokens = Math.min(Math.min(prompt.getMaxTokens(), config.maxTokensCap()), room);
             if (maxTokens < 1) {
-                emitError(ErrorRecords.forPrompt(prompt, ErrorCode.INVALID_PARAMS, "max_tokens is "
-                        + prompt.getMaxTokens() + ": it must be between 1 and " + config.maxTokensCap(), now));
-                return null;
+                return reject(pending, ErrorCode.INVALID_PARAMS, "max_tokens is " + prompt.getMaxTokens()
+                        + ": it must be between 1 and " + config.maxTokensCap(), now);
             }
             SamplingParams params = PromptSampling.params(prompt, maxTokens);
-            boolean conversation = prompt.getMode() == PromptMode.CONVERSATION;
-            return new BatchEntry(key, pending, base, cached, meta, new GenerationRequest(cache, ids, params, conversation));
+            return new Sequence(q.key(), pending, cache, ids, params, meta, base == null ? 0 : base.length, tokenizer, now);
         } catch (RuntimeException e) {
             LOG.warn("cannot prepare request {}", prompt.getRequestId(), e);
-            emitError(ErrorRecords.forPrompt(prompt, ErrorCode.MODEL_ERROR, "cannot prepare the request: " + e, now));
-            return null;
+            return reject(pending, ErrorCode.MODEL_ERROR, "cannot prepare the request: " + e, now);
         }
     }
 
-    private void runBatch(List<BatchEntry> batch) throws Exception {
-        if (batch.isEmpty()) {
-            return;
-        }
-        long started = now();
-        List<GenerationResult> results = generate(batch);
-        batchesRun.inc();
-        long now = now();
-        for (int i = 0; i < batch.size(); i++) {
-            BatchEntry entry = batch.get(i);
-            GenerationResult result = results.get(i);
-            if (result == null) {
-                continue; // answered with MODEL_ERROR
-            }
-            setCurrentKey(entry.key());
-            Prompt prompt = entry.pending().prompt();
-            if (entry.conversation()) {
-                KvCache cache = entry.request().cache();
-                kvState.update(cache.toBytes());
-                metaState.update(entry.meta() == null
-                        ? ContextMeta.conversationStarted(prompt.getTenant(), prompt.getContextId(), cache.length(), now)
-                        : entry.meta().withTurn(cache.length(), now));
-            }
-            output.collect(new StreamRecord<>(
-                    entry.toGeneration(result, Math.max(0, started - entry.pending().arrivalMillis()), modelName)));
-            generationsOut.inc();
-        }
+    private Sequence reject(PendingPrompt pending, ErrorCode code, String message, long now) throws Exception {
+        removePending(pending);
+        emitError(ErrorRecords.forPrompt(pending.prompt(), code, message, now));
+        return null;
     }
 
-    /**
-     * Runs the batch; if it fails, runs its requests one by one, so that only the failing ones are
-     * answered with MODEL_ERROR (null in the returned list).
-     */
-    private List<GenerationResult> generate(List<BatchEntry> batch) throws Exception {
-        try {
-            return engine.generate(batch.stream().map(BatchEntry::request).collect(Collectors.toList()));
-        } catch (RuntimeException batchFailure) {
-            LOG.warn("a batch of {} requests failed; running them one by one", batch.size(), batchFailure);
+    /** Emits a finished sequence's answer; a conversation's cache is stored in the same step. */
+    private void answer(Sequence s, long now) throws Exception {
+        setCurrentKey(s.key);
+        Prompt prompt = s.pending.prompt();
+        if (s.conversation) {
+            byte[] bytes = s.cache.toBytes();
+            kvState.update(bytes);
+            kvBytes += bytes.length - s.baseBytes;
+            metaState.update(s.meta == null
+                    ? ContextMeta.conversationStarted(prompt.getTenant(), prompt.getContextId(), s.cache.length(), now)
+                    : s.meta.withTurn(s.cache.length(), now));
+            busyKeys.remove(s.key);
         }
-        List<GenerationResult> results = new ArrayList<>(batch.size());
-        for (BatchEntry entry : batch) {
-            try {
-                entry.retryOnFreshCache(model);
-                results.add(engine.generate(List.of(entry.request())).get(0));
-            } catch (RuntimeException e) {
-                LOG.warn("request {} failed", entry.pending().prompt().getRequestId(), e);
-                setCurrentKey(entry.key());
-                emitError(ErrorRecords.forPrompt(entry.pending().prompt(), ErrorCode.MODEL_ERROR,
-                        "the model failed on this request: " + e, now()));
-                results.add(null);
-            }
+        removePending(s.pending);
+        output.collect(new StreamRecord<>(s.toGeneration(modelName)));
+        long arrival = s.pending.arrivalMillis();
+        metrics.generation(s.cachedTokens, Math.max(0, s.firstTokenMillis() - arrival), Math.max(0, now - arrival));
+    }
+
+    private void fail(Sequence s, String message, long now) throws Exception {
+        setCurrentKey(s.key);
+        if (s.conversation) {
+            busyKeys.remove(s.key);
         }
-        return results;
+        reject(s.pending, ErrorCode.MODEL_ERROR, message, now);
     }
 
     // ---------------- end of input ----------------
 
-    /** End of (bounded) input: buffered prompts run; prompts waiting for a document get an error. */
+    /** End of (bounded) input: every queued request runs; prompts waiting for a document get an error. */
     @Override
     public void finish() throws Exception {
-        flush(true);
-        List<String> keys;
-        try (Stream<String> stream = this.<String>getKeyedStateBackend().getKeys(WAITING_STATE, VoidNamespace.INSTANCE)) {
-            keys = stream.collect(Collectors.toList());
+        while (pendingTotal > 0) {
+            if (!runStep()) {
+                throw new IllegalStateException(pendingTotal + " requests are pending but none can run");
+            }
         }
-        for (String key : keys) {
+        for (String key : keys(WAITING_STATE)) {
             setCurrentKey(key);
             failWaiting("the input ended before document '" + ContextKey.id(key) + "' completed", now());
         }
         super.finish();
     }
+
+    @Override
+    public void close() throws Exception {
+        if (running != null) {
+            ProgressStats.PENDING.add(-pendingTotal);
+            ProgressStats.IN_FLIGHT.add(-running.size());
+            pendingTotal = 0;
+            running.clear();
+        }
+        super.close();
+    }
+
+    // ---------------- for tests ----------------
 
     @VisibleForTesting
     byte[] storedCache(String key) throws Exception {
@@ -584,18 +835,34 @@ public class InferenceOperator extends AbstractStreamOperator<Generation>
     }
 
     @VisibleForTesting
-    long batchesRun() {
-        return batchesRun.getCount();
-    }
-
-    @VisibleForTesting
     int pendingRequests() {
         return pendingTotal;
     }
 
+    @VisibleForTesting
+    int runningSequences() {
+        return running.size();
+    }
+
+    @VisibleForTesting
+    int maxPendingObserved() {
+        return maxPendingObserved;
+    }
+
+    @VisibleForTesting
+    long kvStateBytes() {
+        return kvBytes;
+    }
+
+    @VisibleForTesting
+    InferenceMetrics metrics() {
+        return metrics;
+    }
+
     private void emitError(InferenceError.Builder error) {
-        output.collect(OutputTags.ERRORS, new StreamRecord<>(error.build()));
-        errorsOut.inc();
+        InferenceError e = error.build();
+        output.collect(OutputTags.ERRORS, new StreamRecord<>(e));
+        metrics.error(e.getCode());
     }
 
     private long now() {

@@ -9,8 +9,12 @@ import static org.assertj.core.api.Assertions.assertThat;
 import io.moestream.schemas.AvroCodec;
 import io.moestream.schemas.Document;
 import io.moestream.schemas.ErrorCode;
+import io.moestream.schemas.FinishReason;
+import io.moestream.schemas.Generation;
 import io.moestream.schemas.InferenceError;
 import io.moestream.schemas.Prompt;
+import io.moestream.schemas.Timings;
+import io.moestream.schemas.Usage;
 import java.nio.charset.StandardCharsets;
 import java.util.List;
 import java.util.function.UnaryOperator;
@@ -75,10 +79,41 @@ class AvroDecodeFunctionTest {
         assertThat(d.values).isEmpty();
     }
 
+    @Test
+    void aRecordOfAnotherSchemaNamesItsFingerprintAndTheLikelyWrongTopic() throws Exception {
+        Generation generation = Generation.newBuilder()
+                .setRequestId("r1").setTenant("acme").setContextId(null).setText("hi").setTokenIds(List.of(1, 2))
+                .setFinishReason(FinishReason.STOP)
+                .setUsage(Usage.newBuilder().setPromptTokens(1).setCachedTokens(0).setGeneratedTokens(2).build())
+                .setTimings(Timings.newBuilder().setQueuedMs(0).setPrefillMs(0).setDecodeMs(0).build())
+                .setModel("m").build();
+        byte[] bytes = AvroCodec.forGeneration().encode(generation);
+        Decoded<Prompt> p = decode(AvroDecodeFunction.prompts(CAP), new RawRecord("moe.prompts", 1, 9L, bytes));
+        InferenceError error = single(p.errors);
+        assertThat(error.getCode()).isEqualTo(ErrorCode.MALFORMED_RECORD);
+        assertThat(error.getMessage()).contains("unknown schema fingerprint").contains("Generation")
+                .contains("wrong topic");
+        assertThat(error.getRaw().array()).isEqualTo(bytes);
+        assertThat(error.getSourceOffset()).isEqualTo(9L);
+        assertThat(p.values).isEmpty();
+    }
+
+    @Test
+    void emptyAndNullPayloadsAreMalformed() throws Exception {
+        assertThat(single(decode(AvroDecodeFunction.prompts(CAP), RawRecord.of(new byte[0])).errors).getMessage())
+                .contains("empty payload");
+        assertThat(single(decode(AvroDecodeFunction.prompts(CAP), RawRecord.of(null)).errors).getCode())
+                .isEqualTo(ErrorCode.MALFORMED_RECORD);
+    }
+
     static Stream<Arguments> invalidPrompts() {
         return Stream.of(
                 invalid("empty text", p -> p.setText(""), "text is empty"),
                 invalid("max_tokens 0", p -> p.setMaxTokens(0), "max_tokens is 0"),
+                invalid("negative max_tokens", p -> p.setMaxTokens(-5), "max_tokens is -5"),
+                invalid("temperature above 2", p -> p.setTemperature(2.5f), "temperature is 2.5"),
+                invalid("top_p above 1", p -> p.setTopP(1.5f), "top_p is 1.5"),
+                invalid("missing tenant", p -> p.setTenant(""), "tenant is empty"),
                 invalid("max_tokens above cap", p -> p.setMaxTokens(CAP + 1), "between 1 and " + CAP),
                 invalid("temperature NaN", p -> p.setTemperature(Float.NaN), "temperature is NaN"),
                 invalid("negative temperature", p -> p.setTemperature(-0.5f), "temperature is -0.5"),

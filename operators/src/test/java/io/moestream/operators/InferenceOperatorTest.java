@@ -18,6 +18,7 @@ import io.moestream.schemas.Prompt;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.function.Function;
 import java.util.stream.Collectors;
 import org.apache.flink.api.common.state.ValueStateDescriptor;
@@ -25,6 +26,8 @@ import org.apache.flink.api.common.typeinfo.Types;
 import org.apache.flink.api.common.typeutils.base.array.BytePrimitiveArraySerializer;
 import org.apache.flink.runtime.checkpoint.OperatorSubtaskState;
 import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
+import org.apache.flink.streaming.runtime.tasks.mailbox.Mail;
+import org.apache.flink.streaming.runtime.tasks.mailbox.TaskMailbox;
 import org.apache.flink.streaming.util.KeyedTwoInputStreamOperatorTestHarness;
 import org.apache.flink.util.OutputTag;
 import org.junit.jupiter.api.AfterEach;
@@ -50,21 +53,23 @@ class InferenceOperatorTest {
     }
 
     @Test
-    void runsOneBatchAsSoonAsBatchSizeRequestsAreBuffered() throws Exception {
-        harness = open(Reference.config().withBatchSize(3).withMaxWaitMillis(10_000));
+    void requestsStartAtOnceAndRunTogetherInSteps() throws Exception {
+        harness = open(Reference.config().withMaxSequences(3));
         String[] texts = {"Hello world", "The license", "Permission is granted"};
 
         harness.processElement2(new StreamRecord<>(stateless("t1", "r0", texts[0], 6)));
         harness.processElement2(new StreamRecord<>(stateless("t2", "r1", texts[1], 5)));
-        assertThat(harness.extractOutputValues()).isEmpty();
-        assertThat(operator().pendingRequests()).isEqualTo(2);
-
         harness.processElement2(new StreamRecord<>(stateless("t1", "r2", texts[2], 4)));
+        assertThat(harness.extractOutputValues()).isEmpty(); // steps run on the mailbox, not inside processElement
+        assertThat(operator().pendingRequests()).isEqualTo(3);
+
+        int steps = drain();
 
         Map<String, Generation> out = byRequestId(harness.extractOutputValues());
         assertThat(out).containsOnlyKeys("r0", "r1", "r2");
-        assertThat(operator().batchesRun()).isEqualTo(1);
         assertThat(operator().pendingRequests()).isZero();
+        assertThat(steps).isLessThanOrEqualTo(6); // the three ran side by side: one prefill step + up to 5 decode steps
+        assertThat(operator().metrics().stepSequences.getStatistics().getMax()).isEqualTo(3);
         int[] maxTokens = {6, 5, 4};
         for (int i = 0; i < 3; i++) {
             GenerationResult expected = ref.stateless(texts[i], maxTokens[i]);
@@ -82,27 +87,8 @@ class InferenceOperatorTest {
     }
 
     @Test
-    void runsAPartialBatchWhenMaxWaitHasPassed() throws Exception {
-        harness = open(Reference.config().withBatchSize(8).withMaxWaitMillis(20));
-        harness.setProcessingTime(100);
-        harness.processElement2(new StreamRecord<>(stateless("t1", "a", "Hello world", 5)));
-        harness.processElement2(new StreamRecord<>(stateless("t1", "b", "Copyright notice", 5)));
-
-        harness.setProcessingTime(119);
-        assertThat(harness.extractOutputValues()).isEmpty();
-
-        harness.setProcessingTime(120);
-        Map<String, Generation> out = byRequestId(harness.extractOutputValues());
-        assertThat(out).containsOnlyKeys("a", "b");
-        assertThat(operator().batchesRun()).isEqualTo(1);
-        assertThat(out.get("a").getTokenIds()).isEqualTo(Reference.ids(ref.stateless("Hello world", 5)));
-        assertThat(out.get("b").getTokenIds()).isEqualTo(Reference.ids(ref.stateless("Copyright notice", 5)));
-        assertThat(out.get("a").getTimings().getQueuedMs()).isEqualTo(20);
-    }
-
-    @Test
     void bufferedRequestsCompleteAfterSnapshotAndRestore() throws Exception {
-        InferenceConfig config = Reference.config().withBatchSize(8).withMaxWaitMillis(50);
+        InferenceConfig config = Reference.config();
         harness = open(config);
         harness.processElement1(new StreamRecord<>(part("acme", "doc", 0, true, DOC)));
         harness.processElement2(new StreamRecord<>(stateless("acme", "s1", "Hello world", 5)));
@@ -119,10 +105,9 @@ class InferenceOperatorTest {
         assertThat(operator().pendingRequests()).isEqualTo(3);
         assertThat(harness.extractOutputValues()).isEmpty();
 
-        harness.setProcessingTime(50);
+        drain();
         Map<String, Generation> out = byRequestId(harness.extractOutputValues());
         assertThat(out).containsOnlyKeys("s1", "d1", "c1");
-        assertThat(operator().batchesRun()).isEqualTo(1);
 
         assertThat(out.get("s1").getTokenIds()).isEqualTo(Reference.ids(ref.stateless("Hello world", 5)));
         KvCache document = ref.document(DOC);
@@ -137,7 +122,7 @@ class InferenceOperatorTest {
 
     @Test
     void documentPromptsReuseTheDocumentsCacheWithoutChangingIt() throws Exception {
-        harness = open(Reference.config().withBatchSize(2));
+        harness = open(Reference.config());
         harness.processElement1(new StreamRecord<>(part("acme", "doc", 0, true, DOC)));
 
         KvCache expectedDocument = ref.document(DOC);
@@ -155,6 +140,7 @@ class InferenceOperatorTest {
         String otherQuestion = "May I redistribute it?";
         harness.processElement2(new StreamRecord<>(askDocument("acme", "q1", "doc", QUESTION, 6)));
         harness.processElement2(new StreamRecord<>(askDocument("acme", "q2", "doc", otherQuestion, 6)));
+        drain();
 
         Map<String, Generation> out = byRequestId(harness.extractOutputValues());
         assertThat(out).containsOnlyKeys("q1", "q2");
@@ -171,7 +157,7 @@ class InferenceOperatorTest {
 
     @Test
     void documentPartsArePrefilledInOrderAndOutOfOrderPartsRejected() throws Exception {
-        harness = open(Reference.config().withBatchSize(1));
+        harness = open(Reference.config());
         String[] parts = {"Licensed under the Apache License. ", "You may not use this file ", "except in compliance."};
 
         harness.processElement1(new StreamRecord<>(part("acme", "doc", 0, false, parts[0])));
@@ -197,6 +183,7 @@ class InferenceOperatorTest {
         assertThat(errors().get(2).getMessage()).contains("after its last part");
 
         harness.processElement2(new StreamRecord<>(askDocument("acme", "q", "doc", QUESTION, 5)));
+        drain();
         Generation g = single(harness.extractOutputValues());
         assertThat(g.getTokenIds()).isEqualTo(Reference.ids(ref.ask(expected, QUESTION, 5)));
         assertThat(g.getUsage().getCachedTokens()).isEqualTo(expected.length());
@@ -204,14 +191,16 @@ class InferenceOperatorTest {
 
     @Test
     void conversationTurnsAppendPromptAndAnswerInOrder() throws Exception {
-        harness = open(Reference.config().withBatchSize(2).withMaxWaitMillis(20));
-        // both turns arrive before any batch runs: turn 2 must still see turn 1
+        harness = open(Reference.config());
+        // both turns arrive before any step runs: turn 2 must still see turn 1
         harness.processElement2(new StreamRecord<>(turn("acme", "t1", "chat", "Hello, who are you?", 6)));
         harness.processElement2(new StreamRecord<>(turn("acme", "t2", "chat", " Tell me more.", 6)));
-        assertThat(byRequestId(harness.extractOutputValues())).containsOnlyKeys("t1");
-        harness.setProcessingTime(20);
-        Map<String, Generation> out = byRequestId(harness.extractOutputValues());
-        assertThat(out).containsOnlyKeys("t1", "t2");
+        runMail();
+        assertThat(operator().runningSequences()).isEqualTo(1); // turn 2 waits for turn 1's answer
+        drain();
+        List<Generation> generations = harness.extractOutputValues();
+        assertThat(generations).extracting(Generation::getRequestId).containsExactly("t1", "t2");
+        Map<String, Generation> out = byRequestId(generations);
 
         KvCache chat = ref.model.newCache();
         GenerationResult turn1 = ref.run(chat, ref.tokenizer.encodePrompt("Hello, who are you?"), SamplingParams.greedy(6), true);
@@ -237,7 +226,7 @@ class InferenceOperatorTest {
 
     @Test
     void aTenantCannotReachAnotherTenantsDocument() throws Exception {
-        harness = open(Reference.config().withBatchSize(1));
+        harness = open(Reference.config());
         harness.processElement1(new StreamRecord<>(part("tenant-a", "report", 0, true, DOC)));
         byte[] documentOfA = operator().storedCache(ContextKey.of("tenant-a", "report"));
 
@@ -254,10 +243,12 @@ class InferenceOperatorTest {
 
         // a conversation of tenant B with the same id starts empty and leaves A's document alone
         harness.processElement2(new StreamRecord<>(turn("tenant-b", "b2", "report", "Hello", 5)));
+        drain();
         assertThat(single(harness.extractOutputValues()).getUsage().getCachedTokens()).isZero();
         assertThat(operator().storedCache(ContextKey.of("tenant-a", "report"))).isEqualTo(documentOfA);
 
         harness.processElement2(new StreamRecord<>(askDocument("tenant-a", "a1", "report", QUESTION, 5)));
+        drain();
         Generation a1 = byRequestId(harness.extractOutputValues()).get("a1");
         assertThat(a1.getUsage().getCachedTokens()).isEqualTo(ref.document(DOC).length());
         assertThat(errors()).hasSize(1);
@@ -265,16 +256,18 @@ class InferenceOperatorTest {
 
     @Test
     void aPromptForAnIncompleteDocumentWaitsForItsLastPart() throws Exception {
-        harness = open(Reference.config().withBatchSize(4).withMaxWaitMillis(20).withDocumentWaitMillis(1_000));
+        harness = open(Reference.config().withDocumentWaitMillis(1_000));
         harness.processElement1(new StreamRecord<>(part("acme", "doc", 0, false, DOC)));
         harness.processElement2(new StreamRecord<>(askDocument("acme", "q", "doc", QUESTION, 5)));
         harness.setProcessingTime(500);
+        drain();
         assertThat(harness.extractOutputValues()).isEmpty();
         assertThat(operator().pendingRequests()).isZero();
 
         harness.processElement1(new StreamRecord<>(part("acme", "doc", 1, true, "The End.")));
         assertThat(contexts()).hasSize(1);
         harness.setProcessingTime(520);
+        drain();
         Generation g = single(harness.extractOutputValues());
         KvCache document = ref.document(DOC, "The End.");
         assertThat(g.getUsage().getCachedTokens()).isEqualTo(document.length());
@@ -301,8 +294,8 @@ class InferenceOperatorTest {
     }
 
     @Test
-    void unknownDocumentAndOverlongPromptAreAnsweredWithErrorsWithoutHurtingTheBatch() throws Exception {
-        harness = open(Reference.config().withBatchSize(2).withDocumentWaitMillis(50));
+    void unknownDocumentAndOverlongPromptAreAnsweredWithErrorsWithoutHurtingOthers() throws Exception {
+        harness = open(Reference.config().withDocumentWaitMillis(50));
         harness.processElement2(new StreamRecord<>(askDocument("acme", "u", "no-such-doc", QUESTION, 5)));
         assertThat(errors()).isEmpty();
         harness.setProcessingTime(50);
@@ -312,6 +305,7 @@ class InferenceOperatorTest {
         assertThat(ref.tokenizer.encodePrompt(tooLong).length).isGreaterThan(ref.model.contextLength());
         harness.processElement2(new StreamRecord<>(stateless("acme", "long", tooLong, 5)));
         harness.processElement2(new StreamRecord<>(stateless("acme", "ok", "Hello world", 5)));
+        drain();
 
         assertThat(errors()).hasSize(2);
         InferenceError overflow = errors().get(1);
@@ -329,9 +323,10 @@ class InferenceOperatorTest {
                 .setTemperature(0.9f).setTopK(40).setTopP(0.95f).setSeed(7L).build();
         Prompt unseeded = Prompt.newBuilder(stateless("acme", "unseeded", "Permission is hereby granted", 8))
                 .setTemperature(1.0f).build();
-        harness = open(Reference.config().withBatchSize(2));
+        harness = open(Reference.config());
         harness.processElement2(new StreamRecord<>(seeded));
         harness.processElement2(new StreamRecord<>(unseeded));
+        drain();
         Map<String, Generation> first = byRequestId(harness.extractOutputValues());
 
         GenerationResult expected = ref.run(ref.model.newCache(), ref.tokenizer.encodePrompt("Permission is hereby granted"),
@@ -339,16 +334,18 @@ class InferenceOperatorTest {
         assertThat(first.get("seeded").getTokenIds()).isEqualTo(Reference.ids(expected));
 
         harness.close();
-        harness = open(Reference.config().withBatchSize(1));
+        harness = open(Reference.config());
         harness.processElement2(new StreamRecord<>(unseeded));
+        drain();
         assertThat(single(harness.extractOutputValues()).getTokenIds()).isEqualTo(first.get("unseeded").getTokenIds());
     }
 
     @Test
-    void aRequestThatFailsIsAnsweredWithModelErrorAndTheRestOfTheBatchRuns() throws Exception {
-        harness = open(Reference.config().withBatchSize(2));
+    void aRequestThatFailsIsAnsweredWithModelErrorAndTheOthersRun() throws Exception {
+        harness = open(Reference.config());
         harness.processElement2(new StreamRecord<>(turn("acme", "t1", "chat", "Hello", 3)));
         harness.processElement2(new StreamRecord<>(stateless("acme", "warmup", "Hi", 3)));
+        drain();
         assertThat(harness.extractOutputValues()).hasSize(2);
 
         // the conversation's stored cache becomes unreadable (e.g. written for another model)
@@ -361,6 +358,7 @@ class InferenceOperatorTest {
 
         harness.processElement2(new StreamRecord<>(turn("acme", "t2", "chat", "Again", 3)));
         harness.processElement2(new StreamRecord<>(stateless("acme", "fine", "Hello world", 3)));
+        drain();
 
         InferenceError error = single(errors());
         assertThat(error.getCode()).isEqualTo(ErrorCode.MODEL_ERROR);
@@ -384,6 +382,25 @@ class InferenceOperatorTest {
         KeyedTwoInputStreamOperatorTestHarness<String, Document, Prompt, Generation> h = harness(config);
         h.open();
         return h;
+    }
+
+    /** Runs mails (steps) until the mailbox is empty, i.e. until no work is left; returns how many ran. */
+    private int drain() throws Exception {
+        int n = 0;
+        while (runMail()) {
+            n++;
+        }
+        return n;
+    }
+
+    /** Runs one mail (one step) if there is one. */
+    private boolean runMail() throws Exception {
+        Optional<Mail> mail = harness.getTaskMailbox().tryTake(TaskMailbox.MIN_PRIORITY);
+        if (mail.isEmpty()) {
+            return false;
+        }
+        mail.get().run();
+        return true;
     }
 
     private InferenceOperator operator() {

@@ -29,7 +29,9 @@ import org.junit.jupiter.api.extension.RegisterExtension;
 /**
  * The operator wired as the job wires it ({@link AvroDecodeFunction} then {@link InferenceOperator#apply}),
  * run on a MiniCluster with parallelism 2: checks that types, serializers and the operator survive a
- * real job graph, and that bounded input drains the batch buffer.
+ * real job graph and its mailbox (a small {@code maxQueued} makes input yield to steps), that bounded
+ * input drains the queue, and that bad records in the same run get one error each while the valid
+ * ones are answered unaffected.
  */
 class InferencePipelineTest {
 
@@ -40,7 +42,7 @@ class InferencePipelineTest {
             .build());
 
     @Test
-    void decodesBatchesAndAnswersAcrossSubtasks() throws Exception {
+    void decodesAnswersAcrossSubtasksAndRejectsBadInput() throws Exception {
         Reference ref = Reference.get();
         AvroCodec<Prompt> prompts = AvroCodec.forPrompt();
         AvroCodec<Document> documents = AvroCodec.forDocument();
@@ -51,6 +53,9 @@ class InferencePipelineTest {
         promptRecords.add(new RawRecord("prompts", 0, 5, prompts.encode(turn("t0", "c1", "chat", "Hi there", 4))));
         promptRecords.add(new RawRecord("prompts", 0, 6, prompts.encode(turn("t0", "c2", "chat", " And then?", 4))));
         promptRecords.add(new RawRecord("prompts", 0, 7, "not avro".getBytes(StandardCharsets.UTF_8)));
+        promptRecords.add(new RawRecord("prompts", 0, 8, AvroCodec.forDocument().encode(part("t0", "x", 0, true, "a document"))));
+        promptRecords.add(new RawRecord("prompts", 0, 9, prompts.encode(stateless("t0", "s0", "a duplicate of s0", 4))));
+        promptRecords.add(new RawRecord("prompts", 0, 10, prompts.encode(stateless("t1", "bad", "Hello", 0))));
         List<RawRecord> documentRecords = List.of(
                 new RawRecord("documents", 0, 0, documents.encode(part("t0", "doc", 0, false, "Apache License, "))),
                 new RawRecord("documents", 0, 1, documents.encode(part("t0", "doc", 1, true, "Version 2.0"))));
@@ -63,7 +68,7 @@ class InferencePipelineTest {
                 .setParallelism(1);
         SingleOutputStreamOperator<Prompt> asks = env.fromData(promptRecords, raw).process(AvroDecodeFunction.prompts(64))
                 .setParallelism(1);
-        InferenceConfig config = Reference.config().withBatchSize(3).withMaxWaitMillis(50);
+        InferenceConfig config = Reference.config().withMaxSequences(3).withMaxQueued(4);
         SingleOutputStreamOperator<Generation> generations = InferenceOperator.apply(docs, asks, config);
 
         DataStream<String> all = generations.map(g -> "gen " + g.getRequestId() + " " + g.getTokenIds()
@@ -71,6 +76,8 @@ class InferencePipelineTest {
                 .union(generations.getSideOutput(OutputTags.CONTEXTS).map(c -> "ctx " + c.getContextId() + " " + c.getTokens())
                                 .returns(Types.STRING),
                         asks.getSideOutput(OutputTags.ERRORS).map(e -> "err " + e.getCode() + " " + e.getSourceOffset())
+                                .returns(Types.STRING),
+                        generations.getSideOutput(OutputTags.ERRORS).map(e -> "err " + e.getCode() + " " + e.getRequestId())
                                 .returns(Types.STRING));
         List<String> lines = new ArrayList<>();
         try (CloseableIterator<String> it = all.executeAndCollect("inference-pipeline-test")) {
@@ -89,6 +96,9 @@ class InferencePipelineTest {
         expected.add("gen c2 " + Reference.ids(c2) + " cached=" + afterTurn1);
         expected.add("ctx doc " + ref.document("Apache License, ", "Version 2.0").length());
         expected.add("err MALFORMED_RECORD 7");
+        expected.add("err MALFORMED_RECORD 8");
+        expected.add("err DUPLICATE_REQUEST s0");
+        expected.add("err INVALID_PARAMS 10");
         assertThat(lines).containsExactlyInAnyOrderElementsOf(expected);
     }
 }

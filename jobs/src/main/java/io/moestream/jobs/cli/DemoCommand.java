@@ -4,6 +4,7 @@ import io.moestream.jobs.JobOptions;
 import io.moestream.jobs.LocalRunner;
 import io.moestream.jobs.kafka.LocalKafka;
 import io.moestream.jobs.kafka.Topics;
+import io.moestream.operators.ProgressStats;
 import io.moestream.schemas.AvroCodec;
 import io.moestream.schemas.ContextReady;
 import io.moestream.schemas.Document;
@@ -24,6 +25,7 @@ import org.apache.kafka.common.serialization.ByteArraySerializer;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
+import java.io.Closeable;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -66,7 +68,7 @@ public final class DemoCommand implements Callable<Integer> {
             }
             JobClient job = LocalRunner.start(conf, null, "moestream-demo");
             System.out.println("flink: job " + job.getJobID() + " running on a local MiniCluster");
-            try {
+            try (Closeable progress = ProgressStats.startPrinter(System.out, conf.get(JobOptions.PROGRESS_INTERVAL))) {
                 DemoTraffic traffic = DemoTraffic.create(maxTokens);
                 send(servers, traffic);
                 System.out.printf("sent %d document parts, %d prompts and 1 malformed record; waiting for results "

@@ -2,11 +2,13 @@ package io.moestream.jobs.cli;
 
 import io.moestream.jobs.JobOptions;
 import io.moestream.jobs.LocalRunner;
+import io.moestream.operators.ProgressStats;
 import org.apache.flink.configuration.Configuration;
 import org.apache.flink.core.execution.JobClient;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
+import java.io.Closeable;
 import java.nio.file.Path;
 import java.util.Map;
 import java.util.concurrent.Callable;
@@ -28,7 +30,7 @@ public final class RunCommand implements Callable<Integer> {
     @Option(names = "--parallelism", description = "Parallelism of the job (default: ${DEFAULT-VALUE}).", defaultValue = "1")
     int parallelism;
 
-    @Option(names = "--batch-size", description = "Requests per engine batch (default: ${DEFAULT-VALUE}).", defaultValue = "8")
+    @Option(names = "--batch-size", description = "Most requests running together in one engine step, moestream.step.max-sequences (default: ${DEFAULT-VALUE}).", defaultValue = "8")
     int batchSize;
 
     @Option(names = "-D", mapFallbackValue = "", description = "Any job option or Flink setting, e.g. -Dmoestream.topic.prompts=my.prompts")
@@ -52,7 +54,9 @@ public final class RunCommand implements Callable<Integer> {
                 System.err.println("could not cancel the job cleanly: " + e.getMessage());
             }
         }));
-        job.getJobExecutionResult().get();
+        try (Closeable progress = ProgressStats.startPrinter(System.out, conf.get(JobOptions.PROGRESS_INTERVAL))) {
+            job.getJobExecutionResult().get();
+        }
         return 0;
     }
 }

@@ -1,0 +1,92 @@
+package io.moestream.operators;
+
+import java.io.Closeable;
+import java.io.PrintStream;
+import java.time.Duration;
+import java.util.Locale;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.LongAdder;
+
+/**
+ * JVM-wide progress of the inference operators running in this JVM (the local MiniCluster of
+ * {@code demo} and {@code run}), for a one-line summary every few seconds. Thread-safe; the
+ * operators add to it, {@link #startPrinter} reads it. On a real cluster use the Flink metrics
+ * ({@code docs/operators.md}); these numbers only cover the local JVM.
+ */
+public final class ProgressStats {
+
+    static final LongAdder PROMPTS = new LongAdder();
+    static final LongAdder GENERATIONS = new LongAdder();
+    static final LongAdder ERRORS = new LongAdder();
+    static final LongAdder CONTEXTS = new LongAdder();
+    static final LongAdder PREFILL_TOKENS = new LongAdder();
+    static final LongAdder DECODE_TOKENS = new LongAdder();
+    static final LongAdder PENDING = new LongAdder();
+    static final LongAdder IN_FLIGHT = new LongAdder();
+    static final LongAdder TTFT_MILLIS_SUM = new LongAdder();
+    static final LongAdder LATENCY_MILLIS_SUM = new LongAdder();
+
+    private ProgressStats() {}
+
+    /** A snapshot of the counters. */
+    public record Snapshot(long prompts, long generations, long errors, long contexts, long prefillTokens,
+            long decodeTokens, long pending, long inFlight, long ttftMillisSum, long latencyMillisSum, long nanoTime) {}
+
+    public static Snapshot snapshot() {
+        return new Snapshot(PROMPTS.sum(), GENERATIONS.sum(), ERRORS.sum(), CONTEXTS.sum(), PREFILL_TOKENS.sum(),
+                DECODE_TOKENS.sum(), PENDING.sum(), IN_FLIGHT.sum(), TTFT_MILLIS_SUM.sum(), LATENCY_MILLIS_SUM.sum(),
+                System.nanoTime());
+    }
+
+    /**
+     * One line comparing two snapshots, e.g. {@code progress: 120 answered (+12, 2.4/s), 1 errors,
+     * 2 contexts | queue 5, in flight 4 | prefill 830 tok/s, decode 96 tok/s | ttft 120 ms, latency 900 ms}.
+     */
+    public static String line(Snapshot before, Snapshot now) {
+        double seconds = Math.max(1e-9, (now.nanoTime() - before.nanoTime()) / 1e9);
+        long answered = now.generations() - before.generations();
+        return String.format(Locale.ROOT,
+                "progress: %d answered (+%d, %.1f/s), %d errors, %d contexts | queue %d, in flight %d"
+                        + " | prefill %.0f tok/s, decode %.0f tok/s | ttft %s, latency %s",
+                now.generations(), answered, answered / seconds, now.errors(), now.contexts(), now.pending(),
+                now.inFlight(), (now.prefillTokens() - before.prefillTokens()) / seconds,
+                (now.decodeTokens() - before.decodeTokens()) / seconds,
+                average(now.ttftMillisSum() - before.ttftMillisSum(), answered),
+                average(now.latencyMillisSum() - before.latencyMillisSum(), answered));
+    }
+
+    private static String average(long sum, long n) {
+        return n == 0 ? "-" : (sum / n) + " ms";
+    }
+
+    /**
+     * Prints {@link #line} to {@code out} every {@code every} from a daemon thread, until closed; a
+     * zero or negative interval prints nothing.
+     *
+     * <pre>{@code
+     * try (Closeable progress = ProgressStats.startPrinter(System.out, Duration.ofSeconds(5))) {
+     *     job.getJobExecutionResult().get();
+     * }
+     * }</pre>
+     */
+    public static Closeable startPrinter(PrintStream out, Duration every) {
+        if (every.isZero() || every.isNegative()) {
+            return () -> {};
+        }
+        ScheduledExecutorService timer = Executors.newSingleThreadScheduledExecutor(r -> {
+            Thread t = new Thread(r, "moestream-progress");
+            t.setDaemon(true);
+            return t;
+        });
+        Snapshot[] last = {snapshot()};
+        long millis = Math.max(1, every.toMillis());
+        timer.scheduleAtFixedRate(() -> {
+            Snapshot now = snapshot();
+            out.println(line(last[0], now));
+            last[0] = now;
+        }, millis, millis, TimeUnit.MILLISECONDS);
+        return timer::shutdownNow;
+    }
+}
