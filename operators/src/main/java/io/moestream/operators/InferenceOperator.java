@@ -189,7 +189,7 @@ public class InferenceOperator extends AbstractStreamOperator<Generation>
         model = SharedModels.get(Path.of(config.modelPath()));
         tokenizer = model.tokenizer();
         modelName = config.modelName() != null ? config.modelName() : model.name();
-        runner = StepRunner.forward(new Engine(model));
+        runner = StepRunner.batched(new Engine(model));
         planner = new StepPlanner(config.tokenBudget(), config.maxSequences(), config.tenantShare());
         queue = new LinkedHashMap<>();
         running = new ArrayList<>();

@@ -2,14 +2,17 @@ package io.moestream.operators;
 
 import io.moestream.runtime.model.Engine;
 import io.moestream.runtime.model.KvCache;
+import io.moestream.runtime.model.StepPlan;
+import io.moestream.runtime.model.StepResult;
+import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 
 /**
  * Computes one forward step for the {@link InferenceOperator}: for each sequence a run of new
  * tokens (a prefill chunk or one decode token) appended to its cache. The only place the operator
- * calls the engine, so that the runtime's batched {@code Engine.step(StepPlan)} can replace
- * {@link ForwardStepRunner} without touching the operator (a {@link Chunk} is a
- * {@code StepPlan.Sequence}).
+ * calls the engine; the job uses {@link #batched} ({@link Engine#step}), {@link #forward} is the
+ * one-sequence-at-a-time reference.
  */
 interface StepRunner {
 
@@ -40,9 +43,54 @@ interface StepRunner {
 
     Outcome step(List<Chunk> chunks);
 
-    /** The runner on what the runtime offers today: one {@link Engine#forward} per chunk. */
+    /** One {@link Engine#forward} per chunk: the reference the batched runner is tested against. */
     static StepRunner forward(Engine engine) {
         return new ForwardStepRunner(engine);
+    }
+
+    /** All chunks as one batched {@link Engine#step}: each weight matrix is read once per step. */
+    static StepRunner batched(Engine engine) {
+        return new BatchedStepRunner(engine);
+    }
+
+    /**
+     * Runs the chunks as one {@link Engine#step}. The engine checks every sequence before it writes
+     * any cache, so when it refuses the plan (an {@link IllegalArgumentException}: a chunk that does
+     * not fit its context, a bad token id) the chunks are retried one by one and only the bad one
+     * fails. Any other failure leaves every cache in an unknown state and fails them all.
+     */
+    final class BatchedStepRunner implements StepRunner {
+
+        private final Engine engine;
+        private final ForwardStepRunner oneByOne;
+
+        BatchedStepRunner(Engine engine) {
+            this.engine = engine;
+            this.oneByOne = new ForwardStepRunner(engine);
+        }
+
+        @Override
+        public Outcome step(List<Chunk> chunks) {
+            List<StepPlan.Sequence> sequences = new ArrayList<>(chunks.size());
+            for (Chunk c : chunks) {
+                sequences.add(new StepPlan.Sequence(c.cache(), c.tokens(), c.logits()));
+            }
+            float[][] logits = new float[chunks.size()][];
+            RuntimeException[] failures = new RuntimeException[chunks.size()];
+            StepResult result;
+            try {
+                result = engine.step(new StepPlan(sequences));
+            } catch (IllegalArgumentException refused) {
+                return oneByOne.step(chunks);
+            } catch (RuntimeException e) {
+                Arrays.fill(failures, e);
+                return new Outcome(logits, failures);
+            }
+            for (int i = 0; i < chunks.size(); i++) {
+                logits[i] = result.logits(i);
+            }
+            return new Outcome(logits, failures);
+        }
     }
 
     /** Runs the chunks one after another with {@link Engine#forward}; a failure stays with its chunk. */
