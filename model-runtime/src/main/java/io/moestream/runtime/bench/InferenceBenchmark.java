@@ -1,0 +1,190 @@
+package io.moestream.runtime.bench;
+
+import io.moestream.runtime.gguf.GgufTensor;
+import io.moestream.runtime.kernel.Kernels;
+import io.moestream.runtime.kernel.MatmulPool;
+import io.moestream.runtime.model.Engine;
+import io.moestream.runtime.model.KvCache;
+import io.moestream.runtime.model.Model;
+import io.moestream.runtime.model.ModelConfig;
+
+import java.nio.ByteBuffer;
+import java.util.SplittableRandom;
+import java.util.concurrent.atomic.AtomicLong;
+
+/**
+ * Prefill and decode throughput of a model, as llama-bench / llama-batched-bench measure it: B
+ * sequences each prefill P random prompt tokens, then decode G tokens each in lockstep (every step
+ * feeds one token per sequence). Throughputs are aggregates over the batch. Also measures the
+ * machine's memory read bandwidth and the weight bytes one decoded token must read, so a figure can
+ * be set against its bandwidth ceiling.
+ *
+ * <p>Batching: decode steps call {@link Engine#forward} once per sequence (the engine has no batched
+ * step yet), so batch B reads the weights B times per step.
+ */
+public final class InferenceBenchmark {
+
+    /** Options of one run. */
+    public record Options(int threads, int batch, int promptTokens, int genTokens, long seed) {}
+
+    /** Figures of one run. */
+    public record Result(
+            String model,
+            String kernels,
+            int threads,
+            int batch,
+            int promptTokens,
+            int genTokens,
+            double prefillSeconds,
+            double decodeSeconds,
+            double prefillTokensPerSecond,
+            double decodeTokensPerSecond,
+            long bytesPerToken,
+            double memoryGBs) {
+
+        /** Decode throughput this bandwidth would allow if every token read its weights once. */
+        public double decodeCeilingTokensPerSecond() {
+            return memoryGBs * 1e9 / bytesPerToken;
+        }
+
+        /** One-line JSON object. */
+        public String toJson() {
+            return String.format(java.util.Locale.ROOT,
+                    "{\"model\":\"%s\",\"kernels\":\"%s\",\"threads\":%d,\"batch\":%d,\"prompt_tokens\":%d,\"gen_tokens\":%d,"
+                            + "\"prefill_seconds\":%.3f,\"decode_seconds\":%.3f,\"prefill_tokens_per_s\":%.2f,\"decode_tokens_per_s\":%.2f,"
+                            + "\"model_bytes_per_token\":%d,\"memory_read_gb_per_s\":%.1f,\"decode_ceiling_tokens_per_s\":%.1f,"
+                            + "\"decode_batched\":false}",
+                    model.replace("\\", "\\\\").replace("\"", "\\\""), kernels, threads, batch, promptTokens, genTokens,
+                    prefillSeconds, decodeSeconds, prefillTokensPerSecond, decodeTokensPerSecond, bytesPerToken, memoryGBs,
+                    decodeCeilingTokensPerSecond());
+        }
+    }
+
+    private InferenceBenchmark() {}
+
+    /** Runs prefill and decode with {@code o.threads()} matmul threads. */
+    public static Result run(Model model, Options o) {
+        if (o.batch() < 1 || o.promptTokens() < 1 || o.genTokens() < 1) {
+            throw new IllegalArgumentException("batch, prompt tokens and gen tokens must be >= 1");
+        }
+        if (o.promptTokens() + o.genTokens() > model.contextLength()) {
+            throw new IllegalArgumentException("prompt + gen tokens exceed the context length " + model.contextLength());
+        }
+        MatmulPool.setThreads(o.threads());
+        Engine engine = new Engine(model);
+        SplittableRandom r = new SplittableRandom(o.seed());
+        int vocab = model.config().vocabSize();
+        int bos = model.tokenizer().bosId();
+
+        // warm-up: JIT-compile the kernels on a throw-away sequence
+        KvCache warm = model.newCache();
+        engine.forward(warm, new int[] {bos, 1, 2, 3});
+        for (int i = 0; i < 4; i++) {
+            engine.forward(warm, new int[] {r.nextInt(256)});
+        }
+
+        KvCache[] caches = new KvCache[o.batch()];
+        int[] next = new int[o.batch()];
+        long t0 = System.nanoTime();
+        for (int s = 0; s < o.batch(); s++) {
+            int[] prompt = new int[o.promptTokens()];
+            prompt[0] = bos;
+            for (int i = 1; i < prompt.length; i++) {
+                prompt[i] = r.nextInt(Math.min(vocab, 766));
+            }
+            caches[s] = model.newCache();
+            next[s] = argmax(engine.forward(caches[s], prompt));
+        }
+        long t1 = System.nanoTime();
+        for (int step = 0; step < o.genTokens(); step++) {
+            for (int s = 0; s < o.batch(); s++) {
+                next[s] = argmax(engine.forward(caches[s], new int[] {next[s]}));
+            }
+        }
+        long t2 = System.nanoTime();
+        double prefill = (t1 - t0) / 1e9;
+        double decode = (t2 - t1) / 1e9;
+        return new Result(model.name(), Kernels.get().name(), o.threads(), o.batch(), o.promptTokens(), o.genTokens(),
+                prefill, decode, (double) o.batch() * o.promptTokens() / prefill, (double) o.batch() * o.genTokens() / decode,
+                bytesPerToken(model), memoryReadGBs(o.threads()));
+    }
+
+    private static int argmax(float[] v) {
+        int best = 0;
+        for (int i = 1; i < v.length; i++) {
+            if (v[i] > v[best]) {
+                best = i;
+            }
+        }
+        return best;
+    }
+
+    /**
+     * Weight bytes one decoded token reads: every attention and dense matrix, the router, the
+     * output head, {@code expertsUsed / experts} of each expert tensor, one embedding row and the
+     * norms (the KV cache is left out: small at benchmark context lengths).
+     */
+    public static long bytesPerToken(Model model) {
+        ModelConfig c = model.config();
+        double bytes = 0;
+        boolean tied = true;
+        for (GgufTensor t : model.gguf().tensors().values()) {
+            String n = t.name();
+            double b = t.bytes().capacity();
+            if (n.equals("token_embd.weight")) {
+                bytes += b / c.vocabSize();
+            } else if (n.contains("_exps.")) {
+                bytes += b * c.expertsUsed() / c.experts();
+            } else {
+                if (n.equals("output.weight")) {
+                    tied = false;
+                }
+                bytes += b;
+            }
+        }
+        if (tied) {
+            bytes += model.gguf().tensors().get("token_embd.weight").bytes().capacity();
+        }
+        return Math.round(bytes);
+    }
+
+    /**
+     * STREAM-like read bandwidth: {@code threads} threads each sum the longs of their share of a
+     * 512 MiB direct buffer, best of 5 passes, in GB/s. (Reading with plain Java long loads; the
+     * JIT vectorises the sum.)
+     */
+    public static double memoryReadGBs(int threads) {
+        int size = 512 << 20;
+        ByteBuffer buf = ByteBuffer.allocateDirect(size).order(java.nio.ByteOrder.nativeOrder());
+        for (int i = 0; i < size; i += 8) {
+            buf.putLong(i, i);
+        }
+        java.nio.LongBuffer longs = buf.asLongBuffer();
+        int n = longs.capacity();
+        int chunks = threads * 16;
+        AtomicLong sink = new AtomicLong();
+        double best = 0;
+        MatmulPool pool = MatmulPool.get();
+        for (int pass = 0; pass < 5; pass++) {
+            long t0 = System.nanoTime();
+            pool.run(chunks, c -> {
+                int from = (int) ((long) n * c / chunks);
+                int to = (int) ((long) n * (c + 1) / chunks);
+                long s0 = 0;
+                long s1 = 0;
+                int i = from;
+                for (; i + 1 < to; i += 2) {
+                    s0 += longs.get(i);
+                    s1 += longs.get(i + 1);
+                }
+                sink.addAndGet(s0 + s1);
+            });
+            double sec = (System.nanoTime() - t0) / 1e9;
+            best = Math.max(best, size / sec / 1e9);
+        }
+        if (sink.get() == 42) {
+            System.out.print("");
+        }
+        return best;
+    }
+}
