@@ -9,6 +9,7 @@ import java.nio.ByteOrder;
 import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.LongVector;
 import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
@@ -20,16 +21,17 @@ import jdk.incubator.vector.VectorSpecies;
  * scalar kernels are used).
  *
  * <p>Quantized blocks: the 32 weights are widened to 16-bit lanes and multiplied with the 16-bit
- * activation quants (each product fits 16 bits); adjacent products are summed into 16 int lanes
- * with {@code (p + (p << 16)) >> 16} on the pair viewed as one int (the low product's sign borrow
- * cancels), converted to float and accumulated with {@code fma(d_w * d_x)} per block, like ggml's
- * AVX2 path (which keeps 8 float lanes). Integer parts are exact, so only the float summation
- * order differs from {@link ScalarKernels}.
+ * activation quants (each product fits 16 bits), then summed exactly in integer lanes; the float
+ * part then follows llama.cpp's order (see {@link ScalarKernels}), so Q8_0/Q4_0 results are bit
+ * for bit those of the scalar kernels, single or batched. F16/BF16/F32 rows use 16 float lanes
+ * (not ggml's order; results agree to float rounding).
  */
 final class VectorKernels extends Kernels {
 
     private static final VectorSpecies<Float> F = FloatVector.SPECIES_512;
     private static final VectorSpecies<Integer> I = IntVector.SPECIES_512;
+    private static final VectorSpecies<Integer> I256 = IntVector.SPECIES_256;
+    private static final VectorSpecies<Float> F256 = FloatVector.SPECIES_256;
     private static final VectorSpecies<Short> S = ShortVector.SPECIES_512;
     private static final VectorSpecies<Short> S256 = ShortVector.SPECIES_256;
     private static final VectorSpecies<Byte> B128 = ByteVector.SPECIES_128;
@@ -79,11 +81,22 @@ final class VectorKernels extends Kernels {
         }
     }
 
-    /** Sums adjacent 16-bit products into 16 int lanes and converts them to float. */
-    private static FloatVector pairSums(ShortVector products) {
+    /**
+     * Sums adjacent 16-bit products into 16 int lanes: the pair viewed as one int is
+     * {@code hi * 2^16 + lo} up to the low half's sign borrow, which {@code (p + (p << 16)) >> 16}
+     * cancels. Exact while |lo + hi| < 2^15 (Q8_0: |q| <= 127 on one side, <= 128 on the other).
+     */
+    private static IntVector pairSums(ShortVector products) {
         IntVector p = products.reinterpretAsInts();
-        return (FloatVector) p.add(p.lanewise(VectorOperators.LSHL, 16)).lanewise(VectorOperators.ASHR, 16)
-                .convertShape(VectorOperators.I2F, F, 0);
+        return p.add(p.lanewise(VectorOperators.LSHL, 16)).lanewise(VectorOperators.ASHR, 16);
+    }
+
+    /** ggml's 8 lanes: lane j = products 4j..4j+3 of the block (the same trick once more, on longs), as floats. */
+    private static FloatVector quadSums(ShortVector products) {
+        LongVector l = pairSums(products).reinterpretAsLongs();
+        IntVector quads = (IntVector) l.add(l.lanewise(VectorOperators.LSHL, 32)).lanewise(VectorOperators.ASHR, 32)
+                .convertShape(VectorOperators.L2I, I256, 0);
+        return (FloatVector) quads.convertShape(VectorOperators.I2F, F256, 0);
     }
 
     /** The 32 quants of the Q8_0 block at {@code off} widened to 16 bits. */
@@ -101,44 +114,55 @@ final class VectorKernels extends Kernels {
         return Float16.toFloat(w.getShort(off));
     }
 
+    /** {@code vec_dot_q8_0_q8_0}'s order, bit for bit as {@link ScalarKernels}: 8 lanes of fma, then {@code hsum_float_8}. */
     private static float dotQ8_0(ByteBuffer w, int off, int blocks, short[] q, float[] d) {
-        FloatVector acc0 = FloatVector.zero(F);
-        FloatVector acc1 = FloatVector.zero(F);
-        int b = 0;
-        for (; b + 1 < blocks; b += 2, off += 68) {
-            FloatVector s0 = pairSums(q8Weights(w, off).mul(ShortVector.fromArray(S, q, b * 32)));
-            FloatVector s1 = pairSums(q8Weights(w, off + 34).mul(ShortVector.fromArray(S, q, b * 32 + 32)));
-            acc0 = s0.fma(FloatVector.broadcast(F, scale(w, off) * d[b]), acc0);
-            acc1 = s1.fma(FloatVector.broadcast(F, scale(w, off + 34) * d[b + 1]), acc1);
+        FloatVector acc = FloatVector.zero(F256);
+        for (int b = 0; b < blocks; b++, off += 34) {
+            FloatVector s = quadSums(q8Weights(w, off).mul(ShortVector.fromArray(S, q, b * 32)));
+            acc = FloatVector.broadcast(F256, scale(w, off) * d[b]).fma(s, acc);
         }
-        if (b < blocks) {
-            acc0 = pairSums(q8Weights(w, off).mul(ShortVector.fromArray(S, q, b * 32))).fma(FloatVector.broadcast(F, scale(w, off) * d[b]), acc0);
-        }
-        return acc0.add(acc1).reduceLanes(VectorOperators.ADD);
+        return hsum8(acc);
     }
 
+    private static float hsum8(FloatVector acc) {
+        return ((acc.lane(0) + acc.lane(4)) + (acc.lane(2) + acc.lane(6))) + ((acc.lane(1) + acc.lane(5)) + (acc.lane(3) + acc.lane(7)));
+    }
+
+    /**
+     * The repacked-Q4_0 gemv order, bit for bit as {@link ScalarKernels}: per block an exact integer
+     * sum, then {@code acc = fma(isum, d_w * d_x, acc)}. Two blocks share one horizontal add: a
+     * Q4_0 block sum is below 2^15 in magnitude, so block b+1's lanes ride in the upper 16 bits.
+     */
     private static float dotQ4_0(ByteBuffer w, int off, int blocks, short[] qi, float[] d) {
-        FloatVector acc0 = FloatVector.zero(F);
-        FloatVector acc1 = FloatVector.zero(F);
+        float acc = 0;
         int b = 0;
         for (; b + 1 < blocks; b += 2, off += 36) {
-            FloatVector s0 = pairSums(q4Weights(w, off).mul(ShortVector.fromArray(S, qi, b * 32)));
-            FloatVector s1 = pairSums(q4Weights(w, off + 18).mul(ShortVector.fromArray(S, qi, b * 32 + 32)));
-            acc0 = s0.fma(FloatVector.broadcast(F, scale(w, off) * d[b]), acc0);
-            acc1 = s1.fma(FloatVector.broadcast(F, scale(w, off + 18) * d[b + 1]), acc1);
+            int both = twoQ4Sums(w, off, qi, b * 32);
+            int s0 = (short) both;
+            int s1 = (both - s0) >> 16;
+            acc = Math.fma((float) s0, scale(w, off) * d[b], acc);
+            acc = Math.fma((float) s1, scale(w, off + 18) * d[b + 1], acc);
         }
         if (b < blocks) {
-            acc0 = pairSums(q4Weights(w, off).mul(ShortVector.fromArray(S, qi, b * 32))).fma(FloatVector.broadcast(F, scale(w, off) * d[b]), acc0);
+            int s0 = pairSums(q4Weights(w, off).mul(ShortVector.fromArray(S, qi, b * 32))).reduceLanes(VectorOperators.ADD);
+            acc = Math.fma((float) s0, scale(w, off) * d[b], acc);
         }
-        return acc0.add(acc1).reduceLanes(VectorOperators.ADD);
+        return acc;
+    }
+
+    /** {@code sum(block at off) + 2^16 * sum(block at off + 18)} in one horizontal add. */
+    private static int twoQ4Sums(ByteBuffer w, int off, short[] qi, int i) {
+        IntVector p0 = pairSums(q4Weights(w, off).mul(ShortVector.fromArray(S, qi, i)));
+        IntVector p1 = pairSums(q4Weights(w, off + 18).mul(ShortVector.fromArray(S, qi, i + 32)));
+        return p0.add(p1.lanewise(VectorOperators.LSHL, 16)).reduceLanes(VectorOperators.ADD);
     }
 
     private static void dots4Q8_0(ByteBuffer w, int off, int blocks, Activation x0, Activation x1, Activation x2,
                                   Activation x3, float[][] out, int k, int outIndex) {
-        FloatVector acc0 = FloatVector.zero(F);
-        FloatVector acc1 = FloatVector.zero(F);
-        FloatVector acc2 = FloatVector.zero(F);
-        FloatVector acc3 = FloatVector.zero(F);
+        FloatVector acc0 = FloatVector.zero(F256);
+        FloatVector acc1 = FloatVector.zero(F256);
+        FloatVector acc2 = FloatVector.zero(F256);
+        FloatVector acc3 = FloatVector.zero(F256);
         short[] q0 = x0.q;
         short[] q1 = x1.q;
         short[] q2 = x2.q;
@@ -147,23 +171,23 @@ final class VectorKernels extends Kernels {
             ShortVector wq = q8Weights(w, off);
             float dw = scale(w, off);
             int i = b * 32;
-            acc0 = pairSums(wq.mul(ShortVector.fromArray(S, q0, i))).fma(FloatVector.broadcast(F, dw * x0.d[b]), acc0);
-            acc1 = pairSums(wq.mul(ShortVector.fromArray(S, q1, i))).fma(FloatVector.broadcast(F, dw * x1.d[b]), acc1);
-            acc2 = pairSums(wq.mul(ShortVector.fromArray(S, q2, i))).fma(FloatVector.broadcast(F, dw * x2.d[b]), acc2);
-            acc3 = pairSums(wq.mul(ShortVector.fromArray(S, q3, i))).fma(FloatVector.broadcast(F, dw * x3.d[b]), acc3);
+            acc0 = FloatVector.broadcast(F256, dw * x0.d[b]).fma(quadSums(wq.mul(ShortVector.fromArray(S, q0, i))), acc0);
+            acc1 = FloatVector.broadcast(F256, dw * x1.d[b]).fma(quadSums(wq.mul(ShortVector.fromArray(S, q1, i))), acc1);
+            acc2 = FloatVector.broadcast(F256, dw * x2.d[b]).fma(quadSums(wq.mul(ShortVector.fromArray(S, q2, i))), acc2);
+            acc3 = FloatVector.broadcast(F256, dw * x3.d[b]).fma(quadSums(wq.mul(ShortVector.fromArray(S, q3, i))), acc3);
         }
-        out[k][outIndex] = acc0.reduceLanes(VectorOperators.ADD);
-        out[k + 1][outIndex] = acc1.reduceLanes(VectorOperators.ADD);
-        out[k + 2][outIndex] = acc2.reduceLanes(VectorOperators.ADD);
-        out[k + 3][outIndex] = acc3.reduceLanes(VectorOperators.ADD);
+        out[k][outIndex] = hsum8(acc0);
+        out[k + 1][outIndex] = hsum8(acc1);
+        out[k + 2][outIndex] = hsum8(acc2);
+        out[k + 3][outIndex] = hsum8(acc3);
     }
 
     private static void dots4Q4_0(ByteBuffer w, int off, int blocks, Activation x0, Activation x1, Activation x2,
                                   Activation x3, float[][] out, int k, int outIndex) {
-        FloatVector acc0 = FloatVector.zero(F);
-        FloatVector acc1 = FloatVector.zero(F);
-        FloatVector acc2 = FloatVector.zero(F);
-        FloatVector acc3 = FloatVector.zero(F);
+        float acc0 = 0;
+        float acc1 = 0;
+        float acc2 = 0;
+        float acc3 = 0;
         short[] q0 = x0.qi;
         short[] q1 = x1.qi;
         short[] q2 = x2.qi;
@@ -172,15 +196,24 @@ final class VectorKernels extends Kernels {
             ShortVector wq = q4Weights(w, off);
             float dw = scale(w, off);
             int i = b * 32;
-            acc0 = pairSums(wq.mul(ShortVector.fromArray(S, q0, i))).fma(FloatVector.broadcast(F, dw * x0.d[b]), acc0);
-            acc1 = pairSums(wq.mul(ShortVector.fromArray(S, q1, i))).fma(FloatVector.broadcast(F, dw * x1.d[b]), acc1);
-            acc2 = pairSums(wq.mul(ShortVector.fromArray(S, q2, i))).fma(FloatVector.broadcast(F, dw * x2.d[b]), acc2);
-            acc3 = pairSums(wq.mul(ShortVector.fromArray(S, q3, i))).fma(FloatVector.broadcast(F, dw * x3.d[b]), acc3);
+            // four activations' block sums packed two per horizontal add, as in dotQ4_0
+            int s01 = pairSums(wq.mul(ShortVector.fromArray(S, q0, i)))
+                    .add(pairSums(wq.mul(ShortVector.fromArray(S, q1, i))).lanewise(VectorOperators.LSHL, 16))
+                    .reduceLanes(VectorOperators.ADD);
+            int s23 = pairSums(wq.mul(ShortVector.fromArray(S, q2, i)))
+                    .add(pairSums(wq.mul(ShortVector.fromArray(S, q3, i))).lanewise(VectorOperators.LSHL, 16))
+                    .reduceLanes(VectorOperators.ADD);
+            int s0 = (short) s01;
+            int s2 = (short) s23;
+            acc0 = Math.fma((float) s0, dw * x0.d[b], acc0);
+            acc1 = Math.fma((float) ((s01 - s0) >> 16), dw * x1.d[b], acc1);
+            acc2 = Math.fma((float) s2, dw * x2.d[b], acc2);
+            acc3 = Math.fma((float) ((s23 - s2) >> 16), dw * x3.d[b], acc3);
         }
-        out[k][outIndex] = acc0.reduceLanes(VectorOperators.ADD);
-        out[k + 1][outIndex] = acc1.reduceLanes(VectorOperators.ADD);
-        out[k + 2][outIndex] = acc2.reduceLanes(VectorOperators.ADD);
-        out[k + 3][outIndex] = acc3.reduceLanes(VectorOperators.ADD);
+        out[k][outIndex] = acc0;
+        out[k + 1][outIndex] = acc1;
+        out[k + 2][outIndex] = acc2;
+        out[k + 3][outIndex] = acc3;
     }
 
     /** 16 halves at {@code off} as floats: magnitude bits moved into a float and rescaled by 2^112 (exact, subnormals included), then the sign. */
