@@ -8,6 +8,7 @@ import io.moestream.runtime.model.KvCache;
 import io.moestream.runtime.model.Model;
 import io.moestream.runtime.model.ModelConfig;
 
+import java.lang.management.ManagementFactory;
 import java.nio.ByteBuffer;
 import java.util.SplittableRandom;
 import java.util.concurrent.atomic.AtomicLong;
@@ -20,12 +21,26 @@ import java.util.concurrent.atomic.AtomicLong;
  * be set against its bandwidth ceiling.
  *
  * <p>Batching: decode steps call {@link Engine#forward} once per sequence (the engine has no batched
- * step yet), so batch B reads the weights B times per step.
+ * step yet), so batch B reads the weights B times per step ({@code decode_batched: false}).
+ *
+ * <p>Load: the 1-minute load average before the run and the process CPU seconds spent decoding are
+ * reported; on a shared machine {@code decode_cpu_seconds < threads * decode_seconds} means the
+ * threads were descheduled part of the time.
  */
 public final class InferenceBenchmark {
 
-    /** Options of one run. */
-    public record Options(int threads, int batch, int promptTokens, int genTokens, long seed) {}
+    /**
+     * Options of one run.
+     *
+     * @param bandwidthBytes size of the buffer for the memory bandwidth measurement (0 = skip it)
+     */
+    public record Options(int threads, int batch, int promptTokens, int genTokens, long seed, int bandwidthBytes) {
+
+        /** Defaults: seed 1, a 512 MiB bandwidth buffer. */
+        public Options(int threads, int batch, int promptTokens, int genTokens) {
+            this(threads, batch, promptTokens, genTokens, 1, 512 << 20);
+        }
+    }
 
     /** Figures of one run. */
     public record Result(
@@ -40,23 +55,26 @@ public final class InferenceBenchmark {
             double prefillTokensPerSecond,
             double decodeTokensPerSecond,
             long bytesPerToken,
-            double memoryGBs) {
+            double memoryGBs,
+            double decodeCpuSeconds,
+            double loadAverage) {
 
         /** Decode throughput this bandwidth would allow if every token read its weights once. */
         public double decodeCeilingTokensPerSecond() {
             return memoryGBs * 1e9 / bytesPerToken;
         }
 
-        /** One-line JSON object. */
+        /** One-line JSON object (unmeasured figures are null). */
         public String toJson() {
             return String.format(java.util.Locale.ROOT,
                     "{\"model\":\"%s\",\"kernels\":\"%s\",\"threads\":%d,\"batch\":%d,\"prompt_tokens\":%d,\"gen_tokens\":%d,"
                             + "\"prefill_seconds\":%.3f,\"decode_seconds\":%.3f,\"prefill_tokens_per_s\":%.2f,\"decode_tokens_per_s\":%.2f,"
                             + "\"model_bytes_per_token\":%d,\"memory_read_gb_per_s\":%.1f,\"decode_ceiling_tokens_per_s\":%.1f,"
-                            + "\"decode_batched\":false}",
+                            + "\"decode_cpu_seconds\":%.3f,\"load_average_before\":%.2f,\"decode_batched\":false}",
                     model.replace("\\", "\\\\").replace("\"", "\\\""), kernels, threads, batch, promptTokens, genTokens,
                     prefillSeconds, decodeSeconds, prefillTokensPerSecond, decodeTokensPerSecond, bytesPerToken, memoryGBs,
-                    decodeCeilingTokensPerSecond());
+                    decodeCeilingTokensPerSecond(), decodeCpuSeconds, loadAverage)
+                    .replace("NaN", "null");
         }
     }
 
@@ -83,6 +101,7 @@ public final class InferenceBenchmark {
             engine.forward(warm, new int[] {r.nextInt(256)});
         }
 
+        double load = ManagementFactory.getOperatingSystemMXBean().getSystemLoadAverage();
         KvCache[] caches = new KvCache[o.batch()];
         int[] next = new int[o.batch()];
         long t0 = System.nanoTime();
@@ -96,17 +115,27 @@ public final class InferenceBenchmark {
             next[s] = argmax(engine.forward(caches[s], prompt));
         }
         long t1 = System.nanoTime();
+        long cpu1 = processCpuNanos();
         for (int step = 0; step < o.genTokens(); step++) {
             for (int s = 0; s < o.batch(); s++) {
                 next[s] = argmax(engine.forward(caches[s], new int[] {next[s]}));
             }
         }
         long t2 = System.nanoTime();
+        long cpu2 = processCpuNanos();
         double prefill = (t1 - t0) / 1e9;
         double decode = (t2 - t1) / 1e9;
         return new Result(model.name(), Kernels.get().name(), o.threads(), o.batch(), o.promptTokens(), o.genTokens(),
                 prefill, decode, (double) o.batch() * o.promptTokens() / prefill, (double) o.batch() * o.genTokens() / decode,
-                bytesPerToken(model), memoryReadGBs(o.threads()));
+                bytesPerToken(model), o.bandwidthBytes() > 0 ? memoryReadGBs(o.threads(), o.bandwidthBytes()) : Double.NaN, cpu1 < 0 ? Double.NaN : (cpu2 - cpu1) / 1e9, load);
+    }
+
+    /** CPU time of this process (all threads), or -1 where the JVM does not report it. */
+    private static long processCpuNanos() {
+        if (ManagementFactory.getOperatingSystemMXBean() instanceof com.sun.management.OperatingSystemMXBean os) {
+            return os.getProcessCpuTime();
+        }
+        return -1;
     }
 
     private static int argmax(float[] v) {
@@ -150,11 +179,11 @@ public final class InferenceBenchmark {
 
     /**
      * STREAM-like read bandwidth: {@code threads} threads each sum the longs of their share of a
-     * 512 MiB direct buffer, best of 5 passes, in GB/s. (Reading with plain Java long loads; the
+     * direct buffer of {@code size} bytes (use several times the last-level cache), best of 5
+     * passes, in GB/s. (Reading with plain Java long loads; the
      * JIT vectorises the sum.)
      */
-    public static double memoryReadGBs(int threads) {
-        int size = 512 << 20;
+    public static double memoryReadGBs(int threads, int size) {
         ByteBuffer buf = ByteBuffer.allocateDirect(size).order(java.nio.ByteOrder.nativeOrder());
         for (int i = 0; i < size; i += 8) {
             buf.putLong(i, i);

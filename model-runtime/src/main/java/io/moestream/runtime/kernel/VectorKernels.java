@@ -69,10 +69,12 @@ final class VectorKernels extends Kernels {
             return;
         }
         int k = 0;
-        for (; k + 3 < n; k += 4) {
-            if (type == GgmlType.Q8_0) {
-                dots4Q8_0(w, off, cols / 32, xs[k], xs[k + 1], xs[k + 2], xs[k + 3], out, k, outIndex);
-            } else {
+        if (type == GgmlType.Q8_0) {
+            for (; k + 1 < n; k += 2) {
+                dots2Q8_0(w, off, cols / 32, xs[k], xs[k + 1], out, k, outIndex);
+            }
+        } else {
+            for (; k + 3 < n; k += 4) {
                 dots4Q4_0(w, off, cols / 32, xs[k], xs[k + 1], xs[k + 2], xs[k + 3], out, k, outIndex);
             }
         }
@@ -157,29 +159,19 @@ final class VectorKernels extends Kernels {
         return p0.add(p1.lanewise(VectorOperators.LSHL, 16)).reduceLanes(VectorOperators.ADD);
     }
 
-    private static void dots4Q8_0(ByteBuffer w, int off, int blocks, Activation x0, Activation x1, Activation x2,
-                                  Activation x3, float[][] out, int k, int outIndex) {
+    private static void dots2Q8_0(ByteBuffer w, int off, int blocks, Activation x0, Activation x1, float[][] out, int k, int outIndex) {
         FloatVector acc0 = FloatVector.zero(F256);
         FloatVector acc1 = FloatVector.zero(F256);
-        FloatVector acc2 = FloatVector.zero(F256);
-        FloatVector acc3 = FloatVector.zero(F256);
         short[] q0 = x0.q;
         short[] q1 = x1.q;
-        short[] q2 = x2.q;
-        short[] q3 = x3.q;
         for (int b = 0; b < blocks; b++, off += 34) {
             ShortVector wq = q8Weights(w, off);
             float dw = scale(w, off);
-            int i = b * 32;
-            acc0 = FloatVector.broadcast(F256, dw * x0.d[b]).fma(quadSums(wq.mul(ShortVector.fromArray(S, q0, i))), acc0);
-            acc1 = FloatVector.broadcast(F256, dw * x1.d[b]).fma(quadSums(wq.mul(ShortVector.fromArray(S, q1, i))), acc1);
-            acc2 = FloatVector.broadcast(F256, dw * x2.d[b]).fma(quadSums(wq.mul(ShortVector.fromArray(S, q2, i))), acc2);
-            acc3 = FloatVector.broadcast(F256, dw * x3.d[b]).fma(quadSums(wq.mul(ShortVector.fromArray(S, q3, i))), acc3);
+            acc0 = FloatVector.broadcast(F256, dw * x0.d[b]).fma(quadSums(wq.mul(ShortVector.fromArray(S, q0, b * 32))), acc0);
+            acc1 = FloatVector.broadcast(F256, dw * x1.d[b]).fma(quadSums(wq.mul(ShortVector.fromArray(S, q1, b * 32))), acc1);
         }
         out[k][outIndex] = hsum8(acc0);
         out[k + 1][outIndex] = hsum8(acc1);
-        out[k + 2][outIndex] = hsum8(acc2);
-        out[k + 3][outIndex] = hsum8(acc3);
     }
 
     private static void dots4Q4_0(ByteBuffer w, int off, int blocks, Activation x0, Activation x1, Activation x2,
