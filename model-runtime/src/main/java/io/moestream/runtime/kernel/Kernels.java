@@ -18,7 +18,10 @@ import org.slf4j.LoggerFactory;
  * <p>Two implementations: {@link ScalarKernels} (plain Java, always available) and
  * {@code VectorKernels} ({@code jdk.incubator.vector}), chosen once by {@link #get()}. They differ
  * only in float summation order (lanes), so results agree to float rounding. System property
- * {@code moestream.kernels=scalar} forces the scalar one.
+ * {@code moestream.kernels}: {@code scalar} forces the scalar kernels; {@code vector-fast-q4} uses
+ * the Vector API kernels with Q4_0 summed in 16 float lanes instead of llama.cpp's per-block fma
+ * chain (faster, but Q4_0 logits then differ from llama.cpp's by float rounding, which can flip an
+ * activation quant).
  */
 public abstract class Kernels {
 
@@ -48,12 +51,17 @@ public abstract class Kernels {
 
     /** The Vector API implementation, or null when {@code jdk.incubator.vector} is missing or unusable. */
     public static Kernels vectorOrNull() {
+        return vectorOrNull(false);
+    }
+
+    /** The Vector API implementation, with Q4_0 in float lanes when {@code fastQ4}; null when unavailable. */
+    static Kernels vectorOrNull(boolean fastQ4) {
         if (ModuleLayer.boot().findModule("jdk.incubator.vector").isEmpty()) {
             return null;
         }
         try {
             Kernels k = (Kernels) Class.forName("io.moestream.runtime.kernel.VectorKernels")
-                    .getDeclaredConstructor().newInstance();
+                    .getDeclaredConstructor(boolean.class).newInstance(fastQ4);
             selfTest(k);
             return k;
         } catch (ReflectiveOperationException | LinkageError | RuntimeException e) {
@@ -64,7 +72,7 @@ public abstract class Kernels {
 
     private static Kernels choose() {
         String forced = System.getProperty("moestream.kernels", "").toLowerCase(Locale.ROOT);
-        Kernels k = forced.equals("scalar") ? null : vectorOrNull();
+        Kernels k = forced.equals("scalar") ? null : vectorOrNull(forced.equals("vector-fast-q4"));
         if (k == null) {
             k = SCALAR;
             if (!forced.equals("scalar")) {

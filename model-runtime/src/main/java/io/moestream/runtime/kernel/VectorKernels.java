@@ -38,7 +38,11 @@ final class VectorKernels extends Kernels {
     private static final VectorSpecies<Byte> B256 = ByteVector.SPECIES_256;
     private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
 
-    VectorKernels() {
+    /** Q4_0 in 16 float lanes instead of llama.cpp's per-block fma chain: about 1.5-2x faster, not bit-exact. */
+    private final boolean fastQ4;
+
+    VectorKernels(boolean fastQ4) {
+        this.fastQ4 = fastQ4;
         if (FloatVector.SPECIES_PREFERRED.vectorBitSize() < 512) {
             throw new IllegalStateException("preferred vector size is " + FloatVector.SPECIES_PREFERRED.vectorBitSize()
                     + " bits; these kernels need 512");
@@ -47,14 +51,14 @@ final class VectorKernels extends Kernels {
 
     @Override
     public String name() {
-        return "vector-512";
+        return fastQ4 ? "vector-512-fast-q4" : "vector-512";
     }
 
     @Override
     public float dot(GgmlType type, ByteBuffer w, int off, int cols, Activation x) {
         switch (type) {
             case Q8_0: return dotQ8_0(w, off, cols / 32, x.q, x.d);
-            case Q4_0: return dotQ4_0(w, off, cols / 32, x.qi, x.d);
+            case Q4_0: return fastQ4 ? dotQ4_0Lanes(w, off, cols / 32, x.qi, x.d) : dotQ4_0(w, off, cols / 32, x.qi, x.d);
             case F16: return dotF16(w, off, cols, x.f);
             case BF16: return dotBf16(w, off, cols, x.f);
             case F32: return dotF32(w, off, cols, x.f);
@@ -73,7 +77,7 @@ final class VectorKernels extends Kernels {
             for (; k + 1 < n; k += 2) {
                 dots2Q8_0(w, off, cols / 32, xs[k], xs[k + 1], out, k, outIndex);
             }
-        } else {
+        } else if (!fastQ4) {
             for (; k + 3 < n; k += 4) {
                 dots4Q4_0(w, off, cols / 32, xs[k], xs[k + 1], xs[k + 2], xs[k + 3], out, k, outIndex);
             }
@@ -150,6 +154,27 @@ final class VectorKernels extends Kernels {
             acc = Math.fma((float) s0, scale(w, off) * d[b], acc);
         }
         return acc;
+    }
+
+    /** Q4_0 with 16 float lanes (two accumulators), one horizontal add per row. */
+    private static float dotQ4_0Lanes(ByteBuffer w, int off, int blocks, short[] qi, float[] d) {
+        FloatVector acc0 = FloatVector.zero(F);
+        FloatVector acc1 = FloatVector.zero(F);
+        int b = 0;
+        for (; b + 1 < blocks; b += 2, off += 36) {
+            FloatVector s0 = (FloatVector) pairSums(q4Weights(w, off).mul(ShortVector.fromArray(S, qi, b * 32)))
+                    .convertShape(VectorOperators.I2F, F, 0);
+            FloatVector s1 = (FloatVector) pairSums(q4Weights(w, off + 18).mul(ShortVector.fromArray(S, qi, b * 32 + 32)))
+                    .convertShape(VectorOperators.I2F, F, 0);
+            acc0 = s0.fma(FloatVector.broadcast(F, scale(w, off) * d[b]), acc0);
+            acc1 = s1.fma(FloatVector.broadcast(F, scale(w, off + 18) * d[b + 1]), acc1);
+        }
+        if (b < blocks) {
+            FloatVector s0 = (FloatVector) pairSums(q4Weights(w, off).mul(ShortVector.fromArray(S, qi, b * 32)))
+                    .convertShape(VectorOperators.I2F, F, 0);
+            acc0 = s0.fma(FloatVector.broadcast(F, scale(w, off) * d[b]), acc0);
+        }
+        return acc0.add(acc1).reduceLanes(VectorOperators.ADD);
     }
 
     /** {@code sum(block at off) + 2^16 * sum(block at off + 18)} in one horizontal add. */

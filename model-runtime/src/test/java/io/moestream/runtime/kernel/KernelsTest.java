@@ -54,6 +54,23 @@ class KernelsTest {
         }
     }
 
+    @Test
+    void fastQ4KernelsAgreeWithScalarKernelsToFloatRounding() {
+        Kernels fast = Kernels.vectorOrNull(true);
+        assumeThat(fast).as("Vector API not available").isNotNull();
+        SplittableRandom r = new SplittableRandom(13);
+        for (int cols : COLS) {
+            ByteBuffer w = randomRows(GgmlType.Q4_0, 3, cols, r);
+            Activation x = new Activation().prepare(gaussian(cols, r, 1f), 0, cols, GgmlType.Q4_0);
+            int rowBytes = (int) GgmlType.Q4_0.bytesFor(cols);
+            for (int row = 0; row < 3; row++) {
+                float s = Kernels.scalar().dot(GgmlType.Q4_0, w, row * rowBytes, cols, x);
+                assertThat(fast.dot(GgmlType.Q4_0, w, row * rowBytes, cols, x))
+                        .isCloseTo(s, org.assertj.core.data.Offset.offset(1e-5f * (1 + Math.abs(s))));
+            }
+        }
+    }
+
     @ParameterizedTest
     @EnumSource(value = GgmlType.class, names = {"Q8_0", "Q4_0", "F16", "BF16", "F32"})
     void kernelsAreCloseToThePlainFloatProduct(GgmlType type) {
