@@ -16,8 +16,9 @@ import org.slf4j.LoggerFactory;
  * against an activation rounded to that type, F32 against F32.
  *
  * <p>Two implementations: {@link ScalarKernels} (plain Java, always available) and
- * {@code VectorKernels} ({@code jdk.incubator.vector}), chosen once by {@link #get()}. They differ
- * only in float summation order (lanes), so results agree to float rounding. System property
+ * {@code VectorKernels} ({@code jdk.incubator.vector}), chosen once by {@link #get()}. Both follow
+ * llama.cpp's order of float operations for Q8_0, Q4_0, F16 and F32, so they give the same bits
+ * (BF16: equal to float rounding). System property
  * {@code moestream.kernels}: {@code scalar} forces the scalar kernels; {@code vector-fast-q4} uses
  * the Vector API kernels with Q4_0 summed in 16 float lanes instead of llama.cpp's per-block fma
  * chain (faster, but Q4_0 logits then differ from llama.cpp's by float rounding, which can flip an

@@ -90,12 +90,46 @@ final class ScalarKernels extends Kernels {
         return acc;
     }
 
+    /**
+     * ggml's AVX-512 {@code ggml_vec_dot_f16} / {@code ggml_vec_dot_f32} order: 4 x 16 float lanes
+     * over steps of 64 values ({@code fma}), the 4 accumulators added pairwise, the 16 lanes
+     * reduced as GCC's {@code _mm512_reduce_add_ps}, the tail (cols % 64) added in double.
+     */
     private static float dotF16(byte[] r, int cols, float[] x) {
-        float sum = 0;
-        for (int i = 0; i < cols; i++) {
+        float[] acc = new float[64];
+        int n = cols & ~63;
+        for (int i = 0; i < n; i += 64) {
+            for (int e = 0; e < 64; e++) {
+                acc[e] = Math.fma(Float16.toFloat(half(r, 2 * (i + e))), x[i + e], acc[e]);
+            }
+        }
+        double sum = reduce64(acc);
+        for (int i = n; i < cols; i++) {
             sum += Float16.toFloat(half(r, 2 * i)) * x[i];
         }
-        return sum;
+        return (float) sum;
+    }
+
+    /** The 4 x 16 accumulators of ggml's F16/F32 dot reduced in its order. */
+    static float reduce64(float[] acc) {
+        float[] l = new float[16];
+        for (int k = 0; k < 16; k++) {
+            l[k] = (acc[k] + acc[16 + k]) + (acc[32 + k] + acc[48 + k]);
+        }
+        return reduce16(l);
+    }
+
+    /** GCC's {@code _mm512_reduce_add_ps}: halves, quarters, then lanes two apart, then neighbours. */
+    static float reduce16(float[] l) {
+        float[] t = new float[8];
+        for (int k = 0; k < 8; k++) {
+            t[k] = l[k + 8] + l[k];
+        }
+        float[] u = new float[4];
+        for (int k = 0; k < 4; k++) {
+            u[k] = t[k + 4] + t[k];
+        }
+        return (u[0] + u[2]) + (u[1] + u[3]);
     }
 
     private static float dotBf16(byte[] r, int cols, float[] x) {
@@ -106,11 +140,23 @@ final class ScalarKernels extends Kernels {
         return sum;
     }
 
+    /** {@code ggml_vec_dot_f32}'s order, as {@link #dotF16}. */
     private static float dotF32(byte[] r, int cols, float[] x) {
-        float sum = 0;
-        for (int i = 0, o = 0; i < cols; i++, o += 4) {
-            sum += Float.intBitsToFloat((r[o] & 0xFF) | (r[o + 1] & 0xFF) << 8 | (r[o + 2] & 0xFF) << 16 | r[o + 3] << 24) * x[i];
+        float[] acc = new float[64];
+        int n = cols & ~63;
+        for (int i = 0; i < n; i += 64) {
+            for (int e = 0; e < 64; e++) {
+                acc[e] = Math.fma(f32(r, 4 * (i + e)), x[i + e], acc[e]);
+            }
         }
-        return sum;
+        double sum = reduce64(acc);
+        for (int i = n; i < cols; i++) {
+            sum += f32(r, 4 * i) * x[i];
+        }
+        return (float) sum;
+    }
+
+    private static float f32(byte[] r, int o) {
+        return Float.intBitsToFloat((r[o] & 0xFF) | (r[o + 1] & 0xFF) << 8 | (r[o + 2] & 0xFF) << 16 | r[o + 3] << 24);
     }
 }

