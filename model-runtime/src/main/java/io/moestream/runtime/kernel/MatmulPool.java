@@ -81,9 +81,12 @@ public final class MatmulPool {
     /** Runs {@code body.accept(i)} for i in [0, tasks), split over the pool; returns when all are done. */
     public void run(int tasks, IntConsumer body) {
         if (tasks <= 1 || workers.length == 0 || !busy.tryLock()) {
-            for (int i = 0; i < tasks; i++) {
-                body.accept(i);
-            }
+            runInline(tasks, body);
+            return;
+        }
+        if (shutdown) { // replaced by setThreads while the caller held on to it
+            busy.unlock();
+            runInline(tasks, body);
             return;
         }
         try {
@@ -112,6 +115,12 @@ public final class MatmulPool {
             }
         } finally {
             busy.unlock();
+        }
+    }
+
+    private static void runInline(int tasks, IntConsumer body) {
+        for (int i = 0; i < tasks; i++) {
+            body.accept(i);
         }
     }
 
@@ -148,8 +157,14 @@ public final class MatmulPool {
         }
     }
 
+    /** Stops the workers; takes the job lock so that no job is in flight or can start on them. */
     private void close() {
-        shutdown = true;
+        busy.lock();
+        try {
+            shutdown = true;
+        } finally {
+            busy.unlock();
+        }
         for (Thread t : workers) {
             LockSupport.unpark(t);
         }
