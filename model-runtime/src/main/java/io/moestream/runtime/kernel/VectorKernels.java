@@ -37,7 +37,7 @@ final class VectorKernels extends Kernels {
     private static final VectorSpecies<Byte> B256 = ByteVector.SPECIES_256;
     private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
 
-    /** Q4_0 in 16 float lanes instead of llama.cpp's per-block fma chain: about 1.5-2x faster, not bit-exact. */
+    /** Q4_0 in 16 float lanes instead of llama.cpp's per-block fma chain: about 1.5x faster, not bit-exact. */
     private final boolean fastQ4;
 
     VectorKernels(boolean fastQ4) {
