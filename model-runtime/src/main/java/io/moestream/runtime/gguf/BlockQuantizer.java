@@ -26,7 +26,7 @@ public final class BlockQuantizer {
             }
             case BF16 -> {
                 for (float v : row) {
-                    out.putShort(toBf16(v));
+                    out.putShort(Float16.toBf16(v));
                 }
             }
             case Q8_0 -> {
@@ -71,13 +71,5 @@ public final class BlockQuantizer {
     /** C's roundf: halves round away from zero (Java's Math.round rounds them up). */
     private static int roundHalfAway(float v) {
         return v >= 0 ? (int) Math.floor(v + 0.5f) : -(int) Math.floor(-v + 0.5f);
-    }
-
-    private static short toBf16(float v) {
-        int bits = Float.floatToRawIntBits(v);
-        if ((bits & 0x7FFFFFFF) > 0x7F800000) {
-            return (short) ((bits >>> 16) | 0x40); // quiet NaN
-        }
-        return (short) ((bits + 0x7FFF + ((bits >>> 16) & 1)) >>> 16);
     }
 }

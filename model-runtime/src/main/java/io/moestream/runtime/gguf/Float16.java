@@ -61,6 +61,15 @@ public final class Float16 {
         return (short) (sign | half);
     }
 
+    /** Rounds {@code f} to the nearest bfloat16 (ties to even; NaN stays a quiet NaN), as ggml does. */
+    public static short toBf16(float f) {
+        int bits = Float.floatToRawIntBits(f);
+        if ((bits & 0x7FFFFFFF) > 0x7F800000) {
+            return (short) ((bits >>> 16) | 0x40);
+        }
+        return (short) ((bits + 0x7FFF + ((bits >>> 16) & 1)) >>> 16);
+    }
+
     private static float convert(short h) {
         int bits = h & 0xFFFF;
         int sign = (bits & 0x8000) << 16;

@@ -310,14 +310,11 @@ public final class Engine {
     }
 
     /**
-     * out[t] = W in[t] for the first n rows. The batched-matmul seam: today one
-     * {@link WeightMatrix#matmul} per row; a kernel that reads each weight row once for all n
-     * inputs replaces this loop without changing any caller.
+     * out[t] = W in[t] for the first n rows, reading each weight row once for all n inputs
+     * (bit-identical to n single products, so batched steps equal single-sequence runs).
      */
     static void matmul(WeightMatrix w, float[][] in, float[][] out, int n) {
-        for (int t = 0; t < n; t++) {
-            w.matmul(in[t], out[t]);
-        }
+        w.matmul(in, out, n);
     }
 
     /** cos and sin of pos * base^(-2i/d), computed as ggml does (float, theta multiplied up per pair). */

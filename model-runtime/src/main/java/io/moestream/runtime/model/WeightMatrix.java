@@ -4,22 +4,30 @@ import io.moestream.runtime.gguf.Float16;
 import io.moestream.runtime.gguf.GgmlType;
 import io.moestream.runtime.gguf.GgufFormatException;
 import io.moestream.runtime.gguf.GgufTensor;
+import io.moestream.runtime.kernel.Activation;
+import io.moestream.runtime.kernel.Kernels;
+import io.moestream.runtime.kernel.MatmulPool;
 
 import java.nio.ByteBuffer;
-import java.util.stream.IntStream;
 
 /**
  * A read-only {@code [rows][cols]} weight matrix read in place from a memory-mapped tensor: row r
  * holds the weights of output r, so {@code y = W x} is a dot product per row. Quantized rows are
- * dequantized block by block while they are read, never copied.
+ * multiplied block by block while they are read, never copied.
  *
- * <p>All element-type differences live in {@link #dot}; a later activation-quantizing path (as
- * llama.cpp does for Q8_0/Q4_0) slots into {@link #matmul}, which sees the whole input vector.
+ * <p>{@link #matmul} follows llama.cpp's numerics: the activation is prepared once per call
+ * ({@link Activation}: quantized to Q8_0 for Q8_0/Q4_0 weights, rounded to F16/BF16 for those
+ * weights) and every row is an integer-block or float dot from {@link Kernels}; rows are split in
+ * chunks over the shared {@link MatmulPool}. Each row's result does not depend on the split, so
+ * results do not depend on the thread count. {@link #dot} is the plain float path (no activation
+ * rounding), kept as the reference.
  */
 public final class WeightMatrix {
 
-    /** Below this many weights a matmul runs on the calling thread (forking costs more). */
-    private static final long PARALLEL_THRESHOLD = 1 << 18;
+    /** Below this many weights a matmul runs on the calling thread (waking the pool costs more). */
+    private static final long PARALLEL_THRESHOLD = 1 << 16;
+    /** Activations prepared by the calling thread; workers only read them during the call. */
+    private static final ThreadLocal<Activation[]> SCRATCH = ThreadLocal.withInitial(() -> new Activation[0]);
 
     private final String name;
     private final GgmlType type;
@@ -87,24 +95,79 @@ public final class WeightMatrix {
         return cols;
     }
 
-    /** {@code out[r] = W[r] . x} for every row; large matrices are split across the common pool. */
+    /** {@code out[r] = W[r] . x} for every row, with llama.cpp's activation rounding (see the class comment). */
     public void matmul(float[] x, float[] out) {
+        Activation[] xs = activations(1);
+        xs[0].prepare(x, 0, cols, type);
+        Kernels k = Kernels.get();
         if ((long) rows * cols < PARALLEL_THRESHOLD) {
             for (int r = 0; r < rows; r++) {
-                out[r] = dot(r, x, 0);
+                out[r] = k.dot(type, data, rowOffset(r), cols, xs[0]);
             }
             return;
         }
-        int chunk = 64;
-        IntStream.range(0, (rows + chunk - 1) / chunk).parallel().forEach(c -> {
+        MatmulPool pool = MatmulPool.get();
+        int chunk = chunkRows(pool.threads());
+        Activation a = xs[0];
+        pool.run((rows + chunk - 1) / chunk, c -> {
             int end = Math.min(rows, (c + 1) * chunk);
             for (int r = c * chunk; r < end; r++) {
-                out[r] = dot(r, x, 0);
+                out[r] = k.dot(type, data, rowOffset(r), cols, a);
             }
         });
     }
 
-    /** Dot product of row {@code row} with {@code x[xOff .. xOff+cols)}. */
+    /**
+     * Batched {@link #matmul}: {@code outs[i][r] = W[r] . xs[i]} for i in [0, n). Each row is read
+     * once for all n activations (batched decoding reads every weight once per step); the results
+     * equal n separate matmuls up to float summation order.
+     */
+    public void matmul(float[][] xs, float[][] outs, int n) {
+        if (n == 1) {
+            matmul(xs[0], outs[0]);
+            return;
+        }
+        Activation[] acts = activations(n);
+        for (int i = 0; i < n; i++) {
+            acts[i].prepare(xs[i], 0, cols, type);
+        }
+        Kernels k = Kernels.get();
+        MatmulPool pool = MatmulPool.get();
+        int chunk = (long) rows * cols * n < PARALLEL_THRESHOLD ? rows : chunkRows(pool.threads());
+        pool.run((rows + chunk - 1) / chunk, c -> {
+            int end = Math.min(rows, (c + 1) * chunk);
+            for (int r = c * chunk; r < end; r++) {
+                k.dots(type, data, rowOffset(r), cols, acts, n, outs, r);
+            }
+        });
+    }
+
+    /** Rows per task: about 8 tasks per thread so a slow thread is evened out, at least 16 rows. */
+    private int chunkRows(int threads) {
+        return Math.max(16, rows / (threads * 8));
+    }
+
+    private int rowOffset(int row) {
+        return (int) (baseOffset + (long) row * rowBytes);
+    }
+
+    private static Activation[] activations(int n) {
+        Activation[] a = SCRATCH.get();
+        if (a.length < n) {
+            Activation[] grown = java.util.Arrays.copyOf(a, n);
+            for (int i = a.length; i < n; i++) {
+                grown[i] = new Activation();
+            }
+            SCRATCH.set(grown);
+            a = grown;
+        }
+        return a;
+    }
+
+    /**
+     * Plain float dot product of row {@code row} (dequantized on the fly) with
+     * {@code x[xOff .. xOff+cols)}: no activation rounding, the reference path for tests.
+     */
     public float dot(int row, float[] x, int xOff) {
         int off = Math.toIntExact(baseOffset + (long) row * rowBytes);
         switch (type) {

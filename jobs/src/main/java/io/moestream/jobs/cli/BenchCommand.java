@@ -1,0 +1,93 @@
+package io.moestream.jobs.cli;
+
+import io.moestream.runtime.bench.InferenceBenchmark;
+import io.moestream.runtime.model.Model;
+
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.nio.file.Path;
+import java.util.Locale;
+import java.util.concurrent.Callable;
+
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.ParameterException;
+import picocli.CommandLine.Spec;
+
+/**
+ * {@code moestream bench}: prefill and decode throughput of the CPU runtime on a GGUF file, like
+ * llama-bench ({@code -p P -n G}) and llama-batched-bench (B parallel sequences).
+ */
+@Command(
+        name = "bench",
+        mixinStandardHelpOptions = true,
+        description = {
+            "Measures prefill and decode tokens/s of the model runtime: B sequences each prefill P random tokens,"
+                    + " then decode G tokens each in lockstep. Throughputs are aggregates over the batch.",
+            "Also measures the memory read bandwidth and reports the weight bytes read per decoded token, so"
+                    + " decode speed can be set against its ceiling (bandwidth / bytes per token).",
+            "Use the Vector API kernels with: java --add-modules jdk.incubator.vector -jar moestream.jar bench ..."
+        })
+public final class BenchCommand implements Callable<Integer> {
+
+    @Spec CommandSpec spec;
+
+    @Option(names = "--model", paramLabel = "FILE", required = true, description = "GGUF model file (e.g. from make-model --preset bench).")
+    Path model;
+
+    @Option(names = "--threads", paramLabel = "T", description = "Matmul threads (default: available processors).")
+    Integer threads;
+
+    @Option(names = "--batch", paramLabel = "B", defaultValue = "1", description = "Concurrent sequences (default: ${DEFAULT-VALUE}).")
+    int batch;
+
+    @Option(names = "--prompt-tokens", paramLabel = "P", defaultValue = "64", description = "Prompt tokens per sequence (default: ${DEFAULT-VALUE}).")
+    int promptTokens;
+
+    @Option(names = "--gen-tokens", paramLabel = "G", defaultValue = "32", description = "Decoded tokens per sequence (default: ${DEFAULT-VALUE}).")
+    int genTokens;
+
+    @Option(names = "--seed", paramLabel = "S", defaultValue = "1", description = "Seed of the random prompts (default: ${DEFAULT-VALUE}).")
+    long seed;
+
+    @Option(names = "--json", description = "Print one JSON object instead of a summary.")
+    boolean json;
+
+    @Override
+    public Integer call() {
+        int t = threads == null ? Runtime.getRuntime().availableProcessors() : threads;
+        if (t < 1 || batch < 1 || promptTokens < 1 || genTokens < 1) {
+            throw new ParameterException(spec.commandLine(), "--threads, --batch, --prompt-tokens and --gen-tokens must be >= 1");
+        }
+        PrintWriter out = spec.commandLine().getOut();
+        PrintWriter err = spec.commandLine().getErr();
+        InferenceBenchmark.Result r;
+        try (Model m = Model.load(model)) {
+            r = InferenceBenchmark.run(m, new InferenceBenchmark.Options(t, batch, promptTokens, genTokens, seed, 512 << 20));
+        } catch (IOException e) {
+            err.println("cannot load " + model + ": " + e.getMessage());
+            return 1;
+        } catch (IllegalArgumentException e) {
+            throw new ParameterException(spec.commandLine(), e.getMessage());
+        }
+        if (json) {
+            out.println(r.toJson());
+        } else {
+            out.printf(Locale.ROOT, "%s, %s kernels, %d threads, batch %d%n", r.model(), r.kernels(), r.threads(), r.batch());
+            out.printf(Locale.ROOT, "prefill: %d x %d tokens in %.2f s = %.1f tokens/s%n", r.batch(), r.promptTokens(),
+                    r.prefillSeconds(), r.prefillTokensPerSecond());
+            out.printf(Locale.ROOT, "decode:  %d x %d tokens in %.2f s = %.1f tokens/s%n", r.batch(), r.genTokens(),
+                    r.decodeSeconds(), r.decodeTokensPerSecond());
+            if (r.batch() > 1) {
+                out.printf(Locale.ROOT, "batched decode step, matmuls only (one weight read per step for all %d sequences): %.1f tokens/s%n",
+                        r.batch(), r.batchedStepMatmulTokensPerSecond());
+            }
+            out.printf(Locale.ROOT, "weights read per token %.1f MB, memory read bandwidth %.1f GB/s: ceiling %.1f tokens/s (decode at %.0f%%)%n",
+                    r.bytesPerToken() / 1e6, r.memoryGBs(), r.decodeCeilingTokensPerSecond(),
+                    100 * r.decodeTokensPerSecond() / r.decodeCeilingTokensPerSecond());
+        }
+        out.flush();
+        return 0;
+    }
+}

@@ -1,0 +1,108 @@
+package io.moestream.runtime.kernel;
+
+import io.moestream.runtime.gguf.Float16;
+import io.moestream.runtime.gguf.GgmlType;
+
+/**
+ * One activation row prepared for products with weights of one {@link GgmlType}, the way llama.cpp
+ * prepares {@code src1} ({@code vec_dot_type}): Q8_0 quants and scales for Q8_0/Q4_0 weights, values
+ * rounded to F16 for F16 weights, to BF16 for BF16 weights, unchanged for F32. Prepared once per
+ * matmul, read by every row (and thread) of it.
+ *
+ * <p>Q8_0 quantization is ggml's x86 {@code quantize_row_q8_0}: per 32 values {@code amax = max|x|},
+ * {@code d = amax / 127} (stored as F16, so the product uses the F16-rounded value),
+ * {@code q = round-half-even(x * (127 / amax))}.
+ */
+public final class Activation {
+
+    private int n;
+    private GgmlType type;
+    /** Q8_0 quants in natural order (as shorts so vector kernels can widen-multiply without a conversion). */
+    short[] q = new short[0];
+    /** Q8_0 quants interleaved per block as {@code x0, x16, x1, x17, ...}, matching Q4_0's nibble order. */
+    short[] qi = new short[0];
+    /** Q8_0 block scales, already rounded through F16. */
+    float[] d = new float[0];
+    /** Values for float weight types (rounded to the weight's float type). */
+    float[] f = new float[0];
+
+    /** Number of values. */
+    public int length() {
+        return n;
+    }
+
+    /** The weight type this activation was prepared for. */
+    public GgmlType type() {
+        return type;
+    }
+
+    /** Prepares {@code x[off .. off+n)} for a product with weights of {@code weightType}. */
+    public Activation prepare(float[] x, int off, int n, GgmlType weightType) {
+        this.n = n;
+        this.type = weightType;
+        switch (weightType) {
+            case Q8_0, Q4_0 -> quantizeQ8_0(x, off, n, weightType == GgmlType.Q4_0);
+            case F16 -> {
+                ensureFloats(n);
+                for (int i = 0; i < n; i++) {
+                    f[i] = Float16.toFloat(Float16.fromFloat(x[off + i]));
+                }
+            }
+            case BF16 -> {
+                ensureFloats(n);
+                for (int i = 0; i < n; i++) {
+                    f[i] = Float16.bf16ToFloat(Float16.toBf16(x[off + i]));
+                }
+            }
+            case F32 -> {
+                ensureFloats(n);
+                System.arraycopy(x, off, f, 0, n);
+            }
+            default -> throw new IllegalArgumentException("no activation form for weight type " + weightType);
+        }
+        return this;
+    }
+
+    /** Dequantized value {@code i} (tests). */
+    public float value(int i) {
+        return switch (type) {
+            case Q8_0, Q4_0 -> d[i / 32] * q[i];
+            default -> f[i];
+        };
+    }
+
+    private void ensureFloats(int n) {
+        if (f.length < n) {
+            f = new float[n];
+        }
+    }
+
+    private void quantizeQ8_0(float[] x, int off, int n, boolean interleave) {
+        if (n % 32 != 0) {
+            throw new IllegalArgumentException("Q8_0 activations need a multiple of 32 values, got " + n);
+        }
+        if (q.length < n) {
+            q = new short[n];
+            qi = new short[n];
+            d = new float[n / 32];
+        }
+        for (int b = 0; b < n / 32; b++) {
+            int base = off + b * 32;
+            float amax = 0;
+            for (int j = 0; j < 32; j++) {
+                amax = Math.max(amax, Math.abs(x[base + j]));
+            }
+            d[b] = Float16.toFloat(Float16.fromFloat(amax / 127f));
+            float id = amax != 0 ? 127f / amax : 0f;
+            for (int j = 0; j < 32; j++) {
+                q[b * 32 + j] = (short) Math.rint(x[base + j] * id);
+            }
+            if (interleave) {
+                for (int j = 0; j < 16; j++) {
+                    qi[b * 32 + 2 * j] = q[b * 32 + j];
+                    qi[b * 32 + 2 * j + 1] = q[b * 32 + 16 + j];
+                }
+            }
+        }
+    }
+}

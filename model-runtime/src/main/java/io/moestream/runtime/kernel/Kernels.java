@@ -1,0 +1,121 @@
+package io.moestream.runtime.kernel;
+
+import io.moestream.runtime.gguf.GgmlType;
+
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.util.Locale;
+
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Row-times-activation dot products over weights read in place from a (mapped, little-endian)
+ * buffer, with llama.cpp's numerics: Q8_0/Q4_0 rows against a Q8_0-quantized activation
+ * (per block an exact integer dot, times {@code d_w * d_x} in float, summed in float), F16/BF16 rows
+ * against an activation rounded to that type, F32 against F32.
+ *
+ * <p>Two implementations: {@link ScalarKernels} (plain Java, always available) and
+ * {@code VectorKernels} ({@code jdk.incubator.vector}), chosen once by {@link #get()}. Both follow
+ * llama.cpp's order of float operations for Q8_0, Q4_0, F16 and F32, so they give the same bits
+ * (BF16: equal to float rounding). System property
+ * {@code moestream.kernels}: {@code scalar} forces the scalar kernels; {@code vector-fast-q4} uses
+ * the Vector API kernels with Q4_0 summed in 16 float lanes instead of llama.cpp's per-block fma
+ * chain (faster, but Q4_0 logits then differ from llama.cpp's by float rounding, which can flip an
+ * activation quant).
+ */
+public abstract class Kernels {
+
+    private static final Logger LOG = LoggerFactory.getLogger(Kernels.class);
+    private static final Kernels SCALAR = new ScalarKernels();
+    private static volatile Kernels chosen;
+
+    /** The implementation used for all matmuls, chosen (and logged) on first use. */
+    public static Kernels get() {
+        Kernels k = chosen;
+        if (k == null) {
+            synchronized (Kernels.class) {
+                k = chosen;
+                if (k == null) {
+                    k = choose();
+                    chosen = k;
+                }
+            }
+        }
+        return k;
+    }
+
+    /** The plain-Java implementation (tests compare against it). */
+    public static Kernels scalar() {
+        return SCALAR;
+    }
+
+    /** The Vector API implementation, or null when {@code jdk.incubator.vector} is missing or unusable. */
+    public static Kernels vectorOrNull() {
+        return vectorOrNull(false);
+    }
+
+    /** The Vector API implementation, with Q4_0 in float lanes when {@code fastQ4}; null when unavailable. */
+    static Kernels vectorOrNull(boolean fastQ4) {
+        if (ModuleLayer.boot().findModule("jdk.incubator.vector").isEmpty()) {
+            return null;
+        }
+        try {
+            Kernels k = (Kernels) Class.forName("io.moestream.runtime.kernel.VectorKernels")
+                    .getDeclaredConstructor(boolean.class).newInstance(fastQ4);
+            selfTest(k);
+            return k;
+        } catch (ReflectiveOperationException | LinkageError | RuntimeException e) {
+            LOG.warn("Vector API kernels unusable on this JVM ({}); using scalar kernels", e.toString());
+            return null;
+        }
+    }
+
+    private static Kernels choose() {
+        String forced = System.getProperty("moestream.kernels", "").toLowerCase(Locale.ROOT);
+        Kernels k = forced.equals("scalar") ? null : vectorOrNull(forced.equals("vector-fast-q4"));
+        if (k == null) {
+            k = SCALAR;
+            if (!forced.equals("scalar")) {
+                LOG.info("matmul kernels: scalar (add --add-modules jdk.incubator.vector for the Vector API kernels)");
+                return k;
+            }
+        }
+        LOG.info("matmul kernels: {}", k.name());
+        return k;
+    }
+
+    /** Runs one small product of each type (the incubator API differs between Java versions). */
+    private static void selfTest(Kernels k) {
+        for (GgmlType t : new GgmlType[] {GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.F16, GgmlType.BF16, GgmlType.F32}) {
+            int cols = 64;
+            ByteBuffer w = ByteBuffer.allocate((int) t.bytesFor(cols)).order(ByteOrder.LITTLE_ENDIAN);
+            float[] x = new float[cols];
+            x[0] = 1;
+            Activation a = new Activation().prepare(x, 0, cols, t);
+            float r = k.dot(t, w, 0, cols, a);
+            if (r != 0f) {
+                throw new IllegalStateException("self-test of " + t + " gave " + r);
+            }
+        }
+    }
+
+    /** Short name for logs and bench output ("scalar", "vector-512"...). */
+    public abstract String name();
+
+    /**
+     * The dot product of the row of {@code cols} values of {@code type} at byte {@code off} of
+     * {@code w} with {@code x} (prepared for {@code type}).
+     */
+    public abstract float dot(GgmlType type, ByteBuffer w, int off, int cols, Activation x);
+
+    /**
+     * Dots of one row with {@code n} activations: {@code out[k][outIndex] = row . xs[k]}. Reading
+     * the row once for many activations is what makes batched decoding cheaper than one at a time.
+     */
+    public void dots(GgmlType type, ByteBuffer w, int off, int cols, Activation[] xs, int n, float[][] out, int outIndex) {
+        for (int k = 0; k < n; k++) {
+            out[k][outIndex] = dot(type, w, off, cols, xs[k]);
+        }
+    }
+}

@@ -1,0 +1,304 @@
+package io.moestream.runtime.kernel;
+
+import io.moestream.runtime.gguf.Float16;
+import io.moestream.runtime.gguf.GgmlType;
+
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+
+import jdk.incubator.vector.ByteVector;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.LongVector;
+import jdk.incubator.vector.ShortVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorSpecies;
+
+/**
+ * Vector API kernels (512-bit shapes; only loaded when {@code jdk.incubator.vector} is present and
+ * the preferred vector size is 512 bits). Rows are read straight from the mapped buffer with
+ * {@code fromByteBuffer} (Java 17-19; on newer JVMs the self-test in {@link Kernels} fails and the
+ * scalar kernels are used).
+ *
+ * <p>Quantized blocks: the 32 weights are widened to 16-bit lanes and multiplied with the 16-bit
+ * activation quants (each product fits 16 bits), then summed exactly in integer lanes; the float
+ * part then follows llama.cpp's order (see {@link ScalarKernels}), so Q8_0/Q4_0/F16/F32 results
+ * are bit for bit those of the scalar kernels, single or batched (BF16 agrees to float rounding).
+ */
+final class VectorKernels extends Kernels {
+
+    private static final VectorSpecies<Float> F = FloatVector.SPECIES_512;
+    private static final VectorSpecies<Integer> I = IntVector.SPECIES_512;
+    private static final VectorSpecies<Integer> I256 = IntVector.SPECIES_256;
+    private static final VectorSpecies<Float> F256 = FloatVector.SPECIES_256;
+    private static final VectorSpecies<Short> S = ShortVector.SPECIES_512;
+    private static final VectorSpecies<Short> S256 = ShortVector.SPECIES_256;
+    private static final VectorSpecies<Byte> B128 = ByteVector.SPECIES_128;
+    private static final VectorSpecies<Byte> B256 = ByteVector.SPECIES_256;
+    private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
+
+    /** Q4_0 in 16 float lanes instead of llama.cpp's per-block fma chain: about 1.5x faster, not bit-exact. */
+    private final boolean fastQ4;
+
+    VectorKernels(boolean fastQ4) {
+        this.fastQ4 = fastQ4;
+        if (FloatVector.SPECIES_PREFERRED.vectorBitSize() < 512) {
+            throw new IllegalStateException("preferred vector size is " + FloatVector.SPECIES_PREFERRED.vectorBitSize()
+                    + " bits; these kernels need 512");
+        }
+    }
+
+    @Override
+    public String name() {
+        return fastQ4 ? "vector-512-fast-q4" : "vector-512";
+    }
+
+    @Override
+    public float dot(GgmlType type, ByteBuffer w, int off, int cols, Activation x) {
+        switch (type) {
+            case Q8_0: return dotQ8_0(w, off, cols / 32, x.q, x.d);
+            case Q4_0: return fastQ4 ? dotQ4_0Lanes(w, off, cols / 32, x.qi, x.d) : dotQ4_0(w, off, cols / 32, x.qi, x.d);
+            case F16: return dotF16(w, off, cols, x.f);
+            case BF16: return dotBf16(w, off, cols, x.f);
+            case F32: return dotF32(w, off, cols, x.f);
+            default: throw new IllegalArgumentException("unsupported weight type " + type);
+        }
+    }
+
+    @Override
+    public void dots(GgmlType type, ByteBuffer w, int off, int cols, Activation[] xs, int n, float[][] out, int outIndex) {
+        if (type != GgmlType.Q8_0 && type != GgmlType.Q4_0) {
+            super.dots(type, w, off, cols, xs, n, out, outIndex);
+            return;
+        }
+        int k = 0;
+        if (type == GgmlType.Q8_0) {
+            for (; k + 1 < n; k += 2) {
+                dots2Q8_0(w, off, cols / 32, xs[k], xs[k + 1], out, k, outIndex);
+            }
+        } else if (!fastQ4) {
+            for (; k + 3 < n; k += 4) {
+                dots4Q4_0(w, off, cols / 32, xs[k], xs[k + 1], xs[k + 2], xs[k + 3], out, k, outIndex);
+            }
+        }
+        for (; k < n; k++) {
+            out[k][outIndex] = dot(type, w, off, cols, xs[k]);
+        }
+    }
+
+    /**
+     * Sums adjacent 16-bit products into 16 int lanes: the pair viewed as one int is
+     * {@code hi * 2^16 + lo} up to the low half's sign borrow, which {@code (p + (p << 16)) >> 16}
+     * cancels. Exact while |lo + hi| < 2^15 (Q8_0: |q| <= 127 on one side, <= 128 on the other).
+     */
+    private static IntVector pairSums(ShortVector products) {
+        IntVector p = products.reinterpretAsInts();
+        return p.add(p.lanewise(VectorOperators.LSHL, 16)).lanewise(VectorOperators.ASHR, 16);
+    }
+
+    /** ggml's 8 lanes: lane j = products 4j..4j+3 of the block (the same trick once more, on longs), as floats. */
+    private static FloatVector quadSums(ShortVector products) {
+        LongVector l = pairSums(products).reinterpretAsLongs();
+        IntVector quads = (IntVector) l.add(l.lanewise(VectorOperators.LSHL, 32)).lanewise(VectorOperators.ASHR, 32)
+                .convertShape(VectorOperators.L2I, I256, 0);
+        return (FloatVector) quads.convertShape(VectorOperators.I2F, F256, 0);
+    }
+
+    /** The 32 quants of the Q8_0 block at {@code off} widened to 16 bits. */
+    private static ShortVector q8Weights(ByteBuffer w, int off) {
+        return (ShortVector) ByteVector.fromByteBuffer(B256, w, off + 2, LE).convertShape(VectorOperators.B2S, S, 0);
+    }
+
+    /** The 32 quants of the Q4_0 block at {@code off} minus 8, as 16-bit lanes ordered lo0, hi0, lo1, hi1, ... */
+    private static ShortVector q4Weights(ByteBuffer w, int off) {
+        IntVector v = (IntVector) ByteVector.fromByteBuffer(B128, w, off + 2, LE).convertShape(VectorOperators.B2I, I, 0);
+        return v.and(0xF).or(v.lanewise(VectorOperators.LSHL, 12).and(0xF0000)).reinterpretAsShorts().sub((short) 8);
+    }
+
+    private static float scale(ByteBuffer w, int off) {
+        return Float16.toFloat(w.getShort(off));
+    }
+
+    /** {@code vec_dot_q8_0_q8_0}'s order, bit for bit as {@link ScalarKernels}: 8 lanes of fma, then {@code hsum_float_8}. */
+    private static float dotQ8_0(ByteBuffer w, int off, int blocks, short[] q, float[] d) {
+        FloatVector acc = FloatVector.zero(F256);
+        for (int b = 0; b < blocks; b++, off += 34) {
+            FloatVector s = quadSums(q8Weights(w, off).mul(ShortVector.fromArray(S, q, b * 32)));
+            acc = FloatVector.broadcast(F256, scale(w, off) * d[b]).fma(s, acc);
+        }
+        return hsum8(acc);
+    }
+
+    private static float hsum8(FloatVector acc) {
+        return ((acc.lane(0) + acc.lane(4)) + (acc.lane(2) + acc.lane(6))) + ((acc.lane(1) + acc.lane(5)) + (acc.lane(3) + acc.lane(7)));
+    }
+
+    /**
+     * The repacked-Q4_0 gemv order, bit for bit as {@link ScalarKernels}: per block an exact integer
+     * sum, then {@code acc = fma(isum, d_w * d_x, acc)}. Two blocks share one horizontal add: a
+     * Q4_0 block sum is below 2^15 in magnitude, so block b+1's lanes ride in the upper 16 bits.
+     */
+    private static float dotQ4_0(ByteBuffer w, int off, int blocks, short[] qi, float[] d) {
+        float acc = 0;
+        int b = 0;
+        for (; b + 1 < blocks; b += 2, off += 36) {
+            int both = twoQ4Sums(w, off, qi, b * 32);
+            int s0 = (short) both;
+            int s1 = (both - s0) >> 16;
+            acc = Math.fma((float) s0, scale(w, off) * d[b], acc);
+            acc = Math.fma((float) s1, scale(w, off + 18) * d[b + 1], acc);
+        }
+        if (b < blocks) {
+            int s0 = pairSums(q4Weights(w, off).mul(ShortVector.fromArray(S, qi, b * 32))).reduceLanes(VectorOperators.ADD);
+            acc = Math.fma((float) s0, scale(w, off) * d[b], acc);
+        }
+        return acc;
+    }
+
+    /** Q4_0 with 16 float lanes (two accumulators), one horizontal add per row. */
+    private static float dotQ4_0Lanes(ByteBuffer w, int off, int blocks, short[] qi, float[] d) {
+        FloatVector acc0 = FloatVector.zero(F);
+        FloatVector acc1 = FloatVector.zero(F);
+        int b = 0;
+        for (; b + 1 < blocks; b += 2, off += 36) {
+            FloatVector s0 = (FloatVector) pairSums(q4Weights(w, off).mul(ShortVector.fromArray(S, qi, b * 32)))
+                    .convertShape(VectorOperators.I2F, F, 0);
+            FloatVector s1 = (FloatVector) pairSums(q4Weights(w, off + 18).mul(ShortVector.fromArray(S, qi, b * 32 + 32)))
+                    .convertShape(VectorOperators.I2F, F, 0);
+            acc0 = s0.fma(FloatVector.broadcast(F, scale(w, off) * d[b]), acc0);
+            acc1 = s1.fma(FloatVector.broadcast(F, scale(w, off + 18) * d[b + 1]), acc1);
+        }
+        if (b < blocks) {
+            FloatVector s0 = (FloatVector) pairSums(q4Weights(w, off).mul(ShortVector.fromArray(S, qi, b * 32)))
+                    .convertShape(VectorOperators.I2F, F, 0);
+            acc0 = s0.fma(FloatVector.broadcast(F, scale(w, off) * d[b]), acc0);
+        }
+        return acc0.add(acc1).reduceLanes(VectorOperators.ADD);
+    }
+
+    /** {@code sum(block at off) + 2^16 * sum(block at off + 18)} in one horizontal add. */
+    private static int twoQ4Sums(ByteBuffer w, int off, short[] qi, int i) {
+        IntVector p0 = pairSums(q4Weights(w, off).mul(ShortVector.fromArray(S, qi, i)));
+        IntVector p1 = pairSums(q4Weights(w, off + 18).mul(ShortVector.fromArray(S, qi, i + 32)));
+        return p0.add(p1.lanewise(VectorOperators.LSHL, 16)).reduceLanes(VectorOperators.ADD);
+    }
+
+    private static void dots2Q8_0(ByteBuffer w, int off, int blocks, Activation x0, Activation x1, float[][] out, int k, int outIndex) {
+        FloatVector acc0 = FloatVector.zero(F256);
+        FloatVector acc1 = FloatVector.zero(F256);
+        short[] q0 = x0.q;
+        short[] q1 = x1.q;
+        for (int b = 0; b < blocks; b++, off += 34) {
+            ShortVector wq = q8Weights(w, off);
+            float dw = scale(w, off);
+            acc0 = FloatVector.broadcast(F256, dw * x0.d[b]).fma(quadSums(wq.mul(ShortVector.fromArray(S, q0, b * 32))), acc0);
+            acc1 = FloatVector.broadcast(F256, dw * x1.d[b]).fma(quadSums(wq.mul(ShortVector.fromArray(S, q1, b * 32))), acc1);
+        }
+        out[k][outIndex] = hsum8(acc0);
+        out[k + 1][outIndex] = hsum8(acc1);
+    }
+
+    private static void dots4Q4_0(ByteBuffer w, int off, int blocks, Activation x0, Activation x1, Activation x2,
+                                  Activation x3, float[][] out, int k, int outIndex) {
+        float acc0 = 0;
+        float acc1 = 0;
+        float acc2 = 0;
+        float acc3 = 0;
+        short[] q0 = x0.qi;
+        short[] q1 = x1.qi;
+        short[] q2 = x2.qi;
+        short[] q3 = x3.qi;
+        for (int b = 0; b < blocks; b++, off += 18) {
+            ShortVector wq = q4Weights(w, off);
+            float dw = scale(w, off);
+            int i = b * 32;
+            // four activations' block sums packed two per horizontal add, as in dotQ4_0
+            int s01 = pairSums(wq.mul(ShortVector.fromArray(S, q0, i)))
+                    .add(pairSums(wq.mul(ShortVector.fromArray(S, q1, i))).lanewise(VectorOperators.LSHL, 16))
+                    .reduceLanes(VectorOperators.ADD);
+            int s23 = pairSums(wq.mul(ShortVector.fromArray(S, q2, i)))
+                    .add(pairSums(wq.mul(ShortVector.fromArray(S, q3, i))).lanewise(VectorOperators.LSHL, 16))
+                    .reduceLanes(VectorOperators.ADD);
+            int s0 = (short) s01;
+            int s2 = (short) s23;
+            acc0 = Math.fma((float) s0, dw * x0.d[b], acc0);
+            acc1 = Math.fma((float) ((s01 - s0) >> 16), dw * x1.d[b], acc1);
+            acc2 = Math.fma((float) s2, dw * x2.d[b], acc2);
+            acc3 = Math.fma((float) ((s23 - s2) >> 16), dw * x3.d[b], acc3);
+        }
+        out[k][outIndex] = acc0;
+        out[k + 1][outIndex] = acc1;
+        out[k + 2][outIndex] = acc2;
+        out[k + 3][outIndex] = acc3;
+    }
+
+    /** 16 halves at {@code off} as floats: magnitude bits moved into a float and rescaled by 2^112 (exact, subnormals included), then the sign. */
+    private static FloatVector halves(ByteBuffer w, int off) {
+        IntVector h = (IntVector) ShortVector.fromByteBuffer(S256, w, off, LE).convertShape(VectorOperators.S2I, I, 0);
+        FloatVector mag = h.and(0x7FFF).lanewise(VectorOperators.LSHL, 13).reinterpretAsFloats().mul(0x1p112f);
+        return mag.reinterpretAsInts().or(h.and(0x8000).lanewise(VectorOperators.LSHL, 16)).reinterpretAsFloats();
+    }
+
+    /** ggml's AVX-512 {@code ggml_vec_dot_f16} order, bit for bit as {@link ScalarKernels}. */
+    private static float dotF16(ByteBuffer w, int off, int cols, float[] x) {
+        FloatVector a0 = FloatVector.zero(F);
+        FloatVector a1 = FloatVector.zero(F);
+        FloatVector a2 = FloatVector.zero(F);
+        FloatVector a3 = FloatVector.zero(F);
+        int n = cols & ~63;
+        for (int i = 0; i < n; i += 64) {
+            a0 = halves(w, off + 2 * i).fma(FloatVector.fromArray(F, x, i), a0);
+            a1 = halves(w, off + 2 * i + 32).fma(FloatVector.fromArray(F, x, i + 16), a1);
+            a2 = halves(w, off + 2 * i + 64).fma(FloatVector.fromArray(F, x, i + 32), a2);
+            a3 = halves(w, off + 2 * i + 96).fma(FloatVector.fromArray(F, x, i + 48), a3);
+        }
+        double sum = reduce16(a0.add(a1).add(a2.add(a3)));
+        for (int i = n; i < cols; i++) {
+            sum += Float16.toFloat(w.getShort(off + 2 * i)) * x[i];
+        }
+        return (float) sum;
+    }
+
+    /** GCC's {@code _mm512_reduce_add_ps} order (see {@link ScalarKernels#reduce16}). */
+    private static float reduce16(FloatVector v) {
+        float u0 = (v.lane(12) + v.lane(4)) + (v.lane(8) + v.lane(0));
+        float u1 = (v.lane(13) + v.lane(5)) + (v.lane(9) + v.lane(1));
+        float u2 = (v.lane(14) + v.lane(6)) + (v.lane(10) + v.lane(2));
+        float u3 = (v.lane(15) + v.lane(7)) + (v.lane(11) + v.lane(3));
+        return (u0 + u2) + (u1 + u3);
+    }
+
+    private static float dotBf16(ByteBuffer w, int off, int cols, float[] x) {
+        FloatVector acc = FloatVector.zero(F);
+        int i = 0;
+        for (; i + 15 < cols; i += 16) {
+            IntVector h = (IntVector) ShortVector.fromByteBuffer(S256, w, off + 2 * i, LE).convertShape(VectorOperators.S2I, I, 0);
+            acc = h.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats().fma(FloatVector.fromArray(F, x, i), acc);
+        }
+        float sum = acc.reduceLanes(VectorOperators.ADD);
+        for (; i < cols; i++) {
+            sum += Float16.bf16ToFloat(w.getShort(off + 2 * i)) * x[i];
+        }
+        return sum;
+    }
+
+    /** ggml's {@code ggml_vec_dot_f32} order, as {@link #dotF16}. */
+    private static float dotF32(ByteBuffer w, int off, int cols, float[] x) {
+        FloatVector a0 = FloatVector.zero(F);
+        FloatVector a1 = FloatVector.zero(F);
+        FloatVector a2 = FloatVector.zero(F);
+        FloatVector a3 = FloatVector.zero(F);
+        int n = cols & ~63;
+        for (int i = 0; i < n; i += 64) {
+            a0 = FloatVector.fromByteBuffer(F, w, off + 4 * i, LE).fma(FloatVector.fromArray(F, x, i), a0);
+            a1 = FloatVector.fromByteBuffer(F, w, off + 4 * i + 64, LE).fma(FloatVector.fromArray(F, x, i + 16), a1);
+            a2 = FloatVector.fromByteBuffer(F, w, off + 4 * i + 128, LE).fma(FloatVector.fromArray(F, x, i + 32), a2);
+            a3 = FloatVector.fromByteBuffer(F, w, off + 4 * i + 192, LE).fma(FloatVector.fromArray(F, x, i + 48), a3);
+        }
+        double sum = reduce16(a0.add(a1).add(a2.add(a3)));
+        for (int i = n; i < cols; i++) {
+            sum += w.getFloat(off + 4 * i) * x[i];
+        }
+        return (float) sum;
+    }
+}

@@ -1,0 +1,35 @@
+package io.moestream.runtime.bench;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.moestream.runtime.Fixtures;
+import io.moestream.runtime.model.Model;
+
+import java.io.IOException;
+
+import org.junit.jupiter.api.Test;
+
+class InferenceBenchmarkTest {
+
+    @Test
+    void reportsThroughputAndTheBandwidthCeilingAsJson() throws IOException {
+        Model model = Model.load(Fixtures.model("tiny-mixtral-q8_0"));
+        InferenceBenchmark.Result r = InferenceBenchmark.run(model, new InferenceBenchmark.Options(2, 3, 5, 4, 7, 8 << 20));
+        JsonNode json = new ObjectMapper().readTree(r.toJson());
+        assertThat(json.get("batch").asInt()).isEqualTo(3);
+        assertThat(json.get("prefill_tokens_per_s").asDouble()).isPositive();
+        assertThat(json.get("decode_tokens_per_s").asDouble()).isPositive();
+        assertThat(json.get("memory_read_gb_per_s").asDouble()).isPositive();
+        assertThat(json.get("kernels").asText()).isNotEmpty();
+        assertThat(json.get("batched_step_matmul_tokens_per_s").asDouble()).isPositive();
+        // tiny-mixtral q8_0: everything but the embedding table and 6 of 8 experts per layer
+        assertThat(r.bytesPerToken()).isBetween(400_000L, 700_000L);
+
+        InferenceBenchmark.Result noBandwidth = InferenceBenchmark.run(model, new InferenceBenchmark.Options(1, 1, 2, 2, 7, 0));
+        JsonNode single = new ObjectMapper().readTree(noBandwidth.toJson());
+        assertThat(single.get("memory_read_gb_per_s").isNull()).isTrue();
+        assertThat(single.get("batched_step_matmul_tokens_per_s").isNull()).isTrue();
+    }
+}

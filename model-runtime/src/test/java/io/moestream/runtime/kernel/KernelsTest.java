@@ -1,0 +1,170 @@
+package io.moestream.runtime.kernel;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assumptions.assumeThat;
+
+import io.moestream.runtime.gguf.BlockQuantizer;
+import io.moestream.runtime.gguf.Float16;
+import io.moestream.runtime.gguf.GgmlType;
+
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.util.SplittableRandom;
+
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
+
+/** Kernels on random rows of odd shapes: vector vs scalar, batched vs single, and the activation rounding rules. */
+class KernelsTest {
+
+    static final int[] COLS = {32, 96, 160, 288, 1056};
+
+    @ParameterizedTest
+    @EnumSource(value = GgmlType.class, names = {"Q8_0", "Q4_0", "F16", "BF16", "F32"})
+    void vectorKernelsAgreeWithScalarKernels(GgmlType type) {
+        Kernels vector = Kernels.vectorOrNull();
+        assumeThat(vector).as("Vector API not available").isNotNull();
+        Kernels scalar = Kernels.scalar();
+        SplittableRandom r = new SplittableRandom(11);
+        for (int cols : COLS) {
+            int rows = 7;
+            ByteBuffer w = randomRows(type, rows, cols, r);
+            Activation[] xs = new Activation[6];
+            for (int k = 0; k < xs.length; k++) {
+                xs[k] = new Activation().prepare(gaussian(cols, r, k == 0 ? 1e-3f : 1f), 0, cols, type);
+            }
+            int rowBytes = (int) type.bytesFor(cols);
+            float[][] batched = new float[xs.length][rows];
+            for (int row = 0; row < rows; row++) {
+                vector.dots(type, w, row * rowBytes, cols, xs, xs.length, batched, row);
+                for (int k = 0; k < xs.length; k++) {
+                    float s = scalar.dot(type, w, row * rowBytes, cols, xs[k]);
+                    float v = vector.dot(type, w, row * rowBytes, cols, xs[k]);
+                    if (type != GgmlType.BF16) {
+                        // same integer sums (quantized) and the same float operations in the same order
+                        assertThat(v).as(type + " cols " + cols + " row " + row + " x" + k).isEqualTo(s);
+                        assertThat(batched[k][row]).as("batched " + type + " cols " + cols).isEqualTo(s);
+                    } else {
+                        assertThat((double) v).as(type + " cols " + cols).isCloseTo(s, org.assertj.core.data.Offset.offset(1e-5 * (1 + Math.abs(s)) * Math.sqrt(cols)));
+                        assertThat(batched[k][row]).isEqualTo(v);
+                    }
+                }
+            }
+        }
+    }
+
+    @Test
+    void fastQ4KernelsAgreeWithScalarKernelsToFloatRounding() {
+        Kernels fast = Kernels.vectorOrNull(true);
+        assumeThat(fast).as("Vector API not available").isNotNull();
+        SplittableRandom r = new SplittableRandom(13);
+        for (int cols : COLS) {
+            ByteBuffer w = randomRows(GgmlType.Q4_0, 3, cols, r);
+            Activation x = new Activation().prepare(gaussian(cols, r, 1f), 0, cols, GgmlType.Q4_0);
+            int rowBytes = (int) GgmlType.Q4_0.bytesFor(cols);
+            for (int row = 0; row < 3; row++) {
+                float s = Kernels.scalar().dot(GgmlType.Q4_0, w, row * rowBytes, cols, x);
+                assertThat(fast.dot(GgmlType.Q4_0, w, row * rowBytes, cols, x))
+                        .isCloseTo(s, org.assertj.core.data.Offset.offset(1e-5f * (1 + Math.abs(s))));
+            }
+        }
+    }
+
+    @ParameterizedTest
+    @EnumSource(value = GgmlType.class, names = {"Q8_0", "Q4_0", "F16", "BF16", "F32"})
+    void kernelsAreCloseToThePlainFloatProduct(GgmlType type) {
+        SplittableRandom r = new SplittableRandom(5);
+        for (Kernels k : new Kernels[] {Kernels.scalar(), Kernels.get()}) {
+            for (int cols : COLS) {
+                ByteBuffer w = randomRows(type, 1, cols, r);
+                float[] x = gaussian(cols, r, 1f);
+                float[] row = decode(type, w, cols);
+                double exact = 0;
+                double norm = 0;
+                for (int i = 0; i < cols; i++) {
+                    exact += (double) row[i] * x[i];
+                    norm += Math.abs((double) row[i] * x[i]);
+                }
+                float got = k.dot(type, w, 0, cols, new Activation().prepare(x, 0, cols, type));
+                // activation rounding: Q8_0 half a step of amax/127 per value, F16 2^-11, BF16 2^-8 relative
+                double rel = switch (type) {
+                    case Q8_0, Q4_0 -> 0.02;
+                    case F16 -> 1e-3;
+                    case BF16 -> 8e-3;
+                    default -> 1e-5;
+                };
+                assertThat(Math.abs(got - exact)).as(k.name() + " " + type + " cols " + cols).isLessThanOrEqualTo(rel * norm + 1e-6);
+            }
+        }
+    }
+
+    @Test
+    void activationQuantizationFollowsGgmlX86() {
+        float[] x = new float[32];
+        x[0] = 127f;   // amax: d = 1, id = 127 / 127 = 1
+        x[1] = 2.5f;   // ties round to even (the AVX path uses _MM_ROUND_NEAREST), not away from zero
+        x[2] = -3.5f;
+        x[3] = 0.49f;
+        x[4] = -127f;
+        Activation a = new Activation().prepare(x, 0, 32, GgmlType.Q8_0);
+        assertThat(a.value(0)).isEqualTo(127f);
+        assertThat(a.value(1)).isEqualTo(2f);
+        assertThat(a.value(2)).isEqualTo(-4f);
+        assertThat(a.value(3)).isEqualTo(0f);
+        assertThat(a.value(4)).isEqualTo(-127f);
+
+        float[] z = new float[64];
+        Activation zero = new Activation().prepare(z, 0, 64, GgmlType.Q4_0);
+        assertThat(zero.value(40)).isEqualTo(0f);
+
+        // d is stored as F16: the product uses the rounded scale
+        float[] y = new float[32];
+        y[0] = 1f;
+        Activation b = new Activation().prepare(y, 0, 32, GgmlType.Q8_0);
+        assertThat(b.value(0)).isEqualTo(Float16.toFloat(Float16.fromFloat(1f / 127)) * 127);
+
+        Activation h = new Activation().prepare(new float[] {1.0001f, 3.14159f}, 0, 2, GgmlType.F16);
+        assertThat(h.value(0)).isEqualTo(1f);
+        assertThat(h.value(1)).isEqualTo(Float16.toFloat(Float16.fromFloat(3.14159f)));
+    }
+
+    static float[] gaussian(int n, SplittableRandom r, float scale) {
+        float[] x = new float[n];
+        for (int i = 0; i < n; i++) {
+            x[i] = (float) r.nextGaussian() * scale;
+        }
+        return x;
+    }
+
+    static ByteBuffer randomRows(GgmlType type, int rows, int cols, SplittableRandom r) {
+        ByteBuffer w = ByteBuffer.allocateDirect((int) type.bytesFor((long) rows * cols)).order(ByteOrder.LITTLE_ENDIAN);
+        for (int row = 0; row < rows; row++) {
+            BlockQuantizer.encode(type, gaussian(cols, r, 0.05f), w);
+        }
+        if (type == GgmlType.Q8_0) {
+            w.put(2, (byte) -128); // extreme quant (ggml never writes it, other quantizers may)
+        }
+        return w.flip();
+    }
+
+    static float[] decode(GgmlType type, ByteBuffer w, int cols) {
+        float[] out = new float[cols];
+        for (int i = 0; i < cols; i++) {
+            out[i] = switch (type) {
+                case F32 -> w.getFloat(4 * i);
+                case F16 -> Float16.toFloat(w.getShort(2 * i));
+                case BF16 -> Float16.bf16ToFloat(w.getShort(2 * i));
+                case Q8_0 -> Float16.toFloat(w.getShort(i / 32 * 34)) * w.get(i / 32 * 34 + 2 + i % 32);
+                case Q4_0 -> {
+                    int o = i / 32 * 18;
+                    int j = i % 32;
+                    int v = w.get(o + 2 + j % 16) & 0xFF;
+                    yield Float16.toFloat(w.getShort(o)) * ((j < 16 ? v & 0xF : v >>> 4) - 8);
+                }
+                default -> throw new IllegalArgumentException();
+            };
+        }
+        return out;
+    }
+}
