@@ -130,6 +130,8 @@ registered_taskmanagers() {
   echo "${n:-0}"
 }
 
+taskmanagers_at_least() { [ "$(registered_taskmanagers)" -ge "$1" ]; }
+
 await() { # await SECONDS DESCRIPTION COMMAND...
   local seconds="$1" what="$2"; shift 2
   local deadline=$((SECONDS + seconds))
@@ -161,7 +163,7 @@ start() {
   for ((i = 1; i <= n; i++)); do
     alive "$pids/taskmanager-$i.pid" || start_taskmanager "$i"
   done
-  await 120 "$n TaskManagers to register" test "$(registered_taskmanagers)" -ge "$n"
+  await 120 "$n TaskManagers to register" taskmanagers_at_least "$n"
   log "cluster up: $rest, $(registered_taskmanagers) TaskManagers, work directory $work"
 }
 
