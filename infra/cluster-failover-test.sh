@@ -59,8 +59,9 @@ mkdir -p "$work/models"
 
 # the model must be a file at the same path on every TaskManager (the job's default would be
 # extracted on the submitting client only)
-unzip -p "$jar" io/moestream/runtime/models/trained-moe-q8_0.gguf > "$work/models/trained-moe-q8_0.gguf"
-model="$work/models/trained-moe-q8_0.gguf"
+model_entry=io/moestream/runtime/models/trained-moe-q8_0.gguf
+(cd "$work/models" && jar xf "$jar" "$model_entry")
+model="$work/models/$model_entry"
 
 log "starting Kafka on $bootstrap"
 java -Xmx512m -jar "$jar" kafka --port "$kafka_port" --partitions 2 > "$work/kafka.out" 2> "$work/kafka.log" &
