@@ -2,23 +2,24 @@
 # End-to-end failover check on a real multi-process Flink cluster:
 #   1. a local Kafka broker (moestream.jar kafka) with 2-partition topics;
 #   2. COUNT seeded prompts (STATELESS / DOCUMENT / CONVERSATION mix, max_tokens 8) and their documents;
-#   3. the reference: the same input through the job on a local MiniCluster (moestream.jar run),
-#      failure-free, into its own output topic;
+#   3. the reference: that input through the job on a local MiniCluster (moestream.jar run),
+#      failure-free, with its own topics;
 #   4. a standalone Flink cluster (infra/flink-cluster.sh: JobManager + 2 TaskManagers, 1 slot each),
-#      the job submitted with the Flink CLI at parallelism 2;
+#      the job submitted with the Flink CLI at parallelism 2; the same input sent again, paced;
 #   5. after ~30% of the answers are committed, kill -9 one TaskManager, start a replacement;
 #   6. read every answer with read_committed: none lost, none duplicated, every text (and token id
 #      list) identical to the reference.
 # The last line is "lost=N duplicated=N mismatched=N"; the exit status is 0 only when all three are 0.
 #
 # Usage: infra/cluster-failover-test.sh [COUNT]   (default 1000; needs jobs/target/moestream.jar)
-# Environment: FAILOVER_SEED (7), FAILOVER_KAFKA_PORT (19192), FLINK_REST_PORT (18181), FLINK_RPC_PORT (16223),
+# Environment: FAILOVER_SEED (7), FAILOVER_RATE (20 prompts/s to the cluster), FAILOVER_KAFKA_PORT (19192), FLINK_REST_PORT (18181), FLINK_RPC_PORT (16223),
 #              FAILOVER_KEEP=1 keeps the work directory infra/work/failover
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
 count="${1:-1000}"
 seed="${FAILOVER_SEED:-7}"
+rate="${FAILOVER_RATE:-20}"
 kafka_port="${FAILOVER_KAFKA_PORT:-19192}"
 jar="$root/jobs/target/moestream.jar"
 work="$root/infra/work/failover"
@@ -36,10 +37,12 @@ check() { java -Xmx256m -cp "$jar" "$root/infra/failover/FailoverCheck.java" "$@
 
 kafka_pid=""
 reference_pid=""
+producer_pid=""
 reported=""
 cleanup() {
   local status=$?
   [ -n "$reference_pid" ] && kill "$reference_pid" 2>/dev/null && wait "$reference_pid" 2>/dev/null
+  [ -n "$producer_pid" ] && kill "$producer_pid" 2>/dev/null
   "$cluster" stop >/dev/null 2>&1 || true
   if [ -n "$kafka_pid" ]; then
     kill "$kafka_pid" 2>/dev/null || true
@@ -68,16 +71,18 @@ java -Xmx512m -jar "$jar" kafka --port "$kafka_port" --partitions 2 > "$work/kaf
 kafka_pid=$!
 for _ in $(seq 120); do grep -q bootstrap.servers "$work/kafka.out" 2>/dev/null && break; sleep 0.5; done
 grep -q bootstrap.servers "$work/kafka.out" || { log "Kafka did not start (see $work/kafka.log)"; exit 2; }
-check topics "$bootstrap" 2 reference.generations reference.errors reference.contexts
+check topics "$bootstrap" 2 reference.documents reference.prompts reference.generations reference.errors \
+    reference.contexts
 
-log "producing $count prompts (seed $seed)"
-check produce "$bootstrap" moe.documents moe.prompts "$count" "$seed"
+log "producing $count prompts (seed $seed) for the reference run"
+check produce "$bootstrap" reference.documents reference.prompts "$count" "$seed"
 
 common=(-Dmoestream.checkpoint.interval=1s)
 log "reference run: the same input through the job on a MiniCluster, no failure"
 ref_start=$SECONDS
 java -Xmx1g --add-modules jdk.incubator.vector -jar "$jar" run --bootstrap-servers "$bootstrap" --parallelism 2 \
     --model "$model" "${common[@]}" -Dmoestream.kafka.group-id=reference -Dmoestream.kafka.transactional-id-prefix=reference \
+    -Dmoestream.topic.documents=reference.documents -Dmoestream.topic.prompts=reference.prompts \
     -Dmoestream.topic.generations=reference.generations -Dmoestream.topic.errors=reference.errors \
     -Dmoestream.topic.contexts=reference.contexts > "$work/reference.log" 2>&1 &
 reference_pid=$!
@@ -91,7 +96,11 @@ job_start=$SECONDS
 job="$("$cluster" submit "$jar" --moestream.kafka.bootstrap-servers "$bootstrap" --moestream.parallelism 2 \
     --moestream.model.path "$model" --moestream.checkpoint.interval 1s \
     --moestream.kafka.group-id cluster --moestream.kafka.transactional-id-prefix cluster)"
-log "job $job submitted at parallelism 2"
+log "job $job submitted at parallelism 2; producing the same $count prompts at $rate/s"
+# paced, so that answers are committed steadily and the kill lands mid-run (a backlog sent at once
+# would sit ahead of the checkpoint barriers and be committed in a few large steps)
+check produce "$bootstrap" moe.documents moe.prompts "$count" "$seed" "$rate" > "$work/produce.log" 2>&1 &
+producer_pid=$!
 
 kill_at=$((count * 3 / 10))
 check await "$bootstrap" moe.generations "$kill_at" 600 >&2 || { log "fewer than $kill_at answers before the kill"; exit 2; }
@@ -99,6 +108,8 @@ check await "$bootstrap" moe.generations "$kill_at" 600 >&2 || { log "fewer than
 log "killed taskmanager-1 after $kill_at answers; starting a replacement"
 "$cluster" start-taskmanager 3
 
+wait "$producer_pid" || { producer_pid=""; log "producing the prompts failed (see $work/produce.log)"; exit 2; }
+producer_pid=""
 log "waiting for all $count answers"
 set +e
 check compare "$bootstrap" reference.generations moe.generations "$count" 900 | tee "$work/result.txt"

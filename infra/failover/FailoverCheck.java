@@ -37,8 +37,9 @@ import java.util.concurrent.Future;
  *
  * <ul>
  *   <li>{@code topics BOOTSTRAP PARTITIONS TOPIC...} creates topics;
- *   <li>{@code produce BOOTSTRAP DOCUMENT_TOPIC PROMPT_TOPIC COUNT SEED} sends a seeded mix of
- *       documents and COUNT prompts (STATELESS, DOCUMENT, CONVERSATION; greedy and seeded sampling);
+ *   <li>{@code produce BOOTSTRAP DOCUMENT_TOPIC PROMPT_TOPIC COUNT SEED [RATE]} sends a seeded mix of
+ *       documents and COUNT prompts (STATELESS, DOCUMENT, CONVERSATION; greedy and seeded sampling),
+ *       the prompts at RATE per second if given;
  *   <li>{@code await BOOTSTRAP TOPIC COUNT TIMEOUT_S} returns once TOPIC holds COUNT committed records;
  *   <li>{@code compare BOOTSTRAP EXPECTED_TOPIC ACTUAL_TOPIC COUNT TIMEOUT_S} reads both topics with
  *       {@code read_committed} and prints, as its last line, {@code lost=N duplicated=N mismatched=N}
@@ -69,7 +70,8 @@ public final class FailoverCheck {
     public static void main(String[] args) throws Exception {
         switch (args[0]) {
             case "topics" -> topics(args[1], Integer.parseInt(args[2]), List.of(args).subList(3, args.length));
-            case "produce" -> produce(args[1], args[2], args[3], Integer.parseInt(args[4]), Long.parseLong(args[5]));
+            case "produce" -> produce(args[1], args[2], args[3], Integer.parseInt(args[4]), Long.parseLong(args[5]),
+                    args.length > 6 ? Double.parseDouble(args[6]) : 0);
             case "await" -> System.exit(await(args[1], args[2], Integer.parseInt(args[3]), Integer.parseInt(args[4])) ? 0 : 1);
             case "compare" -> System.exit(compare(args[1], args[2], args[3], Integer.parseInt(args[4]), Integer.parseInt(args[5])));
             default -> throw new IllegalArgumentException("unknown command " + args[0]);
@@ -92,7 +94,9 @@ public final class FailoverCheck {
         }
     }
 
-    static void produce(String bootstrap, String documentTopic, String promptTopic, int count, long seed) throws Exception {
+    /** Sends the mix; with {@code rate} > 0 the prompts go out at that many per second (documents first, at once). */
+    static void produce(String bootstrap, String documentTopic, String promptTopic, int count, long seed, double rate)
+            throws Exception {
         Random random = new Random(seed);
         Properties p = new Properties();
         p.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
@@ -113,7 +117,15 @@ public final class FailoverCheck {
                             utf8(tenant + "/doc" + d), AvroCodec.forDocument().encode(doc))));
                 }
             }
+            long start = System.nanoTime();
             for (int i = 0; i < count; i++) {
+                if (rate > 0) {
+                    long due = start + (long) (i / rate * 1e9);
+                    long wait = due - System.nanoTime();
+                    if (wait > 0) {
+                        Thread.sleep(wait / 1_000_000, (int) (wait % 1_000_000));
+                    }
+                }
                 int kind = random.nextInt(10);
                 Prompt.Builder b = Prompt.newBuilder().setRequestId(String.format("req-%05d", i))
                         .setText(TEXTS[random.nextInt(TEXTS.length)]).setMaxTokens(8);
