@@ -134,7 +134,10 @@ public final class PipelineBench {
         DefaultCategoryDataset batches = new DefaultCategoryDataset();
         Map<Integer, Integer> e = histogram(engineBatches);
         Map<Integer, Integer> p = histogram(pipelineBatches);
-        for (int s = 1; s <= batchSize; s++) {
+        int largest = Math.max(batchSize, Math.max(
+                e.keySet().stream().mapToInt(Integer::intValue).max().orElse(0),
+                p.keySet().stream().mapToInt(Integer::intValue).max().orElse(0)));
+        for (int s = 1; s <= largest; s++) {
             batches.addValue(e.getOrDefault(s, 0), "engine alone", Integer.toString(s));
             batches.addValue(p.getOrDefault(s, 0), "pipeline", Integer.toString(s));
         }
