@@ -46,11 +46,27 @@ public final class LocalRunner {
                 System.out.println("resuming from " + chk);
                 flink.set(StateRecoveryOptions.SAVEPOINT_PATH, chk.toUri().toString());
             });
+        } else if (!flink.contains(CheckpointingOptions.CHECKPOINTS_DIRECTORY)) {
+            // Without a directory Flink keeps checkpoints in the JobManager's memory, capped at 5 MB
+            // per state handle: a few dozen conversations' KV caches exceed it, every checkpoint then
+            // fails and the exactly-once sinks never commit. A throw-away directory has no cap.
+            Path checkpoints = Files.createTempDirectory("moestream-checkpoints-");
+            Runtime.getRuntime().addShutdownHook(new Thread(() -> deleteRecursively(checkpoints),
+                    "moestream-checkpoints-cleanup"));
+            flink.set(CheckpointingOptions.CHECKPOINTS_DIRECTORY, checkpoints.toUri().toString());
         }
         StreamExecutionEnvironment env = StreamExecutionEnvironment.createLocalEnvironment(
                 flink.get(JobOptions.PARALLELISM), flink);
         MoeStreamJob.build(env, flink);
         return env.executeAsync(jobName);
+    }
+
+    private static void deleteRecursively(Path dir) {
+        try (Stream<Path> files = Files.walk(dir)) {
+            files.sorted(Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
+        } catch (IOException e) {
+            LOG.debug("could not delete {}", dir, e);
+        }
     }
 
     /** The newest {@code chk-N} directory (by N) holding a {@code _metadata} file, in any job's folder. */

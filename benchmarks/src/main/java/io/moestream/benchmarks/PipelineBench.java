@@ -1,0 +1,158 @@
+package io.moestream.benchmarks;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.SerializationFeature;
+import io.moestream.runtime.model.DefaultModel;
+import io.moestream.runtime.model.Model;
+import org.jfree.chart.ChartFactory;
+import org.jfree.chart.JFreeChart;
+import org.jfree.chart.plot.PlotOrientation;
+import org.jfree.data.category.DefaultCategoryDataset;
+
+import javax.imageio.ImageIO;
+import java.awt.Color;
+import java.awt.Graphics2D;
+import java.awt.geom.Rectangle2D;
+import java.awt.image.BufferedImage;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
+
+/**
+ * Pipeline throughput bench: the same seeded request mix through the engine alone and through
+ * Kafka → Flink → Kafka (in-process broker, MiniCluster, exactly-once sink), reported as generated
+ * tokens per second, their ratio (goal ≥ 0.9), latency percentiles and batch sizes; writes
+ * {@code pipeline-bench.json} and {@code pipeline-bench.png} into the output directory.
+ *
+ * <pre>
+ * java -Djava.awt.headless=true --add-modules jdk.incubator.vector \
+ *     -cp jobs/target/moestream.jar:benchmarks/target/pipeline-bench.jar io.moestream.benchmarks.PipelineBench \
+ *     [--count 300] [--max-tokens 16] [--batch-size 8] [--seed 42] [--checkpoint-interval-ms 1000]
+ *     [--unaligned false] [--out DIR]
+ * </pre>
+ */
+public final class PipelineBench {
+
+    public static void main(String[] args) throws Exception {
+        Map<String, String> opts = new LinkedHashMap<>(Map.of(
+                "count", "300", "max-tokens", "16", "batch-size", "8", "seed", "42",
+                "checkpoint-interval-ms", "1000", "unaligned", "false", "out", "benchmarks/results"));
+        for (int i = 0; i + 1 < args.length; i += 2) {
+            if (!args[i].startsWith("--") || !opts.containsKey(args[i].substring(2))) {
+                throw new IllegalArgumentException("unknown option " + args[i] + "; options: " + opts.keySet());
+            }
+            opts.put(args[i].substring(2), args[i + 1]);
+        }
+        int count = Integer.parseInt(opts.get("count"));
+        int maxTokens = Integer.parseInt(opts.get("max-tokens"));
+        int batchSize = Integer.parseInt(opts.get("batch-size"));
+        Path out = Path.of(opts.get("out"));
+        String name = Boolean.parseBoolean(opts.get("unaligned")) ? "pipeline-bench-unaligned" : "pipeline-bench";
+        Files.createDirectories(out);
+
+        Path modelFile = DefaultModel.path();
+        Model model = Model.load(modelFile);
+        RequestMix mix = RequestMix.generate(count, maxTokens, Long.parseLong(opts.get("seed")));
+
+        System.err.println("warming up the engine ...");
+        EngineRun.run(model, RequestMix.generate(Math.min(count, 80), maxTokens, 1L), batchSize);
+        System.err.println("engine alone: " + count + " requests ...");
+        EngineRun.Result engine = EngineRun.run(model, mix, batchSize);
+        System.err.printf("engine alone: %.1f s, %.1f tokens/s%n", engine.seconds(), engine.generatedTokens() / engine.seconds());
+        System.err.println("pipeline: " + count + " requests through Kafka -> Flink -> Kafka ...");
+        PipelineRun.Result pipeline = PipelineRun.run(modelFile, mix, batchSize,
+                Duration.ofMillis(Long.parseLong(opts.get("checkpoint-interval-ms"))), Boolean.parseBoolean(opts.get("unaligned")));
+
+        double engineTps = engine.generatedTokens() / engine.seconds();
+        double pipelineTps = pipeline.generatedTokens() / pipeline.seconds();
+        Map<String, Object> json = new LinkedHashMap<>();
+        json.put("options", opts);
+        json.put("model", model.name());
+        json.put("java", System.getProperty("java.version"));
+        json.put("cpus", Runtime.getRuntime().availableProcessors());
+        json.put("engine", Map.of(
+                "seconds", round(engine.seconds()), "generated_tokens", engine.generatedTokens(),
+                "tokens_per_second", round(engineTps), "requests_per_second", round(count / engine.seconds()),
+                "batch_sizes", histogram(engine.batchSizes())));
+        Map<String, Object> p = new LinkedHashMap<>();
+        p.put("seconds", round(pipeline.seconds()));
+        p.put("generated_tokens", pipeline.generatedTokens());
+        p.put("tokens_per_second", round(pipelineTps));
+        p.put("requests_per_second", round(count / pipeline.seconds()));
+        p.put("latency_visible_ms", Map.of("p50", percentile(pipeline.visibleLatencyMs(), 50),
+                "p99", percentile(pipeline.visibleLatencyMs(), 99)));
+        p.put("latency_operator_ms", Map.of("p50", percentile(pipeline.operatorLatencyMs(), 50),
+                "p99", percentile(pipeline.operatorLatencyMs(), 99)));
+        p.put("batch_sizes", histogram(pipeline.batchSizes()));
+        json.put("pipeline", p);
+        json.put("ratio", round(pipelineTps / engineTps));
+        json.put("same_generated_tokens", engine.generatedTokens() == pipeline.generatedTokens());
+        new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT)
+                .writeValue(out.resolve(name + ".json").toFile(), json);
+        chart(engineTps, pipelineTps, engine.batchSizes(), pipeline.batchSizes(), batchSize, out.resolve(name + ".png"));
+        System.out.println(new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValueAsString(json));
+        System.out.printf("ratio=%.3f (pipeline %.1f tokens/s, engine alone %.1f tokens/s)%n",
+                pipelineTps / engineTps, pipelineTps, engineTps);
+        System.exit(0); // Kafka and Flink leave non-daemon threads behind
+    }
+
+    private static double round(double v) {
+        return Math.round(v * 1000) / 1000.0;
+    }
+
+    private static long percentile(List<Long> values, int pct) {
+        List<Long> sorted = new ArrayList<>(values);
+        Collections.sort(sorted);
+        if (sorted.isEmpty()) {
+            return -1;
+        }
+        int index = (int) Math.ceil(pct / 100.0 * sorted.size()) - 1;
+        return sorted.get(Math.max(0, Math.min(sorted.size() - 1, index)));
+    }
+
+    private static Map<Integer, Integer> histogram(List<Integer> sizes) {
+        Map<Integer, Integer> h = new TreeMap<>();
+        sizes.forEach(s -> h.merge(s, 1, Integer::sum));
+        return h;
+    }
+
+    private static void chart(double engineTps, double pipelineTps, List<Integer> engineBatches,
+                              List<Integer> pipelineBatches, int batchSize, Path file) throws Exception {
+        DefaultCategoryDataset throughput = new DefaultCategoryDataset();
+        throughput.addValue(engineTps, "tokens/s", "engine alone");
+        throughput.addValue(pipelineTps, "tokens/s", "Kafka → Flink → Kafka");
+        JFreeChart left = ChartFactory.createBarChart(
+                String.format("Generated tokens/s (ratio %.2f)", pipelineTps / engineTps),
+                null, "tokens/s", throughput, PlotOrientation.VERTICAL, false, false, false);
+
+        DefaultCategoryDataset batches = new DefaultCategoryDataset();
+        Map<Integer, Integer> e = histogram(engineBatches);
+        Map<Integer, Integer> p = histogram(pipelineBatches);
+        int largest = Math.max(batchSize, Math.max(
+                e.keySet().stream().mapToInt(Integer::intValue).max().orElse(0),
+                p.keySet().stream().mapToInt(Integer::intValue).max().orElse(0)));
+        for (int s = 1; s <= largest; s++) {
+            batches.addValue(e.getOrDefault(s, 0), "engine alone", Integer.toString(s));
+            batches.addValue(p.getOrDefault(s, 0), "pipeline", Integer.toString(s));
+        }
+        JFreeChart right = ChartFactory.createBarChart("Batch sizes", "requests per batch", "batches", batches,
+                PlotOrientation.VERTICAL, true, false, false);
+
+        BufferedImage image = new BufferedImage(1200, 450, BufferedImage.TYPE_INT_RGB);
+        Graphics2D g = image.createGraphics();
+        g.setColor(Color.WHITE);
+        g.fillRect(0, 0, 1200, 450);
+        left.draw(g, new Rectangle2D.Double(0, 0, 500, 450));
+        right.draw(g, new Rectangle2D.Double(500, 0, 700, 450));
+        g.dispose();
+        ImageIO.write(image, "png", file.toFile());
+    }
+
+    private PipelineBench() {}
+}

@@ -1,0 +1,156 @@
+package io.moestream.benchmarks;
+
+import io.moestream.jobs.JobOptions;
+import io.moestream.jobs.LocalRunner;
+import io.moestream.jobs.kafka.LocalKafka;
+import io.moestream.jobs.kafka.RecordKeys;
+import io.moestream.jobs.kafka.Topics;
+import io.moestream.schemas.AvroCodec;
+import io.moestream.schemas.Document;
+import io.moestream.schemas.Generation;
+import io.moestream.schemas.Prompt;
+import io.moestream.schemas.PromptMode;
+import org.apache.flink.configuration.CheckpointingOptions;
+import org.apache.flink.configuration.Configuration;
+import org.apache.flink.core.execution.JobClient;
+import org.apache.kafka.clients.consumer.ConsumerConfig;
+import org.apache.kafka.clients.consumer.ConsumerRecord;
+import org.apache.kafka.clients.consumer.KafkaConsumer;
+import org.apache.kafka.clients.producer.KafkaProducer;
+import org.apache.kafka.clients.producer.ProducerConfig;
+import org.apache.kafka.clients.producer.ProducerRecord;
+import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.serialization.ByteArrayDeserializer;
+import org.apache.kafka.common.serialization.ByteArraySerializer;
+
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Properties;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * The request mix through the product: in-process Kafka broker → the job on a local MiniCluster
+ * (parallelism 1, one engine) → Kafka, exactly once, read back with {@code read_committed}.
+ * Documents and one warm-up prompt are answered before the clock starts; then every prompt is
+ * sent at once and the clock stops when the last answer is visible.
+ */
+final class PipelineRun {
+
+    record Result(double seconds, long generatedTokens, int requests, List<Long> visibleLatencyMs,
+                  List<Long> operatorLatencyMs, List<Integer> batchSizes) {}
+
+    static Result run(Path model, RequestMix mix, int batchSize, Duration checkpointInterval, boolean unaligned)
+            throws Exception {
+        try (LocalKafka kafka = LocalKafka.start(0)) {
+            kafka.createTopics(Topics.ALL);
+            Configuration conf = new Configuration();
+            conf.set(JobOptions.BOOTSTRAP_SERVERS, kafka.bootstrapServers());
+            conf.set(JobOptions.MODEL_PATH, model.toString());
+            conf.set(JobOptions.BATCH_SIZE, batchSize);
+            conf.set(JobOptions.CHECKPOINT_INTERVAL, checkpointInterval);
+            conf.set(CheckpointingOptions.ENABLE_UNALIGNED, unaligned);
+            conf.setString("metrics.reporter.probe.factory.class", BatchSizeProbe.Factory.class.getName());
+            JobClient job = LocalRunner.start(conf, null, "moestream-pipeline-bench");
+            try (KafkaProducer<byte[], byte[]> producer = producer(kafka);
+                 KafkaConsumer<byte[], byte[]> consumer = consumer(kafka)) {
+                // warm-up: documents prefilled and one answer out before the clock starts
+                List<Future<?>> sent = new ArrayList<>();
+                for (Document d : mix.documents()) {
+                    sent.add(producer.send(new ProducerRecord<>(Topics.DOCUMENTS, RecordKeys.keyBytes(d),
+                            AvroCodec.forDocument().encode(d))));
+                }
+                Prompt warmUp = Prompt.newBuilder().setRequestId("warm-up").setTenant("t0").setContextId("doc0")
+                        .setMode(PromptMode.DOCUMENT).setText("Warm up").setMaxTokens(2).build();
+                sent.add(producer.send(new ProducerRecord<>(Topics.PROMPTS, RecordKeys.keyBytes(warmUp),
+                        AvroCodec.forPrompt().encode(warmUp))));
+                for (Future<?> f : sent) {
+                    f.get();
+                }
+                Map<String, Long> visibleAt = new HashMap<>();
+                Map<String, Generation> answers = new HashMap<>();
+                drain(consumer, 1, visibleAt, answers, Duration.ofMinutes(3));
+                if (!answers.containsKey("warm-up")) {
+                    throw new IllegalStateException("the job did not answer the warm-up prompt");
+                }
+                answers.clear();
+                visibleAt.clear();
+
+                if (!BatchSizeProbe.registered()) {
+                    System.err.println("batch-size probe: the operator's counters were not reported; no pipeline batch sizes");
+                }
+                BatchSizeProbe.start();
+                Map<String, Long> sentAt = new ConcurrentHashMap<>();
+                long start = System.nanoTime();
+                sent.clear();
+                for (Prompt p : mix.prompts()) {
+                    sentAt.put(p.getRequestId(), System.nanoTime());
+                    sent.add(producer.send(new ProducerRecord<>(Topics.PROMPTS, RecordKeys.keyBytes(p),
+                            AvroCodec.forPrompt().encode(p))));
+                }
+                for (Future<?> f : sent) {
+                    f.get();
+                }
+                drain(consumer, mix.prompts().size(), visibleAt, answers, Duration.ofMinutes(30));
+                long end = visibleAt.values().stream().mapToLong(Long::longValue).max().orElse(System.nanoTime());
+                List<Integer> batchSizes = BatchSizeProbe.stop();
+                if (answers.size() < mix.prompts().size()) {
+                    throw new IllegalStateException("only " + answers.size() + " of " + mix.prompts().size() + " answered");
+                }
+                List<Long> visible = new ArrayList<>();
+                List<Long> operator = new ArrayList<>();
+                long generated = 0;
+                for (Generation g : answers.values()) {
+                    visible.add(TimeUnit.NANOSECONDS.toMillis(visibleAt.get(g.getRequestId()) - sentAt.get(g.getRequestId())));
+                    operator.add(g.getTimings().getQueuedMs() + g.getTimings().getPrefillMs() + g.getTimings().getDecodeMs());
+                    generated += g.getUsage().getGeneratedTokens();
+                }
+                return new Result((end - start) / 1e9, generated, answers.size(), visible, operator, batchSizes);
+            } finally {
+                job.cancel().get(60, TimeUnit.SECONDS);
+            }
+        }
+    }
+
+    private static void drain(KafkaConsumer<byte[], byte[]> consumer, int count, Map<String, Long> visibleAt,
+                              Map<String, Generation> answers, Duration timeout) {
+        long deadline = System.nanoTime() + timeout.toNanos();
+        while (answers.size() < count && System.nanoTime() < deadline) {
+            for (ConsumerRecord<byte[], byte[]> r : consumer.poll(Duration.ofMillis(50))) {
+                long now = System.nanoTime();
+                Generation g = AvroCodec.forGeneration().decode(r.value());
+                answers.putIfAbsent(g.getRequestId(), g);
+                visibleAt.putIfAbsent(g.getRequestId(), now);
+            }
+        }
+    }
+
+    private static KafkaProducer<byte[], byte[]> producer(LocalKafka kafka) {
+        Properties p = new Properties();
+        p.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, kafka.bootstrapServers());
+        p.put(ProducerConfig.ACKS_CONFIG, "all");
+        p.put(ProducerConfig.LINGER_MS_CONFIG, "0");
+        return new KafkaProducer<>(p, new ByteArraySerializer(), new ByteArraySerializer());
+    }
+
+    private static KafkaConsumer<byte[], byte[]> consumer(LocalKafka kafka) {
+        Properties p = new Properties();
+        p.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, kafka.bootstrapServers());
+        p.put(ConsumerConfig.GROUP_ID_CONFIG, "pipeline-bench");
+        p.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, "false");
+        p.put(ConsumerConfig.ISOLATION_LEVEL_CONFIG, "read_committed");
+        KafkaConsumer<byte[], byte[]> consumer = new KafkaConsumer<>(p, new ByteArrayDeserializer(), new ByteArrayDeserializer());
+        List<TopicPartition> partitions = consumer.partitionsFor(Topics.GENERATIONS).stream()
+                .map(i -> new TopicPartition(i.topic(), i.partition())).toList();
+        consumer.assign(partitions);
+        consumer.seekToBeginning(partitions);
+        return consumer;
+    }
+
+    private PipelineRun() {}
+}
