@@ -14,6 +14,7 @@ import picocli.CommandLine.Command;
             RunCommand.class,
             GenerateCommand.class,
             MakeModelCommand.class,
+            BenchCommand.class,
             KafkaCommand.class,
             ProduceCommand.class,
             ConsumeCommand.class,
