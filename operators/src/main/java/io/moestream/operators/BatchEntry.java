@@ -22,14 +22,14 @@ final class BatchEntry {
 
     private final String key;
     private final PendingPrompt pending;
-    /** Serialized cache the request started from ({@code null}: an empty cache), to run it again. */
-    private final byte[] base;
+    /** A copy of the cache the request started from ({@code null}: an empty cache), to run it again. */
+    private final KvCache base;
     private final int cachedTokens;
     /** The conversation's metadata before this turn ({@code null}: first turn, or not a conversation). */
     private final ContextMeta meta;
     private GenerationRequest request;
 
-    BatchEntry(String key, PendingPrompt pending, byte[] base, int cachedTokens, ContextMeta meta,
+    BatchEntry(String key, PendingPrompt pending, KvCache base, int cachedTokens, ContextMeta meta,
             GenerationRequest request) {
         this.key = key;
         this.pending = pending;
@@ -62,7 +62,9 @@ final class BatchEntry {
 
     /** Replaces the request's cache by a fresh one from {@link #base} (a failed batch may have appended to it). */
     void retryOnFreshCache(Model model) {
-        KvCache cache = base == null ? model.newCache() : model.cacheFromBytes(base);
+        KvCache cache = base == null
+                ? model.newCache(request.cache().codec(), request.cache().blockTokens())
+                : base.copy();
         request = new GenerationRequest(cache, request.promptIds(), request.params(), request.commitAnswer());
     }
 

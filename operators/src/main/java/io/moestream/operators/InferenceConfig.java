@@ -13,6 +13,7 @@ import java.util.Objects;
  * @param maxTokensCap       largest {@code max_tokens} a prompt may ask for
  * @param documentWaitMillis how long a DOCUMENT prompt waits for its document to complete
  * @param modelName          name written into outputs; {@code null} = the model's {@code general.name}
+ * @param kvState            how contexts are kept in keyed state (codec, blocks, pruning, TTL, tenant cap)
  */
 public record InferenceConfig(
         String modelPath,
@@ -20,7 +21,8 @@ public record InferenceConfig(
         long maxWaitMillis,
         int maxTokensCap,
         long documentWaitMillis,
-        String modelName) implements Serializable {
+        String modelName,
+        KvStateConfig kvState) implements Serializable {
 
     public static final int DEFAULT_BATCH_SIZE = 8;
     public static final long DEFAULT_MAX_WAIT_MILLIS = 20;
@@ -29,6 +31,7 @@ public record InferenceConfig(
 
     public InferenceConfig {
         Objects.requireNonNull(modelPath, "modelPath");
+        Objects.requireNonNull(kvState, "kvState");
         if (batchSize < 1) {
             throw new IllegalArgumentException("batchSize must be >= 1, got " + batchSize);
         }
@@ -43,6 +46,12 @@ public record InferenceConfig(
         }
     }
 
+    /** Default KV state settings. */
+    public InferenceConfig(String modelPath, int batchSize, long maxWaitMillis, int maxTokensCap, long documentWaitMillis,
+            String modelName) {
+        this(modelPath, batchSize, maxWaitMillis, maxTokensCap, documentWaitMillis, modelName, KvStateConfig.defaults());
+    }
+
     /** Model name taken from the model file. */
     public InferenceConfig(String modelPath, int batchSize, long maxWaitMillis, int maxTokensCap, long documentWaitMillis) {
         this(modelPath, batchSize, maxWaitMillis, maxTokensCap, documentWaitMillis, null);
@@ -51,26 +60,30 @@ public record InferenceConfig(
     /** The defaults for everything but the model. */
     public static InferenceConfig defaults(String modelPath) {
         return new InferenceConfig(modelPath, DEFAULT_BATCH_SIZE, DEFAULT_MAX_WAIT_MILLIS, DEFAULT_MAX_TOKENS_CAP,
-                DEFAULT_DOCUMENT_WAIT_MILLIS, null);
+                DEFAULT_DOCUMENT_WAIT_MILLIS, null, KvStateConfig.defaults());
     }
 
     public InferenceConfig withBatchSize(int value) {
-        return new InferenceConfig(modelPath, value, maxWaitMillis, maxTokensCap, documentWaitMillis, modelName);
+        return new InferenceConfig(modelPath, value, maxWaitMillis, maxTokensCap, documentWaitMillis, modelName, kvState);
     }
 
     public InferenceConfig withMaxWaitMillis(long value) {
-        return new InferenceConfig(modelPath, batchSize, value, maxTokensCap, documentWaitMillis, modelName);
+        return new InferenceConfig(modelPath, batchSize, value, maxTokensCap, documentWaitMillis, modelName, kvState);
     }
 
     public InferenceConfig withMaxTokensCap(int value) {
-        return new InferenceConfig(modelPath, batchSize, maxWaitMillis, value, documentWaitMillis, modelName);
+        return new InferenceConfig(modelPath, batchSize, maxWaitMillis, value, documentWaitMillis, modelName, kvState);
     }
 
     public InferenceConfig withDocumentWaitMillis(long value) {
-        return new InferenceConfig(modelPath, batchSize, maxWaitMillis, maxTokensCap, value, modelName);
+        return new InferenceConfig(modelPath, batchSize, maxWaitMillis, maxTokensCap, value, modelName, kvState);
     }
 
     public InferenceConfig withModelName(String value) {
-        return new InferenceConfig(modelPath, batchSize, maxWaitMillis, maxTokensCap, documentWaitMillis, value);
+        return new InferenceConfig(modelPath, batchSize, maxWaitMillis, maxTokensCap, documentWaitMillis, value, kvState);
+    }
+
+    public InferenceConfig withKvState(KvStateConfig value) {
+        return new InferenceConfig(modelPath, batchSize, maxWaitMillis, maxTokensCap, documentWaitMillis, modelName, value);
     }
 }

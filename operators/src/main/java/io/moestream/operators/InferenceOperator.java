@@ -1,5 +1,7 @@
 package io.moestream.operators;
 
+import io.moestream.runtime.kv.KvCodec;
+import io.moestream.runtime.kv.KvStateException;
 import io.moestream.runtime.model.Engine;
 import io.moestream.runtime.model.GenerationRequest;
 import io.moestream.runtime.model.GenerationResult;
@@ -15,7 +17,9 @@ import io.moestream.schemas.InferenceError;
 import io.moestream.schemas.Prompt;
 import io.moestream.schemas.PromptMode;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -27,10 +31,16 @@ import java.util.stream.Stream;
 import org.apache.flink.annotation.VisibleForTesting;
 import org.apache.flink.api.common.state.ListState;
 import org.apache.flink.api.common.state.ListStateDescriptor;
+import org.apache.flink.api.common.state.MapState;
+import org.apache.flink.api.common.state.MapStateDescriptor;
+import org.apache.flink.api.common.state.StateDescriptor;
+import org.apache.flink.api.common.state.StateTtlConfig;
 import org.apache.flink.api.common.state.ValueState;
 import org.apache.flink.api.common.state.ValueStateDescriptor;
 import org.apache.flink.api.common.typeinfo.Types;
+import org.apache.flink.api.common.typeutils.base.IntSerializer;
 import org.apache.flink.api.common.typeutils.base.array.BytePrimitiveArraySerializer;
+import org.apache.flink.core.memory.DataOutputSerializer;
 import org.apache.flink.formats.avro.typeutils.AvroTypeInfo;
 import org.apache.flink.metrics.Counter;
 import org.apache.flink.runtime.state.VoidNamespace;
@@ -64,6 +74,12 @@ import org.slf4j.LoggerFactory;
  * turns stay in order. DOCUMENT prompts for a document still arriving wait (in keyed state, with a
  * checkpointed timer) up to {@code documentWaitMillis}.
  *
+ * <p><b>State layout</b> (docs/operators.md): per context a {@link ContextMeta} value (tenant, kind, token
+ * ids, length, KV metadata with codec and head policy, timestamps) and a map of KV blocks
+ * ({@link #KV_BLOCKS_STATE}: block index to {@code PagedKvCache.encodeBlock}); a prefill or a turn writes
+ * only the blocks it changed. Both expire after {@link KvStateConfig#ttlMillis()} without use, and a
+ * tenant may hold at most {@link KvStateConfig#tenantMaxContexts()} contexts per parallel instance.
+ *
  * <p><b>Checkpoints</b>: buffered prompts live in keyed state, so they are in every snapshot, move
  * with their key group on rescale and run after a restore; the in-memory index of keys with
  * buffered prompts is rebuilt from the state backend in {@link #open()}, where the batch timer
@@ -79,10 +95,14 @@ public class InferenceOperator extends AbstractStreamOperator<Generation>
 
     private static final Logger LOG = LoggerFactory.getLogger(InferenceOperator.class);
 
-    /** KV-cache of a context: {@link KvCache#toBytes()}. */
-    public static final String KV_STATE = "kv-cache";
-    /** {@link ContextMeta} of a context. */
+    /** KV-cache of a context before state format 2 (one {@link KvCache#toBytes()} array): read, then cleared. */
+    public static final String LEGACY_KV_STATE = "kv-cache";
+    /** KV blocks of a context: block index to {@code PagedKvCache.encodeBlock(i)}. */
+    public static final String KV_BLOCKS_STATE = "kv-blocks";
+    /** {@link ContextMeta} of a context (includes the KV metadata and token ids). */
     public static final String META_STATE = "context-meta";
+    /** A tenant at its cap is recounted (expired contexts leave the count) at most this often. */
+    static final long TENANT_RECOUNT_MILLIS = 60_000;
     /** Prompts waiting for their batch. */
     public static final String PENDING_STATE = "pending-prompts";
     /** DOCUMENT prompts waiting for their document's last part. */
@@ -108,10 +128,16 @@ public class InferenceOperator extends AbstractStreamOperator<Generation>
     private transient Counter generationsOut;
     private transient Counter errorsOut;
     private transient Counter batchesRun;
+    private transient Counter kvBlocksWritten;
+    private transient KvCodec kvCodec;
+    /** Contexts per tenant held by this parallel instance (when capped); rebuilt from state in open(). */
+    private transient Map<String, Integer> contextsByTenant;
+    private transient Map<String, Long> tenantRecountedAt;
 
     // ---------------- checkpointed state (keyed) ----------------
 
-    private transient ValueState<byte[]> kvState;
+    private transient ValueState<byte[]> legacyKvState;
+    private transient MapState<Integer, byte[]> kvBlocks;
     private transient ValueState<ContextMeta> metaState;
     private transient ListState<PendingPrompt> pendingState;
     private transient ListState<PendingPrompt> waitingState;
@@ -147,8 +173,13 @@ public class InferenceOperator extends AbstractStreamOperator<Generation>
         tokenizer = model.tokenizer();
         modelName = config.modelName() != null ? config.modelName() : model.name();
 
-        kvState = getPartitionedState(new ValueStateDescriptor<>(KV_STATE, BytePrimitiveArraySerializer.INSTANCE));
-        metaState = getPartitionedState(new ValueStateDescriptor<>(META_STATE, ContextMetaSerializer.INSTANCE));
+        KvStateConfig kv = config.kvState();
+        kvCodec = kv.kvCodec();
+        model.newCache(kvCodec, kv.blockTokens()); // fails now, naming codec and sizes, if they do not fit the model
+        legacyKvState = getPartitionedState(withTtl(new ValueStateDescriptor<>(LEGACY_KV_STATE, BytePrimitiveArraySerializer.INSTANCE)));
+        kvBlocks = getPartitionedState(withTtl(new MapStateDescriptor<>(KV_BLOCKS_STATE, IntSerializer.INSTANCE,
+                BytePrimitiveArraySerializer.INSTANCE)));
+        metaState = getPartitionedState(withTtl(new ValueStateDescriptor<>(META_STATE, ContextMetaSerializer.INSTANCE)));
         pendingState = getPartitionedState(new ListStateDescriptor<>(PENDING_STATE, PendingPromptSerializer.INSTANCE));
         waitingState = getPartitionedState(new ListStateDescriptor<>(WAITING_STATE, PendingPromptSerializer.INSTANCE));
         documentWaitTimers = getInternalTimerService(DOCUMENT_WAIT_TIMERS, VoidNamespaceSerializer.INSTANCE, this);
@@ -156,14 +187,175 @@ public class InferenceOperator extends AbstractStreamOperator<Generation>
         generationsOut = getMetricGroup().counter("generations");
         errorsOut = getMetricGroup().counter("errors");
         batchesRun = getMetricGroup().counter("batches");
+        kvBlocksWritten = getMetricGroup().counter("kvBlocksWritten");
         getMetricGroup().gauge("pendingRequests", () -> pendingTotal);
 
         rebuildPendingIndex();
+        rebuildTenantCounts();
         if (pendingTotal > 0) {
             LOG.info("{} buffered prompts of {} keys restored; they run within {} ms",
                     pendingTotal, pendingByKey.size(), config.maxWaitMillis());
             armBatchTimer();
         }
+    }
+
+    /**
+     * Context state expires after {@code ttlMillis} without being read or written (every use of a context
+     * reads its metadata and all its blocks, so they expire together); 0 = never.
+     */
+    private <S extends StateDescriptor<?, ?>> S withTtl(S descriptor) {
+        long ttl = config.kvState().ttlMillis();
+        if (ttl > 0) {
+            descriptor.enableTimeToLive(StateTtlConfig.newBuilder(Duration.ofMillis(ttl))
+                    .setUpdateType(StateTtlConfig.UpdateType.OnReadAndWrite)
+                    .setStateVisibility(StateTtlConfig.StateVisibility.NeverReturnExpired)
+                    .build());
+        }
+        return descriptor;
+    }
+
+    // ---------------- context state: KV blocks, metadata, tenant cap ----------------
+
+    /** A new, empty cache with the configured codec and block size. */
+    private KvCache newCache() {
+        return model.newCache(kvCodec, config.kvState().blockTokens());
+    }
+
+    /**
+     * The current key's cache as stored (its own codec and head policy, whatever the configuration says
+     * now), or a new empty one when {@code meta} is null.
+     */
+    private KvCache loadCache(ContextMeta meta) throws Exception {
+        if (meta == null) {
+            return newCache();
+        }
+        if (!meta.hasKv()) { // written before state format 2
+            byte[] legacy = legacyKvState.value();
+            if (legacy == null) {
+                throw new KvStateException("context '" + meta.contextId() + "' has no KV-cache in state");
+            }
+            return model.cacheFromBytes(legacy);
+        }
+        return KvCache.restore(model, meta.tokenIds(), meta.kvMeta(), i -> {
+            byte[] block;
+            try {
+                block = kvBlocks.get(i);
+            } catch (Exception e) {
+                throw new KvStateException("cannot read KV block " + i + " of context '" + meta.contextId() + "': " + e, e);
+            }
+            if (block == null) {
+                throw new KvStateException("KV block " + i + " of context '" + meta.contextId() + "' is missing from state");
+            }
+            return block;
+        });
+    }
+
+    /**
+     * Stores the current key's context: the blocks changed since {@link #loadCache} (all of a new cache)
+     * and {@code meta} with the cache's token ids and KV metadata. {@code previous} is the stored metadata
+     * the cache was loaded from (null: a new context, or a document started again, whose old blocks go).
+     */
+    private ContextMeta storeCache(KvCache cache, ContextMeta meta, ContextMeta previous) throws Exception {
+        if (previous == null) {
+            kvBlocks.clear();
+        }
+        if (previous == null || !previous.hasKv()) {
+            legacyKvState.clear();
+        }
+        for (int i : cache.paged().dirtyBlocks()) {
+            kvBlocks.put(i, cache.paged().encodeBlock(i));
+            kvBlocksWritten.inc();
+        }
+        cache.paged().markClean();
+        ContextMeta stored = meta.withKv(cache.tokens(), cache.paged().encodeMeta());
+        metaState.update(stored);
+        return stored;
+    }
+
+    /** Removes the current key's context. */
+    private void clearContext(ContextMeta previous) throws Exception {
+        kvBlocks.clear();
+        legacyKvState.clear();
+        metaState.clear();
+        if (previous != null) {
+            contextGone(previous.tenant());
+        }
+    }
+
+    /** Bytes the context takes in state: the serialized metadata plus every stored block. */
+    private long storedBytes(ContextMeta meta, KvCache cache) throws Exception {
+        DataOutputSerializer out = new DataOutputSerializer(256);
+        ContextMetaSerializer.INSTANCE.serialize(meta, out);
+        return out.length() + cache.paged().stateBytes() - meta.kvMeta().length;
+    }
+
+    private void rebuildTenantCounts() throws Exception {
+        contextsByTenant = new HashMap<>();
+        tenantRecountedAt = new HashMap<>();
+        if (config.kvState().tenantMaxContexts() > 0) {
+            countContexts(null);
+        }
+    }
+
+    /** Recounts the contexts of {@code tenant} (null: of every tenant) from the state backend. */
+    private void countContexts(String tenant) throws Exception {
+        Object previousKey = getCurrentKey();
+        List<String> keys;
+        try (Stream<String> stream = this.<String>getKeyedStateBackend().getKeys(META_STATE, VoidNamespace.INSTANCE)) {
+            keys = stream.filter(k -> tenant == null || ContextKey.tenant(k).equals(tenant)).collect(Collectors.toList());
+        }
+        if (tenant != null) {
+            contextsByTenant.remove(tenant);
+        }
+        try {
+            for (String key : keys) {
+                setCurrentKey(key);
+                if (metaState.value() != null) { // expired contexts read as null
+                    contextsByTenant.merge(ContextKey.tenant(key), 1, Integer::sum);
+                }
+            }
+        } finally {
+            if (previousKey != null) {
+                setCurrentKey(previousKey);
+            }
+        }
+    }
+
+    /**
+     * Whether {@code tenant} may start one more context on this parallel instance; if so it is counted.
+     * At the cap the tenant's contexts are recounted first (at most every {@link #TENANT_RECOUNT_MILLIS}),
+     * so expired ones free their place.
+     */
+    private boolean admitNewContext(String tenant) throws Exception {
+        int cap = config.kvState().tenantMaxContexts();
+        if (cap <= 0) {
+            return true;
+        }
+        if (contextsByTenant.getOrDefault(tenant, 0) >= cap) {
+            long now = now();
+            Long last = tenantRecountedAt.get(tenant);
+            if (last == null || now - last >= TENANT_RECOUNT_MILLIS) {
+                tenantRecountedAt.put(tenant, now);
+                countContexts(tenant);
+            }
+            if (contextsByTenant.getOrDefault(tenant, 0) >= cap) {
+                return false;
+            }
+        }
+        contextsByTenant.merge(tenant, 1, Integer::sum);
+        return true;
+    }
+
+    private void contextGone(String tenant) {
+        if (config.kvState().tenantMaxContexts() > 0) {
+            contextsByTenant.computeIfPresent(tenant, (t, n) -> n <= 1 ? null : n - 1);
+        }
+    }
+
+    private String contextLimitMessage(String tenant, String contextId) {
+        return "tenant '" + tenant + "' already holds " + config.kvState().tenantMaxContexts() + " contexts (the cap"
+                + " of moestream.tenant.max-contexts per parallel instance), so context '" + contextId + "' cannot be"
+                + " created: reuse or let old contexts expire (moestream.state.ttl), or raise the cap";
     }
 
     private void rebuildPendingIndex() throws Exception {
@@ -201,7 +393,12 @@ public class InferenceOperator extends AbstractStreamOperator<Generation>
         KvCache cache;
         int[] ids;
         if (part.getPart() == 0) {
-            cache = model.newCache();
+            if (meta == null && !admitNewContext(part.getTenant())) {
+                emitError(ErrorRecords.forDocument(part, ErrorCode.CONTEXT_LIMIT,
+                        contextLimitMessage(part.getTenant(), part.getDocumentId()), now));
+                return;
+            }
+            cache = newCache();
             ids = tokenizer.encodePrompt(part.getText());
         } else if (meta == null) {
             emitError(ErrorRecords.forDocument(part, ErrorCode.DOCUMENT_OUT_OF_ORDER, "part " + part.getPart()
@@ -219,27 +416,42 @@ public class InferenceOperator extends AbstractStreamOperator<Generation>
                     + " is expected next: send the parts in order, without gaps", now));
             return;
         } else {
-            cache = model.cacheFromBytes(kvState.value());
+            cache = loadCache(meta);
             ids = tokenizer.encode(part.getText(), false);
         }
+        boolean newContext = part.getPart() == 0 && meta == null;
 
         if (cache.length() + ids.length > model.contextLength()) {
             String message = "document '" + part.getDocumentId() + "' needs " + (cache.length() + ids.length)
                     + " tokens up to part " + part.getPart() + " but the model's context window is "
                     + model.contextLength() + " tokens: split it into smaller documents";
             emitError(ErrorRecords.forDocument(part, ErrorCode.DOCUMENT_TOO_LARGE, message, now));
-            kvState.clear();
-            metaState.clear();
+            clearContext(meta);
+            if (newContext) {
+                contextGone(part.getTenant());
+            }
             failWaiting("document '" + part.getDocumentId() + "' was rejected: " + message, now);
             return;
         }
 
         long started = System.nanoTime();
+        KvStateConfig kv = config.kvState();
+        boolean classify = kv.headPruning() && !cache.headPolicy().anyStreaming();
         try {
+            if (classify) {
+                cache.startHeadClassification(kv.pruningSink(), kv.pruningWindow(), model.config());
+            }
             if (ids.length > 0) {
                 engine.forward(cache, ids);
             }
+            if (classify) {
+                // until a policy with streaming heads is set, each part's prefill is observed and decides
+                cache.applyHeadClassification(kv.pruningFraction(), kv.pruningMaxOutsideMass());
+            }
         } catch (RuntimeException e) {
+            if (newContext) {
+                contextGone(part.getTenant());
+            }
             LOG.warn("prefill of document part failed", e);
             emitError(ErrorRecords.forDocument(part, ErrorCode.MODEL_ERROR, "prefill of part " + part.getPart()
                     + " of document '" + part.getDocumentId() + "' failed: " + e + "; the part can be sent again", now));
@@ -247,16 +459,15 @@ public class InferenceOperator extends AbstractStreamOperator<Generation>
         }
         long prefillNanos = System.nanoTime() - started;
 
-        byte[] bytes = cache.toBytes();
-        kvState.update(bytes);
+        ContextMeta previous = part.getPart() == 0 ? null : meta;
         meta = part.getPart() == 0
                 ? ContextMeta.documentStarted(part.getTenant(), part.getDocumentId(), cache.length(), prefillNanos,
                         part.getLast(), now)
                 : meta.withPart(cache.length(), prefillNanos, part.getLast(), now);
-        metaState.update(meta);
+        meta = storeCache(cache, meta, previous);
 
         if (meta.complete()) {
-            output.collect(OutputTags.CONTEXTS, new StreamRecord<>(contextReady(meta, bytes.length)));
+            output.collect(OutputTags.CONTEXTS, new StreamRecord<>(contextReady(meta, storedBytes(meta, cache))));
             releaseWaiting(ContextKey.of(part));
             flushIfFull();
         }
@@ -444,7 +655,7 @@ public class InferenceOperator extends AbstractStreamOperator<Generation>
         Prompt prompt = pending.prompt();
         long now = now();
         try {
-            byte[] base = null;
+            KvCache cache = null;
             ContextMeta meta = null;
             int[] ids;
             switch (prompt.getMode()) {
@@ -452,7 +663,7 @@ public class InferenceOperator extends AbstractStreamOperator<Generation>
                     if (!documentReady(pending)) {
                         return null;
                     }
-                    base = kvState.value();
+                    cache = loadCache(metaState.value());
                     ids = tokenizer.encode(prompt.getText(), false);
                 }
                 case CONVERSATION -> {
@@ -463,12 +674,15 @@ public class InferenceOperator extends AbstractStreamOperator<Generation>
                                 + " another context_id for the conversation", now));
                         return null;
                     }
-                    base = meta == null ? null : kvState.value();
-                    ids = base == null ? tokenizer.encodePrompt(prompt.getText()) : tokenizer.encode(prompt.getText(), false);
+                    cache = meta == null ? null : loadCache(meta);
+                    ids = cache == null ? tokenizer.encodePrompt(prompt.getText()) : tokenizer.encode(prompt.getText(), false);
                 }
                 default -> ids = tokenizer.encodePrompt(prompt.getText());
             }
-            KvCache cache = base == null ? model.newCache() : model.cacheFromBytes(base);
+            KvCache base = cache == null ? null : cache.copy(); // for a retry (sealed blocks are shared)
+            if (cache == null) {
+                cache = newCache();
+            }
             int cached = cache.length();
             if (ids.length == 0) {
                 emitError(ErrorRecords.forPrompt(prompt, ErrorCode.INVALID_PARAMS,
@@ -491,6 +705,11 @@ public class InferenceOperator extends AbstractStreamOperator<Generation>
             }
             SamplingParams params = PromptSampling.params(prompt, maxTokens);
             boolean conversation = prompt.getMode() == PromptMode.CONVERSATION;
+            if (conversation && meta == null && !admitNewContext(prompt.getTenant())) {
+                emitError(ErrorRecords.forPrompt(prompt, ErrorCode.CONTEXT_LIMIT,
+                        contextLimitMessage(prompt.getTenant(), prompt.getContextId()), now));
+                return null;
+            }
             return new BatchEntry(key, pending, base, cached, meta, new GenerationRequest(cache, ids, params, conversation));
         } catch (RuntimeException e) {
             LOG.warn("cannot prepare request {}", prompt.getRequestId(), e);
@@ -510,17 +729,19 @@ public class InferenceOperator extends AbstractStreamOperator<Generation>
         for (int i = 0; i < batch.size(); i++) {
             BatchEntry entry = batch.get(i);
             GenerationResult result = results.get(i);
+            Prompt prompt = entry.pending().prompt();
             if (result == null) {
+                if (entry.conversation() && entry.meta() == null) {
+                    contextGone(prompt.getTenant()); // the new conversation was not created
+                }
                 continue; // answered with MODEL_ERROR
             }
             setCurrentKey(entry.key());
-            Prompt prompt = entry.pending().prompt();
             if (entry.conversation()) {
                 KvCache cache = entry.request().cache();
-                kvState.update(cache.toBytes());
-                metaState.update(entry.meta() == null
+                storeCache(cache, entry.meta() == null
                         ? ContextMeta.conversationStarted(prompt.getTenant(), prompt.getContextId(), cache.length(), now)
-                        : entry.meta().withTurn(cache.length(), now));
+                        : entry.meta().withTurn(cache.length(), now), entry.meta());
             }
             output.collect(new StreamRecord<>(
                     entry.toGeneration(result, Math.max(0, started - entry.pending().arrivalMillis()), modelName)));
@@ -571,16 +792,41 @@ public class InferenceOperator extends AbstractStreamOperator<Generation>
         super.finish();
     }
 
+    /** The stored cache of a context, as a whole-cache array ({@link KvCache#toBytes()}); null if none. */
     @VisibleForTesting
     byte[] storedCache(String key) throws Exception {
         setCurrentKey(key);
-        return kvState.value();
+        ContextMeta meta = metaState.value();
+        return meta == null ? null : loadCache(meta).toBytes();
+    }
+
+    /** The stored KV blocks of a context (index to bytes). */
+    @VisibleForTesting
+    Map<Integer, byte[]> storedBlocks(String key) throws Exception {
+        setCurrentKey(key);
+        Map<Integer, byte[]> blocks = new java.util.TreeMap<>();
+        for (Map.Entry<Integer, byte[]> e : kvBlocks.entries()) {
+            blocks.put(e.getKey(), e.getValue());
+        }
+        return blocks;
     }
 
     @VisibleForTesting
     ContextMeta storedMeta(String key) throws Exception {
         setCurrentKey(key);
         return metaState.value();
+    }
+
+    /** Overwrites one stored KV block of a context (tests of damaged state). */
+    @VisibleForTesting
+    void putStoredBlock(String key, int index, byte[] bytes) throws Exception {
+        setCurrentKey(key);
+        kvBlocks.put(index, bytes);
+    }
+
+    @VisibleForTesting
+    long kvBlocksWritten() {
+        return kvBlocksWritten.getCount();
     }
 
     @VisibleForTesting
