@@ -1,7 +1,12 @@
 package io.moestream.jobs;
 
+import io.moestream.operators.KvStateConfig;
+import org.apache.flink.configuration.CheckpointingOptions;
 import org.apache.flink.configuration.ConfigOption;
 import org.apache.flink.configuration.ConfigOptions;
+import org.apache.flink.configuration.Configuration;
+import org.apache.flink.configuration.ReadableConfig;
+import org.apache.flink.configuration.StateBackendOptions;
 
 import java.time.Duration;
 
@@ -147,6 +152,104 @@ public final class JobOptions {
                     .stringType()
                     .defaultValue("moestream")
                     .withDescription("Prefix of the Kafka transactional ids of the exactly-once sinks; unique per job.");
+
+    public static final ConfigOption<String> KV_CODEC =
+            ConfigOptions.key("moestream.kv.codec")
+                    .stringType()
+                    .defaultValue("int8")
+                    .withDescription(
+                            "Codec of full KV blocks of new contexts: f32, f16, int8 or int4 (KIVI-style, optionally /group, default group 32)."
+                                    + " int8 stores 0.59x an fp16 cache with unchanged greedy output on the bundled model (docs/kv-cache.md).");
+
+    public static final ConfigOption<Integer> KV_BLOCK_TOKENS =
+            ConfigOptions.key("moestream.kv.block-tokens")
+                    .intType()
+                    .defaultValue(32)
+                    .withDescription("Positions per KV block, the unit of compression and of keyed-state writes (one map entry).");
+
+    public static final ConfigOption<Boolean> KV_HEAD_PRUNING =
+            ConfigOptions.key("moestream.kv.head-pruning")
+                    .booleanType()
+                    .defaultValue(false)
+                    .withDescription(
+                            "Classify attention heads while a document is prefilled; streaming heads keep only sink + window positions.");
+
+    public static final ConfigOption<Double> KV_HEAD_PRUNING_FRACTION =
+            ConfigOptions.key("moestream.kv.head-pruning.fraction")
+                    .doubleType()
+                    .defaultValue(0.5)
+                    .withDescription("Head pruning: at most this fraction of the KV heads become streaming.");
+
+    public static final ConfigOption<Double> KV_HEAD_PRUNING_MAX_OUTSIDE_MASS =
+            ConfigOptions.key("moestream.kv.head-pruning.max-outside-mass")
+                    .doubleType()
+                    .defaultValue(0.05)
+                    .withDescription(
+                            "Head pruning: only heads whose attention mass outside sink + window is at most this may stream (1.0 = no threshold).");
+
+    public static final ConfigOption<Integer> KV_HEAD_PRUNING_SINK =
+            ConfigOptions.key("moestream.kv.head-pruning.sink")
+                    .intType()
+                    .defaultValue(4)
+                    .withDescription("Head pruning: first positions (attention sinks) every head keeps.");
+
+    public static final ConfigOption<Integer> KV_HEAD_PRUNING_WINDOW =
+            ConfigOptions.key("moestream.kv.head-pruning.window")
+                    .intType()
+                    .defaultValue(256)
+                    .withDescription("Head pruning: most recent positions a streaming head attends to.");
+
+    public static final ConfigOption<Duration> STATE_TTL =
+            ConfigOptions.key("moestream.state.ttl")
+                    .durationType()
+                    .defaultValue(Duration.ofDays(7))
+                    .withDescription(
+                            "A context (metadata and KV blocks) not read or written for this long expires; 0 = never."
+                                    + " Flink cannot add TTL to state restored from a savepoint taken without it: restore such savepoints with 0.");
+
+    public static final ConfigOption<Integer> TENANT_MAX_CONTEXTS =
+            ConfigOptions.key("moestream.tenant.max-contexts")
+                    .intType()
+                    .defaultValue(10_000)
+                    .withDescription(
+                            "Contexts one tenant may hold per parallel instance of the inference operator (contexts are spread over"
+                                    + " instances by key; exact with parallelism 1); a new one beyond gets a CONTEXT_LIMIT error. 0 = no cap.");
+
+    public static final ConfigOption<String> STATE_BACKEND =
+            ConfigOptions.key("moestream.state.backend")
+                    .stringType()
+                    .defaultValue("rocksdb")
+                    .withDescription(
+                            "Keyed-state backend: rocksdb (incremental checkpoints unless execution.checkpointing.incremental is false)"
+                                    + " or heap (hashmap). An explicit state.backend.type wins.");
+
+    /**
+     * {@code conf} plus the state settings this job defaults to: {@code state.backend.type} from
+     * {@link #STATE_BACKEND} (rocksdb) and incremental checkpoints, unless the plain Flink keys are set.
+     */
+    public static Configuration withStateDefaults(Configuration conf) {
+        Configuration c = new Configuration(conf);
+        if (!c.contains(StateBackendOptions.STATE_BACKEND)) {
+            String backend = c.get(STATE_BACKEND).trim().toLowerCase(java.util.Locale.ROOT);
+            switch (backend) {
+                case "rocksdb" -> c.set(StateBackendOptions.STATE_BACKEND, "rocksdb");
+                case "heap", "hashmap" -> c.set(StateBackendOptions.STATE_BACKEND, "hashmap");
+                default -> throw new IllegalArgumentException("moestream.state.backend must be rocksdb or heap, got '"
+                        + c.get(STATE_BACKEND) + "'");
+            }
+        }
+        if (!c.contains(CheckpointingOptions.INCREMENTAL_CHECKPOINTS)) {
+            c.set(CheckpointingOptions.INCREMENTAL_CHECKPOINTS, true);
+        }
+        return c;
+    }
+
+    /** The operator's context-state settings from the {@code moestream.kv.*}, {@code state.ttl} and {@code tenant.*} options. */
+    public static KvStateConfig kvState(ReadableConfig conf) {
+        return new KvStateConfig(conf.get(KV_CODEC), conf.get(KV_BLOCK_TOKENS), conf.get(KV_HEAD_PRUNING),
+                conf.get(KV_HEAD_PRUNING_FRACTION), conf.get(KV_HEAD_PRUNING_MAX_OUTSIDE_MASS), conf.get(KV_HEAD_PRUNING_SINK),
+                conf.get(KV_HEAD_PRUNING_WINDOW), conf.get(STATE_TTL).toMillis(), conf.get(TENANT_MAX_CONTEXTS));
+    }
 
     private JobOptions() {}
 }

@@ -34,7 +34,7 @@ public final class LocalRunner {
      * @param stateDir where checkpoints live, or null for a throw-away directory
      */
     public static JobClient start(Configuration conf, Path stateDir, String jobName) throws Exception {
-        Configuration flink = new Configuration(conf);
+        Configuration flink = JobOptions.withStateDefaults(conf);
         if (stateDir != null) {
             Path checkpoints = stateDir.toAbsolutePath().resolve("checkpoints");
             Files.createDirectories(checkpoints);

@@ -38,13 +38,17 @@ public final class MoeStreamJob {
     private MoeStreamJob() {}
 
     public static void main(String[] args) throws Exception {
-        Configuration conf = ParameterTool.fromArgs(args).getConfiguration();
+        Configuration conf = JobOptions.withStateDefaults(ParameterTool.fromArgs(args).getConfiguration());
         StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment(conf);
         build(env, conf);
         env.execute("moestream");
     }
 
-    /** Adds the whole pipeline to {@code env}; checkpointing is switched on with the configured interval. */
+    /**
+     * Adds the whole pipeline to {@code env}; checkpointing is switched on with the configured interval.
+     * The state backend comes from the environment's configuration: create it from
+     * {@link JobOptions#withStateDefaults} (RocksDB with incremental checkpoints unless overridden).
+     */
     public static void build(StreamExecutionEnvironment env, Configuration conf) {
         String servers = conf.get(JobOptions.BOOTSTRAP_SERVERS);
         int parallelism = conf.get(JobOptions.PARALLELISM);
@@ -72,7 +76,8 @@ public final class MoeStreamJob {
                 conf.get(JobOptions.DOCUMENT_WAIT).toMillis(),
                 conf.get(JobOptions.DOCUMENT_MAX_TOKENS),
                 conf.get(JobOptions.DUPLICATE_WINDOW).toMillis(),
-                null);
+                null,
+                JobOptions.kvState(conf));
         SingleOutputStreamOperator<Generation> generations = InferenceOperator.apply(documents, prompts, config);
 
         DataStream<InferenceError> errors = documents.getSideOutput(OutputTags.ERRORS)

@@ -1,9 +1,13 @@
 package io.moestream.operators;
 
+import io.moestream.runtime.kv.KvCacheMeta;
+import java.util.Arrays;
+import java.util.Objects;
+
 /**
- * What the inference operator knows about one context (a document or a conversation) besides its
- * KV-cache bytes. Kept in keyed state under {@link InferenceOperator#META_STATE}; serialized by
- * {@link ContextMetaSerializer}.
+ * What the inference operator knows about one context (a document or a conversation): everything but
+ * the KV blocks, which live one per entry of {@link InferenceOperator#KV_BLOCKS_STATE}. Kept in keyed
+ * state under {@link InferenceOperator#META_STATE}; serialized by {@link ContextMetaSerializer}.
  *
  * @param tenant        owner
  * @param contextId     document id or conversation id
@@ -14,6 +18,10 @@ package io.moestream.operators;
  * @param prefillNanos  time spent prefilling a document's parts
  * @param createdMillis processing time of the first part or turn
  * @param updatedMillis processing time of the last change
+ * @param tokenIds      the token ids of the cached positions ({@code tokens} of them); null in a context
+ *                      written before format 2, whose KV-cache is in {@link InferenceOperator#LEGACY_KV_STATE}
+ * @param kvMeta        the KV-cache metadata ({@link KvCacheMeta}: model shape, codec, block size, length,
+ *                      head policy; versioned, CRC-checked); null like {@code tokenIds}
  */
 public record ContextMeta(
         String tenant,
@@ -24,7 +32,52 @@ public record ContextMeta(
         int tokens,
         long prefillNanos,
         long createdMillis,
-        long updatedMillis) {
+        long updatedMillis,
+        int[] tokenIds,
+        byte[] kvMeta) {
+
+    /** A format-1 value (no KV metadata: the cache is in the legacy whole-cache state). */
+    public ContextMeta(String tenant, String contextId, Kind kind, boolean complete, int nextPart, int tokens,
+            long prefillNanos, long createdMillis, long updatedMillis) {
+        this(tenant, contextId, kind, complete, nextPart, tokens, prefillNanos, createdMillis, updatedMillis, null, null);
+    }
+
+    /** Whether the KV-cache is kept as metadata + blocks (format 2); else in the legacy whole-cache state. */
+    public boolean hasKv() {
+        return kvMeta != null;
+    }
+
+    /** The decoded KV-cache metadata (codec, block size, head policy ...); requires {@link #hasKv()}. */
+    public KvCacheMeta kvCacheMeta() {
+        return KvCacheMeta.decode(kvMeta);
+    }
+
+    /** This context holding the given cache state: its token ids and KV metadata. */
+    ContextMeta withKv(int[] ids, byte[] kvMetaBytes) {
+        return new ContextMeta(tenant, contextId, kind, complete, nextPart, ids.length, prefillNanos, createdMillis,
+                updatedMillis, ids, kvMetaBytes);
+    }
+
+    @Override
+    public boolean equals(Object o) {
+        return o instanceof ContextMeta m && tenant.equals(m.tenant) && contextId.equals(m.contextId) && kind == m.kind
+                && complete == m.complete && nextPart == m.nextPart && tokens == m.tokens && prefillNanos == m.prefillNanos
+                && createdMillis == m.createdMillis && updatedMillis == m.updatedMillis && Arrays.equals(tokenIds, m.tokenIds)
+                && Arrays.equals(kvMeta, m.kvMeta);
+    }
+
+    @Override
+    public int hashCode() {
+        return Objects.hash(tenant, contextId, kind, complete, nextPart, tokens, prefillNanos, createdMillis, updatedMillis,
+                Arrays.hashCode(tokenIds), Arrays.hashCode(kvMeta));
+    }
+
+    @Override
+    public String toString() {
+        return "ContextMeta[" + tenant + "/" + contextId + ", " + kind + ", complete " + complete + ", nextPart " + nextPart
+                + ", tokens " + tokens + ", prefill " + prefillNanos + " ns, created " + createdMillis + ", updated "
+                + updatedMillis + ", kvMeta " + (kvMeta == null ? "none (legacy)" : kvMeta.length + " B") + "]";
+    }
 
     /** The two kinds of context. */
     public enum Kind {
@@ -46,11 +99,12 @@ public record ContextMeta(
     /** This document after one more part. */
     ContextMeta withPart(int tokens, long partPrefillNanos, boolean last, long now) {
         return new ContextMeta(tenant, contextId, kind, last, nextPart + 1, tokens, prefillNanos + partPrefillNanos,
-                createdMillis, now);
+                createdMillis, now, tokenIds, kvMeta);
     }
 
     /** This conversation after one more turn. */
     ContextMeta withTurn(int tokens, long now) {
-        return new ContextMeta(tenant, contextId, kind, complete, nextPart, tokens, prefillNanos, createdMillis, now);
+        return new ContextMeta(tenant, contextId, kind, complete, nextPart, tokens, prefillNanos, createdMillis, now,
+                tokenIds, kvMeta);
     }
 }

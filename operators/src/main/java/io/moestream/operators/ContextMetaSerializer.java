@@ -14,6 +14,11 @@ import org.apache.flink.types.StringValue;
  *
  * <p>Version 1: byte version, string tenant, string contextId, byte kind, boolean complete,
  * int nextPart, int tokens, long prefillNanos, long createdMillis, long updatedMillis.
+ * (Golden bytes: {@code src/test/resources/state/context-meta-v1.bin}; read as a context without KV
+ * metadata, whose cache is in the legacy whole-cache state.)
+ *
+ * <p>Version 2: version 1's fields, then int n (-1 = none) and n ints of token ids, then int m (-1 =
+ * none) and m bytes of KV-cache metadata ({@link io.moestream.runtime.kv.KvCacheMeta}).
  */
 public final class ContextMetaSerializer extends TypeSerializerSingleton<ContextMeta> {
 
@@ -21,7 +26,7 @@ public final class ContextMetaSerializer extends TypeSerializerSingleton<Context
 
     public static final ContextMetaSerializer INSTANCE = new ContextMetaSerializer();
 
-    static final int CURRENT_VERSION = 1;
+    static final int CURRENT_VERSION = 2;
 
     private static final ContextMeta.Kind[] KINDS = ContextMeta.Kind.values();
 
@@ -62,16 +67,47 @@ public final class ContextMetaSerializer extends TypeSerializerSingleton<Context
         out.writeLong(m.prefillNanos());
         out.writeLong(m.createdMillis());
         out.writeLong(m.updatedMillis());
+        int[] ids = m.tokenIds();
+        out.writeInt(ids == null ? -1 : ids.length);
+        if (ids != null) {
+            for (int id : ids) {
+                out.writeInt(id);
+            }
+        }
+        byte[] kv = m.kvMeta();
+        out.writeInt(kv == null ? -1 : kv.length);
+        if (kv != null) {
+            out.write(kv);
+        }
     }
 
     @Override
     public ContextMeta deserialize(DataInputView in) throws IOException {
         int version = in.readUnsignedByte();
-        if (version != 1) {
+        if (version < 1 || version > CURRENT_VERSION) {
             throw new IOException("unknown ContextMeta format version " + version + " (this build reads 1.."
                     + CURRENT_VERSION + ")");
         }
-        return readV1(in);
+        ContextMeta v1 = readV1(in);
+        if (version == 1) {
+            return v1;
+        }
+        int n = in.readInt();
+        int[] ids = null;
+        if (n >= 0) {
+            ids = new int[n];
+            for (int i = 0; i < n; i++) {
+                ids[i] = in.readInt();
+            }
+        }
+        int m = in.readInt();
+        byte[] kv = null;
+        if (m >= 0) {
+            kv = new byte[m];
+            in.readFully(kv);
+        }
+        return new ContextMeta(v1.tenant(), v1.contextId(), v1.kind(), v1.complete(), v1.nextPart(), v1.tokens(),
+                v1.prefillNanos(), v1.createdMillis(), v1.updatedMillis(), ids, kv);
     }
 
     private static ContextMeta readV1(DataInputView in) throws IOException {

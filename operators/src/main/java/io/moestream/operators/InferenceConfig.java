@@ -21,6 +21,7 @@ import java.util.Objects;
  * @param maxDocumentTokens     largest document, in tokens; 0 = the model's context window
  * @param duplicateWindowMillis a request id seen again within this time gets DUPLICATE_REQUEST; 0 = off
  * @param modelName             name written into outputs; {@code null} = the model's {@code general.name}
+ * @param kvState               how contexts are kept in keyed state (codec, blocks, pruning, TTL, tenant cap)
  */
 public record InferenceConfig(
         String modelPath,
@@ -32,7 +33,8 @@ public record InferenceConfig(
         long documentWaitMillis,
         int maxDocumentTokens,
         long duplicateWindowMillis,
-        String modelName) implements Serializable {
+        String modelName,
+        KvStateConfig kvState) implements Serializable {
 
     public static final int DEFAULT_MAX_SEQUENCES = 8;
     public static final int DEFAULT_TOKEN_BUDGET = 256;
@@ -45,6 +47,7 @@ public record InferenceConfig(
 
     public InferenceConfig {
         Objects.requireNonNull(modelPath, "modelPath");
+        Objects.requireNonNull(kvState, "kvState");
         if (maxSequences < 1) {
             throw new IllegalArgumentException("maxSequences must be >= 1, got " + maxSequences);
         }
@@ -76,52 +79,57 @@ public record InferenceConfig(
     public static InferenceConfig defaults(String modelPath) {
         return new InferenceConfig(modelPath, DEFAULT_MAX_SEQUENCES, DEFAULT_TOKEN_BUDGET, DEFAULT_MAX_QUEUED,
                 DEFAULT_TENANT_SHARE, DEFAULT_MAX_TOKENS_CAP, DEFAULT_DOCUMENT_WAIT_MILLIS, DEFAULT_MAX_DOCUMENT_TOKENS,
-                DEFAULT_DUPLICATE_WINDOW_MILLIS, null);
+                DEFAULT_DUPLICATE_WINDOW_MILLIS, null, KvStateConfig.defaults());
     }
 
     /** Sets {@code maxSequences}, raising {@code tokenBudget} to it when it is smaller. */
     public InferenceConfig withMaxSequences(int value) {
         return new InferenceConfig(modelPath, value, Math.max(tokenBudget, value), maxQueued, tenantShare, maxTokensCap,
-                documentWaitMillis, maxDocumentTokens, duplicateWindowMillis, modelName);
+                documentWaitMillis, maxDocumentTokens, duplicateWindowMillis, modelName, kvState);
     }
 
     public InferenceConfig withTokenBudget(int value) {
         return new InferenceConfig(modelPath, maxSequences, value, maxQueued, tenantShare, maxTokensCap,
-                documentWaitMillis, maxDocumentTokens, duplicateWindowMillis, modelName);
+                documentWaitMillis, maxDocumentTokens, duplicateWindowMillis, modelName, kvState);
     }
 
     public InferenceConfig withMaxQueued(int value) {
         return new InferenceConfig(modelPath, maxSequences, tokenBudget, value, tenantShare, maxTokensCap,
-                documentWaitMillis, maxDocumentTokens, duplicateWindowMillis, modelName);
+                documentWaitMillis, maxDocumentTokens, duplicateWindowMillis, modelName, kvState);
     }
 
     public InferenceConfig withTenantShare(double value) {
         return new InferenceConfig(modelPath, maxSequences, tokenBudget, maxQueued, value, maxTokensCap,
-                documentWaitMillis, maxDocumentTokens, duplicateWindowMillis, modelName);
+                documentWaitMillis, maxDocumentTokens, duplicateWindowMillis, modelName, kvState);
     }
 
     public InferenceConfig withMaxTokensCap(int value) {
         return new InferenceConfig(modelPath, maxSequences, tokenBudget, maxQueued, tenantShare, value,
-                documentWaitMillis, maxDocumentTokens, duplicateWindowMillis, modelName);
+                documentWaitMillis, maxDocumentTokens, duplicateWindowMillis, modelName, kvState);
     }
 
     public InferenceConfig withDocumentWaitMillis(long value) {
         return new InferenceConfig(modelPath, maxSequences, tokenBudget, maxQueued, tenantShare, maxTokensCap,
-                value, maxDocumentTokens, duplicateWindowMillis, modelName);
+                value, maxDocumentTokens, duplicateWindowMillis, modelName, kvState);
     }
 
     public InferenceConfig withMaxDocumentTokens(int value) {
         return new InferenceConfig(modelPath, maxSequences, tokenBudget, maxQueued, tenantShare, maxTokensCap,
-                documentWaitMillis, value, duplicateWindowMillis, modelName);
+                documentWaitMillis, value, duplicateWindowMillis, modelName, kvState);
     }
 
     public InferenceConfig withDuplicateWindowMillis(long value) {
         return new InferenceConfig(modelPath, maxSequences, tokenBudget, maxQueued, tenantShare, maxTokensCap,
-                documentWaitMillis, maxDocumentTokens, value, modelName);
+                documentWaitMillis, maxDocumentTokens, value, modelName, kvState);
     }
 
     public InferenceConfig withModelName(String value) {
         return new InferenceConfig(modelPath, maxSequences, tokenBudget, maxQueued, tenantShare, maxTokensCap,
-                documentWaitMillis, maxDocumentTokens, duplicateWindowMillis, value);
+                documentWaitMillis, maxDocumentTokens, duplicateWindowMillis, value, kvState);
+    }
+
+    public InferenceConfig withKvState(KvStateConfig value) {
+        return new InferenceConfig(modelPath, maxSequences, tokenBudget, maxQueued, tenantShare, maxTokensCap,
+                documentWaitMillis, maxDocumentTokens, duplicateWindowMillis, modelName, value);
     }
 }

@@ -22,6 +22,7 @@ final class InferenceMetrics {
     static final String MAX_PENDING_OBSERVED = "maxPendingObserved";
     static final String IN_FLIGHT = "inFlightSequences";
     static final String KV_STATE_BYTES = "kvStateBytes";
+    static final String KV_BLOCKS_WRITTEN = "kvBlocksWritten";
     static final String STEPS = "steps";
     static final String STEP_TOKENS = "stepTokens";
     static final String STEP_SEQUENCES = "stepSequences";
@@ -40,6 +41,7 @@ final class InferenceMetrics {
 
     private static final int HISTOGRAM_WINDOW = 1024;
 
+    final Counter kvBlocksWritten;
     final Counter steps;
     final Histogram stepTokens;
     final Histogram stepSequences;
@@ -60,6 +62,7 @@ final class InferenceMetrics {
         group.gauge(MAX_PENDING_OBSERVED, (Gauge<Long>) maxPending::getAsLong);
         group.gauge(IN_FLIGHT, (Gauge<Long>) inFlight::getAsLong);
         group.gauge(KV_STATE_BYTES, (Gauge<Long>) kvBytes::getAsLong);
+        kvBlocksWritten = group.counter(KV_BLOCKS_WRITTEN);
         steps = group.counter(STEPS);
         stepTokens = group.histogram(STEP_TOKENS, new DescriptiveStatisticsHistogram(HISTOGRAM_WINDOW));
         stepSequences = group.histogram(STEP_SEQUENCES, new DescriptiveStatisticsHistogram(HISTOGRAM_WINDOW));

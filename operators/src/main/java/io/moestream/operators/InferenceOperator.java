@@ -1,5 +1,7 @@
 package io.moestream.operators;
 
+import io.moestream.runtime.kv.KvCodec;
+import io.moestream.runtime.kv.KvStateException;
 import io.moestream.runtime.model.Engine;
 import io.moestream.runtime.model.KvCache;
 import io.moestream.runtime.model.Model;
@@ -13,15 +15,18 @@ import io.moestream.schemas.InferenceError;
 import io.moestream.schemas.Prompt;
 import io.moestream.schemas.PromptMode;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Comparator;
+import java.util.HashMap;
 import java.util.HashSet;
 import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.TreeMap;
 import java.util.concurrent.TimeUnit;
 import java.util.stream.Collectors;
 import java.util.stream.Stream;
@@ -31,12 +36,16 @@ import org.apache.flink.api.common.state.ListState;
 import org.apache.flink.api.common.state.ListStateDescriptor;
 import org.apache.flink.api.common.state.MapState;
 import org.apache.flink.api.common.state.MapStateDescriptor;
+import org.apache.flink.api.common.state.StateDescriptor;
+import org.apache.flink.api.common.state.StateTtlConfig;
 import org.apache.flink.api.common.state.ValueState;
 import org.apache.flink.api.common.state.ValueStateDescriptor;
 import org.apache.flink.api.common.typeinfo.Types;
+import org.apache.flink.api.common.typeutils.base.IntSerializer;
 import org.apache.flink.api.common.typeutils.base.LongSerializer;
 import org.apache.flink.api.common.typeutils.base.StringSerializer;
 import org.apache.flink.api.common.typeutils.base.array.BytePrimitiveArraySerializer;
+import org.apache.flink.core.memory.DataOutputSerializer;
 import org.apache.flink.formats.avro.typeutils.AvroTypeInfo;
 import org.apache.flink.runtime.state.VoidNamespace;
 import org.apache.flink.runtime.state.VoidNamespaceSerializer;
@@ -73,6 +82,12 @@ import org.slf4j.LoggerFactory;
  * Document parts are prefilled on arrival; DOCUMENT prompts for a document still arriving wait (in
  * keyed state, with a checkpointed timer) up to {@code documentWaitMillis}.
  *
+ * <p><b>State layout</b> (docs/operators.md): per context a {@link ContextMeta} value (tenant, kind, token
+ * ids, length, KV metadata with codec and head policy, timestamps) and a map of KV blocks
+ * ({@link #KV_BLOCKS_STATE}: block index to {@code PagedKvCache.encodeBlock}); a prefill or a turn writes
+ * only the blocks it changed. Both expire after {@link KvStateConfig#ttlMillis()} without use, and a
+ * tenant may hold at most {@link KvStateConfig#tenantMaxContexts()} contexts per parallel instance.
+ *
  * <p><b>Checkpoints</b>: keyed state is the source of truth. A request leaves {@link #PENDING_STATE}
  * only when its answer is emitted (a conversation's cache is written in the same step), so a snapshot
  * between steps holds every queued and in-flight request; after a restore they run again from the
@@ -88,10 +103,14 @@ public class InferenceOperator extends AbstractStreamOperator<Generation>
 
     private static final Logger LOG = LoggerFactory.getLogger(InferenceOperator.class);
 
-    /** KV-cache of a context: {@link KvCache#toBytes()}. */
-    public static final String KV_STATE = "kv-cache";
-    /** {@link ContextMeta} of a context. */
+    /** KV-cache of a context before state format 2 (one {@link KvCache#toBytes()} array): read, then cleared. */
+    public static final String LEGACY_KV_STATE = "kv-cache";
+    /** KV blocks of a context: block index to {@code PagedKvCache.encodeBlock(i)}. */
+    public static final String KV_BLOCKS_STATE = "kv-blocks";
+    /** {@link ContextMeta} of a context (includes the KV metadata and token ids). */
     public static final String META_STATE = "context-meta";
+    /** A tenant at its cap is recounted (expired contexts leave the count) at most this often. */
+    static final long TENANT_RECOUNT_MILLIS = 60_000;
     /** Prompts queued or in flight, until their answer is emitted. */
     public static final String PENDING_STATE = "pending-prompts";
     /** DOCUMENT prompts waiting for their document's last part. */
@@ -130,10 +149,15 @@ public class InferenceOperator extends AbstractStreamOperator<Generation>
     private transient InternalTimerService<VoidNamespace> documentWaitTimers;
     private transient InternalTimerService<VoidNamespace> duplicateTimers;
     private transient InferenceMetrics metrics;
+    private transient KvCodec kvCodec;
+    /** Contexts per tenant held by this parallel instance (when capped); rebuilt from state in open(). */
+    private transient Map<String, Integer> contextsByTenant;
+    private transient Map<String, Long> tenantRecountedAt;
 
     // ---------------- checkpointed state (keyed) ----------------
 
-    private transient ValueState<byte[]> kvState;
+    private transient ValueState<byte[]> legacyKvState;
+    private transient MapState<Integer, byte[]> kvBlocks;
     private transient ValueState<ContextMeta> metaState;
     private transient ListState<PendingPrompt> pendingState;
     private transient ListState<PendingPrompt> waitingState;
@@ -195,8 +219,13 @@ public class InferenceOperator extends AbstractStreamOperator<Generation>
         running = new ArrayList<>();
         busyKeys = new HashSet<>();
 
-        kvState = getPartitionedState(new ValueStateDescriptor<>(KV_STATE, BytePrimitiveArraySerializer.INSTANCE));
-        metaState = getPartitionedState(new ValueStateDescriptor<>(META_STATE, ContextMetaSerializer.INSTANCE));
+        KvStateConfig kv = config.kvState();
+        kvCodec = kv.kvCodec();
+        model.newCache(kvCodec, kv.blockTokens()); // fails now, naming codec and sizes, if they do not fit the model
+        legacyKvState = getPartitionedState(withTtl(new ValueStateDescriptor<>(LEGACY_KV_STATE, BytePrimitiveArraySerializer.INSTANCE)));
+        kvBlocks = getPartitionedState(withTtl(new MapStateDescriptor<>(KV_BLOCKS_STATE, IntSerializer.INSTANCE,
+                BytePrimitiveArraySerializer.INSTANCE)));
+        metaState = getPartitionedState(withTtl(new ValueStateDescriptor<>(META_STATE, ContextMetaSerializer.INSTANCE)));
         pendingState = getPartitionedState(new ListStateDescriptor<>(PENDING_STATE, PendingPromptSerializer.INSTANCE));
         waitingState = getPartitionedState(new ListStateDescriptor<>(WAITING_STATE, PendingPromptSerializer.INSTANCE));
         seenState = getPartitionedState(
@@ -219,7 +248,11 @@ public class InferenceOperator extends AbstractStreamOperator<Generation>
         restore();
     }
 
-    /** Rebuilds the queue from {@link #PENDING_STATE} (oldest first) and the KV-bytes sum from {@link #KV_STATE}. */
+    /**
+     * Rebuilds the queue from {@link #PENDING_STATE} (oldest first), and from {@link #META_STATE} the
+     * context-bytes sum and (when capped) the contexts per tenant. Reading a context counts as a use
+     * for the state TTL.
+     */
     private void restore() throws Exception {
         List<Queued> restored = new ArrayList<>();
         for (String key : keys(PENDING_STATE)) {
@@ -232,10 +265,19 @@ public class InferenceOperator extends AbstractStreamOperator<Generation>
         for (Queued q : restored) {
             addToQueue(q);
         }
-        for (String key : keys(KV_STATE)) {
+        contextsByTenant = new HashMap<>();
+        tenantRecountedAt = new HashMap<>();
+        boolean capped = config.kvState().tenantMaxContexts() > 0;
+        for (String key : keys(META_STATE)) {
             setCurrentKey(key);
-            byte[] bytes = kvState.value();
-            kvBytes += bytes == null ? 0 : bytes.length;
+            ContextMeta meta = metaState.value();
+            if (meta == null) { // expired
+                continue;
+            }
+            kvBytes += storedBytesInState(meta);
+            if (capped) {
+                contextsByTenant.merge(ContextKey.tenant(key), 1, Integer::sum);
+            }
         }
         if (!restored.isEmpty()) {
             LOG.info("{} queued or in-flight prompts restored; they run again from the start", restored.size());
@@ -247,6 +289,186 @@ public class InferenceOperator extends AbstractStreamOperator<Generation>
         try (Stream<String> stream = this.<String>getKeyedStateBackend().getKeys(state, VoidNamespace.INSTANCE)) {
             return stream.collect(Collectors.toList());
         }
+    }
+
+    /**
+     * Context state expires after {@code ttlMillis} without being read or written (every use of a context
+     * reads its metadata and all its blocks, so they expire together); 0 = never.
+     */
+    private <S extends StateDescriptor<?, ?>> S withTtl(S descriptor) {
+        long ttl = config.kvState().ttlMillis();
+        if (ttl > 0) {
+            descriptor.enableTimeToLive(StateTtlConfig.newBuilder(Duration.ofMillis(ttl))
+                    .setUpdateType(StateTtlConfig.UpdateType.OnReadAndWrite)
+                    .setStateVisibility(StateTtlConfig.StateVisibility.NeverReturnExpired)
+                    .build());
+        }
+        return descriptor;
+    }
+
+    // ---------------- context state: KV blocks, metadata, tenant cap ----------------
+
+    /** A new, empty cache with the configured codec and block size. */
+    private KvCache newCache() {
+        return model.newCache(kvCodec, config.kvState().blockTokens());
+    }
+
+    /**
+     * The current key's cache as stored (its own codec and head policy, whatever the configuration says
+     * now), or a new empty one when {@code meta} is null.
+     */
+    private KvCache loadCache(ContextMeta meta) throws Exception {
+        if (meta == null) {
+            return newCache();
+        }
+        if (!meta.hasKv()) { // written before state format 2
+            byte[] legacy = legacyKvState.value();
+            if (legacy == null) {
+                throw new KvStateException("context '" + meta.contextId() + "' has no KV-cache in state");
+            }
+            return model.cacheFromBytes(legacy);
+        }
+        return KvCache.restore(model, meta.tokenIds(), meta.kvMeta(), i -> {
+            byte[] block;
+            try {
+                block = kvBlocks.get(i);
+            } catch (Exception e) {
+                throw new KvStateException("cannot read KV block " + i + " of context '" + meta.contextId() + "': " + e, e);
+            }
+            if (block == null) {
+                throw new KvStateException("KV block " + i + " of context '" + meta.contextId() + "' is missing from state");
+            }
+            return block;
+        });
+    }
+
+    /**
+     * Stores the current key's context: the blocks changed since {@link #loadCache} (all of a new cache)
+     * and {@code meta} with the cache's token ids and KV metadata. {@code previous} is the stored metadata
+     * the cache was loaded from (null: a new context, or a document started again, whose old blocks go).
+     */
+    private ContextMeta storeCache(KvCache cache, ContextMeta meta, ContextMeta previous) throws Exception {
+        if (previous == null) {
+            kvBlocks.clear();
+        }
+        if (previous == null || !previous.hasKv()) {
+            legacyKvState.clear();
+        }
+        for (int i : cache.paged().dirtyBlocks()) {
+            kvBlocks.put(i, cache.paged().encodeBlock(i));
+            metrics.kvBlocksWritten.inc();
+        }
+        cache.paged().markClean();
+        ContextMeta stored = meta.withKv(cache.tokens(), cache.paged().encodeMeta());
+        metaState.update(stored);
+        return stored;
+    }
+
+    /** Removes the current key's context. */
+    private void clearContext(ContextMeta previous) throws Exception {
+        kvBlocks.clear();
+        legacyKvState.clear();
+        metaState.clear();
+        if (previous != null) {
+            contextGone(previous.tenant());
+        }
+    }
+
+    /** Bytes the context takes in state: the serialized metadata plus every stored block. */
+    private long storedBytes(ContextMeta meta, KvCache cache) throws Exception {
+        DataOutputSerializer out = new DataOutputSerializer(256);
+        ContextMetaSerializer.INSTANCE.serialize(meta, out);
+        return out.length() + cache.paged().stateBytes() - meta.kvMeta().length;
+    }
+
+    /**
+     * Bytes the current key's context takes in state, read from the backend: the serialized metadata plus
+     * every stored block (or the one array of a context written before state format 2).
+     */
+    private long storedBytesInState(ContextMeta meta) throws Exception {
+        DataOutputSerializer out = new DataOutputSerializer(256);
+        ContextMetaSerializer.INSTANCE.serialize(meta, out);
+        long n = out.length();
+        if (!meta.hasKv()) {
+            byte[] legacy = legacyKvState.value();
+            return n + (legacy == null ? 0 : legacy.length);
+        }
+        for (byte[] block : kvBlocks.values()) {
+            n += block.length;
+        }
+        return n;
+    }
+
+    /**
+     * Bytes the current key's stored context takes (0 when {@code meta} is null), from {@code loaded},
+     * the cache {@link #loadCache} gave for it, when there is one.
+     */
+    private long contextBytes(ContextMeta meta, KvCache loaded) throws Exception {
+        if (meta == null) {
+            return 0;
+        }
+        return loaded != null && meta.hasKv() ? storedBytes(meta, loaded) : storedBytesInState(meta);
+    }
+
+    /** Recounts the contexts of {@code tenant} (null: of every tenant) from the state backend. */
+    private void countContexts(String tenant) throws Exception {
+        Object previousKey = getCurrentKey();
+        List<String> keys;
+        try (Stream<String> stream = this.<String>getKeyedStateBackend().getKeys(META_STATE, VoidNamespace.INSTANCE)) {
+            keys = stream.filter(k -> tenant == null || ContextKey.tenant(k).equals(tenant)).collect(Collectors.toList());
+        }
+        if (tenant != null) {
+            contextsByTenant.remove(tenant);
+        }
+        try {
+            for (String key : keys) {
+                setCurrentKey(key);
+                if (metaState.value() != null) { // expired contexts read as null
+                    contextsByTenant.merge(ContextKey.tenant(key), 1, Integer::sum);
+                }
+            }
+        } finally {
+            if (previousKey != null) {
+                setCurrentKey(previousKey);
+            }
+        }
+    }
+
+    /**
+     * Whether {@code tenant} may start one more context on this parallel instance; if so it is counted.
+     * At the cap the tenant's contexts are recounted first (at most every {@link #TENANT_RECOUNT_MILLIS}),
+     * so expired ones free their place.
+     */
+    private boolean admitNewContext(String tenant) throws Exception {
+        int cap = config.kvState().tenantMaxContexts();
+        if (cap <= 0) {
+            return true;
+        }
+        if (contextsByTenant.getOrDefault(tenant, 0) >= cap) {
+            long now = now();
+            Long last = tenantRecountedAt.get(tenant);
+            if (last == null || now - last >= TENANT_RECOUNT_MILLIS) {
+                tenantRecountedAt.put(tenant, now);
+                countContexts(tenant);
+            }
+            if (contextsByTenant.getOrDefault(tenant, 0) >= cap) {
+                return false;
+            }
+        }
+        contextsByTenant.merge(tenant, 1, Integer::sum);
+        return true;
+    }
+
+    private void contextGone(String tenant) {
+        if (config.kvState().tenantMaxContexts() > 0) {
+            contextsByTenant.computeIfPresent(tenant, (t, n) -> n <= 1 ? null : n - 1);
+        }
+    }
+
+    private String contextLimitMessage(String tenant, String contextId) {
+        return "tenant '" + tenant + "' already holds " + config.kvState().tenantMaxContexts() + " contexts (the cap"
+                + " of moestream.tenant.max-contexts per parallel instance), so context '" + contextId + "' cannot be"
+                + " created: reuse or let old contexts expire (moestream.state.ttl), or raise the cap";
     }
 
     // ---------------- documents ----------------
@@ -278,14 +500,23 @@ public class InferenceOperator extends AbstractStreamOperator<Generation>
                 return;
             }
         }
-        byte[] stored = meta == null ? null : kvState.value();
-        long storedBytes = stored == null ? 0 : stored.length;
+        boolean newContext = part.getPart() == 0 && meta == null;
+        if (newContext && !admitNewContext(part.getTenant())) {
+            emitError(ErrorRecords.forDocument(part, ErrorCode.CONTEXT_LIMIT,
+                    contextLimitMessage(part.getTenant(), part.getDocumentId()), now));
+            return;
+        }
         KvCache cache;
         int[] ids;
+        long storedBytes;
         try {
-            cache = part.getPart() == 0 ? model.newCache() : model.cacheFromBytes(stored);
+            cache = part.getPart() == 0 ? newCache() : loadCache(meta);
             ids = part.getPart() == 0 ? tokenizer.encodePrompt(part.getText()) : tokenizer.encode(part.getText(), false);
+            storedBytes = contextBytes(meta, part.getPart() == 0 ? null : cache);
         } catch (RuntimeException e) {
+            if (newContext) {
+                contextGone(part.getTenant());
+            }
             LOG.warn("cannot read the stored document", e);
             emitError(ErrorRecords.forDocument(part, ErrorCode.MODEL_ERROR, "cannot read the stored cache of document '"
                     + part.getDocumentId() + "': " + e + "; send the document again from part 0", now));
@@ -299,20 +530,34 @@ public class InferenceOperator extends AbstractStreamOperator<Generation>
                     + (limit < model.contextLength() ? "moestream.document.max-tokens" : "the model's context window")
                     + "): split it into smaller documents";
             emitError(ErrorRecords.forDocument(part, ErrorCode.DOCUMENT_TOO_LARGE, message, now));
-            kvState.clear();
-            metaState.clear();
+            clearContext(meta);
+            if (newContext) {
+                contextGone(part.getTenant());
+            }
             kvBytes -= storedBytes;
             failWaiting("document '" + part.getDocumentId() + "' was rejected: " + message, now);
             return;
         }
 
         long started = System.nanoTime();
+        KvStateConfig kv = config.kvState();
+        boolean classify = kv.headPruning() && !cache.headPolicy().anyStreaming();
         try {
+            if (classify) {
+                cache.startHeadClassification(kv.pruningSink(), kv.pruningWindow(), model.config());
+            }
             if (ids.length > 0) {
                 runner.step(List.of(new StepRunner.Chunk(cache, ids, false))).throwFailure();
                 metrics.prefill(ids.length);
             }
+            if (classify) {
+                // until a policy with streaming heads is set, each part's prefill is observed and decides
+                cache.applyHeadClassification(kv.pruningFraction(), kv.pruningMaxOutsideMass());
+            }
         } catch (RuntimeException e) {
+            if (newContext) {
+                contextGone(part.getTenant());
+            }
             LOG.warn("prefill of document part failed", e);
             emitError(ErrorRecords.forDocument(part, ErrorCode.MODEL_ERROR, "prefill of part " + part.getPart()
                     + " of document '" + part.getDocumentId() + "' failed: " + e + "; the part can be sent again", now));
@@ -320,17 +565,17 @@ public class InferenceOperator extends AbstractStreamOperator<Generation>
         }
         long prefillNanos = System.nanoTime() - started;
 
-        byte[] bytes = cache.toBytes();
-        kvState.update(bytes);
-        kvBytes += bytes.length - storedBytes;
+        ContextMeta previous = part.getPart() == 0 ? null : meta;
         meta = part.getPart() == 0
                 ? ContextMeta.documentStarted(part.getTenant(), part.getDocumentId(), cache.length(), prefillNanos,
                         part.getLast(), now)
                 : meta.withPart(cache.length(), prefillNanos, part.getLast(), now);
-        metaState.update(meta);
+        meta = storeCache(cache, meta, previous);
+        long bytes = storedBytes(meta, cache);
+        kvBytes += bytes - storedBytes;
 
         if (meta.complete()) {
-            output.collect(OutputTags.CONTEXTS, new StreamRecord<>(contextReady(meta, bytes.length)));
+            output.collect(OutputTags.CONTEXTS, new StreamRecord<>(contextReady(meta, bytes)));
             metrics.context();
             releaseWaiting(ContextKey.of(part));
         }
@@ -710,8 +955,9 @@ public class InferenceOperator extends AbstractStreamOperator<Generation>
         Prompt prompt = pending.prompt();
         long now = now();
         try {
-            byte[] base = null;
+            KvCache cache = null;
             ContextMeta meta = null;
+            long baseBytes = 0;
             int[] ids;
             switch (prompt.getMode()) {
                 case DOCUMENT -> {
@@ -719,7 +965,8 @@ public class InferenceOperator extends AbstractStreamOperator<Generation>
                         removePending(pending);
                         return null;
                     }
-                    base = kvState.value();
+                    // a copy: the prompt's tokens never reach the document's cache
+                    cache = loadCache(metaState.value()).copy();
                     ids = tokenizer.encode(prompt.getText(), false);
                 }
                 case CONVERSATION -> {
@@ -729,12 +976,17 @@ public class InferenceOperator extends AbstractStreamOperator<Generation>
                                 + "' is a document: ask about it with mode DOCUMENT, or use another context_id for"
                                 + " the conversation", now);
                     }
-                    base = meta == null ? null : kvState.value();
-                    ids = base == null ? tokenizer.encodePrompt(prompt.getText()) : tokenizer.encode(prompt.getText(), false);
+                    if (meta != null) { // the stored cache itself: the turn's store writes only its dirty blocks
+                        cache = loadCache(meta);
+                        baseBytes = contextBytes(meta, cache);
+                    }
+                    ids = cache == null ? tokenizer.encodePrompt(prompt.getText()) : tokenizer.encode(prompt.getText(), false);
                 }
                 default -> ids = tokenizer.encodePrompt(prompt.getText());
             }
-            KvCache cache = base == null ? model.newCache() : model.cacheFromBytes(base);
+            if (cache == null) {
+                cache = newCache();
+            }
             int cached = cache.length();
             if (ids.length == 0) {
                 return reject(pending, ErrorCode.INVALID_PARAMS, "text encodes to no tokens: send some text", now);
@@ -752,7 +1004,11 @@ public class InferenceOperator extends AbstractStreamOperator<Generation>
                         + ": it must be between 1 and " + config.maxTokensCap(), now);
             }
             SamplingParams params = PromptSampling.params(prompt, maxTokens);
-            return new Sequence(q.key(), pending, cache, ids, params, meta, base == null ? 0 : base.length, tokenizer, now);
+            if (q.conversation() && meta == null && !admitNewContext(prompt.getTenant())) {
+                return reject(pending, ErrorCode.CONTEXT_LIMIT,
+                        contextLimitMessage(prompt.getTenant(), prompt.getContextId()), now);
+            }
+            return new Sequence(q.key(), pending, cache, ids, params, meta, baseBytes, tokenizer, now);
         } catch (RuntimeException e) {
             LOG.warn("cannot prepare request {}", prompt.getRequestId(), e);
             return reject(pending, ErrorCode.MODEL_ERROR, "cannot prepare the request: " + e, now);
@@ -770,12 +1026,10 @@ public class InferenceOperator extends AbstractStreamOperator<Generation>
         setCurrentKey(s.key);
         Prompt prompt = s.pending.prompt();
         if (s.conversation) {
-            byte[] bytes = s.cache.toBytes();
-            kvState.update(bytes);
-            kvBytes += bytes.length - s.baseBytes;
-            metaState.update(s.meta == null
+            ContextMeta stored = storeCache(s.cache, s.meta == null
                     ? ContextMeta.conversationStarted(prompt.getTenant(), prompt.getContextId(), s.cache.length(), now)
-                    : s.meta.withTurn(s.cache.length(), now));
+                    : s.meta.withTurn(s.cache.length(), now), s.meta);
+            kvBytes += storedBytes(stored, s.cache) - s.baseBytes;
             busyKeys.remove(s.key);
         }
         removePending(s.pending);
@@ -788,6 +1042,9 @@ public class InferenceOperator extends AbstractStreamOperator<Generation>
         setCurrentKey(s.key);
         if (s.conversation) {
             busyKeys.remove(s.key);
+            if (s.meta == null) {
+                contextGone(s.tenant()); // the new conversation was not created
+            }
         }
         reject(s.pending, ErrorCode.MODEL_ERROR, message, now);
     }
@@ -822,16 +1079,41 @@ public class InferenceOperator extends AbstractStreamOperator<Generation>
 
     // ---------------- for tests ----------------
 
+    /** The stored cache of a context, as a whole-cache array ({@link KvCache#toBytes()}); null if none. */
     @VisibleForTesting
     byte[] storedCache(String key) throws Exception {
         setCurrentKey(key);
-        return kvState.value();
+        ContextMeta meta = metaState.value();
+        return meta == null ? null : loadCache(meta).toBytes();
+    }
+
+    /** The stored KV blocks of a context (index to bytes). */
+    @VisibleForTesting
+    Map<Integer, byte[]> storedBlocks(String key) throws Exception {
+        setCurrentKey(key);
+        Map<Integer, byte[]> blocks = new TreeMap<>();
+        for (Map.Entry<Integer, byte[]> e : kvBlocks.entries()) {
+            blocks.put(e.getKey(), e.getValue());
+        }
+        return blocks;
     }
 
     @VisibleForTesting
     ContextMeta storedMeta(String key) throws Exception {
         setCurrentKey(key);
         return metaState.value();
+    }
+
+    /** Overwrites one stored KV block of a context (tests of damaged state). */
+    @VisibleForTesting
+    void putStoredBlock(String key, int index, byte[] bytes) throws Exception {
+        setCurrentKey(key);
+        kvBlocks.put(index, bytes);
+    }
+
+    @VisibleForTesting
+    long kvBlocksWritten() {
+        return metrics.kvBlocksWritten.getCount();
     }
 
     @VisibleForTesting

@@ -126,7 +126,7 @@ class ContinuousBatchingTest {
             assertThat(restored.get(id).getTokenIds()).as(id).isEqualTo(uninterrupted.get(id).getTokenIds());
             assertThat(restored.get(id).getText()).as(id).isEqualTo(uninterrupted.get(id).getText());
         }
-        KvCache chat = ref.model.newCache();
+        KvCache chat = ref.newCache();
         ref.run(chat, ref.tokenizer.encodePrompt("Hi there"), SamplingParams.greedy(8), true);
         assertThat(operator().storedMeta(ContextKey.of("acme", "chat")).tokens()).isEqualTo(chat.length());
     }
@@ -281,7 +281,7 @@ class ContinuousBatchingTest {
 
         // the valid traffic is unaffected: every conversation turn saw the one before it
         Map<String, Generation> out = byRequestId(harness.extractOutputValues());
-        KvCache chat = ref.model.newCache();
+        KvCache chat = ref.newCache();
         for (int i = 0; i < 12; i++) {
             int[] ids = i == 0 ? ref.tokenizer.encodePrompt("Turn 0") : ref.tokenizer.encode("Turn " + i, false);
             GenerationResult expected = ref.run(chat, ids, SamplingParams.greedy(3), true);
@@ -317,8 +317,8 @@ class ContinuousBatchingTest {
         assertThat(m.errorsTotal.getCount()).isEqualTo(1);
         assertThat(m.errors(ErrorCode.DUPLICATE_REQUEST)).isEqualTo(1);
         assertThat(m.contexts.getCount()).isEqualTo(1);
-        long stored = operator().storedCache(ContextKey.of("acme", "doc")).length
-                + operator().storedCache(ContextKey.of("acme", "chat")).length;
+        long stored = ContextStateTest.storedBytes(operator(), ContextKey.of("acme", "doc"))
+                + ContextStateTest.storedBytes(operator(), ContextKey.of("acme", "chat"));
         assertThat(operator().kvStateBytes()).isEqualTo(stored);
     }
 

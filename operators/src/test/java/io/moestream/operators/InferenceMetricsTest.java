@@ -67,7 +67,7 @@ class InferenceMetricsTest {
         InferenceMetrics metrics = new InferenceMetrics(new RecordingGroup(names, ""), () -> 1, () -> 2, () -> 3,
                 () -> 4, () -> 5);
         assertThat(names).doesNotHaveDuplicates().contains("queueLength", "pendingRequests", "maxPendingObserved",
-                "inFlightSequences", "kvStateBytes", "steps", "stepTokens", "stepSequences", "prefillTokens",
+                "inFlightSequences", "kvStateBytes", "kvBlocksWritten", "steps", "stepTokens", "stepSequences", "prefillTokens",
                 "decodeTokens", "prefillTokensPerSecond", "decodeTokensPerSecond", "cacheHitTokens",
                 "timeToFirstTokenMs", "latencyMs", "generations", "contextsReady", "errorsTotal");
         for (ErrorCode code : ErrorCode.values()) {

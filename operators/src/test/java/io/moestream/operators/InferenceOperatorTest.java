@@ -21,9 +21,7 @@ import java.util.Map;
 import java.util.Optional;
 import java.util.function.Function;
 import java.util.stream.Collectors;
-import org.apache.flink.api.common.state.ValueStateDescriptor;
 import org.apache.flink.api.common.typeinfo.Types;
-import org.apache.flink.api.common.typeutils.base.array.BytePrimitiveArraySerializer;
 import org.apache.flink.runtime.checkpoint.OperatorSubtaskState;
 import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
 import org.apache.flink.streaming.runtime.tasks.mailbox.Mail;
@@ -113,7 +111,7 @@ class InferenceOperatorTest {
         KvCache document = ref.document(DOC);
         assertThat(out.get("d1").getTokenIds()).isEqualTo(Reference.ids(ref.ask(document, QUESTION, 5)));
         assertThat(out.get("d1").getUsage().getCachedTokens()).isEqualTo(document.length());
-        KvCache chat = ref.model.newCache();
+        KvCache chat = ref.newCache();
         GenerationResult turn1 = ref.run(chat, ref.tokenizer.encodePrompt("Hi there"), SamplingParams.greedy(5), true);
         assertThat(out.get("c1").getTokenIds()).isEqualTo(Reference.ids(turn1));
         assertThat(operator().storedMeta(ContextKey.of("acme", "chat")).tokens()).isEqualTo(chat.length());
@@ -132,9 +130,10 @@ class InferenceOperatorTest {
         assertThat(ready.getTenant()).isEqualTo("acme");
         assertThat(ready.getContextId()).isEqualTo("doc");
         assertThat(ready.getTokens()).isEqualTo(expectedDocument.length());
-        assertThat(ready.getKvBytes()).isEqualTo(stored.length);
+        long kvBytes = ContextStateTest.storedBytes(operator(), key);
+        assertThat(ready.getKvBytes()).isEqualTo(kvBytes);
         long fp16Bytes = 2L * ref.model.config().layers() * expectedDocument.length() * ref.model.config().kvDim() * 2;
-        assertThat(ready.getCompressionRatio()).isEqualTo((float) fp16Bytes / stored.length);
+        assertThat(ready.getCompressionRatio()).isEqualTo((float) fp16Bytes / kvBytes);
         assertThat(ref.model.cacheFromBytes(stored).tokens()).isEqualTo(expectedDocument.tokens());
 
         String otherQuestion = "May I redistribute it?";
@@ -202,7 +201,7 @@ class InferenceOperatorTest {
         assertThat(generations).extracting(Generation::getRequestId).containsExactly("t1", "t2");
         Map<String, Generation> out = byRequestId(generations);
 
-        KvCache chat = ref.model.newCache();
+        KvCache chat = ref.newCache();
         GenerationResult turn1 = ref.run(chat, ref.tokenizer.encodePrompt("Hello, who are you?"), SamplingParams.greedy(6), true);
         int afterTurn1 = chat.length();
         GenerationResult turn2 = ref.run(chat, ref.tokenizer.encode(" Tell me more.", false), SamplingParams.greedy(6), true);
@@ -329,7 +328,7 @@ class InferenceOperatorTest {
         drain();
         Map<String, Generation> first = byRequestId(harness.extractOutputValues());
 
-        GenerationResult expected = ref.run(ref.model.newCache(), ref.tokenizer.encodePrompt("Permission is hereby granted"),
+        GenerationResult expected = ref.run(ref.newCache(), ref.tokenizer.encodePrompt("Permission is hereby granted"),
                 new SamplingParams(8, 0.9f, 40, 0.95f, 7L, List.of()), false);
         assertThat(first.get("seeded").getTokenIds()).isEqualTo(Reference.ids(expected));
 
@@ -348,13 +347,10 @@ class InferenceOperatorTest {
         drain();
         assertThat(harness.extractOutputValues()).hasSize(2);
 
-        // the conversation's stored cache becomes unreadable (e.g. written for another model)
+        // the conversation's stored cache becomes unreadable (a damaged block)
         String chat = ContextKey.of("acme", "chat");
-        byte[] stored = operator().storedCache(chat);
-        operator().setCurrentKey(chat);
-        operator().getKeyedStateStore()
-                .getState(new ValueStateDescriptor<>(InferenceOperator.KV_STATE, BytePrimitiveArraySerializer.INSTANCE))
-                .update(Arrays.copyOf(stored, stored.length - 4));
+        byte[] block = operator().storedBlocks(chat).get(0);
+        operator().putStoredBlock(chat, 0, Arrays.copyOf(block, block.length - 4));
 
         harness.processElement2(new StreamRecord<>(turn("acme", "t2", "chat", "Again", 3)));
         harness.processElement2(new StreamRecord<>(stateless("acme", "fine", "Hello world", 3)));
@@ -363,7 +359,7 @@ class InferenceOperatorTest {
         InferenceError error = single(errors());
         assertThat(error.getCode()).isEqualTo(ErrorCode.MODEL_ERROR);
         assertThat(error.getRequestId()).isEqualTo("t2");
-        assertThat(error.getMessage()).contains("KV cache");
+        assertThat(error.getMessage()).contains("KV block 0");
         Map<String, Generation> out = byRequestId(harness.extractOutputValues());
         assertThat(out).containsOnlyKeys("t1", "warmup", "fine");
         assertThat(out.get("fine").getTokenIds()).isEqualTo(Reference.ids(ref.stateless("Hello world", 3)));

@@ -88,7 +88,7 @@ class InferencePipelineTest {
         for (int i = 0; i < 5; i++) {
             expected.add("gen s" + i + " " + Reference.ids(ref.stateless("Hello number " + i, 4)) + " cached=0");
         }
-        KvCache chat = ref.model.newCache();
+        KvCache chat = ref.newCache();
         GenerationResult c1 = ref.run(chat, ref.tokenizer.encodePrompt("Hi there"), SamplingParams.greedy(4), true);
         int afterTurn1 = chat.length();
         GenerationResult c2 = ref.run(chat, ref.tokenizer.encode(" And then?", false), SamplingParams.greedy(4), true);

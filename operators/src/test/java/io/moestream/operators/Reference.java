@@ -51,6 +51,12 @@ final class Reference {
         return InferenceConfig.defaults(MODEL_PATH.toString());
     }
 
+    /** An empty cache as the operator makes one with the default configuration (int8 blocks of 32). */
+    KvCache newCache() {
+        KvStateConfig kv = KvStateConfig.defaults();
+        return model.newCache(kv.kvCodec(), kv.blockTokens());
+    }
+
     /** One request alone on its own engine. */
     GenerationResult run(KvCache cache, int[] promptIds, SamplingParams params, boolean commitAnswer) {
         return engine.generate(List.of(new GenerationRequest(cache, promptIds, params, commitAnswer))).get(0);
@@ -58,12 +64,12 @@ final class Reference {
 
     /** A STATELESS prompt: BOS + text on an empty cache, greedy. */
     GenerationResult stateless(String text, int maxTokens) {
-        return run(model.newCache(), tokenizer.encodePrompt(text), SamplingParams.greedy(maxTokens), false);
+        return run(newCache(), tokenizer.encodePrompt(text), SamplingParams.greedy(maxTokens), false);
     }
 
     /** A document prefilled part by part as the operator does (BOS only before part 0). */
     KvCache document(String... parts) {
-        KvCache cache = model.newCache();
+        KvCache cache = newCache();
         for (int i = 0; i < parts.length; i++) {
             int[] ids = i == 0 ? tokenizer.encodePrompt(parts[i]) : tokenizer.encode(parts[i], false);
             if (ids.length > 0) {

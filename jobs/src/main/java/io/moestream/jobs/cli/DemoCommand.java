@@ -142,8 +142,10 @@ public final class DemoCommand implements Callable<Integer> {
                         case Topics.CONTEXTS -> {
                             seenContexts++;
                             ContextReady c = contextCodec.decode(r.value());
-                            System.out.printf("[context]    %s/%s ready: %d tokens, %,d KV bytes, prefill %d ms%n",
-                                    c.getTenant(), c.getContextId(), c.getTokens(), c.getKvBytes(), c.getPrefillMs());
+                            System.out.printf(java.util.Locale.ROOT,
+                                    "[context]    %s/%s ready: %d tokens, %,d KV bytes (%.2fx smaller than fp16), prefill %d ms%n",
+                                    c.getTenant(), c.getContextId(), c.getTokens(), c.getKvBytes(), c.getCompressionRatio(),
+                                    c.getPrefillMs());
                         }
                         default -> throw new IllegalStateException("unexpected topic " + r.topic());
                     }

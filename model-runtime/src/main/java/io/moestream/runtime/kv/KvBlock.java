@@ -13,6 +13,11 @@ public final class KvBlock {
     final KvCodec codec;       // codec of the slabs: F32 for the tail
     final HeadSlab[] slabs;    // [layer * kvHeads + head]; null = dropped (streaming head, out of window)
     final boolean sealed;
+    /**
+     * Per (layer, head) compressed copies of a full, not yet committed tail made mid-step by
+     * {@link PagedKvCache#sealLayerBelow} (null = none); the float32 slabs stay the truth until commit.
+     */
+    HeadSlab[] early;
 
     KvBlock(int index, int blockTokens, KvCodec codec, HeadSlab[] slabs, boolean sealed) {
         this.index = index;
@@ -79,7 +84,11 @@ public final class KvBlock {
     KvBlock sealWith(KvCodec target) {
         HeadSlab[] s = new HeadSlab[slabs.length];
         for (int i = 0; i < s.length; i++) {
-            s[i] = slabs[i] == null ? null : HeadSlab.seal((HeadSlab.F32Slab) slabs[i], target);
+            if (early != null && early[i] != null) {
+                s[i] = early[i]; // the same codec and data: sealing is deterministic
+            } else {
+                s[i] = slabs[i] == null ? null : HeadSlab.seal((HeadSlab.F32Slab) slabs[i], target);
+            }
         }
         return new KvBlock(index, blockTokens, target, s, true);
     }

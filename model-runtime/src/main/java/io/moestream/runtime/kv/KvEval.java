@@ -1,5 +1,7 @@
 package io.moestream.runtime.kv;
 
+import io.moestream.runtime.model.Engine;
+import io.moestream.runtime.model.KvCache;
 import io.moestream.runtime.model.Model;
 
 import java.io.IOException;
@@ -57,16 +59,15 @@ public final class KvEval {
         if (doc.length <= p.prefill()) {
             throw new IllegalArgumentException("document of " + doc.length + " tokens is not longer than the prefill " + p.prefill());
         }
-        KvForward f = new KvForward(model);
+        Engine f = new Engine(model);
         int[] prefix = java.util.Arrays.copyOf(doc, p.prefill());
         int[] rest = java.util.Arrays.copyOfRange(doc, p.prefill(), doc.length);
 
         // reference: F32, no pruning
-        PagedKvCache ref = f.newCache(KvCodec.F32, p.blockTokens());
+        KvCache ref = model.newCache(KvCodec.F32, p.blockTokens());
         float[] refLast = f.forward(ref, prefix);
         int[] refGreedy = greedy(f, ref.copy(), refLast, p.gen());
-        float[][] refLogits = new float[rest.length][];
-        f.forward(ref, rest, refLogits);
+        float[][] refLogits = teacherForce(f, ref, rest);
 
         KvShape shape = KvShape.of(model);
         long fp16PerToken = 2L * 2 * shape.layers() * shape.kvDim();
@@ -75,24 +76,23 @@ public final class KvEval {
 
         List<Row> rows = new ArrayList<>();
         for (Setting s : settings) {
-            PagedKvCache c = f.newCache(s.codec(), p.blockTokens());
-            HeadClassifier classifier = null;
+            KvCache c = model.newCache(s.codec(), p.blockTokens());
             if (s.prune()) {
-                classifier = HeadClassifier.of(model.config(), p.sink(), p.window());
-                f.attention().setObserver(classifier);
+                c.startHeadClassification(p.sink(), p.window(), model.config());
             }
+            double[] scores = null;
             float[] last = f.forward(c, prefix);
-            f.attention().setObserver(null);
-            if (classifier != null) {
+            if (s.prune()) {
+                scores = c.headClassifier().scores();
                 double fr = s.streamingFraction() >= 0 ? s.streamingFraction() : p.streamingFraction();
-                c.setPolicy(classifier.classify(fr, p.maxOutsideMass()));
+                c.applyHeadClassification(fr, p.maxOutsideMass());
             }
             // greedy from the prefill, on a copy; count attention bytes per step
-            f.attention().resetBytesRead();
+            f.resetKvBytesRead();
             int[] g = greedy(f, c.copy(), last, p.gen());
             // gen - 1 decode steps; step i is the query at position prefill + i, which sees prefill + i + 1 positions
             int steps = Math.max(1, p.gen() - 1);
-            double attnPerStep = f.attention().bytesRead() / (double) group / steps;
+            double attnPerStep = f.kvBytesRead() / (double) group / steps;
             double fp16AttnPerStep = 0;
             for (int i = 0; i < steps; i++) {
                 fp16AttnPerStep += (double) (p.prefill() + i + 1) * fp16PerToken;
@@ -103,8 +103,7 @@ public final class KvEval {
                 prefixLen++;
             }
             // teacher-forced continuation of the document
-            float[][] logits = new float[rest.length][];
-            f.forward(c, rest, logits);
+            float[][] logits = teacherForce(f, c, rest);
             int agree = 0;
             double klSum = 0;
             double klMax = 0;
@@ -114,15 +113,25 @@ public final class KvEval {
                 klSum += kl;
                 klMax = Math.max(klMax, kl);
             }
-            long bytes = c.stateBytes();
-            rows.add(new Row(s, c.policy().toString(), classifier == null ? null : classifier.scores(), c.policy().streamingCount(), c.length(), bytes,
+            PagedKvCache pc = c.paged();
+            long bytes = pc.stateBytes();
+            rows.add(new Row(s, pc.policy().toString(), scores, pc.policy().streamingCount(), c.length(), bytes,
                     bytes / (double) c.length(), bytes / (double) (c.length() * fp16PerToken), attnPerStep,
                     attnPerStep / fp16AttnPerStep, agree / (double) rest.length, klSum / rest.length, klMax, prefixLen, p.gen()));
         }
         return rows;
     }
 
-    static int[] greedy(KvForward f, PagedKvCache cache, float[] logits, int n) {
+    /** The logits after each of {@code tokens}, fed one at a time. */
+    static float[][] teacherForce(Engine f, KvCache cache, int[] tokens) {
+        float[][] out = new float[tokens.length][];
+        for (int i = 0; i < tokens.length; i++) {
+            out[i] = f.forward(cache, new int[] {tokens[i]});
+        }
+        return out;
+    }
+
+    static int[] greedy(Engine f, KvCache cache, float[] logits, int n) {
         int[] out = new int[n];
         float[] l = logits;
         for (int i = 0; i < n; i++) {

@@ -102,6 +102,9 @@ public final class PagedKvCache {
         int t = pos - bi * blockTokens;
         int hd = shape.headDim();
         for (int h = 0; h < shape.kvHeads(); h++) {
+            if (b.early != null) {
+                b.early[layer * shape.kvHeads() + h] = null; // (re)written: a compressed copy from an aborted step is stale
+            }
             ((HeadSlab.F32Slab) b.slabs[layer * shape.kvHeads() + h]).put(t, k, kOff + h * hd, v, vOff + h * hd);
         }
         dirty.set(bi);
@@ -125,6 +128,36 @@ public final class PagedKvCache {
         }
         length = newLength;
         compact();
+    }
+
+    /**
+     * Compresses, for {@code layer} only, the full blocks before the one holding {@code pos} that are
+     * not sealed yet (positions written in the current batch, not committed). A batched step calls this
+     * before attending the query at {@code pos}, so that the query sees every earlier block exactly as
+     * it would one position at a time (where {@link #commit} has sealed them): batched and
+     * one-at-a-time runs stay bit-identical for every codec. {@link #commit} seals the other layers.
+     */
+    public void sealLayerBelow(int layer, int pos) {
+        if (codec == KvCodec.F32) {
+            return; // sealing an F32 block does not change its values
+        }
+        int kvHeads = shape.kvHeads();
+        for (int bi = length / blockTokens; bi < pos / blockTokens && bi < blocks.size(); bi++) {
+            KvBlock b = blocks.get(bi);
+            if (b.sealed) {
+                continue;
+            }
+            for (int h = 0; h < kvHeads; h++) {
+                int i = layer * kvHeads + h;
+                HeadSlab.F32Slab f = (HeadSlab.F32Slab) b.slabs[i];
+                if (f.tokens == blockTokens && (b.early == null || b.early[i] == null)) {
+                    if (b.early == null) {
+                        b.early = new HeadSlab[b.slabs.length];
+                    }
+                    b.early[i] = HeadSlab.seal(f, codec);
+                }
+            }
+        }
     }
 
     /**
@@ -295,7 +328,9 @@ public final class PagedKvCache {
     }
 
     HeadSlab slab(int block, int layer, int kvHead) {
-        return blocks.get(block).slabs[layer * shape.kvHeads() + kvHead];
+        KvBlock b = blocks.get(block);
+        int i = layer * shape.kvHeads() + kvHead;
+        return b.early != null && b.early[i] != null ? b.early[i] : b.slabs[i];
     }
 
     @Override

@@ -1,5 +1,6 @@
 package io.moestream.runtime.model;
 
+import io.moestream.runtime.kv.CompressedAttention;
 import io.moestream.runtime.moe.Router;
 
 import java.util.Arrays;
@@ -26,6 +27,7 @@ public final class Engine {
     private final ModelConfig c;
     private final Weights w;
     private final Router router;
+    private final CompressedAttention attention;
     private Buffers b;
 
     public Engine(Model model) {
@@ -33,11 +35,21 @@ public final class Engine {
         this.c = model.config();
         this.w = model.weights();
         this.router = c.isMoe() ? new Router(c.routing()) : null;
+        this.attention = CompressedAttention.of(c);
         this.b = new Buffers(0);
     }
 
     public Model model() {
         return model;
+    }
+
+    /** K/V bytes the attention read from the caches since the last {@link #resetKvBytesRead()} (decode bandwidth). */
+    public long kvBytesRead() {
+        return attention.bytesRead();
+    }
+
+    public void resetKvBytesRead() {
+        attention.resetBytesRead();
     }
 
     /**
@@ -88,7 +100,6 @@ public final class Engine {
         int t = 0;
         for (StepPlan.Sequence s : plan.sequences()) {
             int start = s.cache().length();
-            s.cache().ensureCapacity(start + s.tokens().length);
             for (int j = 0; j < s.tokens().length; j++, t++) {
                 caches[t] = s.cache();
                 pos[t] = start + j;
@@ -105,9 +116,7 @@ public final class Engine {
         float[][] logits = new float[plan.sequences().size()][];
         for (int i = 0; i < logits.length; i++) {
             StepPlan.Sequence s = plan.sequences().get(i);
-            for (int tok : s.tokens()) {
-                s.cache().commit(tok);
-            }
+            s.cache().commit(s.tokens());
             t += s.tokens().length;
             if (s.logits()) {
                 rmsnorm(b.xb[0], b.x[t - 1], 0, w.outputNorm, c.dim());
@@ -161,13 +170,22 @@ public final class Engine {
             }
             rope(b.q[t], c.heads(), b.ropeCos[t], b.ropeSin[t]);
             rope(b.k[t], c.kvHeads(), b.ropeCos[t], b.ropeSin[t]);
-            System.arraycopy(b.k[t], 0, caches[t].keys(l), pos[t] * kvDim, kvDim);
-            System.arraycopy(b.v[t], 0, caches[t].values(l), pos[t] * kvDim, kvDim);
+            caches[t].paged().write(l, pos[t], b.k[t], 0, b.v[t], 0);
         }
 
-        // causal attention: token t sees positions 0..pos[t] of its own sequence
+        // causal attention over the paged cache, reading compressed blocks in place: token t sees
+        // positions 0..pos[t] of its own sequence (a streaming head only sink + window). Before the
+        // query at pos[t], the blocks that one-position-at-a-time would have sealed by then are
+        // compressed for this layer, so a batched step stays bit-identical to single steps.
         for (int t = 0; t < n; t++) {
-            attention(b.q[t], caches[t].keys(l), caches[t].values(l), pos[t], b.attOut[t]);
+            KvCache cache = caches[t];
+            cache.paged().sealLayerBelow(l, pos[t]);
+            attention.setObserver(cache.headClassifier());
+            try {
+                attention.attendAll(cache.paged(), l, b.q[t], pos[t], b.attOut[t]);
+            } finally {
+                attention.setObserver(null);
+            }
         }
 
         // output projection and residual
@@ -188,45 +206,6 @@ public final class Engine {
         }
         for (int t = 0; t < n; t++) {
             add(b.x[t], b.xb2[t]);
-        }
-    }
-
-    /** out = softmax(q k^T * scale) v per head, over positions 0..last; query head h reads kv head h / group. */
-    private void attention(float[] q, float[] keys, float[] values, int last, float[] out) {
-        int headDim = c.headDim();
-        int kvDim = c.kvDim();
-        int groupSize = c.heads() / c.kvHeads();
-        float scale = (float) (1.0 / Math.sqrt(headDim));
-        if (b.att.length < last + 1) {
-            b.att = new float[Math.max(last + 1, b.att.length * 2)];
-        }
-        float[] att = b.att;
-        for (int h = 0; h < c.heads(); h++) {
-            int qOff = h * headDim;
-            int kvOff = (h / groupSize) * headDim;
-            float max = Float.NEGATIVE_INFINITY;
-            for (int p = 0; p <= last; p++) {
-                float score = 0;
-                int kOff = p * kvDim + kvOff;
-                for (int i = 0; i < headDim; i++) {
-                    score += q[qOff + i] * keys[kOff + i];
-                }
-                att[p] = score * scale;
-                max = Math.max(max, att[p]);
-            }
-            float sum = 0;
-            for (int p = 0; p <= last; p++) {
-                att[p] = (float) Math.exp(att[p] - max);
-                sum += att[p];
-            }
-            Arrays.fill(out, qOff, qOff + headDim, 0f);
-            for (int p = 0; p <= last; p++) {
-                float a = att[p] / sum;
-                int vOff = p * kvDim + kvOff;
-                for (int i = 0; i < headDim; i++) {
-                    out[qOff + i] += a * values[vOff + i];
-                }
-            }
         }
     }
 
@@ -432,7 +411,6 @@ public final class Engine {
         final int[][] chosen;          // (n, expertsUsed) routed experts
         final float[][] chosenWeights; // (n, expertsUsed) their weights
         final float[] routerLogits;    // (experts)
-        float[] att;                   // (positions) attention scores of one head
 
         Buffers(int capacity) {
             this.capacity = capacity;
@@ -453,7 +431,6 @@ public final class Engine {
             chosen = new int[capacity][c.expertsUsed()];
             chosenWeights = new float[capacity][c.expertsUsed()];
             routerLogits = new float[Math.max(1, c.experts())];
-            att = new float[256];
         }
     }
 }

@@ -81,14 +81,29 @@ public final class Model implements AutoCloseable {
         return weights;
     }
 
-    /** A new, empty cache for one sequence. */
+    /** A new, empty, uncompressed (float32) cache for one sequence: the Engine's exact numerics. */
     public KvCache newCache() {
-        return new KvCache(config.layers(), config.kvDim(), 16);
+        return newCache(io.moestream.runtime.kv.KvCodec.F32);
     }
 
-    /** Reads a cache written by {@link KvCache#toBytes()}; fails clearly if it belongs to another model shape. */
+    /** A new, empty cache whose full blocks of {@link io.moestream.runtime.kv.PagedKvCache#DEFAULT_BLOCK_TOKENS} positions are compressed with {@code codec}. */
+    public KvCache newCache(io.moestream.runtime.kv.KvCodec codec) {
+        return newCache(codec, io.moestream.runtime.kv.PagedKvCache.DEFAULT_BLOCK_TOKENS);
+    }
+
+    /**
+     * A new, empty cache with blocks of {@code blockTokens} positions compressed with {@code codec}.
+     *
+     * @throws IllegalArgumentException when the codec's group size does not divide the block size or head width
+     */
+    public KvCache newCache(io.moestream.runtime.kv.KvCodec codec, int blockTokens) {
+        return new KvCache(new io.moestream.runtime.kv.PagedKvCache(io.moestream.runtime.kv.KvShape.of(this), codec, blockTokens),
+                new int[0]);
+    }
+
+    /** Reads a cache written by {@link KvCache#toBytes()}; fails clearly if it belongs to another model. */
     public KvCache cacheFromBytes(byte[] bytes) {
-        return KvCache.fromBytes(bytes, config.layers(), config.kvDim(), config.contextLength());
+        return KvCache.fromBytes(bytes, this);
     }
 
     /** Mappings are released by the garbage collector once no engine uses this model. */
