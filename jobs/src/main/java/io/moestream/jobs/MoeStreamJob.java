@@ -5,7 +5,6 @@ import io.moestream.operators.InferenceConfig;
 import io.moestream.operators.InferenceOperator;
 import io.moestream.operators.OutputTags;
 import io.moestream.operators.RawRecord;
-import io.moestream.runtime.model.DefaultModel;
 import io.moestream.schemas.ContextReady;
 import io.moestream.schemas.Document;
 import io.moestream.schemas.Generation;
@@ -67,7 +66,7 @@ public final class MoeStreamJob {
                 .name("decode-prompts").uid("decode-prompts");
 
         InferenceConfig config = new InferenceConfig(
-                conf.getOptional(JobOptions.MODEL_PATH).orElseGet(() -> DefaultModel.path().toString()),
+                conf.getOptional(JobOptions.MODEL_PATH).orElse(InferenceConfig.BUNDLED_MODEL),
                 conf.get(JobOptions.STEP_MAX_SEQUENCES),
                 conf.get(JobOptions.STEP_TOKEN_BUDGET),
                 conf.get(JobOptions.QUEUE_MAX),

@@ -36,6 +36,12 @@ public record InferenceConfig(
         String modelName,
         KvStateConfig kvState) implements Serializable {
 
+    /**
+     * {@link #modelPath} of the small trained MoE bundled in the runtime jar; each TaskManager
+     * extracts it itself, so the job needs no model file on the cluster.
+     */
+    public static final String BUNDLED_MODEL = "bundled:trained-moe-q8_0";
+
     public static final int DEFAULT_MAX_SEQUENCES = 8;
     public static final int DEFAULT_TOKEN_BUDGET = 256;
     public static final int DEFAULT_MAX_QUEUED = 256;

@@ -2,6 +2,7 @@ package io.moestream.operators;
 
 import io.moestream.runtime.kv.KvCodec;
 import io.moestream.runtime.kv.KvStateException;
+import io.moestream.runtime.model.DefaultModel;
 import io.moestream.runtime.model.Engine;
 import io.moestream.runtime.model.KvCache;
 import io.moestream.runtime.model.Model;
@@ -210,7 +211,8 @@ public class InferenceOperator extends AbstractStreamOperator<Generation>
             mailboxExecutor = getContainingTask().getMailboxExecutorFactory()
                     .createExecutor(getOperatorConfig().getChainIndex());
         }
-        model = SharedModels.get(Path.of(config.modelPath()));
+        model = SharedModels.get(InferenceConfig.BUNDLED_MODEL.equals(config.modelPath())
+                ? DefaultModel.path() : Path.of(config.modelPath()));
         tokenizer = model.tokenizer();
         modelName = config.modelName() != null ? config.modelName() : model.name();
         runner = StepRunner.batched(new Engine(model));
