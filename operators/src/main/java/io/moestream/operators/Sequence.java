@@ -130,7 +130,7 @@ final class Sequence implements StepPlanner.Planned {
             ids.add(token);
             text.add(token);
             String sofar = text.text();
-            int cut = firstStop(sofar);
+            int cut = params.firstStop(sofar);
             if (cut >= 0) {
                 finish = FinishReason.STOP_SEQUENCE;
                 finalText = sofar.substring(0, cut);
@@ -141,20 +141,6 @@ final class Sequence implements StepPlanner.Planned {
         }
         nextToken = token;
         return finish != null && conversation ? token : NONE;
-    }
-
-    private int firstStop(String s) {
-        int cut = -1;
-        for (String stop : params.stop()) {
-            if (stop.isEmpty()) {
-                continue;
-            }
-            int i = s.indexOf(stop);
-            if (i >= 0 && (cut < 0 || i < cut)) {
-                cut = i;
-            }
-        }
-        return cut;
     }
 
     boolean finished() {

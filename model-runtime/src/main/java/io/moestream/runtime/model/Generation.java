@@ -145,7 +145,7 @@ final class Generation {
                 ids.add(token);
                 text.add(token);
                 String sofar = text.text();
-                int cut = firstStop(sofar);
+                int cut = request.params().firstStop(sofar);
                 if (cut >= 0) {
                     finish = FinishReason.STOP_SEQUENCE;
                     finalText = sofar.substring(0, cut);
@@ -163,20 +163,6 @@ final class Generation {
             }
             fed[fedCount++] = token;
             return true;
-        }
-
-        private int firstStop(String s) {
-            int cut = -1;
-            for (String stop : request.params().stop()) {
-                if (stop.isEmpty()) {
-                    continue;
-                }
-                int i = s.indexOf(stop);
-                if (i >= 0 && (cut < 0 || i < cut)) {
-                    cut = i;
-                }
-            }
-            return cut;
         }
 
         GenerationResult result() {

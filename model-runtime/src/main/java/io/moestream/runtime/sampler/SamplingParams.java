@@ -21,4 +21,19 @@ public record SamplingParams(int maxTokens, float temperature, int topK, float t
     public static SamplingParams greedy(int maxTokens) {
         return new SamplingParams(maxTokens, 0f, 0, 1f, 0L, List.of());
     }
+
+    /** Index in {@code text} where the earliest of the stop sequences begins, or -1 if none occurs. */
+    public int firstStop(String text) {
+        int cut = -1;
+        for (String s : stop) {
+            if (s.isEmpty()) {
+                continue;
+            }
+            int i = text.indexOf(s);
+            if (i >= 0 && (cut < 0 || i < cut)) {
+                cut = i;
+            }
+        }
+        return cut;
+    }
 }
