@@ -79,10 +79,6 @@ public final class BenchCommand implements Callable<Integer> {
                     r.prefillSeconds(), r.prefillTokensPerSecond());
             out.printf(Locale.ROOT, "decode:  %d x %d tokens in %.2f s = %.1f tokens/s%n", r.batch(), r.genTokens(),
                     r.decodeSeconds(), r.decodeTokensPerSecond());
-            if (r.batch() > 1) {
-                out.printf(Locale.ROOT, "batched decode step, matmuls only (one weight read per step for all %d sequences): %.1f tokens/s%n",
-                        r.batch(), r.batchedStepMatmulTokensPerSecond());
-            }
             out.printf(Locale.ROOT, "weights read per token %.1f MB, memory read bandwidth %.1f GB/s: ceiling %.1f tokens/s (decode at %.0f%%)%n",
                     r.bytesPerToken() / 1e6, r.memoryGBs(), r.decodeCeilingTokensPerSecond(),
                     100 * r.decodeTokensPerSecond() / r.decodeCeilingTokensPerSecond());

@@ -7,9 +7,13 @@ import io.moestream.runtime.model.Engine;
 import io.moestream.runtime.model.KvCache;
 import io.moestream.runtime.model.Model;
 import io.moestream.runtime.model.ModelConfig;
+import io.moestream.runtime.model.StepPlan;
+import io.moestream.runtime.model.StepResult;
 
 import java.lang.management.ManagementFactory;
 import java.nio.ByteBuffer;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.SplittableRandom;
 import java.util.concurrent.atomic.AtomicLong;
 
@@ -20,16 +24,19 @@ import java.util.concurrent.atomic.AtomicLong;
  * machine's memory read bandwidth and the weight bytes one decoded token must read, so a figure can
  * be set against its bandwidth ceiling.
  *
- * <p>Batching: decode steps call {@link Engine#forward} once per sequence (the engine has no batched
- * step yet), so batch B reads the weights B times per step ({@code decode_batched: false}). For
- * B > 1 the result adds {@link #batchedStepMatmulTokensPerSecond}: the matrix products of G batched
- * decode steps, what a batched engine step would cost without attention.
+ * <p>Batching: as the inference operator runs them, through {@link Engine#step}: the prompts are
+ * prefilled in batched steps (whole prompts, up to 512 tokens per step), then each decode step
+ * feeds one token of every sequence, so each weight row is read once per step for the whole batch
+ * ({@code decode_batched: true}).
  *
  * <p>Load: the 1-minute load average before the run and the process CPU seconds spent decoding are
  * reported; on a shared machine {@code decode_cpu_seconds < threads * decode_seconds} means the
  * threads were descheduled part of the time.
  */
 public final class InferenceBenchmark {
+
+    /** Most prompt tokens per prefill step (whole prompts per step; one longer prompt is its own step). */
+    private static final int PREFILL_STEP_TOKENS = 512;
 
     /**
      * Options of one run.
@@ -59,8 +66,7 @@ public final class InferenceBenchmark {
             long bytesPerToken,
             double memoryGBs,
             double decodeCpuSeconds,
-            double loadAverage,
-            double batchedStepMatmulTokensPerSecond) {
+            double loadAverage) {
 
         /** Decode throughput this bandwidth would allow if every token read its weights once. */
         public double decodeCeilingTokensPerSecond() {
@@ -73,11 +79,10 @@ public final class InferenceBenchmark {
                     "{\"model\":\"%s\",\"kernels\":\"%s\",\"threads\":%d,\"batch\":%d,\"prompt_tokens\":%d,\"gen_tokens\":%d,"
                             + "\"prefill_seconds\":%.3f,\"decode_seconds\":%.3f,\"prefill_tokens_per_s\":%.2f,\"decode_tokens_per_s\":%.2f,"
                             + "\"model_bytes_per_token\":%d,\"memory_read_gb_per_s\":%.1f,\"decode_ceiling_tokens_per_s\":%.1f,"
-                            + "\"decode_cpu_seconds\":%.3f,\"load_average_before\":%.2f,\"decode_batched\":false,"
-                            + "\"batched_step_matmul_tokens_per_s\":%.2f}",
+                            + "\"decode_cpu_seconds\":%.3f,\"load_average_before\":%.2f,\"decode_batched\":true}",
                     model.replace("\\", "\\\\").replace("\"", "\\\""), kernels, threads, batch, promptTokens, genTokens,
                     prefillSeconds, decodeSeconds, prefillTokensPerSecond, decodeTokensPerSecond, bytesPerToken, memoryGBs,
-                    decodeCeilingTokensPerSecond(), decodeCpuSeconds, loadAverage, batchedStepMatmulTokensPerSecond)
+                    decodeCeilingTokensPerSecond(), decodeCpuSeconds, loadAverage)
                     .replace("NaN", "null");
         }
     }
@@ -98,17 +103,25 @@ public final class InferenceBenchmark {
         int vocab = model.config().vocabSize();
         int bos = model.tokenizer().bosId();
 
-        // warm-up: JIT-compile the kernels on a throw-away sequence
-        KvCache warm = model.newCache();
-        engine.forward(warm, new int[] {bos, 1, 2, 3});
+        // warm-up: JIT-compile the kernels (single and batched), then the engine on throw-away sequences
+        Kernels.warmUp();
+        KvCache[] warm = new KvCache[Math.min(o.batch(), 4)];
+        for (int i = 0; i < warm.length; i++) {
+            warm[i] = model.newCache();
+            engine.forward(warm[i], new int[] {bos, 1, 2, 3});
+        }
         for (int i = 0; i < 16; i++) {
-            engine.forward(warm, new int[] {r.nextInt(256)});
+            List<StepPlan.Sequence> plan = new ArrayList<>();
+            for (KvCache c : warm) {
+                plan.add(new StepPlan.Sequence(c, new int[] {r.nextInt(256)}, true));
+            }
+            engine.step(new StepPlan(plan));
         }
 
         double load = ManagementFactory.getOperatingSystemMXBean().getSystemLoadAverage();
         KvCache[] caches = new KvCache[o.batch()];
         int[] next = new int[o.batch()];
-        long t0 = System.nanoTime();
+        List<StepPlan.Sequence> prefill = new ArrayList<>();
         for (int s = 0; s < o.batch(); s++) {
             int[] prompt = new int[o.promptTokens()];
             prompt[0] = bos;
@@ -116,24 +129,39 @@ public final class InferenceBenchmark {
                 prompt[i] = r.nextInt(Math.min(vocab, 766));
             }
             caches[s] = model.newCache();
-            next[s] = argmax(engine.forward(caches[s], prompt));
+            prefill.add(new StepPlan.Sequence(caches[s], prompt, true));
+        }
+        long t0 = System.nanoTime();
+        // prefill: the prompts of all sequences in batched steps of at most PREFILL_STEP_TOKENS rows
+        int perStep = Math.max(1, PREFILL_STEP_TOKENS / o.promptTokens());
+        for (int from = 0; from < o.batch(); from += perStep) {
+            int to = Math.min(o.batch(), from + perStep);
+            StepResult res = engine.step(new StepPlan(prefill.subList(from, to)));
+            for (int s = from; s < to; s++) {
+                next[s] = argmax(res.logits(s - from));
+            }
         }
         long t1 = System.nanoTime();
         long cpu1 = processCpuNanos();
+        // decode: one batched step per generated token, every sequence in it
         for (int step = 0; step < o.genTokens(); step++) {
+            List<StepPlan.Sequence> plan = new ArrayList<>(o.batch());
             for (int s = 0; s < o.batch(); s++) {
-                next[s] = argmax(engine.forward(caches[s], new int[] {next[s]}));
+                plan.add(new StepPlan.Sequence(caches[s], new int[] {next[s]}, true));
+            }
+            StepResult res = engine.step(new StepPlan(plan));
+            for (int s = 0; s < o.batch(); s++) {
+                next[s] = argmax(res.logits(s));
             }
         }
         long t2 = System.nanoTime();
         long cpu2 = processCpuNanos();
-        double prefill = (t1 - t0) / 1e9;
+        double prefillSec = (t1 - t0) / 1e9;
         double decode = (t2 - t1) / 1e9;
         return new Result(model.name(), Kernels.get().name(), o.threads(), o.batch(), o.promptTokens(), o.genTokens(),
-                prefill, decode, (double) o.batch() * o.promptTokens() / prefill, (double) o.batch() * o.genTokens() / decode,
+                prefillSec, decode, (double) o.batch() * o.promptTokens() / prefillSec, (double) o.batch() * o.genTokens() / decode,
                 bytesPerToken(model), o.bandwidthBytes() > 0 ? memoryReadGBs(o.threads(), o.bandwidthBytes()) : Double.NaN,
-                cpu1 < 0 ? Double.NaN : (cpu2 - cpu1) / 1e9, load,
-                o.batch() > 1 ? batchedStepMatmulTokensPerSecond(model, o.threads(), o.batch(), o.genTokens(), o.seed()) : Double.NaN);
+                cpu1 < 0 ? Double.NaN : (cpu2 - cpu1) / 1e9, load);
     }
 
     /** CPU time of this process (all threads), or -1 where the JVM does not report it. */
@@ -142,115 +170,6 @@ public final class InferenceBenchmark {
             return os.getProcessCpuTime();
         }
         return -1;
-    }
-
-    /**
-     * Aggregate tokens/s of the weight matrix products of batched decode steps, without attention:
-     * per step and layer, q/k/v/o with all {@code batch} activations at once, each expert with the
-     * tokens routed to it (top-k of uniformly random scores, as a random model's router is close to),
-     * and the output head; every matrix row is read once per step for all its tokens. This is what
-     * {@link io.moestream.runtime.model.WeightMatrix#matmul(float[][], float[][], int)} gives a
-     * batched engine step; attention at short contexts adds a few percent.
-     */
-    public static double batchedStepMatmulTokensPerSecond(Model model, int threads, int batch, int steps, long seed) {
-        MatmulPool.setThreads(threads);
-        ModelConfig c = model.config();
-        java.util.Map<String, GgufTensor> t = model.gguf().tensors();
-        SplittableRandom r = new SplittableRandom(seed);
-        float[][] x = new float[batch][];
-        float[][] wide = new float[batch][];
-        float[][] logits = new float[batch][c.vocabSize()];
-        for (int i = 0; i < batch; i++) {
-            x[i] = new float[Math.max(c.dim(), c.qDim())];
-            wide[i] = new float[Math.max(Math.max(c.qDim(), c.expertDim()), Math.max(c.dim(), c.ffnDim()))];
-            for (int j = 0; j < x[i].length; j++) {
-                x[i][j] = (float) r.nextGaussian();
-            }
-        }
-        try {
-            io.moestream.runtime.model.WeightMatrix output = io.moestream.runtime.model.WeightMatrix.of(
-                    t.containsKey("output.weight") ? t.get("output.weight") : t.get("token_embd.weight"));
-            long start = 0;
-            for (int step = -2; step < steps; step++) { // two warm-up steps
-                if (step == 0) {
-                    start = System.nanoTime();
-                }
-                for (int l = 0; l < c.layers(); l++) {
-                    String b = "blk." + l + ".";
-                    for (String m : new String[] {"attn_q", "attn_k", "attn_v", "attn_output"}) {
-                        io.moestream.runtime.model.WeightMatrix.of(t.get(b + m + ".weight")).matmul(x, wide, batch);
-                    }
-                    if (c.isMoe()) {
-                        io.moestream.runtime.model.WeightMatrix[] gate = io.moestream.runtime.model.WeightMatrix.experts(t.get(b + "ffn_gate_exps.weight"));
-                        io.moestream.runtime.model.WeightMatrix[] up = io.moestream.runtime.model.WeightMatrix.experts(t.get(b + "ffn_up_exps.weight"));
-                        io.moestream.runtime.model.WeightMatrix[] down = io.moestream.runtime.model.WeightMatrix.experts(t.get(b + "ffn_down_exps.weight"));
-                        int[][] routed = route(batch, c.experts(), c.expertsUsed(), r);
-                        for (int e = 0; e < c.experts(); e++) {
-                            int n = routed[e].length;
-                            if (n == 0) {
-                                continue;
-                            }
-                            float[][] xs = new float[n][];
-                            float[][] hs = new float[n][];
-                            for (int i = 0; i < n; i++) {
-                                xs[i] = x[routed[e][i]];
-                                hs[i] = wide[routed[e][i]];
-                            }
-                            gate[e].matmul(xs, hs, n);
-                            up[e].matmul(xs, hs, n);
-                            down[e].matmul(hs, xs, n);
-                        }
-                    } else {
-                        io.moestream.runtime.model.WeightMatrix.of(t.get(b + "ffn_gate.weight")).matmul(x, wide, batch);
-                        io.moestream.runtime.model.WeightMatrix.of(t.get(b + "ffn_up.weight")).matmul(x, wide, batch);
-                        io.moestream.runtime.model.WeightMatrix.of(t.get(b + "ffn_down.weight")).matmul(wide, x, batch);
-                    }
-                }
-                output.matmul(x, logits, batch);
-                for (float[] xi : x) { // keep activations bounded and nonzero
-                    for (int j = 0; j < xi.length; j++) {
-                        xi[j] = (float) Math.tanh(xi[j]) + 0.01f;
-                    }
-                }
-            }
-            return (double) batch * steps / ((System.nanoTime() - start) / 1e9);
-        } catch (io.moestream.runtime.gguf.GgufFormatException e) {
-            throw new IllegalArgumentException(e.getMessage(), e);
-        }
-    }
-
-    /** For each expert, the tokens whose top-k of uniformly random scores include it. */
-    private static int[][] route(int batch, int experts, int used, SplittableRandom r) {
-        int[] counts = new int[experts];
-        int[][] chosen = new int[batch][used];
-        for (int i = 0; i < batch; i++) {
-            double[] score = new double[experts];
-            for (int e = 0; e < experts; e++) {
-                score[e] = r.nextDouble();
-            }
-            for (int k = 0; k < used; k++) {
-                int best = -1;
-                for (int e = 0; e < experts; e++) {
-                    if (score[e] >= 0 && (best < 0 || score[e] > score[best])) {
-                        best = e;
-                    }
-                }
-                score[best] = -1;
-                chosen[i][k] = best;
-                counts[best]++;
-            }
-        }
-        int[][] out = new int[experts][];
-        for (int e = 0; e < experts; e++) {
-            out[e] = new int[counts[e]];
-            counts[e] = 0;
-        }
-        for (int i = 0; i < batch; i++) {
-            for (int e : chosen[i]) {
-                out[e][counts[e]++] = i;
-            }
-        }
-        return out;
     }
 
     private static int argmax(float[] v) {

@@ -29,6 +29,7 @@ public abstract class Kernels {
     private static final Logger LOG = LoggerFactory.getLogger(Kernels.class);
     private static final Kernels SCALAR = new ScalarKernels();
     private static volatile Kernels chosen;
+    private static boolean warmedUp;
 
     /** The implementation used for all matmuls, chosen (and logged) on first use. */
     public static Kernels get() {
@@ -82,14 +83,50 @@ public abstract class Kernels {
             }
         }
         LOG.info("matmul kernels: {}", k.name());
+        if (Boolean.parseBoolean(System.getProperty("moestream.kernels.warmup", "true"))) {
+            Thread warm = new Thread(Kernels::warmUp, "moestream-kernel-warmup");
+            warm.setDaemon(true);
+            warm.start();
+        }
         return k;
+    }
+
+    /**
+     * Runs the chosen kernels' quantized single and batched products until the JIT has compiled
+     * them (once per JVM; later calls return at once, or wait for a warm-up in progress). Vector
+     * API code runs ~100x slower in the interpreter than compiled, and a kernel that only large
+     * batches reach (8 activations) would otherwise stay interpreted for seconds of real work.
+     * Started in the background when the vector kernels are chosen; benchmarks call it before timing.
+     */
+    public static synchronized void warmUp() {
+        if (warmedUp || !Boolean.parseBoolean(System.getProperty("moestream.kernels.warmup", "true"))) {
+            return;
+        }
+        Kernels k = get();
+        int cols = 1024; // 32 blocks per call: the loop back-edges trigger compilation after ~600 calls
+        Activation[] xs = new Activation[15]; // every batched group size: 8 + 4 + 2 + 1
+        float[] x = new float[cols];
+        for (int i = 0; i < cols; i++) {
+            x[i] = (float) Math.sin(i);
+        }
+        float[][] out = new float[xs.length][1];
+        for (GgmlType t : new GgmlType[] {GgmlType.Q8_0, GgmlType.Q4_0}) {
+            ByteBuffer w = weights(t, cols);
+            for (int i = 0; i < xs.length; i++) {
+                xs[i] = new Activation().prepare(x, 0, cols, t);
+            }
+            for (int i = 0; i < 2_000; i++) {
+                k.dots(t, w, 0, cols, xs, xs.length, out, 0);
+            }
+        }
+        warmedUp = true;
     }
 
     /** Runs one small product of each type (the incubator API differs between Java versions). */
     private static void selfTest(Kernels k) {
         for (GgmlType t : new GgmlType[] {GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.F16, GgmlType.BF16, GgmlType.F32}) {
             int cols = 64;
-            ByteBuffer w = ByteBuffer.allocate((int) t.bytesFor(cols)).order(ByteOrder.LITTLE_ENDIAN);
+            ByteBuffer w = weights(t, cols);
             float[] x = new float[cols];
             x[0] = 1;
             Activation a = new Activation().prepare(x, 0, cols, t);
@@ -98,6 +135,15 @@ public abstract class Kernels {
                 throw new IllegalStateException("self-test of " + t + " gave " + r);
             }
         }
+    }
+
+    /**
+     * A zeroed row of {@code cols} weights in a read-only direct buffer: the buffer class of mapped
+     * model files, so the JIT's type profile of the kernels stays that of real use (a heap buffer
+     * seen while warming up would make the compiled kernels deoptimise on the first mapped one).
+     */
+    private static ByteBuffer weights(GgmlType t, int cols) {
+        return ByteBuffer.allocateDirect((int) t.bytesFor(cols)).asReadOnlyBuffer().order(ByteOrder.LITTLE_ENDIAN);
     }
 
     /** Short name for logs and bench output ("scalar", "vector-512"...). */
