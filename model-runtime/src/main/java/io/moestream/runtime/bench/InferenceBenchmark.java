@@ -105,10 +105,16 @@ public final class InferenceBenchmark {
 
         // warm-up: JIT-compile the kernels (single and batched), then the engine on throw-away sequences
         Kernels.warmUp();
-        KvCache[] warm = new KvCache[Math.min(o.batch(), 4)];
+        KvCache[] warm = new KvCache[Math.min(o.batch(), 8)];
+        int warmPrompt = Math.max(4, Math.min(o.promptTokens(), model.contextLength() - 16));
         for (int i = 0; i < warm.length; i++) {
             warm[i] = model.newCache();
-            engine.forward(warm[i], new int[] {bos, 1, 2, 3});
+            int[] prompt = new int[warmPrompt];
+            prompt[0] = bos;
+            for (int j = 1; j < prompt.length; j++) {
+                prompt[j] = r.nextInt(Math.min(vocab, 256));
+            }
+            engine.forward(warm[i], prompt);
         }
         for (int i = 0; i < 16; i++) {
             List<StepPlan.Sequence> plan = new ArrayList<>();
