@@ -17,6 +17,8 @@ public final class Activation {
 
     private int n;
     private GgmlType type;
+    /** How F32/F16 products with this row add up (llama.cpp's decode or prefill kernel). */
+    DotOrder order = DotOrder.VEC_DOT;
     /** Q8_0 quants in natural order (as shorts so vector kernels can widen-multiply without a conversion). */
     short[] q = new short[0];
     /** Q8_0 quants interleaved per block as {@code x0, x16, x1, x17, ...}, matching Q4_0's nibble order. */
@@ -43,8 +45,22 @@ public final class Activation {
         return type;
     }
 
-    /** Prepares {@code x[off .. off+n)} for a product with weights of {@code weightType}. */
+    /** The summation order of F32/F16 products with this row. */
+    public DotOrder order() {
+        return order;
+    }
+
+    /** Prepares {@code x[off .. off+n)} for a product with weights of {@code weightType}, summed in decode order. */
     public Activation prepare(float[] x, int off, int n, GgmlType weightType) {
+        return prepare(x, off, n, weightType, DotOrder.VEC_DOT);
+    }
+
+    /**
+     * Prepares {@code x[off .. off+n)} for a product with weights of {@code weightType}; F32/F16
+     * products are summed in {@code order} (Q8_0/Q4_0 products are the same in both).
+     */
+    public Activation prepare(float[] x, int off, int n, GgmlType weightType, DotOrder order) {
+        this.order = order;
         this.n = n;
         this.type = weightType;
         switch (weightType) {

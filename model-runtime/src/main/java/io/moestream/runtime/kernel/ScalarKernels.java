@@ -35,9 +35,9 @@ final class ScalarKernels extends Kernels {
         switch (type) {
             case Q8_0: return dotQ8_0(r, cols / 32, x);
             case Q4_0: return dotQ4_0(r, cols / 32, x);
-            case F16: return dotF16(r, cols, x.f);
+            case F16: return dotF16(r, cols, x);
             case BF16: return dotBf16(r, cols, x.f);
-            case F32: return dotF32(r, cols, x.f);
+            case F32: return dotF32(r, cols, x);
             default: throw new IllegalArgumentException("unsupported weight type " + type);
         }
     }
@@ -91,11 +91,22 @@ final class ScalarKernels extends Kernels {
     }
 
     /**
-     * ggml's AVX-512 {@code ggml_vec_dot_f16} / {@code ggml_vec_dot_f32} order: 4 x 16 float lanes
-     * over steps of 64 values ({@code fma}), the 4 accumulators added pairwise, the 16 lanes
-     * reduced as GCC's {@code _mm512_reduce_add_ps}, the tail (cols % 64) added in double.
+     * F16 rows against an F16-rounded activation, in the activation's {@link DotOrder}:
+     * {@code ggml_vec_dot_f16} on AVX-512 (4 x 16 fma lanes over steps of 64, {@link CpuMath#reduce64}
+     * into a double, the {@code cols % 64} tail added in double) or tinyBLAS (16 fma lanes, one
+     * {@link CpuMath#reduce16}).
      */
-    private static float dotF16(byte[] r, int cols, float[] x) {
+    private static float dotF16(byte[] r, int cols, Activation a) {
+        float[] x = a.f;
+        if (a.order == DotOrder.TINYBLAS) {
+            float[] acc = new float[16];
+            for (int i = 0; i < cols; i += 16) {
+                for (int e = 0; e < 16; e++) {
+                    acc[e] = Math.fma(Float16.toFloat(half(r, 2 * (i + e))), x[i + e], acc[e]);
+                }
+            }
+            return CpuMath.reduce16(acc, 0);
+        }
         float[] acc = new float[64];
         int n = cols & ~63;
         for (int i = 0; i < n; i += 64) {
@@ -103,33 +114,11 @@ final class ScalarKernels extends Kernels {
                 acc[e] = Math.fma(Float16.toFloat(half(r, 2 * (i + e))), x[i + e], acc[e]);
             }
         }
-        double sum = reduce64(acc);
+        double sum = n > 0 ? CpuMath.reduce64(acc, 0) : 0.0;
         for (int i = n; i < cols; i++) {
             sum += Float16.toFloat(half(r, 2 * i)) * x[i];
         }
         return (float) sum;
-    }
-
-    /** The 4 x 16 accumulators of ggml's F16/F32 dot reduced in its order. */
-    static float reduce64(float[] acc) {
-        float[] l = new float[16];
-        for (int k = 0; k < 16; k++) {
-            l[k] = (acc[k] + acc[16 + k]) + (acc[32 + k] + acc[48 + k]);
-        }
-        return reduce16(l);
-    }
-
-    /** GCC's {@code _mm512_reduce_add_ps}: halves, quarters, then lanes two apart, then neighbours. */
-    static float reduce16(float[] l) {
-        float[] t = new float[8];
-        for (int k = 0; k < 8; k++) {
-            t[k] = l[k + 8] + l[k];
-        }
-        float[] u = new float[4];
-        for (int k = 0; k < 4; k++) {
-            u[k] = t[k + 4] + t[k];
-        }
-        return (u[0] + u[2]) + (u[1] + u[3]);
     }
 
     private static float dotBf16(byte[] r, int cols, float[] x) {
@@ -140,8 +129,21 @@ final class ScalarKernels extends Kernels {
         return sum;
     }
 
-    /** {@code ggml_vec_dot_f32}'s order, as {@link #dotF16}. */
-    private static float dotF32(byte[] r, int cols, float[] x) {
+    /**
+     * F32 rows in the activation's {@link DotOrder}: {@code ggml_vec_dot_f32} on AVX-512 (as
+     * {@link #dotF16} but the tail added in float, as {@link CpuMath#dotF32}) or tinyBLAS.
+     */
+    private static float dotF32(byte[] r, int cols, Activation a) {
+        float[] x = a.f;
+        if (a.order == DotOrder.TINYBLAS) {
+            float[] acc = new float[16];
+            for (int i = 0; i < cols; i += 16) {
+                for (int e = 0; e < 16; e++) {
+                    acc[e] = Math.fma(f32(r, 4 * (i + e)), x[i + e], acc[e]);
+                }
+            }
+            return CpuMath.reduce16(acc, 0);
+        }
         float[] acc = new float[64];
         int n = cols & ~63;
         for (int i = 0; i < n; i += 64) {
@@ -149,11 +151,12 @@ final class ScalarKernels extends Kernels {
                 acc[e] = Math.fma(f32(r, 4 * (i + e)), x[i + e], acc[e]);
             }
         }
-        double sum = reduce64(acc);
+        float sum = n > 0 ? CpuMath.reduce64(acc, 0) : 0f;
+        int plain = n + ((cols - n) & ~7);
         for (int i = n; i < cols; i++) {
-            sum += f32(r, 4 * i) * x[i];
+            sum = CpuMath.addTail(sum, f32(r, 4 * i), x[i], i < plain);
         }
-        return (float) sum;
+        return sum;
     }
 
     private static float f32(byte[] r, int o) {

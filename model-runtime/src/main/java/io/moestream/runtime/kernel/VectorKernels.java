@@ -62,9 +62,9 @@ final class VectorKernels extends Kernels {
         switch (type) {
             case Q8_0: return dotQ8_0(w, off, cols / 32, x.q, x.d);
             case Q4_0: return fastQ4 ? dotQ4_0Lanes(w, off, cols / 32, x.qi, x.d) : dotQ4_0(w, off, cols / 32, x.qi, x.d);
-            case F16: return dotF16(w, off, cols, x.f);
+            case F16: return dotF16(w, off, cols, x);
             case BF16: return dotBf16(w, off, cols, x.f);
-            case F32: return dotF32(w, off, cols, x.f);
+            case F32: return dotF32(w, off, cols, x);
             default: throw new IllegalArgumentException("unsupported weight type " + type);
         }
     }
@@ -354,8 +354,16 @@ final class VectorKernels extends Kernels {
         return mag.reinterpretAsInts().or(h.and(0x8000).lanewise(VectorOperators.LSHL, 16)).reinterpretAsFloats();
     }
 
-    /** ggml's AVX-512 {@code ggml_vec_dot_f16} order, bit for bit as {@link ScalarKernels}. */
-    private static float dotF16(ByteBuffer w, int off, int cols, float[] x) {
+    /** F16 rows in the activation's {@link DotOrder}, bit for bit as {@link ScalarKernels}. */
+    private static float dotF16(ByteBuffer w, int off, int cols, Activation a) {
+        float[] x = a.f;
+        if (a.order == DotOrder.TINYBLAS) {
+            FloatVector acc = FloatVector.zero(F);
+            for (int i = 0; i < cols; i += 16) {
+                acc = halves(w, off + 2 * i).fma(FloatVector.fromArray(F, x, i), acc);
+            }
+            return reduce16(acc);
+        }
         FloatVector a0 = FloatVector.zero(F);
         FloatVector a1 = FloatVector.zero(F);
         FloatVector a2 = FloatVector.zero(F);
@@ -367,14 +375,14 @@ final class VectorKernels extends Kernels {
             a2 = halves(w, off + 2 * i + 64).fma(FloatVector.fromArray(F, x, i + 32), a2);
             a3 = halves(w, off + 2 * i + 96).fma(FloatVector.fromArray(F, x, i + 48), a3);
         }
-        double sum = reduce16(a0.add(a1).add(a2.add(a3)));
+        double sum = n > 0 ? reduce16(a0.add(a2).add(a1.add(a3))) : 0.0;
         for (int i = n; i < cols; i++) {
             sum += Float16.toFloat(w.getShort(off + 2 * i)) * x[i];
         }
         return (float) sum;
     }
 
-    /** GCC's {@code _mm512_reduce_add_ps} order (see {@link ScalarKernels#reduce16}). */
+    /** GCC's {@code _mm512_reduce_add_ps} order (see {@link CpuMath#reduce16}). */
     private static float reduce16(FloatVector v) {
         float u0 = (v.lane(12) + v.lane(4)) + (v.lane(8) + v.lane(0));
         float u1 = (v.lane(13) + v.lane(5)) + (v.lane(9) + v.lane(1));
@@ -397,8 +405,16 @@ final class VectorKernels extends Kernels {
         return sum;
     }
 
-    /** ggml's {@code ggml_vec_dot_f32} order, as {@link #dotF16}. */
-    private static float dotF32(ByteBuffer w, int off, int cols, float[] x) {
+    /** F32 rows in the activation's {@link DotOrder}, bit for bit as {@link ScalarKernels}. */
+    private static float dotF32(ByteBuffer w, int off, int cols, Activation a) {
+        float[] x = a.f;
+        if (a.order == DotOrder.TINYBLAS) {
+            FloatVector acc = FloatVector.zero(F);
+            for (int i = 0; i < cols; i += 16) {
+                acc = FloatVector.fromByteBuffer(F, w, off + 4 * i, LE).fma(FloatVector.fromArray(F, x, i), acc);
+            }
+            return reduce16(acc);
+        }
         FloatVector a0 = FloatVector.zero(F);
         FloatVector a1 = FloatVector.zero(F);
         FloatVector a2 = FloatVector.zero(F);
@@ -410,10 +426,11 @@ final class VectorKernels extends Kernels {
             a2 = FloatVector.fromByteBuffer(F, w, off + 4 * i + 128, LE).fma(FloatVector.fromArray(F, x, i + 32), a2);
             a3 = FloatVector.fromByteBuffer(F, w, off + 4 * i + 192, LE).fma(FloatVector.fromArray(F, x, i + 48), a3);
         }
-        double sum = reduce16(a0.add(a1).add(a2.add(a3)));
+        float sum = n > 0 ? reduce16(a0.add(a2).add(a1.add(a3))) : 0f;
+        int plain = n + ((cols - n) & ~7);
         for (int i = n; i < cols; i++) {
-            sum += w.getFloat(off + 4 * i) * x[i];
+            sum = CpuMath.addTail(sum, w.getFloat(off + 4 * i), x[i], i < plain);
         }
-        return (float) sum;
+        return sum;
     }
 }

@@ -1,5 +1,7 @@
 package io.moestream.runtime.kv;
 
+import io.moestream.runtime.kernel.CpuMath;
+import io.moestream.runtime.kernel.DotOrder;
 import io.moestream.runtime.model.ModelConfig;
 
 /**
@@ -22,6 +24,7 @@ public final class CompressedAttention {
     private final int group;
     private final float scale;
     private float[] att = new float[256];
+    private float[] acc = new float[0];
     private final float[] scratch;
     private AttentionObserver observer;
     private long bytesRead;
@@ -34,7 +37,7 @@ public final class CompressedAttention {
         this.kvHeads = kvHeads;
         this.headDim = headDim;
         this.group = heads / kvHeads;
-        this.scale = (float) (1.0 / Math.sqrt(headDim));
+        this.scale = 1f / (float) Math.sqrt(headDim);
         this.scratch = new float[headDim];
     }
 
@@ -56,19 +59,36 @@ public final class CompressedAttention {
         bytesRead = 0;
     }
 
-    /** All query heads of {@code layer}: {@code q} is {@code heads * headDim}, {@code out} likewise. */
+    /** All query heads of {@code layer} in decode order: {@code q} is {@code heads * headDim}, {@code out} likewise. */
     public void attendAll(PagedKvCache cache, int layer, float[] q, int queryPos, float[] out) {
+        attendAll(cache, layer, q, queryPos, out, DotOrder.VEC_DOT);
+    }
+
+    /** All query heads of {@code layer}, the value sums in {@code order} (the query's chunk: one token or more). */
+    public void attendAll(PagedKvCache cache, int layer, float[] q, int queryPos, float[] out, DotOrder order) {
         for (int h = 0; h < heads; h++) {
-            attend(cache, layer, h, q, h * headDim, queryPos, out, h * headDim);
+            attend(cache, layer, h, q, h * headDim, queryPos, out, h * headDim, order);
         }
+    }
+
+    /** {@link #attend(PagedKvCache, int, int, float[], int, int, float[], int, DotOrder)} in decode order. */
+    public void attend(PagedKvCache cache, int layer, int qHead, float[] q, int qOff, int queryPos, float[] out, int outOff) {
+        attend(cache, layer, qHead, q, qOff, queryPos, out, outOff, DotOrder.VEC_DOT);
     }
 
     /**
      * {@code out[outOff .. outOff+headDim)} = attention of query head {@code qHead} (vector at
      * {@code q[qOff..]}) at position {@code queryPos} over the cache's positions it may see. Layer
      * {@code layer} of positions {@code 0..queryPos} must be written.
+     *
+     * <p>With a float32 cache the float operations are those of llama.cpp's CPU attention without
+     * flash attention (KV cache padded to a multiple of 256 cells, masked cells contributing exact
+     * zeros): scores {@code (q . k) * scale}, softmax with ggml's vector expf summed per 16 positions
+     * into a double, probabilities times {@code (float) (1 / sum)}, then the value sums in
+     * {@code order}.
      */
-    public void attend(PagedKvCache cache, int layer, int qHead, float[] q, int qOff, int queryPos, float[] out, int outOff) {
+    public void attend(PagedKvCache cache, int layer, int qHead, float[] q, int qOff, int queryPos, float[] out, int outOff,
+            DotOrder order) {
         if (cache.shape().headDim() != headDim || cache.shape().kvHeads() != kvHeads) {
             throw new IllegalArgumentException("cache shape " + cache.shape() + " does not match attention " + heads + "/" + kvHeads + "x" + headDim);
         }
@@ -78,8 +98,9 @@ public final class CompressedAttention {
         int kvHead = qHead / group;
         HeadPolicy p = cache.policy();
         int len = queryPos + 1;
-        if (att.length < len) {
-            att = new float[Math.max(len, att.length * 2)];
+        int padded = (len + 15) & ~15;
+        if (att.length < padded) {
+            att = new float[Math.max(padded, att.length * 2)];
         }
         // visible ranges: [0, a) and [b, len)
         int a;
@@ -112,16 +133,23 @@ public final class CompressedAttention {
                 from = end;
             }
         }
-        float sum = 0;
-        for (int t = 0; t < a; t++) {
-            att[t] = (float) Math.exp(att[t] - max);
-            sum += att[t];
+        for (int t = 0; t < len; t++) {
+            att[t] = t < a || t >= b ? CpuMath.vexp(att[t] - max) : 0f;
         }
-        for (int t = b; t < len; t++) {
-            att[t] = (float) Math.exp(att[t] - max);
-            sum += att[t];
+        java.util.Arrays.fill(att, len, padded, 0f);
+        double sum = 0;
+        for (int c = 0; c < padded; c += 16) {
+            sum += CpuMath.reduce16(att, c);
         }
-        java.util.Arrays.fill(out, outOff, outOff + headDim, 0f);
+        float inv = (float) (1.0 / sum);
+        for (int t = 0; t < len; t++) {
+            att[t] *= inv;
+        }
+        int lanes = order == DotOrder.VEC_DOT ? 64 : 16;
+        if (acc.length < headDim * lanes) {
+            acc = new float[headDim * lanes];
+        }
+        java.util.Arrays.fill(acc, 0, headDim * lanes, 0f);
         for (int r = 0; r < 2; r++) {
             int from = r == 0 ? 0 : b;
             int to = r == 0 ? a : len;
@@ -129,15 +157,15 @@ public final class CompressedAttention {
                 int first = bi * bt;
                 int end = Math.min(to, first + bt);
                 HeadSlab s = cache.slab(bi, layer, kvHead);
-                s.accumulate(att, first, sum, from - first, end - first, out, outOff);
+                s.accumulate(att, first, from - first, end - first, acc, lanes);
                 bytesRead += s.bytes() * (end - from) / s.tokens();
                 from = end;
             }
         }
+        for (int i = 0; i < headDim; i++) {
+            out[outOff + i] = lanes == 64 ? CpuMath.reduce64(acc, i * 64) : CpuMath.reduce16(acc, i * 16);
+        }
         if (observer != null && a == len) {
-            for (int t = 0; t < len; t++) {
-                att[t] /= sum;
-            }
             observer.observe(layer, qHead, queryPos, att);
         }
     }

@@ -1,5 +1,7 @@
 package io.moestream.runtime.kv;
 
+import io.moestream.runtime.kernel.CpuMath;
+
 import java.nio.ByteBuffer;
 
 /**
@@ -24,8 +26,12 @@ abstract class HeadSlab {
      */
     abstract void scores(float[] q, int qOff, int from, int to, float scale, float[] att, int base, float[] scratch);
 
-    /** {@code out[outOff + i] += sum_t (att[base + t] / sum) * v_t[i]} for {@code from <= t < to}. */
-    abstract void accumulate(float[] att, int base, float sum, int from, int to, float[] out, int outOff);
+    /**
+     * {@code acc[i * lanes + (base + t) % lanes] = fma(v_t[i], p[base + t], ...)} for
+     * {@code from <= t < to}: the value sums of attention with position {@code base + t} in lane
+     * {@code (base + t) % lanes}, as ggml's vector dot products place it.
+     */
+    abstract void accumulate(float[] p, int base, int from, int to, float[] acc, int lanes);
 
     /** Writes the dequantized keys and values of all tokens, {@code [t][headDim]}, at the given offsets. */
     abstract void dequantize(float[] k, int kOff, float[] v, int vOff);
@@ -107,22 +113,18 @@ abstract class HeadSlab {
         @Override
         void scores(float[] q, int qOff, int from, int to, float scale, float[] att, int base, float[] scratch) {
             for (int t = from; t < to; t++) {
-                float score = 0;
-                int off = t * headDim;
-                for (int i = 0; i < headDim; i++) {
-                    score += q[qOff + i] * k[off + i];
-                }
-                att[base + t] = score * scale;
+                att[base + t] = CpuMath.dotF32(k, t * headDim, q, qOff, headDim) * scale;
             }
         }
 
         @Override
-        void accumulate(float[] att, int base, float sum, int from, int to, float[] out, int outOff) {
+        void accumulate(float[] p, int base, int from, int to, float[] acc, int lanes) {
             for (int t = from; t < to; t++) {
-                float a = att[base + t] / sum;
+                float a = p[base + t];
                 int off = t * headDim;
+                int lane = (base + t) % lanes;
                 for (int i = 0; i < headDim; i++) {
-                    out[outOff + i] += a * v[off + i];
+                    acc[i * lanes + lane] = Math.fma(v[off + i], a, acc[i * lanes + lane]);
                 }
             }
         }
@@ -205,12 +207,13 @@ abstract class HeadSlab {
         }
 
         @Override
-        void accumulate(float[] att, int base, float sum, int from, int to, float[] out, int outOff) {
+        void accumulate(float[] p, int base, int from, int to, float[] acc, int lanes) {
             for (int t = from; t < to; t++) {
-                float a = att[base + t] / sum;
+                float a = p[base + t];
                 int off = t * headDim;
+                int lane = (base + t) % lanes;
                 for (int i = 0; i < headDim; i++) {
-                    out[outOff + i] += a * Half.toFloat(v[off + i]);
+                    acc[i * lanes + lane] = Math.fma(Half.toFloat(v[off + i]), a, acc[i * lanes + lane]);
                 }
             }
         }
@@ -416,29 +419,21 @@ abstract class HeadSlab {
         }
 
         @Override
-        void accumulate(float[] att, int base, float sum, int from, int to, float[] out, int outOff) {
+        void accumulate(float[] p, int base, int from, int to, float[] acc, int lanes) {
             int hd = headDim;
             int gpt = hd / group;
             for (int t = from; t < to; t++) {
-                float a = att[base + t] / sum;
+                float a = p[base + t];
                 if (a == 0) {
                     continue;
                 }
                 int off = t * hd;
+                int lane = (base + t) % lanes;
                 for (int gi = 0; gi < gpt; gi++) {
-                    float sa = a * Half.toFloat(vScale[t * gpt + gi]);
-                    float ma = a * Half.toFloat(vMin[t * gpt + gi]);
-                    int c0 = gi * group;
-                    if (int4) {
-                        for (int c = c0; c < c0 + group; c += 2) {
-                            int b = vCodes[(off + c) >> 1];
-                            out[outOff + c] += ma + sa * (b & 0xF);
-                            out[outOff + c + 1] += ma + sa * ((b >> 4) & 0xF);
-                        }
-                    } else {
-                        for (int c = c0; c < c0 + group; c++) {
-                            out[outOff + c] += ma + sa * (vCodes[off + c] & 0xFF);
-                        }
+                    float sc = Half.toFloat(vScale[t * gpt + gi]);
+                    float m = Half.toFloat(vMin[t * gpt + gi]);
+                    for (int c = gi * group; c < gi * group + group; c++) {
+                        acc[c * lanes + lane] = Math.fma(m + sc * codeAt(vCodes, off + c), a, acc[c * lanes + lane]);
                     }
                 }
             }

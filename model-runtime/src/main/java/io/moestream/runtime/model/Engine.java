@@ -1,5 +1,7 @@
 package io.moestream.runtime.model;
 
+import io.moestream.runtime.kernel.CpuMath;
+import io.moestream.runtime.kernel.DotOrder;
 import io.moestream.runtime.kv.CompressedAttention;
 import io.moestream.runtime.moe.Router;
 
@@ -97,19 +99,21 @@ public final class Engine {
         // row t of every matrix is one token: its sequence, cache and position
         KvCache[] caches = new KvCache[n];
         int[] pos = new int[n];
+        DotOrder[] order = new DotOrder[n];
         int t = 0;
         for (StepPlan.Sequence s : plan.sequences()) {
             int start = s.cache().length();
             for (int j = 0; j < s.tokens().length; j++, t++) {
                 caches[t] = s.cache();
                 pos[t] = start + j;
+                order[t] = s.tokens().length > 1 ? DotOrder.TINYBLAS : DotOrder.VEC_DOT;
                 w.tokenEmbedding.dequantizeRow(s.tokens()[j], b.x[t], 0);
                 ropeAngles(pos[t], b.ropeCos[t], b.ropeSin[t]);
             }
         }
 
         for (int l = 0; l < c.layers(); l++) {
-            layer(l, n, caches, pos);
+            layer(l, n, caches, pos, order);
         }
 
         t = 0;
@@ -128,7 +132,7 @@ public final class Engine {
     }
 
     /** One transformer block over the step's n tokens, updating the residual stream b.x in place. */
-    private void layer(int l, int n, KvCache[] caches, int[] pos) {
+    private void layer(int l, int n, KvCache[] caches, int[] pos, DotOrder[] order) {
         Weights.Layer layer = w.layers[l];
         int headDim = c.headDim();
         int kvDim = c.kvDim();
@@ -141,16 +145,16 @@ public final class Engine {
 
         // qkv matmuls (fused: one matrix whose rows are q, then k, then v), biases
         if (c.fusedQkv()) {
-            matmul(layer.wqkv, b.xb, b.qkv, n);
+            matmul(layer.wqkv, b.xb, b.qkv, n, order);
             for (int t = 0; t < n; t++) {
                 System.arraycopy(b.qkv[t], 0, b.q[t], 0, qDim);
                 System.arraycopy(b.qkv[t], qDim, b.k[t], 0, kvDim);
                 System.arraycopy(b.qkv[t], qDim + kvDim, b.v[t], 0, kvDim);
             }
         } else {
-            matmul(layer.wq, b.xb, b.q, n);
-            matmul(layer.wk, b.xb, b.k, n);
-            matmul(layer.wv, b.xb, b.v, n);
+            matmul(layer.wq, b.xb, b.q, n, order);
+            matmul(layer.wk, b.xb, b.k, n, order);
+            matmul(layer.wv, b.xb, b.v, n, order);
         }
         for (int t = 0; t < n; t++) {
             addBias(b.q[t], layer.bq);
@@ -182,14 +186,14 @@ public final class Engine {
             cache.paged().sealLayerBelow(l, pos[t]);
             attention.setObserver(cache.headClassifier());
             try {
-                attention.attendAll(cache.paged(), l, b.q[t], pos[t], b.attOut[t]);
+                attention.attendAll(cache.paged(), l, b.q[t], pos[t], b.attOut[t], order[t]);
             } finally {
                 attention.setObserver(null);
             }
         }
 
         // output projection and residual
-        matmul(layer.wo, b.attOut, b.xb2, n);
+        matmul(layer.wo, b.attOut, b.xb2, n, order);
         for (int t = 0; t < n; t++) {
             addBias(b.xb2[t], layer.bo);
             add(b.x[t], b.xb2[t]);
@@ -199,10 +203,13 @@ public final class Engine {
         for (int t = 0; t < n; t++) {
             rmsnorm(b.xb[t], b.x[t], 0, layer.ffnNorm, c.dim());
         }
+        // llama.cpp runs the last layer's FFN only for the rows whose logits are wanted, each
+        // sequence's alone: one token, so decode order (the other rows' results are never read)
+        DotOrder[] ffnOrder = l == c.layers() - 1 ? b.decodeOrder : order;
         if (c.isMoeLayer(l)) {
-            moe(layer, n);
+            moe(layer, n, ffnOrder);
         } else {
-            swiglu(layer.w1, layer.w3, layer.w2, b.xb, b.xb2, n);
+            swiglu(layer.w1, layer.w3, layer.w2, b.xb, b.xb2, n, ffnOrder);
         }
         for (int t = 0; t < n; t++) {
             add(b.x[t], b.xb2[t]);
@@ -212,22 +219,20 @@ public final class Engine {
     /**
      * Mixture of experts over the step's tokens (route -> dispatch -> experts -> combine): the
      * {@link Router} picks each token's experts and weights, each chosen expert then runs one
-     * SwiGLU over all tokens routed to it, and each token sums its experts' outputs in expert
-     * order; the shared expert (optionally sigmoid-gated per token) is added on top. Writes b.xb2.
+     * SwiGLU over all tokens routed to it, and each token sums its weighted experts' outputs in
+     * the router's order; the shared expert (optionally sigmoid-gated per token) is added on top.
+     * Writes b.xb2.
      */
-    private void moe(Weights.Layer layer, int n) {
+    private void moe(Weights.Layer layer, int n, DotOrder[] order) {
         int k = c.expertsUsed();
         int experts = c.experts();
         int[] count = new int[experts];
         for (int t = 0; t < n; t++) {
-            layer.router.matmul(b.xb[t], b.routerLogits);
+            layer.router.matmul(b.xb[t], b.routerLogits, order[t]);
             router.route(b.routerLogits, layer.selectionBias, b.chosen[t], b.chosenWeights[t]);
             for (int j = 0; j < k; j++) {
                 count[b.chosen[t][j]]++;
             }
-        }
-        for (int t = 0; t < n; t++) {
-            Arrays.fill(b.xb2[t], 0f);
         }
         for (int e = 0; e < experts; e++) {
             if (count[e] == 0) {
@@ -235,65 +240,70 @@ public final class Engine {
             }
             // dispatch: the rows routed to expert e, in token order
             int[] tokens = new int[count[e]];
-            float[] weights = new float[count[e]];
+            int[] slots = new int[count[e]];
             float[][] in = new float[count[e]][];
             int m = 0;
             for (int t = 0; t < n; t++) {
                 for (int j = 0; j < k; j++) {
                     if (b.chosen[t][j] == e) {
                         tokens[m] = t;
-                        weights[m] = b.chosenWeights[t][j];
+                        slots[m] = j;
                         in[m++] = b.xb[t];
                     }
                 }
             }
-            swiglu(layer.expertW1[e], layer.expertW3[e], layer.expertW2[e], in, b.ffnOut, m);
-            // combine
+            // llama.cpp's mul_mat_id computes each (token, expert) row alone: decode order
+            swiglu(layer.expertW1[e], layer.expertW3[e], layer.expertW2[e], in, b.ffnOut, m, b.decodeOrder);
             for (int i = 0; i < m; i++) {
-                float[] acc = b.xb2[tokens[i]];
+                float w = b.chosenWeights[tokens[i]][slots[i]];
                 float[] y = b.ffnOut[i];
-                for (int d = 0; d < acc.length; d++) {
-                    acc[d] += weights[i] * y[d];
+                float[] weighted = b.expertOut[tokens[i]][slots[i]];
+                for (int d = 0; d < weighted.length; d++) {
+                    weighted[d] = y[d] * w;
                 }
             }
         }
+        // combine: each token adds its weighted experts in the router's order, as llama.cpp's chain of adds
+        for (int t = 0; t < n; t++) {
+            System.arraycopy(b.expertOut[t][0], 0, b.xb2[t], 0, c.dim());
+            for (int j = 1; j < k; j++) {
+                add(b.xb2[t], b.expertOut[t][j]);
+            }
+        }
         if (layer.sharedW1 != null) {
-            swiglu(layer.sharedW1, layer.sharedW3, layer.sharedW2, b.xb, b.ffnOut, n);
+            swiglu(layer.sharedW1, layer.sharedW3, layer.sharedW2, b.xb, b.ffnOut, n, order);
             for (int t = 0; t < n; t++) {
-                float gate = 1f;
+                float[] shared = b.ffnOut[t];
                 if (layer.sharedGate != null) {
-                    float z = 0;
-                    for (int i = 0; i < c.dim(); i++) {
-                        z += layer.sharedGate[i] * b.xb[t][i];
+                    // llama.cpp's sigmoid here is silu(z) / z, z a one-row F32 product (vec_dot order)
+                    float z = CpuMath.dotF32(layer.sharedGate, 0, b.xb[t], 0, c.dim());
+                    float gate = CpuMath.silu(z) / z;
+                    for (int d = 0; d < shared.length; d++) {
+                        shared[d] *= gate;
                     }
-                    gate = (float) (1.0 / (1.0 + Math.exp(-z)));
                 }
-                add(b.xb2[t], b.ffnOut[t], gate);
+                add(b.xb2[t], shared);
             }
         }
     }
 
     /** out[t] = w2 (silu(w1 in[t]) * (w3 in[t])) for the first n rows. */
-    private void swiglu(WeightMatrix w1, WeightMatrix w3, WeightMatrix w2, float[][] in, float[][] out, int n) {
-        matmul(w1, in, b.hb, n);
-        matmul(w3, in, b.hb2, n);
+    private void swiglu(WeightMatrix w1, WeightMatrix w3, WeightMatrix w2, float[][] in, float[][] out, int n, DotOrder[] order) {
+        matmul(w1, in, b.hb, n, order);
+        matmul(w3, in, b.hb2, n, order);
         int width = w1.rows();
         for (int t = 0; t < n; t++) {
-            float[] g = b.hb[t];
-            float[] u = b.hb2[t];
-            for (int i = 0; i < width; i++) {
-                g[i] = g[i] / (1f + (float) Math.exp(-g[i])) * u[i];
-            }
+            CpuMath.swiglu(b.hb[t], b.hb2[t], width);
         }
-        matmul(w2, b.hb, out, n);
+        matmul(w2, b.hb, out, n, order);
     }
 
     /**
      * out[t] = W in[t] for the first n rows, reading each weight row once for all n inputs
      * (bit-identical to n single products, so batched steps equal single-sequence runs).
      */
-    static void matmul(WeightMatrix w, float[][] in, float[][] out, int n) {
-        w.matmul(in, out, n);
+    static void matmul(WeightMatrix w, float[][] in, float[][] out, int n, DotOrder[] order) {
+        w.matmul(in, out, n, order);
     }
 
     /** cos and sin of pos * base^(-2i/d), computed as ggml does (float, theta multiplied up per pair). */
@@ -319,21 +329,23 @@ public final class Engine {
                 int bb = adjacent ? a + 1 : base + i + half;
                 float x0 = vec[a];
                 float x1 = vec[bb];
-                vec[a] = x0 * cos[i] - x1 * sin[i];
-                vec[bb] = x0 * sin[i] + x1 * cos[i];
+                // GCC contracts ggml's x0*cos - x1*sin (and x0*sin + x1*cos) into one fma with the second product rounded
+                vec[a] = Math.fma(x0, cos[i], -(x1 * sin[i]));
+                vec[bb] = Math.fma(x0, sin[i], x1 * cos[i]);
             }
         }
     }
 
     /** out[off..off+n) = in[off..off+n) / rms * weight. */
     private void rmsnorm(float[] out, float[] in, int off, float[] weight, int n) {
-        float ss = 0;
+        double ss = 0;
         for (int i = 0; i < n; i++) {
             ss += in[off + i] * in[off + i];
         }
-        float inv = (float) (1.0 / Math.sqrt(ss / n + c.rmsEps()));
+        float mean = (float) (ss / n);
+        float scale = 1f / (float) Math.sqrt(mean + c.rmsEps());
         for (int i = 0; i < n; i++) {
-            out[off + i] = in[off + i] * inv * weight[i];
+            out[off + i] = in[off + i] * scale * weight[i];
         }
     }
 
@@ -346,12 +358,6 @@ public final class Engine {
     private static void add(float[] acc, float[] d) {
         for (int i = 0; i < d.length; i++) {
             acc[i] += d[i];
-        }
-    }
-
-    private static void add(float[] acc, float[] d, float scale) {
-        for (int i = 0; i < acc.length; i++) {
-            acc[i] += scale * d[i];
         }
     }
 
@@ -411,6 +417,8 @@ public final class Engine {
         final int[][] chosen;          // (n, expertsUsed) routed experts
         final float[][] chosenWeights; // (n, expertsUsed) their weights
         final float[] routerLogits;    // (experts)
+        final DotOrder[] decodeOrder;  // (n) all VEC_DOT
+        final float[][][] expertOut;   // (n, expertsUsed, dim) weighted expert outputs
 
         Buffers(int capacity) {
             this.capacity = capacity;
@@ -431,6 +439,9 @@ public final class Engine {
             chosen = new int[capacity][c.expertsUsed()];
             chosenWeights = new float[capacity][c.expertsUsed()];
             routerLogits = new float[Math.max(1, c.experts())];
+            decodeOrder = new DotOrder[capacity];
+            expertOut = new float[c.isMoe() ? capacity : 0][c.expertsUsed()][c.dim()];
+            Arrays.fill(decodeOrder, DotOrder.VEC_DOT);
         }
     }
 }

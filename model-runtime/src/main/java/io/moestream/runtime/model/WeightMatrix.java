@@ -5,6 +5,7 @@ import io.moestream.runtime.gguf.GgmlType;
 import io.moestream.runtime.gguf.GgufFormatException;
 import io.moestream.runtime.gguf.GgufTensor;
 import io.moestream.runtime.kernel.Activation;
+import io.moestream.runtime.kernel.DotOrder;
 import io.moestream.runtime.kernel.Kernels;
 import io.moestream.runtime.kernel.MatmulPool;
 
@@ -95,10 +96,19 @@ public final class WeightMatrix {
         return cols;
     }
 
-    /** {@code out[r] = W[r] . x} for every row, with llama.cpp's activation rounding (see the class comment). */
+    /** {@code out[r] = W[r] . x} for every row, with llama.cpp's activation rounding (see the class comment), in decode order. */
     public void matmul(float[] x, float[] out) {
+        matmul(x, out, DotOrder.VEC_DOT);
+    }
+
+    /**
+     * {@code out[r] = W[r] . x} for every row; F32/F16 rows are summed in {@code order} where
+     * llama.cpp's tinyBLAS would take the matrix (rows a multiple of 4, columns of 16), else in
+     * ggml's {@code vec_dot} order.
+     */
+    public void matmul(float[] x, float[] out, DotOrder order) {
         Activation[] xs = activations(1);
-        xs[0].prepare(x, 0, cols, type);
+        xs[0].prepare(x, 0, cols, type, effective(order));
         Kernels k = Kernels.get();
         if ((long) rows * cols < PARALLEL_THRESHOLD) {
             for (int r = 0; r < rows; r++) {
@@ -123,13 +133,21 @@ public final class WeightMatrix {
      * equal n separate matmuls up to float summation order.
      */
     public void matmul(float[][] xs, float[][] outs, int n) {
+        matmul(xs, outs, n, null);
+    }
+
+    /**
+     * Batched {@link #matmul(float[], float[], DotOrder)}: row i of the activations is summed in
+     * {@code orders[i]} (all in decode order when {@code orders} is null).
+     */
+    public void matmul(float[][] xs, float[][] outs, int n, DotOrder[] orders) {
         if (n == 1) {
-            matmul(xs[0], outs[0]);
+            matmul(xs[0], outs[0], orders == null ? DotOrder.VEC_DOT : orders[0]);
             return;
         }
         Activation[] acts = activations(n);
         for (int i = 0; i < n; i++) {
-            acts[i].prepare(xs[i], 0, cols, type);
+            acts[i].prepare(xs[i], 0, cols, type, effective(orders == null ? DotOrder.VEC_DOT : orders[i]));
         }
         Kernels k = Kernels.get();
         MatmulPool pool = MatmulPool.get();
@@ -140,6 +158,11 @@ public final class WeightMatrix {
                 k.dots(type, data, rowOffset(r), cols, acts, n, outs, r);
             }
         });
+    }
+
+    /** llama.cpp hands a matrix to tinyBLAS only when its rows are a multiple of 4 and its columns of 16. */
+    private DotOrder effective(DotOrder order) {
+        return order == DotOrder.TINYBLAS && rows % 4 == 0 && cols % 16 == 0 ? DotOrder.TINYBLAS : DotOrder.VEC_DOT;
     }
 
     /** Rows per task: about 8 tasks per thread so a slow thread is evened out, at least 16 rows. */

@@ -1,5 +1,7 @@
 package io.moestream.runtime.moe;
 
+import io.moestream.runtime.kernel.CpuMath;
+
 import java.util.Arrays;
 
 /**
@@ -16,7 +18,8 @@ import java.util.Arrays;
  *       {@link #MIN_WEIGHT_SUM}), then multiplied by {@code scale}.</li>
  * </ol>
  *
- * Arithmetic is float, in the order above, so results do not depend on the batch. Not thread-safe
+ * Arithmetic is llama.cpp's CPU arithmetic (softmax as {@link CpuMath#softmax}, sigmoid with
+ * libm's expf, the weight sum in double), in the order above, so results do not depend on the batch. Not thread-safe
  * (scratch buffers); one per engine.
  */
 public final class Router {
@@ -57,7 +60,7 @@ public final class Router {
             softmax(logits, scores, n);
         } else {
             for (int e = 0; e < n; e++) {
-                scores[e] = (float) (1.0 / (1.0 + Math.exp(-logits[e])));
+                scores[e] = 1f / (1f + CpuMath.expf(-logits[e]));
             }
         }
         for (int e = 0; e < n; e++) {
@@ -77,11 +80,11 @@ public final class Router {
             weights[j] = scores[best];
         }
         if (config.normalize()) {
-            float sum = 0;
+            double total = 0;
             for (int j = 0; j < k; j++) {
-                sum += weights[j];
+                total += weights[j];
             }
-            sum = Math.max(sum, MIN_WEIGHT_SUM);
+            float sum = Math.max((float) total, MIN_WEIGHT_SUM);
             for (int j = 0; j < k; j++) {
                 weights[j] /= sum;
             }
@@ -109,7 +112,7 @@ public final class Router {
                     second = b;
                 }
             }
-            groupScores[g] = first + second;
+            groupScores[g] = (float) ((double) first + second);
         }
         Arrays.fill(groupKept, false);
         for (int j = 0; j < config.groupsUsed(); j++) {
@@ -142,13 +145,6 @@ public final class Router {
         for (int i = 0; i < n; i++) {
             max = Math.max(max, in[i]);
         }
-        float sum = 0;
-        for (int i = 0; i < n; i++) {
-            out[i] = (float) Math.exp(in[i] - max);
-            sum += out[i];
-        }
-        for (int i = 0; i < n; i++) {
-            out[i] /= sum;
-        }
+        CpuMath.softmax(in, out, n, max);
     }
 }
