@@ -8,7 +8,7 @@ package io.moestream.runtime.kernel;
  *
  * <p>Row lengths that are a multiple of 16 run through ggml's 16-lane code ({@link #vexp}, an
  * {@code expf} approximation accurate to ~1.5 ulp that is <em>not</em> libm's); the remaining
- * {@code n % 16} values take ggml's scalar tail (libm {@code expf}, here {@code (float) Math.exp}).
+ * {@code n % 16} values take ggml's scalar tail (glibc's {@code expf}, {@link Libm}).
  * Stateless; every method writes only its output arguments.
  */
 public final class CpuMath {
@@ -36,9 +36,9 @@ public final class CpuMath {
         return Math.scalb(j, (int) n);
     }
 
-    /** libm's {@code expf} (ggml's scalar tails): correctly rounded but for rare double-rounding cases. */
+    /** libm's {@code expf}, which ggml's scalar tails call ({@link Libm#expf}). */
     public static float expf(float x) {
-        return (float) Math.exp(x);
+        return Libm.expf(x);
     }
 
     /** {@code ggml_vec_swiglu_f32}: {@code g[i] = silu(g[i]) * u[i]} for the first n values, in place. */

@@ -2,6 +2,7 @@ package io.moestream.runtime.model;
 
 import io.moestream.runtime.kernel.CpuMath;
 import io.moestream.runtime.kernel.DotOrder;
+import io.moestream.runtime.kernel.Libm;
 import io.moestream.runtime.kv.CompressedAttention;
 import io.moestream.runtime.moe.Router;
 
@@ -306,13 +307,13 @@ public final class Engine {
         w.matmul(in, out, n, order);
     }
 
-    /** cos and sin of pos * base^(-2i/d), computed as ggml does (float, theta multiplied up per pair). */
+    /** cos and sin of pos * base^(-2i/d), computed as ggml does (float, theta multiplied up per pair, glibc's cosf/sinf). */
     private void ropeAngles(int pos, float[] cos, float[] sin) {
         float thetaScale = (float) Math.pow(c.ropeBase(), -2.0f / c.ropeDims());
         float theta = pos;
         for (int i = 0; i < cos.length; i++) {
-            cos[i] = (float) Math.cos(theta);
-            sin[i] = (float) Math.sin(theta);
+            cos[i] = Libm.cosf(theta);
+            sin[i] = Libm.sinf(theta);
             theta *= thetaScale;
         }
     }
