@@ -16,7 +16,9 @@ import java.util.Map;
  * <p>Per step, within {@link SchedulerConfig#tokenBudget()} tokens: first one token for every
  * running sequence that is decoding, then the rest of running prefills, then new sequences
  * admitted first-come-first-served while fewer than {@link SchedulerConfig#maxSequences()} run. A
- * prompt that does not fit the remaining budget is prefilled in chunks over several steps. Since
+ * prompt that does not fit the remaining budget is prefilled in chunks over several steps, none of
+ * them a lone first or last token when that can be avoided (the engine sums a one-token chunk in
+ * decode order, so a prompt's bits would depend on where it was cut). Since
  * the budget is at least the number of running sequences, every running sequence progresses each
  * step and admission order is arrival order, so nobody starves. Not thread-safe.
  */
@@ -90,6 +92,9 @@ public final class Scheduler {
             }
         }
         while (!waiting.isEmpty() && running.size() < config.maxSequences() && budget > 0) {
+            if (budget == 1 && waiting.peek().promptLength > 1 && !chunks.isEmpty()) {
+                break; // nor starts with a lone token while the step has other work: next step has room
+            }
             Sequence s = waiting.poll();
             running.add(s);
             budget -= take(s, budget, chunks);
@@ -98,7 +103,11 @@ public final class Scheduler {
     }
 
     private static int take(Sequence s, int budget, List<Schedule.Chunk> chunks) {
-        int n = Math.min(s.known - s.computed, budget);
+        int left = s.known - s.computed;
+        int n = Math.min(left, budget);
+        if (!s.decoding() && left - n == 1 && n > 2) {
+            n--; // a one-token last prompt chunk would take the decode kernels (other float order), see Engine
+        }
         chunks.add(new Schedule.Chunk(s.id, s.computed, n, s.computed + n == s.known));
         return n;
     }

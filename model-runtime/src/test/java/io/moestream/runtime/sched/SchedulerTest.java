@@ -48,12 +48,22 @@ class SchedulerTest {
         int b = s.add(4);
         int c = s.add(4);
         step = s.schedule();
-        // a decodes (1), b gets 4, c gets the last 1 of the budget
-        assertThat(step.chunks()).containsExactly(chunk(a, 3, 1, true), chunk(b, 0, 4, true), chunk(c, 0, 1, false));
-        assertThat(step.tokens()).isEqualTo(6);
+        // a decodes (1), b gets 4; c would start with a lone token, so it waits for the next step
+        assertThat(step.chunks()).containsExactly(chunk(a, 3, 1, true), chunk(b, 0, 4, true));
+        assertThat(step.tokens()).isEqualTo(5);
         s.update(step, Set.of());
         step = s.schedule();
-        assertThat(step.chunks()).containsExactly(chunk(a, 4, 1, true), chunk(b, 4, 1, true), chunk(c, 1, 3, true));
+        assertThat(step.chunks()).containsExactly(chunk(a, 4, 1, true), chunk(b, 4, 1, true), chunk(c, 0, 4, true));
+    }
+
+    @Test
+    void aPromptIsNotCutBeforeItsLastToken() {
+        Scheduler s = new Scheduler(new SchedulerConfig(37, 4));
+        int a = s.add(38);
+        Schedule step = s.schedule();
+        assertThat(step.chunks()).containsExactly(chunk(a, 0, 36, false));
+        s.update(step, Set.of());
+        assertThat(s.schedule().chunks()).containsExactly(chunk(a, 36, 2, true));
     }
 
     @Test
