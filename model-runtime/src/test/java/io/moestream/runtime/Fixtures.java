@@ -8,7 +8,10 @@ import java.io.InputStream;
 import java.io.UncheckedIOException;
 import java.net.URISyntaxException;
 import java.net.URL;
+import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
+import java.util.stream.Stream;
 
 /** Test fixtures copied from the llama.cpp oracle into {@code src/test/resources/oracle/}. */
 public final class Fixtures {
@@ -21,6 +24,24 @@ public final class Fixtures {
     public static final String TINY_GROUPMOE = "tiny-groupmoe-f32";
 
     private Fixtures() {}
+
+    /**
+     * Every oracle model in {@code src/test/resources/oracle/}: the stems of the {@code .gguf} files
+     * that have a golden {@code .json} beside them, sorted.
+     */
+    public static List<String> oracleModels() {
+        Path dir = resource("/oracle/README.md").getParent();
+        try (Stream<Path> files = Files.list(dir)) {
+            return files.map(f -> f.getFileName().toString())
+                    .filter(n -> n.endsWith(".gguf"))
+                    .map(n -> n.substring(0, n.length() - ".gguf".length()))
+                    .filter(stem -> Files.exists(dir.resolve(stem + ".json")))
+                    .sorted()
+                    .toList();
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
 
     /** The GGUF file of an oracle model stem. */
     public static Path model(String stem) {
