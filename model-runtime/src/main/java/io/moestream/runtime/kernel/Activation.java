@@ -57,10 +57,11 @@ public final class Activation {
 
     /**
      * Prepares {@code x[off .. off+n)} for a product with weights of {@code weightType}; F32/F16
-     * products are summed in {@code order} (Q8_0/Q4_0 products are the same in both).
+     * products are summed in {@code order} (Q8_0/Q4_0 products are the same in both), except that a
+     * row whose length is not a multiple of 16 is always summed in decode order (tinyBLAS declines it).
      */
     public Activation prepare(float[] x, int off, int n, GgmlType weightType, DotOrder order) {
-        this.order = order;
+        this.order = n % 16 == 0 ? order : DotOrder.VEC_DOT;
         this.n = n;
         this.type = weightType;
         switch (weightType) {

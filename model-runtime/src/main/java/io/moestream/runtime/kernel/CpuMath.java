@@ -64,16 +64,21 @@ public final class CpuMath {
      * that loop ({@link #addTail}).
      */
     public static float dotF32(float[] x, int xOff, float[] y, int yOff, int n) {
+        return dotF32(x, xOff, y, yOff, n, n >= 64 ? new float[64] : null);
+    }
+
+    /** {@link #dotF32(float[], int, float[], int, int)} with the 64 lanes in {@code scratch} (needed when n >= 64). */
+    public static float dotF32(float[] x, int xOff, float[] y, int yOff, int n, float[] scratch) {
         int np = n & ~63;
         float sum = 0f;
         if (np > 0) {
-            float[] acc = new float[64];
+            java.util.Arrays.fill(scratch, 0, 64, 0f);
             for (int i = 0; i < np; i += 64) {
                 for (int e = 0; e < 64; e++) {
-                    acc[e] = Math.fma(x[xOff + i + e], y[yOff + i + e], acc[e]);
+                    scratch[e] = Math.fma(x[xOff + i + e], y[yOff + i + e], scratch[e]);
                 }
             }
-            sum = reduce64(acc, 0);
+            sum = reduce64(scratch, 0);
         }
         int plain = np + ((n - np) & ~7);
         for (int i = np; i < n; i++) {
@@ -94,14 +99,14 @@ public final class CpuMath {
 
     /**
      * ggml's {@code GGML_F32_VEC_REDUCE} of its 4 x 16 accumulators {@code a[off + 16 j + lane]}:
-     * {@code (a0 + a2) + (a1 + a3)} lane-wise, then {@link #reduce16}.
+     * {@code (a0 + a2) + (a1 + a3)} lane-wise, then {@link #reduce16}. Overwrites
+     * {@code a[off .. off+16)}.
      */
     public static float reduce64(float[] a, int off) {
-        float[] l = new float[16];
         for (int k = 0; k < 16; k++) {
-            l[k] = (a[off + k] + a[off + 32 + k]) + (a[off + 16 + k] + a[off + 48 + k]);
+            a[off + k] = (a[off + k] + a[off + 32 + k]) + (a[off + 16 + k] + a[off + 48 + k]);
         }
-        return reduce16(l, 0);
+        return reduce16(a, off);
     }
 
     /** GCC's {@code _mm512_reduce_add_ps} of {@code a[off .. off+16)}: halves, quarters, then lanes two apart, then neighbours. */

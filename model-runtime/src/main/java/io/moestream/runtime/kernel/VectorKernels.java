@@ -356,14 +356,20 @@ final class VectorKernels extends Kernels {
 
     /** F16 rows in the activation's {@link DotOrder}, bit for bit as {@link ScalarKernels}. */
     private static float dotF16(ByteBuffer w, int off, int cols, Activation a) {
-        float[] x = a.f;
-        if (a.order == DotOrder.TINYBLAS) {
-            FloatVector acc = FloatVector.zero(F);
-            for (int i = 0; i < cols; i += 16) {
-                acc = halves(w, off + 2 * i).fma(FloatVector.fromArray(F, x, i), acc);
-            }
-            return reduce16(acc);
+        return a.order == DotOrder.TINYBLAS ? dotF16Tiled(w, off, cols, a.f) : dotF16VecDot(w, off, cols, a.f);
+    }
+
+    /** tinyBLAS: one 16-lane fma accumulator, one reduction. */
+    private static float dotF16Tiled(ByteBuffer w, int off, int cols, float[] x) {
+        FloatVector acc = FloatVector.zero(F);
+        for (int i = 0; i < cols; i += 16) {
+            acc = halves(w, off + 2 * i).fma(FloatVector.fromArray(F, x, i), acc);
         }
+        return reduce16(acc);
+    }
+
+    /** {@code ggml_vec_dot_f16}: 4 x 16 lanes over steps of 64, reduced (a0 + a2) + (a1 + a3), tail in double. */
+    private static float dotF16VecDot(ByteBuffer w, int off, int cols, float[] x) {
         FloatVector a0 = FloatVector.zero(F);
         FloatVector a1 = FloatVector.zero(F);
         FloatVector a2 = FloatVector.zero(F);
@@ -407,14 +413,20 @@ final class VectorKernels extends Kernels {
 
     /** F32 rows in the activation's {@link DotOrder}, bit for bit as {@link ScalarKernels}. */
     private static float dotF32(ByteBuffer w, int off, int cols, Activation a) {
-        float[] x = a.f;
-        if (a.order == DotOrder.TINYBLAS) {
-            FloatVector acc = FloatVector.zero(F);
-            for (int i = 0; i < cols; i += 16) {
-                acc = FloatVector.fromByteBuffer(F, w, off + 4 * i, LE).fma(FloatVector.fromArray(F, x, i), acc);
-            }
-            return reduce16(acc);
+        return a.order == DotOrder.TINYBLAS ? dotF32Tiled(w, off, cols, a.f) : dotF32VecDot(w, off, cols, a.f);
+    }
+
+    /** tinyBLAS: one 16-lane fma accumulator, one reduction. */
+    private static float dotF32Tiled(ByteBuffer w, int off, int cols, float[] x) {
+        FloatVector acc = FloatVector.zero(F);
+        for (int i = 0; i < cols; i += 16) {
+            acc = FloatVector.fromByteBuffer(F, w, off + 4 * i, LE).fma(FloatVector.fromArray(F, x, i), acc);
         }
+        return reduce16(acc);
+    }
+
+    /** {@code ggml_vec_dot_f32}: as {@link #dotF16VecDot}, the tail in float as GCC compiles it. */
+    private static float dotF32VecDot(ByteBuffer w, int off, int cols, float[] x) {
         FloatVector a0 = FloatVector.zero(F);
         FloatVector a1 = FloatVector.zero(F);
         FloatVector a2 = FloatVector.zero(F);

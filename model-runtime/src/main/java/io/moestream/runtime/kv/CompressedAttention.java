@@ -38,7 +38,7 @@ public final class CompressedAttention {
         this.headDim = headDim;
         this.group = heads / kvHeads;
         this.scale = 1f / (float) Math.sqrt(headDim);
-        this.scratch = new float[headDim];
+        this.scratch = new float[Math.max(headDim, 64)];
     }
 
     public static CompressedAttention of(ModelConfig c) {
@@ -162,11 +162,35 @@ public final class CompressedAttention {
                 from = end;
             }
         }
-        for (int i = 0; i < headDim; i++) {
-            out[outOff + i] = lanes == 64 ? CpuMath.reduce64(acc, i * 64) : CpuMath.reduce16(acc, i * 16);
-        }
+        reduceLanes(lanes, out, outOff);
         if (observer != null && a == len) {
             observer.observe(layer, qHead, queryPos, att);
+        }
+    }
+
+    /**
+     * {@code out[i]} = the lanes {@code acc[lane * headDim + i]} added up as {@link CpuMath#reduce64}
+     * (64 lanes) or {@link CpuMath#reduce16} (16) do, for all i at once (float addition commutes, so
+     * only the grouping matters). Destroys {@code acc}.
+     */
+    private void reduceLanes(int lanes, float[] out, int outOff) {
+        int hd = headDim;
+        if (lanes == 64) {
+            for (int k = 0; k < 16; k++) {
+                for (int i = 0; i < hd; i++) {
+                    acc[k * hd + i] = (acc[k * hd + i] + acc[(32 + k) * hd + i]) + (acc[(16 + k) * hd + i] + acc[(48 + k) * hd + i]);
+                }
+            }
+        }
+        for (int width = 8; width >= 2; width /= 2) {
+            for (int k = 0; k < width; k++) {
+                for (int i = 0; i < hd; i++) {
+                    acc[k * hd + i] += acc[(k + width) * hd + i];
+                }
+            }
+        }
+        for (int i = 0; i < hd; i++) {
+            out[outOff + i] = acc[i] + acc[hd + i];
         }
     }
 }

@@ -22,14 +22,15 @@ abstract class HeadSlab {
 
     /**
      * {@code att[base + t] = (q . k_t) * scale} for block-relative tokens {@code from <= t < to}.
-     * {@code scratch} holds at least {@code headDim} floats.
+     * {@code scratch} holds at least {@code max(headDim, 64)} floats.
      */
     abstract void scores(float[] q, int qOff, int from, int to, float scale, float[] att, int base, float[] scratch);
 
     /**
-     * {@code acc[i * lanes + (base + t) % lanes] = fma(v_t[i], p[base + t], ...)} for
+     * {@code acc[((base + t) % lanes) * headDim + i] = fma(v_t[i], p[base + t], ...)} for
      * {@code from <= t < to}: the value sums of attention with position {@code base + t} in lane
-     * {@code (base + t) % lanes}, as ggml's vector dot products place it.
+     * {@code (base + t) % lanes}, as ggml's vector dot products place it (lane-major, so each
+     * position updates one contiguous row).
      */
     abstract void accumulate(float[] p, int base, int from, int to, float[] acc, int lanes);
 
@@ -113,7 +114,7 @@ abstract class HeadSlab {
         @Override
         void scores(float[] q, int qOff, int from, int to, float scale, float[] att, int base, float[] scratch) {
             for (int t = from; t < to; t++) {
-                att[base + t] = CpuMath.dotF32(k, t * headDim, q, qOff, headDim) * scale;
+                att[base + t] = CpuMath.dotF32(k, t * headDim, q, qOff, headDim, scratch) * scale;
             }
         }
 
@@ -122,9 +123,9 @@ abstract class HeadSlab {
             for (int t = from; t < to; t++) {
                 float a = p[base + t];
                 int off = t * headDim;
-                int lane = (base + t) % lanes;
+                int row = ((base + t) % lanes) * headDim;
                 for (int i = 0; i < headDim; i++) {
-                    acc[i * lanes + lane] = Math.fma(v[off + i], a, acc[i * lanes + lane]);
+                    acc[row + i] = Math.fma(v[off + i], a, acc[row + i]);
                 }
             }
         }
@@ -211,9 +212,9 @@ abstract class HeadSlab {
             for (int t = from; t < to; t++) {
                 float a = p[base + t];
                 int off = t * headDim;
-                int lane = (base + t) % lanes;
+                int row = ((base + t) % lanes) * headDim;
                 for (int i = 0; i < headDim; i++) {
-                    acc[i * lanes + lane] = Math.fma(Half.toFloat(v[off + i]), a, acc[i * lanes + lane]);
+                    acc[row + i] = Math.fma(Half.toFloat(v[off + i]), a, acc[row + i]);
                 }
             }
         }
@@ -428,12 +429,12 @@ abstract class HeadSlab {
                     continue;
                 }
                 int off = t * hd;
-                int lane = (base + t) % lanes;
+                int row = ((base + t) % lanes) * hd;
                 for (int gi = 0; gi < gpt; gi++) {
                     float sc = Half.toFloat(vScale[t * gpt + gi]);
                     float m = Half.toFloat(vMin[t * gpt + gi]);
                     for (int c = gi * group; c < gi * group + group; c++) {
-                        acc[c * lanes + lane] = Math.fma(m + sc * codeAt(vCodes, off + c), a, acc[c * lanes + lane]);
+                        acc[row + c] = Math.fma(m + sc * codeAt(vCodes, off + c), a, acc[row + c]);
                     }
                 }
             }

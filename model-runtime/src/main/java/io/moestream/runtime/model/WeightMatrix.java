@@ -160,9 +160,9 @@ public final class WeightMatrix {
         });
     }
 
-    /** llama.cpp hands a matrix to tinyBLAS only when its rows are a multiple of 4 and its columns of 16. */
+    /** tinyBLAS takes a matrix only when its rows are a multiple of 4 (columns of 16: {@link Activation#prepare}). */
     private DotOrder effective(DotOrder order) {
-        return order == DotOrder.TINYBLAS && rows % 4 == 0 && cols % 16 == 0 ? DotOrder.TINYBLAS : DotOrder.VEC_DOT;
+        return rows % 4 == 0 ? order : DotOrder.VEC_DOT;
     }
 
     /** Rows per task: about 8 tasks per thread so a slow thread is evened out, at least 16 rows. */

@@ -25,33 +25,68 @@ class KernelsTest {
     void vectorKernelsAgreeWithScalarKernels(GgmlType type) {
         Kernels vector = Kernels.vectorOrNull();
         assumeThat(vector).as("Vector API not available").isNotNull();
-        Kernels scalar = Kernels.scalar();
         SplittableRandom r = new SplittableRandom(11);
         for (int cols : COLS) {
-            int rows = 7;
-            ByteBuffer w = randomRows(type, rows, cols, r);
-            Activation[] xs = new Activation[15]; // 8 + 4 + 2 + 1: every batched group size;
-            for (int k = 0; k < xs.length; k++) {
-                xs[k] = new Activation().prepare(gaussian(cols, r, k == 0 ? 1e-3f : 1f), 0, cols, type);
+            for (DotOrder order : DotOrder.values()) {
+                assertVectorAgreesWithScalar(vector, type, cols, order, r);
             }
-            int rowBytes = (int) type.bytesFor(cols);
-            float[][] batched = new float[xs.length][rows];
-            for (int row = 0; row < rows; row++) {
-                vector.dots(type, w, row * rowBytes, cols, xs, xs.length, batched, row);
-                for (int k = 0; k < xs.length; k++) {
-                    float s = scalar.dot(type, w, row * rowBytes, cols, xs[k]);
-                    float v = vector.dot(type, w, row * rowBytes, cols, xs[k]);
-                    if (type != GgmlType.BF16) {
-                        // same integer sums (quantized) and the same float operations in the same order
-                        assertThat(v).as(type + " cols " + cols + " row " + row + " x" + k).isEqualTo(s);
-                        assertThat(batched[k][row]).as("batched " + type + " cols " + cols).isEqualTo(s);
-                    } else {
-                        assertThat((double) v).as(type + " cols " + cols).isCloseTo(s, org.assertj.core.data.Offset.offset(1e-5 * (1 + Math.abs(s)) * Math.sqrt(cols)));
-                        assertThat(batched[k][row]).isEqualTo(v);
-                    }
+        }
+    }
+
+    private static void assertVectorAgreesWithScalar(Kernels vector, GgmlType type, int cols, DotOrder order, SplittableRandom r) {
+        Kernels scalar = Kernels.scalar();
+        int rows = 7;
+        ByteBuffer w = randomRows(type, rows, cols, r);
+        Activation[] xs = new Activation[15]; // 8 + 4 + 2 + 1: every batched group size;
+        for (int k = 0; k < xs.length; k++) {
+            xs[k] = new Activation().prepare(gaussian(cols, r, k == 0 ? 1e-3f : 1f), 0, cols, type, order);
+        }
+        int rowBytes = (int) type.bytesFor(cols);
+        float[][] batched = new float[xs.length][rows];
+        String what = type + " " + order + " cols " + cols;
+        for (int row = 0; row < rows; row++) {
+            vector.dots(type, w, row * rowBytes, cols, xs, xs.length, batched, row);
+            for (int k = 0; k < xs.length; k++) {
+                float s = scalar.dot(type, w, row * rowBytes, cols, xs[k]);
+                float v = vector.dot(type, w, row * rowBytes, cols, xs[k]);
+                if (type != GgmlType.BF16) {
+                    // same integer sums (quantized) and the same float operations in the same order
+                    assertThat(v).as(what + " row " + row + " x" + k).isEqualTo(s);
+                    assertThat(batched[k][row]).as("batched " + what).isEqualTo(s);
+                } else {
+                    assertThat((double) v).as(what).isCloseTo(s, org.assertj.core.data.Offset.offset(1e-5 * (1 + Math.abs(s)) * Math.sqrt(cols)));
+                    assertThat(batched[k][row]).isEqualTo(v);
                 }
             }
         }
+    }
+
+    @Test
+    void floatRowsAreSummedInTheOrderOfLlamaCppsKernelForTheChunk() {
+        SplittableRandom r = new SplittableRandom(17);
+        int cols = 96;
+        int ordersDiffer = 0;
+        for (int trial = 0; trial < 20; trial++) {
+            ByteBuffer w = randomRows(GgmlType.F32, 1, cols, r);
+            float[] row = decode(GgmlType.F32, w, cols);
+            float[] x = gaussian(cols, r, 1f);
+            // tinyBLAS: lane l accumulates columns l, l + 16, ... with fma, then one 16-lane reduction
+            float[] lanes = new float[16];
+            for (int i = 0; i < cols; i++) {
+                lanes[i % 16] = Math.fma(row[i], x[i], lanes[i % 16]);
+            }
+            float tiled = CpuMath.reduce16(lanes, 0);
+            // vec_dot: 4 x 16 lanes over the first 64 columns, reduced, then the tail in float
+            float vecDot = CpuMath.dotF32(row, 0, x, 0, cols);
+            for (Kernels k : new Kernels[] {Kernels.scalar(), Kernels.get()}) {
+                assertThat(k.dot(GgmlType.F32, w, 0, cols, new Activation().prepare(x, 0, cols, GgmlType.F32, DotOrder.TINYBLAS)))
+                        .as(k.name()).isEqualTo(tiled);
+                assertThat(k.dot(GgmlType.F32, w, 0, cols, new Activation().prepare(x, 0, cols, GgmlType.F32)))
+                        .as(k.name()).isEqualTo(vecDot);
+            }
+            ordersDiffer += tiled != vecDot ? 1 : 0;
+        }
+        assertThat(ordersDiffer).as("rows whose two sums differ in the last bits").isPositive();
     }
 
     @Test
