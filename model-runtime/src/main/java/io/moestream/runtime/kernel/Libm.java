@@ -1,11 +1,11 @@
 package io.moestream.runtime.kernel;
 
 /**
- * glibc's single-precision {@code expf} and {@code sincosf} (the ARM optimized-routines
- * algorithms glibc has used since 2.28, in its x86-64 FMA build), bit for bit: llama.cpp calls
- * them for RoPE angles and the scalar tails of softmax, SiLU and sigmoid, and Java's
- * {@code (float) Math.exp/cos/sin} round differently for about 1 in 2,000 (exp) and 1 in 60
- * (cos/sin) arguments. Checked against glibc 2.36 on 4 million arguments each (see
+ * glibc's single-precision {@code expf}, {@code powf} and {@code sincosf} (the ARM
+ * optimized-routines algorithms glibc has used since 2.28, in its x86-64 FMA build), bit for bit:
+ * llama.cpp calls them for RoPE angles and the scalar tails of softmax, SiLU and sigmoid, and
+ * Java's {@code (float) Math.exp/pow/cos/sin} round differently for about 1 in 2,000 (exp, pow)
+ * and 1 in 60 (cos/sin) arguments. Checked against glibc 2.36 on 3-4 million arguments each (see
  * docs/runtime.md).
  *
  * <p>Both work in double: {@code expf} splits {@code x / ln2} into a multiple of 1/32 (a table of
@@ -31,6 +31,23 @@ public final class Libm {
     private static final double EXP_C0 = 0x1.c6af84b912394p-5 / 32 / 32 / 32;
     private static final double EXP_C1 = 0x1.ebfce50fac4f3p-3 / 32 / 32;
     private static final double EXP_C2 = 0x1.62e42ff0c52d6p-1 / 32;
+
+    /** powf's log2: per interval of the mantissa 1/c and log2(c), and log1p(r)/ln2 ~ poly(r). */
+    private static final double[] LOG2_INVC = {
+        0x1.661ec79f8f3bep+0, 0x1.571ed4aaf883dp+0, 0x1.49539f0f010bp+0, 0x1.3c995b0b80385p+0,
+        0x1.30d190c8864a5p+0, 0x1.25e227b0b8eap+0, 0x1.1bb4a4a1a343fp+0, 0x1.12358f08ae5bap+0,
+        0x1.0953f419900a7p+0, 0x1p+0, 0x1.e608cfd9a47acp-1, 0x1.ca4b31f026aap-1,
+        0x1.b2036576afce6p-1, 0x1.9c2d163a1aa2dp-1, 0x1.886e6037841edp-1, 0x1.767dcf5534862p-1,
+    };
+    private static final double[] LOG2_LOGC = {
+        -0x1.efec65b963019p-2, -0x1.b0b6832d4fca4p-2, -0x1.7418b0a1fb77bp-2, -0x1.39de91a6dcf7bp-2,
+        -0x1.01d9bf3f2b631p-2, -0x1.97c1d1b3b7afp-3, -0x1.2f9e393af3c9fp-3, -0x1.960cbbf788d5cp-4,
+        -0x1.a6f9db6475fcep-5, 0x0p+0, 0x1.338ca9f24f53dp-4, 0x1.476a9543891bap-3,
+        0x1.e840b4ac4e4d2p-3, 0x1.40645f0c6651cp-2, 0x1.88e9c2c1b9ff8p-2, 0x1.ce0a44eb17bccp-2,
+    };
+    private static final double[] LOG2_POLY = {
+        0x1.27616c9496e0bp-2, -0x1.71969a075c67ap-2, 0x1.ec70a6ca7baddp-2, -0x1.7154748bef6c8p-1, 0x1.71547652ab82bp0,
+    };
 
     /** 2/pi scaled by 2^24 (the quadrant lands in bits 24..31), pi/2, 2pi * 2^-64, pi/4. */
     private static final double HALF_PI_INV = 0x1.45F306DC9C883p+23;
@@ -78,6 +95,59 @@ public final class Libm {
         double y = Math.fma(EXP_C2, r, 1);
         y = Math.fma(p, r * r, y);
         return (float) (y * s);
+    }
+
+    /**
+     * glibc's {@code powf} for a positive finite {@code x} and finite {@code y} (what RoPE's
+     * {@code powf(freq_base, -2/n_dims)} needs): {@code 2^(y log2 x)} with log2 from a 16-interval
+     * table and a quintic, exp2 as in {@link #expf}. Other arguments fall back to {@link Math#pow}.
+     */
+    public static float powf(float x, float y) {
+        int ix = Float.floatToRawIntBits(x);
+        if (!(x > 0f) || Float.isInfinite(x) || !Float.isFinite(y)) {
+            return (float) Math.pow(x, y);
+        }
+        if (y == 0f || x == 1f) {
+            return 1f;
+        }
+        if (ix < 0x00800000) {
+            // subnormal: normalise so that the biased exponent becomes negative
+            ix = (Float.floatToRawIntBits(x * 0x1p23f) & 0x7fffffff) - (23 << 23);
+        }
+        double ylogx = y * log2(ix);
+        if (ylogx > 0x1.fffffffd1d571p+6) {
+            return Float.POSITIVE_INFINITY;
+        }
+        if (ylogx <= -150.0) {
+            return 0f;
+        }
+        double kd = ylogx + EXP_SHIFT / 32;
+        long ki = Double.doubleToRawLongBits(kd);
+        kd -= EXP_SHIFT / 32;
+        double r = ylogx - kd;
+        double s = Double.longBitsToDouble(EXP2_TAB[(int) (ki & 31)] + (ki << 47));
+        double p = Math.fma(EXP_C0 * 32 * 32 * 32, r, EXP_C1 * 32 * 32);
+        double q = Math.fma(EXP_C2 * 32, r, 1);
+        q = Math.fma(p, r * r, q);
+        return (float) (q * s);
+    }
+
+    /** log2 of the float with bits {@code ix} (positive, normal or pre-normalised), for {@link #powf}. */
+    private static double log2(int ix) {
+        int tmp = ix - 0x3f330000;
+        int i = (tmp >>> 19) & 15;
+        int top = tmp & 0xff800000;
+        double z = Float.intBitsToFloat(ix - top);
+        int k = top >> 23;
+        double r = Math.fma(z, LOG2_INVC[i], -1.0);
+        double y0 = LOG2_LOGC[i] + k;
+        double r2 = r * r;
+        double y = Math.fma(LOG2_POLY[0], r, LOG2_POLY[1]);
+        double p = Math.fma(LOG2_POLY[2], r, LOG2_POLY[3]);
+        double r4 = r2 * r2;
+        double q = Math.fma(LOG2_POLY[4], r, y0);
+        q = Math.fma(p, r2, q);
+        return Math.fma(y, r4, q);
     }
 
     /** glibc's {@code sinf}. */

@@ -307,9 +307,9 @@ public final class Engine {
         w.matmul(in, out, n, order);
     }
 
-    /** cos and sin of pos * base^(-2i/d), computed as ggml does (float, theta multiplied up per pair, glibc's cosf/sinf). */
+    /** cos and sin of pos * base^(-2i/d), computed as ggml does (float, theta multiplied up per pair, glibc's powf/cosf/sinf). */
     private void ropeAngles(int pos, float[] cos, float[] sin) {
-        float thetaScale = (float) Math.pow(c.ropeBase(), -2.0f / c.ropeDims());
+        float thetaScale = Libm.powf(c.ropeBase(), -2.0f / c.ropeDims());
         float theta = pos;
         for (int i = 0; i < cos.length; i++) {
             cos[i] = Libm.cosf(theta);

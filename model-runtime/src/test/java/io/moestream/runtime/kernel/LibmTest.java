@@ -6,7 +6,7 @@ import org.junit.jupiter.api.Test;
 
 /**
  * {@link Libm} against glibc 2.36 (x86-64, FMA build) on arguments where Java's
- * {@code (float) Math.exp/sin/cos} rounds the other way; the port matched glibc on 4 million
+ * {@code (float) Math.exp/pow/sin/cos} rounds the other way; the port matched glibc on 4 million
  * arguments each when it was written (docs/runtime.md).
  */
 class LibmTest {
@@ -30,6 +30,22 @@ class LibmTest {
             assertThat(Float.floatToRawIntBits(Libm.expf(x))).as("expf(%s)", x).isEqualTo(c[1]);
             assertThat((float) Math.exp(x)).as("Java rounds %s differently", x).isNotEqualTo(Float.intBitsToFloat(c[1]));
         }
+    }
+
+    @Test
+    void powfIsGlibcsForRopeThetaScales() {
+        // base, n_dims, glibc powf(base, -2.0f / n_dims) as float bits
+        float[][] cases = {{20000f, 4}, {20000f, 216}, {40000f, 118}, {12345f, 44}, {12345f, 68}};
+        int[] expected = {0x3be7b46b, 0x3f6991b9, 0x3f55e9f4, 0x3f26d365, 0x3f420b78};
+        for (int i = 0; i < cases.length; i++) {
+            float y = -2.0f / cases[i][1];
+            assertThat(Float.floatToRawIntBits(Libm.powf(cases[i][0], y))).as("powf(%s, %s)", cases[i][0], y).isEqualTo(expected[i]);
+            assertThat((float) Math.pow(cases[i][0], y)).isNotEqualTo(Float.intBitsToFloat(expected[i]));
+        }
+        assertThat(Libm.powf(10000f, -0.0625f)).isEqualTo((float) Math.pow(10000, -0.0625)); // the oracle models agree either way
+        assertThat(Libm.powf(2f, 0f)).isEqualTo(1f);
+        assertThat(Libm.powf(1f, 7.5f)).isEqualTo(1f);
+        assertThat(Libm.powf(2f, 10f)).isEqualTo(1024f);
     }
 
     @Test
