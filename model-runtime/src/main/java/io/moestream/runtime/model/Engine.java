@@ -19,6 +19,10 @@ import java.util.Map;
  * routed to it. Every token's arithmetic is the same whatever else is in the batch, so a batched
  * step gives bit-identical results to running each sequence alone.
  *
+ * <p>The float operations are those of llama.cpp's CPU backend (AVX-512, GCC), op by op and in
+ * the same order, so logits are bit-identical to its goldens; F32/F16 sums depend, as there, on
+ * whether a sequence's chunk is one token ({@link DotOrder}). See docs/runtime.md.
+ *
  * <p>Not thread-safe: one engine per thread (per Flink slot); it owns its activation buffers.
  */
 public final class Engine {
@@ -276,9 +280,10 @@ public final class Engine {
             for (int t = 0; t < n; t++) {
                 float[] shared = b.ffnOut[t];
                 if (layer.sharedGate != null) {
-                    // llama.cpp's sigmoid here is silu(z) / z, z a one-row F32 product (vec_dot order)
+                    // llama.cpp's sigmoid here is silu(z) / z, z a one-row F32 product (vec_dot order);
+                    // it is NaN at z = 0, where this takes the limit 1/2
                     float z = CpuMath.dotF32(layer.sharedGate, 0, b.xb[t], 0, c.dim());
-                    float gate = CpuMath.silu(z) / z;
+                    float gate = z == 0f ? 0.5f : CpuMath.silu(z) / z;
                     for (int d = 0; d < shared.length; d++) {
                         shared[d] *= gate;
                     }
@@ -330,14 +335,15 @@ public final class Engine {
                 int bb = adjacent ? a + 1 : base + i + half;
                 float x0 = vec[a];
                 float x1 = vec[bb];
-                // GCC contracts ggml's x0*cos - x1*sin (and x0*sin + x1*cos) into one fma with the second product rounded
+                // GCC compiles ggml's x0*cos - x1*sin and x0*sin + x1*cos as one fma each, the
+                // second product rounded first
                 vec[a] = Math.fma(x0, cos[i], -(x1 * sin[i]));
                 vec[bb] = Math.fma(x0, sin[i], x1 * cos[i]);
             }
         }
     }
 
-    /** out[off..off+n) = in[off..off+n) / rms * weight. */
+    /** out[off..off+n) = in[off..off+n) * (1 / sqrt(mean of squares + eps)) * weight; the squares summed in double, as ggml. */
     private void rmsnorm(float[] out, float[] in, int off, float[] weight, int n) {
         double ss = 0;
         for (int i = 0; i < n; i++) {
