@@ -22,7 +22,7 @@ import jdk.incubator.vector.VectorSpecies;
  *
  * <p>Quantized blocks: the integer part of a block dot is exact however it is formed (every sum of
  * int8 products stays below 2^24). One activation: the 32 weights are widened to 16-bit lanes,
- * multiplied with the 16-bit activation quants and summed in integer lanes. Batched Q8_0 (2, 4 or 8
+ * multiplied with the 16-bit activation quants and summed in integer lanes. Batched Q8_0 (2 or 4
  * activations): each block's weights are converted once to float lanes and the sums are formed by
  * exact fma chains against permuted activation quants, ~2.3x cheaper per block and activation.
  * Either way the float part then follows llama.cpp's order (see {@link ScalarKernels}), so
@@ -78,12 +78,8 @@ final class VectorKernels extends Kernels {
         int k = 0;
         if (type == GgmlType.Q8_0) {
             int blocks = cols / 32;
-            for (; k + 7 < n; k += 8) {
-                dots8Q8_0(w, off, blocks, xs, k, out, outIndex);
-            }
-            if (k + 3 < n) {
+            for (; k + 3 < n; k += 4) {
                 dots4Q8_0(w, off, blocks, xs, k, out, outIndex);
-                k += 4;
             }
             if (k + 1 < n) {
                 dots2Q8_0(w, off, blocks, xs, k, out, outIndex);
@@ -202,7 +198,7 @@ final class VectorKernels extends Kernels {
      * lane's fma chain sums 4 int8 products exactly (integers below 2^24), so lane j is ggml's sum
      * of products 4j..4j+3 and the rest is dotQ8_0's float order: the same bits. The code is
      * spelled out per group size on purpose: helper methods made C2 hit its inlining node limit
-     * (NodeCountInliningCutoff) and box the vectors, ~50x slower.
+     * (NodeCountInliningCutoff) and box the vectors, ~50x slower. Groups of 8 were no faster than 4.
      */
     private static void dots2Q8_0(ByteBuffer w, int off, int blocks, Activation[] xs, int k, float[][] out, int outIndex) {
         float[] x0 = xs[k + 0].qf;
@@ -258,59 +254,6 @@ final class VectorKernels extends Kernels {
         out[k + 1][outIndex] = hsum8(a1);
         out[k + 2][outIndex] = hsum8(a2);
         out[k + 3][outIndex] = hsum8(a3);
-    }
-
-    private static void dots8Q8_0(ByteBuffer w, int off, int blocks, Activation[] xs, int k, float[][] out, int outIndex) {
-        float[] x0 = xs[k + 0].qf;
-        float[] x1 = xs[k + 1].qf;
-        float[] x2 = xs[k + 2].qf;
-        float[] x3 = xs[k + 3].qf;
-        float[] x4 = xs[k + 4].qf;
-        float[] x5 = xs[k + 5].qf;
-        float[] x6 = xs[k + 6].qf;
-        float[] x7 = xs[k + 7].qf;
-        float[] d0 = xs[k + 0].d;
-        float[] d1 = xs[k + 1].d;
-        float[] d2 = xs[k + 2].d;
-        float[] d3 = xs[k + 3].d;
-        float[] d4 = xs[k + 4].d;
-        float[] d5 = xs[k + 5].d;
-        float[] d6 = xs[k + 6].d;
-        float[] d7 = xs[k + 7].d;
-        FloatVector a0 = FloatVector.zero(F256); FloatVector a1 = FloatVector.zero(F256); FloatVector a2 = FloatVector.zero(F256); FloatVector a3 = FloatVector.zero(F256); FloatVector a4 = FloatVector.zero(F256); FloatVector a5 = FloatVector.zero(F256); FloatVector a6 = FloatVector.zero(F256); FloatVector a7 = FloatVector.zero(F256);
-        for (int b = 0; b < blocks; b++, off += 34) {
-            IntVector v = ByteVector.fromByteBuffer(B256, w, off + 2, LE).reinterpretAsInts();
-            FloatVector w0 = (FloatVector) v.lanewise(VectorOperators.LSHL, 24).lanewise(VectorOperators.ASHR, 24).convert(VectorOperators.I2F, 0);
-            FloatVector w1 = (FloatVector) v.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 24).convert(VectorOperators.I2F, 0);
-            FloatVector w2 = (FloatVector) v.lanewise(VectorOperators.LSHL, 8).lanewise(VectorOperators.ASHR, 24).convert(VectorOperators.I2F, 0);
-            FloatVector w3 = (FloatVector) v.lanewise(VectorOperators.ASHR, 24).convert(VectorOperators.I2F, 0);
-            float dw = scale(w, off);
-            int i = b * 32;
-            a0 = FloatVector.broadcast(F256, dw * d0[b]).fma(w3.fma(FloatVector.fromArray(F256, x0, i + 24), w2.fma(FloatVector.fromArray(F256, x0, i + 16),
-                    w1.fma(FloatVector.fromArray(F256, x0, i + 8), w0.mul(FloatVector.fromArray(F256, x0, i))))), a0);
-            a1 = FloatVector.broadcast(F256, dw * d1[b]).fma(w3.fma(FloatVector.fromArray(F256, x1, i + 24), w2.fma(FloatVector.fromArray(F256, x1, i + 16),
-                    w1.fma(FloatVector.fromArray(F256, x1, i + 8), w0.mul(FloatVector.fromArray(F256, x1, i))))), a1);
-            a2 = FloatVector.broadcast(F256, dw * d2[b]).fma(w3.fma(FloatVector.fromArray(F256, x2, i + 24), w2.fma(FloatVector.fromArray(F256, x2, i + 16),
-                    w1.fma(FloatVector.fromArray(F256, x2, i + 8), w0.mul(FloatVector.fromArray(F256, x2, i))))), a2);
-            a3 = FloatVector.broadcast(F256, dw * d3[b]).fma(w3.fma(FloatVector.fromArray(F256, x3, i + 24), w2.fma(FloatVector.fromArray(F256, x3, i + 16),
-                    w1.fma(FloatVector.fromArray(F256, x3, i + 8), w0.mul(FloatVector.fromArray(F256, x3, i))))), a3);
-            a4 = FloatVector.broadcast(F256, dw * d4[b]).fma(w3.fma(FloatVector.fromArray(F256, x4, i + 24), w2.fma(FloatVector.fromArray(F256, x4, i + 16),
-                    w1.fma(FloatVector.fromArray(F256, x4, i + 8), w0.mul(FloatVector.fromArray(F256, x4, i))))), a4);
-            a5 = FloatVector.broadcast(F256, dw * d5[b]).fma(w3.fma(FloatVector.fromArray(F256, x5, i + 24), w2.fma(FloatVector.fromArray(F256, x5, i + 16),
-                    w1.fma(FloatVector.fromArray(F256, x5, i + 8), w0.mul(FloatVector.fromArray(F256, x5, i))))), a5);
-            a6 = FloatVector.broadcast(F256, dw * d6[b]).fma(w3.fma(FloatVector.fromArray(F256, x6, i + 24), w2.fma(FloatVector.fromArray(F256, x6, i + 16),
-                    w1.fma(FloatVector.fromArray(F256, x6, i + 8), w0.mul(FloatVector.fromArray(F256, x6, i))))), a6);
-            a7 = FloatVector.broadcast(F256, dw * d7[b]).fma(w3.fma(FloatVector.fromArray(F256, x7, i + 24), w2.fma(FloatVector.fromArray(F256, x7, i + 16),
-                    w1.fma(FloatVector.fromArray(F256, x7, i + 8), w0.mul(FloatVector.fromArray(F256, x7, i))))), a7);
-        }
-        out[k + 0][outIndex] = hsum8(a0);
-        out[k + 1][outIndex] = hsum8(a1);
-        out[k + 2][outIndex] = hsum8(a2);
-        out[k + 3][outIndex] = hsum8(a3);
-        out[k + 4][outIndex] = hsum8(a4);
-        out[k + 5][outIndex] = hsum8(a5);
-        out[k + 6][outIndex] = hsum8(a6);
-        out[k + 7][outIndex] = hsum8(a7);
     }
 
     private static void dots4Q4_0(ByteBuffer w, int off, int blocks, Activation x0, Activation x1, Activation x2,
