@@ -337,7 +337,7 @@ class CudaBackendGpuTest {
     @org.junit.jupiter.params.provider.ValueSource(strings = {"f32", "f16", "int8/16", "int4/16"})
     void longContextSplitKAttentionOverEveryKvCodecMatchesCpu(String codecName) throws IOException {
         KvCodec codec = KvCodec.parse(codecName);
-        try (Model model = Model.load(oracleDir().resolve("tiny-mixtral-f32.gguf"))) {
+        try (Model model = Model.load(oracleDir().resolve("tiny-mixtral-q8_0.gguf"))) {
             Random r = new Random(11);
             int[] prompt = new int[1500];
             for (int i = 0; i < prompt.length; i++) {
@@ -349,7 +349,7 @@ class CudaBackendGpuTest {
                 BackendForward.Sequence sc = c.newSequence();
                 float[] lg = g.forward(sg, prompt);
                 float[] lc = c.forward(sc, prompt);
-                double tol = codec.kind() == KvCodec.Kind.INT4 ? 1e-2 : 1e-3;
+                double tol = 1e-2; // Q8_0 weights, as in greedyTokensAndLogitsMatchCpu
                 assertThat(relDiff(lg, lc)).as(codec + " after 1500 positions").isLessThan(tol);
                 // the blocks the GPU wrote read back as the CPU's (keyed-state write-back)
                 KvKernelArgs a = KvKernelArgs.of(g.pool().layout());
@@ -365,7 +365,7 @@ class CudaBackendGpuTest {
                     }
                 }
                 assertThat(relDiff(gf, cf)).as(codec + " block 7, layer 1, head 1, values").isLessThan(tol);
-                assertThat(relDiff(floats(g.tailBlock(sg)), floats(c.tailBlock(sc)))).as(codec + " open tail").isLessThan(1e-3);
+                assertThat(relDiff(floats(g.tailBlock(sg)), floats(c.tailBlock(sc)))).as(codec + " open tail").isLessThan(tol);
             }
         }
     }
