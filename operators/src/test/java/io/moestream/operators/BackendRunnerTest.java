@@ -60,7 +60,7 @@ class BackendRunnerTest {
 
     /** What a run produced: every answer's tokens and text, the stored contexts, and the ContextReady bytes. */
     private record Run(Map<String, List<Integer>> tokens, Map<String, String> texts, Map<String, List<Integer>> storedIds,
-            List<Long> kvBytes, List<InferenceError> errors) {}
+            List<Long> kvBytes, List<InferenceError> errors, long blocksWritten) {}
 
     /**
      * A document in two parts, a conversation turn and a question, then (optionally after a snapshot
@@ -107,7 +107,8 @@ class BackendRunnerTest {
             stored.put(id, operator().storedMeta(ContextKey.of("acme", id)).tokenIds().length == 0 ? List.of()
                     : java.util.Arrays.stream(operator().storedMeta(ContextKey.of("acme", id)).tokenIds()).boxed().toList());
         }
-        return new Run(tokens, texts, stored, ready.stream().map(ContextReady::getKvBytes).toList(), errors);
+        return new Run(tokens, texts, stored, ready.stream().map(ContextReady::getKvBytes).toList(), errors,
+                operator().kvBlocksWritten());
     }
 
     private void assertNothingResident() {
@@ -131,6 +132,7 @@ class BackendRunnerTest {
         assertThat(backend.storedIds()).isEqualTo(engine.storedIds());
         assertThat(backend.storedIds().get("chat")).hasSizeGreaterThan(64); // sealed int8 blocks written back
         assertThat(backend.kvBytes()).isEqualTo(engine.kvBytes());
+        assertThat(backend.blocksWritten()).as("KV blocks put into state (only dirty ones)").isEqualTo(engine.blocksWritten());
     }
 
     @Test
