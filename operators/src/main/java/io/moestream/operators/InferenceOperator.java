@@ -214,9 +214,6 @@ public class InferenceOperator extends AbstractStreamOperator<Generation>
                 ? DefaultModel.path() : Path.of(config.modelPath()));
         tokenizer = model.tokenizer();
         modelName = config.modelName() != null ? config.modelName() : model.name();
-        runner = RunnerSelection.open(config.backend(), RunnerSelection.deviceIndex(
-                getRuntimeContext().getExternalResourceInfos("gpu"), getRuntimeContext().getTaskInfo().getIndexOfThisSubtask()),
-                model, config);
         planner = new StepPlanner(config.tokenBudget(), config.maxSequences(), config.tenantShare());
         queue = new LinkedHashMap<>();
         running = new ArrayList<>();
@@ -225,6 +222,9 @@ public class InferenceOperator extends AbstractStreamOperator<Generation>
         KvStateConfig kv = config.kvState();
         kvCodec = kv.kvCodec();
         model.newCache(kvCodec, kv.blockTokens()); // fails now, naming codec and sizes, if they do not fit the model
+        runner = RunnerSelection.open(config.backend(), RunnerSelection.deviceIndex(
+                getRuntimeContext().getExternalResourceInfos("gpu"), getRuntimeContext().getTaskInfo().getIndexOfThisSubtask()),
+                model, config);
         legacyKvState = getPartitionedState(withTtl(new ValueStateDescriptor<>(LEGACY_KV_STATE, BytePrimitiveArraySerializer.INSTANCE)));
         kvBlocks = getPartitionedState(withTtl(new MapStateDescriptor<>(KV_BLOCKS_STATE, IntSerializer.INSTANCE,
                 BytePrimitiveArraySerializer.INSTANCE)));

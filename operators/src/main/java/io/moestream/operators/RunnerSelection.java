@@ -21,7 +21,7 @@ import org.slf4j.LoggerFactory;
  *   <li>{@code cpu}: the CPU engine's batched step ({@link StepRunner#batched}), as always;</li>
  *   <li>{@code auto} (default): the best installed backend that can run here
  *       ({@link Backends#select}); when that is the CPU, the CPU engine, and {@code Backends} logs
- *       one INFO line saying why;</li>
+ *       one INFO line saying why; also the CPU engine when the GPU backend cannot hold the model;</li>
  *   <li>{@code cuda} (or another installed provider): that backend on the slot's GPU, through
  *       {@link BackendStepRunner}; a {@code BackendUnavailableException} saying why it cannot run
  *       fails the job;</li>
@@ -49,7 +49,16 @@ final class RunnerSelection {
             backend.close(); // auto found no GPU backend (and said why): the CPU engine is faster than the SPI on a CPU
             return StepRunner.batched(new Engine(model));
         }
-        BackendStepRunner runner = new BackendStepRunner(model, backend, options(model, config));
+        BackendStepRunner runner;
+        try {
+            runner = new BackendStepRunner(model, backend, options(model, config));
+        } catch (IllegalStateException e) {
+            if (!want.equals("auto")) {
+                throw e;
+            }
+            LOG.info("backend=auto: using the CPU engine ({})", e.getMessage()); // e.g. a weight type the GPU kernels lack
+            return StepRunner.batched(new Engine(model));
+        }
         LOG.info("backend={}: steps run on {} (KV pool: {} blocks of {} positions, {})", want, runner.backendName(),
                 options(model, config).kvBlocks(), config.kvState().blockTokens(), config.kvState().kvCodec());
         return runner;
