@@ -6,8 +6,13 @@ import java.nio.ByteBuffer;
  * The keys and values of one (layer, KV head) for the tokens of one block, in one codec. The
  * attention kernels read it in place: {@link #scores} and {@link #accumulate} dequantize inside the
  * loop, never materialising a float copy of a quantized block.
+ *
+ * <p>Public for the CPU backend ({@code backend.cpu}), which keeps its paged KV pool as slabs so that
+ * its compression and attention are these, not a copy: {@link F32Slab#open} is a backend's writable
+ * float32 block, {@link #seal} compresses it, {@link #write}/{@link #readSealed} are the bytes of one slab
+ * in a block (docs/kv-cache.md, "Block layout").
  */
-abstract class HeadSlab {
+public abstract class HeadSlab {
 
     final int headDim;
 
@@ -16,28 +21,34 @@ abstract class HeadSlab {
     }
 
     /** Tokens held. */
-    abstract int tokens();
+    public abstract int tokens();
 
     /**
      * {@code att[base + t] = (q . k_t) * scale} for block-relative tokens {@code from <= t < to}.
      * {@code scratch} holds at least {@code headDim} floats.
      */
-    abstract void scores(float[] q, int qOff, int from, int to, float scale, float[] att, int base, float[] scratch);
+    public abstract void scores(float[] q, int qOff, int from, int to, float scale, float[] att, int base, float[] scratch);
 
     /** {@code out[outOff + i] += sum_t (att[base + t] / sum) * v_t[i]} for {@code from <= t < to}. */
-    abstract void accumulate(float[] att, int base, float sum, int from, int to, float[] out, int outOff);
+    public abstract void accumulate(float[] att, int base, float sum, int from, int to, float[] out, int outOff);
 
     /** Writes the dequantized keys and values of all tokens, {@code [t][headDim]}, at the given offsets. */
     abstract void dequantize(float[] k, int kOff, float[] v, int vOff);
 
     /** Serialized bytes ({@link #write}). */
-    abstract long bytes();
+    public abstract long bytes();
 
-    abstract void write(ByteBuffer out);
+    /** Appends the slab's K section, then its V section, in its codec's layout (little-endian buffer). */
+    public abstract void write(ByteBuffer out);
 
     /** Bytes of K+V of one head for {@code tokens} tokens in {@code codec} (tail blocks use F32). */
     static long bytes(KvCodec codec, int tokens, int headDim) {
         return 2 * codec.sectionBytes(tokens, headDim);
+    }
+
+    /** Reads a sealed slab of {@code tokens} tokens written by {@link #write} (little-endian buffer). */
+    public static HeadSlab readSealed(ByteBuffer in, KvCodec codec, int tokens, int headDim) {
+        return read(in, codec, tokens, headDim, tokens);
     }
 
     static HeadSlab read(ByteBuffer in, KvCodec codec, int tokens, int headDim, int capacity) {
@@ -51,8 +62,8 @@ abstract class HeadSlab {
         }
     }
 
-    /** Compresses a full float slab with {@code codec}. */
-    static HeadSlab seal(F32Slab s, KvCodec codec) {
+    /** Compresses a full float slab with {@code codec} (deterministic: the same floats give the same bytes). */
+    public static HeadSlab seal(F32Slab s, KvCodec codec) {
         switch (codec.kind()) {
             case F32:
                 return s.trimmedCopy();
@@ -66,7 +77,7 @@ abstract class HeadSlab {
     // ---------------------------------------------------------------------------------------------
 
     /** Plain float32; also the writable tail of the cache (capacity B, {@code tokens} filled). */
-    static final class F32Slab extends HeadSlab {
+    public static final class F32Slab extends HeadSlab {
         final float[] k;
         final float[] v;
         int tokens;
@@ -75,6 +86,16 @@ abstract class HeadSlab {
             super(headDim);
             k = new float[capacity * headDim];
             v = new float[capacity * headDim];
+        }
+
+        /**
+         * A writable slab of {@code blockTokens} positions that counts all of them as filled (a
+         * backend's open block: positions are written in any order and read by explicit ranges).
+         */
+        public static F32Slab open(int headDim, int blockTokens) {
+            F32Slab s = new F32Slab(headDim, blockTokens);
+            s.tokens = blockTokens;
+            return s;
         }
 
         F32Slab trimmedCopy() {
@@ -93,19 +114,20 @@ abstract class HeadSlab {
             return c;
         }
 
-        void put(int t, float[] key, int kOff, float[] value, int vOff) {
+        /** Stores token {@code t}'s key and value ({@code headDim} floats each). */
+        public void put(int t, float[] key, int kOff, float[] value, int vOff) {
             System.arraycopy(key, kOff, k, t * headDim, headDim);
             System.arraycopy(value, vOff, v, t * headDim, headDim);
             tokens = Math.max(tokens, t + 1);
         }
 
         @Override
-        int tokens() {
+        public int tokens() {
             return tokens;
         }
 
         @Override
-        void scores(float[] q, int qOff, int from, int to, float scale, float[] att, int base, float[] scratch) {
+        public void scores(float[] q, int qOff, int from, int to, float scale, float[] att, int base, float[] scratch) {
             for (int t = from; t < to; t++) {
                 float score = 0;
                 int off = t * headDim;
@@ -117,7 +139,7 @@ abstract class HeadSlab {
         }
 
         @Override
-        void accumulate(float[] att, int base, float sum, int from, int to, float[] out, int outOff) {
+        public void accumulate(float[] att, int base, float sum, int from, int to, float[] out, int outOff) {
             for (int t = from; t < to; t++) {
                 float a = att[base + t] / sum;
                 int off = t * headDim;
@@ -134,18 +156,28 @@ abstract class HeadSlab {
         }
 
         @Override
-        long bytes() {
+        public long bytes() {
             return 8L * tokens * headDim;
         }
 
         @Override
-        void write(ByteBuffer out) {
+        public void write(ByteBuffer out) {
             int n = tokens * headDim;
             for (int i = 0; i < n; i++) {
                 out.putFloat(k[i]);
             }
             for (int i = 0; i < n; i++) {
                 out.putFloat(v[i]);
+            }
+        }
+
+        /** Writes K then V for all {@code capacity} positions (unfilled ones as written, zero when never written). */
+        void writeCapacity(ByteBuffer out) {
+            for (float x : k) {
+                out.putFloat(x);
+            }
+            for (float x : v) {
+                out.putFloat(x);
             }
         }
 
@@ -188,12 +220,12 @@ abstract class HeadSlab {
         }
 
         @Override
-        int tokens() {
+        public int tokens() {
             return tokens;
         }
 
         @Override
-        void scores(float[] q, int qOff, int from, int to, float scale, float[] att, int base, float[] scratch) {
+        public void scores(float[] q, int qOff, int from, int to, float scale, float[] att, int base, float[] scratch) {
             for (int t = from; t < to; t++) {
                 float score = 0;
                 int off = t * headDim;
@@ -205,7 +237,7 @@ abstract class HeadSlab {
         }
 
         @Override
-        void accumulate(float[] att, int base, float sum, int from, int to, float[] out, int outOff) {
+        public void accumulate(float[] att, int base, float sum, int from, int to, float[] out, int outOff) {
             for (int t = from; t < to; t++) {
                 float a = att[base + t] / sum;
                 int off = t * headDim;
@@ -224,12 +256,12 @@ abstract class HeadSlab {
         }
 
         @Override
-        long bytes() {
+        public long bytes() {
             return 4L * tokens * headDim;
         }
 
         @Override
-        void write(ByteBuffer out) {
+        public void write(ByteBuffer out) {
             for (short s : k) {
                 out.putShort(s);
             }
@@ -378,12 +410,12 @@ abstract class HeadSlab {
         }
 
         @Override
-        int tokens() {
+        public int tokens() {
             return tokens;
         }
 
         @Override
-        void scores(float[] q, int qOff, int from, int to, float scale, float[] att, int base, float[] qs) {
+        public void scores(float[] q, int qOff, int from, int to, float scale, float[] att, int base, float[] qs) {
             int hd = headDim;
             int t = from;
             while (t < to) {
@@ -416,7 +448,7 @@ abstract class HeadSlab {
         }
 
         @Override
-        void accumulate(float[] att, int base, float sum, int from, int to, float[] out, int outOff) {
+        public void accumulate(float[] att, int base, float sum, int from, int to, float[] out, int outOff) {
             int hd = headDim;
             int gpt = hd / group;
             for (int t = from; t < to; t++) {
@@ -460,12 +492,12 @@ abstract class HeadSlab {
         }
 
         @Override
-        long bytes() {
+        public long bytes() {
             return 4L * (kScale.length + vScale.length) + kCodes.length + vCodes.length;
         }
 
         @Override
-        void write(ByteBuffer out) {
+        public void write(ByteBuffer out) {
             for (short s : kScale) {
                 out.putShort(s);
             }
