@@ -1,5 +1,11 @@
 package io.moestream.operators;
 
+import static io.moestream.operators.OperatorHarness.drain;
+import static io.moestream.operators.OperatorHarness.harness;
+import static io.moestream.operators.OperatorHarness.open;
+import static io.moestream.operators.OperatorHarness.operator;
+import static io.moestream.operators.OperatorHarness.side;
+
 import static io.moestream.operators.TestRecords.askDocument;
 import static io.moestream.operators.TestRecords.part;
 import static io.moestream.operators.TestRecords.turn;
@@ -20,13 +26,9 @@ import java.util.Set;
 import java.util.TreeMap;
 import java.util.stream.Collectors;
 import org.apache.flink.api.common.externalresource.ExternalResourceInfo;
-import org.apache.flink.api.common.typeinfo.Types;
 import org.apache.flink.runtime.checkpoint.OperatorSubtaskState;
 import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
-import org.apache.flink.streaming.runtime.tasks.mailbox.Mail;
-import org.apache.flink.streaming.runtime.tasks.mailbox.TaskMailbox;
 import org.apache.flink.streaming.util.KeyedTwoInputStreamOperatorTestHarness;
-import org.apache.flink.util.OutputTag;
 import org.apache.logging.log4j.Level;
 import org.apache.logging.log4j.LogManager;
 import org.apache.logging.log4j.core.LogEvent;
@@ -73,10 +75,10 @@ class BackendRunnerTest {
         harness.processElement1(new StreamRecord<>(part("acme", "doc", 1, true, DOC_TAIL)));
         harness.processElement2(new StreamRecord<>(turn("acme", "t1", "chat", DOC + " What does it grant?", 8)));
         harness.processElement2(new StreamRecord<>(askDocument("acme", "q1", "doc", " Which license is it?", 8)));
-        drain();
+        drain(harness);
         List<Generation> out = new ArrayList<>(harness.extractOutputValues());
-        List<ContextReady> ready = new ArrayList<>(side(OutputTags.CONTEXTS));
-        List<InferenceError> errors = new ArrayList<>(side(OutputTags.ERRORS));
+        List<ContextReady> ready = new ArrayList<>(side(harness, OutputTags.CONTEXTS));
+        List<InferenceError> errors = new ArrayList<>(side(harness, OutputTags.ERRORS));
         assertNothingResident();
         if (restoreBackend != null) {
             OperatorSubtaskState snapshot = harness.snapshot(1L, 10L);
@@ -87,13 +89,13 @@ class BackendRunnerTest {
         }
         harness.processElement2(new StreamRecord<>(turn("acme", "t2", "chat", " And what about patents?", 8)));
         harness.processElement2(new StreamRecord<>(askDocument("acme", "q2", "doc", " Who grants the patent license?", 8)));
-        drain();
+        drain(harness);
         if (restoreBackend != null) {
             out.addAll(harness.extractOutputValues());
-            errors.addAll(side(OutputTags.ERRORS));
+            errors.addAll(side(harness, OutputTags.ERRORS));
         } else {
             out = harness.extractOutputValues();
-            errors = side(OutputTags.ERRORS);
+            errors = side(harness, OutputTags.ERRORS);
         }
         assertNothingResident();
         Map<String, List<Integer>> tokens = new TreeMap<>();
@@ -104,15 +106,15 @@ class BackendRunnerTest {
         }
         Map<String, List<Integer>> stored = new TreeMap<>();
         for (String id : List.of("doc", "chat")) {
-            stored.put(id, operator().storedMeta(ContextKey.of("acme", id)).tokenIds().length == 0 ? List.of()
-                    : java.util.Arrays.stream(operator().storedMeta(ContextKey.of("acme", id)).tokenIds()).boxed().toList());
+            stored.put(id, operator(harness).storedMeta(ContextKey.of("acme", id)).tokenIds().length == 0 ? List.of()
+                    : java.util.Arrays.stream(operator(harness).storedMeta(ContextKey.of("acme", id)).tokenIds()).boxed().toList());
         }
         return new Run(tokens, texts, stored, ready.stream().map(ContextReady::getKvBytes).toList(), errors,
-                operator().kvBlocksWritten());
+                operator(harness).kvBlocksWritten());
     }
 
     private void assertNothingResident() {
-        if (operator().stepRunner() instanceof BackendStepRunner b) {
+        if (operator(harness).stepRunner() instanceof BackendStepRunner b) {
             assertThat(b.residentCaches()).as("caches left in the backend pool").isZero();
         }
     }
@@ -122,8 +124,8 @@ class BackendRunnerTest {
         Run engine = run("cpu", null);
         harness.close();
         Run backend = run(RunnerSelection.CPU_SPI, null);
-        assertThat(operator().stepRunner()).isInstanceOf(BackendStepRunner.class);
-        assertThat(((BackendStepRunner) operator().stepRunner()).engineChunks()).as("chunks that fell back to the engine").isZero();
+        assertThat(operator(harness).stepRunner()).isInstanceOf(BackendStepRunner.class);
+        assertThat(((BackendStepRunner) operator(harness).stepRunner()).engineChunks()).as("chunks that fell back to the engine").isZero();
         assertThat(engine.errors()).isEmpty();
         assertThat(backend.errors()).isEmpty();
         assertThat(engine.tokens()).containsOnlyKeys("t1", "q1", "t2", "q2");
@@ -166,8 +168,8 @@ class BackendRunnerTest {
         harness.open();
         harness.processElement2(new StreamRecord<>(askDocument("acme", "q", "doc", " Which license is it?", 6)));
         harness.processElement2(new StreamRecord<>(turn("acme", "t", "chat", "Hello there.", 6)));
-        drain();
-        BackendStepRunner runner = (BackendStepRunner) operator().stepRunner();
+        drain(harness);
+        BackendStepRunner runner = (BackendStepRunner) operator(harness).stepRunner();
         assertThat(runner.engineChunks()).isPositive();
         assertThat(runner.residentCaches()).isZero();
         Reference ref = Reference.get();
@@ -211,7 +213,7 @@ class BackendRunnerTest {
             moestream.removeAppender("capture");
             ctx.updateLoggers();
         }
-        assertThat(operator().stepRunner()).isInstanceOf(StepRunner.BatchedStepRunner.class);
+        assertThat(operator(harness).stepRunner()).isInstanceOf(StepRunner.BatchedStepRunner.class);
         assertThat(lines).hasSize(1);
         assertThat(lines.get(0)).contains("backend=auto: using the CPU backend");
     }
@@ -250,33 +252,4 @@ class BackendRunnerTest {
         return null;
     }
 
-    private static KeyedTwoInputStreamOperatorTestHarness<String, Document, Prompt, Generation> harness(
-            InferenceConfig config) throws Exception {
-        return new KeyedTwoInputStreamOperatorTestHarness<>(new InferenceOperator(config),
-                ContextKey.documentSelector(), ContextKey.promptSelector(), Types.STRING);
-    }
-
-    private static KeyedTwoInputStreamOperatorTestHarness<String, Document, Prompt, Generation> open(
-            InferenceConfig config) throws Exception {
-        KeyedTwoInputStreamOperatorTestHarness<String, Document, Prompt, Generation> h = harness(config);
-        h.open();
-        return h;
-    }
-
-    /** Runs the operator's steps (mails) until none is left. */
-    private void drain() throws Exception {
-        Optional<Mail> mail;
-        while ((mail = harness.getTaskMailbox().tryTake(TaskMailbox.MIN_PRIORITY)).isPresent()) {
-            mail.get().run();
-        }
-    }
-
-    private InferenceOperator operator() {
-        return (InferenceOperator) harness.getOperator();
-    }
-
-    private <T> List<T> side(OutputTag<T> tag) {
-        var queue = harness.getSideOutput(tag);
-        return queue == null ? List.of() : queue.stream().map(StreamRecord::getValue).collect(Collectors.toList());
-    }
 }
