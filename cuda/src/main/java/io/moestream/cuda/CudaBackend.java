@@ -157,36 +157,40 @@ public final class CudaBackend implements Backend {
     @Override
     public void writeKvBlock(KvPool pool, int block, byte[] bytes) {
         CudaKvPool p = pool(pool);
-        checkBlock(block, p.blocks, bytes, p.layout.blockBytes());
-        synchronize();
-        cuMemcpyHtoD(p.sealed.withByteOffset(block * p.layout.blockBytes()), Pointer.to(bytes), bytes.length);
+        upload(p.sealed, p.layout.blockBytes(), p.blocks, block, bytes);
     }
 
     @Override
     public byte[] readKvBlock(KvPool pool, int block) {
         CudaKvPool p = pool(pool);
-        byte[] out = new byte[Math.toIntExact(p.layout.blockBytes())];
-        checkBlock(block, p.blocks, out, out.length);
-        synchronize();
-        cuMemcpyDtoH(Pointer.to(out), p.sealed.withByteOffset(block * p.layout.blockBytes()), out.length);
-        return out;
+        return download(p.sealed, p.layout.blockBytes(), p.blocks, block);
     }
 
     @Override
     public void writeOpenKvBlock(KvPool pool, int openBlock, byte[] bytes) {
         CudaKvPool p = pool(pool);
-        checkBlock(openBlock, p.openBlocks, bytes, p.layout.openBlockBytes());
-        synchronize();
-        cuMemcpyHtoD(p.open.withByteOffset(openBlock * p.layout.openBlockBytes()), Pointer.to(bytes), bytes.length);
+        upload(p.open, p.layout.openBlockBytes(), p.openBlocks, openBlock, bytes);
     }
 
     @Override
     public byte[] readOpenKvBlock(KvPool pool, int openBlock) {
         CudaKvPool p = pool(pool);
-        byte[] out = new byte[Math.toIntExact(p.layout.openBlockBytes())];
-        checkBlock(openBlock, p.openBlocks, out, out.length);
+        return download(p.open, p.layout.openBlockBytes(), p.openBlocks, openBlock);
+    }
+
+    /** Copies {@code bytes} into block {@code block} of {@code count} blocks of {@code stride} bytes at {@code base}, after queued work. */
+    private void upload(CUdeviceptr base, long stride, int count, int block, byte[] bytes) {
+        checkBlock(block, count, bytes, stride);
         synchronize();
-        cuMemcpyDtoH(Pointer.to(out), p.open.withByteOffset(openBlock * p.layout.openBlockBytes()), out.length);
+        cuMemcpyHtoD(base.withByteOffset(block * stride), Pointer.to(bytes), bytes.length);
+    }
+
+    /** Block {@code block} of {@code count} blocks of {@code stride} bytes at {@code base}, after queued work. */
+    private byte[] download(CUdeviceptr base, long stride, int count, int block) {
+        byte[] out = new byte[Math.toIntExact(stride)];
+        checkBlock(block, count, out, stride);
+        synchronize();
+        cuMemcpyDtoH(Pointer.to(out), base.withByteOffset(block * stride), out.length);
         return out;
     }
 
