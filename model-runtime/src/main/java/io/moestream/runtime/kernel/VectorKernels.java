@@ -3,6 +3,9 @@ package io.moestream.runtime.kernel;
 import io.moestream.runtime.gguf.Float16;
 import io.moestream.runtime.gguf.GgmlType;
 
+import java.lang.invoke.MethodHandle;
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.MethodType;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 
@@ -44,12 +47,60 @@ final class VectorKernels extends Kernels {
     /** Q4_0 in 16 float lanes instead of llama.cpp's per-block fma chain: about 1.5x faster, not bit-exact. */
     private final boolean fastQ4;
 
+    /*
+     * The kernels are called through method handles held in instance fields, which C2 cannot see
+     * through: each kernel is compiled on its own and never inlined into the dispatch methods or the
+     * matmul loops. Inlined there, several Vector API kernels together overran C2's inlining node
+     * budget now and then (NodeCountInliningCutoff), some vector operations were left as calls on
+     * boxed vectors, and the same product ran 3-10x slower in some JVM runs than in others. A call
+     * per row costs a few nanoseconds against hundreds for the row.
+     */
+    private final MethodHandle q8;
+    private final MethodHandle q4;
+    private final MethodHandle f16;
+    private final MethodHandle bf16;
+    private final MethodHandle f32;
+    private final MethodHandle q8x4;
+    private final MethodHandle q8x2;
+    private final MethodHandle q4x4;
+
     VectorKernels(boolean fastQ4) {
         this.fastQ4 = fastQ4;
         if (FloatVector.SPECIES_PREFERRED.vectorBitSize() < 512) {
             throw new IllegalStateException("preferred vector size is " + FloatVector.SPECIES_PREFERRED.vectorBitSize()
                     + " bits; these kernels need 512");
         }
+        MethodType quantized = MethodType.methodType(float.class, ByteBuffer.class, int.class, int.class, short[].class, float[].class);
+        MethodType floats = MethodType.methodType(float.class, ByteBuffer.class, int.class, int.class, float[].class);
+        MethodType group = MethodType.methodType(void.class, ByteBuffer.class, int.class, int.class, Activation[].class,
+                int.class, float[][].class, int.class);
+        this.q8 = kernel("dotQ8_0", quantized);
+        this.q4 = kernel(fastQ4 ? "dotQ4_0Lanes" : "dotQ4_0", quantized);
+        this.f16 = kernel("dotF16", floats);
+        this.bf16 = kernel("dotBf16", floats);
+        this.f32 = kernel("dotF32", floats);
+        this.q8x4 = kernel("dots4Q8_0", group);
+        this.q8x2 = kernel("dots2Q8_0", group);
+        this.q4x4 = kernel("dots4Q4_0", MethodType.methodType(void.class, ByteBuffer.class, int.class, int.class,
+                Activation.class, Activation.class, Activation.class, Activation.class, float[][].class, int.class, int.class));
+    }
+
+    private static MethodHandle kernel(String name, MethodType type) {
+        try {
+            return MethodHandles.lookup().findStatic(VectorKernels.class, name, type);
+        } catch (ReflectiveOperationException e) {
+            throw new IllegalStateException("kernel " + name + type + " not found", e);
+        }
+    }
+
+    private static RuntimeException rethrow(Throwable t) {
+        if (t instanceof RuntimeException e) {
+            return e;
+        }
+        if (t instanceof Error e) {
+            throw e;
+        }
+        return new IllegalStateException(t);
     }
 
     @Override
@@ -59,13 +110,17 @@ final class VectorKernels extends Kernels {
 
     @Override
     public float dot(GgmlType type, ByteBuffer w, int off, int cols, Activation x) {
-        switch (type) {
-            case Q8_0: return dotQ8_0(w, off, cols / 32, x.q, x.d);
-            case Q4_0: return fastQ4 ? dotQ4_0Lanes(w, off, cols / 32, x.qi, x.d) : dotQ4_0(w, off, cols / 32, x.qi, x.d);
-            case F16: return dotF16(w, off, cols, x.f);
-            case BF16: return dotBf16(w, off, cols, x.f);
-            case F32: return dotF32(w, off, cols, x.f);
-            default: throw new IllegalArgumentException("unsupported weight type " + type);
+        try {
+            switch (type) {
+                case Q8_0: return (float) q8.invokeExact(w, off, cols / 32, x.q, x.d);
+                case Q4_0: return (float) q4.invokeExact(w, off, cols / 32, x.qi, x.d);
+                case F16: return (float) f16.invokeExact(w, off, cols, x.f);
+                case BF16: return (float) bf16.invokeExact(w, off, cols, x.f);
+                case F32: return (float) f32.invokeExact(w, off, cols, x.f);
+                default: throw new IllegalArgumentException("unsupported weight type " + type);
+            }
+        } catch (Throwable t) {
+            throw rethrow(t);
         }
     }
 
@@ -76,19 +131,23 @@ final class VectorKernels extends Kernels {
             return;
         }
         int k = 0;
-        if (type == GgmlType.Q8_0) {
-            int blocks = cols / 32;
-            for (; k + 3 < n; k += 4) {
-                dots4Q8_0(w, off, blocks, xs, k, out, outIndex);
+        int blocks = cols / 32;
+        try {
+            if (type == GgmlType.Q8_0) {
+                for (; k + 3 < n; k += 4) {
+                    q8x4.invokeExact(w, off, blocks, xs, k, out, outIndex);
+                }
+                if (k + 1 < n) {
+                    q8x2.invokeExact(w, off, blocks, xs, k, out, outIndex);
+                    k += 2;
+                }
+            } else if (!fastQ4) {
+                for (; k + 3 < n; k += 4) {
+                    q4x4.invokeExact(w, off, blocks, xs[k], xs[k + 1], xs[k + 2], xs[k + 3], out, k, outIndex);
+                }
             }
-            if (k + 1 < n) {
-                dots2Q8_0(w, off, blocks, xs, k, out, outIndex);
-                k += 2;
-            }
-        } else if (!fastQ4) {
-            for (; k + 3 < n; k += 4) {
-                dots4Q4_0(w, off, cols / 32, xs[k], xs[k + 1], xs[k + 2], xs[k + 3], out, k, outIndex);
-            }
+        } catch (Throwable t) {
+            throw rethrow(t);
         }
         for (; k < n; k++) {
             out[k][outIndex] = dot(type, w, off, cols, xs[k]);
