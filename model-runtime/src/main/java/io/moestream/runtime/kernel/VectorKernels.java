@@ -23,14 +23,11 @@ import jdk.incubator.vector.VectorSpecies;
  * {@code fromByteBuffer} (Java 17-19; on newer JVMs the self-test in {@link Kernels} fails and the
  * scalar kernels are used).
  *
- * <p>Quantized blocks: the integer part of a block dot is exact however it is formed (every sum of
- * int8 products stays below 2^24). One activation: the 32 weights are widened to 16-bit lanes,
- * multiplied with the 16-bit activation quants and summed in integer lanes. Batched Q8_0 (2 or 4
- * activations): each block's weights are converted once to float lanes and the sums are formed by
- * exact fma chains against permuted activation quants, ~2.3x cheaper per block and activation.
- * Either way the float part then follows llama.cpp's order (see {@link ScalarKernels}), so
- * Q8_0/Q4_0/F16/F32 results are bit for bit those of the scalar kernels, single or batched (BF16
- * agrees to float rounding).
+ * <p>Quantized blocks: the 32 weights are widened to 16-bit lanes and multiplied with the 16-bit
+ * activation quants (each product fits 16 bits), then summed exactly in integer lanes; the float
+ * part then follows llama.cpp's order (see {@link ScalarKernels}), so Q8_0/Q4_0/F16/F32 results
+ * are bit for bit those of the scalar kernels, single or batched (BF16 agrees to float rounding).
+ * Batched products (2 Q8_0 or 4 Q4_0 activations per pass) widen each block's weights once.
  */
 final class VectorKernels extends Kernels {
 
@@ -60,7 +57,6 @@ final class VectorKernels extends Kernels {
     private final MethodHandle f16;
     private final MethodHandle bf16;
     private final MethodHandle f32;
-    private final MethodHandle q8x4;
     private final MethodHandle q8x2;
     private final MethodHandle q4x4;
 
@@ -72,15 +68,13 @@ final class VectorKernels extends Kernels {
         }
         MethodType quantized = MethodType.methodType(float.class, ByteBuffer.class, int.class, int.class, short[].class, float[].class);
         MethodType floats = MethodType.methodType(float.class, ByteBuffer.class, int.class, int.class, float[].class);
-        MethodType group = MethodType.methodType(void.class, ByteBuffer.class, int.class, int.class, Activation[].class,
-                int.class, float[][].class, int.class);
         this.q8 = kernel("dotQ8_0", quantized);
         this.q4 = kernel(fastQ4 ? "dotQ4_0Lanes" : "dotQ4_0", quantized);
         this.f16 = kernel("dotF16", floats);
         this.bf16 = kernel("dotBf16", floats);
         this.f32 = kernel("dotF32", floats);
-        this.q8x4 = kernel("dots4Q8_0", group);
-        this.q8x2 = kernel("dots2Q8_0", group);
+        this.q8x2 = kernel("dots2Q8_0", MethodType.methodType(void.class, ByteBuffer.class, int.class, int.class,
+                Activation.class, Activation.class, float[][].class, int.class, int.class));
         this.q4x4 = kernel("dots4Q4_0", MethodType.methodType(void.class, ByteBuffer.class, int.class, int.class,
                 Activation.class, Activation.class, Activation.class, Activation.class, float[][].class, int.class, int.class));
     }
@@ -134,12 +128,8 @@ final class VectorKernels extends Kernels {
         int blocks = cols / 32;
         try {
             if (type == GgmlType.Q8_0) {
-                for (; k + 3 < n; k += 4) {
-                    q8x4.invokeExact(w, off, blocks, xs, k, out, outIndex);
-                }
-                if (k + 1 < n) {
-                    q8x2.invokeExact(w, off, blocks, xs, k, out, outIndex);
-                    k += 2;
+                for (; k + 1 < n; k += 2) {
+                    q8x2.invokeExact(w, off, blocks, xs[k], xs[k + 1], out, k, outIndex);
                 }
             } else if (!fastQ4) {
                 for (; k + 3 < n; k += 4) {
@@ -251,68 +241,19 @@ final class VectorKernels extends Kernels {
         return p0.add(p1.lanewise(VectorOperators.LSHL, 16)).reduceLanes(VectorOperators.ADD);
     }
 
-    /*
-     * Batched Q8_0: the block's 32 weights are converted once to 4 float vectors (column m, lane j =
-     * weight 4j+m) and multiplied with each activation's permuted quants (Activation.qf); each
-     * lane's fma chain sums 4 int8 products exactly (integers below 2^24), so lane j is ggml's sum
-     * of products 4j..4j+3 and the rest is dotQ8_0's float order: the same bits. The code is
-     * spelled out per group size on purpose: helper methods made C2 hit its inlining node limit
-     * (NodeCountInliningCutoff) and box the vectors, ~50x slower. Groups of 8 were no faster than 4.
-     */
-    private static void dots2Q8_0(ByteBuffer w, int off, int blocks, Activation[] xs, int k, float[][] out, int outIndex) {
-        float[] x0 = xs[k + 0].qf;
-        float[] x1 = xs[k + 1].qf;
-        float[] d0 = xs[k + 0].d;
-        float[] d1 = xs[k + 1].d;
-        FloatVector a0 = FloatVector.zero(F256); FloatVector a1 = FloatVector.zero(F256);
+    private static void dots2Q8_0(ByteBuffer w, int off, int blocks, Activation x0, Activation x1, float[][] out, int k, int outIndex) {
+        FloatVector acc0 = FloatVector.zero(F256);
+        FloatVector acc1 = FloatVector.zero(F256);
+        short[] q0 = x0.q;
+        short[] q1 = x1.q;
         for (int b = 0; b < blocks; b++, off += 34) {
-            IntVector v = ByteVector.fromByteBuffer(B256, w, off + 2, LE).reinterpretAsInts();
-            FloatVector w0 = (FloatVector) v.lanewise(VectorOperators.LSHL, 24).lanewise(VectorOperators.ASHR, 24).convert(VectorOperators.I2F, 0);
-            FloatVector w1 = (FloatVector) v.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 24).convert(VectorOperators.I2F, 0);
-            FloatVector w2 = (FloatVector) v.lanewise(VectorOperators.LSHL, 8).lanewise(VectorOperators.ASHR, 24).convert(VectorOperators.I2F, 0);
-            FloatVector w3 = (FloatVector) v.lanewise(VectorOperators.ASHR, 24).convert(VectorOperators.I2F, 0);
+            ShortVector wq = q8Weights(w, off);
             float dw = scale(w, off);
-            int i = b * 32;
-            a0 = FloatVector.broadcast(F256, dw * d0[b]).fma(w3.fma(FloatVector.fromArray(F256, x0, i + 24), w2.fma(FloatVector.fromArray(F256, x0, i + 16),
-                    w1.fma(FloatVector.fromArray(F256, x0, i + 8), w0.mul(FloatVector.fromArray(F256, x0, i))))), a0);
-            a1 = FloatVector.broadcast(F256, dw * d1[b]).fma(w3.fma(FloatVector.fromArray(F256, x1, i + 24), w2.fma(FloatVector.fromArray(F256, x1, i + 16),
-                    w1.fma(FloatVector.fromArray(F256, x1, i + 8), w0.mul(FloatVector.fromArray(F256, x1, i))))), a1);
+            acc0 = FloatVector.broadcast(F256, dw * x0.d[b]).fma(quadSums(wq.mul(ShortVector.fromArray(S, q0, b * 32))), acc0);
+            acc1 = FloatVector.broadcast(F256, dw * x1.d[b]).fma(quadSums(wq.mul(ShortVector.fromArray(S, q1, b * 32))), acc1);
         }
-        out[k + 0][outIndex] = hsum8(a0);
-        out[k + 1][outIndex] = hsum8(a1);
-    }
-
-    private static void dots4Q8_0(ByteBuffer w, int off, int blocks, Activation[] xs, int k, float[][] out, int outIndex) {
-        float[] x0 = xs[k + 0].qf;
-        float[] x1 = xs[k + 1].qf;
-        float[] x2 = xs[k + 2].qf;
-        float[] x3 = xs[k + 3].qf;
-        float[] d0 = xs[k + 0].d;
-        float[] d1 = xs[k + 1].d;
-        float[] d2 = xs[k + 2].d;
-        float[] d3 = xs[k + 3].d;
-        FloatVector a0 = FloatVector.zero(F256); FloatVector a1 = FloatVector.zero(F256); FloatVector a2 = FloatVector.zero(F256); FloatVector a3 = FloatVector.zero(F256);
-        for (int b = 0; b < blocks; b++, off += 34) {
-            IntVector v = ByteVector.fromByteBuffer(B256, w, off + 2, LE).reinterpretAsInts();
-            FloatVector w0 = (FloatVector) v.lanewise(VectorOperators.LSHL, 24).lanewise(VectorOperators.ASHR, 24).convert(VectorOperators.I2F, 0);
-            FloatVector w1 = (FloatVector) v.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 24).convert(VectorOperators.I2F, 0);
-            FloatVector w2 = (FloatVector) v.lanewise(VectorOperators.LSHL, 8).lanewise(VectorOperators.ASHR, 24).convert(VectorOperators.I2F, 0);
-            FloatVector w3 = (FloatVector) v.lanewise(VectorOperators.ASHR, 24).convert(VectorOperators.I2F, 0);
-            float dw = scale(w, off);
-            int i = b * 32;
-            a0 = FloatVector.broadcast(F256, dw * d0[b]).fma(w3.fma(FloatVector.fromArray(F256, x0, i + 24), w2.fma(FloatVector.fromArray(F256, x0, i + 16),
-                    w1.fma(FloatVector.fromArray(F256, x0, i + 8), w0.mul(FloatVector.fromArray(F256, x0, i))))), a0);
-            a1 = FloatVector.broadcast(F256, dw * d1[b]).fma(w3.fma(FloatVector.fromArray(F256, x1, i + 24), w2.fma(FloatVector.fromArray(F256, x1, i + 16),
-                    w1.fma(FloatVector.fromArray(F256, x1, i + 8), w0.mul(FloatVector.fromArray(F256, x1, i))))), a1);
-            a2 = FloatVector.broadcast(F256, dw * d2[b]).fma(w3.fma(FloatVector.fromArray(F256, x2, i + 24), w2.fma(FloatVector.fromArray(F256, x2, i + 16),
-                    w1.fma(FloatVector.fromArray(F256, x2, i + 8), w0.mul(FloatVector.fromArray(F256, x2, i))))), a2);
-            a3 = FloatVector.broadcast(F256, dw * d3[b]).fma(w3.fma(FloatVector.fromArray(F256, x3, i + 24), w2.fma(FloatVector.fromArray(F256, x3, i + 16),
-                    w1.fma(FloatVector.fromArray(F256, x3, i + 8), w0.mul(FloatVector.fromArray(F256, x3, i))))), a3);
-        }
-        out[k + 0][outIndex] = hsum8(a0);
-        out[k + 1][outIndex] = hsum8(a1);
-        out[k + 2][outIndex] = hsum8(a2);
-        out[k + 3][outIndex] = hsum8(a3);
+        out[k][outIndex] = hsum8(acc0);
+        out[k + 1][outIndex] = hsum8(acc1);
     }
 
     private static void dots4Q4_0(ByteBuffer w, int off, int blocks, Activation x0, Activation x1, Activation x2,
