@@ -1,33 +1,61 @@
 #!/usr/bin/env bash
 # Builds the kit device-check.sh runs on a GPU machine that has no Java and no Maven:
 #   cuda/target/device-kit/{jre/, lib/*.jar, test-classes/, oracle/*.gguf, device-check.sh}
-# jre/ is a jlink'd Java (~36 MB); lib/ holds the runtime, cuda, JCuda (+ linux-x86_64 natives),
-# slf4j, assertj and junit-platform-console-standalone jars; oracle/ the oracle models the runtime
-# loads (llama, qwen3moe). Needs: JDK 17+ with jlink, Maven, nvcc (else the kit has no kernels).
+# jre/ is a jlink'd Java of the modules the check uses (no debug info, headers or man pages,
+# compressed, libjvm.so stripped of its symbol table); lib/ holds the runtime (without the bundled
+# 15 MB demo model, which the check never loads), cuda, JCuda with only its driver-API native library
+# (the 24 MB PTX-compiler library is left out), slf4j, assertj (without byte-buddy, which only soft
+# assertions use) and junit-platform-console-standalone jars; oracle/ tiny oracle models of every
+# architecture from model-runtime's test resources. The kit stays under the 64 MiB a device machine
+# takes along (measured size in docs/cuda.md).
+# Needs: JDK 17+ with jlink, Maven (the local repository only: nothing is installed into it), nvcc
+# (else the kit has no kernels).
 #
-# usage: cuda/package-device-check.sh            (from anywhere)
-#        MODELS='tiny-mixtral-*.gguf' cuda/package-device-check.sh   (a smaller model set)
+# usage: cuda/package-device-check.sh                   (from anywhere)
+#        MODELS='tiny-mixtral-*.gguf' cuda/package-device-check.sh   (another model set)
+#        MVN_FLAGS=-o cuda/package-device-check.sh      (extra Maven flags, e.g. offline)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
 kit="$here/target/device-kit"
-oracle=${ORACLE_DIR:-$root/../shared/oracle/models}
-models=${MODELS:-tiny-llama-*.gguf tiny-mixtral-*.gguf tiny-qwen3moe-*.gguf}
+oracle=${ORACLE_DIR:-$root/model-runtime/src/test/resources/oracle}
+# every architecture (qwen3moe, qwen2moe, bailingmoe2 as F32; llama dense as F32, Q8_0, Q4_0; Mixtral as
+# Q8_0, Q4_0): 27 MB. The Mixtral F32 and F16 files (11 MB) would take the kit past 64 MiB.
+models=${MODELS:-tiny-llama-*.gguf tiny-mixtral-q8_0.gguf tiny-mixtral-q4_0.gguf tiny-qwen3moe-f32.gguf tiny-qwen2moe-f32.gguf tiny-groupmoe-f32.gguf}
 console_version=1.14.1 # junit-platform matching the junit-bom 5.14.1 pinned in the root pom
+read -r -a mvn_flags <<< "-q -B ${MVN_FLAGS:-}"
 
 cd "$root"
-mvn -q -B install -pl model-runtime -DskipTests
-mvn -q -B package -pl cuda -DskipTests
+rm -rf "$kit"
+mkdir -p "$kit/lib" "$kit/oracle"
+# one reactor build: the runtime jar comes from model-runtime/target, never from an installed copy
+mvn "${mvn_flags[@]}" package dependency:copy-dependencies -pl model-runtime,cuda -DskipTests -DincludeScope=test \
+  -DoutputDirectory="$kit/lib" -DexcludeGroupIds=com.fasterxml.jackson.core,net.bytebuddy \
+  -DexcludeArtifactIds=junit-jupiter,junit-jupiter-api,junit-jupiter-params,junit-jupiter-engine,junit-platform-engine,junit-platform-commons,junit-platform-launcher,opentest4j,apiguardian-api
 if ! grep -q '^status=built' cuda/target/classes/io/moestream/cuda/kernels/kernels.properties; then
   echo "warning: the kernels were not built (no nvcc): the kit's GPU tests will fail with 'no CUDA kernels were built'" >&2
 fi
-
-rm -rf "$kit"
-mkdir -p "$kit/lib" "$kit/oracle"
-mvn -q -B dependency:copy-dependencies -pl cuda -DincludeScope=test -DoutputDirectory="$kit/lib" \
-  -DexcludeArtifactIds=junit-jupiter,junit-jupiter-api,junit-jupiter-params,junit-jupiter-engine,junit-platform-engine,junit-platform-commons,junit-platform-launcher,opentest4j,apiguardian-api
-mvn -q -B dependency:copy -Dartifact="org.junit.platform:junit-platform-console-standalone:$console_version" -DoutputDirectory="$kit/lib"
+mvn "${mvn_flags[@]}" dependency:copy -Dartifact="org.junit.platform:junit-platform-console-standalone:$console_version" -DoutputDirectory="$kit/lib"
 cp cuda/target/moestream-cuda-*.jar "$kit/lib/"
+cp model-runtime/target/moestream-model-runtime-*.jar "$kit/lib/" # the reactor's jar, as copy-dependencies may not have it
+
+# drop_entries JAR PREFIX...: the jar without the entries under the prefixes
+drop_entries() {
+  python3 - "$@" <<'EOF'
+import os, sys, zipfile
+src, prefixes = sys.argv[1], tuple(sys.argv[2:])
+tmp = src + ".tmp"
+with zipfile.ZipFile(src) as zin, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zout:
+    for item in zin.infolist():
+        if not item.filename.startswith(prefixes):
+            zout.writestr(item, zin.read(item.filename))
+os.replace(tmp, src)
+EOF
+}
+# the runtime jar without the bundled demo model; JCuda's natives with only the driver API (CudaDriver loads nothing else)
+drop_entries "$(ls "$kit"/lib/moestream-model-runtime-*.jar)" io/moestream/runtime/models/
+drop_entries "$(ls "$kit"/lib/jcuda-natives-*.jar)" lib/libJNvPTXCompiler lib/libJNvrtc lib/libJCudaRuntime
+
 cp -r cuda/target/test-classes "$kit/test-classes"
 cp "$here/device-check.sh" "$kit/"
 for pattern in $models; do
@@ -36,8 +64,16 @@ for pattern in $models; do
   done
 done
 
-jlink --add-modules java.base,java.logging,java.management,java.xml,jdk.unsupported,jdk.incubator.vector \
+# java.logging for JCuda, jdk.unsupported for Unsafe users, the Vector API for the CPU kernels
+jlink --add-modules java.base,java.logging,jdk.unsupported,jdk.incubator.vector \
   --strip-debug --no-header-files --no-man-pages --compress=2 --output "$kit/jre"
+if command -v strip >/dev/null 2>&1; then
+  strip --strip-unneeded "$kit/jre/lib/server/libjvm.so" # the distribution's libjvm keeps its symbol table: 24 -> 20 MB
+fi
 
-du -sh "$kit" "$kit"/* | sed 's/^/  /'
-echo "kit ready: $kit (copy it to the GPU machine and run device-check.sh there)"
+du -sh "$kit"/* | sed 's/^/  /'
+bytes=$(du -sb "$kit" | cut -f1)
+echo "kit ready: $kit, $bytes bytes ($(( bytes / 1048576 )) MiB; copy it to the GPU machine and run device-check.sh there)"
+if (( bytes > 64 * 1048576 )); then
+  echo "warning: the kit exceeds 64 MiB" >&2
+fi

@@ -1,4 +1,4 @@
-// Element-wise ops and row movement: SwiGLU, residual add, row gather, and the embedding lookup
+// Element-wise ops and row movement: SwiGLU, residual add, bias add, sigmoid-gated add, row gather, and the embedding lookup
 // (get_rows) for every weight type, reading the packed device layouts of matmul.cu.
 #include "common.cuh"
 
@@ -12,6 +12,19 @@ extern "C" __global__ void swiglu(const float* gate, const float* __restrict__ u
 
 extern "C" __global__ void add(float* acc, const float* __restrict__ d, long n) {
     for (long i = blockIdx.x * (long) blockDim.x + threadIdx.x; i < n; i += (long) gridDim.x * blockDim.x) acc[i] += d[i];
+}
+
+// x[r][c] += bias[c] over n = rows * cols elements.
+extern "C" __global__ void add_bias(float* x, const float* __restrict__ bias, int cols, long n) {
+    for (long i = blockIdx.x * (long) blockDim.x + threadIdx.x; i < n; i += (long) gridDim.x * blockDim.x) x[i] += bias[i % cols];
+}
+
+// acc[r][c] += sigmoid(gate[r]) * d[r][c] over n = rows * cols elements (the gated shared expert).
+extern "C" __global__ void add_gated(float* acc, const float* __restrict__ d, const float* __restrict__ gate, int cols, long n) {
+    for (long i = blockIdx.x * (long) blockDim.x + threadIdx.x; i < n; i += (long) gridDim.x * blockDim.x) {
+        float s = 1.f / (1.f + expf(-gate[i / cols]));
+        acc[i] += s * d[i];
+    }
 }
 
 // out[i] = src[rows[i]]; one block per output row.

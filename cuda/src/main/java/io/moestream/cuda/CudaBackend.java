@@ -12,7 +12,6 @@ import static jcuda.driver.JCudaDriver.cuStreamSynchronize;
 
 import io.moestream.runtime.backend.AttentionBatch;
 import io.moestream.runtime.backend.Backend;
-import io.moestream.runtime.backend.KvCodec;
 import io.moestream.runtime.backend.KvLayout;
 import io.moestream.runtime.backend.KvPool;
 import io.moestream.runtime.backend.Op;
@@ -22,6 +21,7 @@ import io.moestream.runtime.backend.Tensor;
 import io.moestream.runtime.backend.WeightHandle;
 import io.moestream.runtime.gguf.GgmlType;
 import io.moestream.runtime.gguf.GgufTensor;
+import io.moestream.runtime.kv.KvCodec;
 import io.moestream.runtime.model.ModelConfig;
 
 import java.util.ArrayList;
@@ -73,9 +73,10 @@ public final class CudaBackend implements Backend {
         };
     }
 
+    /** Every codec; int4 needs an even group size (one thread writes both nibbles of a code byte). */
     @Override
     public boolean supports(KvCodec codec) {
-        return codec == KvCodec.F32 || codec == KvCodec.F16;
+        return KvKernelArgs.supported(codec);
     }
 
     /** Bytes of weights resident on this device (all backends together). */
@@ -137,36 +138,59 @@ public final class CudaBackend implements Backend {
     }
 
     @Override
-    public KvPool allocateKv(KvLayout layout, int blocks) {
+    public KvPool allocateKv(KvLayout layout, int blocks, int openBlocks) {
         if (!supports(layout.codec())) {
-            throw new IllegalArgumentException("the CUDA backend has no attention kernel for " + layout.codec() + " KV blocks yet");
+            throw new IllegalArgumentException("the CUDA backend has no kernels for " + layout.codec() + " KV blocks");
         }
         bind();
-        long bytes = layout.blockBytes() * blocks;
-        CUdeviceptr ptr = new CUdeviceptr();
-        cuMemAlloc(ptr, bytes);
-        cuMemsetD8(ptr, (byte) 0, bytes);
-        return new CudaKvPool(layout, blocks, ptr);
+        long sealedBytes = layout.blockBytes() * blocks;
+        long openBytes = layout.openBlockBytes() * openBlocks;
+        CUdeviceptr sealed = new CUdeviceptr();
+        CUdeviceptr open = new CUdeviceptr();
+        cuMemAlloc(sealed, sealedBytes);
+        cuMemsetD8(sealed, (byte) 0, sealedBytes);
+        cuMemAlloc(open, openBytes);
+        cuMemsetD8(open, (byte) 0, openBytes);
+        return new CudaKvPool(layout, blocks, openBlocks, sealed, open);
     }
 
     @Override
     public void writeKvBlock(KvPool pool, int block, byte[] bytes) {
         CudaKvPool p = pool(pool);
-        if (bytes.length != p.layout.blockBytes()) {
-            throw new IllegalArgumentException("KV block has " + bytes.length + " bytes, the layout needs " + p.layout.blockBytes());
-        }
-        checkBlock(p, block);
-        synchronize();
-        cuMemcpyHtoD(p.ptr.withByteOffset(block * p.layout.blockBytes()), Pointer.to(bytes), bytes.length);
+        upload(p.sealed, p.layout.blockBytes(), p.blocks, block, bytes);
     }
 
     @Override
     public byte[] readKvBlock(KvPool pool, int block) {
         CudaKvPool p = pool(pool);
-        checkBlock(p, block);
-        byte[] out = new byte[Math.toIntExact(p.layout.blockBytes())];
+        return download(p.sealed, p.layout.blockBytes(), p.blocks, block);
+    }
+
+    @Override
+    public void writeOpenKvBlock(KvPool pool, int openBlock, byte[] bytes) {
+        CudaKvPool p = pool(pool);
+        upload(p.open, p.layout.openBlockBytes(), p.openBlocks, openBlock, bytes);
+    }
+
+    @Override
+    public byte[] readOpenKvBlock(KvPool pool, int openBlock) {
+        CudaKvPool p = pool(pool);
+        return download(p.open, p.layout.openBlockBytes(), p.openBlocks, openBlock);
+    }
+
+    /** Copies {@code bytes} into block {@code block} of {@code count} blocks of {@code stride} bytes at {@code base}, after queued work. */
+    private void upload(CUdeviceptr base, long stride, int count, int block, byte[] bytes) {
+        checkBlock(block, count, bytes, stride);
         synchronize();
-        cuMemcpyDtoH(Pointer.to(out), p.ptr.withByteOffset(block * p.layout.blockBytes()), out.length);
+        cuMemcpyHtoD(base.withByteOffset(block * stride), Pointer.to(bytes), bytes.length);
+    }
+
+    /** Block {@code block} of {@code count} blocks of {@code stride} bytes at {@code base}, after queued work. */
+    private byte[] download(CUdeviceptr base, long stride, int count, int block) {
+        byte[] out = new byte[Math.toIntExact(stride)];
+        checkBlock(block, count, out, stride);
+        synchronize();
+        cuMemcpyDtoH(Pointer.to(out), base.withByteOffset(block * stride), out.length);
         return out;
     }
 
@@ -304,18 +328,33 @@ public final class CudaBackend implements Backend {
         if (s.rows == 0) {
             return;
         }
-        // (pool, k, v, slots, layer, layers, blockTokens, kvDim): one block per row
-        launch("kv_store_" + codec(l.codec()), s.rows, 1, 1, LaunchGeometry.normThreads(l.kvDim()), 0, ptr(p.ptr), ptr(kt.ptr),
-                ptr(vt.ptr), ptr(s.ptr), i(layer), i(l.layers()), i(l.blockTokens()), i(l.kvDim()));
+        // one block per row: (open, k, v, slots, layer, layers, kvHeads, headDim, blockTokens)
+        launch("kv_store", s.rows, 1, 1, LaunchGeometry.normThreads(l.kvDim()), 0, ptr(p.open), ptr(kt.ptr), ptr(vt.ptr),
+                ptr(s.ptr), i(layer), i(l.layers()), i(l.kvHeads()), i(l.headDim()), i(l.blockTokens()));
+    }
+
+    @Override
+    public void kvSeal(KvPool pool, int layer, Tensor seals) {
+        CudaKvPool p = pool(pool);
+        KvKernelArgs a = KvKernelArgs.of(p.layout);
+        CudaTensor s = tensor(seals, Tensor.DType.I32);
+        if (s.rows == 0) {
+            return;
+        }
+        // grid (seals, kvHeads), one block per (open -> sealed pair, head): (open, sealed, seals, layer, layers, kvHeads,
+        //   headDim, blockTokens, group, blockBytes, sectionBytes)
+        launch("kv_seal_" + a.suffix(), s.rows, a.kvHeads(), 1, LaunchGeometry.ROW_THREADS, 0, ptr(p.open), ptr(p.sealed), ptr(s.ptr),
+                i(layer), i(a.layers()), i(a.kvHeads()), i(a.headDim()), i(a.blockTokens()), i(a.group()), l(a.blockBytes()),
+                l(a.sectionBytes()));
     }
 
     @Override
     public void attention(Tensor qT, KvPool pool, int layer, AttentionBatch batch, Tensor out) {
         CudaKvPool p = pool(pool);
-        KvLayout l = p.layout;
+        KvKernelArgs a = KvKernelArgs.of(p.layout);
         CudaTensor q = tensor(qT, Tensor.DType.F32);
         CudaTensor o = tensor(out, Tensor.DType.F32);
-        int headDim = l.headDim();
+        int headDim = a.headDim();
         if (headDim > LaunchGeometry.MAX_HEAD_DIM) {
             throw new IllegalArgumentException("head dim " + headDim + " exceeds the attention kernel's " + LaunchGeometry.MAX_HEAD_DIM);
         }
@@ -328,12 +367,14 @@ public final class CudaBackend implements Backend {
         int chunk = LaunchGeometry.attentionChunk(batch.maxLen(), splits);
         partial.ensure(4 * LaunchGeometry.attentionScratchFloats(rows, heads, splits, headDim));
         float scale = (float) (1.0 / Math.sqrt(headDim));
-        // grid (heads, rows, splits), ATT_WARPS warps each: (q, pool, rowSeq, rowLen, tables, partial,
-        //   layer, layers, heads, kvHeads, headDim, blockTokens, tableWidth, chunk, scale)
-        launch("attention_partial_" + codec(l.codec()), heads, rows, splits, LaunchGeometry.attentionThreads(), 0,
-                ptr(q.ptr), ptr(p.ptr), ptr(tensor(batch.rowSeq(), Tensor.DType.I32).ptr), ptr(tensor(batch.rowLen(), Tensor.DType.I32).ptr),
-                ptr(tensor(batch.blockTables(), Tensor.DType.I32).ptr), ptr(partial.ptr), i(layer), i(l.layers()), i(heads),
-                i(l.kvHeads()), i(headDim), i(l.blockTokens()), i(batch.tableWidth()), i(chunk), f(scale));
+        // grid (heads, rows, splits), ATT_WARPS warps each: (q, sealed, open, rowSeq, rowLen, tables, rowOpen, partial, layer,
+        //   layers, heads, kvHeads, headDim, blockTokens, group, tableWidth, chunk, scale, blockBytes, sectionBytes)
+        launch("attention_partial_" + a.suffix(), heads, rows, splits, LaunchGeometry.attentionThreads(), 0,
+                ptr(q.ptr), ptr(p.sealed), ptr(p.open), ptr(tensor(batch.rowSeq(), Tensor.DType.I32).ptr),
+                ptr(tensor(batch.rowLen(), Tensor.DType.I32).ptr), ptr(tensor(batch.blockTables(), Tensor.DType.I32).ptr),
+                ptr(tensor(batch.rowOpen(), Tensor.DType.I32).ptr), ptr(partial.ptr), i(layer), i(a.layers()), i(heads),
+                i(a.kvHeads()), i(headDim), i(a.blockTokens()), i(a.group()), i(batch.tableWidth()), i(chunk), f(scale),
+                l(a.blockBytes()), l(a.sectionBytes()));
         // grid (heads, rows): (partial, out, heads, headDim, splits)
         launch("attention_reduce", heads, rows, 1, LaunchGeometry.normThreads(headDim), 0, ptr(partial.ptr), ptr(o.ptr), i(heads),
                 i(headDim), i(splits));
@@ -361,6 +402,34 @@ public final class CudaBackend implements Backend {
         // (acc, d, n): grid-stride
         launch("add", LaunchGeometry.elementwiseBlocks(n), 1, 1, LaunchGeometry.ROW_THREADS, 0, ptr(a.ptr),
                 ptr(tensor(d, Tensor.DType.F32).ptr), l(n));
+    }
+
+    @Override
+    public void addBias(Tensor x, WeightHandle bias) {
+        CudaTensor a = tensor(x, Tensor.DType.F32);
+        CudaWeight b = weight(bias);
+        if (b.type != GgmlType.F32 || b.rows != 1 || b.cols != a.cols) {
+            throw new IllegalArgumentException("bias " + b.name + " must be an F32 vector of " + a.cols);
+        }
+        long n = (long) a.rows * a.cols;
+        if (n == 0) {
+            return;
+        }
+        // (x, bias, cols, n): grid-stride
+        launch("add_bias", LaunchGeometry.elementwiseBlocks(n), 1, 1, LaunchGeometry.ROW_THREADS, 0, ptr(a.ptr), ptr(b.data),
+                i(a.cols), l(n));
+    }
+
+    @Override
+    public void addGated(Tensor acc, Tensor d, Tensor gate) {
+        CudaTensor a = tensor(acc, Tensor.DType.F32);
+        long n = (long) a.rows * a.cols;
+        if (n == 0) {
+            return;
+        }
+        // (acc, d, gate, cols, n): grid-stride
+        launch("add_gated", LaunchGeometry.elementwiseBlocks(n), 1, 1, LaunchGeometry.ROW_THREADS, 0, ptr(a.ptr),
+                ptr(tensor(d, Tensor.DType.F32).ptr), ptr(tensor(gate, Tensor.DType.F32).ptr), i(a.cols), l(n));
     }
 
     @Override
@@ -453,16 +522,16 @@ public final class CudaBackend implements Backend {
 
     /** Every kernel entry point this class launches (checked against the built manifest by a test). */
     static List<String> kernelNames() {
-        List<String> out = new ArrayList<>(List.of("quantize_q8_0", "moe_group", "rmsnorm", "rope", "attention_reduce", "swiglu", "add",
-                "route", "combine", "gather"));
+        List<String> out = new ArrayList<>(List.of("quantize_q8_0", "moe_group", "rmsnorm", "rope", "kv_store", "attention_reduce",
+                "swiglu", "add", "add_bias", "add_gated", "route", "combine", "gather"));
         for (GgmlType t : new GgmlType[] {GgmlType.F32, GgmlType.F16, GgmlType.BF16, GgmlType.Q8_0, GgmlType.Q4_0}) {
             out.add("matmul_" + suffix(t));
             out.add("expert_matmul_" + suffix(t));
             out.add("embed_" + suffix(t));
         }
-        for (KvCodec c : new KvCodec[] {KvCodec.F32, KvCodec.F16}) {
-            out.add("kv_store_" + codec(c));
-            out.add("attention_partial_" + codec(c));
+        for (KvCodec c : new KvCodec[] {KvCodec.F32, KvCodec.F16, KvCodec.INT8, KvCodec.INT4}) {
+            out.add("kv_seal_" + KvKernelArgs.suffix(c));
+            out.add("attention_partial_" + KvKernelArgs.suffix(c));
         }
         return out;
     }
@@ -478,23 +547,18 @@ public final class CudaBackend implements Backend {
         };
     }
 
-    static String codec(KvCodec c) {
-        return switch (c) {
-            case F32 -> "f32";
-            case F16 -> "f16";
-            default -> throw new IllegalArgumentException("the CUDA backend has no attention kernel for " + c + " KV blocks yet");
-        };
-    }
-
     private static void checkProduct(CudaWeight w, CudaTensor in, CudaTensor o) {
         if (in.cols != w.cols || o.cols != w.rows) {
             throw new IllegalArgumentException(w.name + " is (" + w.rows + ", " + w.cols + "); x has " + in.cols + " cols and out " + o.cols);
         }
     }
 
-    private static void checkBlock(CudaKvPool p, int block) {
-        if (block < 0 || block >= p.blocks) {
-            throw new IndexOutOfBoundsException("KV block " + block + " of " + p.blocks);
+    private static void checkBlock(int block, int blocks, byte[] bytes, long expected) {
+        if (block < 0 || block >= blocks) {
+            throw new IndexOutOfBoundsException("KV block " + block + " of " + blocks);
+        }
+        if (bytes.length != expected) {
+            throw new IllegalArgumentException("KV block has " + bytes.length + " bytes, the layout needs " + expected);
         }
     }
 

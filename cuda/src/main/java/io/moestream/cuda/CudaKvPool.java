@@ -6,18 +6,22 @@ import io.moestream.runtime.backend.KvPool;
 import jcuda.driver.CUdeviceptr;
 import jcuda.driver.JCudaDriver;
 
-/** Physical KV blocks in one device allocation, {@link KvLayout} format. */
+/** Sealed and open KV blocks in two device allocations, {@link KvLayout} format. */
 final class CudaKvPool implements KvPool {
 
     final KvLayout layout;
     final int blocks;
-    final CUdeviceptr ptr;
+    final int openBlocks;
+    final CUdeviceptr sealed;
+    final CUdeviceptr open;
     private boolean closed;
 
-    CudaKvPool(KvLayout layout, int blocks, CUdeviceptr ptr) {
+    CudaKvPool(KvLayout layout, int blocks, int openBlocks, CUdeviceptr sealed, CUdeviceptr open) {
         this.layout = layout;
         this.blocks = blocks;
-        this.ptr = ptr;
+        this.openBlocks = openBlocks;
+        this.sealed = sealed;
+        this.open = open;
     }
 
     @Override
@@ -31,10 +35,16 @@ final class CudaKvPool implements KvPool {
     }
 
     @Override
+    public int openBlocks() {
+        return openBlocks;
+    }
+
+    @Override
     public void close() {
         if (!closed) {
             closed = true;
-            JCudaDriver.cuMemFree(ptr);
+            JCudaDriver.cuMemFree(sealed);
+            JCudaDriver.cuMemFree(open);
         }
     }
 }

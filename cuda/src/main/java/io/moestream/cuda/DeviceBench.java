@@ -9,9 +9,9 @@ import static jcuda.driver.JCudaDriver.cuMemFree;
 import static jcuda.driver.JCudaDriver.cuMemcpyDtoD;
 
 import io.moestream.runtime.backend.BackendForward;
-import io.moestream.runtime.backend.KvCodec;
 import io.moestream.runtime.gguf.GgmlType;
 import io.moestream.runtime.gguf.GgufTensor;
+import io.moestream.runtime.kv.KvCodec;
 import io.moestream.runtime.model.Model;
 import io.moestream.runtime.model.ModelConfig;
 import io.moestream.runtime.synthetic.SyntheticModels;
@@ -84,7 +84,8 @@ public final class DeviceBench {
             int prompt = 128;
             int steps = 32;
             int[] batches = {1, 8, 64};
-            BackendForward.Options o = new BackendForward.Options(64, 64 * ((prompt + steps + 8 + 15) / 16) + 16, 16, KvCodec.F32);
+            BackendForward.Options o = new BackendForward.Options(64, 64 * ((prompt + steps + 8 + 15) / 16) + 16, 16, KvCodec.F32,
+                    BackendForward.Options.openBlocksFor(64, 64, 16));
             try (BackendForward f = new BackendForward(model, cuda, o)) {
                 report.add(String.format("weights resident on the device: %.2f GB", cuda.residentWeightBytes() / 1e9));
                 report.add("");

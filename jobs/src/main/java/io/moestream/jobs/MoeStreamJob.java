@@ -76,7 +76,8 @@ public final class MoeStreamJob {
                 conf.get(JobOptions.DOCUMENT_MAX_TOKENS),
                 conf.get(JobOptions.DUPLICATE_WINDOW).toMillis(),
                 null,
-                JobOptions.kvState(conf));
+                JobOptions.kvState(conf),
+                conf.get(JobOptions.BACKEND));
         SingleOutputStreamOperator<Generation> generations = InferenceOperator.apply(documents, prompts, config);
 
         DataStream<InferenceError> errors = documents.getSideOutput(OutputTags.ERRORS)

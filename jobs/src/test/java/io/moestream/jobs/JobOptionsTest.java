@@ -3,6 +3,7 @@ package io.moestream.jobs;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import io.moestream.operators.InferenceConfig;
 import io.moestream.operators.KvStateConfig;
 import java.time.Duration;
 import org.apache.flink.configuration.CheckpointingOptions;
@@ -52,5 +53,10 @@ class JobOptionsTest {
         assertThat(kv.headPruning()).isTrue();
         assertThat(kv.ttlMillis()).isEqualTo(3_600_000L);
         assertThat(kv.tenantMaxContexts()).isEqualTo(5);
+    }
+
+    @Test
+    void stepsRunWhereAutoSaysByDefault() {
+        assertThat(new Configuration().get(JobOptions.BACKEND)).isEqualTo("auto").isEqualTo(InferenceConfig.DEFAULT_BACKEND);
     }
 }

@@ -22,6 +22,9 @@ import java.util.Objects;
  * @param duplicateWindowMillis a request id seen again within this time gets DUPLICATE_REQUEST; 0 = off
  * @param modelName             name written into outputs; {@code null} = the model's {@code general.name}
  * @param kvState               how contexts are kept in keyed state (codec, blocks, pruning, TTL, tenant cap)
+ * @param backend               where steps run: {@code auto} (a GPU backend when one can run here, else the
+ *                              CPU engine), {@code cpu}, {@code cuda}, or {@code cpu-spi} (the GPU path on
+ *                              the CPU backend, for tests); see {@link RunnerSelection}
  */
 public record InferenceConfig(
         String modelPath,
@@ -34,7 +37,8 @@ public record InferenceConfig(
         int maxDocumentTokens,
         long duplicateWindowMillis,
         String modelName,
-        KvStateConfig kvState) implements Serializable {
+        KvStateConfig kvState,
+        String backend) implements Serializable {
 
     /**
      * {@link #modelPath} of the small trained MoE bundled in the runtime jar; each TaskManager
@@ -50,10 +54,14 @@ public record InferenceConfig(
     public static final long DEFAULT_DOCUMENT_WAIT_MILLIS = 60_000;
     public static final int DEFAULT_MAX_DOCUMENT_TOKENS = 0;
     public static final long DEFAULT_DUPLICATE_WINDOW_MILLIS = 600_000;
+    public static final String DEFAULT_BACKEND = "auto";
 
     public InferenceConfig {
         Objects.requireNonNull(modelPath, "modelPath");
         Objects.requireNonNull(kvState, "kvState");
+        if (backend == null || backend.isBlank()) {
+            throw new IllegalArgumentException("backend must be auto, cpu, cuda or cpu-spi, got '" + backend + "'");
+        }
         if (maxSequences < 1) {
             throw new IllegalArgumentException("maxSequences must be >= 1, got " + maxSequences);
         }
@@ -85,57 +93,62 @@ public record InferenceConfig(
     public static InferenceConfig defaults(String modelPath) {
         return new InferenceConfig(modelPath, DEFAULT_MAX_SEQUENCES, DEFAULT_TOKEN_BUDGET, DEFAULT_MAX_QUEUED,
                 DEFAULT_TENANT_SHARE, DEFAULT_MAX_TOKENS_CAP, DEFAULT_DOCUMENT_WAIT_MILLIS, DEFAULT_MAX_DOCUMENT_TOKENS,
-                DEFAULT_DUPLICATE_WINDOW_MILLIS, null, KvStateConfig.defaults());
+                DEFAULT_DUPLICATE_WINDOW_MILLIS, null, KvStateConfig.defaults(), DEFAULT_BACKEND);
     }
 
     /** Sets {@code maxSequences}, raising {@code tokenBudget} to it when it is smaller. */
     public InferenceConfig withMaxSequences(int value) {
         return new InferenceConfig(modelPath, value, Math.max(tokenBudget, value), maxQueued, tenantShare, maxTokensCap,
-                documentWaitMillis, maxDocumentTokens, duplicateWindowMillis, modelName, kvState);
+                documentWaitMillis, maxDocumentTokens, duplicateWindowMillis, modelName, kvState, backend);
     }
 
     public InferenceConfig withTokenBudget(int value) {
         return new InferenceConfig(modelPath, maxSequences, value, maxQueued, tenantShare, maxTokensCap,
-                documentWaitMillis, maxDocumentTokens, duplicateWindowMillis, modelName, kvState);
+                documentWaitMillis, maxDocumentTokens, duplicateWindowMillis, modelName, kvState, backend);
     }
 
     public InferenceConfig withMaxQueued(int value) {
         return new InferenceConfig(modelPath, maxSequences, tokenBudget, value, tenantShare, maxTokensCap,
-                documentWaitMillis, maxDocumentTokens, duplicateWindowMillis, modelName, kvState);
+                documentWaitMillis, maxDocumentTokens, duplicateWindowMillis, modelName, kvState, backend);
     }
 
     public InferenceConfig withTenantShare(double value) {
         return new InferenceConfig(modelPath, maxSequences, tokenBudget, maxQueued, value, maxTokensCap,
-                documentWaitMillis, maxDocumentTokens, duplicateWindowMillis, modelName, kvState);
+                documentWaitMillis, maxDocumentTokens, duplicateWindowMillis, modelName, kvState, backend);
     }
 
     public InferenceConfig withMaxTokensCap(int value) {
         return new InferenceConfig(modelPath, maxSequences, tokenBudget, maxQueued, tenantShare, value,
-                documentWaitMillis, maxDocumentTokens, duplicateWindowMillis, modelName, kvState);
+                documentWaitMillis, maxDocumentTokens, duplicateWindowMillis, modelName, kvState, backend);
     }
 
     public InferenceConfig withDocumentWaitMillis(long value) {
         return new InferenceConfig(modelPath, maxSequences, tokenBudget, maxQueued, tenantShare, maxTokensCap,
-                value, maxDocumentTokens, duplicateWindowMillis, modelName, kvState);
+                value, maxDocumentTokens, duplicateWindowMillis, modelName, kvState, backend);
     }
 
     public InferenceConfig withMaxDocumentTokens(int value) {
         return new InferenceConfig(modelPath, maxSequences, tokenBudget, maxQueued, tenantShare, maxTokensCap,
-                documentWaitMillis, value, duplicateWindowMillis, modelName, kvState);
+                documentWaitMillis, value, duplicateWindowMillis, modelName, kvState, backend);
     }
 
     public InferenceConfig withDuplicateWindowMillis(long value) {
         return new InferenceConfig(modelPath, maxSequences, tokenBudget, maxQueued, tenantShare, maxTokensCap,
-                documentWaitMillis, maxDocumentTokens, value, modelName, kvState);
+                documentWaitMillis, maxDocumentTokens, value, modelName, kvState, backend);
     }
 
     public InferenceConfig withModelName(String value) {
         return new InferenceConfig(modelPath, maxSequences, tokenBudget, maxQueued, tenantShare, maxTokensCap,
-                documentWaitMillis, maxDocumentTokens, duplicateWindowMillis, value, kvState);
+                documentWaitMillis, maxDocumentTokens, duplicateWindowMillis, value, kvState, backend);
     }
 
     public InferenceConfig withKvState(KvStateConfig value) {
         return new InferenceConfig(modelPath, maxSequences, tokenBudget, maxQueued, tenantShare, maxTokensCap,
-                documentWaitMillis, maxDocumentTokens, duplicateWindowMillis, modelName, value);
+                documentWaitMillis, maxDocumentTokens, duplicateWindowMillis, modelName, value, backend);
+    }
+
+    public InferenceConfig withBackend(String value) {
+        return new InferenceConfig(modelPath, maxSequences, tokenBudget, maxQueued, tenantShare, maxTokensCap,
+                documentWaitMillis, maxDocumentTokens, duplicateWindowMillis, modelName, kvState, value);
     }
 }

@@ -3,7 +3,6 @@ package io.moestream.operators;
 import io.moestream.runtime.kv.KvCodec;
 import io.moestream.runtime.kv.KvStateException;
 import io.moestream.runtime.model.DefaultModel;
-import io.moestream.runtime.model.Engine;
 import io.moestream.runtime.model.KvCache;
 import io.moestream.runtime.model.Model;
 import io.moestream.runtime.sampler.SamplingParams;
@@ -215,7 +214,6 @@ public class InferenceOperator extends AbstractStreamOperator<Generation>
                 ? DefaultModel.path() : Path.of(config.modelPath()));
         tokenizer = model.tokenizer();
         modelName = config.modelName() != null ? config.modelName() : model.name();
-        runner = StepRunner.batched(new Engine(model));
         planner = new StepPlanner(config.tokenBudget(), config.maxSequences(), config.tenantShare());
         queue = new LinkedHashMap<>();
         running = new ArrayList<>();
@@ -224,6 +222,9 @@ public class InferenceOperator extends AbstractStreamOperator<Generation>
         KvStateConfig kv = config.kvState();
         kvCodec = kv.kvCodec();
         model.newCache(kvCodec, kv.blockTokens()); // fails now, naming codec and sizes, if they do not fit the model
+        runner = RunnerSelection.open(config.backend(), RunnerSelection.deviceIndex(
+                getRuntimeContext().getExternalResourceInfos("gpu"), getRuntimeContext().getTaskInfo().getIndexOfThisSubtask()),
+                model, config);
         legacyKvState = getPartitionedState(withTtl(new ValueStateDescriptor<>(LEGACY_KV_STATE, BytePrimitiveArraySerializer.INSTANCE)));
         kvBlocks = getPartitionedState(withTtl(new MapStateDescriptor<>(KV_BLOCKS_STATE, IntSerializer.INSTANCE,
                 BytePrimitiveArraySerializer.INSTANCE)));
@@ -549,7 +550,13 @@ public class InferenceOperator extends AbstractStreamOperator<Generation>
                 cache.startHeadClassification(kv.pruningSink(), kv.pruningWindow(), model.config());
             }
             if (ids.length > 0) {
-                runner.step(List.of(new StepRunner.Chunk(cache, ids, false))).throwFailure();
+                boolean ran = false;
+                try {
+                    runner.step(List.of(new StepRunner.Chunk(cache, ids, false))).throwFailure();
+                    ran = true;
+                } finally {
+                    runner.detach(cache, ran);
+                }
                 metrics.prefill(ids.length);
             }
             if (classify) {
@@ -1025,6 +1032,7 @@ public class InferenceOperator extends AbstractStreamOperator<Generation>
 
     /** Emits a finished sequence's answer; a conversation's cache is stored in the same step. */
     private void answer(Sequence s, long now) throws Exception {
+        runner.detach(s.cache, s.conversation);
         setCurrentKey(s.key);
         Prompt prompt = s.pending.prompt();
         if (s.conversation) {
@@ -1041,6 +1049,7 @@ public class InferenceOperator extends AbstractStreamOperator<Generation>
     }
 
     private void fail(Sequence s, String message, long now) throws Exception {
+        runner.detach(s.cache, false);
         setCurrentKey(s.key);
         if (s.conversation) {
             busyKeys.remove(s.key);
@@ -1070,6 +1079,10 @@ public class InferenceOperator extends AbstractStreamOperator<Generation>
 
     @Override
     public void close() throws Exception {
+        if (runner != null) {
+            runner.close();
+            runner = null;
+        }
         if (running != null) {
             ProgressStats.PENDING.add(-pendingTotal);
             ProgressStats.IN_FLIGHT.add(-running.size());
@@ -1141,6 +1154,11 @@ public class InferenceOperator extends AbstractStreamOperator<Generation>
     @VisibleForTesting
     InferenceMetrics metrics() {
         return metrics;
+    }
+
+    @VisibleForTesting
+    StepRunner stepRunner() {
+        return runner;
     }
 
     private void emitError(InferenceError.Builder error) {

@@ -11,10 +11,14 @@ import java.util.List;
 /**
  * Computes one forward step for the {@link InferenceOperator}: for each sequence a run of new
  * tokens (a prefill chunk or one decode token) appended to its cache. The only place the operator
- * calls the engine; the job uses {@link #batched} ({@link Engine#step}), {@link #forward} is the
- * one-sequence-at-a-time reference.
+ * calls the engine: on the CPU the job uses {@link #batched} ({@link Engine#step}), {@link #forward}
+ * is the one-at-a-time reference; on a GPU {@link BackendStepRunner} (see {@link RunnerSelection}).
+ *
+ * <p>A runner may keep a cache's new positions elsewhere (the GPU's KV pool) until
+ * {@link #detach}: the operator detaches a cache before it reads its length or stores it, and when
+ * its request ends.
  */
-interface StepRunner {
+interface StepRunner extends AutoCloseable {
 
     /**
      * One sequence's share of a step.
@@ -42,6 +46,17 @@ interface StepRunner {
     }
 
     Outcome step(List<Chunk> chunks);
+
+    /**
+     * The operator is done with {@code cache} for now: with {@code writeBack} the cache holds every
+     * position its steps appended when this returns; without, it may not (it is discarded). The
+     * engine runners write into the cache during the step, so this is a no-op for them.
+     */
+    default void detach(KvCache cache, boolean writeBack) {}
+
+    /** Frees what the runner holds (a backend's memory). */
+    @Override
+    default void close() {}
 
     /** One {@link Engine#forward} per chunk: the reference the batched runner is tested against. */
     static StepRunner forward(Engine engine) {

@@ -1,5 +1,11 @@
 package io.moestream.operators;
 
+import static io.moestream.operators.OperatorHarness.drain;
+import static io.moestream.operators.OperatorHarness.harness;
+import static io.moestream.operators.OperatorHarness.open;
+import static io.moestream.operators.OperatorHarness.operator;
+import static io.moestream.operators.OperatorHarness.side;
+
 import static io.moestream.operators.TestRecords.askDocument;
 import static io.moestream.operators.TestRecords.part;
 import static io.moestream.operators.TestRecords.turn;
@@ -15,19 +21,13 @@ import io.moestream.schemas.ErrorCode;
 import io.moestream.schemas.Generation;
 import io.moestream.schemas.InferenceError;
 import io.moestream.schemas.Prompt;
-import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
-import java.util.Optional;
 import java.util.stream.Collectors;
-import org.apache.flink.api.common.typeinfo.Types;
 import org.apache.flink.core.memory.DataOutputSerializer;
 import org.apache.flink.runtime.checkpoint.OperatorSubtaskState;
 import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
-import org.apache.flink.streaming.runtime.tasks.mailbox.Mail;
-import org.apache.flink.streaming.runtime.tasks.mailbox.TaskMailbox;
 import org.apache.flink.streaming.util.KeyedTwoInputStreamOperatorTestHarness;
-import org.apache.flink.util.OutputTag;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 
@@ -63,20 +63,20 @@ class ContextStateTest {
         harness = open(Reference.config());
         String key = ContextKey.of("acme", "chat");
         harness.processElement2(new StreamRecord<>(turn("acme", "t1", "chat", LONG_DOC, 6)));
-        drain();
-        ContextMeta m1 = operator().storedMeta(key);
-        Map<Integer, byte[]> before = operator().storedBlocks(key);
+        drain(harness);
+        ContextMeta m1 = operator(harness).storedMeta(key);
+        Map<Integer, byte[]> before = operator(harness).storedBlocks(key);
         assertThat(before).hasSize((m1.tokens() + 31) / 32);
         assertThat(m1.tokens()).isGreaterThan(64);
-        long writesBefore = operator().kvBlocksWritten();
+        long writesBefore = operator(harness).kvBlocksWritten();
 
         harness.processElement2(new StreamRecord<>(turn("acme", "t2", "chat", " And what about patents?", 6)));
-        drain();
-        ContextMeta m2 = operator().storedMeta(key);
-        Map<Integer, byte[]> after = operator().storedBlocks(key);
+        drain(harness);
+        ContextMeta m2 = operator(harness).storedMeta(key);
+        Map<Integer, byte[]> after = operator(harness).storedBlocks(key);
         int firstDirty = m1.tokens() / 32;
         int last = (m2.tokens() - 1) / 32;
-        assertThat(operator().kvBlocksWritten() - writesBefore).isEqualTo(last - firstDirty + 1);
+        assertThat(operator(harness).kvBlocksWritten() - writesBefore).isEqualTo(last - firstDirty + 1);
         for (int i = 0; i < firstDirty; i++) {
             assertThat(after.get(i)).as("sealed block %d unchanged", i).isEqualTo(before.get(i));
         }
@@ -99,13 +99,13 @@ class ContextStateTest {
     void contextReadyReportsStoredBytesAndTheCodecsCompression() throws Exception {
         harness = open(Reference.config());
         harness.processElement1(new StreamRecord<>(part("acme", "doc", 0, true, LONG_DOC)));
-        ContextReady int8 = single(side(OutputTags.CONTEXTS));
-        assertThat(int8.getKvBytes()).isEqualTo(storedBytes(operator(), ContextKey.of("acme", "doc")));
+        ContextReady int8 = single(side(harness, OutputTags.CONTEXTS));
+        assertThat(int8.getKvBytes()).isEqualTo(storedBytes(operator(harness), ContextKey.of("acme", "doc")));
         harness.close();
 
         harness = open(Reference.config().withKvState(KvStateConfig.defaults().withCodec("f32")));
         harness.processElement1(new StreamRecord<>(part("acme", "doc", 0, true, LONG_DOC)));
-        ContextReady f32 = single(side(OutputTags.CONTEXTS));
+        ContextReady f32 = single(side(harness, OutputTags.CONTEXTS));
         assertThat(f32.getTokens()).isEqualTo(int8.getTokens());
         assertThat(f32.getCompressionRatio()).isBetween(0.45f, 0.5f);
         assertThat(int8.getCompressionRatio()).isBetween(1.4f, 1.8f);
@@ -118,7 +118,7 @@ class ContextStateTest {
         KvStateConfig kv = KvStateConfig.defaults().withHeadPruning(true, 0.5, 1.0, 4, 16);
         harness = open(Reference.config().withKvState(kv));
         harness.processElement1(new StreamRecord<>(part("acme", "doc", 0, true, LONG_DOC)));
-        HeadPolicy stored = operator().storedMeta(ContextKey.of("acme", "doc")).kvCacheMeta().policy();
+        HeadPolicy stored = operator(harness).storedMeta(ContextKey.of("acme", "doc")).kvCacheMeta().policy();
         assertThat(stored.streamingCount()).isPositive();
 
         KvCache expected = ref.newCache();
@@ -128,7 +128,7 @@ class ContextStateTest {
         assertThat(stored).isEqualTo(expected.headPolicy());
 
         harness.processElement2(new StreamRecord<>(askDocument("acme", "q", "doc", "Which license?", 6)));
-        drain();
+        drain(harness);
         assertThat(single(harness.extractOutputValues()).getTokenIds())
                 .isEqualTo(Reference.ids(ref.ask(expected, "Which license?", 6)));
     }
@@ -140,17 +140,17 @@ class ContextStateTest {
         harness = open(config);
         harness.processElement1(new StreamRecord<>(part("acme", "d1", 0, true, "First document.")));
         harness.processElement2(new StreamRecord<>(turn("acme", "t1", "c1", "Hello", 2)));
-        drain();
+        drain(harness);
         harness.processElement1(new StreamRecord<>(part("acme", "d2", 0, true, "Second document.")));
         harness.processElement2(new StreamRecord<>(turn("acme", "t2", "c2", "Hello", 2)));
-        drain();
+        drain(harness);
         // existing contexts go on; another tenant has its own cap
         harness.processElement1(new StreamRecord<>(part("acme", "d1", 0, true, "First document, again.")));
         harness.processElement2(new StreamRecord<>(turn("acme", "t3", "c1", " More.", 2)));
-        drain();
+        drain(harness);
         harness.processElement1(new StreamRecord<>(part("other", "d2", 0, true, "Their document.")));
 
-        List<InferenceError> errors = side(OutputTags.ERRORS);
+        List<InferenceError> errors = side(harness, OutputTags.ERRORS);
         assertThat(errors).hasSize(2).allSatisfy(e -> {
             assertThat(e.getCode()).isEqualTo(ErrorCode.CONTEXT_LIMIT);
             assertThat(e.getTenant()).isEqualTo("acme");
@@ -158,8 +158,8 @@ class ContextStateTest {
         });
         assertThat(errors.get(0).getContextId()).isEqualTo("d2");
         assertThat(errors.get(1).getRequestId()).isEqualTo("t2");
-        assertThat(side(OutputTags.CONTEXTS)).hasSize(3);
-        assertThat(operator().storedMeta(ContextKey.of("acme", "d2"))).isNull();
+        assertThat(side(harness, OutputTags.CONTEXTS)).hasSize(3);
+        assertThat(operator(harness).storedMeta(ContextKey.of("acme", "d2"))).isNull();
 
         // the count is rebuilt from state after a restore
         OperatorSubtaskState snapshot = harness.snapshot(1L, 10L);
@@ -168,50 +168,20 @@ class ContextStateTest {
         harness.initializeState(snapshot);
         harness.open();
         harness.processElement2(new StreamRecord<>(turn("acme", "t4", "c3", "Hello", 2)));
-        drain();
-        assertThat(single(side(OutputTags.ERRORS)).getCode()).isEqualTo(ErrorCode.CONTEXT_LIMIT);
+        drain(harness);
+        assertThat(single(side(harness, OutputTags.ERRORS)).getCode()).isEqualTo(ErrorCode.CONTEXT_LIMIT);
 
         // once the contexts expire (TTL), the tenant may start new ones
         harness.setStateTtlProcessingTime(10_000);
         harness.setProcessingTime(InferenceOperator.TENANT_RECOUNT_MILLIS + 1);
-        assertThat(operator().storedMeta(ContextKey.of("acme", "d1"))).isNull();
+        assertThat(operator(harness).storedMeta(ContextKey.of("acme", "d1"))).isNull();
         harness.processElement2(new StreamRecord<>(turn("acme", "t5", "c3", "Hello", 2)));
-        drain();
+        drain(harness);
         assertThat(harness.extractOutputValues()).extracting(Generation::getRequestId).contains("t5");
-        assertThat(operator().storedMeta(ContextKey.of("acme", "c3")).tokens()).isPositive();
+        assertThat(operator(harness).storedMeta(ContextKey.of("acme", "c3")).tokens()).isPositive();
     }
 
     // ---------------- helpers ----------------
-
-    private static KeyedTwoInputStreamOperatorTestHarness<String, Document, Prompt, Generation> harness(
-            InferenceConfig config) throws Exception {
-        return new KeyedTwoInputStreamOperatorTestHarness<>(new InferenceOperator(config),
-                ContextKey.documentSelector(), ContextKey.promptSelector(), Types.STRING);
-    }
-
-    private static KeyedTwoInputStreamOperatorTestHarness<String, Document, Prompt, Generation> open(
-            InferenceConfig config) throws Exception {
-        KeyedTwoInputStreamOperatorTestHarness<String, Document, Prompt, Generation> h = harness(config);
-        h.open();
-        return h;
-    }
-
-    /** Runs the operator's steps (mails) until none is left. */
-    private void drain() throws Exception {
-        Optional<Mail> mail;
-        while ((mail = harness.getTaskMailbox().tryTake(TaskMailbox.MIN_PRIORITY)).isPresent()) {
-            mail.get().run();
-        }
-    }
-
-    private InferenceOperator operator() {
-        return (InferenceOperator) harness.getOperator();
-    }
-
-    private <T> List<T> side(OutputTag<T> tag) {
-        var queue = harness.getSideOutput(tag);
-        return queue == null ? List.of() : queue.stream().map(StreamRecord::getValue).collect(Collectors.toList());
-    }
 
     private static <T> T single(List<T> values) {
         assertThat(values).hasSize(1);

@@ -1,5 +1,12 @@
 package io.moestream.operators;
 
+import static io.moestream.operators.OperatorHarness.drain;
+import static io.moestream.operators.OperatorHarness.harness;
+import static io.moestream.operators.OperatorHarness.open;
+import static io.moestream.operators.OperatorHarness.operator;
+import static io.moestream.operators.OperatorHarness.runMail;
+import static io.moestream.operators.OperatorHarness.side;
+
 import static io.moestream.operators.TestRecords.askDocument;
 import static io.moestream.operators.TestRecords.part;
 import static io.moestream.operators.TestRecords.stateless;
@@ -18,14 +25,10 @@ import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.Optional;
 import java.util.function.Function;
 import java.util.stream.Collectors;
-import org.apache.flink.api.common.typeinfo.Types;
 import org.apache.flink.runtime.checkpoint.OperatorSubtaskState;
 import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
-import org.apache.flink.streaming.runtime.tasks.mailbox.Mail;
-import org.apache.flink.streaming.runtime.tasks.mailbox.TaskMailbox;
 import org.apache.flink.streaming.util.KeyedTwoInputStreamOperatorTestHarness;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
@@ -54,20 +57,20 @@ class ContinuousBatchingTest {
     void aNewRequestJoinsRunningStepsAndAShortRequestLeavesFirst() throws Exception {
         harness = open(Reference.config().withMaxSequences(4));
         harness.processElement2(new StreamRecord<>(stateless("t1", "long", "Hello world", 10)));
-        assertThat(runMail()).isTrue(); // prefill + first token
-        assertThat(runMail()).isTrue(); // second token
-        assertThat(operator().runningSequences()).isEqualTo(1);
+        assertThat(runMail(harness)).isTrue(); // prefill + first token
+        assertThat(runMail(harness)).isTrue(); // second token
+        assertThat(operator(harness).runningSequences()).isEqualTo(1);
         assertThat(harness.extractOutputValues()).isEmpty();
 
         harness.processElement2(new StreamRecord<>(stateless("t2", "short", "The license", 2)));
-        assertThat(runMail()).isTrue();
-        assertThat(operator().runningSequences()).isEqualTo(2); // joined the running sequence
-        assertThat(runMail()).isTrue();
+        assertThat(runMail(harness)).isTrue();
+        assertThat(operator(harness).runningSequences()).isEqualTo(2); // joined the running sequence
+        assertThat(runMail(harness)).isTrue();
         // "short" is done after its second token and is emitted at once, while "long" still runs
         assertThat(harness.extractOutputValues()).extracting(Generation::getRequestId).containsExactly("short");
-        assertThat(operator().runningSequences()).isEqualTo(1);
+        assertThat(operator(harness).runningSequences()).isEqualTo(1);
 
-        drain();
+        drain(harness);
         Map<String, Generation> out = byRequestId(harness.extractOutputValues());
         assertThat(out.get("long").getTokenIds()).isEqualTo(Reference.ids(ref.stateless("Hello world", 10)));
         assertThat(out.get("short").getTokenIds()).isEqualTo(Reference.ids(ref.stateless("The license", 2)));
@@ -80,14 +83,14 @@ class ContinuousBatchingTest {
         int promptTokens = ref.tokenizer.encodePrompt(longText).length;
         assertThat(promptTokens).isGreaterThan(12);
         harness.processElement2(new StreamRecord<>(stateless("t1", "decoding", "Hello", 12)));
-        runMail();
+        runMail(harness);
         harness.processElement2(new StreamRecord<>(stateless("t2", "chunked", longText, 3)));
-        int steps = drain() + 1;
+        int steps = drain(harness) + 1;
 
         Map<String, Generation> out = byRequestId(harness.extractOutputValues());
         assertThat(out.get("chunked").getTokenIds()).isEqualTo(Reference.ids(ref.stateless(longText, 3)));
         assertThat(out.get("decoding").getTokenIds()).isEqualTo(Reference.ids(ref.stateless("Hello", 12)));
-        assertThat(operator().metrics().stepTokens.getStatistics().getMax()).isLessThanOrEqualTo(4);
+        assertThat(operator(harness).metrics().stepTokens.getStatistics().getMax()).isLessThanOrEqualTo(4);
         assertThat(steps).isGreaterThanOrEqualTo(promptTokens / 3); // at most 3 prefill tokens per step beside the decode
     }
 
@@ -102,15 +105,15 @@ class ContinuousBatchingTest {
         harness.processElement2(new StreamRecord<>(askDocument("acme", "d1", "doc", "Which license?", 8)));
         harness.processElement2(new StreamRecord<>(turn("acme", "c1", "chat", "Hi there", 8)));
         harness.processElement2(new StreamRecord<>(stateless("acme", "quick", "Hello", 1)));
-        runMail();
-        runMail();
-        runMail();
+        runMail(harness);
+        runMail(harness);
+        runMail(harness);
         // "quick" is answered; the other three are mid-generation
         assertThat(harness.extractOutputValues()).extracting(Generation::getRequestId).containsExactly("quick");
-        assertThat(operator().runningSequences()).isEqualTo(3);
+        assertThat(operator(harness).runningSequences()).isEqualTo(3);
 
         OperatorSubtaskState snapshot = harness.snapshot(1L, 10L);
-        drain();
+        drain(harness);
         Map<String, Generation> uninterrupted = byRequestId(harness.extractOutputValues());
         assertThat(uninterrupted).containsOnlyKeys("quick", "s1", "d1", "c1");
         harness.close();
@@ -118,8 +121,8 @@ class ContinuousBatchingTest {
         harness = harness(config);
         harness.initializeState(snapshot);
         harness.open();
-        assertThat(operator().pendingRequests()).isEqualTo(3);
-        drain();
+        assertThat(operator(harness).pendingRequests()).isEqualTo(3);
+        drain(harness);
         Map<String, Generation> restored = byRequestId(harness.extractOutputValues());
         assertThat(restored).containsOnlyKeys("s1", "d1", "c1"); // "quick" was answered before the checkpoint
         for (String id : List.of("s1", "d1", "c1")) {
@@ -128,7 +131,7 @@ class ContinuousBatchingTest {
         }
         KvCache chat = ref.newCache();
         ref.run(chat, ref.tokenizer.encodePrompt("Hi there"), SamplingParams.greedy(8), true);
-        assertThat(operator().storedMeta(ContextKey.of("acme", "chat")).tokens()).isEqualTo(chat.length());
+        assertThat(operator(harness).storedMeta(ContextKey.of("acme", "chat")).tokens()).isEqualTo(chat.length());
     }
 
     @Test
@@ -137,13 +140,13 @@ class ContinuousBatchingTest {
         for (int i = 0; i < 50; i++) {
             harness.processElement2(new StreamRecord<>(stateless("flood", "a" + i, "Hello number " + i, 8)));
         }
-        runMail(); // tenant "flood" alone: it takes every place
-        assertThat(operator().runningSequences()).isEqualTo(4);
+        runMail(harness); // tenant "flood" alone: it takes every place
+        assertThat(operator(harness).runningSequences()).isEqualTo(4);
         harness.processElement2(new StreamRecord<>(stateless("quiet", "b", "The license", 8)));
 
         int steps = 1;
         while (!byRequestId(harness.extractOutputValues()).containsKey("b")) {
-            assertThat(runMail()).isTrue();
+            assertThat(runMail(harness)).isTrue();
             steps++;
         }
         // "b" got the first place that freed up (after 8 steps), ahead of 46 queued "flood" requests
@@ -162,7 +165,7 @@ class ContinuousBatchingTest {
         harness.processElement2(new StreamRecord<>(stateless("quiet", "b", "The license", 8)));
         int steps = 0;
         while (!byRequestId(harness.extractOutputValues()).containsKey("b")) {
-            assertThat(runMail()).isTrue();
+            assertThat(runMail(harness)).isTrue();
             steps++;
         }
         assertThat(steps).isLessThanOrEqualTo(8); // admitted in step 1: 1 prefill step + 7 decode steps at most
@@ -176,11 +179,11 @@ class ContinuousBatchingTest {
         for (int i = 0; i < n; i++) {
             // no mail is run by the test: processElement itself yields to the mailbox when the queue is full
             harness.processElement2(new StreamRecord<>(stateless("t" + (i % 3), "r" + i, "Hello number " + (i % 7), 2)));
-            assertThat(operator().pendingRequests()).isLessThanOrEqualTo(bound);
+            assertThat(operator(harness).pendingRequests()).isLessThanOrEqualTo(bound);
         }
-        assertThat(operator().maxPendingObserved()).isEqualTo(bound);
+        assertThat(operator(harness).maxPendingObserved()).isEqualTo(bound);
         assertThat(harness.extractOutputValues().size()).isGreaterThanOrEqualTo(n - bound);
-        drain();
+        drain(harness);
         List<Generation> out = harness.extractOutputValues();
         assertThat(out).hasSize(n);
         assertThat(byRequestId(out)).hasSize(n);
@@ -197,7 +200,7 @@ class ContinuousBatchingTest {
         harness.processElement2(new StreamRecord<>(turn("acme", "t1", "chat", "Hello", 3)));
         harness.setProcessingTime(600);
         harness.processElement2(new StreamRecord<>(turn("acme", "t1", "chat", "Hello again", 3)));
-        drain();
+        drain(harness);
 
         List<InferenceError> errors = errors();
         assertThat(errors).hasSize(2).allSatisfy(e -> assertThat(e.getCode()).isEqualTo(ErrorCode.DUPLICATE_REQUEST));
@@ -210,7 +213,7 @@ class ContinuousBatchingTest {
 
         harness.setProcessingTime(1_100); // the window of r1 has passed: the id may be used again
         harness.processElement2(new StreamRecord<>(stateless("acme", "r1", "Hello world", 3)));
-        drain();
+        drain(harness);
         assertThat(harness.extractOutputValues()).hasSize(3);
         assertThat(errors()).hasSize(2);
     }
@@ -224,7 +227,7 @@ class ContinuousBatchingTest {
         harness.processElement1(new StreamRecord<>(part("acme", "big", 1, true, DOC)));
         harness.processElement1(new StreamRecord<>(part("acme", "small", 0, true, DOC)));
         harness.processElement2(new StreamRecord<>(askDocument("acme", "q-small", "small", "Which license?", 4)));
-        drain();
+        drain(harness);
 
         List<InferenceError> errors = errors();
         assertThat(errors).extracting(InferenceError::getCode)
@@ -232,7 +235,7 @@ class ContinuousBatchingTest {
         assertThat(errors.get(0).getMessage()).contains("at most " + cap + " tokens")
                 .contains("moestream.document.max-tokens").contains("split it");
         assertThat(errors.get(1).getRequestId()).isEqualTo("q-big");
-        assertThat(operator().storedCache(ContextKey.of("acme", "big"))).isNull();
+        assertThat(operator(harness).storedCache(ContextKey.of("acme", "big"))).isNull();
         assertThat(single(harness.extractOutputValues()).getRequestId()).isEqualTo("q-small");
     }
 
@@ -257,9 +260,9 @@ class ContinuousBatchingTest {
         for (Prompt p : prompts) {
             harness.processElement2(new StreamRecord<>(p));
         }
-        drain();
+        drain(harness);
         harness.setProcessingTime(100);
-        drain();
+        drain(harness);
 
         Map<String, Integer> answers = new HashMap<>();
         harness.extractOutputValues().forEach(g -> answers.merge(g.getRequestId(), 1, Integer::sum));
@@ -276,8 +279,8 @@ class ContinuousBatchingTest {
                 Map.entry("theirs", ErrorCode.UNKNOWN_CONTEXT),
                 Map.entry("conv-on-doc", ErrorCode.INVALID_PARAMS),
                 Map.entry("doc-on-conv", ErrorCode.UNKNOWN_CONTEXT));
-        assertThat(operator().maxPendingObserved()).isLessThanOrEqualTo(6);
-        assertThat(operator().pendingRequests()).isZero();
+        assertThat(operator(harness).maxPendingObserved()).isLessThanOrEqualTo(6);
+        assertThat(operator(harness).pendingRequests()).isZero();
 
         // the valid traffic is unaffected: every conversation turn saw the one before it
         Map<String, Generation> out = byRequestId(harness.extractOutputValues());
@@ -298,9 +301,9 @@ class ContinuousBatchingTest {
         harness.processElement2(new StreamRecord<>(turn("acme", "c1", "chat", "Hello", 4)));
         harness.processElement2(new StreamRecord<>(stateless("acme", "s1", "Hello", 4)));
         harness.processElement2(new StreamRecord<>(stateless("acme", "s1", "again", 4)));
-        drain();
+        drain(harness);
 
-        InferenceMetrics m = operator().metrics();
+        InferenceMetrics m = operator(harness).metrics();
         List<Generation> out = harness.extractOutputValues();
         int documentTokens = ref.document(DOC).length();
         int promptTokens = out.stream().mapToInt(g -> g.getUsage().getPromptTokens()).sum();
@@ -317,50 +320,15 @@ class ContinuousBatchingTest {
         assertThat(m.errorsTotal.getCount()).isEqualTo(1);
         assertThat(m.errors(ErrorCode.DUPLICATE_REQUEST)).isEqualTo(1);
         assertThat(m.contexts.getCount()).isEqualTo(1);
-        long stored = ContextStateTest.storedBytes(operator(), ContextKey.of("acme", "doc"))
-                + ContextStateTest.storedBytes(operator(), ContextKey.of("acme", "chat"));
-        assertThat(operator().kvStateBytes()).isEqualTo(stored);
+        long stored = ContextStateTest.storedBytes(operator(harness), ContextKey.of("acme", "doc"))
+                + ContextStateTest.storedBytes(operator(harness), ContextKey.of("acme", "chat"));
+        assertThat(operator(harness).kvStateBytes()).isEqualTo(stored);
     }
 
     // ---------------- helpers ----------------
 
-    private static KeyedTwoInputStreamOperatorTestHarness<String, Document, Prompt, Generation> harness(
-            InferenceConfig config) throws Exception {
-        return new KeyedTwoInputStreamOperatorTestHarness<>(new InferenceOperator(config),
-                ContextKey.documentSelector(), ContextKey.promptSelector(), Types.STRING);
-    }
-
-    private static KeyedTwoInputStreamOperatorTestHarness<String, Document, Prompt, Generation> open(
-            InferenceConfig config) throws Exception {
-        KeyedTwoInputStreamOperatorTestHarness<String, Document, Prompt, Generation> h = harness(config);
-        h.open();
-        return h;
-    }
-
-    private int drain() throws Exception {
-        int n = 0;
-        while (runMail()) {
-            n++;
-        }
-        return n;
-    }
-
-    private boolean runMail() throws Exception {
-        Optional<Mail> mail = harness.getTaskMailbox().tryTake(TaskMailbox.MIN_PRIORITY);
-        if (mail.isEmpty()) {
-            return false;
-        }
-        mail.get().run();
-        return true;
-    }
-
-    private InferenceOperator operator() {
-        return (InferenceOperator) harness.getOperator();
-    }
-
     private List<InferenceError> errors() {
-        var queue = harness.getSideOutput(OutputTags.ERRORS);
-        return queue == null ? List.of() : queue.stream().map(StreamRecord::getValue).collect(Collectors.toList());
+        return side(harness, OutputTags.ERRORS);
     }
 
     private static Map<String, Generation> byRequestId(List<Generation> generations) {

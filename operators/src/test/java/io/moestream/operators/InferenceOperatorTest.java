@@ -1,5 +1,12 @@
 package io.moestream.operators;
 
+import static io.moestream.operators.OperatorHarness.drain;
+import static io.moestream.operators.OperatorHarness.harness;
+import static io.moestream.operators.OperatorHarness.open;
+import static io.moestream.operators.OperatorHarness.operator;
+import static io.moestream.operators.OperatorHarness.runMail;
+import static io.moestream.operators.OperatorHarness.side;
+
 import static io.moestream.operators.TestRecords.askDocument;
 import static io.moestream.operators.TestRecords.part;
 import static io.moestream.operators.TestRecords.stateless;
@@ -18,16 +25,11 @@ import io.moestream.schemas.Prompt;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
-import java.util.Optional;
 import java.util.function.Function;
 import java.util.stream.Collectors;
-import org.apache.flink.api.common.typeinfo.Types;
 import org.apache.flink.runtime.checkpoint.OperatorSubtaskState;
 import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
-import org.apache.flink.streaming.runtime.tasks.mailbox.Mail;
-import org.apache.flink.streaming.runtime.tasks.mailbox.TaskMailbox;
 import org.apache.flink.streaming.util.KeyedTwoInputStreamOperatorTestHarness;
-import org.apache.flink.util.OutputTag;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 
@@ -59,15 +61,15 @@ class InferenceOperatorTest {
         harness.processElement2(new StreamRecord<>(stateless("t2", "r1", texts[1], 5)));
         harness.processElement2(new StreamRecord<>(stateless("t1", "r2", texts[2], 4)));
         assertThat(harness.extractOutputValues()).isEmpty(); // steps run on the mailbox, not inside processElement
-        assertThat(operator().pendingRequests()).isEqualTo(3);
+        assertThat(operator(harness).pendingRequests()).isEqualTo(3);
 
-        int steps = drain();
+        int steps = drain(harness);
 
         Map<String, Generation> out = byRequestId(harness.extractOutputValues());
         assertThat(out).containsOnlyKeys("r0", "r1", "r2");
-        assertThat(operator().pendingRequests()).isZero();
+        assertThat(operator(harness).pendingRequests()).isZero();
         assertThat(steps).isLessThanOrEqualTo(6); // the three ran side by side: one prefill step + up to 5 decode steps
-        assertThat(operator().metrics().stepSequences.getStatistics().getMax()).isEqualTo(3);
+        assertThat(operator(harness).metrics().stepSequences.getStatistics().getMax()).isEqualTo(3);
         int[] maxTokens = {6, 5, 4};
         for (int i = 0; i < 3; i++) {
             GenerationResult expected = ref.stateless(texts[i], maxTokens[i]);
@@ -100,10 +102,10 @@ class InferenceOperatorTest {
         harness = harness(config);
         harness.initializeState(snapshot);
         harness.open();
-        assertThat(operator().pendingRequests()).isEqualTo(3);
+        assertThat(operator(harness).pendingRequests()).isEqualTo(3);
         assertThat(harness.extractOutputValues()).isEmpty();
 
-        drain();
+        drain(harness);
         Map<String, Generation> out = byRequestId(harness.extractOutputValues());
         assertThat(out).containsOnlyKeys("s1", "d1", "c1");
 
@@ -114,7 +116,7 @@ class InferenceOperatorTest {
         KvCache chat = ref.newCache();
         GenerationResult turn1 = ref.run(chat, ref.tokenizer.encodePrompt("Hi there"), SamplingParams.greedy(5), true);
         assertThat(out.get("c1").getTokenIds()).isEqualTo(Reference.ids(turn1));
-        assertThat(operator().storedMeta(ContextKey.of("acme", "chat")).tokens()).isEqualTo(chat.length());
+        assertThat(operator(harness).storedMeta(ContextKey.of("acme", "chat")).tokens()).isEqualTo(chat.length());
         assertThat(errors()).isEmpty();
     }
 
@@ -126,11 +128,11 @@ class InferenceOperatorTest {
         KvCache expectedDocument = ref.document(DOC);
         ContextReady ready = single(contexts());
         String key = ContextKey.of("acme", "doc");
-        byte[] stored = operator().storedCache(key);
+        byte[] stored = operator(harness).storedCache(key);
         assertThat(ready.getTenant()).isEqualTo("acme");
         assertThat(ready.getContextId()).isEqualTo("doc");
         assertThat(ready.getTokens()).isEqualTo(expectedDocument.length());
-        long kvBytes = ContextStateTest.storedBytes(operator(), key);
+        long kvBytes = ContextStateTest.storedBytes(operator(harness), key);
         assertThat(ready.getKvBytes()).isEqualTo(kvBytes);
         long fp16Bytes = 2L * ref.model.config().layers() * expectedDocument.length() * ref.model.config().kvDim() * 2;
         assertThat(ready.getCompressionRatio()).isEqualTo((float) fp16Bytes / kvBytes);
@@ -139,7 +141,7 @@ class InferenceOperatorTest {
         String otherQuestion = "May I redistribute it?";
         harness.processElement2(new StreamRecord<>(askDocument("acme", "q1", "doc", QUESTION, 6)));
         harness.processElement2(new StreamRecord<>(askDocument("acme", "q2", "doc", otherQuestion, 6)));
-        drain();
+        drain(harness);
 
         Map<String, Generation> out = byRequestId(harness.extractOutputValues());
         assertThat(out).containsOnlyKeys("q1", "q2");
@@ -150,8 +152,8 @@ class InferenceOperatorTest {
             assertThat(g.getUsage().getCachedTokens()).isEqualTo(expectedDocument.length());
         }
         assertThat(out.get("q1").getUsage().getPromptTokens()).isEqualTo(ref.tokenizer.encode(QUESTION, false).length);
-        assertThat(operator().storedCache(key)).isEqualTo(stored);
-        assertThat(operator().storedMeta(key).tokens()).isEqualTo(expectedDocument.length());
+        assertThat(operator(harness).storedCache(key)).isEqualTo(stored);
+        assertThat(operator(harness).storedMeta(key).tokens()).isEqualTo(expectedDocument.length());
     }
 
     @Test
@@ -174,7 +176,7 @@ class InferenceOperatorTest {
         harness.processElement1(new StreamRecord<>(part("acme", "doc", 2, true, parts[2])));
         KvCache expected = ref.document(parts);
         assertThat(single(contexts()).getTokens()).isEqualTo(expected.length());
-        assertThat(ref.model.cacheFromBytes(operator().storedCache(ContextKey.of("acme", "doc"))).tokens())
+        assertThat(ref.model.cacheFromBytes(operator(harness).storedCache(ContextKey.of("acme", "doc"))).tokens())
                 .isEqualTo(expected.tokens());
 
         harness.processElement1(new StreamRecord<>(part("acme", "doc", 3, true, "late")));
@@ -182,7 +184,7 @@ class InferenceOperatorTest {
         assertThat(errors().get(2).getMessage()).contains("after its last part");
 
         harness.processElement2(new StreamRecord<>(askDocument("acme", "q", "doc", QUESTION, 5)));
-        drain();
+        drain(harness);
         Generation g = single(harness.extractOutputValues());
         assertThat(g.getTokenIds()).isEqualTo(Reference.ids(ref.ask(expected, QUESTION, 5)));
         assertThat(g.getUsage().getCachedTokens()).isEqualTo(expected.length());
@@ -194,9 +196,9 @@ class InferenceOperatorTest {
         // both turns arrive before any step runs: turn 2 must still see turn 1
         harness.processElement2(new StreamRecord<>(turn("acme", "t1", "chat", "Hello, who are you?", 6)));
         harness.processElement2(new StreamRecord<>(turn("acme", "t2", "chat", " Tell me more.", 6)));
-        runMail();
-        assertThat(operator().runningSequences()).isEqualTo(1); // turn 2 waits for turn 1's answer
-        drain();
+        runMail(harness);
+        assertThat(operator(harness).runningSequences()).isEqualTo(1); // turn 2 waits for turn 1's answer
+        drain(harness);
         List<Generation> generations = harness.extractOutputValues();
         assertThat(generations).extracting(Generation::getRequestId).containsExactly("t1", "t2");
         Map<String, Generation> out = byRequestId(generations);
@@ -216,10 +218,10 @@ class InferenceOperatorTest {
         assertThat(g2.getUsage().getCachedTokens())
                 .isEqualTo(afterTurn1)
                 .isEqualTo(g1.getUsage().getPromptTokens() + g1.getUsage().getGeneratedTokens() + eosFed);
-        ContextMeta meta = operator().storedMeta(ContextKey.of("acme", "chat"));
+        ContextMeta meta = operator(harness).storedMeta(ContextKey.of("acme", "chat"));
         assertThat(meta.kind()).isEqualTo(ContextMeta.Kind.CONVERSATION);
         assertThat(meta.tokens()).isEqualTo(chat.length());
-        assertThat(ref.model.cacheFromBytes(operator().storedCache(ContextKey.of("acme", "chat"))).tokens())
+        assertThat(ref.model.cacheFromBytes(operator(harness).storedCache(ContextKey.of("acme", "chat"))).tokens())
                 .isEqualTo(chat.tokens());
     }
 
@@ -227,7 +229,7 @@ class InferenceOperatorTest {
     void aTenantCannotReachAnotherTenantsDocument() throws Exception {
         harness = open(Reference.config());
         harness.processElement1(new StreamRecord<>(part("tenant-a", "report", 0, true, DOC)));
-        byte[] documentOfA = operator().storedCache(ContextKey.of("tenant-a", "report"));
+        byte[] documentOfA = operator(harness).storedCache(ContextKey.of("tenant-a", "report"));
 
         harness.processElement2(new StreamRecord<>(askDocument("tenant-b", "b1", "report", QUESTION, 5)));
         // tenant B's question waits for a document of tenant B, which never comes
@@ -242,12 +244,12 @@ class InferenceOperatorTest {
 
         // a conversation of tenant B with the same id starts empty and leaves A's document alone
         harness.processElement2(new StreamRecord<>(turn("tenant-b", "b2", "report", "Hello", 5)));
-        drain();
+        drain(harness);
         assertThat(single(harness.extractOutputValues()).getUsage().getCachedTokens()).isZero();
-        assertThat(operator().storedCache(ContextKey.of("tenant-a", "report"))).isEqualTo(documentOfA);
+        assertThat(operator(harness).storedCache(ContextKey.of("tenant-a", "report"))).isEqualTo(documentOfA);
 
         harness.processElement2(new StreamRecord<>(askDocument("tenant-a", "a1", "report", QUESTION, 5)));
-        drain();
+        drain(harness);
         Generation a1 = byRequestId(harness.extractOutputValues()).get("a1");
         assertThat(a1.getUsage().getCachedTokens()).isEqualTo(ref.document(DOC).length());
         assertThat(errors()).hasSize(1);
@@ -259,14 +261,14 @@ class InferenceOperatorTest {
         harness.processElement1(new StreamRecord<>(part("acme", "doc", 0, false, DOC)));
         harness.processElement2(new StreamRecord<>(askDocument("acme", "q", "doc", QUESTION, 5)));
         harness.setProcessingTime(500);
-        drain();
+        drain(harness);
         assertThat(harness.extractOutputValues()).isEmpty();
-        assertThat(operator().pendingRequests()).isZero();
+        assertThat(operator(harness).pendingRequests()).isZero();
 
         harness.processElement1(new StreamRecord<>(part("acme", "doc", 1, true, "The End.")));
         assertThat(contexts()).hasSize(1);
         harness.setProcessingTime(520);
-        drain();
+        drain(harness);
         Generation g = single(harness.extractOutputValues());
         KvCache document = ref.document(DOC, "The End.");
         assertThat(g.getUsage().getCachedTokens()).isEqualTo(document.length());
@@ -304,7 +306,7 @@ class InferenceOperatorTest {
         assertThat(ref.tokenizer.encodePrompt(tooLong).length).isGreaterThan(ref.model.contextLength());
         harness.processElement2(new StreamRecord<>(stateless("acme", "long", tooLong, 5)));
         harness.processElement2(new StreamRecord<>(stateless("acme", "ok", "Hello world", 5)));
-        drain();
+        drain(harness);
 
         assertThat(errors()).hasSize(2);
         InferenceError overflow = errors().get(1);
@@ -325,7 +327,7 @@ class InferenceOperatorTest {
         harness = open(Reference.config());
         harness.processElement2(new StreamRecord<>(seeded));
         harness.processElement2(new StreamRecord<>(unseeded));
-        drain();
+        drain(harness);
         Map<String, Generation> first = byRequestId(harness.extractOutputValues());
 
         GenerationResult expected = ref.run(ref.newCache(), ref.tokenizer.encodePrompt("Permission is hereby granted"),
@@ -335,7 +337,7 @@ class InferenceOperatorTest {
         harness.close();
         harness = open(Reference.config());
         harness.processElement2(new StreamRecord<>(unseeded));
-        drain();
+        drain(harness);
         assertThat(single(harness.extractOutputValues()).getTokenIds()).isEqualTo(first.get("unseeded").getTokenIds());
     }
 
@@ -344,17 +346,17 @@ class InferenceOperatorTest {
         harness = open(Reference.config());
         harness.processElement2(new StreamRecord<>(turn("acme", "t1", "chat", "Hello", 3)));
         harness.processElement2(new StreamRecord<>(stateless("acme", "warmup", "Hi", 3)));
-        drain();
+        drain(harness);
         assertThat(harness.extractOutputValues()).hasSize(2);
 
         // the conversation's stored cache becomes unreadable (a damaged block)
         String chat = ContextKey.of("acme", "chat");
-        byte[] block = operator().storedBlocks(chat).get(0);
-        operator().putStoredBlock(chat, 0, Arrays.copyOf(block, block.length - 4));
+        byte[] block = operator(harness).storedBlocks(chat).get(0);
+        operator(harness).putStoredBlock(chat, 0, Arrays.copyOf(block, block.length - 4));
 
         harness.processElement2(new StreamRecord<>(turn("acme", "t2", "chat", "Again", 3)));
         harness.processElement2(new StreamRecord<>(stateless("acme", "fine", "Hello world", 3)));
-        drain();
+        drain(harness);
 
         InferenceError error = single(errors());
         assertThat(error.getCode()).isEqualTo(ErrorCode.MODEL_ERROR);
@@ -367,53 +369,12 @@ class InferenceOperatorTest {
 
     // ---------------- helpers ----------------
 
-    private static KeyedTwoInputStreamOperatorTestHarness<String, Document, Prompt, Generation> harness(
-            InferenceConfig config) throws Exception {
-        return new KeyedTwoInputStreamOperatorTestHarness<>(new InferenceOperator(config),
-                ContextKey.documentSelector(), ContextKey.promptSelector(), Types.STRING);
-    }
-
-    private static KeyedTwoInputStreamOperatorTestHarness<String, Document, Prompt, Generation> open(
-            InferenceConfig config) throws Exception {
-        KeyedTwoInputStreamOperatorTestHarness<String, Document, Prompt, Generation> h = harness(config);
-        h.open();
-        return h;
-    }
-
-    /** Runs mails (steps) until the mailbox is empty, i.e. until no work is left; returns how many ran. */
-    private int drain() throws Exception {
-        int n = 0;
-        while (runMail()) {
-            n++;
-        }
-        return n;
-    }
-
-    /** Runs one mail (one step) if there is one. */
-    private boolean runMail() throws Exception {
-        Optional<Mail> mail = harness.getTaskMailbox().tryTake(TaskMailbox.MIN_PRIORITY);
-        if (mail.isEmpty()) {
-            return false;
-        }
-        mail.get().run();
-        return true;
-    }
-
-    private InferenceOperator operator() {
-        return (InferenceOperator) harness.getOperator();
-    }
-
     private List<InferenceError> errors() {
-        return side(OutputTags.ERRORS);
+        return side(harness, OutputTags.ERRORS);
     }
 
     private List<ContextReady> contexts() {
-        return side(OutputTags.CONTEXTS);
-    }
-
-    private <T> List<T> side(OutputTag<T> tag) {
-        var queue = harness.getSideOutput(tag);
-        return queue == null ? List.of() : queue.stream().map(StreamRecord::getValue).collect(Collectors.toList());
+        return side(harness, OutputTags.CONTEXTS);
     }
 
     private static Map<String, Generation> byRequestId(List<Generation> generations) {

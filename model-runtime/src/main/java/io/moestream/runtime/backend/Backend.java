@@ -2,6 +2,7 @@ package io.moestream.runtime.backend;
 
 import io.moestream.runtime.gguf.GgmlType;
 import io.moestream.runtime.gguf.GgufTensor;
+import io.moestream.runtime.kv.KvCodec;
 
 /**
  * A compute backend in the spirit of ggml-backend: it owns resident weights ({@link WeightHandle}),
@@ -26,7 +27,7 @@ public interface Backend extends AutoCloseable {
     /** Whether {@code op} runs with weights of {@code weightType} ({@code null} for ops without weights). */
     boolean supports(Op op, GgmlType weightType);
 
-    /** Whether {@link Op#ATTENTION} and {@link Op#KV_STORE} handle blocks stored with {@code codec}. */
+    /** Whether {@link Op#KV_SEAL} and {@link Op#ATTENTION} handle sealed blocks stored with {@code codec}. */
     boolean supports(KvCodec codec);
 
     // ---- memory ------------------------------------------------------------------------------
@@ -52,14 +53,20 @@ public interface Backend extends AutoCloseable {
     /** Copies the tensor out after all queued work; I32. */
     void read(Tensor t, int[] dst);
 
-    /** A pool of {@code blocks} zeroed physical KV blocks. */
-    KvPool allocateKv(KvLayout layout, int blocks);
+    /** A pool of {@code blocks} sealed and {@code openBlocks} open physical KV blocks (zeroed). */
+    KvPool allocateKv(KvLayout layout, int blocks, int openBlocks);
 
-    /** Loads one block (bytes in the {@link KvLayout} format, e.g. from keyed state). */
+    /** Loads one sealed block (bytes in the {@link KvLayout} format, e.g. from keyed state). */
     void writeKvBlock(KvPool pool, int block, byte[] bytes);
 
-    /** One block in the {@link KvLayout} format (e.g. to write back to keyed state). */
+    /** One sealed block in the {@link KvLayout} format (e.g. to write back to keyed state). */
     byte[] readKvBlock(KvPool pool, int block);
+
+    /** Loads one open block (float32 {@link KvLayout} format: a context's partial last block). */
+    void writeOpenKvBlock(KvPool pool, int openBlock, byte[] bytes);
+
+    /** One open block in the float32 {@link KvLayout} format. */
+    byte[] readOpenKvBlock(KvPool pool, int openBlock);
 
     // ---- ops ---------------------------------------------------------------------------------
 
@@ -78,10 +85,24 @@ public interface Backend extends AutoCloseable {
     /** Rotates x (rows, heads * headDim) in place; positions I32 (rows, 1). */
     void rope(Tensor x, Tensor positions, RopeSpec spec);
 
-    /** Writes k and v (rows, kvDim) of {@code layer} into pool slots {@code slots} (I32 (rows, 1), slot = block * B + offset). */
+    /**
+     * Writes k and v (rows, kvDim) of {@code layer} as float32 into open-block slots {@code slots}
+     * (I32 (rows, 1), slot = openBlock * B + offset).
+     */
     void kvStore(KvPool pool, int layer, Tensor k, Tensor v, Tensor slots);
 
-    /** Causal softmax attention of q (rows, heads * headDim) over paged KV of {@code layer}, GQA by head groups, scale 1/sqrt(headDim). */
+    /**
+     * Compresses {@code layer} of full open blocks into sealed blocks with the pool's codec: seals is
+     * I32 (n, 2), each row {@code {openBlock, sealedBlock}}. The same floats give the same bytes as
+     * the CPU engine's cache (KIVI: f16 min rounded down, scale up, nearest code).
+     */
+    void kvSeal(KvPool pool, int layer, Tensor seals);
+
+    /**
+     * Causal softmax attention of q (rows, heads * headDim) over paged KV of {@code layer} (sealed
+     * blocks before each row's block, its own block open; see {@link AttentionBatch}), GQA by head
+     * groups, scale 1/sqrt(headDim).
+     */
     void attention(Tensor q, KvPool pool, int layer, AttentionBatch batch, Tensor out);
 
     /** {@code out = silu(gate) * up}; out may be gate. */
@@ -89,6 +110,12 @@ public interface Backend extends AutoCloseable {
 
     /** {@code acc += d}. */
     void add(Tensor acc, Tensor d);
+
+    /** {@code x[r] += bias} for every row; bias (1, x.cols). */
+    void addBias(Tensor x, WeightHandle bias);
+
+    /** {@code acc[r] += sigmoid(gate[r]) * d[r]} for every row; gate (rows, 1) logits. */
+    void addGated(Tensor acc, Tensor d, Tensor gate);
 
     /**
      * Routing of each row of router logits (n, experts) per {@code spec}: chosen expert ids I32 (n, k)

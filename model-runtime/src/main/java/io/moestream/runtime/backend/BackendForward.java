@@ -1,19 +1,30 @@
 package io.moestream.runtime.backend;
 
 import io.moestream.runtime.gguf.GgufFormatException;
+import io.moestream.runtime.kv.KvCodec;
 import io.moestream.runtime.model.Model;
 import io.moestream.runtime.model.ModelConfig;
 
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.function.IntFunction;
 
 /**
- * The {@code llama}/{@code qwen3moe} forward pass (dense or MoE) written once against the
+ * The forward pass of every architecture the CPU {@code Engine} runs (llama / Mixtral, qwen3moe,
+ * qwen2moe, bailingmoe2: {@link ModelConfig} says which parts apply) written once against the
  * {@link Backend} SPI: one {@link #step} runs a batch that mixes prefill chunks and decode tokens of
  * several sequences, with their KV in a paged pool on the backend. Each sequence owns a
  * {@link BlockTable}; rows of the batch are the tokens of all chunks, in order.
+ *
+ * <p>KV as in the engine's {@code PagedKvCache}: a block's positions are written as float32 into an
+ * open block; in each layer, every block that the pass fills is compressed into a sealed block
+ * ({@link Backend#kvSeal}) before attention, and a query reads the blocks before its own sealed and
+ * its own block open. So chunking and batching do not change results, and the blocks are the
+ * engine's bytes ({@link #sealedBlock}, {@link #tailBlock}, {@link #load} move them to and from
+ * keyed state).
  *
  * <p>Not thread-safe: one instance per engine (Flink slot). Weights are shared per device.
  */
@@ -21,22 +32,46 @@ public final class BackendForward implements AutoCloseable {
 
     /**
      * @param maxRows     most tokens per forward pass (longer steps are split, as chunked prefill)
-     * @param kvBlocks    physical KV blocks in the pool
+     * @param kvBlocks    sealed KV blocks in the pool
      * @param blockTokens positions per KV block
-     * @param codec       KV element storage
+     * @param codec       storage of sealed blocks
+     * @param openBlocks  open (float32) blocks in the pool: one per resident sequence with a partial
+     *                    block, plus those a pass fills ({@link #openBlocksFor})
      */
-    public record Options(int maxRows, int kvBlocks, int blockTokens, KvCodec codec) {
+    public record Options(int maxRows, int kvBlocks, int blockTokens, KvCodec codec, int openBlocks) {
+
+        /** Sequences the four-argument constructor leaves open-block room for. */
+        static final int DEFAULT_SEQUENCES = 8;
 
         public Options {
-            if (maxRows <= 0 || kvBlocks <= 0 || blockTokens <= 0) {
-                throw new IllegalArgumentException("maxRows, kvBlocks and blockTokens must be positive");
+            if (maxRows <= 0 || kvBlocks <= 0 || blockTokens <= 0 || openBlocks <= 0) {
+                throw new IllegalArgumentException("maxRows, kvBlocks, blockTokens and openBlocks must be positive");
             }
+        }
+
+        /** Room for the open blocks of {@value #DEFAULT_SEQUENCES} resident sequences. */
+        public Options(int maxRows, int kvBlocks, int blockTokens, KvCodec codec) {
+            this(maxRows, kvBlocks, blockTokens, codec, openBlocksFor(DEFAULT_SEQUENCES, maxRows, blockTokens));
+        }
+
+        /**
+         * Open blocks enough for {@code sequences} resident sequences: each holds at most one between
+         * steps, and a pass of {@code maxRows} rows over them maps at most {@code maxRows / B + 2} more
+         * per sequence it touches.
+         */
+        public static int openBlocksFor(int sequences, int maxRows, int blockTokens) {
+            return maxRows / blockTokens + 3 * sequences;
         }
 
         /** 64 rows per pass, 16-token F32 blocks, room for {@code sequences} full contexts. */
         public static Options forSequences(ModelConfig c, int sequences) {
-            int perSeq = (c.contextLength() + 15) / 16;
-            return new Options(64, perSeq * sequences, 16, KvCodec.F32);
+            return forSequences(c, sequences, 16, KvCodec.F32);
+        }
+
+        /** 64 rows per pass, room for {@code sequences} full contexts with blocks of {@code blockTokens} in {@code codec}. */
+        public static Options forSequences(ModelConfig c, int sequences, int blockTokens, KvCodec codec) {
+            int perSeq = (c.contextLength() + blockTokens - 1) / blockTokens;
+            return new Options(64, perSeq * sequences, blockTokens, codec, openBlocksFor(sequences, 64, blockTokens));
         }
     }
 
@@ -53,7 +88,7 @@ public final class BackendForward implements AutoCloseable {
             return table.length();
         }
 
-        /** Its block table (to write changed blocks back to keyed state, or to map restored ones). */
+        /** Its block table (sealed and open blocks). */
         public BlockTable blocks() {
             return table;
         }
@@ -67,7 +102,8 @@ public final class BackendForward implements AutoCloseable {
     private final ResidentWeights w;
     private final Options options;
     private final KvPool pool;
-    private final BlockAllocator allocator;
+    private final BlockAllocator sealedBlocks;
+    private final BlockAllocator openBlocks;
     private final RopeSpec rope;
     private final RouterSpec router;
     private final int tableWidth;
@@ -75,10 +111,12 @@ public final class BackendForward implements AutoCloseable {
     // step metadata, I32, capacity maxRows
     private final Tensor tokenIds;  // (rows, 1)
     private final Tensor positions; // (rows, 1)
-    private final Tensor slots;     // (rows, 1) pool slot of each row's position
+    private final Tensor slots;     // (rows, 1) open-block slot of each row's position
+    private final Tensor seals;     // (rows, 2) {open, sealed} of each block the pass fills
     private final Tensor rowSeq;    // (rows, 1) index of the row's chunk
     private final Tensor rowLen;    // (rows, 1) positions the row attends to
-    private final Tensor tables;    // (rows, tableWidth) block table of each chunk's sequence
+    private final Tensor rowOpen;   // (rows, 1) open block of the row's own block
+    private final Tensor tables;    // (rows, tableWidth) sealed blocks of each chunk's sequence
     private final Tensor lastRows;  // (rows, 1) last row of each finishing chunk
     // activations, capacity maxRows (llama2.c names)
     private final Tensor x;      // (rows, dim) residual stream
@@ -88,11 +126,17 @@ public final class BackendForward implements AutoCloseable {
     private final Tensor k;      // (rows, kvDim)
     private final Tensor v;      // (rows, kvDim)
     private final Tensor att;    // (rows, heads * headDim) attention output
-    private final Tensor hb;     // (rows * used, ffn) gate activations, per expert assignment for MoE
-    private final Tensor hb2;    // (rows * used, ffn) up activations
-    private final Tensor down;   // (rows * used, dim) expert outputs (MoE only)
-    private final Tensor routerLogits; // (rows, experts)
-    private final Tensor expertIds;    // (rows, used) I32
+    private final Tensor hb;     // (rows, ffnDim) dense gate activations; null without dense layers
+    private final Tensor hb2;    // (rows, ffnDim) dense up activations
+    private final Tensor eb;     // (rows * used, expertDim) expert gate activations, per assignment
+    private final Tensor eb2;    // (rows * used, expertDim) expert up activations
+    private final Tensor down;   // (rows * used, dim) expert outputs
+    private final Tensor sb;     // (rows, sharedExpertDim) shared expert gate activations
+    private final Tensor sb2;    // (rows, sharedExpertDim) shared expert up activations
+    private final Tensor shared; // (rows, dim) shared expert output
+    private final Tensor sharedGate;    // (rows, 1) shared expert gate logits
+    private final Tensor routerLogits;  // (rows, experts)
+    private final Tensor expertIds;     // (rows, used) I32
     private final Tensor expertWeights; // (rows, used)
     private final Tensor xLast;  // (rows, dim) residual of the finishing rows
     private final Tensor logits; // (rows, vocab)
@@ -104,24 +148,28 @@ public final class BackendForward implements AutoCloseable {
         if (!backend.supports(options.codec())) {
             throw new IllegalArgumentException("backend " + backend.name() + " cannot attend over " + options.codec() + " KV blocks");
         }
+        KvLayout layout = new KvLayout(c.layers(), c.kvHeads(), c.headDim(), options.blockTokens(), options.codec());
         this.w = ResidentWeights.upload(backend, model.gguf(), c);
-        this.pool = backend.allocateKv(new KvLayout(c.layers(), c.kvHeads(), c.headDim(), options.blockTokens(), options.codec()),
-                options.kvBlocks());
-        this.allocator = new BlockAllocator(options.kvBlocks());
+        this.pool = backend.allocateKv(layout, options.kvBlocks(), options.openBlocks());
+        this.sealedBlocks = new BlockAllocator(options.kvBlocks());
+        this.openBlocks = new BlockAllocator(options.openBlocks(), "open ");
         this.rope = RopeSpec.of(c);
-        this.router = c.isMoe() ? RouterSpec.mixtral(c.experts(), c.expertsUsed()) : null;
+        this.router = c.isMoe() ? RouterSpec.of(c.routing()) : null;
         this.tableWidth = (c.contextLength() + options.blockTokens() - 1) / options.blockTokens();
 
         int n = options.maxRows();
         int used = c.isMoe() ? c.expertsUsed() : 1;
-        int ffn = c.isMoe() ? c.expertDim() : c.ffnDim();
+        boolean dense = !c.isMoe() || c.leadingDenseLayers() > 0;
+        boolean sharedExpert = c.sharedExpertDim() > 0;
         Tensor.DType i32 = Tensor.DType.I32;
         Tensor.DType f32 = Tensor.DType.F32;
         tokenIds = backend.allocate(i32, n, 1);
         positions = backend.allocate(i32, n, 1);
         slots = backend.allocate(i32, n, 1);
+        seals = backend.allocate(i32, n, 2);
         rowSeq = backend.allocate(i32, n, 1);
         rowLen = backend.allocate(i32, n, 1);
+        rowOpen = backend.allocate(i32, n, 1);
         tables = backend.allocate(i32, n, tableWidth);
         lastRows = backend.allocate(i32, n, 1);
         x = backend.allocate(f32, n, c.dim());
@@ -131,9 +179,15 @@ public final class BackendForward implements AutoCloseable {
         k = backend.allocate(f32, n, c.kvDim());
         v = backend.allocate(f32, n, c.kvDim());
         att = backend.allocate(f32, n, c.qDim());
-        hb = backend.allocate(f32, n * used, ffn);
-        hb2 = backend.allocate(f32, n * used, ffn);
+        hb = dense ? backend.allocate(f32, n, c.ffnDim()) : null;
+        hb2 = dense ? backend.allocate(f32, n, c.ffnDim()) : null;
+        eb = c.isMoe() ? backend.allocate(f32, n * used, c.expertDim()) : null;
+        eb2 = c.isMoe() ? backend.allocate(f32, n * used, c.expertDim()) : null;
         down = c.isMoe() ? backend.allocate(f32, n * used, c.dim()) : null;
+        sb = sharedExpert ? backend.allocate(f32, n, c.sharedExpertDim()) : null;
+        sb2 = sharedExpert ? backend.allocate(f32, n, c.sharedExpertDim()) : null;
+        shared = sharedExpert ? backend.allocate(f32, n, c.dim()) : null;
+        sharedGate = c.sharedExpertGate() ? backend.allocate(f32, n, 1) : null;
         routerLogits = c.isMoe() ? backend.allocate(f32, n, c.experts()) : null;
         expertIds = c.isMoe() ? backend.allocate(i32, n, used) : null;
         expertWeights = c.isMoe() ? backend.allocate(f32, n, used) : null;
@@ -145,22 +199,78 @@ public final class BackendForward implements AutoCloseable {
         return backend;
     }
 
-    /** The paged KV pool (read changed blocks with {@link Backend#readKvBlock}). */
+    public Options options() {
+        return options;
+    }
+
+    /** The paged KV pool (read blocks with {@link #sealedBlock} and {@link #tailBlock}). */
     public KvPool pool() {
         return pool;
     }
 
-    public BlockAllocator allocator() {
-        return allocator;
+    /** Free sealed blocks. */
+    public int freeBlocks() {
+        return sealedBlocks.freeBlocks();
     }
 
     public Sequence newSequence() {
         return new Sequence(options.blockTokens());
     }
 
+    /**
+     * A sequence of {@code length} positions from stored blocks (e.g. a context in keyed state): the
+     * full blocks {@code sealed.apply(i)} for {@code i < length / B} and, when {@code length} is not a
+     * multiple of B, the open {@code tail}, all in the {@link KvLayout} format.
+     *
+     * @throws IllegalStateException when the pool has no room (nothing is taken then)
+     */
+    public Sequence load(int length, IntFunction<byte[]> sealed, byte[] tail) {
+        if (length < 0 || length > c.contextLength()) {
+            throw new IllegalArgumentException("length " + length + " is outside 0.." + c.contextLength());
+        }
+        int bt = options.blockTokens();
+        int full = length / bt;
+        if (full > sealedBlocks.freeBlocks()) {
+            throw new IllegalStateException("KV pool is full (" + sealedBlocks.capacity() + " blocks): a context of " + length
+                    + " positions needs " + full + ", " + sealedBlocks.freeBlocks() + " are free");
+        }
+        if (length % bt != 0 && openBlocks.freeBlocks() == 0) {
+            throw new IllegalStateException("KV pool is full (" + openBlocks.capacity() + " open blocks)");
+        }
+        Sequence s = newSequence();
+        try {
+            for (int i = 0; i < full; i++) {
+                int block = sealedBlocks.allocate();
+                s.table.appendSealed(block);
+                backend.writeKvBlock(pool, block, sealed.apply(i));
+            }
+            if (length % bt != 0) {
+                int open = openBlocks.allocate();
+                s.table.setTail(open);
+                backend.writeOpenKvBlock(pool, open, tail);
+            }
+            s.table.advance(length, openBlocks);
+        } catch (RuntimeException e) {
+            release(s);
+            throw e;
+        }
+        return s;
+    }
+
+    /** Sealed logical block {@code i} of {@code s} in the {@link KvLayout} format (a block of keyed state). */
+    public byte[] sealedBlock(Sequence s, int i) {
+        return backend.readKvBlock(pool, s.table.sealed(i));
+    }
+
+    /** The open block holding {@code s}'s partial last block (float32 {@link KvLayout} format), or null when there is none. */
+    public byte[] tailBlock(Sequence s) {
+        int open = s.table.tail();
+        return open < 0 ? null : backend.readOpenKvBlock(pool, open);
+    }
+
     /** Frees the sequence's blocks. */
     public void release(Sequence s) {
-        s.table.releaseAll(allocator);
+        s.table.releaseAll(sealedBlocks, openBlocks);
     }
 
     /** Appends {@code tokens} to {@code s} and returns the logits at the last of them. */
@@ -171,6 +281,10 @@ public final class BackendForward implements AutoCloseable {
     /**
      * Runs the chunks (each a different sequence) as one batch, split into passes of at most
      * {@code maxRows} tokens, and returns the logits at the last token of each chunk, in order.
+     *
+     * @throws IllegalArgumentException before any work when a chunk is empty, has a token outside the
+     *                                  vocabulary, exceeds the context, or two chunks share a sequence
+     * @throws IllegalStateException    when the pool is full; the passes before it stay applied
      */
     public float[][] step(List<Chunk> chunks) {
         Map<Sequence, Boolean> seen = new IdentityHashMap<>();
@@ -225,33 +339,68 @@ public final class BackendForward implements AutoCloseable {
         boolean finishes() {
             return from + count == source.tokens().length;
         }
+
+        BlockTable table() {
+            return source.sequence().table;
+        }
+    }
+
+    /** Fails, before anything changes, when the pool cannot map the blocks the pass writes. */
+    private void checkRoom(List<Piece> pass) {
+        int sealed = 0;
+        int open = 0;
+        for (Piece p : pass) {
+            int to = p.table().length() + p.count;
+            sealed += p.table().sealedNeeded(to);
+            open += p.table().openNeeded(to);
+        }
+        if (sealed > sealedBlocks.freeBlocks()) {
+            throw new IllegalStateException("KV pool is full (" + sealedBlocks.capacity() + " blocks): the step needs " + sealed
+                    + " more, " + sealedBlocks.freeBlocks() + " are free; finish or evict a sequence first");
+        }
+        if (open > openBlocks.freeBlocks()) {
+            throw new IllegalStateException("KV pool is full (" + openBlocks.capacity() + " open blocks): the step needs " + open
+                    + " more, " + openBlocks.freeBlocks() + " are free");
+        }
     }
 
     /** One forward pass over {@code n} rows; logits for the pieces that finish their chunk, else null. */
     private float[][] run(List<Piece> pass, int n) {
+        checkRoom(pass);
+        int bt = options.blockTokens();
         int[] hTokens = new int[n];
         int[] hPos = new int[n];
         int[] hSlots = new int[n];
+        int[] hSeals = new int[2 * n];
         int[] hRowSeq = new int[n];
         int[] hRowLen = new int[n];
+        int[] hRowOpen = new int[n];
         int[] hTables = new int[pass.size() * tableWidth];
         List<Integer> finishing = new ArrayList<>();
         int r = 0;
+        int sealCount = 0;
         int maxLen = 0;
         for (int p = 0; p < pass.size(); p++) {
             Piece piece = pass.get(p);
-            BlockTable table = piece.source.sequence().table;
+            BlockTable table = piece.table();
             int start = table.length();
-            table.reserve(start + piece.count, allocator);
+            int end = start + piece.count;
+            table.reserve(end, sealedBlocks, openBlocks);
             for (int i = 0; i < piece.count; i++, r++) {
                 hTokens[r] = piece.source.tokens()[piece.from + i];
                 hPos[r] = start + i;
                 hSlots[r] = table.slot(start + i);
                 hRowSeq[r] = p;
                 hRowLen[r] = start + i + 1;
+                hRowOpen[r] = table.open((start + i) / bt);
                 maxLen = Math.max(maxLen, hRowLen[r]);
             }
-            int[] blocks = table.physicalBlocks();
+            for (int j = start / bt; j < end / bt; j++) { // blocks this pass fills
+                hSeals[2 * sealCount] = table.open(j);
+                hSeals[2 * sealCount + 1] = table.sealed(j);
+                sealCount++;
+            }
+            int[] blocks = table.sealedBlocks();
             System.arraycopy(blocks, 0, hTables, p * tableWidth, blocks.length);
             if (piece.finishes()) {
                 finishing.add(r - 1);
@@ -260,74 +409,27 @@ public final class BackendForward implements AutoCloseable {
         Tensor tokensN = tokenIds.rows(n);
         Tensor posN = positions.rows(n);
         Tensor slotsN = slots.rows(n);
+        Tensor sealsN = sealCount == 0 ? null : seals.rows(sealCount);
         backend.write(tokensN, hTokens);
         backend.write(posN, hPos);
         backend.write(slotsN, hSlots);
+        if (sealsN != null) {
+            backend.write(sealsN, Arrays.copyOf(hSeals, 2 * sealCount));
+        }
         backend.write(rowSeq.rows(n), hRowSeq);
         backend.write(rowLen.rows(n), hRowLen);
+        backend.write(rowOpen.rows(n), hRowOpen);
         backend.write(tables.rows(pass.size()), hTables);
-        AttentionBatch batch = new AttentionBatch(rowSeq.rows(n), rowLen.rows(n), tables.rows(pass.size()), maxLen);
+        AttentionBatch batch = new AttentionBatch(rowSeq.rows(n), rowLen.rows(n), tables.rows(pass.size()), rowOpen.rows(n), maxLen);
 
         Tensor xN = x.rows(n);
-        Tensor xbN = xb.rows(n);
-        Tensor xb2N = xb2.rows(n);
-        Tensor qN = q.rows(n);
-        Tensor kN = k.rows(n);
-        Tensor vN = v.rows(n);
-        Tensor attN = att.rows(n);
-
         backend.embed(w.tokenEmbedding, tokensN, xN);
         for (int l = 0; l < c.layers(); l++) {
-            ResidentWeights.Layer layer = w.layers[l];
-
-            // attention rmsnorm
-            backend.rmsnorm(xN, layer.attnNorm, c.rmsEps(), xbN);
-
-            // qkv matmuls
-            backend.matmul(layer.wq, xbN, qN);
-            backend.matmul(layer.wk, xbN, kN);
-            backend.matmul(layer.wv, xbN, vN);
-
-            // per-head QK norm (qwen3moe), then RoPE
-            if (c.qkNorm()) {
-                backend.rmsnorm(qN, layer.qNorm, c.rmsEps(), qN);
-                backend.rmsnorm(kN, layer.kNorm, c.rmsEps(), kN);
-            }
-            backend.rope(qN, posN, rope);
-            backend.rope(kN, posN, rope);
-
-            // remember these positions' keys and values, then attend over the paged cache
-            backend.kvStore(pool, l, kN, vN, slotsN);
-            backend.attention(qN, pool, l, batch, attN);
-
-            // output projection and residual
-            backend.matmul(layer.wo, attN, xb2N);
-            backend.add(xN, xb2N);
-
-            // ffn rmsnorm, dense SwiGLU or mixture of experts, residual
-            backend.rmsnorm(xN, layer.ffnNorm, c.rmsEps(), xbN);
-            if (c.isMoe()) {
-                int a = n * c.expertsUsed();
-                Tensor idsN = expertIds.rows(n);
-                Tensor weightsN = expertWeights.rows(n);
-                backend.matmul(layer.router, xbN, routerLogits.rows(n));
-                backend.route(routerLogits.rows(n), null, router, idsN, weightsN);
-                backend.expertMatmul(layer.expertW1, xbN, idsN, hb.rows(a));
-                backend.expertMatmul(layer.expertW3, xbN, idsN, hb2.rows(a));
-                backend.swiglu(hb.rows(a), hb2.rows(a), hb.rows(a));
-                backend.expertMatmul(layer.expertW2, hb.rows(a), idsN, down.rows(a));
-                backend.combine(down.rows(a), weightsN, xb2N);
-            } else {
-                backend.matmul(layer.w1, xbN, hb.rows(n));
-                backend.matmul(layer.w3, xbN, hb2.rows(n));
-                backend.swiglu(hb.rows(n), hb2.rows(n), hb.rows(n));
-                backend.matmul(layer.w2, hb.rows(n), xb2N);
-            }
-            backend.add(xN, xb2N);
+            layer(l, n, posN, slotsN, sealsN, batch);
         }
         for (Piece piece : pass) {
-            BlockTable table = piece.source.sequence().table;
-            table.advance(table.length() + piece.count);
+            BlockTable table = piece.table();
+            table.advance(table.length() + piece.count, openBlocks);
         }
 
         float[][] out = new float[pass.size()][];
@@ -346,17 +448,110 @@ public final class BackendForward implements AutoCloseable {
         int f = 0;
         for (int p = 0; p < pass.size(); p++) {
             if (pass.get(p).finishes()) {
-                out[p] = java.util.Arrays.copyOfRange(all, f * c.vocabSize(), (f + 1) * c.vocabSize());
+                out[p] = Arrays.copyOfRange(all, f * c.vocabSize(), (f + 1) * c.vocabSize());
                 f++;
             }
         }
         return out;
     }
 
+    /** One transformer block over the pass's n rows, updating the residual stream x in place. */
+    private void layer(int l, int n, Tensor posN, Tensor slotsN, Tensor sealsN, AttentionBatch batch) {
+        ResidentWeights.Layer layer = w.layers[l];
+        Tensor xN = x.rows(n);
+        Tensor xbN = xb.rows(n);
+        Tensor xb2N = xb2.rows(n);
+        Tensor qN = q.rows(n);
+        Tensor kN = k.rows(n);
+        Tensor vN = v.rows(n);
+        Tensor attN = att.rows(n);
+
+        // attention rmsnorm
+        backend.rmsnorm(xN, layer.attnNorm, c.rmsEps(), xbN);
+
+        // qkv matmuls (a fused attn_qkv is uploaded as its q, k and v rows), biases
+        backend.matmul(layer.wq, xbN, qN);
+        backend.matmul(layer.wk, xbN, kN);
+        backend.matmul(layer.wv, xbN, vN);
+        addBias(qN, layer.bq);
+        addBias(kN, layer.bk);
+        addBias(vN, layer.bv);
+
+        // per-head QK norm (qwen3moe, bailingmoe2), then RoPE (NORM or NEOX, partial when ropeDims < headDim)
+        if (c.qkNorm()) {
+            backend.rmsnorm(qN, layer.qNorm, c.rmsEps(), qN);
+            backend.rmsnorm(kN, layer.kNorm, c.rmsEps(), kN);
+        }
+        backend.rope(qN, posN, rope);
+        backend.rope(kN, posN, rope);
+
+        // remember these positions' keys and values, compress the blocks they fill, attend over the paged cache
+        backend.kvStore(pool, l, kN, vN, slotsN);
+        if (sealsN != null) {
+            backend.kvSeal(pool, l, sealsN);
+        }
+        backend.attention(qN, pool, l, batch, attN);
+
+        // output projection and residual
+        backend.matmul(layer.wo, attN, xb2N);
+        addBias(xb2N, layer.bo);
+        backend.add(xN, xb2N);
+
+        // ffn rmsnorm, dense SwiGLU or mixture of experts (+ shared expert), residual
+        backend.rmsnorm(xN, layer.ffnNorm, c.rmsEps(), xbN);
+        if (c.isMoeLayer(l)) {
+            moe(layer, n);
+        } else {
+            backend.matmul(layer.w1, xbN, hb.rows(n));
+            backend.matmul(layer.w3, xbN, hb2.rows(n));
+            backend.swiglu(hb.rows(n), hb2.rows(n), hb.rows(n));
+            backend.matmul(layer.w2, hb.rows(n), xb2N);
+        }
+        backend.add(xN, xb2N);
+    }
+
+    /**
+     * Mixture of experts over the pass's rows (route -> dispatch -> experts -> combine) into xb2; the
+     * shared expert (optionally scaled by a per-row sigmoid gate) is added on top.
+     */
+    private void moe(ResidentWeights.Layer layer, int n) {
+        Tensor xbN = xb.rows(n);
+        Tensor xb2N = xb2.rows(n);
+        int a = n * c.expertsUsed();
+        Tensor idsN = expertIds.rows(n);
+        Tensor weightsN = expertWeights.rows(n);
+        backend.matmul(layer.router, xbN, routerLogits.rows(n));
+        backend.route(routerLogits.rows(n), layer.selectionBias, router, idsN, weightsN);
+        backend.expertMatmul(layer.expertW1, xbN, idsN, eb.rows(a));
+        backend.expertMatmul(layer.expertW3, xbN, idsN, eb2.rows(a));
+        backend.swiglu(eb.rows(a), eb2.rows(a), eb.rows(a));
+        backend.expertMatmul(layer.expertW2, eb.rows(a), idsN, down.rows(a));
+        backend.combine(down.rows(a), weightsN, xb2N);
+        if (layer.sharedW1 != null) {
+            backend.matmul(layer.sharedW1, xbN, sb.rows(n));
+            backend.matmul(layer.sharedW3, xbN, sb2.rows(n));
+            backend.swiglu(sb.rows(n), sb2.rows(n), sb.rows(n));
+            backend.matmul(layer.sharedW2, sb.rows(n), shared.rows(n));
+            if (layer.sharedGate != null) {
+                backend.matmul(layer.sharedGate, xbN, sharedGate.rows(n));
+                backend.addGated(xb2N, shared.rows(n), sharedGate.rows(n));
+            } else {
+                backend.add(xb2N, shared.rows(n));
+            }
+        }
+    }
+
+    private void addBias(Tensor t, WeightHandle bias) {
+        if (bias != null) {
+            backend.addBias(t, bias);
+        }
+    }
+
     @Override
     public void close() {
-        for (Tensor t : new Tensor[] {tokenIds, positions, slots, rowSeq, rowLen, tables, lastRows, x, xb, xb2, q, k, v, att,
-                hb, hb2, down, routerLogits, expertIds, expertWeights, xLast, logits}) {
+        for (Tensor t : new Tensor[] {tokenIds, positions, slots, seals, rowSeq, rowLen, rowOpen, tables, lastRows, x, xb, xb2, q,
+                k, v, att, hb, hb2, eb, eb2, down, sb, sb2, shared, sharedGate, routerLogits, expertIds, expertWeights, xLast,
+                logits}) {
             if (t != null) {
                 t.close();
             }

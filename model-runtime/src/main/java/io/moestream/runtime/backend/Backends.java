@@ -17,8 +17,8 @@ import org.slf4j.LoggerFactory;
  *   <li>{@code cpu}: the CPU backend.</li>
  *   <li>{@code <name>} (e.g. {@code cuda}): that provider on {@code deviceIndex}, or a
  *       {@link BackendUnavailableException} saying why it cannot run.</li>
- *   <li>{@code auto}: the available provider with the highest priority; when a non-CPU provider is
- *       installed but cannot run, the CPU backend with one INFO line naming the reason.</li>
+ *   <li>{@code auto}: the available provider with the highest priority; otherwise the CPU backend, with
+ *       one INFO line naming the reason (each installed provider's, or that none is installed).</li>
  * </ul>
  */
 public final class Backends {
@@ -72,7 +72,10 @@ public final class Backends {
             }
             reasons.add(p.name() + ": " + reason);
         }
-        if (!reasons.isEmpty()) {
+        if (reasons.isEmpty()) {
+            LOG.info("backend=auto: using the CPU backend (no GPU backend is installed; the cuda backend needs the"
+                    + " moestream-cuda jar on the class path)");
+        } else {
             LOG.info("backend=auto: using the CPU backend ({})", String.join("; ", reasons));
         }
         return new CpuBackend();

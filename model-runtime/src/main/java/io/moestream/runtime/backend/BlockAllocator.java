@@ -11,14 +11,22 @@ import java.util.Deque;
 public final class BlockAllocator {
 
     private final int capacity;
+    private final String kind;
     private final Deque<Integer> free = new ArrayDeque<>();
     private final BitSet used = new BitSet();
 
+    /** Free list of {@code capacity} sealed blocks. */
     public BlockAllocator(int capacity) {
+        this(capacity, "");
+    }
+
+    /** Free list of {@code capacity} blocks of a {@code kind} ("" or e.g. "open ") named in messages. */
+    public BlockAllocator(int capacity, String kind) {
         if (capacity <= 0) {
             throw new IllegalArgumentException("block capacity must be positive, got " + capacity);
         }
         this.capacity = capacity;
+        this.kind = kind;
         for (int b = 0; b < capacity; b++) {
             free.addLast(b);
         }
@@ -36,7 +44,7 @@ public final class BlockAllocator {
     public int allocate() {
         Integer b = free.pollFirst();
         if (b == null) {
-            throw new IllegalStateException("KV pool is full (" + capacity + " blocks); finish or evict a sequence first");
+            throw new IllegalStateException("KV pool is full (" + capacity + " " + kind + "blocks); finish or evict a sequence first");
         }
         used.set(b);
         return b;

@@ -12,9 +12,11 @@ public enum Op {
     RMSNORM,
     /** Rotary position embedding, NORM or NEOX pairing, optionally on the first dims only. */
     ROPE,
-    /** Writes K and V rows into the paged KV pool. */
+    /** Writes K and V rows into open (float32) blocks of the paged KV pool. */
     KV_STORE,
-    /** Causal attention of query rows over paged KV blocks. */
+    /** Compresses full open blocks, one layer at a time, into sealed blocks of the pool's codec. */
+    KV_SEAL,
+    /** Causal attention of query rows over paged KV blocks, sealed blocks dequantized in place. */
     ATTENTION,
     /** {@code silu(gate) * up}. */
     SWIGLU,
@@ -24,6 +26,10 @@ public enum Op {
     COMBINE,
     /** Element-wise residual add. */
     ADD,
+    /** Adds a bias vector to every row. */
+    ADD_BIAS,
+    /** Adds rows scaled by a per-row sigmoid gate (the gated shared expert). */
+    ADD_GATED,
     /** Row gather (e.g. the last row of each sequence before the output head). */
     GATHER
 }

@@ -1,5 +1,7 @@
 package io.moestream.runtime.backend;
 
+import io.moestream.runtime.moe.RoutingConfig;
+
 /**
  * MoE routing as llama.cpp implements its variants. Per token: probabilities {@code p} from the
  * router logits by {@link Gating}; selection scores {@code b = p + bias} (bias only chooses, never
@@ -39,6 +41,14 @@ public record RouterSpec(int experts, int k, Gating gating, boolean normalize, f
         if (groups > 1 && k > groupsUsed * (experts / groups)) {
             throw new IllegalArgumentException("k " + k + " exceeds the experts of " + groupsUsed + " groups");
         }
+    }
+
+    /** The routing of a model ({@link RoutingConfig}: softmax or sigmoid, groups when more than one). */
+    public static RouterSpec of(RoutingConfig r) {
+        Gating gating = r.gating() == RoutingConfig.Gating.SIGMOID ? Gating.SIGMOID : Gating.SOFTMAX;
+        int groups = r.grouped() ? r.groups() : 1;
+        int groupsUsed = r.grouped() ? r.groupsUsed() : 1;
+        return new RouterSpec(r.experts(), r.topK(), gating, r.normalize(), r.scale(), groups, groupsUsed);
     }
 
     /** Mixtral / Qwen3-MoE: softmax over all experts, top-k, renormalized. */

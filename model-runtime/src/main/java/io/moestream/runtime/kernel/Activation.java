@@ -23,13 +23,6 @@ public final class Activation {
     short[] q = new short[0];
     /** Q8_0 quants interleaved per block as {@code x0, x16, x1, x17, ...}, matching Q4_0's nibble order. */
     short[] qi = new short[0];
-    /**
-     * The same quants as floats for the float-lane vector kernels (exact: every partial sum of
-     * int8 products stays below 2^24). For Q8_0 weights permuted per block so that lane j of the
-     * block's m-th group of 8 is quant {@code 4j + m} (ggml's 8 lanes of 4 adjacent products); for
-     * Q4_0 weights in natural order.
-     */
-    float[] qf = new float[0];
     /** Q8_0 block scales, already rounded through F16. */
     float[] d = new float[0];
     /** Values for float weight types (rounded to the weight's float type). */
@@ -108,7 +101,6 @@ public final class Activation {
         if (q.length < n) {
             q = new short[n];
             qi = new short[n];
-            qf = new float[n];
             d = new float[n / 32];
         }
         for (int b = 0; b < n / 32; b++) {
@@ -126,15 +118,6 @@ public final class Activation {
                 for (int j = 0; j < 16; j++) {
                     qi[b * 32 + 2 * j] = q[b * 32 + j];
                     qi[b * 32 + 2 * j + 1] = q[b * 32 + 16 + j];
-                }
-                for (int j = 0; j < 32; j++) {
-                    qf[b * 32 + j] = q[b * 32 + j];
-                }
-            } else {
-                for (int m = 0; m < 4; m++) {
-                    for (int j = 0; j < 8; j++) {
-                        qf[b * 32 + m * 8 + j] = q[b * 32 + 4 * j + m];
-                    }
                 }
             }
         }

@@ -104,7 +104,7 @@ public abstract class Kernels {
         }
         Kernels k = get();
         int cols = 1024; // 32 blocks per call: the loop back-edges trigger compilation after ~600 calls
-        Activation[] xs = new Activation[15]; // every batched group size: 8 + 4 + 2 + 1
+        Activation[] xs = new Activation[7]; // batched groups (2 for Q8_0, 4 for Q4_0) and single rows
         float[] x = new float[cols];
         for (int i = 0; i < cols; i++) {
             x[i] = (float) Math.sin(i);

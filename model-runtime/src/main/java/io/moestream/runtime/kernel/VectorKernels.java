@@ -3,6 +3,9 @@ package io.moestream.runtime.kernel;
 import io.moestream.runtime.gguf.Float16;
 import io.moestream.runtime.gguf.GgmlType;
 
+import java.lang.invoke.MethodHandle;
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.MethodType;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 
@@ -20,14 +23,11 @@ import jdk.incubator.vector.VectorSpecies;
  * {@code fromByteBuffer} (Java 17-19; on newer JVMs the self-test in {@link Kernels} fails and the
  * scalar kernels are used).
  *
- * <p>Quantized blocks: the integer part of a block dot is exact however it is formed (every sum of
- * int8 products stays below 2^24). One activation: the 32 weights are widened to 16-bit lanes,
- * multiplied with the 16-bit activation quants and summed in integer lanes. Batched Q8_0 (2, 4 or 8
- * activations): each block's weights are converted once to float lanes and the sums are formed by
- * exact fma chains against permuted activation quants, ~2.3x cheaper per block and activation.
- * Either way the float part then follows llama.cpp's order (see {@link ScalarKernels}), so
- * Q8_0/Q4_0/F16/F32 results are bit for bit those of the scalar kernels, single or batched (BF16
- * agrees to float rounding).
+ * <p>Quantized blocks: the 32 weights are widened to 16-bit lanes and multiplied with the 16-bit
+ * activation quants (each product fits 16 bits), then summed exactly in integer lanes; the float
+ * part then follows llama.cpp's order (see {@link ScalarKernels}), so Q8_0/Q4_0/F16/F32 results
+ * are bit for bit those of the scalar kernels, single or batched (BF16 agrees to float rounding).
+ * Batched products (2 Q8_0 or 4 Q4_0 activations per pass) widen each block's weights once.
  */
 final class VectorKernels extends Kernels {
 
@@ -44,12 +44,61 @@ final class VectorKernels extends Kernels {
     /** Q4_0 in 16 float lanes instead of llama.cpp's per-block fma chain: about 1.5x faster, not bit-exact. */
     private final boolean fastQ4;
 
+    /*
+     * The kernels are called through method handles held in instance fields, which C2 cannot see
+     * through: each kernel is compiled on its own and never inlined into the dispatch methods or the
+     * matmul loops. Inlined there, several Vector API kernels together overran C2's inlining node
+     * budget now and then (NodeCountInliningCutoff), some vector operations were left as calls on
+     * boxed vectors, and the same product ran 3-10x slower in some JVM runs than in others. A call
+     * per row costs a few nanoseconds against hundreds for the row.
+     */
+    private final MethodHandle q8;
+    private final MethodHandle q4;
+    private final MethodHandle f16;
+    private final MethodHandle f16Tiled;
+    private final MethodHandle bf16;
+    private final MethodHandle f32;
+    private final MethodHandle f32Tiled;
+    private final MethodHandle q8x2;
+    private final MethodHandle q4x4;
+
     VectorKernels(boolean fastQ4) {
         this.fastQ4 = fastQ4;
         if (FloatVector.SPECIES_PREFERRED.vectorBitSize() < 512) {
             throw new IllegalStateException("preferred vector size is " + FloatVector.SPECIES_PREFERRED.vectorBitSize()
                     + " bits; these kernels need 512");
         }
+        MethodType quantized = MethodType.methodType(float.class, ByteBuffer.class, int.class, int.class, short[].class, float[].class);
+        MethodType floats = MethodType.methodType(float.class, ByteBuffer.class, int.class, int.class, float[].class);
+        this.q8 = kernel("dotQ8_0", quantized);
+        this.q4 = kernel(fastQ4 ? "dotQ4_0Lanes" : "dotQ4_0", quantized);
+        this.f16 = kernel("dotF16VecDot", floats);
+        this.f16Tiled = kernel("dotF16Tiled", floats);
+        this.bf16 = kernel("dotBf16", floats);
+        this.f32 = kernel("dotF32VecDot", floats);
+        this.f32Tiled = kernel("dotF32Tiled", floats);
+        this.q8x2 = kernel("dots2Q8_0", MethodType.methodType(void.class, ByteBuffer.class, int.class, int.class,
+                Activation.class, Activation.class, float[][].class, int.class, int.class));
+        this.q4x4 = kernel("dots4Q4_0", MethodType.methodType(void.class, ByteBuffer.class, int.class, int.class,
+                Activation.class, Activation.class, Activation.class, Activation.class, float[][].class, int.class, int.class));
+    }
+
+    private static MethodHandle kernel(String name, MethodType type) {
+        try {
+            return MethodHandles.lookup().findStatic(VectorKernels.class, name, type);
+        } catch (ReflectiveOperationException e) {
+            throw new IllegalStateException("kernel " + name + type + " not found", e);
+        }
+    }
+
+    private static RuntimeException rethrow(Throwable t) {
+        if (t instanceof RuntimeException e) {
+            return e;
+        }
+        if (t instanceof Error e) {
+            throw e;
+        }
+        return new IllegalStateException(t);
     }
 
     @Override
@@ -59,13 +108,17 @@ final class VectorKernels extends Kernels {
 
     @Override
     public float dot(GgmlType type, ByteBuffer w, int off, int cols, Activation x) {
-        switch (type) {
-            case Q8_0: return dotQ8_0(w, off, cols / 32, x.q, x.d);
-            case Q4_0: return fastQ4 ? dotQ4_0Lanes(w, off, cols / 32, x.qi, x.d) : dotQ4_0(w, off, cols / 32, x.qi, x.d);
-            case F16: return dotF16(w, off, cols, x);
-            case BF16: return dotBf16(w, off, cols, x.f);
-            case F32: return dotF32(w, off, cols, x);
-            default: throw new IllegalArgumentException("unsupported weight type " + type);
+        try {
+            switch (type) {
+                case Q8_0: return (float) q8.invokeExact(w, off, cols / 32, x.q, x.d);
+                case Q4_0: return (float) q4.invokeExact(w, off, cols / 32, x.qi, x.d);
+                case F16: return (float) (x.order == DotOrder.TINYBLAS ? f16Tiled : f16).invokeExact(w, off, cols, x.f);
+                case BF16: return (float) bf16.invokeExact(w, off, cols, x.f);
+                case F32: return (float) (x.order == DotOrder.TINYBLAS ? f32Tiled : f32).invokeExact(w, off, cols, x.f);
+                default: throw new IllegalArgumentException("unsupported weight type " + type);
+            }
+        } catch (Throwable t) {
+            throw rethrow(t);
         }
     }
 
@@ -76,23 +129,19 @@ final class VectorKernels extends Kernels {
             return;
         }
         int k = 0;
-        if (type == GgmlType.Q8_0) {
-            int blocks = cols / 32;
-            for (; k + 7 < n; k += 8) {
-                dots8Q8_0(w, off, blocks, xs, k, out, outIndex);
+        int blocks = cols / 32;
+        try {
+            if (type == GgmlType.Q8_0) {
+                for (; k + 1 < n; k += 2) {
+                    q8x2.invokeExact(w, off, blocks, xs[k], xs[k + 1], out, k, outIndex);
+                }
+            } else if (!fastQ4) {
+                for (; k + 3 < n; k += 4) {
+                    q4x4.invokeExact(w, off, blocks, xs[k], xs[k + 1], xs[k + 2], xs[k + 3], out, k, outIndex);
+                }
             }
-            if (k + 3 < n) {
-                dots4Q8_0(w, off, blocks, xs, k, out, outIndex);
-                k += 4;
-            }
-            if (k + 1 < n) {
-                dots2Q8_0(w, off, blocks, xs, k, out, outIndex);
-                k += 2;
-            }
-        } else if (!fastQ4) {
-            for (; k + 3 < n; k += 4) {
-                dots4Q4_0(w, off, cols / 32, xs[k], xs[k + 1], xs[k + 2], xs[k + 3], out, k, outIndex);
-            }
+        } catch (Throwable t) {
+            throw rethrow(t);
         }
         for (; k < n; k++) {
             out[k][outIndex] = dot(type, w, off, cols, xs[k]);
@@ -196,121 +245,19 @@ final class VectorKernels extends Kernels {
         return p0.add(p1.lanewise(VectorOperators.LSHL, 16)).reduceLanes(VectorOperators.ADD);
     }
 
-    /*
-     * Batched Q8_0: the block's 32 weights are converted once to 4 float vectors (column m, lane j =
-     * weight 4j+m) and multiplied with each activation's permuted quants (Activation.qf); each
-     * lane's fma chain sums 4 int8 products exactly (integers below 2^24), so lane j is ggml's sum
-     * of products 4j..4j+3 and the rest is dotQ8_0's float order: the same bits. The code is
-     * spelled out per group size on purpose: helper methods made C2 hit its inlining node limit
-     * (NodeCountInliningCutoff) and box the vectors, ~50x slower.
-     */
-    private static void dots2Q8_0(ByteBuffer w, int off, int blocks, Activation[] xs, int k, float[][] out, int outIndex) {
-        float[] x0 = xs[k + 0].qf;
-        float[] x1 = xs[k + 1].qf;
-        float[] d0 = xs[k + 0].d;
-        float[] d1 = xs[k + 1].d;
-        FloatVector a0 = FloatVector.zero(F256); FloatVector a1 = FloatVector.zero(F256);
+    private static void dots2Q8_0(ByteBuffer w, int off, int blocks, Activation x0, Activation x1, float[][] out, int k, int outIndex) {
+        FloatVector acc0 = FloatVector.zero(F256);
+        FloatVector acc1 = FloatVector.zero(F256);
+        short[] q0 = x0.q;
+        short[] q1 = x1.q;
         for (int b = 0; b < blocks; b++, off += 34) {
-            IntVector v = ByteVector.fromByteBuffer(B256, w, off + 2, LE).reinterpretAsInts();
-            FloatVector w0 = (FloatVector) v.lanewise(VectorOperators.LSHL, 24).lanewise(VectorOperators.ASHR, 24).convert(VectorOperators.I2F, 0);
-            FloatVector w1 = (FloatVector) v.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 24).convert(VectorOperators.I2F, 0);
-            FloatVector w2 = (FloatVector) v.lanewise(VectorOperators.LSHL, 8).lanewise(VectorOperators.ASHR, 24).convert(VectorOperators.I2F, 0);
-            FloatVector w3 = (FloatVector) v.lanewise(VectorOperators.ASHR, 24).convert(VectorOperators.I2F, 0);
+            ShortVector wq = q8Weights(w, off);
             float dw = scale(w, off);
-            int i = b * 32;
-            a0 = FloatVector.broadcast(F256, dw * d0[b]).fma(w3.fma(FloatVector.fromArray(F256, x0, i + 24), w2.fma(FloatVector.fromArray(F256, x0, i + 16),
-                    w1.fma(FloatVector.fromArray(F256, x0, i + 8), w0.mul(FloatVector.fromArray(F256, x0, i))))), a0);
-            a1 = FloatVector.broadcast(F256, dw * d1[b]).fma(w3.fma(FloatVector.fromArray(F256, x1, i + 24), w2.fma(FloatVector.fromArray(F256, x1, i + 16),
-                    w1.fma(FloatVector.fromArray(F256, x1, i + 8), w0.mul(FloatVector.fromArray(F256, x1, i))))), a1);
+            acc0 = FloatVector.broadcast(F256, dw * x0.d[b]).fma(quadSums(wq.mul(ShortVector.fromArray(S, q0, b * 32))), acc0);
+            acc1 = FloatVector.broadcast(F256, dw * x1.d[b]).fma(quadSums(wq.mul(ShortVector.fromArray(S, q1, b * 32))), acc1);
         }
-        out[k + 0][outIndex] = hsum8(a0);
-        out[k + 1][outIndex] = hsum8(a1);
-    }
-
-    private static void dots4Q8_0(ByteBuffer w, int off, int blocks, Activation[] xs, int k, float[][] out, int outIndex) {
-        float[] x0 = xs[k + 0].qf;
-        float[] x1 = xs[k + 1].qf;
-        float[] x2 = xs[k + 2].qf;
-        float[] x3 = xs[k + 3].qf;
-        float[] d0 = xs[k + 0].d;
-        float[] d1 = xs[k + 1].d;
-        float[] d2 = xs[k + 2].d;
-        float[] d3 = xs[k + 3].d;
-        FloatVector a0 = FloatVector.zero(F256); FloatVector a1 = FloatVector.zero(F256); FloatVector a2 = FloatVector.zero(F256); FloatVector a3 = FloatVector.zero(F256);
-        for (int b = 0; b < blocks; b++, off += 34) {
-            IntVector v = ByteVector.fromByteBuffer(B256, w, off + 2, LE).reinterpretAsInts();
-            FloatVector w0 = (FloatVector) v.lanewise(VectorOperators.LSHL, 24).lanewise(VectorOperators.ASHR, 24).convert(VectorOperators.I2F, 0);
-            FloatVector w1 = (FloatVector) v.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 24).convert(VectorOperators.I2F, 0);
-            FloatVector w2 = (FloatVector) v.lanewise(VectorOperators.LSHL, 8).lanewise(VectorOperators.ASHR, 24).convert(VectorOperators.I2F, 0);
-            FloatVector w3 = (FloatVector) v.lanewise(VectorOperators.ASHR, 24).convert(VectorOperators.I2F, 0);
-            float dw = scale(w, off);
-            int i = b * 32;
-            a0 = FloatVector.broadcast(F256, dw * d0[b]).fma(w3.fma(FloatVector.fromArray(F256, x0, i + 24), w2.fma(FloatVector.fromArray(F256, x0, i + 16),
-                    w1.fma(FloatVector.fromArray(F256, x0, i + 8), w0.mul(FloatVector.fromArray(F256, x0, i))))), a0);
-            a1 = FloatVector.broadcast(F256, dw * d1[b]).fma(w3.fma(FloatVector.fromArray(F256, x1, i + 24), w2.fma(FloatVector.fromArray(F256, x1, i + 16),
-                    w1.fma(FloatVector.fromArray(F256, x1, i + 8), w0.mul(FloatVector.fromArray(F256, x1, i))))), a1);
-            a2 = FloatVector.broadcast(F256, dw * d2[b]).fma(w3.fma(FloatVector.fromArray(F256, x2, i + 24), w2.fma(FloatVector.fromArray(F256, x2, i + 16),
-                    w1.fma(FloatVector.fromArray(F256, x2, i + 8), w0.mul(FloatVector.fromArray(F256, x2, i))))), a2);
-            a3 = FloatVector.broadcast(F256, dw * d3[b]).fma(w3.fma(FloatVector.fromArray(F256, x3, i + 24), w2.fma(FloatVector.fromArray(F256, x3, i + 16),
-                    w1.fma(FloatVector.fromArray(F256, x3, i + 8), w0.mul(FloatVector.fromArray(F256, x3, i))))), a3);
-        }
-        out[k + 0][outIndex] = hsum8(a0);
-        out[k + 1][outIndex] = hsum8(a1);
-        out[k + 2][outIndex] = hsum8(a2);
-        out[k + 3][outIndex] = hsum8(a3);
-    }
-
-    private static void dots8Q8_0(ByteBuffer w, int off, int blocks, Activation[] xs, int k, float[][] out, int outIndex) {
-        float[] x0 = xs[k + 0].qf;
-        float[] x1 = xs[k + 1].qf;
-        float[] x2 = xs[k + 2].qf;
-        float[] x3 = xs[k + 3].qf;
-        float[] x4 = xs[k + 4].qf;
-        float[] x5 = xs[k + 5].qf;
-        float[] x6 = xs[k + 6].qf;
-        float[] x7 = xs[k + 7].qf;
-        float[] d0 = xs[k + 0].d;
-        float[] d1 = xs[k + 1].d;
-        float[] d2 = xs[k + 2].d;
-        float[] d3 = xs[k + 3].d;
-        float[] d4 = xs[k + 4].d;
-        float[] d5 = xs[k + 5].d;
-        float[] d6 = xs[k + 6].d;
-        float[] d7 = xs[k + 7].d;
-        FloatVector a0 = FloatVector.zero(F256); FloatVector a1 = FloatVector.zero(F256); FloatVector a2 = FloatVector.zero(F256); FloatVector a3 = FloatVector.zero(F256); FloatVector a4 = FloatVector.zero(F256); FloatVector a5 = FloatVector.zero(F256); FloatVector a6 = FloatVector.zero(F256); FloatVector a7 = FloatVector.zero(F256);
-        for (int b = 0; b < blocks; b++, off += 34) {
-            IntVector v = ByteVector.fromByteBuffer(B256, w, off + 2, LE).reinterpretAsInts();
-            FloatVector w0 = (FloatVector) v.lanewise(VectorOperators.LSHL, 24).lanewise(VectorOperators.ASHR, 24).convert(VectorOperators.I2F, 0);
-            FloatVector w1 = (FloatVector) v.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 24).convert(VectorOperators.I2F, 0);
-            FloatVector w2 = (FloatVector) v.lanewise(VectorOperators.LSHL, 8).lanewise(VectorOperators.ASHR, 24).convert(VectorOperators.I2F, 0);
-            FloatVector w3 = (FloatVector) v.lanewise(VectorOperators.ASHR, 24).convert(VectorOperators.I2F, 0);
-            float dw = scale(w, off);
-            int i = b * 32;
-            a0 = FloatVector.broadcast(F256, dw * d0[b]).fma(w3.fma(FloatVector.fromArray(F256, x0, i + 24), w2.fma(FloatVector.fromArray(F256, x0, i + 16),
-                    w1.fma(FloatVector.fromArray(F256, x0, i + 8), w0.mul(FloatVector.fromArray(F256, x0, i))))), a0);
-            a1 = FloatVector.broadcast(F256, dw * d1[b]).fma(w3.fma(FloatVector.fromArray(F256, x1, i + 24), w2.fma(FloatVector.fromArray(F256, x1, i + 16),
-                    w1.fma(FloatVector.fromArray(F256, x1, i + 8), w0.mul(FloatVector.fromArray(F256, x1, i))))), a1);
-            a2 = FloatVector.broadcast(F256, dw * d2[b]).fma(w3.fma(FloatVector.fromArray(F256, x2, i + 24), w2.fma(FloatVector.fromArray(F256, x2, i + 16),
-                    w1.fma(FloatVector.fromArray(F256, x2, i + 8), w0.mul(FloatVector.fromArray(F256, x2, i))))), a2);
-            a3 = FloatVector.broadcast(F256, dw * d3[b]).fma(w3.fma(FloatVector.fromArray(F256, x3, i + 24), w2.fma(FloatVector.fromArray(F256, x3, i + 16),
-                    w1.fma(FloatVector.fromArray(F256, x3, i + 8), w0.mul(FloatVector.fromArray(F256, x3, i))))), a3);
-            a4 = FloatVector.broadcast(F256, dw * d4[b]).fma(w3.fma(FloatVector.fromArray(F256, x4, i + 24), w2.fma(FloatVector.fromArray(F256, x4, i + 16),
-                    w1.fma(FloatVector.fromArray(F256, x4, i + 8), w0.mul(FloatVector.fromArray(F256, x4, i))))), a4);
-            a5 = FloatVector.broadcast(F256, dw * d5[b]).fma(w3.fma(FloatVector.fromArray(F256, x5, i + 24), w2.fma(FloatVector.fromArray(F256, x5, i + 16),
-                    w1.fma(FloatVector.fromArray(F256, x5, i + 8), w0.mul(FloatVector.fromArray(F256, x5, i))))), a5);
-            a6 = FloatVector.broadcast(F256, dw * d6[b]).fma(w3.fma(FloatVector.fromArray(F256, x6, i + 24), w2.fma(FloatVector.fromArray(F256, x6, i + 16),
-                    w1.fma(FloatVector.fromArray(F256, x6, i + 8), w0.mul(FloatVector.fromArray(F256, x6, i))))), a6);
-            a7 = FloatVector.broadcast(F256, dw * d7[b]).fma(w3.fma(FloatVector.fromArray(F256, x7, i + 24), w2.fma(FloatVector.fromArray(F256, x7, i + 16),
-                    w1.fma(FloatVector.fromArray(F256, x7, i + 8), w0.mul(FloatVector.fromArray(F256, x7, i))))), a7);
-        }
-        out[k + 0][outIndex] = hsum8(a0);
-        out[k + 1][outIndex] = hsum8(a1);
-        out[k + 2][outIndex] = hsum8(a2);
-        out[k + 3][outIndex] = hsum8(a3);
-        out[k + 4][outIndex] = hsum8(a4);
-        out[k + 5][outIndex] = hsum8(a5);
-        out[k + 6][outIndex] = hsum8(a6);
-        out[k + 7][outIndex] = hsum8(a7);
+        out[k][outIndex] = hsum8(acc0);
+        out[k + 1][outIndex] = hsum8(acc1);
     }
 
     private static void dots4Q4_0(ByteBuffer w, int off, int blocks, Activation x0, Activation x1, Activation x2,
@@ -354,12 +301,7 @@ final class VectorKernels extends Kernels {
         return mag.reinterpretAsInts().or(h.and(0x8000).lanewise(VectorOperators.LSHL, 16)).reinterpretAsFloats();
     }
 
-    /** F16 rows in the activation's {@link DotOrder}, bit for bit as {@link ScalarKernels}. */
-    private static float dotF16(ByteBuffer w, int off, int cols, Activation a) {
-        return a.order == DotOrder.TINYBLAS ? dotF16Tiled(w, off, cols, a.f) : dotF16VecDot(w, off, cols, a.f);
-    }
-
-    /** tinyBLAS: one 16-lane fma accumulator, one reduction. */
+    /** F16 rows in tinyBLAS order (bit for bit as {@link ScalarKernels}): one 16-lane fma accumulator, one reduction. */
     private static float dotF16Tiled(ByteBuffer w, int off, int cols, float[] x) {
         FloatVector acc = FloatVector.zero(F);
         for (int i = 0; i < cols; i += 16) {
@@ -411,12 +353,7 @@ final class VectorKernels extends Kernels {
         return sum;
     }
 
-    /** F32 rows in the activation's {@link DotOrder}, bit for bit as {@link ScalarKernels}. */
-    private static float dotF32(ByteBuffer w, int off, int cols, Activation a) {
-        return a.order == DotOrder.TINYBLAS ? dotF32Tiled(w, off, cols, a.f) : dotF32VecDot(w, off, cols, a.f);
-    }
-
-    /** tinyBLAS: one 16-lane fma accumulator, one reduction. */
+    /** F32 rows in tinyBLAS order (bit for bit as {@link ScalarKernels}): one 16-lane fma accumulator, one reduction. */
     private static float dotF32Tiled(ByteBuffer w, int off, int cols, float[] x) {
         FloatVector acc = FloatVector.zero(F);
         for (int i = 0; i < cols; i += 16) {

@@ -133,19 +133,8 @@ public final class CompressedAttention {
                 from = end;
             }
         }
-        for (int t = 0; t < len; t++) {
-            att[t] = t < a || t >= b ? CpuMath.vexp(att[t] - max) : 0f;
-        }
-        java.util.Arrays.fill(att, len, padded, 0f);
-        double sum = 0;
-        for (int c = 0; c < padded; c += 16) {
-            sum += CpuMath.reduce16(att, c);
-        }
-        float inv = (float) (1.0 / sum);
-        for (int t = 0; t < len; t++) {
-            att[t] *= inv;
-        }
-        int lanes = order == DotOrder.VEC_DOT ? 64 : 16;
+        softmax(att, len, a, b, max);
+        int lanes = lanes(order);
         if (acc.length < headDim * lanes) {
             acc = new float[headDim * lanes];
         }
@@ -162,19 +151,46 @@ public final class CompressedAttention {
                 from = end;
             }
         }
-        reduceLanes(lanes, out, outOff);
+        reduceLanes(acc, lanes, headDim, out, outOff);
         if (observer != null && a == len) {
             observer.observe(layer, qHead, queryPos, att);
         }
     }
 
+    /** Value-sum lanes of an attention row in {@code order}: 64 (ggml's vec_dot) or 16 (tinyBLAS). */
+    public static int lanes(DotOrder order) {
+        return order == DotOrder.VEC_DOT ? 64 : 16;
+    }
+
     /**
-     * {@code out[i]} = the lanes {@code acc[lane * headDim + i]} added up as {@link CpuMath#reduce64}
-     * (64 lanes) or {@link CpuMath#reduce16} (16) do, for all i at once (float addition commutes, so
-     * only the grouping matters). Destroys {@code acc}.
+     * llama.cpp's softmax of the scores {@code att[0..len)}, of which {@code [0, a)} and
+     * {@code [b, len)} are visible (the rest masked): ggml's vector expf of {@code score - max},
+     * summed per 16 positions (masked ones and the padding to 16 count as 0) into a double, then
+     * each times {@code (float) (1 / sum)}. {@code att} holds at least {@code len} rounded up to 16.
      */
-    private void reduceLanes(int lanes, float[] out, int outOff) {
-        int hd = headDim;
+    public static void softmax(float[] att, int len, int a, int b, float max) {
+        int padded = (len + 15) & ~15;
+        for (int t = 0; t < len; t++) {
+            att[t] = t < a || t >= b ? CpuMath.vexp(att[t] - max) : 0f;
+        }
+        java.util.Arrays.fill(att, len, padded, 0f);
+        double sum = 0;
+        for (int c = 0; c < padded; c += 16) {
+            sum += CpuMath.reduce16(att, c);
+        }
+        float inv = (float) (1.0 / sum);
+        for (int t = 0; t < len; t++) {
+            att[t] *= inv;
+        }
+    }
+
+    /**
+     * {@code out[outOff + i]} = the lanes {@code acc[lane * headDim + i]} (filled by
+     * {@link HeadSlab#accumulate}) added up as {@link CpuMath#reduce64} (64 lanes) or
+     * {@link CpuMath#reduce16} (16) do, for all i at once (float addition commutes, so only the
+     * grouping matters). Destroys {@code acc}.
+     */
+    public static void reduceLanes(float[] acc, int lanes, int hd, float[] out, int outOff) {
         if (lanes == 64) {
             for (int k = 0; k < 16; k++) {
                 for (int i = 0; i < hd; i++) {

@@ -8,8 +8,13 @@ import java.nio.ByteBuffer;
  * The keys and values of one (layer, KV head) for the tokens of one block, in one codec. The
  * attention kernels read it in place: {@link #scores} and {@link #accumulate} dequantize inside the
  * loop, never materialising a float copy of a quantized block.
+ *
+ * <p>Public for the CPU backend ({@code backend.cpu}), which keeps its paged KV pool as slabs so that
+ * its compression and attention are these, not a copy: {@link F32Slab#open} is a backend's writable
+ * float32 block, {@link #seal} compresses it, {@link #write}/{@link #readSealed} are the bytes of one slab
+ * in a block (docs/kv-cache.md, "Block layout").
  */
-abstract class HeadSlab {
+public abstract class HeadSlab {
 
     final int headDim;
 
@@ -18,13 +23,13 @@ abstract class HeadSlab {
     }
 
     /** Tokens held. */
-    abstract int tokens();
+    public abstract int tokens();
 
     /**
      * {@code att[base + t] = (q . k_t) * scale} for block-relative tokens {@code from <= t < to}.
      * {@code scratch} holds at least {@code max(headDim, 64)} floats.
      */
-    abstract void scores(float[] q, int qOff, int from, int to, float scale, float[] att, int base, float[] scratch);
+    public abstract void scores(float[] q, int qOff, int from, int to, float scale, float[] att, int base, float[] scratch);
 
     /**
      * {@code acc[((base + t) % lanes) * headDim + i] = fma(v_t[i], p[base + t], ...)} for
@@ -32,19 +37,25 @@ abstract class HeadSlab {
      * {@code (base + t) % lanes}, as ggml's vector dot products place it (lane-major, so each
      * position updates one contiguous row).
      */
-    abstract void accumulate(float[] p, int base, int from, int to, float[] acc, int lanes);
+    public abstract void accumulate(float[] p, int base, int from, int to, float[] acc, int lanes);
 
     /** Writes the dequantized keys and values of all tokens, {@code [t][headDim]}, at the given offsets. */
     abstract void dequantize(float[] k, int kOff, float[] v, int vOff);
 
     /** Serialized bytes ({@link #write}). */
-    abstract long bytes();
+    public abstract long bytes();
 
-    abstract void write(ByteBuffer out);
+    /** Appends the slab's K section, then its V section, in its codec's layout (little-endian buffer). */
+    public abstract void write(ByteBuffer out);
 
     /** Bytes of K+V of one head for {@code tokens} tokens in {@code codec} (tail blocks use F32). */
     static long bytes(KvCodec codec, int tokens, int headDim) {
         return 2 * codec.sectionBytes(tokens, headDim);
+    }
+
+    /** Reads a sealed slab of {@code tokens} tokens written by {@link #write} (little-endian buffer). */
+    public static HeadSlab readSealed(ByteBuffer in, KvCodec codec, int tokens, int headDim) {
+        return read(in, codec, tokens, headDim, tokens);
     }
 
     static HeadSlab read(ByteBuffer in, KvCodec codec, int tokens, int headDim, int capacity) {
@@ -58,8 +69,8 @@ abstract class HeadSlab {
         }
     }
 
-    /** Compresses a full float slab with {@code codec}. */
-    static HeadSlab seal(F32Slab s, KvCodec codec) {
+    /** Compresses a full float slab with {@code codec} (deterministic: the same floats give the same bytes). */
+    public static HeadSlab seal(F32Slab s, KvCodec codec) {
         switch (codec.kind()) {
             case F32:
                 return s.trimmedCopy();
@@ -73,7 +84,7 @@ abstract class HeadSlab {
     // ---------------------------------------------------------------------------------------------
 
     /** Plain float32; also the writable tail of the cache (capacity B, {@code tokens} filled). */
-    static final class F32Slab extends HeadSlab {
+    public static final class F32Slab extends HeadSlab {
         final float[] k;
         final float[] v;
         int tokens;
@@ -82,6 +93,16 @@ abstract class HeadSlab {
             super(headDim);
             k = new float[capacity * headDim];
             v = new float[capacity * headDim];
+        }
+
+        /**
+         * A writable slab of {@code blockTokens} positions that counts all of them as filled (a
+         * backend's open block: positions are written in any order and read by explicit ranges).
+         */
+        public static F32Slab open(int headDim, int blockTokens) {
+            F32Slab s = new F32Slab(headDim, blockTokens);
+            s.tokens = blockTokens;
+            return s;
         }
 
         F32Slab trimmedCopy() {
@@ -100,26 +121,27 @@ abstract class HeadSlab {
             return c;
         }
 
-        void put(int t, float[] key, int kOff, float[] value, int vOff) {
+        /** Stores token {@code t}'s key and value ({@code headDim} floats each). */
+        public void put(int t, float[] key, int kOff, float[] value, int vOff) {
             System.arraycopy(key, kOff, k, t * headDim, headDim);
             System.arraycopy(value, vOff, v, t * headDim, headDim);
             tokens = Math.max(tokens, t + 1);
         }
 
         @Override
-        int tokens() {
+        public int tokens() {
             return tokens;
         }
 
         @Override
-        void scores(float[] q, int qOff, int from, int to, float scale, float[] att, int base, float[] scratch) {
+        public void scores(float[] q, int qOff, int from, int to, float scale, float[] att, int base, float[] scratch) {
             for (int t = from; t < to; t++) {
                 att[base + t] = CpuMath.dotF32(k, t * headDim, q, qOff, headDim, scratch) * scale;
             }
         }
 
         @Override
-        void accumulate(float[] p, int base, int from, int to, float[] acc, int lanes) {
+        public void accumulate(float[] p, int base, int from, int to, float[] acc, int lanes) {
             for (int t = from; t < to; t++) {
                 float a = p[base + t];
                 int off = t * headDim;
@@ -137,18 +159,28 @@ abstract class HeadSlab {
         }
 
         @Override
-        long bytes() {
+        public long bytes() {
             return 8L * tokens * headDim;
         }
 
         @Override
-        void write(ByteBuffer out) {
+        public void write(ByteBuffer out) {
             int n = tokens * headDim;
             for (int i = 0; i < n; i++) {
                 out.putFloat(k[i]);
             }
             for (int i = 0; i < n; i++) {
                 out.putFloat(v[i]);
+            }
+        }
+
+        /** Writes K then V for all {@code capacity} positions (unfilled ones as written, zero when never written). */
+        void writeCapacity(ByteBuffer out) {
+            for (float x : k) {
+                out.putFloat(x);
+            }
+            for (float x : v) {
+                out.putFloat(x);
             }
         }
 
@@ -191,12 +223,12 @@ abstract class HeadSlab {
         }
 
         @Override
-        int tokens() {
+        public int tokens() {
             return tokens;
         }
 
         @Override
-        void scores(float[] q, int qOff, int from, int to, float scale, float[] att, int base, float[] scratch) {
+        public void scores(float[] q, int qOff, int from, int to, float scale, float[] att, int base, float[] scratch) {
             for (int t = from; t < to; t++) {
                 float score = 0;
                 int off = t * headDim;
@@ -208,7 +240,7 @@ abstract class HeadSlab {
         }
 
         @Override
-        void accumulate(float[] p, int base, int from, int to, float[] acc, int lanes) {
+        public void accumulate(float[] p, int base, int from, int to, float[] acc, int lanes) {
             for (int t = from; t < to; t++) {
                 float a = p[base + t];
                 int off = t * headDim;
@@ -228,12 +260,12 @@ abstract class HeadSlab {
         }
 
         @Override
-        long bytes() {
+        public long bytes() {
             return 4L * tokens * headDim;
         }
 
         @Override
-        void write(ByteBuffer out) {
+        public void write(ByteBuffer out) {
             for (short s : k) {
                 out.putShort(s);
             }
@@ -382,12 +414,12 @@ abstract class HeadSlab {
         }
 
         @Override
-        int tokens() {
+        public int tokens() {
             return tokens;
         }
 
         @Override
-        void scores(float[] q, int qOff, int from, int to, float scale, float[] att, int base, float[] qs) {
+        public void scores(float[] q, int qOff, int from, int to, float scale, float[] att, int base, float[] qs) {
             int hd = headDim;
             int t = from;
             while (t < to) {
@@ -420,7 +452,7 @@ abstract class HeadSlab {
         }
 
         @Override
-        void accumulate(float[] p, int base, int from, int to, float[] acc, int lanes) {
+        public void accumulate(float[] p, int base, int from, int to, float[] acc, int lanes) {
             int hd = headDim;
             int gpt = hd / group;
             for (int t = from; t < to; t++) {
@@ -456,12 +488,12 @@ abstract class HeadSlab {
         }
 
         @Override
-        long bytes() {
+        public long bytes() {
             return 4L * (kScale.length + vScale.length) + kCodes.length + vCodes.length;
         }
 
         @Override
-        void write(ByteBuffer out) {
+        public void write(ByteBuffer out) {
             for (short s : kScale) {
                 out.putShort(s);
             }

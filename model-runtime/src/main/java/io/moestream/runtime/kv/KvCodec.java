@@ -20,26 +20,24 @@ import java.util.Locale;
  * {@code |x - x'| <= (scale / 2) * (1 + 2^-9)} with {@code scale ~= (max - min + ulp16(min)) / (2^bits - 1)},
  * i.e. about 0.2 % of the group's range for int8 and 3.3 % for int4.
  *
- * <p>Immutable. The name of the matching backend codec ({@code io.moestream.runtime.backend.KvCodec})
- * is {@link #backendName()}.
+ * <p>Immutable. The compute backends ({@code io.moestream.runtime.backend}) store their sealed KV
+ * blocks with these codecs too, in the same byte layout.
  */
 public final class KvCodec {
 
     /** Element storage kinds; {@link #id} is the byte written in the state formats (never reorder). */
     public enum Kind {
-        F32(0, 32, "F32"),
-        F16(1, 16, "F16"),
-        INT8(2, 8, "Q8_KIVI"),
-        INT4(3, 4, "Q4_KIVI");
+        F32(0, 32),
+        F16(1, 16),
+        INT8(2, 8),
+        INT4(3, 4);
 
         final int id;
         final int bits;
-        final String backendName;
 
-        Kind(int id, int bits, String backendName) {
+        Kind(int id, int bits) {
             this.id = id;
             this.bits = bits;
-            this.backendName = backendName;
         }
 
         static Kind ofId(int id) {
@@ -142,13 +140,8 @@ public final class KvCodec {
         return (1 << kind.bits) - 1;
     }
 
-    /** The name of the same storage in {@code io.moestream.runtime.backend.KvCodec}. */
-    public String backendName() {
-        return kind.backendName;
-    }
-
     /** Checks that this codec can store blocks of {@code blockTokens} tokens of heads {@code headDim} wide. */
-    void checkFits(int blockTokens, int headDim) {
+    public void checkFits(int blockTokens, int headDim) {
         if (!quantized()) {
             return;
         }
@@ -162,7 +155,7 @@ public final class KvCodec {
     }
 
     /** Bytes of one head's keys (or values) for {@code tokens} tokens in a full (sealed) block. */
-    long sectionBytes(int tokens, int headDim) {
+    public long sectionBytes(int tokens, int headDim) {
         long n = (long) tokens * headDim;
         switch (kind) {
             case F32:

@@ -181,6 +181,69 @@ public final class KvStateFormat {
         }
     }
 
+    // ---- backend block format (io.moestream.runtime.backend.KvLayout) ---------------------------
+
+    /**
+     * Bytes of a block in the backends' format: per (layer, KV head) in order, the K section then the
+     * V section ({@link HeadSlab#write}). A sealed block is exactly the data part of its
+     * {@link #encodeBlock} record (all heads present); an open block is float32 with room for every
+     * position of the block ({@code capacity} = B), unwritten positions zero.
+     */
+    static long backendBlockBytes(KvCodec codec, KvShape s, int tokens) {
+        return s.headCount() * HeadSlab.bytes(codec, tokens, s.headDim());
+    }
+
+    /** A sealed block with every head present, in the backend format. */
+    static byte[] backendSealed(KvBlock blk, KvShape s) {
+        ByteBuffer b = ByteBuffer.allocate(Math.toIntExact(backendBlockBytes(blk.codec, s, blk.blockTokens)))
+                .order(ByteOrder.LITTLE_ENDIAN);
+        for (HeadSlab slab : blk.slabs) {
+            slab.write(b);
+        }
+        return b.array();
+    }
+
+    /** A tail block as a backend open block: float32, {@code B} positions per slab. */
+    static byte[] backendOpen(KvBlock blk, KvShape s) {
+        ByteBuffer b = ByteBuffer.allocate(Math.toIntExact(backendBlockBytes(KvCodec.F32, s, blk.blockTokens)))
+                .order(ByteOrder.LITTLE_ENDIAN);
+        for (HeadSlab slab : blk.slabs) {
+            ((HeadSlab.F32Slab) slab).writeCapacity(b);
+        }
+        return b.array();
+    }
+
+    /** Reads a backend sealed block as block {@code index} of a cache. */
+    static KvBlock fromBackendSealed(byte[] bytes, KvShape s, KvCodec codec, int blockTokens, int index) {
+        checkBackendSize(bytes, backendBlockBytes(codec, s, blockTokens), "sealed", index);
+        ByteBuffer b = ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN);
+        HeadSlab[] slabs = new HeadSlab[s.headCount()];
+        for (int i = 0; i < slabs.length; i++) {
+            slabs[i] = HeadSlab.read(b, codec, blockTokens, s.headDim(), blockTokens);
+        }
+        return new KvBlock(index, blockTokens, codec, slabs, true);
+    }
+
+    /** Reads the first {@code tokens} positions of a backend open block as the tail block {@code index}. */
+    static KvBlock fromBackendOpen(byte[] bytes, KvShape s, int blockTokens, int index, int tokens) {
+        checkBackendSize(bytes, backendBlockBytes(KvCodec.F32, s, blockTokens), "open", index);
+        ByteBuffer b = ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN);
+        HeadSlab[] slabs = new HeadSlab[s.headCount()];
+        for (int i = 0; i < slabs.length; i++) {
+            HeadSlab.F32Slab f = HeadSlab.F32Slab.read(b, blockTokens, s.headDim(), blockTokens);
+            f.tokens = tokens;
+            slabs[i] = f;
+        }
+        return new KvBlock(index, blockTokens, KvCodec.F32, slabs, false);
+    }
+
+    private static void checkBackendSize(byte[] bytes, long expected, String kind, int index) {
+        if (bytes == null || bytes.length != expected) {
+            throw new KvStateException("backend " + kind + " KV block " + index + " has " + (bytes == null ? "no" : bytes.length)
+                    + " bytes, the layout needs " + expected);
+        }
+    }
+
     private static void putCrc(ByteBuffer b) {
         CRC32 crc = new CRC32();
         crc.update(b.array(), 0, b.position());

@@ -282,6 +282,80 @@ public final class PagedKvCache {
     }
 
     // ---------------------------------------------------------------------------------------------
+    // blocks of a compute backend (io.moestream.runtime.backend.KvLayout): same codecs, same bytes
+
+    /**
+     * Sealed block {@code i} in the backend block format: the K and V sections of every (layer, KV
+     * head) in order, i.e. {@link #encodeBlock}'s data without header, presence bits and CRC.
+     *
+     * @throws IllegalStateException when the block is not sealed or lost heads to pruning
+     */
+    public byte[] backendBlock(int i) {
+        if (i < 0 || i >= length / blockTokens) {
+            throw new IndexOutOfBoundsException("block " + i + " is not sealed (" + length / blockTokens + " sealed blocks)");
+        }
+        KvBlock b = blocks.get(i);
+        for (HeadSlab slab : b.slabs) {
+            if (slab == null) {
+                throw new IllegalStateException("block " + i + " lost streaming heads to pruning; backends hold whole blocks");
+            }
+        }
+        return KvStateFormat.backendSealed(b, shape);
+    }
+
+    /**
+     * The partially filled last block as a backend open block (float32, {@code B} positions per slab,
+     * unfilled ones zero), or null when the length is a multiple of {@code B}.
+     */
+    public byte[] backendTail() {
+        if (length % blockTokens == 0) {
+            return null;
+        }
+        return KvStateFormat.backendOpen(blocks.get(length / blockTokens), shape);
+    }
+
+    /**
+     * Appends positions {@code length()..newLength-1} that a backend computed: each block that is full
+     * at {@code newLength} and not sealed here yet comes from {@code sealed.apply(i)} (backend block
+     * format, this cache's codec), and when {@code newLength} is not a multiple of {@code B} the new
+     * tail comes from the first positions of {@code tail} (backend open block). The blocks from the old
+     * tail on become dirty, as if the positions had been written here.
+     *
+     * @throws IllegalStateException when positions are written but not committed, or heads stream
+     * @throws KvStateException      when a block has the wrong size
+     */
+    public void appendBackendBlocks(int newLength, IntFunction<byte[]> sealed, byte[] tail) {
+        if (newLength < length) {
+            throw new IllegalArgumentException("cannot shrink the cache from " + length + " to " + newLength);
+        }
+        if (blocks.size() != (length + blockTokens - 1) / blockTokens) {
+            throw new IllegalStateException("the cache has written but uncommitted positions");
+        }
+        if (policy.anyStreaming()) {
+            throw new IllegalStateException("a cache with streaming heads (" + policy + ") cannot take backend blocks");
+        }
+        int first = length / blockTokens;
+        int full = newLength / blockTokens;
+        for (int i = first; i < full; i++) {
+            KvBlock b = KvStateFormat.fromBackendSealed(sealed.apply(i), shape, codec, blockTokens, i);
+            set(i, b);
+        }
+        if (newLength % blockTokens != 0 && newLength > length) {
+            set(full, KvStateFormat.fromBackendOpen(tail, shape, blockTokens, full, newLength % blockTokens));
+        }
+        length = newLength;
+    }
+
+    private void set(int i, KvBlock b) {
+        if (i < blocks.size()) {
+            blocks.set(i, b);
+        } else {
+            blocks.add(b);
+        }
+        dirty.set(i);
+    }
+
+    // ---------------------------------------------------------------------------------------------
     // sizes and inspection
 
     /** Serialized bytes of the committed state: metadata plus every block (headers and checksums included). */

@@ -251,6 +251,22 @@ public final class KvCache {
         return new KvCache(p, ids);
     }
 
+    /**
+     * Appends {@code newTokens} whose keys and values a compute backend computed and holds in its
+     * paged pool (the GPU runner writes them back before the operator stores the context): the
+     * blocks they fill, in the backend block format, and the new partial tail block
+     * ({@link PagedKvCache#appendBackendBlocks}).
+     */
+    public void appendFromBackend(int[] newTokens, IntFunction<byte[]> sealedBlocks, byte[] tail) {
+        paged.appendBackendBlocks(length + newTokens.length, sealedBlocks, tail);
+        int n = length + newTokens.length;
+        if (n > tokens.length) {
+            tokens = Arrays.copyOf(tokens, Math.max(n, tokens.length * 2));
+        }
+        System.arraycopy(newTokens, 0, tokens, length, newTokens.length);
+        length = n;
+    }
+
     /** Records that positions {@code length()..} now hold {@code newTokens}' keys and values (all layers written). */
     void commit(int[] newTokens) {
         int n = length + newTokens.length;

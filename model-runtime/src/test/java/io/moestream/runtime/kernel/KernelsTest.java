@@ -37,7 +37,7 @@ class KernelsTest {
         Kernels scalar = Kernels.scalar();
         int rows = 7;
         ByteBuffer w = randomRows(type, rows, cols, r);
-        Activation[] xs = new Activation[15]; // 8 + 4 + 2 + 1: every batched group size;
+        Activation[] xs = new Activation[7]; // batched groups (2 for Q8_0, 4 for Q4_0) and remainders
         for (int k = 0; k < xs.length; k++) {
             xs[k] = new Activation().prepare(gaussian(cols, r, k == 0 ? 1e-3f : 1f), 0, cols, type, order);
         }

@@ -16,7 +16,6 @@ class KvCodecTest {
         assertThat(KvCodec.parse("int8")).isEqualTo(KvCodec.INT8);
         assertThat(KvCodec.parse("int4/16")).isEqualTo(KvCodec.int4(16));
         assertThat(KvCodec.int4(16).toString()).isEqualTo("int4/16");
-        assertThat(KvCodec.INT8.backendName()).isEqualTo("Q8_KIVI");
         assertThatThrownBy(() -> KvCodec.parse("int3")).hasMessageContaining("unknown KV codec");
         assertThatThrownBy(() -> KvCodec.int8(0)).hasMessageContaining("group size");
     }

@@ -130,4 +130,29 @@ class PagedKvCacheTest {
         assertThat(d.cache(KvCodec.INT8, 32).dataBytes()).isEqualTo(fp16 * 1125 / 2000);
         assertThat(d.cache(KvCodec.INT4, 32).dataBytes()).isEqualTo(fp16 * 625 / 2000);
     }
+
+    @Test
+    void backendBlocksAreTheStateBlocksDataAndAppendBackIdentically() {
+        for (KvCodec codec : new KvCodec[] {KvCodec.F32, KvCodec.F16, KvCodec.int8(8), KvCodec.int4(8)}) {
+            KvTestData d = new KvTestData(SHAPE, 45, 9);
+            PagedKvCache source = d.cache(codec, 16);
+            // the backend's sealed block is the state record's data: header (23 B + presence bits) and CRC left out
+            byte[] record = source.encodeBlock(1);
+            byte[] data = source.backendBlock(1);
+            assertThat(java.util.Arrays.copyOfRange(record, 23 + 1, record.length - 4)).as(codec.toString()).isEqualTo(data);
+            assertThat(source.backendTail()).hasSize(4 * 2 * 2 * 2 * 16 * 16);
+
+            // a cache at 10 positions takes positions 10..44 as a backend computed them
+            PagedKvCache target = new PagedKvCache(SHAPE, codec, 16);
+            d.fill(target, 0, 10);
+            target.markClean();
+            target.appendBackendBlocks(45, source::backendBlock, source.backendTail());
+            assertThat(target.length()).isEqualTo(45);
+            assertThat(target.dirtyBlocks()).containsExactly(0, 1, 2);
+            for (int i = 0; i < 3; i++) {
+                assertThat(target.encodeBlock(i)).as("%s block %d", codec, i).isEqualTo(source.encodeBlock(i));
+            }
+            assertThat(new PagedKvCache(SHAPE, codec, 16).backendTail()).isNull();
+        }
+    }
 }

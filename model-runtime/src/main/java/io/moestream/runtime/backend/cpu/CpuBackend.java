@@ -1,9 +1,7 @@
 package io.moestream.runtime.backend.cpu;
 
-import io.moestream.runtime.backend.ActivationQuantizer;
 import io.moestream.runtime.backend.AttentionBatch;
 import io.moestream.runtime.backend.Backend;
-import io.moestream.runtime.backend.KvCodec;
 import io.moestream.runtime.backend.KvLayout;
 import io.moestream.runtime.backend.KvPool;
 import io.moestream.runtime.backend.Op;
@@ -11,14 +9,19 @@ import io.moestream.runtime.backend.RopeSpec;
 import io.moestream.runtime.backend.RouterSpec;
 import io.moestream.runtime.backend.Tensor;
 import io.moestream.runtime.backend.WeightHandle;
-import io.moestream.runtime.gguf.Float16;
 import io.moestream.runtime.gguf.GgmlType;
 import io.moestream.runtime.gguf.GgufTensor;
+import io.moestream.runtime.kernel.DotOrder;
+import io.moestream.runtime.kv.CompressedAttention;
+import io.moestream.runtime.kv.HeadSlab;
+import io.moestream.runtime.kv.KvCodec;
 import io.moestream.runtime.model.ModelConfig;
 
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.util.Arrays;
+import java.util.HashMap;
+import java.util.Map;
 import java.util.stream.IntStream;
 
 /**
@@ -43,7 +46,7 @@ public final class CpuBackend implements Backend {
 
     @Override
     public boolean supports(KvCodec codec) {
-        return codec.plain();
+        return true;
     }
 
     // ---- memory ------------------------------------------------------------------------------
@@ -87,21 +90,20 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
-    public KvPool allocateKv(KvLayout layout, int blocks) {
-        return new CpuKvPool(layout, blocks);
+    public KvPool allocateKv(KvLayout layout, int blocks, int openBlocks) {
+        return new CpuKvPool(layout, blocks, openBlocks);
     }
 
     @Override
     public void writeKvBlock(KvPool pool, int block, byte[] bytes) {
         CpuKvPool p = pool(pool);
         KvLayout l = p.layout;
-        if (bytes.length != l.blockBytes()) {
-            throw new IllegalArgumentException("KV block has " + bytes.length + " bytes, the layout needs " + l.blockBytes());
-        }
+        checkSize(bytes, l.blockBytes(), "sealed");
         ByteBuffer b = ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN);
-        int base = Math.toIntExact(block * l.blockElements());
-        for (int e = 0; e < l.blockElements(); e++) {
-            p.data[base + e] = l.codec() == KvCodec.F32 ? b.getFloat() : Float16.toFloat(b.getShort());
+        for (int layer = 0; layer < l.layers(); layer++) {
+            for (int h = 0; h < l.kvHeads(); h++) {
+                p.setSealed(block, layer, h, HeadSlab.readSealed(b, l.codec(), l.blockTokens(), l.headDim()));
+            }
         }
     }
 
@@ -110,15 +112,54 @@ public final class CpuBackend implements Backend {
         CpuKvPool p = pool(pool);
         KvLayout l = p.layout;
         ByteBuffer b = ByteBuffer.allocate(Math.toIntExact(l.blockBytes())).order(ByteOrder.LITTLE_ENDIAN);
-        int base = Math.toIntExact(block * l.blockElements());
-        for (int e = 0; e < l.blockElements(); e++) {
-            if (l.codec() == KvCodec.F32) {
-                b.putFloat(p.data[base + e]);
-            } else {
-                b.putShort(Float16.fromFloat(p.data[base + e]));
+        for (int layer = 0; layer < l.layers(); layer++) {
+            for (int h = 0; h < l.kvHeads(); h++) {
+                p.sealed(block, layer, h).write(b);
             }
         }
         return b.array();
+    }
+
+    @Override
+    public void writeOpenKvBlock(KvPool pool, int openBlock, byte[] bytes) {
+        CpuKvPool p = pool(pool);
+        KvLayout l = p.layout;
+        checkSize(bytes, l.openBlockBytes(), "open");
+        ByteBuffer b = ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN);
+        int n = l.blockTokens() * l.headDim();
+        float[] k = new float[n];
+        float[] v = new float[n];
+        for (int layer = 0; layer < l.layers(); layer++) {
+            for (int h = 0; h < l.kvHeads(); h++) {
+                b.asFloatBuffer().get(k);
+                b.position(b.position() + 4 * n);
+                b.asFloatBuffer().get(v);
+                b.position(b.position() + 4 * n);
+                HeadSlab.F32Slab s = p.open(openBlock, layer, h);
+                for (int t = 0; t < l.blockTokens(); t++) {
+                    s.put(t, k, t * l.headDim(), v, t * l.headDim());
+                }
+            }
+        }
+    }
+
+    @Override
+    public byte[] readOpenKvBlock(KvPool pool, int openBlock) {
+        CpuKvPool p = pool(pool);
+        KvLayout l = p.layout;
+        ByteBuffer b = ByteBuffer.allocate(Math.toIntExact(l.openBlockBytes())).order(ByteOrder.LITTLE_ENDIAN);
+        for (int layer = 0; layer < l.layers(); layer++) {
+            for (int h = 0; h < l.kvHeads(); h++) {
+                p.open(openBlock, layer, h).write(b); // an open slab counts all B positions
+            }
+        }
+        return b.array();
+    }
+
+    private static void checkSize(byte[] bytes, long expected, String kind) {
+        if (bytes.length != expected) {
+            throw new IllegalArgumentException(kind + " KV block has " + bytes.length + " bytes, the layout needs " + expected);
+        }
     }
 
     // ---- ops ---------------------------------------------------------------------------------
@@ -231,20 +272,37 @@ public final class CpuBackend implements Backend {
         CpuTensor kt = f32(k);
         CpuTensor vt = f32(v);
         CpuTensor s = i32(slots);
-        boolean f16 = l.codec() == KvCodec.F16;
+        int bt = l.blockTokens();
+        int hd = l.headDim();
         for (int r = 0; r < s.rows; r++) {
             int slot = s.i[r];
-            int kBase = Math.toIntExact(l.elementIndex(slot, layer, 0, 0));
-            int vBase = Math.toIntExact(l.elementIndex(slot, layer, 1, 0));
-            for (int d = 0; d < l.kvDim(); d++) {
-                float kv = kt.f[r * kt.cols + d];
-                float vv = vt.f[r * vt.cols + d];
-                p.data[kBase + d] = f16 ? ActivationQuantizer.roundF16(kv) : kv;
-                p.data[vBase + d] = f16 ? ActivationQuantizer.roundF16(vv) : vv;
+            for (int h = 0; h < l.kvHeads(); h++) {
+                p.open(slot / bt, layer, h).put(slot % bt, kt.f, r * kt.cols + h * hd, vt.f, r * vt.cols + h * hd);
             }
         }
     }
 
+    @Override
+    public void kvSeal(KvPool pool, int layer, Tensor seals) {
+        CpuKvPool p = pool(pool);
+        KvLayout l = p.layout;
+        CpuTensor s = i32(seals);
+        for (int r = 0; r < s.rows; r++) {
+            int open = s.i[r * 2];
+            int sealed = s.i[r * 2 + 1];
+            for (int h = 0; h < l.kvHeads(); h++) {
+                p.setSealed(sealed, layer, h, HeadSlab.seal(p.open(open, layer, h), l.codec()));
+            }
+        }
+    }
+
+    /**
+     * The CPU engine's attention ({@code CompressedAttention}, all heads retrieval) over the pool's
+     * slabs, in the same order: scores block by block, max, llama.cpp's softmax
+     * ({@link CompressedAttention#softmax}), then the value sums block by block in lanes, 16 for a
+     * row whose sequence has more rows in the batch (a prefill chunk), 64 for a lone row. With the
+     * same q, k and v and the same chunks it gives the engine's bits.
+     */
     @Override
     public void attention(Tensor qT, KvPool pool, int layer, AttentionBatch batch, Tensor out) {
         CpuKvPool p = pool(pool);
@@ -254,47 +312,49 @@ public final class CpuBackend implements Backend {
         CpuTensor rowSeq = i32(batch.rowSeq());
         CpuTensor rowLen = i32(batch.rowLen());
         CpuTensor tables = i32(batch.blockTables());
+        CpuTensor rowOpen = i32(batch.rowOpen());
         int headDim = l.headDim();
         int heads = q.cols / headDim;
         int group = heads / l.kvHeads();
         int bt = l.blockTokens();
-        float scale = (float) (1.0 / Math.sqrt(headDim));
-        float[] att = new float[Math.max(1, batch.maxLen())];
-        int[] kBase = new int[att.length];
+        float scale = 1f / (float) Math.sqrt(headDim);
+        float[] att = new float[(Math.max(1, batch.maxLen()) + 15) & ~15];
+        float[] scratch = new float[Math.max(headDim, 64)];
+        float[] acc = new float[64 * headDim];
+        Map<Integer, Integer> rowsPerSequence = new HashMap<>();
         for (int r = 0; r < q.rows; r++) {
+            rowsPerSequence.merge(rowSeq.i[r], 1, Integer::sum);
+        }
+        for (int r = 0; r < q.rows; r++) {
+            int lanes = CompressedAttention.lanes(rowsPerSequence.get(rowSeq.i[r]) > 1 ? DotOrder.TINYBLAS : DotOrder.VEC_DOT);
             int len = rowLen.i[r];
+            int cur = (len - 1) / bt;
             int table = rowSeq.i[r] * tables.cols;
-            for (int t = 0; t < len; t++) {
-                int slot = tables.i[table + t / bt] * bt + t % bt;
-                kBase[t] = Math.toIntExact(l.elementIndex(slot, layer, 0, 0));
-            }
-            int vShift = bt * l.kvDim(); // V rows follow the K rows of the same layer in a block
+            HeadSlab[] slabs = new HeadSlab[cur + 1];
             for (int h = 0; h < heads; h++) {
+                int kvh = h / group;
+                for (int bi = 0; bi < cur; bi++) {
+                    slabs[bi] = p.sealed(tables.i[table + bi], layer, kvh);
+                }
+                slabs[cur] = p.open(rowOpen.i[r], layer, kvh);
                 int qOff = r * q.cols + h * headDim;
-                int kvOff = (h / group) * headDim;
                 float max = Float.NEGATIVE_INFINITY;
-                for (int t = 0; t < len; t++) {
-                    float score = 0;
-                    for (int i = 0; i < headDim; i++) {
-                        score += q.f[qOff + i] * p.data[kBase[t] + kvOff + i];
-                    }
-                    att[t] = score * scale;
-                    max = Math.max(max, att[t]);
-                }
-                float sum = 0;
-                for (int t = 0; t < len; t++) {
-                    att[t] = (float) Math.exp(att[t] - max);
-                    sum += att[t];
-                }
-                int oOff = r * o.cols + h * headDim;
-                Arrays.fill(o.f, oOff, oOff + headDim, 0f);
-                for (int t = 0; t < len; t++) {
-                    float a = att[t] / sum;
-                    int vOff = kBase[t] + vShift + kvOff;
-                    for (int i = 0; i < headDim; i++) {
-                        o.f[oOff + i] += a * p.data[vOff + i];
+                for (int bi = 0; bi <= cur; bi++) {
+                    int first = bi * bt;
+                    int end = Math.min(len, first + bt);
+                    slabs[bi].scores(q.f, qOff, 0, end - first, scale, att, first, scratch);
+                    for (int t = first; t < end; t++) {
+                        max = Math.max(max, att[t]);
                     }
                 }
+                CompressedAttention.softmax(att, len, len, len, max);
+                Arrays.fill(acc, 0, lanes * headDim, 0f);
+                for (int bi = 0; bi <= cur; bi++) {
+                    int first = bi * bt;
+                    int end = Math.min(len, first + bt);
+                    slabs[bi].accumulate(att, first, 0, end - first, acc, lanes);
+                }
+                CompressedAttention.reduceLanes(acc, lanes, headDim, o.f, r * o.cols + h * headDim);
             }
         }
     }
@@ -316,6 +376,33 @@ public final class CpuBackend implements Backend {
         CpuTensor b = f32(d);
         for (int i = 0; i < a.rows * a.cols; i++) {
             a.f[i] += b.f[i];
+        }
+    }
+
+    @Override
+    public void addBias(Tensor x, WeightHandle bias) {
+        CpuTensor a = f32(x);
+        float[] b = vector(bias);
+        if (b.length != a.cols) {
+            throw new IllegalArgumentException("bias of " + b.length + " values for rows of " + a.cols);
+        }
+        for (int r = 0; r < a.rows; r++) {
+            for (int i = 0; i < a.cols; i++) {
+                a.f[r * a.cols + i] += b[i];
+            }
+        }
+    }
+
+    @Override
+    public void addGated(Tensor acc, Tensor d, Tensor gate) {
+        CpuTensor a = f32(acc);
+        CpuTensor b = f32(d);
+        CpuTensor g = f32(gate);
+        for (int r = 0; r < a.rows; r++) {
+            float s = (float) (1.0 / (1.0 + Math.exp(-g.f[r * g.cols])));
+            for (int i = 0; i < a.cols; i++) {
+                a.f[r * a.cols + i] += s * b.f[r * b.cols + i];
+            }
         }
     }
 

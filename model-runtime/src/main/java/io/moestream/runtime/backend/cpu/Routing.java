@@ -19,7 +19,7 @@ final class Routing {
             case SOFTMAX -> softmax(p, e);
             case SIGMOID -> {
                 for (int i = 0; i < e; i++) {
-                    p[i] = 1f / (1f + (float) Math.exp(-p[i]));
+                    p[i] = (float) (1.0 / (1.0 + Math.exp(-p[i]))); // as the engine's Router
                 }
             }
             case SOFTMAX_AFTER_TOPK -> { }
