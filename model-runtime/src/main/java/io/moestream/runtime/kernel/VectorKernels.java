@@ -20,8 +20,8 @@ import jdk.incubator.vector.VectorSpecies;
 /**
  * Vector API kernels (512-bit shapes; only loaded when {@code jdk.incubator.vector} is present and
  * the preferred vector size is 512 bits). Rows are read straight from the mapped buffer with
- * {@code fromByteBuffer} (Java 17-19; on newer JVMs the self-test in {@link Kernels} fails and the
- * scalar kernels are used).
+ * {@code fromByteBuffer} on Java 17-19; on Java 20+, which removed it, from a heap copy of each row
+ * (see the row loads).
  *
  * <p>Quantized blocks: the 32 weights are widened to 16-bit lanes and multiplied with the 16-bit
  * activation quants (each product fits 16 bits), then summed exactly in integer lanes; the float
@@ -39,7 +39,12 @@ final class VectorKernels extends Kernels {
     private static final VectorSpecies<Short> S256 = ShortVector.SPECIES_256;
     private static final VectorSpecies<Byte> B128 = ByteVector.SPECIES_128;
     private static final VectorSpecies<Byte> B256 = ByteVector.SPECIES_256;
+    private static final VectorSpecies<Byte> B512 = ByteVector.SPECIES_512;
     private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
+    private static final ThreadLocal<ByteBuffer> ROW = ThreadLocal.withInitial(() -> ByteBuffer.allocate(0).order(LE));
+
+    /** Whether this JVM's Vector API lacks {@code fromByteBuffer} (Java 20+): rows are then read from heap copies. */
+    static final boolean COPY_ROWS = !hasFromByteBuffer();
 
     /** Q4_0 in 16 float lanes instead of llama.cpp's per-block fma chain: about 1.5x faster, not bit-exact. */
     private final boolean fastQ4;
@@ -83,6 +88,15 @@ final class VectorKernels extends Kernels {
                 Activation.class, Activation.class, Activation.class, Activation.class, float[][].class, int.class, int.class));
     }
 
+    private static boolean hasFromByteBuffer() {
+        try {
+            ByteVector.class.getMethod("fromByteBuffer", VectorSpecies.class, ByteBuffer.class, int.class, ByteOrder.class);
+            return true;
+        } catch (NoSuchMethodException e) {
+            return false;
+        }
+    }
+
     private static MethodHandle kernel(String name, MethodType type) {
         try {
             return MethodHandles.lookup().findStatic(VectorKernels.class, name, type);
@@ -103,11 +117,15 @@ final class VectorKernels extends Kernels {
 
     @Override
     public String name() {
-        return fastQ4 ? "vector-512-fast-q4" : "vector-512";
+        return (fastQ4 ? "vector-512-fast-q4" : "vector-512") + (COPY_ROWS ? "-row-copies" : "");
     }
 
     @Override
     public float dot(GgmlType type, ByteBuffer w, int off, int cols, Activation x) {
+        if (COPY_ROWS) {
+            w = rowCopy(w, off, (int) type.bytesFor(cols));
+            off = 0;
+        }
         try {
             switch (type) {
                 case Q8_0: return (float) q8.invokeExact(w, off, cols / 32, x.q, x.d);
@@ -124,6 +142,10 @@ final class VectorKernels extends Kernels {
 
     @Override
     public void dots(GgmlType type, ByteBuffer w, int off, int cols, Activation[] xs, int n, float[][] out, int outIndex) {
+        if (COPY_ROWS) {
+            w = rowCopy(w, off, (int) type.bytesFor(cols));
+            off = 0;
+        }
         if (type != GgmlType.Q8_0 && type != GgmlType.Q4_0) {
             super.dots(type, w, off, cols, xs, n, out, outIndex);
             return;
@@ -148,6 +170,41 @@ final class VectorKernels extends Kernels {
         }
     }
 
+
+    /*
+     * Row loads. Java 17-19 read the mapped buffer in place (fromByteBuffer). Java 20+ removed
+     * fromByteBuffer from the Vector API: there each row is first copied into a heap buffer
+     * (copyRows) and read with fromArray. Each load picks its branch by the buffer it gets; the
+     * branch that is never taken is never linked, so the missing method does not matter, and on
+     * Java 17 the JIT drops the array branch.
+     */
+    private static ByteVector bytes(VectorSpecies<Byte> species, ByteBuffer w, int off) {
+        return w.hasArray() ? ByteVector.fromArray(species, w.array(), off) : ByteVector.fromByteBuffer(species, w, off, LE);
+    }
+
+    /** 16 little-endian halves at {@code off}. */
+    private static ShortVector halves16(ByteBuffer w, int off) {
+        return w.hasArray() ? ByteVector.fromArray(B256, w.array(), off).reinterpretAsShorts()
+                : ShortVector.fromByteBuffer(S256, w, off, LE);
+    }
+
+    /** 16 little-endian floats at {@code off}. */
+    private static FloatVector floats16(ByteBuffer w, int off) {
+        return w.hasArray() ? ByteVector.fromArray(B512, w.array(), off).reinterpretAsFloats()
+                : FloatVector.fromByteBuffer(F, w, off, LE);
+    }
+
+    /** The row at {@code off} copied into this thread's heap buffer (Java 20+, see the row loads). */
+    private static ByteBuffer rowCopy(ByteBuffer w, int off, int bytes) {
+        ByteBuffer r = ROW.get();
+        if (r.capacity() < bytes) {
+            r = ByteBuffer.allocate(bytes).order(LE);
+            ROW.set(r);
+        }
+        w.get(off, r.array(), 0, bytes);
+        return r;
+    }
+
     /**
      * Sums adjacent 16-bit products into 16 int lanes: the pair viewed as one int is
      * {@code hi * 2^16 + lo} up to the low half's sign borrow, which {@code (p + (p << 16)) >> 16}
@@ -160,7 +217,7 @@ final class VectorKernels extends Kernels {
 
     /** The 32 quants of the Q4_0 block at {@code off} minus 8, as 16-bit lanes ordered lo0, hi0, lo1, hi1, ... */
     private static ShortVector q4Weights(ByteBuffer w, int off) {
-        IntVector v = (IntVector) ByteVector.fromByteBuffer(B128, w, off + 2, LE).convertShape(VectorOperators.B2I, I, 0);
+        IntVector v = (IntVector) bytes(B128, w, off + 2).convertShape(VectorOperators.B2I, I, 0);
         return v.and(0xF).or(v.lanewise(VectorOperators.LSHL, 12).and(0xF0000)).reinterpretAsShorts().sub((short) 8);
     }
 
@@ -178,7 +235,7 @@ final class VectorKernels extends Kernels {
 
     /** The 32 quants of the Q8_0 block at {@code off} widened to 16 bits. */
     private static ShortVector q8Weights(ByteBuffer w, int off) {
-        return (ShortVector) ByteVector.fromByteBuffer(B256, w, off + 2, LE).convertShape(VectorOperators.B2S, S, 0);
+        return (ShortVector) bytes(B256, w, off + 2).convertShape(VectorOperators.B2S, S, 0);
     }
 
     /** {@code vec_dot_q8_0_q8_0}'s order, bit for bit as {@link ScalarKernels}: 8 lanes of fma, then {@code hsum_float_8}. */
@@ -296,7 +353,7 @@ final class VectorKernels extends Kernels {
 
     /** 16 halves at {@code off} as floats: magnitude bits moved into a float and rescaled by 2^112 (exact, subnormals included), then the sign. */
     private static FloatVector halves(ByteBuffer w, int off) {
-        IntVector h = (IntVector) ShortVector.fromByteBuffer(S256, w, off, LE).convertShape(VectorOperators.S2I, I, 0);
+        IntVector h = (IntVector) halves16(w, off).convertShape(VectorOperators.S2I, I, 0);
         FloatVector mag = h.and(0x7FFF).lanewise(VectorOperators.LSHL, 13).reinterpretAsFloats().mul(0x1p112f);
         return mag.reinterpretAsInts().or(h.and(0x8000).lanewise(VectorOperators.LSHL, 16)).reinterpretAsFloats();
     }
@@ -343,7 +400,7 @@ final class VectorKernels extends Kernels {
         FloatVector acc = FloatVector.zero(F);
         int i = 0;
         for (; i + 15 < cols; i += 16) {
-            IntVector h = (IntVector) ShortVector.fromByteBuffer(S256, w, off + 2 * i, LE).convertShape(VectorOperators.S2I, I, 0);
+            IntVector h = (IntVector) halves16(w, off + 2 * i).convertShape(VectorOperators.S2I, I, 0);
             acc = h.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats().fma(FloatVector.fromArray(F, x, i), acc);
         }
         float sum = acc.reduceLanes(VectorOperators.ADD);
@@ -357,7 +414,7 @@ final class VectorKernels extends Kernels {
     private static float dotF32Tiled(ByteBuffer w, int off, int cols, float[] x) {
         FloatVector acc = FloatVector.zero(F);
         for (int i = 0; i < cols; i += 16) {
-            acc = FloatVector.fromByteBuffer(F, w, off + 4 * i, LE).fma(FloatVector.fromArray(F, x, i), acc);
+            acc = floats16(w, off + 4 * i).fma(FloatVector.fromArray(F, x, i), acc);
         }
         return reduce16(acc);
     }
@@ -370,10 +427,10 @@ final class VectorKernels extends Kernels {
         FloatVector a3 = FloatVector.zero(F);
         int n = cols & ~63;
         for (int i = 0; i < n; i += 64) {
-            a0 = FloatVector.fromByteBuffer(F, w, off + 4 * i, LE).fma(FloatVector.fromArray(F, x, i), a0);
-            a1 = FloatVector.fromByteBuffer(F, w, off + 4 * i + 64, LE).fma(FloatVector.fromArray(F, x, i + 16), a1);
-            a2 = FloatVector.fromByteBuffer(F, w, off + 4 * i + 128, LE).fma(FloatVector.fromArray(F, x, i + 32), a2);
-            a3 = FloatVector.fromByteBuffer(F, w, off + 4 * i + 192, LE).fma(FloatVector.fromArray(F, x, i + 48), a3);
+            a0 = floats16(w, off + 4 * i).fma(FloatVector.fromArray(F, x, i), a0);
+            a1 = floats16(w, off + 4 * i + 64).fma(FloatVector.fromArray(F, x, i + 16), a1);
+            a2 = floats16(w, off + 4 * i + 128).fma(FloatVector.fromArray(F, x, i + 32), a2);
+            a3 = floats16(w, off + 4 * i + 192).fma(FloatVector.fromArray(F, x, i + 48), a3);
         }
         float sum = n > 0 ? reduce16(a0.add(a2).add(a1.add(a3))) : 0f;
         int plain = n + ((cols - n) & ~7);
