@@ -94,9 +94,14 @@ public final class KvStateFormat {
         }
     }
 
+    /** The length of {@link #encodeBlock}'s result, without encoding. */
+    static long encodedSize(KvBlock blk, KvShape s) {
+        return 4 + 2 + 4 + 3 + 10 + (s.headCount() + 7) / 8 + blk.dataBytes() + 4;
+    }
+
     static byte[] encodeBlock(KvBlock blk, KvShape s) {
         int heads = s.headCount();
-        long size = 4 + 2 + 4 + 3 + 10 + (heads + 7) / 8 + blk.dataBytes() + 4;
+        long size = encodedSize(blk, s);
         if (size > Integer.MAX_VALUE - 16) {
             throw new IllegalStateException("KV block of " + size + " bytes is too large for one state entry");
         }

@@ -361,8 +361,12 @@ public final class PagedKvCache {
     /** Serialized bytes of the committed state: metadata plus every block (headers and checksums included). */
     public long stateBytes() {
         long n = encodeMeta().length;
-        for (int i = 0; i < meta().blockCount(); i++) {
-            n += encodeBlock(i).length;
+        int count = meta().blockCount();
+        for (int i = 0; i < count; i++) {
+            KvBlock b = blocks.get(i);
+            boolean partialTail = !b.sealed && b.tokens() > length - i * blockTokens;
+            // sizes are computed, not encoded: this runs after every stored turn, over every block
+            n += partialTail ? encodeBlock(i).length : KvStateFormat.encodedSize(b, shape);
         }
         return n;
     }

@@ -42,6 +42,22 @@ class PagedKvCacheTest {
     }
 
     @Test
+    void stateBytesAreTheEncodedMetaAndBlocks() {
+        for (KvCodec codec : new KvCodec[] {KvCodec.F32, KvCodec.F16, KvCodec.int8(16), KvCodec.int4(16)}) {
+            KvTestData d = new KvTestData(SHAPE, 60, 5);
+            PagedKvCache c = new PagedKvCache(SHAPE, codec, 16);
+            for (int n : new int[] {1, 16, 17, 40, 48, 60}) {
+                d.fill(c, c.length(), n);
+                long encoded = c.encodeMeta().length;
+                for (int b = 0; b < c.blockCount(); b++) {
+                    encoded += c.encodeBlock(b).length;
+                }
+                assertThat(c.stateBytes()).as("%s at length %d", codec, n).isEqualTo(encoded);
+            }
+        }
+    }
+
+    @Test
     void dirtyBlocksAreTheTailAndNewBlocks() {
         KvTestData d = new KvTestData(SHAPE, 100, 4);
         PagedKvCache c = new PagedKvCache(SHAPE, KvCodec.int8(16), 16);
