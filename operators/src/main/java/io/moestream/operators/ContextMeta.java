@@ -22,6 +22,8 @@ import java.util.Objects;
  *                      written before format 2, whose KV-cache is in {@link InferenceOperator#LEGACY_KV_STATE}
  * @param kvMeta        the KV-cache metadata ({@link KvCacheMeta}: model shape, codec, block size, length,
  *                      head policy; versioned, CRC-checked); null like {@code tokenIds}
+ * @param kvStateBytes  bytes of the context's KV block entries in state (format 3), so that a restore can
+ *                      count the state's size without reading every block; -1 when unknown (formats 1-2)
  */
 public record ContextMeta(
         String tenant,
@@ -34,7 +36,15 @@ public record ContextMeta(
         long createdMillis,
         long updatedMillis,
         int[] tokenIds,
-        byte[] kvMeta) {
+        byte[] kvMeta,
+        long kvStateBytes) {
+
+    /** A format-2 value (the size of the KV blocks unknown). */
+    public ContextMeta(String tenant, String contextId, Kind kind, boolean complete, int nextPart, int tokens,
+            long prefillNanos, long createdMillis, long updatedMillis, int[] tokenIds, byte[] kvMeta) {
+        this(tenant, contextId, kind, complete, nextPart, tokens, prefillNanos, createdMillis, updatedMillis, tokenIds,
+                kvMeta, -1);
+    }
 
     /** A format-1 value (no KV metadata: the cache is in the legacy whole-cache state). */
     public ContextMeta(String tenant, String contextId, Kind kind, boolean complete, int nextPart, int tokens,
@@ -52,10 +62,10 @@ public record ContextMeta(
         return KvCacheMeta.decode(kvMeta);
     }
 
-    /** This context holding the given cache state: its token ids and KV metadata. */
-    ContextMeta withKv(int[] ids, byte[] kvMetaBytes) {
+    /** This context holding the given cache state: its token ids, KV metadata and the bytes of its KV blocks. */
+    ContextMeta withKv(int[] ids, byte[] kvMetaBytes, long blockBytes) {
         return new ContextMeta(tenant, contextId, kind, complete, nextPart, ids.length, prefillNanos, createdMillis,
-                updatedMillis, ids, kvMetaBytes);
+                updatedMillis, ids, kvMetaBytes, blockBytes);
     }
 
     @Override
@@ -63,20 +73,21 @@ public record ContextMeta(
         return o instanceof ContextMeta m && tenant.equals(m.tenant) && contextId.equals(m.contextId) && kind == m.kind
                 && complete == m.complete && nextPart == m.nextPart && tokens == m.tokens && prefillNanos == m.prefillNanos
                 && createdMillis == m.createdMillis && updatedMillis == m.updatedMillis && Arrays.equals(tokenIds, m.tokenIds)
-                && Arrays.equals(kvMeta, m.kvMeta);
+                && Arrays.equals(kvMeta, m.kvMeta) && kvStateBytes == m.kvStateBytes;
     }
 
     @Override
     public int hashCode() {
         return Objects.hash(tenant, contextId, kind, complete, nextPart, tokens, prefillNanos, createdMillis, updatedMillis,
-                Arrays.hashCode(tokenIds), Arrays.hashCode(kvMeta));
+                Arrays.hashCode(tokenIds), Arrays.hashCode(kvMeta), kvStateBytes);
     }
 
     @Override
     public String toString() {
         return "ContextMeta[" + tenant + "/" + contextId + ", " + kind + ", complete " + complete + ", nextPart " + nextPart
                 + ", tokens " + tokens + ", prefill " + prefillNanos + " ns, created " + createdMillis + ", updated "
-                + updatedMillis + ", kvMeta " + (kvMeta == null ? "none (legacy)" : kvMeta.length + " B") + "]";
+                + updatedMillis + ", kvMeta " + (kvMeta == null ? "none (legacy)" : kvMeta.length + " B") + ", KV blocks "
+                + (kvStateBytes < 0 ? "unknown" : kvStateBytes + " B") + "]";
     }
 
     /** The two kinds of context. */
@@ -99,12 +110,12 @@ public record ContextMeta(
     /** This document after one more part. */
     ContextMeta withPart(int tokens, long partPrefillNanos, boolean last, long now) {
         return new ContextMeta(tenant, contextId, kind, last, nextPart + 1, tokens, prefillNanos + partPrefillNanos,
-                createdMillis, now, tokenIds, kvMeta);
+                createdMillis, now, tokenIds, kvMeta, kvStateBytes);
     }
 
     /** This conversation after one more turn. */
     ContextMeta withTurn(int tokens, long now) {
         return new ContextMeta(tenant, contextId, kind, complete, nextPart, tokens, prefillNanos, createdMillis, now,
-                tokenIds, kvMeta);
+                tokenIds, kvMeta, kvStateBytes);
     }
 }

@@ -19,6 +19,10 @@ import org.apache.flink.types.StringValue;
  *
  * <p>Version 2: version 1's fields, then int n (-1 = none) and n ints of token ids, then int m (-1 =
  * none) and m bytes of KV-cache metadata ({@link io.moestream.runtime.kv.KvCacheMeta}).
+ * (Golden bytes: {@code src/test/resources/state/context-meta-v2.bin}.)
+ *
+ * <p>Version 3: version 2's fields, then long kvStateBytes: the bytes of the context's KV block
+ * entries, so a restore sums the state's size from the metadata alone (-1 when read from 1-2).
  */
 public final class ContextMetaSerializer extends TypeSerializerSingleton<ContextMeta> {
 
@@ -26,7 +30,7 @@ public final class ContextMetaSerializer extends TypeSerializerSingleton<Context
 
     public static final ContextMetaSerializer INSTANCE = new ContextMetaSerializer();
 
-    static final int CURRENT_VERSION = 2;
+    static final int CURRENT_VERSION = 3;
 
     private static final ContextMeta.Kind[] KINDS = ContextMeta.Kind.values();
 
@@ -79,6 +83,7 @@ public final class ContextMetaSerializer extends TypeSerializerSingleton<Context
         if (kv != null) {
             out.write(kv);
         }
+        out.writeLong(m.kvStateBytes());
     }
 
     @Override
@@ -106,8 +111,9 @@ public final class ContextMetaSerializer extends TypeSerializerSingleton<Context
             kv = new byte[m];
             in.readFully(kv);
         }
+        long kvStateBytes = version >= 3 ? in.readLong() : -1;
         return new ContextMeta(v1.tenant(), v1.contextId(), v1.kind(), v1.complete(), v1.nextPart(), v1.tokens(),
-                v1.prefillNanos(), v1.createdMillis(), v1.updatedMillis(), ids, kv);
+                v1.prefillNanos(), v1.createdMillis(), v1.updatedMillis(), ids, kv, kvStateBytes);
     }
 
     private static ContextMeta readV1(DataInputView in) throws IOException {

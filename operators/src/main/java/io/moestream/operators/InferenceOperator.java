@@ -253,8 +253,9 @@ public class InferenceOperator extends AbstractStreamOperator<Generation>
 
     /**
      * Rebuilds the queue from {@link #PENDING_STATE} (oldest first), and from {@link #META_STATE} the
-     * context-bytes sum and (when capped) the contexts per tenant. Reading a context counts as a use
-     * for the state TTL.
+     * context-bytes sum and (when capped) the contexts per tenant, reading only each context's metadata
+     * (its KV blocks only for contexts stored before metadata format 3). Reading counts as a use for the
+     * state TTL.
      */
     private void restore() throws Exception {
         List<Queued> restored = new ArrayList<>();
@@ -362,7 +363,8 @@ public class InferenceOperator extends AbstractStreamOperator<Generation>
             metrics.kvBlocksWritten.inc();
         }
         cache.paged().markClean();
-        ContextMeta stored = meta.withKv(cache.tokens(), cache.paged().encodeMeta());
+        byte[] kvMeta = cache.paged().encodeMeta();
+        ContextMeta stored = meta.withKv(cache.tokens(), kvMeta, cache.paged().stateBytes() - kvMeta.length);
         metaState.update(stored);
         return stored;
     }
@@ -385,8 +387,9 @@ public class InferenceOperator extends AbstractStreamOperator<Generation>
     }
 
     /**
-     * Bytes the current key's context takes in state, read from the backend: the serialized metadata plus
-     * every stored block (or the one array of a context written before state format 2).
+     * Bytes the current key's context takes in state: the serialized metadata plus its blocks' bytes, which
+     * the metadata carries since format 3; a context written before is measured by reading every stored
+     * block (or the one array of a context written before format 2).
      */
     private long storedBytesInState(ContextMeta meta) throws Exception {
         DataOutputSerializer out = new DataOutputSerializer(256);
@@ -395,6 +398,9 @@ public class InferenceOperator extends AbstractStreamOperator<Generation>
         if (!meta.hasKv()) {
             byte[] legacy = legacyKvState.value();
             return n + (legacy == null ? 0 : legacy.length);
+        }
+        if (meta.kvStateBytes() >= 0) { // format 3 knows its blocks' size: no need to read them
+            return n + meta.kvStateBytes();
         }
         for (byte[] block : kvBlocks.values()) {
             n += block.length;

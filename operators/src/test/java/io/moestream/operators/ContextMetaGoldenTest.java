@@ -35,9 +35,36 @@ class ContextMetaGoldenTest {
         // and is written back in the current format, which reads back equal
         DataOutputSerializer out = new DataOutputSerializer(64);
         ContextMetaSerializer.INSTANCE.serialize(doc, out);
-        byte[] v2 = out.getCopyOfBuffer();
-        assertThat(v2[0]).isEqualTo((byte) ContextMetaSerializer.CURRENT_VERSION);
-        assertThat(ContextMetaSerializer.INSTANCE.deserialize(new DataInputDeserializer(v2))).isEqualTo(doc);
+        byte[] current = out.getCopyOfBuffer();
+        assertThat(current[0]).isEqualTo((byte) ContextMetaSerializer.CURRENT_VERSION);
+        assertThat(ContextMetaSerializer.INSTANCE.deserialize(new DataInputDeserializer(current))).isEqualTo(doc);
+    }
+
+    /** Written by the format-2 serializer (before kvStateBytes): two values back to back. */
+    static final Path V2 = Path.of("src/test/resources/state/context-meta-v2.bin");
+
+    @Test
+    void version2BytesStillDeserializeWithTheBlockSizeUnknown() throws IOException {
+        DataInputDeserializer in = new DataInputDeserializer(Files.readAllBytes(V2));
+        ContextMeta doc = ContextMetaSerializer.INSTANCE.deserialize(in);
+        ContextMeta chat = ContextMetaSerializer.INSTANCE.deserialize(in);
+        assertThat(in.available()).isZero();
+        assertThat(doc).isEqualTo(new ContextMeta("acme", "doc-2", ContextMeta.Kind.DOCUMENT, true, 2, 5, 9_000_000L,
+                1_700_000_000_000L, 1_700_000_090_000L, new int[] {1, 15, 16, 17, 2}, new byte[] {4, 3, 2, 1}));
+        assertThat(chat).isEqualTo(new ContextMeta("globex", "chat-2", ContextMeta.Kind.CONVERSATION, true, 0, 3, 0L,
+                1_700_000_000_000L, 1_700_000_002_000L, new int[] {1, 7, 8}, new byte[] {42}));
+        assertThat(doc.kvStateBytes()).isEqualTo(-1); // the operator then measures the blocks themselves
+    }
+
+    @Test
+    void version3CarriesTheKvBlockBytes() throws IOException {
+        ContextMeta meta = new ContextMeta("acme", "doc", ContextMeta.Kind.DOCUMENT, true, 1, 3, 7L, 1L, 2L,
+                new int[] {1, 2, 3}, new byte[] {9, 8, 7}, 123_456L);
+        DataOutputSerializer out = new DataOutputSerializer(64);
+        ContextMetaSerializer.INSTANCE.serialize(meta, out);
+        ContextMeta back = ContextMetaSerializer.INSTANCE.deserialize(new DataInputDeserializer(out.getCopyOfBuffer()));
+        assertThat(back).isEqualTo(meta);
+        assertThat(back.kvStateBytes()).isEqualTo(123_456L);
     }
 
     @Test

@@ -323,6 +323,15 @@ class ContinuousBatchingTest {
         long stored = ContextStateTest.storedBytes(operator(harness), ContextKey.of("acme", "doc"))
                 + ContextStateTest.storedBytes(operator(harness), ContextKey.of("acme", "chat"));
         assertThat(operator(harness).kvStateBytes()).isEqualTo(stored);
+
+        // a restore sums the same bytes from the contexts' metadata alone (format 3), not reading the blocks
+        OperatorSubtaskState snapshot = harness.snapshot(1L, 10L);
+        harness.close();
+        harness = harness(Reference.config().withMaxSequences(4));
+        harness.initializeState(snapshot);
+        harness.open();
+        assertThat(operator(harness).storedMeta(ContextKey.of("acme", "doc")).kvStateBytes()).isPositive();
+        assertThat(operator(harness).kvStateBytes()).isEqualTo(stored);
     }
 
     // ---------------- helpers ----------------
