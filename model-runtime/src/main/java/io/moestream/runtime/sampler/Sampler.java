@@ -39,19 +39,54 @@ public final class Sampler {
         return best;
     }
 
+    /**
+     * The k best ids, best first: one pass keeping a sorted window of k (an id replaces the window's
+     * last only with a strictly larger logit, so among equal logits the lower id stays first).
+     */
+    static int[] topK(float[] logits, int k) {
+        int[] top = new int[k];
+        int size = 0;
+        for (int id = 0; id < logits.length; id++) {
+            float v = logits[id];
+            if (size == k && Float.compare(v, logits[top[k - 1]]) <= 0) {
+                continue;
+            }
+            int at = size == k ? k - 1 : size++;
+            while (at > 0 && Float.compare(v, logits[top[at - 1]]) > 0) {
+                top[at] = top[at - 1];
+                at--;
+            }
+            top[at] = id;
+        }
+        return top;
+    }
+
+    /** All ids by logit descending, equal logits in id order: one primitive sort of (logit, id) keys. */
+    static int[] sortedDescending(float[] logits) {
+        long[] keys = new long[logits.length];
+        for (int id = 0; id < logits.length; id++) {
+            int bits = Float.floatToIntBits(logits[id]); // NaN canonical: above +inf, as Float.compare
+            int ascending = bits >= 0 ? bits : bits ^ Integer.MAX_VALUE; // int order = Float.compare order
+            keys[id] = (long) ~ascending << 32 | id; // descending logit in the high half, then ascending id
+        }
+        Arrays.sort(keys);
+        int[] order = new int[keys.length];
+        for (int i = 0; i < keys.length; i++) {
+            order[i] = (int) keys[i];
+        }
+        return order;
+    }
+
     /** The next token for these logits (not modified). */
     public int sample(float[] logits) {
         if (params.temperature() == 0f) {
             return argmax(logits);
         }
         int n = logits.length;
-        Integer[] order = new Integer[n];
-        for (int i = 0; i < n; i++) {
-            order[i] = i;
-        }
-        // stable sort by logit descending keeps equal logits in id order, so a replay is identical
-        Arrays.sort(order, (a, b) -> Float.compare(logits[b], logits[a]));
         int keep = params.topK() > 0 ? Math.min(params.topK(), n) : n;
+        // the `keep` best ids by logit descending, equal logits in id order (as a stable sort), so a
+        // replay is identical
+        int[] order = keep < n ? topK(logits, keep) : sortedDescending(logits);
         double max = logits[order[0]];
         double[] p = new double[keep];
         double sum = 0;

@@ -113,4 +113,25 @@ class SamplerTest {
         assertThatThrownBy(() -> new Sampler(new SamplingParams(1, -1f, 0, 1f, 0L, List.of()))).hasMessageContaining("temperature");
         assertThatThrownBy(() -> new Sampler(new SamplingParams(1, 1f, 0, 0f, 0L, List.of()))).hasMessageContaining("topP");
     }
+
+    @Test
+    void topKAndFullOrderEqualAStableSortByLogitDescending() {
+        java.util.SplittableRandom r = new java.util.SplittableRandom(5);
+        float[] values = {-0.0f, 0.0f, 1.5f, -1.5f, 3f, -7f, Float.NEGATIVE_INFINITY, Float.POSITIVE_INFINITY, 2.25f};
+        for (int trial = 0; trial < 50; trial++) {
+            float[] logits = new float[1 + r.nextInt(600)];
+            for (int i = 0; i < logits.length; i++) {
+                logits[i] = r.nextBoolean() ? values[r.nextInt(values.length)] : (float) r.nextGaussian();
+            }
+            Integer[] ref = new Integer[logits.length];
+            for (int i = 0; i < ref.length; i++) {
+                ref[i] = i;
+            }
+            java.util.Arrays.sort(ref, (a, b) -> Float.compare(logits[b], logits[a]));
+            int[] expected = java.util.Arrays.stream(ref).mapToInt(Integer::intValue).toArray();
+            assertThat(Sampler.sortedDescending(logits)).containsExactly(expected);
+            int k = 1 + r.nextInt(logits.length);
+            assertThat(Sampler.topK(logits, k)).containsExactly(java.util.Arrays.copyOf(expected, k));
+        }
+    }
 }
