@@ -26,7 +26,7 @@ import java.nio.ByteBuffer;
 public final class WeightMatrix {
 
     /** Below this many weights a matmul runs on the calling thread (waking the pool costs more). */
-    private static final long PARALLEL_THRESHOLD = 1 << 16;
+    private static final long PARALLEL_THRESHOLD = 1 << 20;
     /** Activations prepared by the calling thread; workers only read them during the call. */
     private static final ThreadLocal<Activation[]> SCRATCH = ThreadLocal.withInitial(() -> new Activation[0]);
 

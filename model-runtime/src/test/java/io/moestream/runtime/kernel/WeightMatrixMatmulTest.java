@@ -58,6 +58,37 @@ class WeightMatrixMatmulTest {
         }
     }
 
+    @org.junit.jupiter.api.Test
+    void aMatrixLargeEnoughToSplitOverThreadsGivesTheSameBitsAsOneThread() throws Exception {
+        SplittableRandom r = new SplittableRandom(17);
+        int rows = 700;
+        int cols = 2048; // 1.4 M weights: above the size below which a matmul stays on the calling thread
+        for (io.moestream.runtime.gguf.GgmlType type : new io.moestream.runtime.gguf.GgmlType[] {
+                io.moestream.runtime.gguf.GgmlType.Q8_0, io.moestream.runtime.gguf.GgmlType.F16}) {
+            WeightMatrix w = WeightMatrix.of(new GgufTensor("w", type, new long[] {cols, rows},
+                    KernelsTest.randomRows(type, rows, cols, r)));
+            float[][] xs = new float[3][];
+            for (int i = 0; i < xs.length; i++) {
+                xs[i] = KernelsTest.gaussian(cols, r, 1f);
+            }
+            float[][] one = new float[xs.length][rows];
+            float[][] two = new float[xs.length][rows];
+            try {
+                MatmulPool.setThreads(1);
+                w.matmul(xs[0], one[0]);
+                w.matmul(xs, one, xs.length);
+                MatmulPool.setThreads(2);
+                w.matmul(xs[0], two[0]);
+                w.matmul(xs, two, xs.length);
+            } finally {
+                MatmulPool.setThreads(Runtime.getRuntime().availableProcessors());
+            }
+            for (int i = 0; i < xs.length; i++) {
+                assertThat(two[i]).as(type + " activation " + i).containsExactly(one[i]);
+            }
+        }
+    }
+
     static List<WeightMatrix> matrices(GgufFile f) throws IOException {
         List<WeightMatrix> out = new ArrayList<>();
         for (GgufTensor t : f.tensors().values()) {
