@@ -327,51 +327,44 @@ public abstract class HeadSlab {
             // keys: per channel c, tokens [gi*g, gi*g+g)
             for (int gi = 0; gi < s.tokens / g; gi++) {
                 for (int c = 0; c < hd; c++) {
-                    float min = Float.POSITIVE_INFINITY;
-                    float max = Float.NEGATIVE_INFINITY;
-                    for (int t = gi * g; t < gi * g + g; t++) {
-                        float x = s.k[t * hd + c];
-                        min = Math.min(min, x);
-                        max = Math.max(max, x);
-                    }
-                    short m16 = Half.floor(min);
-                    float m = Half.toFloat(m16);
-                    short s16 = Half.ceilPositive((max - m) / qmax);
-                    float sc = Half.toFloat(s16);
-                    checkFinite(m, sc, min, max);
-                    q.kMin[gi * hd + c] = m16;
-                    q.kScale[gi * hd + c] = s16;
-                    float inv = sc == 0 ? 0 : 1f / sc;
-                    for (int t = gi * g; t < gi * g + g; t++) {
-                        q.setCode(q.kCodes, t * hd + c, code(s.k[t * hd + c], m, sc, inv, qmax));
-                    }
+                    q.quantizeGroup(s.k, gi * g * hd + c, hd, q.kCodes, q.kMin, q.kScale, gi * hd + c, qmax);
                 }
             }
             // values: per token t, channels [gi*g, gi*g+g)
             int gpt = hd / g;
             for (int t = 0; t < s.tokens; t++) {
                 for (int gi = 0; gi < gpt; gi++) {
-                    float min = Float.POSITIVE_INFINITY;
-                    float max = Float.NEGATIVE_INFINITY;
-                    for (int c = gi * g; c < gi * g + g; c++) {
-                        float x = s.v[t * hd + c];
-                        min = Math.min(min, x);
-                        max = Math.max(max, x);
-                    }
-                    short m16 = Half.floor(min);
-                    float m = Half.toFloat(m16);
-                    short s16 = Half.ceilPositive((max - m) / qmax);
-                    float sc = Half.toFloat(s16);
-                    checkFinite(m, sc, min, max);
-                    q.vMin[t * gpt + gi] = m16;
-                    q.vScale[t * gpt + gi] = s16;
-                    float inv = sc == 0 ? 0 : 1f / sc;
-                    for (int c = gi * g; c < gi * g + g; c++) {
-                        q.setCode(q.vCodes, t * hd + c, code(s.v[t * hd + c], m, sc, inv, qmax));
-                    }
+                    q.quantizeGroup(s.v, t * hd + gi * g, 1, q.vCodes, q.vMin, q.vScale, t * gpt + gi, qmax);
                 }
             }
             return q;
+        }
+
+        /**
+         * Quantizes the group of {@code group} values {@code x[first + j * stride]}: min and scale
+         * (rounded to F16 down and up, so every code fits) at {@code slot} of {@code mins} / {@code scales},
+         * the codes at the values' own indices.
+         */
+        private void quantizeGroup(float[] x, int first, int stride, byte[] codes, short[] mins, short[] scales, int slot,
+                int qmax) {
+            int end = first + group * stride;
+            float min = Float.POSITIVE_INFINITY;
+            float max = Float.NEGATIVE_INFINITY;
+            for (int i = first; i < end; i += stride) {
+                min = Math.min(min, x[i]);
+                max = Math.max(max, x[i]);
+            }
+            short m16 = Half.floor(min);
+            float m = Half.toFloat(m16);
+            short s16 = Half.ceilPositive((max - m) / qmax);
+            float sc = Half.toFloat(s16);
+            checkFinite(m, sc, min, max);
+            mins[slot] = m16;
+            scales[slot] = s16;
+            float inv = sc == 0 ? 0 : 1f / sc;
+            for (int i = first; i < end; i += stride) {
+                setCode(codes, i, code(x[i], m, sc, inv, qmax));
+            }
         }
 
         private static void checkFinite(float m, float sc, float min, float max) {
