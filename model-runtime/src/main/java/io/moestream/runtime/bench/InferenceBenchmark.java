@@ -109,12 +109,7 @@ public final class InferenceBenchmark {
         int warmPrompt = Math.max(4, Math.min(o.promptTokens(), model.contextLength() - 16));
         for (int i = 0; i < warm.length; i++) {
             warm[i] = model.newCache();
-            int[] prompt = new int[warmPrompt];
-            prompt[0] = bos;
-            for (int j = 1; j < prompt.length; j++) {
-                prompt[j] = r.nextInt(Math.min(vocab, 256));
-            }
-            engine.forward(warm[i], prompt);
+            engine.forward(warm[i], randomPrompt(r, warmPrompt, bos, Math.min(vocab, 256)));
         }
         for (int i = 0; i < 16; i++) {
             List<StepPlan.Sequence> plan = new ArrayList<>();
@@ -129,11 +124,7 @@ public final class InferenceBenchmark {
         int[] next = new int[o.batch()];
         List<StepPlan.Sequence> prefill = new ArrayList<>();
         for (int s = 0; s < o.batch(); s++) {
-            int[] prompt = new int[o.promptTokens()];
-            prompt[0] = bos;
-            for (int i = 1; i < prompt.length; i++) {
-                prompt[i] = r.nextInt(Math.min(vocab, 766));
-            }
+            int[] prompt = randomPrompt(r, o.promptTokens(), bos, Math.min(vocab, 766));
             caches[s] = model.newCache();
             prefill.add(new StepPlan.Sequence(caches[s], prompt, true));
         }
@@ -176,6 +167,16 @@ public final class InferenceBenchmark {
             return os.getProcessCpuTime();
         }
         return -1;
+    }
+
+    /** BOS, then {@code length - 1} ids drawn below {@code bound}. */
+    private static int[] randomPrompt(SplittableRandom r, int length, int bos, int bound) {
+        int[] prompt = new int[length];
+        prompt[0] = bos;
+        for (int i = 1; i < length; i++) {
+            prompt[i] = r.nextInt(bound);
+        }
+        return prompt;
     }
 
     private static int argmax(float[] v) {
