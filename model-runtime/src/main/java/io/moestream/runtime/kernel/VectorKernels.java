@@ -6,6 +6,7 @@ import io.moestream.runtime.gguf.GgmlType;
 import java.lang.invoke.MethodHandle;
 import java.lang.invoke.MethodHandles;
 import java.lang.invoke.MethodType;
+import java.lang.invoke.VarHandle;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 
@@ -19,9 +20,8 @@ import jdk.incubator.vector.VectorSpecies;
 
 /**
  * Vector API kernels (512-bit shapes; only loaded when {@code jdk.incubator.vector} is present and
- * the preferred vector size is 512 bits). Rows are read straight from the mapped buffer with
- * {@code fromByteBuffer} on Java 17-19; on Java 20+, which removed it, from a heap copy of each row
- * (see the row loads).
+ * the preferred vector size is 512 bits). Each row is first copied from the mapped buffer into a
+ * heap array of the calling thread, and the kernels read that array (see the row loads).
  *
  * <p>Quantized blocks: the 32 weights are widened to 16-bit lanes and multiplied with the 16-bit
  * activation quants (each product fits 16 bits), then summed exactly in integer lanes; the float
@@ -41,10 +41,9 @@ final class VectorKernels extends Kernels {
     private static final VectorSpecies<Byte> B256 = ByteVector.SPECIES_256;
     private static final VectorSpecies<Byte> B512 = ByteVector.SPECIES_512;
     private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
-    private static final ThreadLocal<ByteBuffer> ROW = ThreadLocal.withInitial(() -> ByteBuffer.allocate(0).order(LE));
-
-    /** Whether this JVM's Vector API lacks {@code fromByteBuffer} (Java 20+): rows are then read from heap copies. */
-    static final boolean COPY_ROWS = !hasFromByteBuffer();
+    private static final VarHandle SHORT_LE = MethodHandles.byteArrayViewVarHandle(short[].class, LE);
+    private static final VarHandle FLOAT_LE = MethodHandles.byteArrayViewVarHandle(float[].class, LE);
+    private static final ThreadLocal<byte[][]> ROW = ThreadLocal.withInitial(() -> new byte[][] {new byte[0]});
 
     /** Q4_0 in 16 float lanes instead of llama.cpp's per-block fma chain: about 1.5x faster, not bit-exact. */
     private final boolean fastQ4;
@@ -73,8 +72,8 @@ final class VectorKernels extends Kernels {
             throw new IllegalStateException("preferred vector size is " + FloatVector.SPECIES_PREFERRED.vectorBitSize()
                     + " bits; these kernels need 512");
         }
-        MethodType quantized = MethodType.methodType(float.class, ByteBuffer.class, int.class, int.class, short[].class, float[].class);
-        MethodType floats = MethodType.methodType(float.class, ByteBuffer.class, int.class, int.class, float[].class);
+        MethodType quantized = MethodType.methodType(float.class, byte[].class, int.class, int.class, short[].class, float[].class);
+        MethodType floats = MethodType.methodType(float.class, byte[].class, int.class, int.class, float[].class);
         this.q8 = kernel("dotQ8_0", quantized);
         this.q4 = kernel(fastQ4 ? "dotQ4_0Lanes" : "dotQ4_0", quantized);
         this.f16 = kernel("dotF16VecDot", floats);
@@ -82,19 +81,10 @@ final class VectorKernels extends Kernels {
         this.bf16 = kernel("dotBf16", floats);
         this.f32 = kernel("dotF32VecDot", floats);
         this.f32Tiled = kernel("dotF32Tiled", floats);
-        this.q8x2 = kernel("dots2Q8_0", MethodType.methodType(void.class, ByteBuffer.class, int.class, int.class,
+        this.q8x2 = kernel("dots2Q8_0", MethodType.methodType(void.class, byte[].class, int.class, int.class,
                 Activation.class, Activation.class, float[][].class, int.class, int.class));
-        this.q4x4 = kernel("dots4Q4_0", MethodType.methodType(void.class, ByteBuffer.class, int.class, int.class,
+        this.q4x4 = kernel("dots4Q4_0", MethodType.methodType(void.class, byte[].class, int.class, int.class,
                 Activation.class, Activation.class, Activation.class, Activation.class, float[][].class, int.class, int.class));
-    }
-
-    private static boolean hasFromByteBuffer() {
-        try {
-            ByteVector.class.getMethod("fromByteBuffer", VectorSpecies.class, ByteBuffer.class, int.class, ByteOrder.class);
-            return true;
-        } catch (NoSuchMethodException e) {
-            return false;
-        }
     }
 
     private static MethodHandle kernel(String name, MethodType type) {
@@ -117,15 +107,13 @@ final class VectorKernels extends Kernels {
 
     @Override
     public String name() {
-        return (fastQ4 ? "vector-512-fast-q4" : "vector-512") + (COPY_ROWS ? "-row-copies" : "");
+        return fastQ4 ? "vector-512-fast-q4" : "vector-512";
     }
 
     @Override
-    public float dot(GgmlType type, ByteBuffer w, int off, int cols, Activation x) {
-        if (COPY_ROWS) {
-            w = rowCopy(w, off, (int) type.bytesFor(cols));
-            off = 0;
-        }
+    public float dot(GgmlType type, ByteBuffer buffer, int offset, int cols, Activation x) {
+        byte[] w = rowCopy(buffer, offset, (int) type.bytesFor(cols));
+        int off = 0;
         try {
             switch (type) {
                 case Q8_0: return (float) q8.invokeExact(w, off, cols / 32, x.q, x.d);
@@ -141,15 +129,13 @@ final class VectorKernels extends Kernels {
     }
 
     @Override
-    public void dots(GgmlType type, ByteBuffer w, int off, int cols, Activation[] xs, int n, float[][] out, int outIndex) {
-        if (COPY_ROWS) {
-            w = rowCopy(w, off, (int) type.bytesFor(cols));
-            off = 0;
-        }
+    public void dots(GgmlType type, ByteBuffer buffer, int offset, int cols, Activation[] xs, int n, float[][] out, int outIndex) {
         if (type != GgmlType.Q8_0 && type != GgmlType.Q4_0) {
-            super.dots(type, w, off, cols, xs, n, out, outIndex);
+            super.dots(type, buffer, offset, cols, xs, n, out, outIndex);
             return;
         }
+        byte[] w = rowCopy(buffer, offset, (int) type.bytesFor(cols));
+        int off = 0;
         int k = 0;
         int blocks = cols / 32;
         try {
@@ -165,43 +151,51 @@ final class VectorKernels extends Kernels {
         } catch (Throwable t) {
             throw rethrow(t);
         }
-        for (; k < n; k++) {
-            out[k][outIndex] = dot(type, w, off, cols, xs[k]);
+        try {
+            for (; k < n; k++) {
+                out[k][outIndex] = type == GgmlType.Q8_0 ? (float) q8.invokeExact(w, off, blocks, xs[k].q, xs[k].d)
+                        : (float) q4.invokeExact(w, off, blocks, xs[k].qi, xs[k].d);
+            }
+        } catch (Throwable t) {
+            throw rethrow(t);
         }
     }
 
 
     /*
-     * Row loads. Java 17-19 read the mapped buffer in place (fromByteBuffer). Java 20+ removed
-     * fromByteBuffer from the Vector API: there each row is first copied into a heap buffer
-     * (copyRows) and read with fromArray. Each load picks its branch by the buffer it gets; the
-     * branch that is never taken is never linked, so the missing method does not matter, and on
-     * Java 17 the JIT drops the array branch.
+     * Row loads. Each row is copied from the mapped buffer into this thread's heap array first
+     * (one bulk copy), and the kernels read the array. Reading the mapped buffer in place
+     * (fromByteBuffer on Java 17-19; Java 20+ removed it) paid the buffer's bounds, byte-order and
+     * liveness checks on every load and every block scale, and read memory one 32-byte load at a
+     * time: per thread the copy-then-compute row is 1.6x faster (docs/benchmarks.md).
      */
-    private static ByteVector bytes(VectorSpecies<Byte> species, ByteBuffer w, int off) {
-        return w.hasArray() ? ByteVector.fromArray(species, w.array(), off) : ByteVector.fromByteBuffer(species, w, off, LE);
+    private static ByteVector bytes(VectorSpecies<Byte> species, byte[] w, int off) {
+        return ByteVector.fromArray(species, w, off);
     }
 
     /** 16 little-endian halves at {@code off}. */
-    private static ShortVector halves16(ByteBuffer w, int off) {
-        return w.hasArray() ? ByteVector.fromArray(B256, w.array(), off).reinterpretAsShorts()
-                : ShortVector.fromByteBuffer(S256, w, off, LE);
+    private static ShortVector halves16(byte[] w, int off) {
+        return ByteVector.fromArray(B256, w, off).reinterpretAsShorts();
     }
 
     /** 16 little-endian floats at {@code off}. */
-    private static FloatVector floats16(ByteBuffer w, int off) {
-        return w.hasArray() ? ByteVector.fromArray(B512, w.array(), off).reinterpretAsFloats()
-                : FloatVector.fromByteBuffer(F, w, off, LE);
+    private static FloatVector floats16(byte[] w, int off) {
+        return ByteVector.fromArray(B512, w, off).reinterpretAsFloats();
     }
 
-    /** The row at {@code off} copied into this thread's heap buffer (Java 20+, see the row loads). */
-    private static ByteBuffer rowCopy(ByteBuffer w, int off, int bytes) {
-        ByteBuffer r = ROW.get();
-        if (r.capacity() < bytes) {
-            r = ByteBuffer.allocate(bytes).order(LE);
-            ROW.set(r);
+    private static short half(byte[] w, int off) {
+        return (short) SHORT_LE.get(w, off);
+    }
+
+    /** {@code bytes} bytes of {@code w} from {@code off}, copied into this thread's row array. */
+    private static byte[] rowCopy(ByteBuffer w, int off, int bytes) {
+        byte[][] holder = ROW.get();
+        byte[] r = holder[0];
+        if (r.length < bytes) {
+            r = new byte[bytes];
+            holder[0] = r;
         }
-        w.get(off, r.array(), 0, bytes);
+        w.get(off, r, 0, bytes);
         return r;
     }
 
@@ -216,13 +210,13 @@ final class VectorKernels extends Kernels {
     }
 
     /** The 32 quants of the Q4_0 block at {@code off} minus 8, as 16-bit lanes ordered lo0, hi0, lo1, hi1, ... */
-    private static ShortVector q4Weights(ByteBuffer w, int off) {
+    private static ShortVector q4Weights(byte[] w, int off) {
         IntVector v = (IntVector) bytes(B128, w, off + 2).convertShape(VectorOperators.B2I, I, 0);
         return v.and(0xF).or(v.lanewise(VectorOperators.LSHL, 12).and(0xF0000)).reinterpretAsShorts().sub((short) 8);
     }
 
-    private static float scale(ByteBuffer w, int off) {
-        return Float16.toFloat(w.getShort(off));
+    private static float scale(byte[] w, int off) {
+        return Float16.toFloat(half(w, off));
     }
 
     /** ggml's 8 lanes: lane j = products 4j..4j+3 of the block (the pair-sum trick once more, on longs), as floats. */
@@ -234,12 +228,12 @@ final class VectorKernels extends Kernels {
     }
 
     /** The 32 quants of the Q8_0 block at {@code off} widened to 16 bits. */
-    private static ShortVector q8Weights(ByteBuffer w, int off) {
+    private static ShortVector q8Weights(byte[] w, int off) {
         return (ShortVector) bytes(B256, w, off + 2).convertShape(VectorOperators.B2S, S, 0);
     }
 
     /** {@code vec_dot_q8_0_q8_0}'s order, bit for bit as {@link ScalarKernels}: 8 lanes of fma, then {@code hsum_float_8}. */
-    private static float dotQ8_0(ByteBuffer w, int off, int blocks, short[] q, float[] d) {
+    private static float dotQ8_0(byte[] w, int off, int blocks, short[] q, float[] d) {
         FloatVector acc = FloatVector.zero(F256);
         for (int b = 0; b < blocks; b++, off += 34) {
             FloatVector s = quadSums(q8Weights(w, off).mul(ShortVector.fromArray(S, q, b * 32)));
@@ -257,7 +251,7 @@ final class VectorKernels extends Kernels {
      * sum, then {@code acc = fma(isum, d_w * d_x, acc)}. Two blocks share one horizontal add: a
      * Q4_0 block sum is below 2^15 in magnitude, so block b+1's lanes ride in the upper 16 bits.
      */
-    private static float dotQ4_0(ByteBuffer w, int off, int blocks, short[] qi, float[] d) {
+    private static float dotQ4_0(byte[] w, int off, int blocks, short[] qi, float[] d) {
         float acc = 0;
         int b = 0;
         for (; b + 1 < blocks; b += 2, off += 36) {
@@ -275,7 +269,7 @@ final class VectorKernels extends Kernels {
     }
 
     /** Q4_0 with 16 float lanes (two accumulators), one horizontal add per row. */
-    private static float dotQ4_0Lanes(ByteBuffer w, int off, int blocks, short[] qi, float[] d) {
+    private static float dotQ4_0Lanes(byte[] w, int off, int blocks, short[] qi, float[] d) {
         FloatVector acc0 = FloatVector.zero(F);
         FloatVector acc1 = FloatVector.zero(F);
         int b = 0;
@@ -296,13 +290,13 @@ final class VectorKernels extends Kernels {
     }
 
     /** {@code sum(block at off) + 2^16 * sum(block at off + 18)} in one horizontal add. */
-    private static int twoQ4Sums(ByteBuffer w, int off, short[] qi, int i) {
+    private static int twoQ4Sums(byte[] w, int off, short[] qi, int i) {
         IntVector p0 = pairSums(q4Weights(w, off).mul(ShortVector.fromArray(S, qi, i)));
         IntVector p1 = pairSums(q4Weights(w, off + 18).mul(ShortVector.fromArray(S, qi, i + 32)));
         return p0.add(p1.lanewise(VectorOperators.LSHL, 16)).reduceLanes(VectorOperators.ADD);
     }
 
-    private static void dots2Q8_0(ByteBuffer w, int off, int blocks, Activation x0, Activation x1, float[][] out, int k, int outIndex) {
+    private static void dots2Q8_0(byte[] w, int off, int blocks, Activation x0, Activation x1, float[][] out, int k, int outIndex) {
         FloatVector acc0 = FloatVector.zero(F256);
         FloatVector acc1 = FloatVector.zero(F256);
         short[] q0 = x0.q;
@@ -317,7 +311,7 @@ final class VectorKernels extends Kernels {
         out[k + 1][outIndex] = hsum8(acc1);
     }
 
-    private static void dots4Q4_0(ByteBuffer w, int off, int blocks, Activation x0, Activation x1, Activation x2,
+    private static void dots4Q4_0(byte[] w, int off, int blocks, Activation x0, Activation x1, Activation x2,
                                   Activation x3, float[][] out, int k, int outIndex) {
         float acc0 = 0;
         float acc1 = 0;
@@ -352,14 +346,14 @@ final class VectorKernels extends Kernels {
     }
 
     /** 16 halves at {@code off} as floats: magnitude bits moved into a float and rescaled by 2^112 (exact, subnormals included), then the sign. */
-    private static FloatVector halves(ByteBuffer w, int off) {
+    private static FloatVector halves(byte[] w, int off) {
         IntVector h = (IntVector) halves16(w, off).convertShape(VectorOperators.S2I, I, 0);
         FloatVector mag = h.and(0x7FFF).lanewise(VectorOperators.LSHL, 13).reinterpretAsFloats().mul(0x1p112f);
         return mag.reinterpretAsInts().or(h.and(0x8000).lanewise(VectorOperators.LSHL, 16)).reinterpretAsFloats();
     }
 
     /** F16 rows in tinyBLAS order (bit for bit as {@link ScalarKernels}): one 16-lane fma accumulator, one reduction. */
-    private static float dotF16Tiled(ByteBuffer w, int off, int cols, float[] x) {
+    private static float dotF16Tiled(byte[] w, int off, int cols, float[] x) {
         FloatVector acc = FloatVector.zero(F);
         for (int i = 0; i < cols; i += 16) {
             acc = halves(w, off + 2 * i).fma(FloatVector.fromArray(F, x, i), acc);
@@ -368,7 +362,7 @@ final class VectorKernels extends Kernels {
     }
 
     /** {@code ggml_vec_dot_f16}: 4 x 16 lanes over steps of 64, reduced (a0 + a2) + (a1 + a3), tail in double. */
-    private static float dotF16VecDot(ByteBuffer w, int off, int cols, float[] x) {
+    private static float dotF16VecDot(byte[] w, int off, int cols, float[] x) {
         FloatVector a0 = FloatVector.zero(F);
         FloatVector a1 = FloatVector.zero(F);
         FloatVector a2 = FloatVector.zero(F);
@@ -382,7 +376,7 @@ final class VectorKernels extends Kernels {
         }
         double sum = n > 0 ? reduce16(a0.add(a2).add(a1.add(a3))) : 0.0;
         for (int i = n; i < cols; i++) {
-            sum += Float16.toFloat(w.getShort(off + 2 * i)) * x[i];
+            sum += Float16.toFloat(half(w, off + 2 * i)) * x[i];
         }
         return (float) sum;
     }
@@ -396,7 +390,7 @@ final class VectorKernels extends Kernels {
         return (u0 + u2) + (u1 + u3);
     }
 
-    private static float dotBf16(ByteBuffer w, int off, int cols, float[] x) {
+    private static float dotBf16(byte[] w, int off, int cols, float[] x) {
         FloatVector acc = FloatVector.zero(F);
         int i = 0;
         for (; i + 15 < cols; i += 16) {
@@ -405,13 +399,13 @@ final class VectorKernels extends Kernels {
         }
         float sum = acc.reduceLanes(VectorOperators.ADD);
         for (; i < cols; i++) {
-            sum += Float16.bf16ToFloat(w.getShort(off + 2 * i)) * x[i];
+            sum += Float16.bf16ToFloat(half(w, off + 2 * i)) * x[i];
         }
         return sum;
     }
 
     /** F32 rows in tinyBLAS order (bit for bit as {@link ScalarKernels}): one 16-lane fma accumulator, one reduction. */
-    private static float dotF32Tiled(ByteBuffer w, int off, int cols, float[] x) {
+    private static float dotF32Tiled(byte[] w, int off, int cols, float[] x) {
         FloatVector acc = FloatVector.zero(F);
         for (int i = 0; i < cols; i += 16) {
             acc = floats16(w, off + 4 * i).fma(FloatVector.fromArray(F, x, i), acc);
@@ -420,7 +414,7 @@ final class VectorKernels extends Kernels {
     }
 
     /** {@code ggml_vec_dot_f32}: as {@link #dotF16VecDot}, the tail in float as GCC compiles it. */
-    private static float dotF32VecDot(ByteBuffer w, int off, int cols, float[] x) {
+    private static float dotF32VecDot(byte[] w, int off, int cols, float[] x) {
         FloatVector a0 = FloatVector.zero(F);
         FloatVector a1 = FloatVector.zero(F);
         FloatVector a2 = FloatVector.zero(F);
@@ -435,7 +429,7 @@ final class VectorKernels extends Kernels {
         float sum = n > 0 ? reduce16(a0.add(a2).add(a1.add(a3))) : 0f;
         int plain = n + ((cols - n) & ~7);
         for (int i = n; i < cols; i++) {
-            sum = CpuMath.addTail(sum, w.getFloat(off + 4 * i), x[i], i < plain);
+            sum = CpuMath.addTail(sum, (float) FLOAT_LE.get(w, off + 4 * i), x[i], i < plain);
         }
         return sum;
     }

@@ -121,18 +121,22 @@ public final class Engine {
             layer(l, n, caches, pos, order);
         }
 
+        // the output head once for every sequence that wants logits (each row in decode order)
         t = 0;
         float[][] logits = new float[plan.sequences().size()][];
+        float[][] rows = new float[logits.length][];
+        int wanted = 0;
         for (int i = 0; i < logits.length; i++) {
             StepPlan.Sequence s = plan.sequences().get(i);
             s.cache().commit(s.tokens());
             t += s.tokens().length;
             if (s.logits()) {
-                rmsnorm(b.xb[0], b.x[t - 1], 0, w.outputNorm, c.dim());
+                rmsnorm(b.xb[wanted], b.x[t - 1], 0, w.outputNorm, c.dim());
                 logits[i] = new float[c.vocabSize()];
-                w.output.matmul(b.xb[0], logits[i]);
+                rows[wanted++] = logits[i];
             }
         }
+        w.output.matmul(b.xb, rows, wanted, b.decodeOrder);
         return new StepResult(Arrays.asList(logits));
     }
 
@@ -157,9 +161,11 @@ public final class Engine {
                 System.arraycopy(b.qkv[t], qDim + kvDim, b.v[t], 0, kvDim);
             }
         } else {
-            matmul(layer.wq, b.xb, b.q, n, order);
-            matmul(layer.wk, b.xb, b.k, n, order);
-            matmul(layer.wv, b.xb, b.v, n, order);
+            WeightMatrix.Products.local()
+                    .add(layer.wq, b.xb, b.q, n, order)
+                    .add(layer.wk, b.xb, b.k, n, order)
+                    .add(layer.wv, b.xb, b.v, n, order)
+                    .run();
         }
         for (int t = 0; t < n; t++) {
             addBias(b.q[t], layer.bq);
@@ -239,30 +245,65 @@ public final class Engine {
                 count[b.chosen[t][j]]++;
             }
         }
+        // dispatch: the rows routed to each expert, in token order
+        int[][] tokens = new int[experts][];
+        int[][] slots = new int[experts][];
+        float[][][] in = new float[experts][][];
         for (int e = 0; e < experts; e++) {
-            if (count[e] == 0) {
-                continue;
-            }
-            // dispatch: the rows routed to expert e, in token order
-            int[] tokens = new int[count[e]];
-            int[] slots = new int[count[e]];
-            float[][] in = new float[count[e]][];
+            tokens[e] = new int[count[e]];
+            slots[e] = new int[count[e]];
+            in[e] = new float[count[e]][];
             int m = 0;
             for (int t = 0; t < n; t++) {
                 for (int j = 0; j < k; j++) {
                     if (b.chosen[t][j] == e) {
-                        tokens[m] = t;
-                        slots[m] = j;
-                        in[m++] = b.xb[t];
+                        tokens[e][m] = t;
+                        slots[e][m] = j;
+                        in[e][m++] = b.xb[t];
                     }
                 }
             }
-            // llama.cpp's mul_mat_id computes each (token, expert) row alone: decode order
-            swiglu(layer.expertW1[e], layer.expertW3[e], layer.expertW2[e], in, b.ffnOut, m, b.decodeOrder);
-            for (int i = 0; i < m; i++) {
-                float w = b.chosenWeights[tokens[i]][slots[i]];
-                float[] y = b.ffnOut[i];
-                float[] weighted = b.expertOut[tokens[i]][slots[i]];
+        }
+        // every chosen expert's gate and up as one pool job, then every down as one (with the
+        // shared expert's); llama.cpp's mul_mat_id computes each (token, expert) row alone: decode order
+        float[][][] gates = new float[experts][][];
+        float[][][] up = new float[experts][][];
+        float[][][] down = new float[experts][][];
+        for (int e = 0, start = 0; e < experts; start += count[e], e++) {
+            gates[e] = Arrays.copyOfRange(b.expertGate, start, start + count[e]);
+            up[e] = Arrays.copyOfRange(b.expertUp, start, start + count[e]);
+            down[e] = Arrays.copyOfRange(b.expertDown, start, start + count[e]);
+        }
+        WeightMatrix.Products products = WeightMatrix.Products.local();
+        for (int e = 0; e < experts; e++) {
+            products.add(layer.expertW1[e], in[e], gates[e], count[e], b.decodeOrder)
+                    .add(layer.expertW3[e], in[e], up[e], count[e], b.decodeOrder);
+        }
+        if (layer.sharedW1 != null) {
+            products.add(layer.sharedW1, b.xb, b.hb, n, order).add(layer.sharedW3, b.xb, b.hb2, n, order);
+        }
+        products.run();
+        products = WeightMatrix.Products.local();
+        for (int e = 0; e < experts; e++) {
+            int width = layer.expertW1[e].rows();
+            for (int i = 0; i < count[e]; i++) {
+                CpuMath.swiglu(gates[e][i], up[e][i], width);
+            }
+            products.add(layer.expertW2[e], gates[e], down[e], count[e], b.decodeOrder);
+        }
+        if (layer.sharedW1 != null) {
+            int width = layer.sharedW1.rows();
+            for (int t = 0; t < n; t++) {
+                CpuMath.swiglu(b.hb[t], b.hb2[t], width);
+            }
+            products.add(layer.sharedW2, b.hb, b.ffnOut, n, order);
+        }
+        products.run();
+        for (int e = 0; e < experts; e++) {
+            for (int i = 0; i < count[e]; i++) {
+                float w = b.chosenWeights[tokens[e][i]][slots[e][i]];
+                float[] y = down[e][i];
+                float[] weighted = b.expertOut[tokens[e][i]][slots[e][i]];
                 for (int d = 0; d < weighted.length; d++) {
                     weighted[d] = y[d] * w;
                 }
@@ -276,7 +317,6 @@ public final class Engine {
             }
         }
         if (layer.sharedW1 != null) {
-            swiglu(layer.sharedW1, layer.sharedW3, layer.sharedW2, b.xb, b.ffnOut, n, order);
             for (int t = 0; t < n; t++) {
                 float[] shared = b.ffnOut[t];
                 if (layer.sharedGate != null) {
@@ -295,8 +335,7 @@ public final class Engine {
 
     /** out[t] = w2 (silu(w1 in[t]) * (w3 in[t])) for the first n rows. */
     private void swiglu(WeightMatrix w1, WeightMatrix w3, WeightMatrix w2, float[][] in, float[][] out, int n, DotOrder[] order) {
-        matmul(w1, in, b.hb, n, order);
-        matmul(w3, in, b.hb2, n, order);
+        WeightMatrix.Products.local().add(w1, in, b.hb, n, order).add(w3, in, b.hb2, n, order).run();
         int width = w1.rows();
         for (int t = 0; t < n; t++) {
             CpuMath.swiglu(b.hb[t], b.hb2[t], width);
@@ -426,6 +465,9 @@ public final class Engine {
         final float[] routerLogits;    // (experts)
         final DotOrder[] decodeOrder;  // (n) all VEC_DOT
         final float[][][] expertOut;   // (n, expertsUsed, dim) weighted expert outputs
+        final float[][] expertGate;    // (n * expertsUsed, expertDim) routed rows' gate activations, grouped by expert
+        final float[][] expertUp;      // (n * expertsUsed, expertDim) their up activations
+        final float[][] expertDown;    // (n * expertsUsed, dim) their expert outputs
 
         Buffers(int capacity) {
             this.capacity = capacity;
@@ -448,6 +490,10 @@ public final class Engine {
             routerLogits = new float[Math.max(1, c.experts())];
             decodeOrder = new DotOrder[capacity];
             expertOut = new float[c.isMoe() ? capacity : 0][c.expertsUsed()][c.dim()];
+            int routed = c.isMoe() ? capacity * c.expertsUsed() : 0;
+            expertGate = new float[routed][c.expertDim()];
+            expertUp = new float[routed][c.expertDim()];
+            expertDown = new float[routed][c.dim()];
             Arrays.fill(decodeOrder, DotOrder.VEC_DOT);
         }
     }

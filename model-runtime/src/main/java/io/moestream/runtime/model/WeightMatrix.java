@@ -27,8 +27,6 @@ public final class WeightMatrix {
 
     /** Below this many weights a matmul runs on the calling thread (waking the pool costs more). */
     private static final long PARALLEL_THRESHOLD = 1 << 20;
-    /** Activations prepared by the calling thread; workers only read them during the call. */
-    private static final ThreadLocal<Activation[]> SCRATCH = ThreadLocal.withInitial(() -> new Activation[0]);
 
     private final String name;
     private final GgmlType type;
@@ -107,24 +105,9 @@ public final class WeightMatrix {
      * ggml's {@code vec_dot} order.
      */
     public void matmul(float[] x, float[] out, DotOrder order) {
-        Activation[] xs = activations(1);
-        xs[0].prepare(x, 0, cols, type, effective(order));
-        Kernels k = Kernels.get();
-        if ((long) rows * cols < PARALLEL_THRESHOLD) {
-            for (int r = 0; r < rows; r++) {
-                out[r] = k.dot(type, data, rowOffset(r), cols, xs[0]);
-            }
-            return;
-        }
-        MatmulPool pool = MatmulPool.get();
-        int chunk = chunkRows(pool.threads());
-        Activation a = xs[0];
-        pool.run((rows + chunk - 1) / chunk, c -> {
-            int end = Math.min(rows, (c + 1) * chunk);
-            for (int r = c * chunk; r < end; r++) {
-                out[r] = k.dot(type, data, rowOffset(r), cols, a);
-            }
-        });
+        Products p = Products.local();
+        p.add(this, new float[][] {x}, new float[][] {out}, 1, new DotOrder[] {order});
+        p.run();
     }
 
     /**
@@ -141,23 +124,180 @@ public final class WeightMatrix {
      * {@code orders[i]} (all in decode order when {@code orders} is null).
      */
     public void matmul(float[][] xs, float[][] outs, int n, DotOrder[] orders) {
-        if (n == 1) {
-            matmul(xs[0], outs[0], orders == null ? DotOrder.VEC_DOT : orders[0]);
-            return;
+        Products p = Products.local();
+        p.add(this, xs, outs, n, orders);
+        p.run();
+    }
+
+    /**
+     * Several matrix products run as one job of the {@link MatmulPool}: one wake-up of the workers
+     * and one wait for the last chunk instead of one per matrix (a decode step has a handful per
+     * layer: q, k and v; every chosen expert's gate and up; every expert's down). Activations are
+     * prepared once per distinct input and weight type. Each output row is computed exactly as by
+     * a single {@link #matmul}, so grouping never changes a result.
+     *
+     * <p>Not thread-safe; {@link #local()} gives each thread its own.
+     */
+    public static final class Products {
+
+        private static final ThreadLocal<Products> LOCAL = ThreadLocal.withInitial(Products::new);
+        /** Weight-activation multiplies per task: small enough to even out the threads' finishing times. */
+        private static final long TASK_WORK = 1 << 16;
+
+        private WeightMatrix[] matrices = new WeightMatrix[8];
+        private float[][][] outs = new float[8][][];
+        private Activation[][] acts = new Activation[8][];
+        private int[] counts = new int[8];
+        private int[] chunkRows = new int[8];
+        /** First task index of each product, plus the total at index {@code size}. */
+        private int[] firstTask = new int[9];
+        private int size;
+        private final java.util.List<Activation[]> prepared = new java.util.ArrayList<>();
+        private final java.util.List<Object> preparedKeys = new java.util.ArrayList<>();
+        private int pooled;
+
+        /** This thread's (empty) set. */
+        public static Products local() {
+            Products p = LOCAL.get();
+            p.clear();
+            return p;
         }
-        Activation[] acts = activations(n);
-        for (int i = 0; i < n; i++) {
-            acts[i].prepare(xs[i], 0, cols, type, effective(orders == null ? DotOrder.VEC_DOT : orders[i]));
+
+        private void clear() {
+            java.util.Arrays.fill(matrices, 0, size, null);
+            java.util.Arrays.fill(outs, 0, size, null);
+            java.util.Arrays.fill(acts, 0, size, null);
+            size = 0;
+            preparedKeys.clear();
         }
-        Kernels k = Kernels.get();
-        MatmulPool pool = MatmulPool.get();
-        int chunk = (long) rows * cols * n < PARALLEL_THRESHOLD ? rows : chunkRows(pool.threads());
-        pool.run((rows + chunk - 1) / chunk, c -> {
-            int end = Math.min(rows, (c + 1) * chunk);
-            for (int r = c * chunk; r < end; r++) {
-                k.dots(type, data, rowOffset(r), cols, acts, n, outs, r);
+
+        /** Adds {@code outs[i] = w . xs[i]} for i in [0, n), row i summed in {@code orders[i]} (decode order when null). */
+        public Products add(WeightMatrix w, float[][] xs, float[][] outs, int n, DotOrder[] orders) {
+            if (n == 0) {
+                return this;
             }
-        });
+            if (size == matrices.length) {
+                int cap = size * 2;
+                matrices = java.util.Arrays.copyOf(matrices, cap);
+                this.outs = java.util.Arrays.copyOf(this.outs, cap);
+                acts = java.util.Arrays.copyOf(acts, cap);
+                counts = java.util.Arrays.copyOf(counts, cap);
+                chunkRows = java.util.Arrays.copyOf(chunkRows, cap);
+                firstTask = java.util.Arrays.copyOf(firstTask, cap + 1);
+            }
+            matrices[size] = w;
+            this.outs[size] = outs;
+            counts[size] = n;
+            acts[size] = activations(w, xs, n, orders);
+            long perRow = (long) w.cols * n;
+            chunkRows[size] = (int) Math.max(1, Math.min(w.rows, TASK_WORK / perRow));
+            firstTask[size + 1] = firstTask[size] + (w.rows + chunkRows[size] - 1) / chunkRows[size];
+            size++;
+            return this;
+        }
+
+        /** The inputs prepared for {@code w}'s weight type, shared with an earlier product of the same inputs. */
+        private Activation[] activations(WeightMatrix w, float[][] xs, int n, DotOrder[] orders) {
+            DotOrder[] effective = new DotOrder[n];
+            for (int i = 0; i < n; i++) {
+                effective[i] = w.effective(orders == null ? DotOrder.VEC_DOT : orders[i]);
+            }
+            java.util.List<Object> key = java.util.List.of(w.type, w.cols, n, java.util.Arrays.asList(effective), new Identity(xs, n));
+            int at = preparedKeys.indexOf(key);
+            if (at >= 0) {
+                return prepared.get(at);
+            }
+            int slot = preparedKeys.size();
+            preparedKeys.add(key);
+            if (prepared.size() <= slot) {
+                prepared.add(new Activation[0]);
+            }
+            Activation[] a = prepared.get(slot);
+            if (a.length < n) {
+                a = java.util.Arrays.copyOf(a, n);
+                for (int i = 0; i < n; i++) {
+                    if (a[i] == null) {
+                        a[i] = new Activation();
+                    }
+                }
+                prepared.set(slot, a);
+            }
+            for (int i = 0; i < n; i++) {
+                a[i].prepare(xs[i], 0, w.cols, w.type, effective[i]);
+            }
+            return a;
+        }
+
+        /** Runs every product added since {@link #local()}, split over the pool when large enough. */
+        public void run() {
+            int tasks = firstTask[size];
+            long work = 0;
+            for (int p = 0; p < size; p++) {
+                work += (long) matrices[p].rows * matrices[p].cols * counts[p];
+            }
+            try {
+                if (work < PARALLEL_THRESHOLD) {
+                    for (int t = 0; t < tasks; t++) {
+                        task(t);
+                    }
+                } else {
+                    pooled++;
+                    MatmulPool.get().run(tasks, this::task);
+                }
+            } finally {
+                clear();
+            }
+        }
+
+        /** Pool jobs run so far by this thread's set (tests). */
+        int pooledJobs() {
+            return pooled;
+        }
+
+        private void task(int t) {
+            int p = 0;
+            while (firstTask[p + 1] <= t) {
+                p++;
+            }
+            WeightMatrix w = matrices[p];
+            int from = (t - firstTask[p]) * chunkRows[p];
+            int to = Math.min(w.rows, from + chunkRows[p]);
+            Kernels k = Kernels.get();
+            Activation[] a = acts[p];
+            float[][] out = outs[p];
+            int n = counts[p];
+            if (n == 1) {
+                float[] o = out[0];
+                for (int r = from; r < to; r++) {
+                    o[r] = k.dot(w.type, w.data, w.rowOffset(r), w.cols, a[0]);
+                }
+            } else {
+                for (int r = from; r < to; r++) {
+                    k.dots(w.type, w.data, w.rowOffset(r), w.cols, a, n, out, r);
+                }
+            }
+        }
+
+        /** Compares the first n rows of an input matrix by identity (the same buffers, not equal values). */
+        private record Identity(float[][] xs, int n) {
+            @Override
+            public boolean equals(Object o) {
+                if (!(o instanceof Identity other) || other.n != n) {
+                    return false;
+                }
+                for (int i = 0; i < n; i++) {
+                    if (xs[i] != other.xs[i]) {
+                        return false;
+                    }
+                }
+                return true;
+            }
+
+            @Override
+            public int hashCode() {
+                return n;
+            }
+        }
     }
 
     /** tinyBLAS takes a matrix only when its rows are a multiple of 4 (columns of 16: {@link Activation#prepare}). */
@@ -165,26 +305,8 @@ public final class WeightMatrix {
         return rows % 4 == 0 ? order : DotOrder.VEC_DOT;
     }
 
-    /** Rows per task: about 8 tasks per thread so a slow thread is evened out, at least 16 rows. */
-    private int chunkRows(int threads) {
-        return Math.max(16, rows / (threads * 8));
-    }
-
     private int rowOffset(int row) {
         return (int) (baseOffset + (long) row * rowBytes);
-    }
-
-    private static Activation[] activations(int n) {
-        Activation[] a = SCRATCH.get();
-        if (a.length < n) {
-            Activation[] grown = java.util.Arrays.copyOf(a, n);
-            for (int i = a.length; i < n; i++) {
-                grown[i] = new Activation();
-            }
-            SCRATCH.set(grown);
-            a = grown;
-        }
-        return a;
     }
 
     /**
