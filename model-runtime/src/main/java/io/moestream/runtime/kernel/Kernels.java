@@ -156,6 +156,17 @@ public abstract class Kernels {
     public abstract float dot(GgmlType type, ByteBuffer w, int off, int cols, Activation x);
 
     /**
+     * Dots of {@code rows} consecutive rows ({@code rowBytes} apart, the first at byte {@code off})
+     * with one activation: {@code out[outIndex + i] = row i . x}, each exactly as {@link #dot}.
+     */
+    public void dotRows(GgmlType type, ByteBuffer w, int off, int rowBytes, int rows, int cols, Activation x,
+                        float[] out, int outIndex) {
+        for (int i = 0; i < rows; i++) {
+            out[outIndex + i] = dot(type, w, off + i * rowBytes, cols, x);
+        }
+    }
+
+    /**
      * Dots of one row with {@code n} activations: {@code out[k][outIndex] = row . xs[k]}. Reading
      * the row once for many activations is what makes batched decoding cheaper than one at a time.
      */

@@ -65,6 +65,11 @@ final class VectorKernels extends Kernels {
     private final MethodHandle f32Tiled;
     private final MethodHandle q8x2;
     private final MethodHandle q4x4;
+    private final MethodHandle q8Rows4;
+    private final MethodHandle q4Rows4;
+
+    /** Rows a {@link #dotRows} kernel computes together (sharing the activation loads and the loop). */
+    private static final int ROW_GROUP = 4;
 
     VectorKernels(boolean fastQ4) {
         this.fastQ4 = fastQ4;
@@ -83,6 +88,10 @@ final class VectorKernels extends Kernels {
         this.f32Tiled = kernel("dotF32Tiled", floats);
         this.q8x2 = kernel("dots2Q8_0", MethodType.methodType(void.class, byte[].class, int.class, int.class,
                 Activation.class, Activation.class, float[][].class, int.class, int.class));
+        MethodType rows = MethodType.methodType(void.class, byte[].class, int.class, int.class, short[].class, float[].class,
+                float[].class, int.class);
+        this.q8Rows4 = kernel("dotQ8_0Rows4", rows);
+        this.q4Rows4 = kernel("dotQ4_0Rows4", rows);
         this.q4x4 = kernel("dots4Q4_0", MethodType.methodType(void.class, byte[].class, int.class, int.class,
                 Activation.class, Activation.class, Activation.class, Activation.class, float[][].class, int.class, int.class));
     }
@@ -126,6 +135,29 @@ final class VectorKernels extends Kernels {
         } catch (Throwable t) {
             throw rethrow(t);
         }
+    }
+
+    @Override
+    public void dotRows(GgmlType type, ByteBuffer buffer, int offset, int rowBytes, int rows, int cols, Activation x,
+                        float[] out, int outIndex) {
+        if ((type != GgmlType.Q8_0 && (type != GgmlType.Q4_0 || fastQ4)) || rows < ROW_GROUP) {
+            super.dotRows(type, buffer, offset, rowBytes, rows, cols, x, out, outIndex);
+            return;
+        }
+        int i = 0;
+        try {
+            for (; i + ROW_GROUP <= rows; i += ROW_GROUP) {
+                byte[] w = rowCopy(buffer, offset + i * rowBytes, ROW_GROUP * rowBytes);
+                if (type == GgmlType.Q8_0) {
+                    q8Rows4.invokeExact(w, rowBytes, cols / 32, x.q, x.d, out, outIndex + i);
+                } else {
+                    q4Rows4.invokeExact(w, rowBytes, cols / 32, x.qi, x.d, out, outIndex + i);
+                }
+            }
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+        super.dotRows(type, buffer, offset + i * rowBytes, rowBytes, rows - i, cols, x, out, outIndex + i);
     }
 
     @Override
@@ -240,6 +272,68 @@ final class VectorKernels extends Kernels {
             acc = FloatVector.broadcast(F256, scale(w, off) * d[b]).fma(s, acc);
         }
         return hsum8(acc);
+    }
+
+    /*
+     * Row groups: the rows are an inner loop with accumulators in a small array rather than four
+     * copies of the row code, which would overrun C2's inlining budget (NodeCountInliningCutoff)
+     * and leave vector operations as calls on boxed vectors. (The accumulators also stay in an
+     * array across the loop: a vector held in a loop phi can lose its exact type, and operations
+     * on it then fall back to the Java implementation.)
+     */
+
+    /** {@link #dotQ8_0} of four rows {@code rowBytes} apart at the start of {@code w}, into {@code out[o .. o+4)}. */
+    private static void dotQ8_0Rows4(byte[] w, int rowBytes, int blocks, short[] q, float[] d, float[] out, int o) {
+        float[] acc = new float[ROW_GROUP * 8];
+        for (int b = 0, off = 0; b < blocks; b++, off += 34) {
+            ShortVector x = ShortVector.fromArray(S, q, b * 32);
+            float db = d[b];
+            for (int r = 0, ro = off; r < ROW_GROUP; r++, ro += rowBytes) {
+                FloatVector s = quadSums(q8Weights(w, ro).mul(x));
+                FloatVector.broadcast(F256, scale(w, ro) * db).fma(s, FloatVector.fromArray(F256, acc, r * 8)).intoArray(acc, r * 8);
+            }
+        }
+        for (int r = 0; r < ROW_GROUP; r++) {
+            out[o + r] = ((acc[r * 8] + acc[r * 8 + 4]) + (acc[r * 8 + 2] + acc[r * 8 + 6]))
+                    + ((acc[r * 8 + 1] + acc[r * 8 + 5]) + (acc[r * 8 + 3] + acc[r * 8 + 7]));
+        }
+    }
+
+    /** {@link #dotQ4_0} of four rows {@code rowBytes} apart at the start of {@code w}, into {@code out[o .. o+4)}. */
+    private static void dotQ4_0Rows4(byte[] w, int rowBytes, int blocks, short[] qi, float[] d, float[] out, int o) {
+        float[] acc = new float[ROW_GROUP];
+        int b = 0;
+        int off = 0;
+        for (; b + 1 < blocks; b += 2, off += 36) {
+            ShortVector x0 = ShortVector.fromArray(S, qi, b * 32);
+            ShortVector x1 = ShortVector.fromArray(S, qi, b * 32 + 32);
+            float d0 = d[b];
+            float d1 = d[b + 1];
+            for (int r = 0, ro = off; r < ROW_GROUP; r++, ro += rowBytes) {
+                int both = twoQ4Sums(w, ro, x0, x1);
+                int s0 = (short) both;
+                float a = Math.fma((float) s0, scale(w, ro) * d0, acc[r]);
+                acc[r] = Math.fma((float) ((both - s0) >> 16), scale(w, ro + 18) * d1, a);
+            }
+        }
+        if (b < blocks) {
+            ShortVector x0 = ShortVector.fromArray(S, qi, b * 32);
+            for (int r = 0, ro = off; r < ROW_GROUP; r++, ro += rowBytes) {
+                acc[r] = Math.fma((float) oneQ4Sum(w, ro, x0), scale(w, ro) * d[b], acc[r]);
+            }
+        }
+        System.arraycopy(acc, 0, out, o, ROW_GROUP);
+    }
+
+    private static int oneQ4Sum(byte[] w, int off, ShortVector x) {
+        return pairSums(q4Weights(w, off).mul(x)).reduceLanes(VectorOperators.ADD);
+    }
+
+    /** {@code sum(block at off) + 2^16 * sum(block at off + 18)} against activation blocks {@code x0, x1}. */
+    private static int twoQ4Sums(byte[] w, int off, ShortVector x0, ShortVector x1) {
+        IntVector p0 = pairSums(q4Weights(w, off).mul(x0));
+        IntVector p1 = pairSums(q4Weights(w, off + 18).mul(x1));
+        return p0.add(p1.lanewise(VectorOperators.LSHL, 16)).reduceLanes(VectorOperators.ADD);
     }
 
     private static float hsum8(FloatVector acc) {

@@ -267,10 +267,7 @@ public final class WeightMatrix {
             float[][] out = outs[p];
             int n = counts[p];
             if (n == 1) {
-                float[] o = out[0];
-                for (int r = from; r < to; r++) {
-                    o[r] = k.dot(w.type, w.data, w.rowOffset(r), w.cols, a[0]);
-                }
+                k.dotRows(w.type, w.data, w.rowOffset(from), w.rowBytes, to - from, w.cols, a[0], out[0], from);
             } else {
                 for (int r = from; r < to; r++) {
                     k.dots(w.type, w.data, w.rowOffset(r), w.cols, a, n, out, r);
