@@ -33,6 +33,28 @@ class KernelsTest {
         }
     }
 
+    @ParameterizedTest
+    @EnumSource(value = GgmlType.class, names = {"Q8_0", "Q4_0", "F16"})
+    void rowGroupsGiveEveryRowTheScalarKernelsBits(GgmlType type) {
+        Kernels vector = Kernels.vectorOrNull();
+        assumeThat(vector).as("Vector API not available").isNotNull();
+        SplittableRandom r = new SplittableRandom(23);
+        for (int cols : COLS) {
+            int rows = 11; // two groups of four and three rows on their own
+            ByteBuffer w = randomRows(type, rows, cols, r);
+            Activation x = new Activation().prepare(gaussian(cols, r, 1f), 0, cols, type);
+            int rowBytes = (int) type.bytesFor(cols);
+            float[] out = new float[rows + 2];
+            vector.dotRows(type, w, rowBytes, rowBytes, rows - 1, cols, x, out, 2); // from row 1, written from index 2
+            for (int row = 1; row < rows; row++) {
+                assertThat(out[row + 1]).as(type + " cols " + cols + " row " + row)
+                        .isEqualTo(Kernels.scalar().dot(type, w, row * rowBytes, cols, x));
+            }
+            assertThat(out[0]).isZero();
+            assertThat(out[1]).isZero();
+        }
+    }
+
     private static void assertVectorAgreesWithScalar(Kernels vector, GgmlType type, int cols, DotOrder order, SplittableRandom r) {
         Kernels scalar = Kernels.scalar();
         int rows = 7;
