@@ -110,13 +110,16 @@ public abstract class Kernels {
             x[i] = (float) Math.sin(i);
         }
         float[][] out = new float[xs.length][1];
+        float[] rowsOut = new float[4];
         for (GgmlType t : new GgmlType[] {GgmlType.Q8_0, GgmlType.Q4_0}) {
             ByteBuffer w = weights(t, cols);
+            ByteBuffer rows = weights(t, 4 * cols); // four rows: the single-activation row-group kernels
             for (int i = 0; i < xs.length; i++) {
                 xs[i] = new Activation().prepare(x, 0, cols, t);
             }
             for (int i = 0; i < 2_000; i++) {
                 k.dots(t, w, 0, cols, xs, xs.length, out, 0);
+                k.dotRows(t, rows, 0, (int) t.bytesFor(cols), 4, cols, xs[0], rowsOut, 0);
             }
         }
         warmedUp = true;
