@@ -10,6 +10,9 @@ import io.moestream.runtime.kernel.Kernels;
 import io.moestream.runtime.kernel.MatmulPool;
 
 import java.nio.ByteBuffer;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
 
 /**
  * A read-only {@code [rows][cols]} weight matrix read in place from a memory-mapped tensor: row r
@@ -152,8 +155,8 @@ public final class WeightMatrix {
         /** First task index of each product, plus the total at index {@code size}. */
         private int[] firstTask = new int[9];
         private int size;
-        private final java.util.List<Activation[]> prepared = new java.util.ArrayList<>();
-        private final java.util.List<Object> preparedKeys = new java.util.ArrayList<>();
+        private final List<Activation[]> prepared = new ArrayList<>();
+        private final List<Object> preparedKeys = new ArrayList<>();
         private int pooled;
 
         /** This thread's (empty) set. */
@@ -164,9 +167,9 @@ public final class WeightMatrix {
         }
 
         private void clear() {
-            java.util.Arrays.fill(matrices, 0, size, null);
-            java.util.Arrays.fill(outs, 0, size, null);
-            java.util.Arrays.fill(acts, 0, size, null);
+            Arrays.fill(matrices, 0, size, null);
+            Arrays.fill(outs, 0, size, null);
+            Arrays.fill(acts, 0, size, null);
             size = 0;
             preparedKeys.clear();
         }
@@ -178,12 +181,12 @@ public final class WeightMatrix {
             }
             if (size == matrices.length) {
                 int cap = size * 2;
-                matrices = java.util.Arrays.copyOf(matrices, cap);
-                this.outs = java.util.Arrays.copyOf(this.outs, cap);
-                acts = java.util.Arrays.copyOf(acts, cap);
-                counts = java.util.Arrays.copyOf(counts, cap);
-                chunkRows = java.util.Arrays.copyOf(chunkRows, cap);
-                firstTask = java.util.Arrays.copyOf(firstTask, cap + 1);
+                matrices = Arrays.copyOf(matrices, cap);
+                this.outs = Arrays.copyOf(this.outs, cap);
+                acts = Arrays.copyOf(acts, cap);
+                counts = Arrays.copyOf(counts, cap);
+                chunkRows = Arrays.copyOf(chunkRows, cap);
+                firstTask = Arrays.copyOf(firstTask, cap + 1);
             }
             matrices[size] = w;
             this.outs[size] = outs;
@@ -202,7 +205,7 @@ public final class WeightMatrix {
             for (int i = 0; i < n; i++) {
                 effective[i] = w.effective(orders == null ? DotOrder.VEC_DOT : orders[i]);
             }
-            java.util.List<Object> key = java.util.List.of(w.type, w.cols, n, java.util.Arrays.asList(effective), new Identity(xs, n));
+            List<Object> key = List.of(w.type, w.cols, n, Arrays.asList(effective), new Identity(xs, n));
             int at = preparedKeys.indexOf(key);
             if (at >= 0) {
                 return prepared.get(at);
@@ -214,7 +217,7 @@ public final class WeightMatrix {
             }
             Activation[] a = prepared.get(slot);
             if (a.length < n) {
-                a = java.util.Arrays.copyOf(a, n);
+                a = Arrays.copyOf(a, n);
                 for (int i = 0; i < n; i++) {
                     if (a[i] == null) {
                         a[i] = new Activation();
