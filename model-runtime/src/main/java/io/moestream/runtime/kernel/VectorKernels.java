@@ -16,6 +16,7 @@ import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.LongVector;
 import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorShuffle;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
@@ -43,6 +44,8 @@ final class VectorKernels extends Kernels {
     private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
     private static final VarHandle SHORT_LE = MethodHandles.byteArrayViewVarHandle(short[].class, LE);
     private static final VarHandle FLOAT_LE = MethodHandles.byteArrayViewVarHandle(float[].class, LE);
+    /** Swaps adjacent lanes (0-1, 2-3, ...): adding a vector to its swap puts each pair's sum in both lanes. */
+    private static final VectorShuffle<Float> SWAP_ADJACENT = VectorShuffle.fromOp(F, i -> i ^ 1);
     private static final ThreadLocal<byte[][]> ROW = ThreadLocal.withInitial(() -> new byte[][] {new byte[0]});
 
     /** Q4_0 in 16 float lanes instead of llama.cpp's per-block fma chain: about 1.5x faster, not bit-exact. */
@@ -259,6 +262,21 @@ final class VectorKernels extends Kernels {
         return (FloatVector) quads.convertShape(VectorOperators.I2F, F256, 0);
     }
 
+    /**
+     * {@link #quadSums} doubled: lanes 2j and 2j+1 both hold ggml's lane j, as 16 floats (no 64-bit
+     * shifts or narrowing); an accumulator over these holds ggml's lane j in lane 2j. Faster in the
+     * batched kernel (16 sequences: 1.10x), slower in the single-activation ones (docs/benchmarks.md).
+     */
+    private static FloatVector quadSumsDoubled(ShortVector products) {
+        FloatVector pairs = (FloatVector) pairSums(products).convertShape(VectorOperators.I2F, F, 0);
+        return pairs.add(pairs.rearrange(SWAP_ADJACENT));
+    }
+
+    /** {@link #hsum8} of a doubled accumulator (ggml's lane j in lane 2j). */
+    private static float hsum8Doubled(FloatVector acc) {
+        return ((acc.lane(0) + acc.lane(8)) + (acc.lane(4) + acc.lane(12))) + ((acc.lane(2) + acc.lane(10)) + (acc.lane(6) + acc.lane(14)));
+    }
+
     /** The 32 quants of the Q8_0 block at {@code off} widened to 16 bits. */
     private static ShortVector q8Weights(byte[] w, int off) {
         return (ShortVector) bytes(B256, w, off + 2).convertShape(VectorOperators.B2S, S, 0);
@@ -391,18 +409,18 @@ final class VectorKernels extends Kernels {
     }
 
     private static void dots2Q8_0(byte[] w, int off, int blocks, Activation x0, Activation x1, float[][] out, int k, int outIndex) {
-        FloatVector acc0 = FloatVector.zero(F256);
-        FloatVector acc1 = FloatVector.zero(F256);
+        FloatVector acc0 = FloatVector.zero(F);
+        FloatVector acc1 = FloatVector.zero(F);
         short[] q0 = x0.q;
         short[] q1 = x1.q;
         for (int b = 0; b < blocks; b++, off += 34) {
             ShortVector wq = q8Weights(w, off);
             float dw = scale(w, off);
-            acc0 = FloatVector.broadcast(F256, dw * x0.d[b]).fma(quadSums(wq.mul(ShortVector.fromArray(S, q0, b * 32))), acc0);
-            acc1 = FloatVector.broadcast(F256, dw * x1.d[b]).fma(quadSums(wq.mul(ShortVector.fromArray(S, q1, b * 32))), acc1);
+            acc0 = FloatVector.broadcast(F, dw * x0.d[b]).fma(quadSumsDoubled(wq.mul(ShortVector.fromArray(S, q0, b * 32))), acc0);
+            acc1 = FloatVector.broadcast(F, dw * x1.d[b]).fma(quadSumsDoubled(wq.mul(ShortVector.fromArray(S, q1, b * 32))), acc1);
         }
-        out[k][outIndex] = hsum8(acc0);
-        out[k + 1][outIndex] = hsum8(acc1);
+        out[k][outIndex] = hsum8Doubled(acc0);
+        out[k + 1][outIndex] = hsum8Doubled(acc1);
     }
 
     private static void dots4Q4_0(byte[] w, int off, int blocks, Activation x0, Activation x1, Activation x2,
