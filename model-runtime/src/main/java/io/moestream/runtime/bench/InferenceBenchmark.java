@@ -11,7 +11,6 @@ import io.moestream.runtime.model.StepPlan;
 import io.moestream.runtime.model.StepResult;
 
 import java.lang.management.ManagementFactory;
-import java.nio.ByteBuffer;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.SplittableRandom;

@@ -37,7 +37,6 @@ final class VectorKernels extends Kernels {
     private static final VectorSpecies<Integer> I256 = IntVector.SPECIES_256;
     private static final VectorSpecies<Float> F256 = FloatVector.SPECIES_256;
     private static final VectorSpecies<Short> S = ShortVector.SPECIES_512;
-    private static final VectorSpecies<Short> S256 = ShortVector.SPECIES_256;
     private static final VectorSpecies<Byte> B128 = ByteVector.SPECIES_128;
     private static final VectorSpecies<Byte> B256 = ByteVector.SPECIES_256;
     private static final VectorSpecies<Byte> B512 = ByteVector.SPECIES_512;
@@ -374,7 +373,7 @@ final class VectorKernels extends Kernels {
             acc = Math.fma((float) s1, scale(w, off + 18) * d[b + 1], acc);
         }
         if (b < blocks) {
-            int s0 = pairSums(q4Weights(w, off).mul(ShortVector.fromArray(S, qi, b * 32))).reduceLanes(VectorOperators.ADD);
+            int s0 = oneQ4Sum(w, off, ShortVector.fromArray(S, qi, b * 32));
             acc = Math.fma((float) s0, scale(w, off) * d[b], acc);
         }
         return acc;
@@ -401,11 +400,9 @@ final class VectorKernels extends Kernels {
         return acc0.add(acc1).reduceLanes(VectorOperators.ADD);
     }
 
-    /** {@code sum(block at off) + 2^16 * sum(block at off + 18)} in one horizontal add. */
+    /** {@link #twoQ4Sums(byte[], int, ShortVector, ShortVector)} against activation blocks at {@code qi[i]} and {@code qi[i + 32]}. */
     private static int twoQ4Sums(byte[] w, int off, short[] qi, int i) {
-        IntVector p0 = pairSums(q4Weights(w, off).mul(ShortVector.fromArray(S, qi, i)));
-        IntVector p1 = pairSums(q4Weights(w, off + 18).mul(ShortVector.fromArray(S, qi, i + 32)));
-        return p0.add(p1.lanewise(VectorOperators.LSHL, 16)).reduceLanes(VectorOperators.ADD);
+        return twoQ4Sums(w, off, ShortVector.fromArray(S, qi, i), ShortVector.fromArray(S, qi, i + 32));
     }
 
     private static void dots2Q8_0(byte[] w, int off, int blocks, Activation x0, Activation x1, float[][] out, int k, int outIndex) {
