@@ -3,6 +3,9 @@ package io.moestream.runtime.kernel;
 import io.moestream.runtime.gguf.Float16;
 import io.moestream.runtime.gguf.GgmlType;
 
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+
 /**
  * One activation row prepared for products with weights of one {@link GgmlType}, the way llama.cpp
  * prepares {@code src1} ({@code vec_dot_type}): Q8_0 quants and scales for Q8_0/Q4_0 weights, values
@@ -27,6 +30,17 @@ public final class Activation {
     float[] d = new float[0];
     /** Values for float weight types (rounded to the weight's float type). */
     float[] f = new float[0];
+    /**
+     * The Q8_0 form for {@link NativeKernels}, written only once native kernels exist in this JVM:
+     * {@code n} int8 quants then {@code n / 32} float scales, in a direct buffer at
+     * {@link #nativeAddress}; {@link #nativeReady} says it holds the current values.
+     */
+    private ByteBuffer nativeForm;
+    private byte[] nativeQuants = new byte[0];
+    long nativeAddress;
+    boolean nativeReady;
+    /** Set once by {@link NativeKernels}: from then on Q8_0 activations also carry their native form. */
+    static volatile boolean writeNativeForm;
 
     /** Number of values. */
     public int length() {
@@ -55,6 +69,7 @@ public final class Activation {
      */
     public Activation prepare(float[] x, int off, int n, GgmlType weightType, DotOrder order) {
         this.order = n % 16 == 0 ? order : DotOrder.VEC_DOT;
+        this.nativeReady = false;
         this.n = n;
         this.type = weightType;
         switch (weightType) {
@@ -121,5 +136,28 @@ public final class Activation {
                 }
             }
         }
+        if (writeNativeForm) {
+            writeNativeForm(n);
+        }
+    }
+
+    private void writeNativeForm(int n) {
+        int bytes = n + n / 8;
+        if (nativeForm == null || nativeForm.capacity() < bytes) {
+            // alignedSlice rounds both ends to the unit: room for a whole unit on either side
+            nativeForm = ByteBuffer.allocateDirect((bytes + 63 & ~63) + 64).alignedSlice(64).order(ByteOrder.LITTLE_ENDIAN);
+            nativeAddress = NativeKernels.address(nativeForm);
+        }
+        if (nativeQuants.length < n) {
+            nativeQuants = new byte[n];
+        }
+        for (int i = 0; i < n; i++) {
+            nativeQuants[i] = (byte) q[i];
+        }
+        nativeForm.put(0, nativeQuants, 0, n);
+        for (int b = 0; b < n / 32; b++) {
+            nativeForm.putFloat(n + 4 * b, d[b]);
+        }
+        nativeReady = true;
     }
 }

@@ -51,6 +51,12 @@ public abstract class Kernels {
         return SCALAR;
     }
 
+    /** The native kernels in front of the Vector API (or scalar) kernels, or null when they are unavailable. */
+    public static Kernels nativeOrNull() {
+        Kernels java = vectorOrNull();
+        return nativeOrNull(java == null ? SCALAR : java);
+    }
+
     /** The Vector API implementation, or null when {@code jdk.incubator.vector} is missing or unusable. */
     public static Kernels vectorOrNull() {
         return vectorOrNull(false);
@@ -74,21 +80,80 @@ public abstract class Kernels {
 
     private static Kernels choose() {
         String forced = System.getProperty("moestream.kernels", "").toLowerCase(Locale.ROOT);
-        Kernels k = forced.equals("scalar") ? null : vectorOrNull(forced.equals("vector-fast-q4"));
-        if (k == null) {
-            k = SCALAR;
-            if (!forced.equals("scalar")) {
-                LOG.info("matmul kernels: scalar (add --add-modules jdk.incubator.vector for the Vector API kernels)");
-                return k;
+        Kernels java = forced.equals("scalar") ? null : vectorOrNull(forced.equals("vector-fast-q4"));
+        if (java == null) {
+            java = SCALAR;
+            if (!forced.equals("scalar") && !forced.equals("native")) {
+                LOG.info("Java kernels: scalar (add --add-modules jdk.incubator.vector for the Vector API kernels)");
+            }
+        }
+        Kernels k = java;
+        if (forced.isEmpty() || forced.equals("native")) {
+            k = nativeOrNull(java);
+            if (k == null) {
+                k = java;
+                LOG.info("native kernels not used: {}", NativeKernels.unavailableReason());
             }
         }
         LOG.info("matmul kernels: {}", k.name());
-        if (Boolean.parseBoolean(System.getProperty("moestream.kernels.warmup", "true"))) {
+        if (k != SCALAR && Boolean.parseBoolean(System.getProperty("moestream.kernels.warmup", "true"))) {
             Thread warm = new Thread(Kernels::warmUp, "moestream-kernel-warmup");
             warm.setDaemon(true);
             warm.start();
         }
         return k;
+    }
+
+    /**
+     * The native Q8_0/Q4_0 kernels in front of {@code java} (which takes every other product), or
+     * null when they are not built, do not load, fail their self-test, or the CPU cannot run them.
+     */
+    static Kernels nativeOrNull(Kernels java) {
+        NativeKernels k = NativeKernels.orNull(java);
+        if (k == null) {
+            return null;
+        }
+        try {
+            selfTest(k);
+            agreesWithScalar(k);
+            return k;
+        } catch (RuntimeException e) {
+            LOG.warn("native kernels unusable ({}); using {}", e.toString(), java.name());
+            NativeKernels.unusable(e.toString());
+            return null;
+        }
+    }
+
+    /** One row group of each quantized type against the scalar kernels' bits. */
+    private static void agreesWithScalar(Kernels k) {
+        int cols = 96;
+        int rows = 9;
+        for (GgmlType t : new GgmlType[] {GgmlType.Q8_0, GgmlType.Q4_0}) {
+            int rowBytes = (int) t.bytesFor(cols);
+            ByteBuffer w = ByteBuffer.allocateDirect(rows * rowBytes).order(ByteOrder.LITTLE_ENDIAN);
+            for (int i = 0; i < w.capacity(); i++) {
+                w.put(i, (byte) (i * 131 + 7));
+            }
+            int blockBytes = rowBytes / (cols / 32);
+            for (int i = 0; i < rows; i++) {
+                for (int b = 0; b < cols / 32; b++) {
+                    w.putShort(i * rowBytes + b * blockBytes, (short) (0x1c00 + 97 * i + 13 * b)); // finite F16 scales
+                }
+            }
+            float[] x = new float[cols];
+            for (int i = 0; i < cols; i++) {
+                x[i] = (float) Math.sin(i * 0.7);
+            }
+            Activation a = new Activation().prepare(x, 0, cols, t);
+            float[] out = new float[rows];
+            k.dotRows(t, w, 0, rowBytes, rows, cols, a, out, 0);
+            for (int i = 0; i < rows; i++) {
+                float s = SCALAR.dot(t, w, i * rowBytes, cols, a);
+                if (Float.floatToIntBits(out[i]) != Float.floatToIntBits(s)) {
+                    throw new IllegalStateException(t + " row " + i + " gave " + out[i] + ", the scalar kernels " + s);
+                }
+            }
+        }
     }
 
     /**
@@ -176,6 +241,17 @@ public abstract class Kernels {
     public void dots(GgmlType type, ByteBuffer w, int off, int cols, Activation[] xs, int n, float[][] out, int outIndex) {
         for (int k = 0; k < n; k++) {
             out[k][outIndex] = dot(type, w, off, cols, xs[k]);
+        }
+    }
+
+    /**
+     * Dots of {@code rows} consecutive rows ({@code rowBytes} apart, the first at byte {@code off})
+     * with {@code n} activations: {@code out[k][outIndex + i] = row i . xs[k]}, each exactly as {@link #dot}.
+     */
+    public void dotsRows(GgmlType type, ByteBuffer w, int off, int rowBytes, int rows, int cols, Activation[] xs, int n,
+                         float[][] out, int outIndex) {
+        for (int i = 0; i < rows; i++) {
+            dots(type, w, off + i * rowBytes, cols, xs, n, out, outIndex + i);
         }
     }
 }

@@ -272,9 +272,7 @@ public final class WeightMatrix {
             if (n == 1) {
                 k.dotRows(w.type, w.data, w.rowOffset(from), w.rowBytes, to - from, w.cols, a[0], out[0], from);
             } else {
-                for (int r = from; r < to; r++) {
-                    k.dots(w.type, w.data, w.rowOffset(r), w.cols, a, n, out, r);
-                }
+                k.dotsRows(w.type, w.data, w.rowOffset(from), w.rowBytes, to - from, w.cols, a, n, out, from);
             }
         }
 

@@ -1,0 +1,117 @@
+// Native Q8_0/Q4_0 row products for io.moestream.runtime.kernel.NativeKernels (JNI).
+//
+// The same numbers as ScalarKernels, bit for bit: per block an exact integer dot of the weight
+// quants with the activation's Q8_0 quants, then llama.cpp's float order —
+//   Q8_0: 8 float lanes, lane j += fma(d_w * d_x, sum of products 4j..4j+3), then hsum_float_8;
+//   Q4_0: per row acc = fma(isum, d_w * d_x, acc), block after block.
+// Integer sums are exact in any order, so the int8 products use whatever the CPU has (AVX-512 VNNI
+// vpdpbusd, or AVX2 vpmaddubsw + vpmaddwd); only the float steps are fixed, and they are written
+// as explicit intrinsics (the file is compiled with -ffp-contract=off).
+//
+// Each kernel body is compiled twice (kernels_body.h): once for AVX2+FMA+F16C, once with VNNI;
+// moestream_features() tells Java which the CPU runs. Java checks every offset and length before
+// calling in: nothing here trusts a size it was not given by the checked caller.
+#include <jni.h>
+#include <immintrin.h>
+#include <stdint.h>
+#include <string.h>
+
+#define MAX_BATCH 256
+
+typedef struct {
+    const int8_t *q;  // blocks * 32 quants
+    const float *d;   // blocks scales (already rounded through F16)
+} act_t;
+
+static inline act_t act_at(jlong address, jint blocks) {
+    act_t a;
+    a.q = (const int8_t *) (intptr_t) address;
+    a.d = (const float *) (intptr_t) (address + (jlong) blocks * 32);
+    return a;
+}
+
+#pragma GCC push_options
+#pragma GCC target("avx2,fma,f16c")
+#define SUFFIX avx2
+#define DOT4(a, b) _mm256_madd_epi16(_mm256_maddubs_epi16((a), (b)), _mm256_set1_epi16(1))
+#include "kernels_body.h"
+#undef DOT4
+#undef SUFFIX
+#pragma GCC pop_options
+
+#pragma GCC push_options
+#pragma GCC target("avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512vnni")
+#define SUFFIX vnni
+#define DOT4(a, b) _mm256_dpbusd_epi32(_mm256_setzero_si256(), (a), (b))
+#include "kernels_body.h"
+#undef DOT4
+#undef SUFFIX
+#pragma GCC pop_options
+
+// 0: no kernel runs here; 1: AVX2 kernels; 2: VNNI kernels.
+static int level(void) {
+    __builtin_cpu_init();
+    if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma") || !__builtin_cpu_supports("f16c")) {
+        return 0;
+    }
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw")
+            && __builtin_cpu_supports("avx512vnni")) {
+        return 2;
+    }
+    return 1;
+}
+
+JNIEXPORT jint JNICALL Java_io_moestream_runtime_kernel_NativeKernels_level(JNIEnv *env, jclass cls) {
+    (void) env;
+    (void) cls;
+    return level();
+}
+
+JNIEXPORT jlong JNICALL Java_io_moestream_runtime_kernel_NativeKernels_address(JNIEnv *env, jclass cls, jobject buffer) {
+    (void) cls;
+    return (jlong) (intptr_t) (*env)->GetDirectBufferAddress(env, buffer);
+}
+
+// out[outIndex + i] = row i . x for rows consecutive rows of w (+ off), rowBytes apart.
+JNIEXPORT void JNICALL Java_io_moestream_runtime_kernel_NativeKernels_rows(JNIEnv *env, jclass cls, jint vnni,
+        jint q4, jobject buffer, jlong off, jint rowBytes, jint rows, jint blocks, jlong x, jfloatArray out, jint outIndex) {
+    (void) cls;
+    const uint8_t *w = (const uint8_t *) (*env)->GetDirectBufferAddress(env, buffer) + off;
+    act_t a = act_at(x, blocks);
+    float *o = (*env)->GetPrimitiveArrayCritical(env, out, NULL);
+    if (o == NULL) {
+        return;
+    }
+    if (q4) {
+        (vnni ? q4_rows_vnni : q4_rows_avx2)(w, rowBytes, rows, blocks, a, o + outIndex);
+    } else {
+        (vnni ? q8_rows_vnni : q8_rows_avx2)(w, rowBytes, rows, blocks, a, o + outIndex);
+    }
+    (*env)->ReleasePrimitiveArrayCritical(env, out, o, 0);
+}
+
+// out[k * rows + i] = row i . xs[k] for k < n (n <= MAX_BATCH, checked by the caller).
+JNIEXPORT void JNICALL Java_io_moestream_runtime_kernel_NativeKernels_batch(JNIEnv *env, jclass cls, jint vnni,
+        jint q4, jobject buffer, jlong off, jint rowBytes, jint rows, jint blocks, jlongArray xs, jint n, jfloatArray out) {
+    (void) cls;
+    const uint8_t *w = (const uint8_t *) (*env)->GetDirectBufferAddress(env, buffer) + off;
+    jlong addresses[MAX_BATCH];
+    act_t acts[MAX_BATCH];
+    if (n > MAX_BATCH) {
+        return;
+    }
+    (*env)->GetLongArrayRegion(env, xs, 0, n, addresses);
+    for (int k = 0; k < n; k++) {
+        acts[k] = act_at(addresses[k], blocks);
+    }
+    float *o = (*env)->GetPrimitiveArrayCritical(env, out, NULL);
+    if (o == NULL) {
+        return;
+    }
+    if (q4) {
+        (vnni ? q4_batch_vnni : q4_batch_avx2)(w, rowBytes, rows, blocks, acts, n, o);
+    } else {
+        (vnni ? q8_batch_vnni : q8_batch_avx2)(w, rowBytes, rows, blocks, acts, n, o);
+    }
+    (*env)->ReleasePrimitiveArrayCritical(env, out, o, 0);
+}

@@ -1,0 +1,182 @@
+package io.moestream.runtime.kernel;
+
+import io.moestream.runtime.gguf.GgmlType;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.ByteBuffer;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.util.Locale;
+
+/**
+ * Q8_0 and Q4_0 products in C ({@code src/main/c/moestream_kernels.c}, built into the jar by the
+ * module's build when gcc is present), through JNI; every other weight type, and any call the
+ * native code cannot take (a heap buffer, an activation prepared before native kernels existed),
+ * goes to the Java kernels it wraps. Results are those of {@link ScalarKernels}, bit for bit: the
+ * integer block sums use int8 dot-product instructions (AVX-512 VNNI, or AVX2), which the Java 17
+ * Vector API cannot express, and the float steps are llama.cpp's in its order.
+ *
+ * <p>Why native code on the CPU path: see docs/runtime.md ("Native kernels"). Safety: every
+ * offset, length and activation is checked here before the call, against the buffer's capacity,
+ * so a corrupt model cannot make the C code read outside the file's mapping.
+ */
+final class NativeKernels extends Kernels {
+
+    /** Activations per native batch call (the C side's stack arrays). */
+    static final int MAX_BATCH = 256;
+    private static final String RESOURCE = "native/linux-x86_64/libmoestream_kernels.so";
+    private static final ThreadLocal<float[]> OUT = ThreadLocal.withInitial(() -> new float[0]);
+    private static final ThreadLocal<long[]> ADDRESSES = ThreadLocal.withInitial(() -> new long[MAX_BATCH]);
+    private static String loadError;
+    private static int level = -1;
+
+    private final Kernels java;
+    private final int vnni;
+
+    private NativeKernels(Kernels java, int level) {
+        this.java = java;
+        this.vnni = level >= 2 ? 1 : 0;
+        Activation.writeNativeForm = true;
+    }
+
+    /**
+     * The native kernels in front of {@code java}, or null (with {@link #unavailableReason()} set)
+     * when the library is missing from the class path, does not load, or the CPU lacks AVX2/FMA/F16C.
+     */
+    static synchronized NativeKernels orNull(Kernels java) {
+        if (level < 0) {
+            level = load();
+        }
+        return level > 0 ? new NativeKernels(java, level) : null;
+    }
+
+    /** Why {@link #orNull} gave null ("" when it did not). */
+    static synchronized String unavailableReason() {
+        return loadError == null ? "" : loadError;
+    }
+
+    /** Records why the loaded kernels were not used (a failed self-test). */
+    static synchronized void unusable(String reason) {
+        loadError = "self-test failed: " + reason;
+    }
+
+    private static int load() {
+        String arch = System.getProperty("os.name", "").toLowerCase(Locale.ROOT) + "-" + System.getProperty("os.arch", "");
+        if (!arch.equals("linux-amd64")) {
+            loadError = "no native kernels for " + arch;
+            return 0;
+        }
+        try (InputStream in = NativeKernels.class.getResourceAsStream(RESOURCE)) {
+            if (in == null) {
+                loadError = "the jar has no " + RESOURCE + " (built without gcc)";
+                return 0;
+            }
+            Path file = Files.createTempFile("moestream_kernels", ".so");
+            file.toFile().deleteOnExit();
+            Files.copy(in, file, StandardCopyOption.REPLACE_EXISTING);
+            System.load(file.toAbsolutePath().toString());
+            int l = level();
+            if (l == 0) {
+                loadError = "the CPU lacks AVX2, FMA or F16C";
+            }
+            return l;
+        } catch (IOException | LinkageError | SecurityException e) {
+            loadError = "native kernels did not load: " + e;
+            return 0;
+        }
+    }
+
+    /** 0: no kernel runs on this CPU; 1: AVX2 kernels; 2: AVX-512 VNNI kernels. */
+    private static native int level();
+
+    /** The address of a direct buffer's first byte. */
+    static native long address(ByteBuffer direct);
+
+    private static native void rows(int vnni, int q4, ByteBuffer w, long off, int rowBytes, int rows, int blocks,
+                                    long x, float[] out, int outIndex);
+
+    private static native void batch(int vnni, int q4, ByteBuffer w, long off, int rowBytes, int rows, int blocks,
+                                     long[] xs, int n, float[] out);
+
+    @Override
+    public String name() {
+        return "native-" + (vnni == 1 ? "avx512vnni" : "avx2") + "+" + java.name();
+    }
+
+    @Override
+    public float dot(GgmlType type, ByteBuffer w, int off, int cols, Activation x) {
+        float[] out = new float[1];
+        dotRows(type, w, off, (int) type.bytesFor(cols), 1, cols, x, out, 0);
+        return out[0];
+    }
+
+    @Override
+    public void dotRows(GgmlType type, ByteBuffer w, int off, int rowBytes, int rows, int cols, Activation x,
+                        float[] out, int outIndex) {
+        if (!takes(type, w, off, rowBytes, rows, cols) || !ready(x, cols)) {
+            java.dotRows(type, w, off, rowBytes, rows, cols, x, out, outIndex);
+            return;
+        }
+        if (outIndex < 0 || outIndex + rows > out.length) {
+            throw new IndexOutOfBoundsException("rows [" + outIndex + ", " + (outIndex + rows) + ") of " + out.length);
+        }
+        rows(vnni, type == GgmlType.Q4_0 ? 1 : 0, w, off, rowBytes, rows, cols / 32, x.nativeAddress, out, outIndex);
+    }
+
+    @Override
+    public void dots(GgmlType type, ByteBuffer w, int off, int cols, Activation[] xs, int n, float[][] out, int outIndex) {
+        dotsRows(type, w, off, (int) type.bytesFor(cols), 1, cols, xs, n, out, outIndex);
+    }
+
+    @Override
+    public void dotsRows(GgmlType type, ByteBuffer w, int off, int rowBytes, int rows, int cols, Activation[] xs, int n,
+                         float[][] out, int outIndex) {
+        boolean native_ = takes(type, w, off, rowBytes, rows, cols);
+        for (int k = 0; k < n && native_; k++) {
+            native_ = ready(xs[k], cols);
+        }
+        if (!native_) {
+            java.dotsRows(type, w, off, rowBytes, rows, cols, xs, n, out, outIndex);
+            return;
+        }
+        long[] addresses = ADDRESSES.get();
+        for (int k0 = 0; k0 < n; k0 += MAX_BATCH) {
+            int m = Math.min(MAX_BATCH, n - k0);
+            float[] results = OUT.get();
+            if (results.length < m * rows) {
+                results = new float[m * rows];
+                OUT.set(results);
+            }
+            for (int k = 0; k < m; k++) {
+                addresses[k] = xs[k0 + k].nativeAddress;
+            }
+            batch(vnni, type == GgmlType.Q4_0 ? 1 : 0, w, off, rowBytes, rows, cols / 32, addresses, m, results);
+            for (int k = 0; k < m; k++) {
+                System.arraycopy(results, k * rows, out[k0 + k], outIndex, rows);
+            }
+        }
+    }
+
+    /** Whether the native code takes these rows: a quantized type in a direct buffer, every byte inside it. */
+    private static boolean takes(GgmlType type, ByteBuffer w, int off, int rowBytes, int rows, int cols) {
+        if ((type != GgmlType.Q8_0 && type != GgmlType.Q4_0) || !w.isDirect() || rows <= 0) {
+            return false;
+        }
+        long bytes = type.bytesFor(cols);
+        if (cols <= 0 || cols % 32 != 0 || off < 0 || rowBytes < bytes
+                || off + (long) (rows - 1) * rowBytes + bytes > w.capacity()) {
+            throw new IndexOutOfBoundsException(rows + " rows of " + cols + " " + type + " values from byte " + off
+                    + ", " + rowBytes + " bytes apart, do not fit a buffer of " + w.capacity() + " bytes");
+        }
+        return true;
+    }
+
+    private static boolean ready(Activation x, int cols) {
+        if (x.length() != cols) {
+            throw new IllegalArgumentException("activation of " + x.length() + " values for rows of " + cols);
+        }
+        return x.nativeReady;
+    }
+}
