@@ -19,14 +19,16 @@
 #define MAX_BATCH 256
 
 typedef struct {
-    const int8_t *q;  // blocks * 32 quants
-    const float *d;   // blocks scales (already rounded through F16)
+    const int8_t *q;   // blocks * 32 quants
+    const float *d;    // blocks scales (already rounded through F16)
+    const int32_t *s;  // blocks sums of the block's quants
 } act_t;
 
 static inline act_t act_at(jlong address, jint blocks) {
     act_t a;
     a.q = (const int8_t *) (intptr_t) address;
     a.d = (const float *) (intptr_t) (address + (jlong) blocks * 32);
+    a.s = (const int32_t *) (intptr_t) (address + (jlong) blocks * 36);
     return a;
 }
 
@@ -40,12 +42,13 @@ static inline act_t act_at(jlong address, jint blocks) {
 #pragma GCC pop_options
 
 #pragma GCC push_options
-#pragma GCC target("avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512vnni")
+#pragma GCC target("avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512dq,avx512vnni")
 #define SUFFIX vnni
 #define DOT4(a, b) _mm256_dpbusd_epi32(_mm256_setzero_si256(), (a), (b))
 #include "kernels_body.h"
 #undef DOT4
 #undef SUFFIX
+#include "kernels_zmm.h"
 #pragma GCC pop_options
 
 // 0: no kernel runs here; 1: AVX2 kernels; 2: VNNI kernels.
@@ -55,7 +58,7 @@ static int level(void) {
         return 0;
     }
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw")
-            && __builtin_cpu_supports("avx512vnni")) {
+            && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vnni")) {
         return 2;
     }
     return 1;
@@ -83,7 +86,7 @@ JNIEXPORT void JNICALL Java_io_moestream_runtime_kernel_NativeKernels_rows(JNIEn
         return;
     }
     if (q4) {
-        (vnni ? q4_rows_vnni : q4_rows_avx2)(w, rowBytes, rows, blocks, a, o + outIndex);
+        (vnni ? q4_rows_zmm : q4_rows_avx2)(w, rowBytes, rows, blocks, a, o + outIndex);
     } else {
         (vnni ? q8_rows_vnni : q8_rows_avx2)(w, rowBytes, rows, blocks, a, o + outIndex);
     }
@@ -113,5 +116,42 @@ JNIEXPORT void JNICALL Java_io_moestream_runtime_kernel_NativeKernels_batch(JNIE
     } else {
         (vnni ? q8_batch_vnni : q8_batch_avx2)(w, rowBytes, rows, blocks, acts, n, o);
     }
+    (*env)->ReleasePrimitiveArrayCritical(env, out, o, 0);
+}
+
+// Bytes the packed form of n activations of `blocks` blocks takes (see kernels_zmm.h).
+JNIEXPORT jlong JNICALL Java_io_moestream_runtime_kernel_NativeKernels_packedBytes(JNIEnv *env, jclass cls, jint q4,
+        jint n, jint blocks) {
+    (void) env;
+    (void) cls;
+    return (jlong) packed_bytes(q4, n, blocks);
+}
+
+// Packs n activations (n <= MAX_BATCH) into `to` (packedBytes(q4, n, blocks) bytes, 64-byte aligned).
+JNIEXPORT void JNICALL Java_io_moestream_runtime_kernel_NativeKernels_pack(JNIEnv *env, jclass cls, jint q4,
+        jlongArray xs, jint n, jint blocks, jlong to) {
+    (void) cls;
+    jlong addresses[MAX_BATCH];
+    act_t acts[MAX_BATCH];
+    if (n > MAX_BATCH) {
+        return;
+    }
+    (*env)->GetLongArrayRegion(env, xs, 0, n, addresses);
+    for (int k = 0; k < n; k++) {
+        acts[k] = act_at(addresses[k], blocks);
+    }
+    (q4 ? pack_q4 : pack_q8)(acts, n, blocks, (uint8_t *) (intptr_t) to);
+}
+
+// out[k * rows + i] = row i . activation k of the packed activations (VNNI only).
+JNIEXPORT void JNICALL Java_io_moestream_runtime_kernel_NativeKernels_batchPacked(JNIEnv *env, jclass cls, jint q4,
+        jobject buffer, jlong off, jint rowBytes, jint rows, jint blocks, jlong packed, jint n, jfloatArray out) {
+    (void) cls;
+    const uint8_t *w = (const uint8_t *) (*env)->GetDirectBufferAddress(env, buffer) + off;
+    float *o = (*env)->GetPrimitiveArrayCritical(env, out, NULL);
+    if (o == NULL) {
+        return;
+    }
+    (q4 ? q4_batch_packed : q8_batch_packed)(w, rowBytes, rows, blocks, (const uint8_t *) (intptr_t) packed, n, o);
     (*env)->ReleasePrimitiveArrayCritical(env, out, o, 0);
 }

@@ -32,13 +32,15 @@ public final class Activation {
     float[] f = new float[0];
     /**
      * The Q8_0 form for {@link NativeKernels}, written only once native kernels exist in this JVM:
-     * {@code n} int8 quants then {@code n / 32} float scales, in a direct buffer at
-     * {@link #nativeAddress}; {@link #nativeReady} says it holds the current values.
+     * {@code n} int8 quants, {@code n / 32} float scales, then {@code n / 32} int32 block sums of the
+     * quants, in a direct buffer at {@link #nativeAddress}; {@link #nativeReady} says it holds the
+     * current values, and {@link #version} changes with every {@link #prepare}.
      */
     private ByteBuffer nativeForm;
     private byte[] nativeQuants = new byte[0];
     long nativeAddress;
     boolean nativeReady;
+    int version;
     /** Set once by {@link NativeKernels}: from then on Q8_0 activations also carry their native form. */
     static volatile boolean writeNativeForm;
 
@@ -70,6 +72,7 @@ public final class Activation {
     public Activation prepare(float[] x, int off, int n, GgmlType weightType, DotOrder order) {
         this.order = n % 16 == 0 ? order : DotOrder.VEC_DOT;
         this.nativeReady = false;
+        this.version++;
         this.n = n;
         this.type = weightType;
         switch (weightType) {
@@ -142,7 +145,7 @@ public final class Activation {
     }
 
     private void writeNativeForm(int n) {
-        int bytes = n + n / 8;
+        int bytes = n + n / 4;
         if (nativeForm == null || nativeForm.capacity() < bytes) {
             // alignedSlice rounds both ends to the unit: room for a whole unit on either side
             nativeForm = ByteBuffer.allocateDirect((bytes + 63 & ~63) + 64).alignedSlice(64).order(ByteOrder.LITTLE_ENDIAN);
@@ -155,8 +158,14 @@ public final class Activation {
             nativeQuants[i] = (byte) q[i];
         }
         nativeForm.put(0, nativeQuants, 0, n);
-        for (int b = 0; b < n / 32; b++) {
+        int blocks = n / 32;
+        for (int b = 0; b < blocks; b++) {
+            int sum = 0;
+            for (int j = 0; j < 32; j++) {
+                sum += q[b * 32 + j];
+            }
             nativeForm.putFloat(n + 4 * b, d[b]);
+            nativeForm.putInt(n + 4 * (blocks + b), sum);
         }
         nativeReady = true;
     }

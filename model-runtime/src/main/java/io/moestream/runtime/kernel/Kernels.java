@@ -246,12 +246,25 @@ public abstract class Kernels {
 
     /**
      * Dots of {@code rows} consecutive rows ({@code rowBytes} apart, the first at byte {@code off})
-     * with {@code n} activations: {@code out[k][outIndex + i] = row i . xs[k]}, each exactly as {@link #dot}.
+     * with the {@code n} activations from {@code xs[from]}: {@code out[from + k][outIndex + i] =
+     * row i . xs[from + k]}, each exactly as {@link #dot}.
      */
-    public void dotsRows(GgmlType type, ByteBuffer w, int off, int rowBytes, int rows, int cols, Activation[] xs, int n,
-                         float[][] out, int outIndex) {
+    public void dotsRows(GgmlType type, ByteBuffer w, int off, int rowBytes, int rows, int cols, Activation[] xs, int from,
+                         int n, float[][] out, int outIndex) {
+        Activation[] x = from == 0 ? xs : java.util.Arrays.copyOfRange(xs, from, from + n);
+        float[][] o = from == 0 ? out : java.util.Arrays.copyOfRange(out, from, from + n);
         for (int i = 0; i < rows; i++) {
-            dots(type, w, off + i * rowBytes, cols, xs, n, out, outIndex + i);
+            dots(type, w, off + i * rowBytes, cols, x, n, o, outIndex + i);
         }
+    }
+
+    /** Weight-activation multiplies per pool task: small enough to even out the threads' finishing times. */
+    public long taskWork() {
+        return 1 << 16;
+    }
+
+    /** Activations per pool task at most (a task covers some rows times some activations). */
+    public int taskActivations() {
+        return Integer.MAX_VALUE;
     }
 }

@@ -144,14 +144,14 @@ public final class WeightMatrix {
     public static final class Products {
 
         private static final ThreadLocal<Products> LOCAL = ThreadLocal.withInitial(Products::new);
-        /** Weight-activation multiplies per task: small enough to even out the threads' finishing times. */
-        private static final long TASK_WORK = 1 << 16;
-
         private WeightMatrix[] matrices = new WeightMatrix[8];
         private float[][][] outs = new float[8][][];
         private Activation[][] acts = new Activation[8][];
         private int[] counts = new int[8];
         private int[] chunkRows = new int[8];
+        /** Activations per task, and row chunks per activation chunk, of each product. */
+        private int[] chunkActs = new int[8];
+        private int[] rowTasks = new int[8];
         /** First task index of each product, plus the total at index {@code size}. */
         private int[] firstTask = new int[9];
         private int size;
@@ -186,15 +186,21 @@ public final class WeightMatrix {
                 acts = Arrays.copyOf(acts, cap);
                 counts = Arrays.copyOf(counts, cap);
                 chunkRows = Arrays.copyOf(chunkRows, cap);
+                chunkActs = Arrays.copyOf(chunkActs, cap);
+                rowTasks = Arrays.copyOf(rowTasks, cap);
                 firstTask = Arrays.copyOf(firstTask, cap + 1);
             }
             matrices[size] = w;
             this.outs[size] = outs;
             counts[size] = n;
             acts[size] = activations(w, xs, n, orders);
-            long perRow = (long) w.cols * n;
-            chunkRows[size] = (int) Math.max(1, Math.min(w.rows, TASK_WORK / perRow));
-            firstTask[size + 1] = firstTask[size] + (w.rows + chunkRows[size] - 1) / chunkRows[size];
+            Kernels k = Kernels.get();
+            int acts = Math.min(n, k.taskActivations());
+            long perRow = (long) w.cols * acts;
+            chunkActs[size] = acts;
+            chunkRows[size] = (int) Math.max(1, Math.min(w.rows, k.taskWork() / perRow));
+            rowTasks[size] = (w.rows + chunkRows[size] - 1) / chunkRows[size];
+            firstTask[size + 1] = firstTask[size] + rowTasks[size] * ((n + acts - 1) / acts);
             size++;
             return this;
         }
@@ -263,16 +269,19 @@ public final class WeightMatrix {
                 p++;
             }
             WeightMatrix w = matrices[p];
-            int from = (t - firstTask[p]) * chunkRows[p];
+            // consecutive tasks share their activations (a thread packs them once for its run of tasks)
+            int local = t - firstTask[p];
+            int from = local % rowTasks[p] * chunkRows[p];
             int to = Math.min(w.rows, from + chunkRows[p]);
+            int firstAct = local / rowTasks[p] * chunkActs[p];
+            int n = Math.min(chunkActs[p], counts[p] - firstAct);
             Kernels k = Kernels.get();
             Activation[] a = acts[p];
             float[][] out = outs[p];
-            int n = counts[p];
-            if (n == 1) {
+            if (counts[p] == 1) {
                 k.dotRows(w.type, w.data, w.rowOffset(from), w.rowBytes, to - from, w.cols, a[0], out[0], from);
             } else {
-                k.dotsRows(w.type, w.data, w.rowOffset(from), w.rowBytes, to - from, w.cols, a, n, out, from);
+                k.dotsRows(w.type, w.data, w.rowOffset(from), w.rowBytes, to - from, w.cols, a, firstAct, n, out, from);
             }
         }
 

@@ -72,7 +72,7 @@ class NativeKernelsTest {
                     xs[k] = new Activation().prepare(gaussian(cols, r, k % 3 == 0 ? 1e-3f : 1f), 0, cols, type);
                 }
                 float[][] out = new float[n][rows + 1];
-                kernels.dotsRows(type, w, 0, rowBytes, rows, cols, xs, n, out, 1);
+                kernels.dotsRows(type, w, 0, rowBytes, rows, cols, xs, 0, n, out, 1);
                 for (int k = 0; k < n; k++) {
                     assertThat(out[k][0]).isZero();
                     for (int i = 0; i < rows; i++) {

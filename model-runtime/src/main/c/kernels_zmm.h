@@ -1,0 +1,274 @@
+// AVX-512 kernels (VNNI level only), included by moestream_kernels.c inside its VNNI target
+// section after kernels_body.h. Same numerics as there: exact integer block sums, then the float
+// steps of ScalarKernels in its order.
+//
+// Q4_0 puts four rows (or four activations) in one 512-bit register, one per 128-bit lane: the
+// low nibbles of a block against the activation's first 16 quants and the high nibbles against
+// the last 16 give each lane four partial sums of its row in two vpdpbusd. Nibbles are used
+// unsigned and the -8 offset comes back as 8 * (sum of the activation block's quants).
+//
+// Batched products read activations packed once per product (pack_q8 / pack_q4):
+//   Q8_0, per block b and pair p of activations (192 bytes): the pair's 2 x 32 quants | for each,
+//        8 int32 = -128 * (sum of quants 4j..4j+3) | for each, its scale 8 times. The weights are
+//        used as unsigned (w + 128, i.e. w ^ 0x80) and the -128 correction starts the sum, so one
+//        vpdpbusd gives both activations' exact lane sums.
+//   Q4_0, per block b and group g of 8 activations (320 bytes): quants 0-15 of activations 0-3
+//        | quants 16-31 of 0-3 | the same for 4-7 | 8 int32 = 8 * block sum | 8 scales.
+
+#define Q8_PAIR_BYTES 192
+#define Q4_GROUP_BYTES 320
+
+static inline size_t packed_bytes(int q4, int n, int blocks) {
+    return q4 ? (size_t) ((n + 7) / 8) * blocks * Q4_GROUP_BYTES : (size_t) ((n + 1) / 2) * blocks * Q8_PAIR_BYTES;
+}
+
+// lane k = total of the four partial sums of 128-bit lane k (pa: k < 4, pb: k >= 4)
+static inline __m256i reduce4x4(__m512i pa, __m512i pb) {
+    __m256i ya = _mm512_cvtepi64_epi32(_mm512_add_epi32(pa, _mm512_srli_epi64(pa, 32)));
+    __m256i yb = _mm512_cvtepi64_epi32(_mm512_add_epi32(pb, _mm512_srli_epi64(pb, 32)));
+    __m512i z = _mm512_inserti64x4(_mm512_castsi256_si512(ya), yb, 1);
+    return _mm512_cvtepi64_epi32(_mm512_add_epi32(z, _mm512_srli_epi64(z, 32)));
+}
+
+static inline __m512i load4x16(const uint8_t *p, size_t stride) {
+    __m512i v = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *) p));
+    v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *) (p + stride)), 1);
+    v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *) (p + 2 * stride)), 2);
+    return _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *) (p + 3 * stride)), 3);
+}
+
+static inline uint16_t load_u16(const uint8_t *p) {
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return h;
+}
+
+// the F16 scales at p, p + stride, ... (8 rows' blocks) as floats
+static inline __m256 scales8(const uint8_t *p, size_t stride) {
+    __m128i h = _mm_cvtsi32_si128(load_u16(p));
+    h = _mm_insert_epi16(h, load_u16(p + stride), 1);
+    h = _mm_insert_epi16(h, load_u16(p + 2 * stride), 2);
+    h = _mm_insert_epi16(h, load_u16(p + 3 * stride), 3);
+    h = _mm_insert_epi16(h, load_u16(p + 4 * stride), 4);
+    h = _mm_insert_epi16(h, load_u16(p + 5 * stride), 5);
+    h = _mm_insert_epi16(h, load_u16(p + 6 * stride), 6);
+    h = _mm_insert_epi16(h, load_u16(p + 7 * stride), 7);
+    return _mm256_cvtph_ps(h);
+}
+
+// four rows' Q4_0 block partial sums (unsigned nibbles) against one activation block
+static inline __m512i q4_partials(__m512i qs, __m512i yl, __m512i yh) {
+    const __m512i m = _mm512_set1_epi8(0x0F);
+    __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_and_si512(qs, m), yl);
+    return _mm512_dpbusd_epi32(p, _mm512_and_si512(_mm512_srli_epi16(qs, 4), m), yh);
+}
+
+static void q4_rows_zmm(const uint8_t *w, int row_bytes, int rows, int blocks, act_t x, float *out) {
+    const size_t rb = (size_t) row_bytes;
+    int r = 0;
+    for (; r + 8 <= rows; r += 8) {
+        const uint8_t *base = w + r * rb;
+        __m256 acc = _mm256_setzero_ps();
+        for (int b = 0; b < blocks; b++) {
+            const uint8_t *blk = base + 18 * b;
+            if (r + 16 <= rows && (b & 1) == 0) {
+                for (int i = 8; i < 16; i++) {
+                    _mm_prefetch((const char *) blk + i * rb, _MM_HINT_T0);
+                }
+            }
+            __m512i yl = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *) (x.q + 32 * b)));
+            __m512i yh = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *) (x.q + 32 * b + 16)));
+            __m512i pa = q4_partials(load4x16(blk + 2, rb), yl, yh);
+            __m512i pb = q4_partials(load4x16(blk + 4 * rb + 2, rb), yl, yh);
+            __m256i isum = _mm256_sub_epi32(reduce4x4(pa, pb), _mm256_set1_epi32(8 * x.s[b]));
+            __m256 d = _mm256_mul_ps(scales8(blk, rb), _mm256_set1_ps(x.d[b]));
+            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), d, acc);
+        }
+        _mm256_storeu_ps(out + r, acc);
+    }
+    if (r < rows) {
+        q4_rows_vnni(w + r * rb, row_bytes, rows - r, blocks, x, out + r);
+    }
+}
+
+static void pack_q8(const act_t *x, int n, int blocks, uint8_t *to) {
+    int pairs = (n + 1) / 2;
+    for (int b = 0; b < blocks; b++) {
+        for (int p = 0; p < pairs; p++) {
+            uint8_t *e = to + ((size_t) b * pairs + p) * Q8_PAIR_BYTES;
+            int32_t *c = (int32_t *) (e + 64);
+            float *d = (float *) (e + 128);
+            for (int h = 0; h < 2; h++) {
+                int k = 2 * p + h;
+                if (k < n) {
+                    const int8_t *q = x[k].q + 32 * b;
+                    memcpy(e + 32 * h, q, 32);
+                    for (int j = 0; j < 8; j++) {
+                        c[8 * h + j] = -128 * (q[4 * j] + q[4 * j + 1] + q[4 * j + 2] + q[4 * j + 3]);
+                        d[8 * h + j] = x[k].d[b];
+                    }
+                } else {
+                    memset(e + 32 * h, 0, 32);
+                    for (int j = 0; j < 8; j++) {
+                        c[8 * h + j] = 0;
+                        d[8 * h + j] = 0;
+                    }
+                }
+            }
+        }
+    }
+}
+
+static inline float hsum8_zmm(__m256 acc) {
+    __m128 h = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
+    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_add_ss(h, _mm_movehdup_ps(h));
+    return _mm_cvtss_f32(h);
+}
+
+#define Q8_TILE 8  // pairs per pass over a row (16 activations, 8 accumulators)
+
+// one row against pairs p0 .. p0 + pt of the packed activations; pt is a constant at each call
+// site (see q8_batch_packed), so the accumulators stay in registers
+static inline __attribute__((always_inline)) void q8_pass(const uint8_t *row, const uint8_t *next, int blocks,
+        const uint8_t *packed, int pairs, int p0, const int pt, int n, float *out, int rows) {
+    const __m256i flip = _mm256_set1_epi8((char) 0x80);
+    __m512 acc[Q8_TILE];
+#pragma GCC unroll 8
+    for (int p = 0; p < pt; p++) {
+        acc[p] = _mm512_setzero_ps();
+    }
+    for (int b = 0; b < blocks; b++) {
+        const uint8_t *blk = row + 34 * b;
+        if (next) {
+            _mm_prefetch((const char *) next + 34 * b, _MM_HINT_T0);
+        }
+        __m512i u = _mm512_broadcast_i64x4(_mm256_xor_si256(_mm256_loadu_si256((const __m256i *) (blk + 2)), flip));
+        __m512 dw = _mm512_set1_ps(_cvtsh_ss(load_u16(blk)));
+        const uint8_t *e = packed + ((size_t) b * pairs + p0) * Q8_PAIR_BYTES;
+#pragma GCC unroll 8
+        for (int p = 0; p < pt; p++) {
+            const uint8_t *f = e + (size_t) p * Q8_PAIR_BYTES;
+            __m512i s = _mm512_dpbusd_epi32(_mm512_load_si512((const void *) (f + 64)), u, _mm512_load_si512((const void *) f));
+            __m512 d = _mm512_mul_ps(dw, _mm512_load_ps((const void *) (f + 128)));
+            acc[p] = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(s), acc[p]);
+        }
+    }
+#pragma GCC unroll 8
+    for (int p = 0; p < pt; p++) {
+        int k = 2 * (p0 + p);
+        out[(size_t) k * rows] = hsum8_zmm(_mm512_castps512_ps256(acc[p]));
+        if (k + 1 < n) {
+            out[(size_t) (k + 1) * rows] = hsum8_zmm(_mm512_extractf32x8_ps(acc[p], 1));
+        }
+    }
+}
+
+static void q8_batch_packed(const uint8_t *w, int row_bytes, int rows, int blocks, const uint8_t *packed, int n,
+                            float *out) {
+    const int pairs = (n + 1) / 2;
+    for (int r = 0; r < rows; r++) {
+        const uint8_t *row = w + (size_t) r * row_bytes;
+        const uint8_t *next = r + 1 < rows ? row + row_bytes : NULL;
+        for (int p0 = 0; p0 < pairs; p0 += Q8_TILE) {
+            int pt = pairs - p0 < Q8_TILE ? pairs - p0 : Q8_TILE;
+            switch (pt) {
+                case 8: q8_pass(row, next, blocks, packed, pairs, p0, 8, n, out + r, rows); break;
+                case 7: q8_pass(row, next, blocks, packed, pairs, p0, 7, n, out + r, rows); break;
+                case 6: q8_pass(row, next, blocks, packed, pairs, p0, 6, n, out + r, rows); break;
+                case 5: q8_pass(row, next, blocks, packed, pairs, p0, 5, n, out + r, rows); break;
+                case 4: q8_pass(row, next, blocks, packed, pairs, p0, 4, n, out + r, rows); break;
+                case 3: q8_pass(row, next, blocks, packed, pairs, p0, 3, n, out + r, rows); break;
+                case 2: q8_pass(row, next, blocks, packed, pairs, p0, 2, n, out + r, rows); break;
+                default: q8_pass(row, next, blocks, packed, pairs, p0, 1, n, out + r, rows); break;
+            }
+        }
+    }
+}
+
+static void pack_q4(const act_t *x, int n, int blocks, uint8_t *to) {
+    int groups = (n + 7) / 8;
+    for (int b = 0; b < blocks; b++) {
+        for (int g = 0; g < groups; g++) {
+            uint8_t *e = to + ((size_t) b * groups + g) * Q4_GROUP_BYTES;
+            int32_t *s = (int32_t *) (e + 256);
+            float *d = (float *) (e + 288);
+            for (int i = 0; i < 8; i++) {
+                int k = 8 * g + i;
+                uint8_t *lo = e + (i < 4 ? 0 : 128) + 16 * (i & 3);
+                if (k < n) {
+                    memcpy(lo, x[k].q + 32 * b, 16);
+                    memcpy(lo + 64, x[k].q + 32 * b + 16, 16);
+                    s[i] = 8 * x[k].s[b];
+                    d[i] = x[k].d[b];
+                } else {
+                    memset(lo, 0, 16);
+                    memset(lo + 64, 0, 16);
+                    s[i] = 0;
+                    d[i] = 0;
+                }
+            }
+        }
+    }
+}
+
+#define Q4_TILE 4  // groups of 8 activations per pass over a row
+
+// one row against groups g0 .. g0 + gt of the packed activations (gt constant at each call site)
+static inline __attribute__((always_inline)) void q4_pass(const uint8_t *row, const uint8_t *next, int blocks,
+        const uint8_t *packed, int groups, int g0, const int gt, int n, float *out, int rows) {
+    const __m128i m = _mm_set1_epi8(0x0F);
+    __m256 acc[Q4_TILE];
+#pragma GCC unroll 4
+    for (int g = 0; g < gt; g++) {
+        acc[g] = _mm256_setzero_ps();
+    }
+    for (int b = 0; b < blocks; b++) {
+        const uint8_t *blk = row + 18 * b;
+        if (next) {
+            _mm_prefetch((const char *) next + 18 * b, _MM_HINT_T0);
+        }
+        __m128i qs = _mm_loadu_si128((const __m128i *) (blk + 2));
+        __m512i wl = _mm512_broadcast_i32x4(_mm_and_si128(qs, m));
+        __m512i wh = _mm512_broadcast_i32x4(_mm_and_si128(_mm_srli_epi16(qs, 4), m));
+        __m256 dw = _mm256_set1_ps(_cvtsh_ss(load_u16(blk)));
+        const uint8_t *e = packed + ((size_t) b * groups + g0) * Q4_GROUP_BYTES;
+#pragma GCC unroll 4
+        for (int g = 0; g < gt; g++) {
+            const uint8_t *f = e + (size_t) g * Q4_GROUP_BYTES;
+            __m512i pa = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wl, _mm512_load_si512((const void *) f));
+            pa = _mm512_dpbusd_epi32(pa, wh, _mm512_load_si512((const void *) (f + 64)));
+            __m512i pb = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wl, _mm512_load_si512((const void *) (f + 128)));
+            pb = _mm512_dpbusd_epi32(pb, wh, _mm512_load_si512((const void *) (f + 192)));
+            __m256i isum = _mm256_sub_epi32(reduce4x4(pa, pb), _mm256_load_si256((const __m256i *) (f + 256)));
+            __m256 d = _mm256_mul_ps(dw, _mm256_load_ps((const float *) (f + 288)));
+            acc[g] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), d, acc[g]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int g = 0; g < gt; g++) {
+        float lanes[8];
+        _mm256_storeu_ps(lanes, acc[g]);
+        for (int i = 0; i < 8 && 8 * (g0 + g) + i < n; i++) {
+            out[(size_t) (8 * (g0 + g) + i) * rows] = lanes[i];
+        }
+    }
+}
+
+static void q4_batch_packed(const uint8_t *w, int row_bytes, int rows, int blocks, const uint8_t *packed, int n,
+                            float *out) {
+    const int groups = (n + 7) / 8;
+    for (int r = 0; r < rows; r++) {
+        const uint8_t *row = w + (size_t) r * row_bytes;
+        const uint8_t *next = r + 1 < rows ? row + row_bytes : NULL;
+        for (int g0 = 0; g0 < groups; g0 += Q4_TILE) {
+            int gt = groups - g0 < Q4_TILE ? groups - g0 : Q4_TILE;
+            switch (gt) {
+                case 4: q4_pass(row, next, blocks, packed, groups, g0, 4, n, out + r, rows); break;
+                case 3: q4_pass(row, next, blocks, packed, groups, g0, 3, n, out + r, rows); break;
+                case 2: q4_pass(row, next, blocks, packed, groups, g0, 2, n, out + r, rows); break;
+                default: q4_pass(row, next, blocks, packed, groups, g0, 1, n, out + r, rows); break;
+            }
+        }
+    }
+}
