@@ -48,11 +48,17 @@ final class NativeKernels extends Kernels {
      * The native kernels in front of {@code java}, or null (with {@link #unavailableReason()} set)
      * when the library is missing from the class path, does not load, or the CPU lacks AVX2/FMA/F16C.
      */
-    static synchronized NativeKernels orNull(Kernels java) {
+    static NativeKernels orNull(Kernels java) {
+        return orNull(java, Integer.getInteger("moestream.kernels.native.level", 2));
+    }
+
+    /** As {@link #orNull(Kernels)}, using no instruction set above {@code maxLevel} (1: AVX2 only; tests). */
+    static synchronized NativeKernels orNull(Kernels java, int maxLevel) {
         if (level < 0) {
             level = load();
         }
-        return level > 0 ? new NativeKernels(java, level) : null;
+        int l = Math.min(level, maxLevel);
+        return l > 0 ? new NativeKernels(java, l) : null;
     }
 
     /** Why {@link #orNull} gave null ("" when it did not). */

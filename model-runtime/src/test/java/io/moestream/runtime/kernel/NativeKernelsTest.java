@@ -11,6 +11,9 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.util.SplittableRandom;
 
+import java.util.ArrayList;
+import java.util.List;
+
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -20,20 +23,38 @@ import org.junit.jupiter.params.provider.EnumSource;
  * The native Q8_0/Q4_0 kernels against the scalar kernels, bit for bit, on every path the C code
  * has (row groups and their tails, activation tiles and their tails, prefetching near the end of
  * the buffer), and the checks that keep it inside the buffer. The build compiles the kernels
- * wherever gcc exists (CI installs it), so these tests run there; {@code moestream.native.required=false}
- * lets a machine without a compiler skip them.
+ * wherever gcc exists ({@code .ci/run} installs it), so these tests run there; a build without a C
+ * compiler (no library in the jar) or on a CPU without AVX2 skips them, any other reason for missing kernels (the library
+ * does not load, a self-test fails) fails them. Every instruction set the CPU has is tested: the
+ * AVX2 kernels also on an AVX-512 machine.
  */
 class NativeKernelsTest {
 
     private static Kernels kernels;
+    /** The kernels of each instruction-set level this CPU runs (AVX2; AVX-512 VNNI where present). */
+    private static final List<Kernels> LEVELS = new ArrayList<>();
 
     @BeforeAll
     static void load() {
         kernels = Kernels.nativeOrNull();
-        if (kernels == null && !Boolean.parseBoolean(System.getProperty("moestream.native.required", "true"))) {
+        if (kernels == null && (NativeKernels.unavailableReason().contains("built without gcc")
+                || NativeKernels.unavailableReason().contains("CPU lacks"))) {
             org.junit.jupiter.api.Assumptions.abort("native kernels unavailable: " + NativeKernels.unavailableReason());
         }
         assertThat(kernels).as("native kernels: " + NativeKernels.unavailableReason()).isNotNull();
+        LEVELS.add(NativeKernels.orNull(Kernels.scalar(), 1));
+        NativeKernels top = NativeKernels.orNull(Kernels.scalar(), 2);
+        if (!top.name().equals(LEVELS.get(0).name())) {
+            LEVELS.add(top);
+        }
+    }
+
+    @Test
+    void bothInstructionSetsAreTestedWhereTheCpuHasThem() {
+        assertThat(LEVELS.get(0).name()).startsWith("native-avx2");
+        Kernels java = Kernels.vectorOrNull();
+        assertThat(kernels.name()).isEqualTo(LEVELS.get(LEVELS.size() - 1).name()
+                .replace("+scalar", "+" + (java == null ? "scalar" : java.name())));
     }
 
     @ParameterizedTest
@@ -46,14 +67,17 @@ class NativeKernelsTest {
                 int rowBytes = (int) type.bytesFor(cols);
                 Activation x = new Activation().prepare(gaussian(cols, r, 1f), 0, cols, type);
                 float[] out = new float[rows + 3];
-                kernels.dotRows(type, w, rowBytes, rowBytes, rows, cols, x, out, 2); // from row 1: the last row ends the buffer
-                for (int i = 0; i < rows; i++) {
-                    assertThat(out[i + 2]).as(type + " cols " + cols + " rows " + rows + " row " + i)
-                            .isEqualTo(Kernels.scalar().dot(type, w, (i + 1) * rowBytes, cols, x));
+                for (Kernels k : LEVELS) {
+                    java.util.Arrays.fill(out, 0f);
+                    k.dotRows(type, w, rowBytes, rowBytes, rows, cols, x, out, 2); // from row 1: the last row ends the buffer
+                    for (int i = 0; i < rows; i++) {
+                        assertThat(out[i + 2]).as(k.name() + " " + type + " cols " + cols + " rows " + rows + " row " + i)
+                                .isEqualTo(Kernels.scalar().dot(type, w, (i + 1) * rowBytes, cols, x));
+                    }
+                    assertThat(out[0]).isZero();
+                    assertThat(out[1]).isZero();
+                    assertThat(out[rows + 2]).isZero();
                 }
-                assertThat(out[0]).isZero();
-                assertThat(out[1]).isZero();
-                assertThat(out[rows + 2]).isZero();
             }
         }
     }
@@ -71,13 +95,16 @@ class NativeKernelsTest {
                 for (int k = 0; k < n; k++) {
                     xs[k] = new Activation().prepare(gaussian(cols, r, k % 3 == 0 ? 1e-3f : 1f), 0, cols, type);
                 }
-                float[][] out = new float[n][rows + 1];
-                kernels.dotsRows(type, w, 0, rowBytes, rows, cols, xs, 0, n, out, 1);
-                for (int k = 0; k < n; k++) {
-                    assertThat(out[k][0]).isZero();
-                    for (int i = 0; i < rows; i++) {
-                        assertThat(out[k][i + 1]).as(type + " cols " + cols + " n " + n + " x" + k + " row " + i)
-                                .isEqualTo(Kernels.scalar().dot(type, w, i * rowBytes, cols, xs[k]));
+                for (Kernels kernel : LEVELS) {
+                    float[][] out = new float[n + 1][rows + 1];
+                    kernel.dotsRows(type, w, 0, rowBytes, rows, cols, xs, 1, n - 1, out, 1); // activations 1..n-1
+                    assertThat(out[0]).containsOnly(0f);
+                    for (int k = 1; k < n; k++) {
+                        assertThat(out[k][0]).isZero();
+                        for (int i = 0; i < rows; i++) {
+                            assertThat(out[k][i + 1]).as(kernel.name() + " " + type + " cols " + cols + " n " + n + " x" + k + " row " + i)
+                                    .isEqualTo(Kernels.scalar().dot(type, w, i * rowBytes, cols, xs[k]));
+                        }
                     }
                 }
             }
@@ -105,9 +132,14 @@ class NativeKernelsTest {
         }
         Activation a = new Activation().prepare(x, 0, cols, type);
         float[] out = new float[4];
-        kernels.dotRows(type, w, 0, rowBytes, 4, cols, a, out, 0);
-        for (int row = 0; row < 4; row++) {
-            assertThat(out[row]).isEqualTo(Kernels.scalar().dot(type, w, row * rowBytes, cols, a));
+        for (Kernels k : LEVELS) {
+            k.dotRows(type, w, 0, rowBytes, 4, cols, a, out, 0);
+            for (int row = 0; row < 4; row++) {
+                assertThat(out[row]).as(k.name()).isEqualTo(Kernels.scalar().dot(type, w, row * rowBytes, cols, a));
+            }
+            float[][] batched = new float[2][4];
+            k.dotsRows(type, w, 0, rowBytes, 4, cols, new Activation[] {a, a}, 0, 2, batched, 0);
+            assertThat(batched[1]).as(k.name()).containsExactly(out);
         }
         if (type == GgmlType.Q8_0) {
             // 16 pairs of (-128 * -127 + 127 * 127), scale 1 * 1/127 rounded through F16
