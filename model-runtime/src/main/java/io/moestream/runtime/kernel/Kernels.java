@@ -258,8 +258,11 @@ public abstract class Kernels {
         }
     }
 
-    /** Weight-activation multiplies per pool task: small enough to even out the threads' finishing times. */
-    public long taskWork() {
+    /**
+     * Weight-activation multiplies per pool task for products with {@code activations} activations:
+     * small enough to even out the threads' finishing times, large enough to keep the pool's cost small.
+     */
+    public long taskWork(int activations) {
         return 1 << 16;
     }
 

@@ -116,10 +116,14 @@ final class NativeKernels extends Kernels {
     private static native void batchPacked(int q4, ByteBuffer w, long off, int rowBytes, int rows, int blocks, long packed,
                                            int n, float[] out);
 
-    /** Native row products are several times faster than the Java ones: larger tasks keep the pool's cost small. */
+    /**
+     * Native row products are several times faster than the Java ones, so tasks are larger; a
+     * single activation's rows (memory-bound, a few tasks per product) in smaller tasks so that
+     * both threads finish each product together.
+     */
     @Override
-    public long taskWork() {
-        return 1 << 20;
+    public long taskWork(int activations) {
+        return activations == 1 ? 1 << 18 : 1 << 20;
     }
 
     /** Packed activations of one task stay in the core's L2 cache while the task's rows pass over them. */

@@ -198,7 +198,7 @@ public final class WeightMatrix {
             int acts = Math.min(n, k.taskActivations());
             long perRow = (long) w.cols * acts;
             chunkActs[size] = acts;
-            chunkRows[size] = (int) Math.max(1, Math.min(w.rows, k.taskWork() / perRow));
+            chunkRows[size] = (int) Math.max(1, Math.min(w.rows, k.taskWork(acts) / perRow));
             rowTasks[size] = (w.rows + chunkRows[size] - 1) / chunkRows[size];
             firstTask[size + 1] = firstTask[size] + rowTasks[size] * ((n + acts - 1) / acts);
             size++;
