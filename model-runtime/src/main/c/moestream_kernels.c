@@ -32,6 +32,19 @@ static inline act_t act_at(jlong address, jint blocks) {
     return a;
 }
 
+// the n (<= MAX_BATCH) activations whose native forms start at the addresses in xs; 0 when n is too large
+static int read_acts(JNIEnv *env, jlongArray xs, jint n, jint blocks, act_t *acts) {
+    jlong addresses[MAX_BATCH];
+    if (n < 0 || n > MAX_BATCH) {
+        return 0;
+    }
+    (*env)->GetLongArrayRegion(env, xs, 0, n, addresses);
+    for (int k = 0; k < n; k++) {
+        acts[k] = act_at(addresses[k], blocks);
+    }
+    return 1;
+}
+
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,f16c")
 #define SUFFIX avx2
@@ -98,14 +111,9 @@ JNIEXPORT void JNICALL Java_io_moestream_runtime_kernel_NativeKernels_batch(JNIE
         jint q4, jobject buffer, jlong off, jint rowBytes, jint rows, jint blocks, jlongArray xs, jint n, jfloatArray out) {
     (void) cls;
     const uint8_t *w = (const uint8_t *) (*env)->GetDirectBufferAddress(env, buffer) + off;
-    jlong addresses[MAX_BATCH];
     act_t acts[MAX_BATCH];
-    if (n > MAX_BATCH) {
+    if (!read_acts(env, xs, n, blocks, acts)) {
         return;
-    }
-    (*env)->GetLongArrayRegion(env, xs, 0, n, addresses);
-    for (int k = 0; k < n; k++) {
-        acts[k] = act_at(addresses[k], blocks);
     }
     float *o = (*env)->GetPrimitiveArrayCritical(env, out, NULL);
     if (o == NULL) {
@@ -131,14 +139,9 @@ JNIEXPORT jlong JNICALL Java_io_moestream_runtime_kernel_NativeKernels_packedByt
 JNIEXPORT void JNICALL Java_io_moestream_runtime_kernel_NativeKernels_pack(JNIEnv *env, jclass cls, jint q4,
         jlongArray xs, jint n, jint blocks, jlong to) {
     (void) cls;
-    jlong addresses[MAX_BATCH];
     act_t acts[MAX_BATCH];
-    if (n > MAX_BATCH) {
+    if (!read_acts(env, xs, n, blocks, acts)) {
         return;
-    }
-    (*env)->GetLongArrayRegion(env, xs, 0, n, addresses);
-    for (int k = 0; k < n; k++) {
-        acts[k] = act_at(addresses[k], blocks);
     }
     (q4 ? pack_q4 : pack_q8)(acts, n, blocks, (uint8_t *) (intptr_t) to);
 }
