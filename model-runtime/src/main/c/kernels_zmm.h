@@ -12,14 +12,15 @@
 //        8 int32 = -128 * (sum of quants 4j..4j+3) | for each, its scale 8 times. The weights are
 //        used as unsigned (w + 128, i.e. w ^ 0x80) and the -128 correction starts the sum, so one
 //        vpdpbusd gives both activations' exact lane sums.
-//   Q4_0, per block b and group g of 8 activations (320 bytes): quants 0-15 of activations 0-3
-//        | quants 16-31 of 0-3 | the same for 4-7 | 8 int32 = 8 * block sum | 8 scales.
+//   Q4_0, per block b and group g of 4 activations (192 bytes): quants 0-15 of the four | quants
+//        16-31 of the four | 4 int32 = 8 * block sum | 4 scales | 32 bytes of padding. Rows go in
+//        pairs: one 256-bit accumulator holds two rows times the group's four activations.
 
 #define Q8_PAIR_BYTES 192
-#define Q4_GROUP_BYTES 320
+#define Q4_GROUP_BYTES 192
 
 static inline size_t packed_bytes(int q4, int n, int blocks) {
-    return q4 ? (size_t) ((n + 7) / 8) * blocks * Q4_GROUP_BYTES : (size_t) ((n + 1) / 2) * blocks * Q8_PAIR_BYTES;
+    return q4 ? (size_t) ((n + 3) / 4) * blocks * Q4_GROUP_BYTES : (size_t) ((n + 1) / 2) * blocks * Q8_PAIR_BYTES;
 }
 
 // lane k = total of the four partial sums of 128-bit lane k (pa: k < 4, pb: k >= 4)
@@ -187,23 +188,23 @@ static void q8_batch_packed(const uint8_t *w, int row_bytes, int rows, int block
 }
 
 static void pack_q4(const act_t *x, int n, int blocks, uint8_t *to) {
-    int groups = (n + 7) / 8;
+    int groups = (n + 3) / 4;
     for (int b = 0; b < blocks; b++) {
         for (int g = 0; g < groups; g++) {
             uint8_t *e = to + ((size_t) b * groups + g) * Q4_GROUP_BYTES;
-            int32_t *s = (int32_t *) (e + 256);
-            float *d = (float *) (e + 288);
-            for (int i = 0; i < 8; i++) {
-                int k = 8 * g + i;
-                uint8_t *lo = e + (i < 4 ? 0 : 128) + 16 * (i & 3);
+            int32_t *s = (int32_t *) (e + 128);
+            float *d = (float *) (e + 144);
+            memset(e + 160, 0, 32);
+            for (int i = 0; i < 4; i++) {
+                int k = 4 * g + i;
                 if (k < n) {
-                    memcpy(lo, x[k].q + 32 * b, 16);
-                    memcpy(lo + 64, x[k].q + 32 * b + 16, 16);
+                    memcpy(e + 16 * i, x[k].q + 32 * b, 16);
+                    memcpy(e + 64 + 16 * i, x[k].q + 32 * b + 16, 16);
                     s[i] = 8 * x[k].s[b];
                     d[i] = x[k].d[b];
                 } else {
-                    memset(lo, 0, 16);
-                    memset(lo + 64, 0, 16);
+                    memset(e + 16 * i, 0, 16);
+                    memset(e + 64 + 16 * i, 0, 16);
                     s[i] = 0;
                     d[i] = 0;
                 }
@@ -212,62 +213,72 @@ static void pack_q4(const act_t *x, int n, int blocks, uint8_t *to) {
     }
 }
 
-#define Q4_TILE 4  // groups of 8 activations per pass over a row
+#define Q4_TILE 8  // groups of 4 activations per pass over a pair of rows
 
-// one row against groups g0 .. g0 + gt of the packed activations (gt constant at each call site)
-static inline __attribute__((always_inline)) void q4_pass(const uint8_t *row, const uint8_t *next, int blocks,
-        const uint8_t *packed, int groups, int g0, const int gt, int n, float *out, int rows) {
+// rows r0 and r1 (r1 may repeat r0 for a last odd row; its results are then not stored) against
+// groups g0 .. g0 + gt of the packed activations (gt constant at each call site)
+static inline __attribute__((always_inline)) void q4_pass(const uint8_t *r0, const uint8_t *r1, int pair,
+        size_t row_bytes, int blocks, const uint8_t *packed, int groups, int g0, const int gt, int n, float *out,
+        int rows) {
     const __m128i m = _mm_set1_epi8(0x0F);
     __m256 acc[Q4_TILE];
-#pragma GCC unroll 4
+#pragma GCC unroll 8
     for (int g = 0; g < gt; g++) {
         acc[g] = _mm256_setzero_ps();
     }
     for (int b = 0; b < blocks; b++) {
-        const uint8_t *blk = row + 18 * b;
-        if (next) {
-            _mm_prefetch((const char *) next + 18 * b, _MM_HINT_T0);
-        }
-        __m128i qs = _mm_loadu_si128((const __m128i *) (blk + 2));
-        __m512i wl = _mm512_broadcast_i32x4(_mm_and_si128(qs, m));
-        __m512i wh = _mm512_broadcast_i32x4(_mm_and_si128(_mm_srli_epi16(qs, 4), m));
-        __m256 dw = _mm256_set1_ps(_cvtsh_ss(load_u16(blk)));
+        const uint8_t *b0 = r0 + 18 * b;
+        const uint8_t *b1 = r1 + 18 * b;
+        _mm_prefetch((const char *) b0 + 2 * row_bytes, _MM_HINT_T0);  // the next pair (never faults)
+        _mm_prefetch((const char *) b0 + 3 * row_bytes, _MM_HINT_T0);
+        __m128i q0 = _mm_loadu_si128((const __m128i *) (b0 + 2));
+        __m128i q1 = _mm_loadu_si128((const __m128i *) (b1 + 2));
+        __m512i w0l = _mm512_broadcast_i32x4(_mm_and_si128(q0, m));
+        __m512i w0h = _mm512_broadcast_i32x4(_mm_and_si128(_mm_srli_epi16(q0, 4), m));
+        __m512i w1l = _mm512_broadcast_i32x4(_mm_and_si128(q1, m));
+        __m512i w1h = _mm512_broadcast_i32x4(_mm_and_si128(_mm_srli_epi16(q1, 4), m));
+        __m256 dw = _mm256_set_m128(_mm_set1_ps(_cvtsh_ss(load_u16(b1))), _mm_set1_ps(_cvtsh_ss(load_u16(b0))));
         const uint8_t *e = packed + ((size_t) b * groups + g0) * Q4_GROUP_BYTES;
-#pragma GCC unroll 4
+#pragma GCC unroll 8
         for (int g = 0; g < gt; g++) {
             const uint8_t *f = e + (size_t) g * Q4_GROUP_BYTES;
-            __m512i pa = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wl, _mm512_load_si512((const void *) f));
-            pa = _mm512_dpbusd_epi32(pa, wh, _mm512_load_si512((const void *) (f + 64)));
-            __m512i pb = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wl, _mm512_load_si512((const void *) (f + 128)));
-            pb = _mm512_dpbusd_epi32(pb, wh, _mm512_load_si512((const void *) (f + 192)));
-            __m256i isum = _mm256_sub_epi32(reduce4x4(pa, pb), _mm256_load_si256((const __m256i *) (f + 256)));
-            __m256 d = _mm256_mul_ps(dw, _mm256_load_ps((const float *) (f + 288)));
+            __m512i yl = _mm512_load_si512((const void *) f);
+            __m512i yh = _mm512_load_si512((const void *) (f + 64));
+            __m512i pa = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), w0l, yl), w0h, yh);
+            __m512i pb = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), w1l, yl), w1h, yh);
+            __m256i isum = _mm256_sub_epi32(reduce4x4(pa, pb),
+                                            _mm256_broadcastsi128_si256(_mm_load_si128((const __m128i *) (f + 128))));
+            __m256 d = _mm256_mul_ps(dw, _mm256_broadcast_ps((const __m128 *) (f + 144)));
             acc[g] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), d, acc[g]);
         }
     }
-#pragma GCC unroll 4
+#pragma GCC unroll 8
     for (int g = 0; g < gt; g++) {
         float lanes[8];
         _mm256_storeu_ps(lanes, acc[g]);
-        for (int i = 0; i < 8 && 8 * (g0 + g) + i < n; i++) {
-            out[(size_t) (8 * (g0 + g) + i) * rows] = lanes[i];
+        for (int i = 0; i < 4 && 4 * (g0 + g) + i < n; i++) {
+            out[(size_t) (4 * (g0 + g) + i) * rows] = lanes[i];
+            if (pair) {
+                out[(size_t) (4 * (g0 + g) + i) * rows + 1] = lanes[4 + i];
+            }
         }
     }
 }
 
 static void q4_batch_packed(const uint8_t *w, int row_bytes, int rows, int blocks, const uint8_t *packed, int n,
                             float *out) {
-    const int groups = (n + 7) / 8;
-    for (int r = 0; r < rows; r++) {
-        const uint8_t *row = w + (size_t) r * row_bytes;
-        const uint8_t *next = r + 1 < rows ? row + row_bytes : NULL;
+    const int groups = (n + 3) / 4;
+    for (int r = 0; r < rows; r += 2) {
+        const uint8_t *r0 = w + (size_t) r * row_bytes;
+        int pair = r + 1 < rows;
+        const uint8_t *r1 = pair ? r0 + row_bytes : r0;
         for (int g0 = 0; g0 < groups; g0 += Q4_TILE) {
             int gt = groups - g0 < Q4_TILE ? groups - g0 : Q4_TILE;
             switch (gt) {
-                case 4: q4_pass(row, next, blocks, packed, groups, g0, 4, n, out + r, rows); break;
-                case 3: q4_pass(row, next, blocks, packed, groups, g0, 3, n, out + r, rows); break;
-                case 2: q4_pass(row, next, blocks, packed, groups, g0, 2, n, out + r, rows); break;
-                default: q4_pass(row, next, blocks, packed, groups, g0, 1, n, out + r, rows); break;
+#define Q4_CASE(G) case G: q4_pass(r0, r1, pair, (size_t) row_bytes, blocks, packed, groups, g0, G, n, out + r, rows); break;
+                Q4_CASE(8) Q4_CASE(7) Q4_CASE(6) Q4_CASE(5) Q4_CASE(4) Q4_CASE(3) Q4_CASE(2)
+                default: q4_pass(r0, r1, pair, (size_t) row_bytes, blocks, packed, groups, g0, 1, n, out + r, rows); break;
+#undef Q4_CASE
             }
         }
     }

@@ -3,9 +3,11 @@ package io.moestream.runtime.model;
 import io.moestream.runtime.kernel.CpuMath;
 import io.moestream.runtime.kernel.DotOrder;
 import io.moestream.runtime.kernel.Libm;
+import io.moestream.runtime.kernel.MatmulPool;
 import io.moestream.runtime.kv.CompressedAttention;
 import io.moestream.runtime.moe.Router;
 
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.IdentityHashMap;
 import java.util.List;
@@ -34,7 +36,9 @@ public final class Engine {
     private final ModelConfig c;
     private final Weights w;
     private final Router router;
-    private final CompressedAttention attention;
+    /** Each thread's attention scratch (a step's sequences attend in parallel); all of them, for the bytes-read total. */
+    private final ThreadLocal<CompressedAttention> attention;
+    private final List<CompressedAttention> attentions = new ArrayList<>();
     private Buffers b;
 
     public Engine(Model model) {
@@ -42,7 +46,13 @@ public final class Engine {
         this.c = model.config();
         this.w = model.weights();
         this.router = c.isMoe() ? new Router(c.routing()) : null;
-        this.attention = CompressedAttention.of(c);
+        this.attention = ThreadLocal.withInitial(() -> {
+            CompressedAttention a = CompressedAttention.of(c);
+            synchronized (attentions) {
+                attentions.add(a);
+            }
+            return a;
+        });
         this.b = new Buffers(0);
     }
 
@@ -52,11 +62,15 @@ public final class Engine {
 
     /** K/V bytes the attention read from the caches since the last {@link #resetKvBytesRead()} (decode bandwidth). */
     public long kvBytesRead() {
-        return attention.bytesRead();
+        synchronized (attentions) {
+            return attentions.stream().mapToLong(CompressedAttention::bytesRead).sum();
+        }
     }
 
     public void resetKvBytesRead() {
-        attention.resetBytesRead();
+        synchronized (attentions) {
+            attentions.forEach(CompressedAttention::resetBytesRead);
+        }
     }
 
     /**
@@ -192,16 +206,22 @@ public final class Engine {
         // positions 0..pos[t] of its own sequence (a streaming head only sink + window). Before the
         // query at pos[t], the blocks that one-position-at-a-time would have sealed by then are
         // compressed for this layer, so a batched step stays bit-identical to single steps.
-        for (int t = 0; t < n; t++) {
-            KvCache cache = caches[t];
-            cache.paged().sealLayerBelow(l, pos[t]);
-            attention.setObserver(cache.headClassifier());
-            try {
-                attention.attendAll(cache.paged(), l, b.q[t], pos[t], b.attOut[t], order[t]);
-            } finally {
-                attention.setObserver(null);
+        // Sequences attend in parallel, each sequence's tokens in order on one thread (they seal
+        // blocks of the same cache and feed the same head classifier).
+        int sequences = groupBySequence(caches, n);
+        MatmulPool.get().run(sequences, g -> {
+            CompressedAttention attention = this.attention.get();
+            for (int t = b.firstOfSequence[g]; t >= 0; t = b.nextOfSequence[t]) {
+                KvCache cache = caches[t];
+                cache.paged().sealLayerBelow(l, pos[t]);
+                attention.setObserver(cache.headClassifier());
+                try {
+                    attention.attendAll(cache.paged(), l, b.q[t], pos[t], b.attOut[t], order[t]);
+                } finally {
+                    attention.setObserver(null);
+                }
             }
-        }
+        });
 
         // output projection and residual
         matmul(layer.wo, b.attOut, b.xb2, n, order);
@@ -444,6 +464,29 @@ public final class Engine {
         return new Generation(this, requests).run();
     }
 
+    /**
+     * Chains the step's tokens by cache: returns the number of distinct caches; sequence g's tokens
+     * are {@code b.firstOfSequence[g]} then {@code b.nextOfSequence[t]} until -1, in step order.
+     */
+    private int groupBySequence(KvCache[] caches, int n) {
+        int sequences = 0;
+        int[] last = b.lastOfSequence;
+        for (int t = 0; t < n; t++) {
+            b.nextOfSequence[t] = -1;
+            int g = 0;
+            while (g < sequences && caches[b.firstOfSequence[g]] != caches[t]) {
+                g++;
+            }
+            if (g == sequences) {
+                b.firstOfSequence[sequences++] = t;
+            } else {
+                b.nextOfSequence[last[g]] = t;
+            }
+            last[g] = t;
+        }
+        return sequences;
+    }
+
     /** Activation matrices for up to {@code capacity} tokens per step (llama2.c names). */
     private final class Buffers {
         final int capacity;
@@ -468,6 +511,9 @@ public final class Engine {
         final float[][] expertGate;    // (n * expertsUsed, expertDim) routed rows' gate activations, grouped by expert
         final float[][] expertUp;      // (n * expertsUsed, expertDim) their up activations
         final float[][] expertDown;    // (n * expertsUsed, dim) their expert outputs
+        final int[] firstOfSequence;   // (n) first token of each distinct cache in the step
+        final int[] lastOfSequence;    // (n) its last token so far (while grouping)
+        final int[] nextOfSequence;    // (n) the same cache's next token, or -1
 
         Buffers(int capacity) {
             this.capacity = capacity;
@@ -495,6 +541,9 @@ public final class Engine {
             expertUp = new float[routed][c.expertDim()];
             expertDown = new float[routed][c.dim()];
             Arrays.fill(decodeOrder, DotOrder.VEC_DOT);
+            firstOfSequence = new int[capacity];
+            lastOfSequence = new int[capacity];
+            nextOfSequence = new int[capacity];
         }
     }
 }
