@@ -127,40 +127,56 @@ static inline float hsum8_zmm(__m256 acc) {
     return _mm_cvtss_f32(h);
 }
 
-#define Q8_TILE 8  // pairs per pass over a row (16 activations, 8 accumulators)
+#define Q8_TILE 8  // pairs of activations per pass over a pair of rows (16 activations, 16 accumulators)
 
-// one row against pairs p0 .. p0 + pt of the packed activations; pt is a constant at each call
-// site (see q8_batch_packed), so the accumulators stay in registers
-static inline __attribute__((always_inline)) void q8_pass(const uint8_t *row, const uint8_t *next, int blocks,
-        const uint8_t *packed, int pairs, int p0, const int pt, int n, float *out, int rows) {
+// rows r0 and r1 (r1 may repeat r0 for a last odd row; its results are then not stored) against
+// activation pairs p0 .. p0 + pt of the packed activations; pt is a constant at each call site
+// (see q8_batch_packed), so the accumulators stay in registers
+static inline __attribute__((always_inline)) void q8_pass(const uint8_t *r0, const uint8_t *r1, int pair,
+        size_t row_bytes, int blocks, const uint8_t *packed, int pairs, int p0, const int pt, int n, float *out,
+        int rows) {
     const __m256i flip = _mm256_set1_epi8((char) 0x80);
-    __m512 acc[Q8_TILE];
+    __m512 acc0[Q8_TILE];
+    __m512 acc1[Q8_TILE];
 #pragma GCC unroll 8
     for (int p = 0; p < pt; p++) {
-        acc[p] = _mm512_setzero_ps();
+        acc0[p] = _mm512_setzero_ps();
+        acc1[p] = _mm512_setzero_ps();
     }
     for (int b = 0; b < blocks; b++) {
-        const uint8_t *blk = row + 34 * b;
-        if (next) {
-            _mm_prefetch((const char *) next + 34 * b, _MM_HINT_T0);
-        }
-        __m512i u = _mm512_broadcast_i64x4(_mm256_xor_si256(_mm256_loadu_si256((const __m256i *) (blk + 2)), flip));
-        __m512 dw = _mm512_set1_ps(_cvtsh_ss(load_u16(blk)));
+        const uint8_t *b0 = r0 + 34 * b;
+        const uint8_t *b1 = r1 + 34 * b;
+        _mm_prefetch((const char *) b0 + 2 * row_bytes, _MM_HINT_T0);  // the next pair (never faults)
+        _mm_prefetch((const char *) b0 + 3 * row_bytes, _MM_HINT_T0);
+        __m512i u0 = _mm512_broadcast_i64x4(_mm256_xor_si256(_mm256_loadu_si256((const __m256i *) (b0 + 2)), flip));
+        __m512i u1 = _mm512_broadcast_i64x4(_mm256_xor_si256(_mm256_loadu_si256((const __m256i *) (b1 + 2)), flip));
+        __m512 dw0 = _mm512_set1_ps(_cvtsh_ss(load_u16(b0)));
+        __m512 dw1 = _mm512_set1_ps(_cvtsh_ss(load_u16(b1)));
         const uint8_t *e = packed + ((size_t) b * pairs + p0) * Q8_PAIR_BYTES;
 #pragma GCC unroll 8
         for (int p = 0; p < pt; p++) {
             const uint8_t *f = e + (size_t) p * Q8_PAIR_BYTES;
-            __m512i s = _mm512_dpbusd_epi32(_mm512_load_si512((const void *) (f + 64)), u, _mm512_load_si512((const void *) f));
-            __m512 d = _mm512_mul_ps(dw, _mm512_load_ps((const void *) (f + 128)));
-            acc[p] = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(s), acc[p]);
+            __m512i y = _mm512_load_si512((const void *) f);
+            __m512i c = _mm512_load_si512((const void *) (f + 64));
+            __m512 dx = _mm512_load_ps((const void *) (f + 128));
+            __m512i s0 = _mm512_dpbusd_epi32(c, u0, y);
+            __m512i s1 = _mm512_dpbusd_epi32(c, u1, y);
+            acc0[p] = _mm512_fmadd_ps(_mm512_mul_ps(dw0, dx), _mm512_cvtepi32_ps(s0), acc0[p]);
+            acc1[p] = _mm512_fmadd_ps(_mm512_mul_ps(dw1, dx), _mm512_cvtepi32_ps(s1), acc1[p]);
         }
     }
 #pragma GCC unroll 8
     for (int p = 0; p < pt; p++) {
-        int k = 2 * (p0 + p);
-        out[(size_t) k * rows] = hsum8_zmm(_mm512_castps512_ps256(acc[p]));
-        if (k + 1 < n) {
-            out[(size_t) (k + 1) * rows] = hsum8_zmm(_mm512_extractf32x8_ps(acc[p], 1));
+        size_t k = 2 * (size_t) (p0 + p);
+        out[k * rows] = hsum8_zmm(_mm512_castps512_ps256(acc0[p]));
+        if (pair) {
+            out[k * rows + 1] = hsum8_zmm(_mm512_castps512_ps256(acc1[p]));
+        }
+        if ((int) k + 1 < n) {
+            out[(k + 1) * rows] = hsum8_zmm(_mm512_extractf32x8_ps(acc0[p], 1));
+            if (pair) {
+                out[(k + 1) * rows + 1] = hsum8_zmm(_mm512_extractf32x8_ps(acc1[p], 1));
+            }
         }
     }
 }
@@ -168,20 +184,17 @@ static inline __attribute__((always_inline)) void q8_pass(const uint8_t *row, co
 static void q8_batch_packed(const uint8_t *w, int row_bytes, int rows, int blocks, const uint8_t *packed, int n,
                             float *out) {
     const int pairs = (n + 1) / 2;
-    for (int r = 0; r < rows; r++) {
-        const uint8_t *row = w + (size_t) r * row_bytes;
-        const uint8_t *next = r + 1 < rows ? row + row_bytes : NULL;
+    for (int r = 0; r < rows; r += 2) {
+        const uint8_t *r0 = w + (size_t) r * row_bytes;
+        int pair = r + 1 < rows;
+        const uint8_t *r1 = pair ? r0 + row_bytes : r0;
         for (int p0 = 0; p0 < pairs; p0 += Q8_TILE) {
             int pt = pairs - p0 < Q8_TILE ? pairs - p0 : Q8_TILE;
             switch (pt) {
-                case 8: q8_pass(row, next, blocks, packed, pairs, p0, 8, n, out + r, rows); break;
-                case 7: q8_pass(row, next, blocks, packed, pairs, p0, 7, n, out + r, rows); break;
-                case 6: q8_pass(row, next, blocks, packed, pairs, p0, 6, n, out + r, rows); break;
-                case 5: q8_pass(row, next, blocks, packed, pairs, p0, 5, n, out + r, rows); break;
-                case 4: q8_pass(row, next, blocks, packed, pairs, p0, 4, n, out + r, rows); break;
-                case 3: q8_pass(row, next, blocks, packed, pairs, p0, 3, n, out + r, rows); break;
-                case 2: q8_pass(row, next, blocks, packed, pairs, p0, 2, n, out + r, rows); break;
-                default: q8_pass(row, next, blocks, packed, pairs, p0, 1, n, out + r, rows); break;
+#define Q8_CASE(P) case P: q8_pass(r0, r1, pair, (size_t) row_bytes, blocks, packed, pairs, p0, P, n, out + r, rows); break;
+                Q8_CASE(8) Q8_CASE(7) Q8_CASE(6) Q8_CASE(5) Q8_CASE(4) Q8_CASE(3) Q8_CASE(2)
+                default: q8_pass(r0, r1, pair, (size_t) row_bytes, blocks, packed, pairs, p0, 1, n, out + r, rows); break;
+#undef Q8_CASE
             }
         }
     }
