@@ -36,6 +36,8 @@ public final class InferenceBenchmark {
 
     /** Most prompt tokens per prefill step (whole prompts per step; one longer prompt is its own step). */
     private static final int PREFILL_STEP_TOKENS = 512;
+    /** Decode warm-up before timing: at least this long (and 16 steps) so that the JIT has compiled the engine. */
+    private static final long WARM_UP_NANOS = 2_000_000_000L;
 
     /**
      * Options of one run.
@@ -110,7 +112,10 @@ public final class InferenceBenchmark {
             warm[i] = model.newCache();
             engine.forward(warm[i], randomPrompt(r, warmPrompt, bos, Math.min(vocab, 256)));
         }
-        for (int i = 0; i < 16; i++) {
+        // at least 16 decode steps and 2 s: C2 compiles the engine's methods after thousands of calls,
+        // and a compiler thread still busy would take one of the measured threads' cores
+        long warmUntil = System.nanoTime() + WARM_UP_NANOS;
+        for (int i = 0; i < 16 || (i < 512 && System.nanoTime() < warmUntil); i++) {
             List<StepPlan.Sequence> plan = new ArrayList<>();
             for (KvCache c : warm) {
                 plan.add(new StepPlan.Sequence(c, new int[] {r.nextInt(256)}, true));

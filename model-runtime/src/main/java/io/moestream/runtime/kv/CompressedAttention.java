@@ -71,6 +71,13 @@ public final class CompressedAttention {
         }
     }
 
+    /** The query heads of {@code layer} that read KV head {@code kvHead}, as {@link #attendAll} computes them. */
+    public void attendKvHead(PagedKvCache cache, int layer, int kvHead, float[] q, int queryPos, float[] out, DotOrder order) {
+        for (int h = kvHead * group; h < (kvHead + 1) * group; h++) {
+            attend(cache, layer, h, q, h * headDim, queryPos, out, h * headDim, order);
+        }
+    }
+
     /** {@link #attend(PagedKvCache, int, int, float[], int, int, float[], int, DotOrder)} in decode order. */
     public void attend(PagedKvCache cache, int layer, int qHead, float[] q, int qOff, int queryPos, float[] out, int outOff) {
         attend(cache, layer, qHead, q, qOff, queryPos, out, outOff, DotOrder.VEC_DOT);

@@ -202,26 +202,7 @@ public final class Engine {
             caches[t].paged().write(l, pos[t], b.k[t], 0, b.v[t], 0);
         }
 
-        // causal attention over the paged cache, reading compressed blocks in place: token t sees
-        // positions 0..pos[t] of its own sequence (a streaming head only sink + window). Before the
-        // query at pos[t], the blocks that one-position-at-a-time would have sealed by then are
-        // compressed for this layer, so a batched step stays bit-identical to single steps.
-        // Sequences attend in parallel, each sequence's tokens in order on one thread (they seal
-        // blocks of the same cache and feed the same head classifier).
-        int sequences = groupBySequence(caches, n);
-        MatmulPool.get().run(sequences, g -> {
-            CompressedAttention attention = this.attention.get();
-            for (int t = b.firstOfSequence[g]; t >= 0; t = b.nextOfSequence[t]) {
-                KvCache cache = caches[t];
-                cache.paged().sealLayerBelow(l, pos[t]);
-                attention.setObserver(cache.headClassifier());
-                try {
-                    attention.attendAll(cache.paged(), l, b.q[t], pos[t], b.attOut[t], order[t]);
-                } finally {
-                    attention.setObserver(null);
-                }
-            }
-        });
+        attention(l, caches, pos, order, n);
 
         // output projection and residual
         matmul(layer.wo, b.attOut, b.xb2, n, order);
@@ -462,6 +443,49 @@ public final class Engine {
      */
     public List<GenerationResult> generate(List<GenerationRequest> requests) {
         return new Generation(this, requests).run();
+    }
+
+    /**
+     * Causal attention over the paged cache, reading compressed blocks in place: token t sees
+     * positions 0..pos[t] of its own sequence (a streaming head only sink + window). Before the
+     * query at pos[t], the blocks that one-position-at-a-time would have sealed by then are
+     * compressed for this layer, so a batched step stays bit-identical to single steps. Writes
+     * b.attOut. Sequences attend in parallel, each sequence's tokens in order on one thread (they
+     * seal blocks of the same cache and feed the same head classifier); with one token per
+     * sequence (decoding) the blocks are sealed first and every (token, KV head) is a task.
+     */
+    private void attention(int l, KvCache[] caches, int[] pos, DotOrder[] order, int n) {
+        int sequences = groupBySequence(caches, n);
+        if (sequences == n) {
+            for (int t = 0; t < n; t++) {
+                caches[t].paged().sealLayerBelow(l, pos[t]);
+            }
+            int kvHeads = c.kvHeads();
+            MatmulPool.get().run(n * kvHeads, task -> {
+                int t = task / kvHeads;
+                CompressedAttention attention = this.attention.get();
+                attention.setObserver(caches[t].headClassifier());
+                try {
+                    attention.attendKvHead(caches[t].paged(), l, task % kvHeads, b.q[t], pos[t], b.attOut[t], order[t]);
+                } finally {
+                    attention.setObserver(null);
+                }
+            });
+            return;
+        }
+        MatmulPool.get().run(sequences, g -> {
+            CompressedAttention attention = this.attention.get();
+            for (int t = b.firstOfSequence[g]; t >= 0; t = b.nextOfSequence[t]) {
+                KvCache cache = caches[t];
+                cache.paged().sealLayerBelow(l, pos[t]);
+                attention.setObserver(cache.headClassifier());
+                try {
+                    attention.attendAll(cache.paged(), l, b.q[t], pos[t], b.attOut[t], order[t]);
+                } finally {
+                    attention.setObserver(null);
+                }
+            }
+        });
     }
 
     /**
