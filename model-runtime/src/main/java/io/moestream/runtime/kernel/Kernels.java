@@ -259,6 +259,18 @@ public abstract class Kernels {
     }
 
     /**
+     * Attention scores over float32 keys: {@code att[base + t] = (k[t] . q) * scale} for t in
+     * [from, to), {@code k[t]} the {@code headDim} values at {@code k[t * headDim]}, each dot exactly
+     * {@link CpuMath#dotF32} (llama.cpp's {@code ggml_vec_dot_f32}).
+     */
+    public void scoresF32(float[] k, int headDim, int from, int to, float[] q, int qOff, float scale, float[] att, int base) {
+        float[] scratch = new float[64];
+        for (int t = from; t < to; t++) {
+            att[base + t] = CpuMath.dotF32(k, t * headDim, q, qOff, headDim, scratch) * scale;
+        }
+    }
+
+    /**
      * Weight-activation multiplies per pool task for products with {@code activations} activations:
      * small enough to even out the threads' finishing times, large enough to keep the pool's cost small.
      */

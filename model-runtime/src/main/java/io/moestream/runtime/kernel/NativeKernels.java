@@ -116,6 +116,11 @@ final class NativeKernels extends Kernels {
     private static native void batchPacked(int q4, ByteBuffer w, long off, int rowBytes, int rows, int blocks, long packed,
                                            int n, float[] out);
 
+    @Override
+    public void scoresF32(float[] k, int headDim, int from, int to, float[] q, int qOff, float scale, float[] att, int base) {
+        java.scoresF32(k, headDim, from, to, q, qOff, scale, att, base);
+    }
+
     /**
      * Native row products are several times faster than the Java ones, so tasks are larger; a
      * single activation's rows (memory-bound, a few tasks per product) in smaller tasks so that

@@ -522,6 +522,33 @@ final class VectorKernels extends Kernels {
         return reduce16(acc);
     }
 
+    @Override
+    public void scoresF32(float[] k, int headDim, int from, int to, float[] q, int qOff, float scale, float[] att, int base) {
+        int n = headDim & ~63;
+        int plain = n + ((headDim - n) & ~7);
+        for (int t = from; t < to; t++) {
+            int off = t * headDim;
+            float sum = 0f;
+            if (n > 0) {
+                FloatVector a0 = FloatVector.zero(F);
+                FloatVector a1 = FloatVector.zero(F);
+                FloatVector a2 = FloatVector.zero(F);
+                FloatVector a3 = FloatVector.zero(F);
+                for (int i = 0; i < n; i += 64) {
+                    a0 = FloatVector.fromArray(F, k, off + i).fma(FloatVector.fromArray(F, q, qOff + i), a0);
+                    a1 = FloatVector.fromArray(F, k, off + i + 16).fma(FloatVector.fromArray(F, q, qOff + i + 16), a1);
+                    a2 = FloatVector.fromArray(F, k, off + i + 32).fma(FloatVector.fromArray(F, q, qOff + i + 32), a2);
+                    a3 = FloatVector.fromArray(F, k, off + i + 48).fma(FloatVector.fromArray(F, q, qOff + i + 48), a3);
+                }
+                sum = reduce16(a0.add(a2).add(a1.add(a3)));
+            }
+            for (int i = n; i < headDim; i++) {
+                sum = CpuMath.addTail(sum, k[off + i], q[qOff + i], i < plain);
+            }
+            att[base + t] = sum * scale;
+        }
+    }
+
     /** {@code ggml_vec_dot_f32}: as {@link #dotF16VecDot}, the tail in float as GCC compiles it. */
     private static float dotF32VecDot(byte[] w, int off, int cols, float[] x) {
         FloatVector a0 = FloatVector.zero(F);

@@ -1,6 +1,7 @@
 package io.moestream.runtime.kv;
 
 import io.moestream.runtime.kernel.CpuMath;
+import io.moestream.runtime.kernel.Kernels;
 
 import java.nio.ByteBuffer;
 
@@ -135,9 +136,7 @@ public abstract class HeadSlab {
 
         @Override
         public void scores(float[] q, int qOff, int from, int to, float scale, float[] att, int base, float[] scratch) {
-            for (int t = from; t < to; t++) {
-                att[base + t] = CpuMath.dotF32(k, t * headDim, q, qOff, headDim, scratch) * scale;
-            }
+            Kernels.get().scoresF32(k, headDim, from, to, q, qOff, scale, att, base);
         }
 
         @Override

@@ -112,6 +112,30 @@ class KernelsTest {
     }
 
     @Test
+    void attentionScoresOverFloatKeysAreTheScalarDotsBits() {
+        SplittableRandom r = new SplittableRandom(19);
+        for (Kernels k : new Kernels[] {Kernels.vectorOrNull(), Kernels.get()}) {
+            if (k == null) {
+                continue;
+            }
+            for (int headDim : new int[] {40, 64, 80, 128, 200}) {
+                int positions = 9;
+                float[] keys = gaussian(positions * headDim, r, 1f);
+                float[] q = gaussian(headDim + 3, r, 1f);
+                float[] att = new float[positions + 2];
+                k.scoresF32(keys, headDim, 1, positions, q, 3, 0.125f, att, 2);
+                for (int t = 1; t < positions; t++) {
+                    assertThat(att[t + 2]).as(k.name() + " headDim " + headDim + " position " + t)
+                            .isEqualTo(CpuMath.dotF32(keys, t * headDim, q, 3, headDim) * 0.125f);
+                }
+                assertThat(att[0]).isZero();
+                assertThat(att[1]).isZero();
+                assertThat(att[2]).isZero();
+            }
+        }
+    }
+
+    @Test
     void fastQ4KernelsAgreeWithScalarKernelsToFloatRounding() {
         Kernels fast = Kernels.vectorOrNull(true);
         assumeThat(fast).as("Vector API not available").isNotNull();
