@@ -158,3 +158,73 @@ JNIEXPORT void JNICALL Java_io_moestream_runtime_kernel_NativeKernels_batchPacke
     (q4 ? q4_batch_packed : q8_batch_packed)(w, rowBytes, rows, blocks, (const uint8_t *) (intptr_t) packed, n, o);
     (*env)->ReleasePrimitiveArrayCritical(env, out, o, 0);
 }
+
+// ggml's x86 quantize_row_q8_0 of x[off .. off + n) (n a multiple of 32), written as Activation
+// keeps it: q (int16, natural order), qi (int16, interleaved x0 x16 x1 x17 ... per block; NULL to
+// skip), d (scales rounded through F16) and, at `to` (0 to skip), the native form (int8 quants,
+// scales, int32 block sums). Same numbers as Activation.quantizeQ8_0: amax = max |x|,
+// d = f16(amax / 127), q = round-half-even(x * (127 / amax)) (cvtps2dq under the JVM's default
+// rounding mode, round to nearest even).
+__attribute__((target("avx2,fma,f16c")))
+static void quantize_q8(const float *x, int n, int16_t *q, int16_t *qi, float *d, uint8_t *to) {
+    int blocks = n / 32;
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    for (int b = 0; b < blocks; b++) {
+        const float *xb = x + 32 * b;
+        __m256 m = _mm256_setzero_ps();
+        __m256 nan = _mm256_setzero_ps();
+        for (int c = 0; c < 4; c++) {
+            __m256 v = _mm256_loadu_ps(xb + 8 * c);
+            m = _mm256_max_ps(m, _mm256_andnot_ps(sign, v));
+            nan = _mm256_or_ps(nan, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+        }
+        __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+        h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+        h = _mm_max_ss(h, _mm_movehdup_ps(h));
+        // Java's Math.max propagates NaN; MAXPS does not
+        float amax = _mm256_movemask_ps(nan) ? __builtin_nanf("") : _mm_cvtss_f32(h);
+        float scale = _cvtsh_ss(_cvtss_sh(amax / 127.0f, 0));
+        float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+        int32_t vals[32];
+        for (int c = 0; c < 4; c++) {
+            __m256i v = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(xb + 8 * c), _mm256_set1_ps(id)));
+            _mm256_storeu_si256((__m256i *) (vals + 8 * c), v);
+        }
+        int32_t sum = 0;
+        for (int j = 0; j < 32; j++) {
+            vals[j] = (int16_t) vals[j];  // NaN and infinities convert to INT_MIN; Java's (short) keeps its low bits, 0
+            q[32 * b + j] = (int16_t) vals[j];
+            sum += vals[j];
+        }
+        if (qi) {
+            for (int j = 0; j < 16; j++) {
+                qi[32 * b + 2 * j] = (int16_t) vals[j];
+                qi[32 * b + 2 * j + 1] = (int16_t) vals[16 + j];
+            }
+        }
+        d[b] = scale;
+        if (to) {
+            for (int j = 0; j < 32; j++) {
+                to[32 * b + j] = (uint8_t) (int8_t) vals[j];
+            }
+            memcpy(to + (size_t) n + 4 * (size_t) b, &scale, 4);
+            memcpy(to + (size_t) n + 4 * (size_t) (blocks + b), &sum, 4);
+        }
+    }
+}
+
+JNIEXPORT void JNICALL Java_io_moestream_runtime_kernel_NativeKernels_quantize(JNIEnv *env, jclass cls, jfloatArray x,
+        jint off, jint n, jshortArray q, jshortArray qi, jfloatArray d, jlong to) {
+    (void) cls;
+    float *xs = (*env)->GetPrimitiveArrayCritical(env, x, NULL);
+    int16_t *qs = (*env)->GetPrimitiveArrayCritical(env, q, NULL);
+    int16_t *qis = qi ? (*env)->GetPrimitiveArrayCritical(env, qi, NULL) : NULL;
+    float *ds = (*env)->GetPrimitiveArrayCritical(env, d, NULL);
+    if (xs && qs && ds && (qis || !qi)) {
+        quantize_q8(xs + off, n, qs, qis, ds, (uint8_t *) (intptr_t) to);
+    }
+    if (ds) (*env)->ReleasePrimitiveArrayCritical(env, d, ds, 0);
+    if (qis) (*env)->ReleasePrimitiveArrayCritical(env, qi, qis, 0);
+    if (qs) (*env)->ReleasePrimitiveArrayCritical(env, q, qs, 0);
+    if (xs) (*env)->ReleasePrimitiveArrayCritical(env, x, xs, JNI_ABORT);
+}

@@ -150,4 +150,30 @@ public final class CpuMath {
             out[i] *= inv;
         }
     }
+
+    /**
+     * {@code out[outOff + i]} = the lanes {@code acc[lane * hd + i]} (64 or 16 rows of {@code hd})
+     * added up as {@link #reduce64} (64 lanes) or {@link #reduce16} (16) do, for all i at once
+     * (float addition commutes, so only the grouping matters): attention's value sums in ggml's
+     * order. Destroys {@code acc}.
+     */
+    public static void reduceLanes(float[] acc, int lanes, int hd, float[] out, int outOff) {
+        if (lanes == 64) {
+            for (int k = 0; k < 16; k++) {
+                for (int i = 0; i < hd; i++) {
+                    acc[k * hd + i] = (acc[k * hd + i] + acc[(32 + k) * hd + i]) + (acc[(16 + k) * hd + i] + acc[(48 + k) * hd + i]);
+                }
+            }
+        }
+        for (int width = 8; width >= 2; width /= 2) {
+            for (int k = 0; k < width; k++) {
+                for (int i = 0; i < hd; i++) {
+                    acc[k * hd + i] += acc[(k + width) * hd + i];
+                }
+            }
+        }
+        for (int i = 0; i < hd; i++) {
+            out[outOff + i] = acc[i] + acc[hd + i];
+        }
+    }
 }

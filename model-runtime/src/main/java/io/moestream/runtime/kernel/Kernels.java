@@ -271,6 +271,26 @@ public abstract class Kernels {
     }
 
     /**
+     * Attention value sums over float32 values: for t in [from, to), lane {@code (base + t) % lanes}
+     * of {@code acc} (rows of {@code headDim}) += {@code p[base + t] * v[t]}, each element one fma.
+     */
+    public void accumulateF32(float[] v, int headDim, int from, int to, float[] p, int base, float[] acc, int lanes) {
+        for (int t = from; t < to; t++) {
+            float a = p[base + t];
+            int off = t * headDim;
+            int row = ((base + t) % lanes) * headDim;
+            for (int i = 0; i < headDim; i++) {
+                acc[row + i] = Math.fma(v[off + i], a, acc[row + i]);
+            }
+        }
+    }
+
+    /** {@code out[outOff + i]} = the {@code lanes} (64 or 16) rows of {@code acc} added up in ggml's order ({@link CpuMath#reduceLanes}). */
+    public void reduceLanes(float[] acc, int lanes, int hd, float[] out, int outOff) {
+        CpuMath.reduceLanes(acc, lanes, hd, out, outOff);
+    }
+
+    /**
      * Weight-activation multiplies per pool task for products with {@code activations} activations:
      * small enough to even out the threads' finishing times, large enough to keep the pool's cost small.
      */

@@ -111,6 +111,12 @@ final class NativeKernels extends Kernels {
 
     private static native long packedBytes(int q4, int n, int blocks);
 
+    /**
+     * {@link Activation}'s Q8_0 quantization of {@code x[off .. off + n)} into {@code q}, {@code qi}
+     * (null: skipped), {@code d} and the native form at {@code to}; the caller checks the sizes.
+     */
+    static native void quantize(float[] x, int off, int n, short[] q, short[] qi, float[] d, long to);
+
     private static native void pack(int q4, long[] xs, int n, int blocks, long to);
 
     private static native void batchPacked(int q4, ByteBuffer w, long off, int rowBytes, int rows, int blocks, long packed,
@@ -119,6 +125,16 @@ final class NativeKernels extends Kernels {
     @Override
     public void scoresF32(float[] k, int headDim, int from, int to, float[] q, int qOff, float scale, float[] att, int base) {
         java.scoresF32(k, headDim, from, to, q, qOff, scale, att, base);
+    }
+
+    @Override
+    public void accumulateF32(float[] v, int headDim, int from, int to, float[] p, int base, float[] acc, int lanes) {
+        java.accumulateF32(v, headDim, from, to, p, base, acc, lanes);
+    }
+
+    @Override
+    public void reduceLanes(float[] acc, int lanes, int hd, float[] out, int outOff) {
+        java.reduceLanes(acc, lanes, hd, out, outOff);
     }
 
     /**

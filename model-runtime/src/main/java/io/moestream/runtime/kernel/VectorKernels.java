@@ -549,6 +549,55 @@ final class VectorKernels extends Kernels {
         }
     }
 
+    @Override
+    public void accumulateF32(float[] v, int headDim, int from, int to, float[] p, int base, float[] acc, int lanes) {
+        if (headDim % 16 != 0) {
+            super.accumulateF32(v, headDim, from, to, p, base, acc, lanes);
+            return;
+        }
+        for (int t = from; t < to; t++) {
+            FloatVector a = FloatVector.broadcast(F, p[base + t]);
+            int off = t * headDim;
+            int row = ((base + t) % lanes) * headDim;
+            for (int i = 0; i < headDim; i += 16) {
+                FloatVector.fromArray(F, v, off + i).fma(a, FloatVector.fromArray(F, acc, row + i)).intoArray(acc, row + i);
+            }
+        }
+    }
+
+    @Override
+    public void reduceLanes(float[] acc, int lanes, int hd, float[] out, int outOff) {
+        if (hd % 16 != 0 || (lanes != 64 && lanes != 16)) {
+            super.reduceLanes(acc, lanes, hd, out, outOff);
+            return;
+        }
+        for (int i = 0; i < hd; i += 16) {
+            FloatVector s0 = lane(acc, lanes, hd, i, 0).add(lane(acc, lanes, hd, i, 8));
+            FloatVector s1 = lane(acc, lanes, hd, i, 1).add(lane(acc, lanes, hd, i, 9));
+            FloatVector s2 = lane(acc, lanes, hd, i, 2).add(lane(acc, lanes, hd, i, 10));
+            FloatVector s3 = lane(acc, lanes, hd, i, 3).add(lane(acc, lanes, hd, i, 11));
+            FloatVector s4 = lane(acc, lanes, hd, i, 4).add(lane(acc, lanes, hd, i, 12));
+            FloatVector s5 = lane(acc, lanes, hd, i, 5).add(lane(acc, lanes, hd, i, 13));
+            FloatVector s6 = lane(acc, lanes, hd, i, 6).add(lane(acc, lanes, hd, i, 14));
+            FloatVector s7 = lane(acc, lanes, hd, i, 7).add(lane(acc, lanes, hd, i, 15));
+            FloatVector t0 = s0.add(s4);
+            FloatVector t1 = s1.add(s5);
+            FloatVector t2 = s2.add(s6);
+            FloatVector t3 = s3.add(s7);
+            t0.add(t2).add(t1.add(t3)).intoArray(out, outOff + i);
+        }
+    }
+
+    /** Lane k (< 16) of the value sums at columns i..i+15: with 64 lanes, ggml's first fold of four. */
+    private static FloatVector lane(float[] acc, int lanes, int hd, int i, int k) {
+        FloatVector a = FloatVector.fromArray(F, acc, k * hd + i);
+        if (lanes == 16) {
+            return a;
+        }
+        return a.add(FloatVector.fromArray(F, acc, (32 + k) * hd + i))
+                .add(FloatVector.fromArray(F, acc, (16 + k) * hd + i).add(FloatVector.fromArray(F, acc, (48 + k) * hd + i)));
+    }
+
     /** {@code ggml_vec_dot_f32}: as {@link #dotF16VecDot}, the tail in float as GCC compiles it. */
     private static float dotF32VecDot(byte[] w, int off, int cols, float[] x) {
         FloatVector a0 = FloatVector.zero(F);

@@ -1,6 +1,7 @@
 package io.moestream.runtime.kv;
 
 import io.moestream.runtime.kernel.CpuMath;
+import io.moestream.runtime.kernel.Kernels;
 import io.moestream.runtime.kernel.DotOrder;
 import io.moestream.runtime.model.ModelConfig;
 
@@ -198,22 +199,6 @@ public final class CompressedAttention {
      * grouping matters). Destroys {@code acc}.
      */
     public static void reduceLanes(float[] acc, int lanes, int hd, float[] out, int outOff) {
-        if (lanes == 64) {
-            for (int k = 0; k < 16; k++) {
-                for (int i = 0; i < hd; i++) {
-                    acc[k * hd + i] = (acc[k * hd + i] + acc[(32 + k) * hd + i]) + (acc[(16 + k) * hd + i] + acc[(48 + k) * hd + i]);
-                }
-            }
-        }
-        for (int width = 8; width >= 2; width /= 2) {
-            for (int k = 0; k < width; k++) {
-                for (int i = 0; i < hd; i++) {
-                    acc[k * hd + i] += acc[(k + width) * hd + i];
-                }
-            }
-        }
-        for (int i = 0; i < hd; i++) {
-            out[outOff + i] = acc[i] + acc[hd + i];
-        }
+        Kernels.get().reduceLanes(acc, lanes, hd, out, outOff);
     }
 }

@@ -141,14 +141,7 @@ public abstract class HeadSlab {
 
         @Override
         public void accumulate(float[] p, int base, int from, int to, float[] acc, int lanes) {
-            for (int t = from; t < to; t++) {
-                float a = p[base + t];
-                int off = t * headDim;
-                int row = ((base + t) % lanes) * headDim;
-                for (int i = 0; i < headDim; i++) {
-                    acc[row + i] = Math.fma(v[off + i], a, acc[row + i]);
-                }
-            }
+            Kernels.get().accumulateF32(v, headDim, from, to, p, base, acc, lanes);
         }
 
         @Override

@@ -136,6 +136,31 @@ class KernelsTest {
     }
 
     @Test
+    void attentionValueSumsAreTheScalarLoopsBits() {
+        Kernels vector = Kernels.vectorOrNull();
+        assumeThat(vector).as("Vector API not available").isNotNull();
+        SplittableRandom r = new SplittableRandom(29);
+        for (int lanes : new int[] {16, 64}) {
+            for (int headDim : new int[] {48, 128}) {
+                int positions = 150;
+                float[] v = gaussian(positions * headDim, r, 1f);
+                float[] p = gaussian(positions + 5, r, 0.1f);
+                float[] accScalar = new float[lanes * headDim];
+                float[] accVector = new float[lanes * headDim];
+                Kernels.scalar().accumulateF32(v, headDim, 2, positions, p, 5, accScalar, lanes);
+                vector.accumulateF32(v, headDim, 2, positions, p, 5, accVector, lanes);
+                assertThat(accVector).as("lanes " + lanes + " headDim " + headDim).containsExactly(accScalar);
+                float[] outScalar = new float[headDim + 1];
+                float[] outVector = new float[headDim + 1];
+                Kernels.scalar().reduceLanes(accScalar, lanes, headDim, outScalar, 1);
+                vector.reduceLanes(accVector, lanes, headDim, outVector, 1);
+                assertThat(outVector).as("lanes " + lanes + " headDim " + headDim).containsExactly(outScalar);
+                assertThat(outScalar[0]).isZero();
+            }
+        }
+    }
+
+    @Test
     void fastQ4KernelsAgreeWithScalarKernelsToFloatRounding() {
         Kernels fast = Kernels.vectorOrNull(true);
         assumeThat(fast).as("Vector API not available").isNotNull();

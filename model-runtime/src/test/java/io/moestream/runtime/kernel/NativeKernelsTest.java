@@ -148,6 +148,53 @@ class NativeKernelsTest {
     }
 
     @Test
+    void nativeQuantizationIsTheJavaQuantization() {
+        SplittableRandom r = new SplittableRandom(43);
+        int n = 32 * 12;
+        float[] x = new float[n + 5];
+        for (int i = 0; i < x.length; i++) {
+            x[i] = (float) r.nextGaussian() * (i < 64 ? 1e-6f : i < 128 ? 3e4f : 1f); // subnormal and large F16 scales
+        }
+        for (int i = 0; i < 32; i++) {
+            x[5 + 128 + i] = i - 16; // a block of exact integers: ties at x * 127 / 16 land on .5 often
+            x[5 + 160 + i] = 0f;     // a zero block
+        }
+        x[5 + 192] = Float.NaN;                  // Java's max propagates NaN: the whole block quantizes to 0
+        x[5 + 224] = Float.POSITIVE_INFINITY;    // amax = inf, id = 0
+        x[5 + 256] = -0f;
+        for (boolean q4 : new boolean[] {false, true}) {
+            GgmlType type = q4 ? GgmlType.Q4_0 : GgmlType.Q8_0;
+            Activation a = new Activation().prepare(x, 5, n, type);
+            Activation ref = new Activation().prepare(x, 5, n, GgmlType.F32); // sized arrays, then the Java path
+            ref.q = new short[n];
+            ref.qi = new short[n];
+            ref.d = new float[n / 32];
+            ref.quantizeJava(x, 5, n, q4);
+            assertThat(a.q).as(type + " quants").containsExactly(ref.q);
+            assertThat(a.d).as(type + " scales").usingElementComparator((u, v) -> Float.compare(u, v)).containsExactly(ref.d);
+            if (q4) {
+                assertThat(a.qi).as("interleaved").containsExactly(ref.qi);
+            }
+            assertThat(a.nativeReady).isTrue();
+            for (int i = 0; i < n; i++) {
+                assertThat(a.nativeByte(i)).as("native quant " + i).isEqualTo((byte) ref.q[i]);
+            }
+            ByteBuffer form = ByteBuffer.allocate(8 * (n / 32)).order(ByteOrder.LITTLE_ENDIAN);
+            for (int i = 0; i < form.capacity(); i++) {
+                form.put(i, a.nativeByte(n + i));
+            }
+            for (int b = 0; b < n / 32; b++) {
+                int sum = 0;
+                for (int j = 0; j < 32; j++) {
+                    sum += ref.q[32 * b + j];
+                }
+                assertThat(Float.floatToRawIntBits(form.getFloat(4 * b))).isEqualTo(Float.floatToRawIntBits(ref.d[b]));
+                assertThat(form.getInt(4 * (n / 32 + b))).as("block sum " + b).isEqualTo(sum);
+            }
+        }
+    }
+
+    @Test
     void rowsOutsideTheBufferAreRefusedBeforeTheNativeCall() {
         GgmlType type = GgmlType.Q8_0;
         int cols = 64;
