@@ -270,6 +270,11 @@ public abstract class Kernels {
         }
     }
 
+    /** {@code ggml_vec_swiglu_f32}: {@code g[i] = silu(g[i]) * u[i]} for the first n values, in place ({@link CpuMath#swiglu}). */
+    public void swiglu(float[] g, float[] u, int n) {
+        CpuMath.swiglu(g, u, n);
+    }
+
     /**
      * Attention value sums over float32 values: for t in [from, to), lane {@code (base + t) % lanes}
      * of {@code acc} (rows of {@code headDim}) += {@code p[base + t] * v[t]}, each element one fma.

@@ -128,6 +128,11 @@ final class NativeKernels extends Kernels {
     }
 
     @Override
+    public void swiglu(float[] g, float[] u, int n) {
+        java.swiglu(g, u, n);
+    }
+
+    @Override
     public void accumulateF32(float[] v, int headDim, int from, int to, float[] p, int base, float[] acc, int lanes) {
         java.accumulateF32(v, headDim, from, to, p, base, acc, lanes);
     }

@@ -549,6 +549,44 @@ final class VectorKernels extends Kernels {
         }
     }
 
+    /**
+     * {@link CpuMath#swiglu} 16 values at a time: ggml's vector {@code expf} ({@link CpuMath#vexp})
+     * in float lanes, the same operations in the same order; a chunk where any exponent falls outside
+     * [-126, 126] (results near under- or overflow) is left to the scalar code.
+     */
+    @Override
+    public void swiglu(float[] g, float[] u, int n) {
+        int vectorPart = n & ~15;
+        FloatVector r = FloatVector.broadcast(F, 0x1.8p23f);
+        for (int i = 0; i < vectorPart; i += 16) {
+            FloatVector x = FloatVector.fromArray(F, g, i);
+            FloatVector arg = FloatVector.zero(F).sub(x);
+            FloatVector z = arg.fma(FloatVector.broadcast(F, 0x1.715476p+0f), r);
+            FloatVector nn = z.sub(r);
+            if (nn.abs().compare(VectorOperators.GT, 126f).anyTrue() || nn.test(VectorOperators.IS_NAN).anyTrue()) {
+                for (int k = i; k < i + 16; k++) {
+                    float xk = g[k];
+                    g[k] = xk / (1f + CpuMath.vexp(0f - xk)) * u[k];
+                }
+                continue;
+            }
+            FloatVector neg = nn.neg();
+            FloatVector b = neg.fma(FloatVector.broadcast(F, 0x1.7f7d1cp-20f), neg.fma(FloatVector.broadcast(F, 0x1.62e4p-1f), arg));
+            FloatVector sq = b.mul(b);
+            FloatVector hi = FloatVector.broadcast(F, 0x1.0e4020p-7f).fma(b, FloatVector.broadcast(F, 0x1.573e2ep-5f));
+            FloatVector mid = FloatVector.broadcast(F, 0x1.555e66p-3f).fma(b, FloatVector.broadcast(F, 0x1.fffdb6p-2f));
+            FloatVector lo = FloatVector.broadcast(F, 0x1.ffffecp-1f).fma(b, FloatVector.broadcast(F, 1.0f));
+            FloatVector j = hi.fma(sq, mid).fma(sq, lo);
+            // 2^n for n in [-126, 126]: exponent bits (n + 127) << 23
+            IntVector bits = ((IntVector) nn.convert(VectorOperators.F2I, 0)).add(127).lanewise(VectorOperators.LSHL, 23);
+            FloatVector e = j.mul(bits.reinterpretAsFloats());
+            x.div(e.add(1f)).mul(FloatVector.fromArray(F, u, i)).intoArray(g, i);
+        }
+        for (int i = vectorPart; i < n; i++) {
+            g[i] = CpuMath.silu(g[i]) * u[i];
+        }
+    }
+
     @Override
     public void accumulateF32(float[] v, int headDim, int from, int to, float[] p, int base, float[] acc, int lanes) {
         if (headDim % 16 != 0) {

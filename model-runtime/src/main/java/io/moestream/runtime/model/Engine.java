@@ -2,6 +2,7 @@ package io.moestream.runtime.model;
 
 import io.moestream.runtime.kernel.CpuMath;
 import io.moestream.runtime.kernel.DotOrder;
+import io.moestream.runtime.kernel.Kernels;
 import io.moestream.runtime.kernel.Libm;
 import io.moestream.runtime.kernel.MatmulPool;
 import io.moestream.runtime.kv.CompressedAttention;
@@ -288,14 +289,14 @@ public final class Engine {
         for (int e = 0; e < experts; e++) {
             int width = layer.expertW1[e].rows();
             for (int i = 0; i < count[e]; i++) {
-                CpuMath.swiglu(gates[e][i], up[e][i], width);
+                Kernels.get().swiglu(gates[e][i], up[e][i], width);
             }
             products.add(layer.expertW2[e], gates[e], down[e], count[e], b.decodeOrder);
         }
         if (layer.sharedW1 != null) {
             int width = layer.sharedW1.rows();
             for (int t = 0; t < n; t++) {
-                CpuMath.swiglu(b.hb[t], b.hb2[t], width);
+                Kernels.get().swiglu(b.hb[t], b.hb2[t], width);
             }
             products.add(layer.sharedW2, b.hb, b.ffnOut, n, order);
         }
@@ -339,7 +340,7 @@ public final class Engine {
         WeightMatrix.Products.local().add(w1, in, b.hb, n, order).add(w3, in, b.hb2, n, order).run();
         int width = w1.rows();
         for (int t = 0; t < n; t++) {
-            CpuMath.swiglu(b.hb[t], b.hb2[t], width);
+            Kernels.get().swiglu(b.hb[t], b.hb2[t], width);
         }
         matmul(w2, b.hb, out, n, order);
     }

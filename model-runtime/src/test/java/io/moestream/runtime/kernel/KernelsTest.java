@@ -161,6 +161,30 @@ class KernelsTest {
     }
 
     @Test
+    void swigluInVectorLanesIsTheScalarSwiglusBits() {
+        Kernels vector = Kernels.vectorOrNull();
+        assumeThat(vector).as("Vector API not available").isNotNull();
+        SplittableRandom r = new SplittableRandom(31);
+        int n = 16 * 40 + 7;
+        float[] g = new float[n];
+        float[] u = gaussian(n, r, 1f);
+        for (int i = 0; i < n; i++) {
+            g[i] = (float) r.nextGaussian() * (i < 160 ? 1f : i < 320 ? 30f : 95f); // the last chunks reach exp's limits
+        }
+        g[400] = Float.NaN;
+        g[417] = Float.POSITIVE_INFINITY;
+        g[433] = Float.NEGATIVE_INFINITY;
+        g[450] = -0f;
+        float[] expected = g.clone();
+        CpuMath.swiglu(expected, u, n);
+        float[] got = g.clone();
+        vector.swiglu(got, u, n);
+        for (int i = 0; i < n; i++) {
+            assertThat(Float.floatToRawIntBits(got[i])).as("value " + i + " of " + g[i]).isEqualTo(Float.floatToRawIntBits(expected[i]));
+        }
+    }
+
+    @Test
     void fastQ4KernelsAgreeWithScalarKernelsToFloatRounding() {
         Kernels fast = Kernels.vectorOrNull(true);
         assumeThat(fast).as("Vector API not available").isNotNull();
