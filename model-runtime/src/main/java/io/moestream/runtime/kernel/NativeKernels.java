@@ -133,6 +133,12 @@ final class NativeKernels extends Kernels {
     }
 
     @Override
+    public void valueSumsF32(float[][] v, int bt, int headDim, int len, int a, int b, float[] p, int lanes, float[] out,
+                             int outOff) {
+        java.valueSumsF32(v, bt, headDim, len, a, b, p, lanes, out, outOff);
+    }
+
+    @Override
     public void accumulateF32(float[] v, int headDim, int from, int to, float[] p, int base, float[] acc, int lanes) {
         java.accumulateF32(v, headDim, from, to, p, base, acc, lanes);
     }

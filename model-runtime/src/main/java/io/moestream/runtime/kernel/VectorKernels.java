@@ -552,7 +552,7 @@ final class VectorKernels extends Kernels {
     /**
      * {@link CpuMath#swiglu} 16 values at a time: ggml's vector {@code expf} ({@link CpuMath#vexp})
      * in float lanes, the same operations in the same order; a chunk where any exponent falls outside
-     * [-126, 126] (results near under- or overflow) is left to the scalar code.
+     * [-125, 125] (results near under- or overflow) is left to the scalar code.
      */
     @Override
     public void swiglu(float[] g, float[] u, int n) {
@@ -563,7 +563,7 @@ final class VectorKernels extends Kernels {
             FloatVector arg = FloatVector.zero(F).sub(x);
             FloatVector z = arg.fma(FloatVector.broadcast(F, 0x1.715476p+0f), r);
             FloatVector nn = z.sub(r);
-            if (nn.abs().compare(VectorOperators.GT, 126f).anyTrue() || nn.test(VectorOperators.IS_NAN).anyTrue()) {
+            if (!nn.abs().compare(VectorOperators.LE, 125f).allTrue()) { // also NaN
                 for (int k = i; k < i + 16; k++) {
                     float xk = g[k];
                     g[k] = xk / (1f + CpuMath.vexp(0f - xk)) * u[k];
@@ -577,14 +577,67 @@ final class VectorKernels extends Kernels {
             FloatVector mid = FloatVector.broadcast(F, 0x1.555e66p-3f).fma(b, FloatVector.broadcast(F, 0x1.fffdb6p-2f));
             FloatVector lo = FloatVector.broadcast(F, 0x1.ffffecp-1f).fma(b, FloatVector.broadcast(F, 1.0f));
             FloatVector j = hi.fma(sq, mid).fma(sq, lo);
-            // 2^n for n in [-126, 126]: exponent bits (n + 127) << 23
-            IntVector bits = ((IntVector) nn.convert(VectorOperators.F2I, 0)).add(127).lanewise(VectorOperators.LSHL, 23);
-            FloatVector e = j.mul(bits.reinterpretAsFloats());
+            // j * 2^n as ggml computes it: n (the low bits of z) added to j's exponent field, exact
+            // while the result stays a normal float (|n| <= 125)
+            IntVector scale = z.reinterpretAsInts().lanewise(VectorOperators.LSHL, 23);
+            FloatVector e = j.reinterpretAsInts().add(scale).reinterpretAsFloats();
             x.div(e.add(1f)).mul(FloatVector.fromArray(F, u, i)).intoArray(g, i);
         }
         for (int i = vectorPart; i < n; i++) {
             g[i] = CpuMath.silu(g[i]) * u[i];
         }
+    }
+
+    /**
+     * {@link Kernels#valueSumsF32} 16 columns at a time with each lane's sum in a register: lane L's
+     * positions L, L + lanes, ... in order (one fma each, as the 64-lane accumulator rows get them),
+     * folded at once in ggml's order, instead of 64 accumulator rows in memory per head.
+     */
+    @Override
+    public void valueSumsF32(float[][] v, int bt, int headDim, int len, int a, int b, float[] p, int lanes, float[] out,
+                             int outOff) {
+        if (headDim % 16 != 0 || (lanes != 64 && lanes != 16)) {
+            super.valueSumsF32(v, bt, headDim, len, a, b, p, lanes, out, outOff);
+            return;
+        }
+        float[] folded = FOLDED.get();
+        for (int c = 0; c < headDim; c += 16) {
+            for (int k = 0; k < 16; k++) {
+                FloatVector r = laneSum(v, bt, headDim, len, a, b, p, lanes, k, c);
+                if (lanes == 64) {
+                    r = r.add(laneSum(v, bt, headDim, len, a, b, p, lanes, 32 + k, c))
+                            .add(laneSum(v, bt, headDim, len, a, b, p, lanes, 16 + k, c)
+                                    .add(laneSum(v, bt, headDim, len, a, b, p, lanes, 48 + k, c)));
+                }
+                r.intoArray(folded, 16 * k);
+            }
+            FloatVector t0 = fold(folded, 0).add(fold(folded, 4));
+            FloatVector t1 = fold(folded, 1).add(fold(folded, 5));
+            FloatVector t2 = fold(folded, 2).add(fold(folded, 6));
+            FloatVector t3 = fold(folded, 3).add(fold(folded, 7));
+            t0.add(t2).add(t1.add(t3)).intoArray(out, outOff + c);
+        }
+    }
+
+    private static final ThreadLocal<float[]> FOLDED = ThreadLocal.withInitial(() -> new float[256]);
+
+    /** {@code s_k = r_k + r_(k + 8)}, the first step of the 16-lane reduction. */
+    private static FloatVector fold(float[] r, int k) {
+        return FloatVector.fromArray(F, r, 16 * k).add(FloatVector.fromArray(F, r, 16 * (k + 8)));
+    }
+
+    /** Columns c..c+15 of lane {@code lane}'s value sum: its visible positions in order, one fma each. */
+    private static FloatVector laneSum(float[][] v, int bt, int headDim, int len, int a, int b, float[] p, int lanes,
+                                       int lane, int c) {
+        FloatVector acc = FloatVector.zero(F);
+        for (int t = lane; t < len; t += lanes) {
+            if (t >= a && t < b) {
+                t += (b - t - 1) / lanes * lanes; // the loop step then lands on the first visible one
+                continue;
+            }
+            acc = FloatVector.fromArray(F, v[t / bt], (t % bt) * headDim + c).fma(FloatVector.broadcast(F, p[t]), acc);
+        }
+        return acc;
     }
 
     @Override

@@ -26,6 +26,8 @@ public final class CompressedAttention {
     private final float scale;
     private float[] att = new float[256];
     private float[] acc = new float[0];
+    /** The float32 value arrays of the blocks a query reads (see {@link #f32Blocks}). */
+    private float[][] vBlocks = new float[16][];
     private final float[] scratch;
     private AttentionObserver observer;
     private long bytesRead;
@@ -143,6 +145,47 @@ public final class CompressedAttention {
         }
         softmax(att, len, a, b, max);
         int lanes = lanes(order);
+        if (f32Blocks(cache, layer, kvHead, len, a, b, bt)) {
+            Kernels.get().valueSumsF32(vBlocks, bt, headDim, len, a, b, att, lanes, out, outOff);
+        } else {
+            valueSums(cache, layer, kvHead, len, a, b, bt, lanes, out, outOff);
+        }
+        if (observer != null && a == len) {
+            observer.observe(layer, qHead, queryPos, att);
+        }
+    }
+
+    /**
+     * Whether every visible block of (layer, kvHead) holds float32 values; if so {@link #vBlocks}
+     * has them (null for blocks nothing visible falls in) and the bytes are counted as read.
+     */
+    private boolean f32Blocks(PagedKvCache cache, int layer, int kvHead, int len, int a, int b, int bt) {
+        int blocks = (len + bt - 1) / bt;
+        if (vBlocks.length < blocks) {
+            vBlocks = new float[Math.max(blocks, 2 * vBlocks.length)][];
+        }
+        java.util.Arrays.fill(vBlocks, 0, blocks, null);
+        long bytes = 0;
+        for (int r = 0; r < 2; r++) {
+            int from = r == 0 ? 0 : b;
+            int to = r == 0 ? a : len;
+            for (int bi = from / bt; from < to; bi++) {
+                int end = Math.min(to, bi * bt + bt);
+                if (!(cache.slab(bi, layer, kvHead) instanceof HeadSlab.F32Slab f)) {
+                    return false;
+                }
+                vBlocks[bi] = f.v;
+                bytes += f.bytes() * (end - from) / f.tokens();
+                from = end;
+            }
+        }
+        bytesRead += bytes;
+        return true;
+    }
+
+    /** The value sums block by block through each slab's own {@link HeadSlab#accumulate} (any codec). */
+    private void valueSums(PagedKvCache cache, int layer, int kvHead, int len, int a, int b, int bt, int lanes, float[] out,
+                           int outOff) {
         if (acc.length < headDim * lanes) {
             acc = new float[headDim * lanes];
         }
@@ -160,9 +203,6 @@ public final class CompressedAttention {
             }
         }
         reduceLanes(acc, lanes, headDim, out, outOff);
-        if (observer != null && a == len) {
-            observer.observe(layer, qHead, queryPos, att);
-        }
     }
 
     /** Value-sum lanes of an attention row in {@code order}: 64 (ggml's vec_dot) or 16 (tinyBLAS). */

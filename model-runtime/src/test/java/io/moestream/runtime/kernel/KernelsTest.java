@@ -161,6 +161,40 @@ class KernelsTest {
     }
 
     @Test
+    void blockValueSumsInRegistersAreTheMemoryLanesBits() {
+        Kernels vector = Kernels.vectorOrNull();
+        assumeThat(vector).as("Vector API not available").isNotNull();
+        SplittableRandom r = new SplittableRandom(37);
+        int headDim = 64;
+        int bt = 16;
+        int len = 150;
+        float[][] v = new float[(len + bt - 1) / bt][];
+        for (int i = 0; i < v.length; i++) {
+            v[i] = gaussian(bt * headDim, r, 1f);
+        }
+        float[] p = gaussian(len, r, 0.1f);
+        for (int lanes : new int[] {16, 64}) {
+            for (int[] ab : new int[][] {{len, len}, {4, 130}, {0, 70}, {33, 34}}) {
+                float[] expected = new float[headDim + 1];
+                float[] got = new float[headDim + 1];
+                Kernels.scalar().valueSumsF32(v, bt, headDim, len, ab[0], ab[1], p, lanes, expected, 1);
+                vector.valueSumsF32(v, bt, headDim, len, ab[0], ab[1], p, lanes, got, 1);
+                assertThat(got).as("lanes " + lanes + " masked [" + ab[0] + ", " + ab[1] + ")").containsExactly(expected);
+            }
+        }
+        // and the scalar form is the per-block accumulation the other codecs use, then the lane reduction
+        float[] acc = new float[64 * headDim];
+        for (int bi = 0; bi < v.length; bi++) {
+            Kernels.scalar().accumulateF32(v[bi], headDim, 0, Math.min(bt, len - bi * bt), p, bi * bt, acc, 64);
+        }
+        float[] viaBlocks = new float[headDim];
+        CpuMath.reduceLanes(acc, 64, headDim, viaBlocks, 0);
+        float[] direct = new float[headDim];
+        Kernels.scalar().valueSumsF32(v, bt, headDim, len, len, len, p, 64, direct, 0);
+        assertThat(direct).containsExactly(viaBlocks);
+    }
+
+    @Test
     void swigluInVectorLanesIsTheScalarSwiglusBits() {
         Kernels vector = Kernels.vectorOrNull();
         assumeThat(vector).as("Vector API not available").isNotNull();
