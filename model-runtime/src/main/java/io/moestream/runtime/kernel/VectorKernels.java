@@ -492,12 +492,18 @@ final class VectorKernels extends Kernels {
 
     /** GCC's {@code _mm512_reduce_add_ps} order (see {@link CpuMath#reduce16}). */
     private static float reduce16(FloatVector v) {
-        float u0 = (v.lane(12) + v.lane(4)) + (v.lane(8) + v.lane(0));
-        float u1 = (v.lane(13) + v.lane(5)) + (v.lane(9) + v.lane(1));
-        float u2 = (v.lane(14) + v.lane(6)) + (v.lane(10) + v.lane(2));
-        float u3 = (v.lane(15) + v.lane(7)) + (v.lane(11) + v.lane(3));
-        return (u0 + u2) + (u1 + u3);
+        // GCC's _mm512_reduce_add_ps: halves, quarters, lanes two apart, neighbours (float addition
+        // commutes, so each rotation-and-add gives lane k the same sum as a[k + w] + a[k])
+        FloatVector t = v.add(v.rearrange(ROTATE_8));
+        FloatVector u = t.add(t.rearrange(ROTATE_4));
+        FloatVector w = u.add(u.rearrange(ROTATE_2));
+        return w.add(w.rearrange(ROTATE_1)).lane(0);
     }
+
+    private static final VectorShuffle<Float> ROTATE_8 = VectorShuffle.fromOp(F, i -> (i + 8) & 15);
+    private static final VectorShuffle<Float> ROTATE_4 = VectorShuffle.fromOp(F, i -> (i + 4) & 15);
+    private static final VectorShuffle<Float> ROTATE_2 = VectorShuffle.fromOp(F, i -> (i + 2) & 15);
+    private static final VectorShuffle<Float> ROTATE_1 = VectorShuffle.fromOp(F, i -> (i + 1) & 15);
 
     private static float dotBf16(byte[] w, int off, int cols, float[] x) {
         FloatVector acc = FloatVector.zero(F);
