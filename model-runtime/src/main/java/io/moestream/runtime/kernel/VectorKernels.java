@@ -606,14 +606,28 @@ final class VectorKernels extends Kernels {
             super.valueSumsF32(v, bt, headDim, len, a, b, p, lanes, out, outOff);
             return;
         }
-        float[] folded = FOLDED.get();
+        // where each position's values are (null: masked), so the lane loops below do no division
+        Rows rows = ROWS.get().ensure(len);
+        for (int t = 0, block = 0, off = 0; t < len; t++) {
+            rows.array[t] = t >= a && t < b ? null : v[block];
+            rows.offset[t] = off;
+            off += headDim;
+            if (off == bt * headDim) {
+                off = 0;
+                block++;
+            }
+        }
+        if (headDim % 64 == 0) {
+            valueSumsWide(rows, headDim, len, p, lanes, out, outOff);
+            return;
+        }
+        float[] folded = rows.folded;
         for (int c = 0; c < headDim; c += 16) {
             for (int k = 0; k < 16; k++) {
-                FloatVector r = laneSum(v, bt, headDim, len, a, b, p, lanes, k, c);
+                FloatVector r = laneSum(rows, len, p, lanes, k, c);
                 if (lanes == 64) {
-                    r = r.add(laneSum(v, bt, headDim, len, a, b, p, lanes, 32 + k, c))
-                            .add(laneSum(v, bt, headDim, len, a, b, p, lanes, 16 + k, c)
-                                    .add(laneSum(v, bt, headDim, len, a, b, p, lanes, 48 + k, c)));
+                    r = r.add(laneSum(rows, len, p, lanes, 32 + k, c))
+                            .add(laneSum(rows, len, p, lanes, 16 + k, c).add(laneSum(rows, len, p, lanes, 48 + k, c)));
                 }
                 r.intoArray(folded, 16 * k);
             }
@@ -625,7 +639,84 @@ final class VectorKernels extends Kernels {
         }
     }
 
-    private static final ThreadLocal<float[]> FOLDED = ThreadLocal.withInitial(() -> new float[256]);
+    /**
+     * {@link #valueSumsF32} for head sizes that are multiples of 64: 64 columns at a time, each lane's
+     * four column vectors summed over its positions in registers and stored once, then folded.
+     */
+    private static void valueSumsWide(Rows rows, int headDim, int len, float[] p, int lanes, float[] out, int outOff) {
+        float[] mat = rows.lanes(lanes * 64);
+        for (int c = 0; c < headDim; c += 64) {
+            for (int lane = 0; lane < lanes; lane++) {
+                FloatVector a0 = FloatVector.zero(F);
+                FloatVector a1 = FloatVector.zero(F);
+                FloatVector a2 = FloatVector.zero(F);
+                FloatVector a3 = FloatVector.zero(F);
+                for (int t = lane; t < len; t += lanes) {
+                    float[] values = rows.array[t];
+                    if (values != null) {
+                        int o = rows.offset[t] + c;
+                        FloatVector pt = FloatVector.broadcast(F, p[t]);
+                        a0 = FloatVector.fromArray(F, values, o).fma(pt, a0);
+                        a1 = FloatVector.fromArray(F, values, o + 16).fma(pt, a1);
+                        a2 = FloatVector.fromArray(F, values, o + 32).fma(pt, a2);
+                        a3 = FloatVector.fromArray(F, values, o + 48).fma(pt, a3);
+                    }
+                }
+                a0.intoArray(mat, lane * 64);
+                a1.intoArray(mat, lane * 64 + 16);
+                a2.intoArray(mat, lane * 64 + 32);
+                a3.intoArray(mat, lane * 64 + 48);
+            }
+            float[] r = rows.folded;
+            for (int i = 0; i < 64; i += 16) {
+                // r_k: lane k (16 lanes) or ggml's first fold of four lanes (64)
+                for (int k = 0; k < 16; k++) {
+                    FloatVector rk = FloatVector.fromArray(F, mat, k * 64 + i);
+                    if (lanes == 64) {
+                        rk = rk.add(FloatVector.fromArray(F, mat, (32 + k) * 64 + i))
+                                .add(FloatVector.fromArray(F, mat, (16 + k) * 64 + i)
+                                        .add(FloatVector.fromArray(F, mat, (48 + k) * 64 + i)));
+                    }
+                    rk.intoArray(r, 16 * k);
+                }
+                // then r_k + r_(k+8), + 4, + 2, + 1 as CpuMath.reduceLanes
+                FloatVector t0 = FloatVector.fromArray(F, r, 0).add(FloatVector.fromArray(F, r, 128))
+                        .add(FloatVector.fromArray(F, r, 64).add(FloatVector.fromArray(F, r, 192)));
+                FloatVector t1 = FloatVector.fromArray(F, r, 16).add(FloatVector.fromArray(F, r, 144))
+                        .add(FloatVector.fromArray(F, r, 80).add(FloatVector.fromArray(F, r, 208)));
+                FloatVector t2 = FloatVector.fromArray(F, r, 32).add(FloatVector.fromArray(F, r, 160))
+                        .add(FloatVector.fromArray(F, r, 96).add(FloatVector.fromArray(F, r, 224)));
+                FloatVector t3 = FloatVector.fromArray(F, r, 48).add(FloatVector.fromArray(F, r, 176))
+                        .add(FloatVector.fromArray(F, r, 112).add(FloatVector.fromArray(F, r, 240)));
+                t0.add(t2).add(t1.add(t3)).intoArray(out, outOff + c + i);
+            }
+        }
+    }
+
+    /** Per-thread scratch of {@link #valueSumsF32}: each position's value array and offset, the folded lanes. */
+    private static final class Rows {
+        float[][] array = new float[0][];
+        int[] offset = new int[0];
+        final float[] folded = new float[256];
+        private float[] lanes = new float[0];
+
+        float[] lanes(int size) {
+            if (lanes.length < size) {
+                lanes = new float[size];
+            }
+            return lanes;
+        }
+
+        Rows ensure(int len) {
+            if (array.length < len) {
+                array = new float[Math.max(len, 2 * array.length)][];
+                offset = new int[array.length];
+            }
+            return this;
+        }
+    }
+
+    private static final ThreadLocal<Rows> ROWS = ThreadLocal.withInitial(Rows::new);
 
     /** {@code s_k = r_k + r_(k + 8)}, the first step of the 16-lane reduction. */
     private static FloatVector fold(float[] r, int k) {
@@ -633,15 +724,13 @@ final class VectorKernels extends Kernels {
     }
 
     /** Columns c..c+15 of lane {@code lane}'s value sum: its visible positions in order, one fma each. */
-    private static FloatVector laneSum(float[][] v, int bt, int headDim, int len, int a, int b, float[] p, int lanes,
-                                       int lane, int c) {
+    private static FloatVector laneSum(Rows rows, int len, float[] p, int lanes, int lane, int c) {
         FloatVector acc = FloatVector.zero(F);
         for (int t = lane; t < len; t += lanes) {
-            if (t >= a && t < b) {
-                t += (b - t - 1) / lanes * lanes; // the loop step then lands on the first visible one
-                continue;
+            float[] values = rows.array[t];
+            if (values != null) {
+                acc = FloatVector.fromArray(F, values, rows.offset[t] + c).fma(FloatVector.broadcast(F, p[t]), acc);
             }
-            acc = FloatVector.fromArray(F, v[t / bt], (t % bt) * headDim + c).fma(FloatVector.broadcast(F, p[t]), acc);
         }
         return acc;
     }

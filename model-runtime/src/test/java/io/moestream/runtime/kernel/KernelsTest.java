@@ -165,23 +165,31 @@ class KernelsTest {
         Kernels vector = Kernels.vectorOrNull();
         assumeThat(vector).as("Vector API not available").isNotNull();
         SplittableRandom r = new SplittableRandom(37);
-        int headDim = 64;
         int bt = 16;
         int len = 150;
+        for (int hd : new int[] {48, 64, 128}) { // a multiple of 16 (16 columns at a time) and of 64 (64 at a time)
+            float[][] blocks = new float[(len + bt - 1) / bt][];
+            for (int i = 0; i < blocks.length; i++) {
+                blocks[i] = gaussian(bt * hd, r, 1f);
+            }
+            float[] probs = gaussian(len, r, 0.1f);
+            for (int lanes : new int[] {16, 64}) {
+                for (int[] ab : new int[][] {{len, len}, {4, 130}, {0, 70}, {33, 34}}) {
+                    float[] expected = new float[hd + 1];
+                    float[] got = new float[hd + 1];
+                    Kernels.scalar().valueSumsF32(blocks, bt, hd, len, ab[0], ab[1], probs, lanes, expected, 1);
+                    vector.valueSumsF32(blocks, bt, hd, len, ab[0], ab[1], probs, lanes, got, 1);
+                    assertThat(got).as("headDim " + hd + " lanes " + lanes + " masked [" + ab[0] + ", " + ab[1] + ")")
+                            .containsExactly(expected);
+                }
+            }
+        }
+        int headDim = 64;
         float[][] v = new float[(len + bt - 1) / bt][];
         for (int i = 0; i < v.length; i++) {
             v[i] = gaussian(bt * headDim, r, 1f);
         }
         float[] p = gaussian(len, r, 0.1f);
-        for (int lanes : new int[] {16, 64}) {
-            for (int[] ab : new int[][] {{len, len}, {4, 130}, {0, 70}, {33, 34}}) {
-                float[] expected = new float[headDim + 1];
-                float[] got = new float[headDim + 1];
-                Kernels.scalar().valueSumsF32(v, bt, headDim, len, ab[0], ab[1], p, lanes, expected, 1);
-                vector.valueSumsF32(v, bt, headDim, len, ab[0], ab[1], p, lanes, got, 1);
-                assertThat(got).as("lanes " + lanes + " masked [" + ab[0] + ", " + ab[1] + ")").containsExactly(expected);
-            }
-        }
         // and the scalar form is the per-block accumulation the other codecs use, then the lane reduction
         float[] acc = new float[64 * headDim];
         for (int bi = 0; bi < v.length; bi++) {
