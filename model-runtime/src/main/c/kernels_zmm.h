@@ -181,24 +181,29 @@ static inline __attribute__((always_inline)) void q8_pass(const uint8_t *r0, con
     }
 }
 
-static void q8_batch_packed(const uint8_t *w, int row_bytes, int rows, int blocks, const uint8_t *packed, int n,
-                            float *out) {
-    const int pairs = (n + 1) / 2;
-    for (int r = 0; r < rows; r += 2) {
-        const uint8_t *r0 = w + (size_t) r * row_bytes;
-        int pair = r + 1 < rows;
-        const uint8_t *r1 = pair ? r0 + row_bytes : r0;
-        for (int p0 = 0; p0 < pairs; p0 += Q8_TILE) {
-            int pt = pairs - p0 < Q8_TILE ? pairs - p0 : Q8_TILE;
-            switch (pt) {
-#define Q8_CASE(P) case P: q8_pass(r0, r1, pair, (size_t) row_bytes, blocks, packed, pairs, p0, P, n, out + r, rows); break;
-                Q8_CASE(8) Q8_CASE(7) Q8_CASE(6) Q8_CASE(5) Q8_CASE(4) Q8_CASE(3) Q8_CASE(2)
-                default: q8_pass(r0, r1, pair, (size_t) row_bytes, blocks, packed, pairs, p0, 1, n, out + r, rows); break;
-#undef Q8_CASE
-            }
-        }
+// The batched product over rows in pairs: the packed activations in tiles of up to 8 units (Q8_0:
+// pairs of activations; Q4_0: groups of four), each tile's width a compile-time constant at its
+// call of PASS so that the accumulators stay in registers.
+#define PASS_CASE(PASS, W) \
+    case W: PASS(r0, r1, pair, (size_t) row_bytes, blocks, packed, units, u0, W, n, out + r, rows); break;
+#define BATCH_DRIVER(NAME, PASS, PER_UNIT) \
+    static void NAME(const uint8_t *w, int row_bytes, int rows, int blocks, const uint8_t *packed, int n, float *out) { \
+        const int units = (n + PER_UNIT - 1) / PER_UNIT; \
+        for (int r = 0; r < rows; r += 2) { \
+            const uint8_t *r0 = w + (size_t) r * row_bytes; \
+            int pair = r + 1 < rows; \
+            const uint8_t *r1 = pair ? r0 + row_bytes : r0; \
+            for (int u0 = 0; u0 < units; u0 += 8) { \
+                switch (units - u0 < 8 ? units - u0 : 8) { \
+                    PASS_CASE(PASS, 8) PASS_CASE(PASS, 7) PASS_CASE(PASS, 6) PASS_CASE(PASS, 5) \
+                    PASS_CASE(PASS, 4) PASS_CASE(PASS, 3) PASS_CASE(PASS, 2) \
+                    default: PASS(r0, r1, pair, (size_t) row_bytes, blocks, packed, units, u0, 1, n, out + r, rows); \
+                } \
+            } \
+        } \
     }
-}
+
+BATCH_DRIVER(q8_batch_packed, q8_pass, 2)
 
 static void pack_q4(const act_t *x, int n, int blocks, uint8_t *to) {
     int groups = (n + 3) / 4;
@@ -278,21 +283,4 @@ static inline __attribute__((always_inline)) void q4_pass(const uint8_t *r0, con
     }
 }
 
-static void q4_batch_packed(const uint8_t *w, int row_bytes, int rows, int blocks, const uint8_t *packed, int n,
-                            float *out) {
-    const int groups = (n + 3) / 4;
-    for (int r = 0; r < rows; r += 2) {
-        const uint8_t *r0 = w + (size_t) r * row_bytes;
-        int pair = r + 1 < rows;
-        const uint8_t *r1 = pair ? r0 + row_bytes : r0;
-        for (int g0 = 0; g0 < groups; g0 += Q4_TILE) {
-            int gt = groups - g0 < Q4_TILE ? groups - g0 : Q4_TILE;
-            switch (gt) {
-#define Q4_CASE(G) case G: q4_pass(r0, r1, pair, (size_t) row_bytes, blocks, packed, groups, g0, G, n, out + r, rows); break;
-                Q4_CASE(8) Q4_CASE(7) Q4_CASE(6) Q4_CASE(5) Q4_CASE(4) Q4_CASE(3) Q4_CASE(2)
-                default: q4_pass(r0, r1, pair, (size_t) row_bytes, blocks, packed, groups, g0, 1, n, out + r, rows); break;
-#undef Q4_CASE
-            }
-        }
-    }
-}
+BATCH_DRIVER(q4_batch_packed, q4_pass, 4)
