@@ -4,6 +4,7 @@ import io.moestream.runtime.gguf.GgmlType;
 
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
+import java.util.List;
 import java.util.Locale;
 
 import org.slf4j.Logger;
@@ -15,11 +16,13 @@ import org.slf4j.LoggerFactory;
  * (per block an exact integer dot, times {@code d_w * d_x} in float, summed in float), F16/BF16 rows
  * against an activation rounded to that type, F32 against F32.
  *
- * <p>Two implementations: {@link ScalarKernels} (plain Java, always available) and
- * {@code VectorKernels} ({@code jdk.incubator.vector}), chosen once by {@link #get()}. Both follow
- * llama.cpp's order of float operations for Q8_0, Q4_0, F16 and F32, so they give the same bits
- * (BF16: equal to float rounding). System property
- * {@code moestream.kernels}: {@code scalar} forces the scalar kernels; {@code vector-fast-q4} uses
+ * <p>Three implementations, chosen once by {@link #get()}: {@link ScalarKernels} (plain Java, always
+ * available), {@code VectorKernels} ({@code jdk.incubator.vector}) and, in front of whichever of
+ * those two runs, {@link NativeKernels} for Q8_0/Q4_0 (C through JNI, when the library was built
+ * and the CPU has AVX2). All follow llama.cpp's order of float operations for Q8_0, Q4_0, F16 and
+ * F32, so they give the same bits (BF16: equal to float rounding). The same goes for the attention
+ * and SwiGLU helpers here. System property {@code moestream.kernels}: unset or {@code native} for
+ * the default; {@code vector} or {@code scalar} for Java kernels only; {@code vector-fast-q4} uses
  * the Vector API kernels with Q4_0 summed in 16 float lanes instead of llama.cpp's per-block fma
  * chain (faster, but Q4_0 logits then differ from llama.cpp's by float rounding, which can flip an
  * activation quant).
@@ -80,10 +83,14 @@ public abstract class Kernels {
 
     private static Kernels choose() {
         String forced = System.getProperty("moestream.kernels", "").toLowerCase(Locale.ROOT);
+        if (!List.of("", "native", "vector", "vector-fast-q4", "scalar").contains(forced)) {
+            LOG.warn("moestream.kernels={} is not one of native, vector, vector-fast-q4, scalar; using the default", forced);
+            forced = "";
+        }
         Kernels java = forced.equals("scalar") ? null : vectorOrNull(forced.equals("vector-fast-q4"));
         if (java == null) {
             java = SCALAR;
-            if (!forced.equals("scalar") && !forced.equals("native")) {
+            if (!forced.equals("scalar")) {
                 LOG.info("Java kernels: scalar (add --add-modules jdk.incubator.vector for the Vector API kernels)");
             }
         }

@@ -26,12 +26,12 @@ final class NativeKernels extends Kernels {
 
     /** Activations per native batch call (the C side's stack arrays). */
     static final int MAX_BATCH = 256;
-    private static final String RESOURCE = "native/linux-x86_64/libmoestream_kernels.so";
-    private static final ThreadLocal<float[]> OUT = ThreadLocal.withInitial(() -> new float[0]);
     /** Activations per packed (AVX-512) batch call: bounds the packed copy to a few MB per thread. */
     static final int PACKED_BATCH = 64;
-    private static final ThreadLocal<Packed> PACKED = ThreadLocal.withInitial(Packed::new);
+    private static final String RESOURCE = "native/linux-x86_64/libmoestream_kernels.so";
+    private static final ThreadLocal<float[]> OUT = ThreadLocal.withInitial(() -> new float[0]);
     private static final ThreadLocal<long[]> ADDRESSES = ThreadLocal.withInitial(() -> new long[MAX_BATCH]);
+    private static final ThreadLocal<Packed> PACKED = ThreadLocal.withInitial(Packed::new);
     private static String loadError;
     private static int level = -1;
 
