@@ -283,27 +283,31 @@ public abstract class Kernels {
     }
 
     /**
-     * Attention value sums over float32 values in blocks: {@code out[outOff + i]} = the sum over the
-     * visible positions t (those in [0, a) and [b, len)) of {@code p[t] * v[t][i]}, where position t's
-     * values are the {@code headDim} floats at {@code (t % bt) * headDim} of {@code v[t / bt]}; summed as
-     * ggml does: lane {@code t % lanes} (64 or 16) accumulates its positions in order with one fma
-     * each, then {@link CpuMath#reduceLanes}.
+     * Attention value sums over float32 values in blocks, for {@code heads} query heads that read the
+     * same values: {@code out[outOff + g * headDim + i]} = the sum over the visible positions t (those
+     * in [0, a) and [b, len)) of {@code p[g][t] * v[t][i]}, where position t's values are the
+     * {@code headDim} floats at {@code (t % bt) * headDim} of {@code v[t / bt]}; summed as ggml does:
+     * lane {@code t % lanes} (64 or 16) accumulates its positions in order with one fma each, then
+     * {@link CpuMath#reduceLanes}.
      */
-    public void valueSumsF32(float[][] v, int bt, int headDim, int len, int a, int b, float[] p, int lanes, float[] out,
-                             int outOff) {
+    public void valueSumsF32(float[][] v, int bt, int headDim, int len, int a, int b, float[][] p, int heads, int lanes,
+                             float[] out, int outOff) {
         float[] acc = new float[lanes * headDim];
-        for (int t = 0; t < len; t++) {
-            if (t >= a && t < b) {
-                continue;
+        for (int g = 0; g < heads; g++) {
+            java.util.Arrays.fill(acc, 0f);
+            for (int t = 0; t < len; t++) {
+                if (t >= a && t < b) {
+                    continue;
+                }
+                float[] block = v[t / bt];
+                int off = (t % bt) * headDim;
+                int row = (t % lanes) * headDim;
+                for (int i = 0; i < headDim; i++) {
+                    acc[row + i] = Math.fma(block[off + i], p[g][t], acc[row + i]);
+                }
             }
-            float[] block = v[t / bt];
-            int off = (t % bt) * headDim;
-            int row = (t % lanes) * headDim;
-            for (int i = 0; i < headDim; i++) {
-                acc[row + i] = Math.fma(block[off + i], p[t], acc[row + i]);
-            }
+            CpuMath.reduceLanes(acc, lanes, headDim, out, outOff + g * headDim);
         }
-        CpuMath.reduceLanes(acc, lanes, headDim, out, outOff);
     }
 
     /**

@@ -133,9 +133,9 @@ final class NativeKernels extends Kernels {
     }
 
     @Override
-    public void valueSumsF32(float[][] v, int bt, int headDim, int len, int a, int b, float[] p, int lanes, float[] out,
-                             int outOff) {
-        java.valueSumsF32(v, bt, headDim, len, a, b, p, lanes, out, outOff);
+    public void valueSumsF32(float[][] v, int bt, int headDim, int len, int a, int b, float[][] p, int heads, int lanes,
+                             float[] out, int outOff) {
+        java.valueSumsF32(v, bt, headDim, len, a, b, p, heads, lanes, out, outOff);
     }
 
     @Override

@@ -595,15 +595,17 @@ final class VectorKernels extends Kernels {
     }
 
     /**
-     * {@link Kernels#valueSumsF32} 16 columns at a time with each lane's sum in a register: lane L's
-     * positions L, L + lanes, ... in order (one fma each, as the 64-lane accumulator rows get them),
-     * folded at once in ggml's order, instead of 64 accumulator rows in memory per head.
+     * {@link Kernels#valueSumsF32} with each lane's sum in registers: lane L's positions L, L + lanes,
+     * ... in order (one fma each, as the 64-lane accumulator rows get them), stored once per lane and
+     * then folded in ggml's order, instead of 64 accumulator rows in memory per head. Head sizes that
+     * are multiples of 32 go 32 columns and up to four heads at a time, so each position's values are
+     * loaded once for the four; others 16 columns and one head at a time.
      */
     @Override
-    public void valueSumsF32(float[][] v, int bt, int headDim, int len, int a, int b, float[] p, int lanes, float[] out,
-                             int outOff) {
+    public void valueSumsF32(float[][] v, int bt, int headDim, int len, int a, int b, float[][] p, int heads, int lanes,
+                             float[] out, int outOff) {
         if (headDim % 16 != 0 || (lanes != 64 && lanes != 16)) {
-            super.valueSumsF32(v, bt, headDim, len, a, b, p, lanes, out, outOff);
+            super.valueSumsF32(v, bt, headDim, len, a, b, p, heads, lanes, out, outOff);
             return;
         }
         // where each position's values are (null: masked), so the lane loops below do no division
@@ -617,80 +619,109 @@ final class VectorKernels extends Kernels {
                 block++;
             }
         }
-        if (headDim % 64 == 0) {
-            valueSumsWide(rows, headDim, len, p, lanes, out, outOff);
+        if (headDim % 32 == 0) {
+            for (int h = 0; h < heads; h += 4) {
+                valueSumsGroup(rows, headDim, len, p, h, Math.min(4, heads - h), lanes, out, outOff + h * headDim);
+            }
             return;
         }
         float[] folded = rows.folded;
-        for (int c = 0; c < headDim; c += 16) {
-            for (int k = 0; k < 16; k++) {
-                FloatVector r = laneSum(rows, len, p, lanes, k, c);
-                if (lanes == 64) {
-                    r = r.add(laneSum(rows, len, p, lanes, 32 + k, c))
-                            .add(laneSum(rows, len, p, lanes, 16 + k, c).add(laneSum(rows, len, p, lanes, 48 + k, c)));
+        for (int h = 0; h < heads; h++) {
+            for (int c = 0; c < headDim; c += 16) {
+                for (int k = 0; k < 16; k++) {
+                    FloatVector r = laneSum(rows, len, p[h], lanes, k, c);
+                    if (lanes == 64) {
+                        r = r.add(laneSum(rows, len, p[h], lanes, 32 + k, c))
+                                .add(laneSum(rows, len, p[h], lanes, 16 + k, c).add(laneSum(rows, len, p[h], lanes, 48 + k, c)));
+                    }
+                    r.intoArray(folded, 16 * k);
                 }
-                r.intoArray(folded, 16 * k);
+                foldLanes(folded, 0, 16, 16, 0, rows.r, out, outOff + h * headDim + c); // r_k already folded: 16 "lanes"
             }
-            FloatVector t0 = fold(folded, 0).add(fold(folded, 4));
-            FloatVector t1 = fold(folded, 1).add(fold(folded, 5));
-            FloatVector t2 = fold(folded, 2).add(fold(folded, 6));
-            FloatVector t3 = fold(folded, 3).add(fold(folded, 7));
-            t0.add(t2).add(t1.add(t3)).intoArray(out, outOff + c);
         }
     }
 
-    /**
-     * {@link #valueSumsF32} for head sizes that are multiples of 64: 64 columns at a time, each lane's
-     * four column vectors summed over its positions in registers and stored once, then folded.
-     */
-    private static void valueSumsWide(Rows rows, int headDim, int len, float[] p, int lanes, float[] out, int outOff) {
-        float[] mat = rows.lanes(lanes * 64);
-        for (int c = 0; c < headDim; c += 64) {
+    /** Up to four heads' value sums (heads h .. h + count), 32 columns at a time; head g's at outOff + g * headDim. */
+    private static void valueSumsGroup(Rows rows, int headDim, int len, float[][] p, int h, int count, int lanes,
+                                       float[] out, int outOff) {
+        float[] p0 = p[h];
+        float[] p1 = count > 1 ? p[h + 1] : p0;
+        float[] p2 = count > 2 ? p[h + 2] : p0;
+        float[] p3 = count > 3 ? p[h + 3] : p0;
+        int size = lanes * 32;
+        float[] mat = rows.lanes(4 * size);
+        for (int c = 0; c < headDim; c += 32) {
             for (int lane = 0; lane < lanes; lane++) {
                 FloatVector a0 = FloatVector.zero(F);
                 FloatVector a1 = FloatVector.zero(F);
-                FloatVector a2 = FloatVector.zero(F);
-                FloatVector a3 = FloatVector.zero(F);
+                FloatVector b0 = FloatVector.zero(F);
+                FloatVector b1 = FloatVector.zero(F);
+                FloatVector c0 = FloatVector.zero(F);
+                FloatVector c1 = FloatVector.zero(F);
+                FloatVector d0 = FloatVector.zero(F);
+                FloatVector d1 = FloatVector.zero(F);
                 for (int t = lane; t < len; t += lanes) {
                     float[] values = rows.array[t];
                     if (values != null) {
                         int o = rows.offset[t] + c;
-                        FloatVector pt = FloatVector.broadcast(F, p[t]);
-                        a0 = FloatVector.fromArray(F, values, o).fma(pt, a0);
-                        a1 = FloatVector.fromArray(F, values, o + 16).fma(pt, a1);
-                        a2 = FloatVector.fromArray(F, values, o + 32).fma(pt, a2);
-                        a3 = FloatVector.fromArray(F, values, o + 48).fma(pt, a3);
+                        FloatVector v0 = FloatVector.fromArray(F, values, o);
+                        FloatVector v1 = FloatVector.fromArray(F, values, o + 16);
+                        FloatVector pa = FloatVector.broadcast(F, p0[t]);
+                        a0 = v0.fma(pa, a0);
+                        a1 = v1.fma(pa, a1);
+                        FloatVector pb = FloatVector.broadcast(F, p1[t]);
+                        b0 = v0.fma(pb, b0);
+                        b1 = v1.fma(pb, b1);
+                        FloatVector pc = FloatVector.broadcast(F, p2[t]);
+                        c0 = v0.fma(pc, c0);
+                        c1 = v1.fma(pc, c1);
+                        FloatVector pd = FloatVector.broadcast(F, p3[t]);
+                        d0 = v0.fma(pd, d0);
+                        d1 = v1.fma(pd, d1);
                     }
                 }
-                a0.intoArray(mat, lane * 64);
-                a1.intoArray(mat, lane * 64 + 16);
-                a2.intoArray(mat, lane * 64 + 32);
-                a3.intoArray(mat, lane * 64 + 48);
+                int row = lane * 32;
+                a0.intoArray(mat, row);
+                a1.intoArray(mat, row + 16);
+                b0.intoArray(mat, size + row);
+                b1.intoArray(mat, size + row + 16);
+                c0.intoArray(mat, 2 * size + row);
+                c1.intoArray(mat, 2 * size + row + 16);
+                d0.intoArray(mat, 3 * size + row);
+                d1.intoArray(mat, 3 * size + row + 16);
             }
-            float[] r = rows.folded;
-            for (int i = 0; i < 64; i += 16) {
-                // r_k: lane k (16 lanes) or ggml's first fold of four lanes (64)
-                for (int k = 0; k < 16; k++) {
-                    FloatVector rk = FloatVector.fromArray(F, mat, k * 64 + i);
-                    if (lanes == 64) {
-                        rk = rk.add(FloatVector.fromArray(F, mat, (32 + k) * 64 + i))
-                                .add(FloatVector.fromArray(F, mat, (16 + k) * 64 + i)
-                                        .add(FloatVector.fromArray(F, mat, (48 + k) * 64 + i)));
-                    }
-                    rk.intoArray(r, 16 * k);
+            for (int g = 0; g < count; g++) {
+                for (int i = 0; i < 32; i += 16) {
+                    foldLanes(mat, g * size, 32, lanes, i, rows.r, out, outOff + g * headDim + c + i);
                 }
-                // then r_k + r_(k+8), + 4, + 2, + 1 as CpuMath.reduceLanes
-                FloatVector t0 = FloatVector.fromArray(F, r, 0).add(FloatVector.fromArray(F, r, 128))
-                        .add(FloatVector.fromArray(F, r, 64).add(FloatVector.fromArray(F, r, 192)));
-                FloatVector t1 = FloatVector.fromArray(F, r, 16).add(FloatVector.fromArray(F, r, 144))
-                        .add(FloatVector.fromArray(F, r, 80).add(FloatVector.fromArray(F, r, 208)));
-                FloatVector t2 = FloatVector.fromArray(F, r, 32).add(FloatVector.fromArray(F, r, 160))
-                        .add(FloatVector.fromArray(F, r, 96).add(FloatVector.fromArray(F, r, 224)));
-                FloatVector t3 = FloatVector.fromArray(F, r, 48).add(FloatVector.fromArray(F, r, 176))
-                        .add(FloatVector.fromArray(F, r, 112).add(FloatVector.fromArray(F, r, 240)));
-                t0.add(t2).add(t1.add(t3)).intoArray(out, outOff + c + i);
             }
         }
+    }
+
+    /**
+     * Columns i..i+15 of the lane rows at {@code mat[base + lane * stride]} folded as
+     * {@link CpuMath#reduceLanes} into {@code out[o..]}: r_k = lane k (16 lanes) or ggml's first
+     * fold of four lanes (64), then r_k + r_(k+8), + 4, + 2, + 1.
+     */
+    private static void foldLanes(float[] mat, int base, int stride, int lanes, int i, float[] r, float[] out, int o) {
+        for (int k = 0; k < 16; k++) {
+            FloatVector rk = FloatVector.fromArray(F, mat, base + k * stride + i);
+            if (lanes == 64) {
+                rk = rk.add(FloatVector.fromArray(F, mat, base + (32 + k) * stride + i))
+                        .add(FloatVector.fromArray(F, mat, base + (16 + k) * stride + i)
+                                .add(FloatVector.fromArray(F, mat, base + (48 + k) * stride + i)));
+            }
+            rk.intoArray(r, 16 * k);
+        }
+        FloatVector t0 = FloatVector.fromArray(F, r, 0).add(FloatVector.fromArray(F, r, 128))
+                .add(FloatVector.fromArray(F, r, 64).add(FloatVector.fromArray(F, r, 192)));
+        FloatVector t1 = FloatVector.fromArray(F, r, 16).add(FloatVector.fromArray(F, r, 144))
+                .add(FloatVector.fromArray(F, r, 80).add(FloatVector.fromArray(F, r, 208)));
+        FloatVector t2 = FloatVector.fromArray(F, r, 32).add(FloatVector.fromArray(F, r, 160))
+                .add(FloatVector.fromArray(F, r, 96).add(FloatVector.fromArray(F, r, 224)));
+        FloatVector t3 = FloatVector.fromArray(F, r, 48).add(FloatVector.fromArray(F, r, 176))
+                .add(FloatVector.fromArray(F, r, 112).add(FloatVector.fromArray(F, r, 240)));
+        t0.add(t2).add(t1.add(t3)).intoArray(out, o);
     }
 
     /** Per-thread scratch of {@link #valueSumsF32}: each position's value array and offset, the folded lanes. */
@@ -698,6 +729,7 @@ final class VectorKernels extends Kernels {
         float[][] array = new float[0][];
         int[] offset = new int[0];
         final float[] folded = new float[256];
+        final float[] r = new float[256];
         private float[] lanes = new float[0];
 
         float[] lanes(int size) {
@@ -718,10 +750,6 @@ final class VectorKernels extends Kernels {
 
     private static final ThreadLocal<Rows> ROWS = ThreadLocal.withInitial(Rows::new);
 
-    /** {@code s_k = r_k + r_(k + 8)}, the first step of the 16-lane reduction. */
-    private static FloatVector fold(float[] r, int k) {
-        return FloatVector.fromArray(F, r, 16 * k).add(FloatVector.fromArray(F, r, 16 * (k + 8)));
-    }
 
     /** Columns c..c+15 of lane {@code lane}'s value sum: its visible positions in order, one fma each. */
     private static FloatVector laneSum(Rows rows, int len, float[] p, int lanes, int lane, int c) {

@@ -26,8 +26,13 @@ public final class CompressedAttention {
     private final float scale;
     private float[] att = new float[256];
     private float[] acc = new float[0];
-    /** The float32 value arrays of the blocks a query reads (see {@link #f32Blocks}). */
+    /** The float32 value arrays of the blocks a query reads (see {@link #f32Blocks}), and their bytes. */
     private float[][] vBlocks = new float[16][];
+    private long lastBytes;
+    /** Scores, then probabilities, of each query head of a KV head group ({@link #attendKvHead}), and their maxima. */
+    private float[][] groupAtt = new float[0][];
+    private float[] groupMax = new float[0];
+    private final float[][] single = new float[1][];
     private final float[] scratch;
     private AttentionObserver observer;
     private long bytesRead;
@@ -76,8 +81,66 @@ public final class CompressedAttention {
 
     /** The query heads of {@code layer} that read KV head {@code kvHead}, as {@link #attendAll} computes them. */
     public void attendKvHead(PagedKvCache cache, int layer, int kvHead, float[] q, int queryPos, float[] out, DotOrder order) {
-        for (int h = kvHead * group; h < (kvHead + 1) * group; h++) {
-            attend(cache, layer, h, q, h * headDim, queryPos, out, h * headDim, order);
+        checkQuery(cache, queryPos);
+        int len = queryPos + 1;
+        HeadPolicy p = cache.policy();
+        boolean streaming = p.isStreaming(layer, kvHead) && len > p.sink() + p.window();
+        int a = streaming ? p.sink() : len;
+        int b = streaming ? len - p.window() : len;
+        int bt = cache.blockTokens();
+        if (group == 1 || !f32Blocks(cache, layer, kvHead, len, a, b, bt)) {
+            for (int h = kvHead * group; h < (kvHead + 1) * group; h++) {
+                attend(cache, layer, h, q, h * headDim, queryPos, out, h * headDim, order);
+            }
+            return;
+        }
+        // every visible block is float32: the group's query heads together, each block's keys and
+        // values read once for all of them (same operations per head as attend)
+        bytesRead += (group - 1) * lastBytes;
+        int padded = (len + 15) & ~15;
+        if (groupAtt.length < group || groupAtt[0].length < padded) {
+            groupAtt = new float[group][Math.max(padded, 2 * (groupAtt.length == 0 ? 0 : groupAtt[0].length))];
+        }
+        Kernels kernels = Kernels.get();
+        int h0 = kvHead * group;
+        float[] max = groupMax.length < group ? (groupMax = new float[group]) : groupMax;
+        java.util.Arrays.fill(max, 0, group, Float.NEGATIVE_INFINITY);
+        for (int r = 0; r < 2; r++) {
+            int from = r == 0 ? 0 : b;
+            int to = r == 0 ? a : len;
+            for (int bi = from / bt; from < to; bi++) {
+                int first = bi * bt;
+                int end = Math.min(to, first + bt);
+                float[] k = ((HeadSlab.F32Slab) cache.slab(bi, layer, kvHead)).k;
+                for (int g = 0; g < group; g++) {
+                    float[] att = groupAtt[g];
+                    kernels.scoresF32(k, headDim, from - first, end - first, q, (h0 + g) * headDim, scale, att, first);
+                    float m = max[g];
+                    for (int t = from; t < end; t++) {
+                        m = Math.max(m, att[t]);
+                    }
+                    max[g] = m;
+                }
+                from = end;
+            }
+        }
+        for (int g = 0; g < group; g++) {
+            softmax(groupAtt[g], len, a, b, max[g]);
+        }
+        kernels.valueSumsF32(vBlocks, bt, headDim, len, a, b, groupAtt, group, lanes(order), out, h0 * headDim);
+        if (observer != null && a == len) {
+            for (int g = 0; g < group; g++) {
+                observer.observe(layer, h0 + g, queryPos, groupAtt[g]);
+            }
+        }
+    }
+
+    private void checkQuery(PagedKvCache cache, int queryPos) {
+        if (cache.shape().headDim() != headDim || cache.shape().kvHeads() != kvHeads) {
+            throw new IllegalArgumentException("cache shape " + cache.shape() + " does not match attention " + heads + "/" + kvHeads + "x" + headDim);
+        }
+        if (queryPos < 0 || queryPos >= cache.blockCount() * cache.blockTokens()) {
+            throw new IllegalArgumentException("query position " + queryPos + " is not written (" + cache.blockCount() + " blocks)");
         }
     }
 
@@ -99,12 +162,7 @@ public final class CompressedAttention {
      */
     public void attend(PagedKvCache cache, int layer, int qHead, float[] q, int qOff, int queryPos, float[] out, int outOff,
             DotOrder order) {
-        if (cache.shape().headDim() != headDim || cache.shape().kvHeads() != kvHeads) {
-            throw new IllegalArgumentException("cache shape " + cache.shape() + " does not match attention " + heads + "/" + kvHeads + "x" + headDim);
-        }
-        if (queryPos < 0 || queryPos >= cache.blockCount() * cache.blockTokens()) {
-            throw new IllegalArgumentException("query position " + queryPos + " is not written (" + cache.blockCount() + " blocks)");
-        }
+        checkQuery(cache, queryPos);
         int kvHead = qHead / group;
         HeadPolicy p = cache.policy();
         int len = queryPos + 1;
@@ -146,7 +204,8 @@ public final class CompressedAttention {
         softmax(att, len, a, b, max);
         int lanes = lanes(order);
         if (f32Blocks(cache, layer, kvHead, len, a, b, bt)) {
-            Kernels.get().valueSumsF32(vBlocks, bt, headDim, len, a, b, att, lanes, out, outOff);
+            single[0] = att;
+            Kernels.get().valueSumsF32(vBlocks, bt, headDim, len, a, b, single, 1, lanes, out, outOff);
         } else {
             valueSums(cache, layer, kvHead, len, a, b, bt, lanes, out, outOff);
         }
@@ -180,6 +239,7 @@ public final class CompressedAttention {
             }
         }
         bytesRead += bytes;
+        lastBytes = bytes;
         return true;
     }
 

@@ -167,20 +167,27 @@ class KernelsTest {
         SplittableRandom r = new SplittableRandom(37);
         int bt = 16;
         int len = 150;
-        for (int hd : new int[] {48, 64, 128}) { // a multiple of 16 (16 columns at a time) and of 64 (64 at a time)
+        for (int hd : new int[] {48, 64, 128}) { // a multiple of 16 (16 columns at a time) and of 32 (32 at a time)
             float[][] blocks = new float[(len + bt - 1) / bt][];
             for (int i = 0; i < blocks.length; i++) {
                 blocks[i] = gaussian(bt * hd, r, 1f);
             }
-            float[] probs = gaussian(len, r, 0.1f);
+            int heads = 5; // a group of four query heads and one more
+            float[][] probs = new float[heads][];
+            for (int g = 0; g < heads; g++) {
+                probs[g] = gaussian(len, r, 0.1f);
+            }
             for (int lanes : new int[] {16, 64}) {
                 for (int[] ab : new int[][] {{len, len}, {4, 130}, {0, 70}, {33, 34}}) {
-                    float[] expected = new float[hd + 1];
-                    float[] got = new float[hd + 1];
-                    Kernels.scalar().valueSumsF32(blocks, bt, hd, len, ab[0], ab[1], probs, lanes, expected, 1);
-                    vector.valueSumsF32(blocks, bt, hd, len, ab[0], ab[1], probs, lanes, got, 1);
+                    float[] expected = new float[heads * hd + 1];
+                    float[] got = new float[heads * hd + 1];
+                    Kernels.scalar().valueSumsF32(blocks, bt, hd, len, ab[0], ab[1], probs, heads, lanes, expected, 1);
+                    vector.valueSumsF32(blocks, bt, hd, len, ab[0], ab[1], probs, heads, lanes, got, 1);
                     assertThat(got).as("headDim " + hd + " lanes " + lanes + " masked [" + ab[0] + ", " + ab[1] + ")")
                             .containsExactly(expected);
+                    float[] alone = new float[hd];
+                    vector.valueSumsF32(blocks, bt, hd, len, ab[0], ab[1], new float[][] {probs[2]}, 1, lanes, alone, 0);
+                    assertThat(java.util.Arrays.copyOfRange(got, 1 + 2 * hd, 1 + 3 * hd)).as("one head alone").containsExactly(alone);
                 }
             }
         }
@@ -198,7 +205,7 @@ class KernelsTest {
         float[] viaBlocks = new float[headDim];
         CpuMath.reduceLanes(acc, 64, headDim, viaBlocks, 0);
         float[] direct = new float[headDim];
-        Kernels.scalar().valueSumsF32(v, bt, headDim, len, len, len, p, 64, direct, 0);
+        Kernels.scalar().valueSumsF32(v, bt, headDim, len, len, len, new float[][] {p}, 1, 64, direct, 0);
         assertThat(direct).containsExactly(viaBlocks);
     }
 
