@@ -74,8 +74,8 @@ public final class CompressedAttention {
 
     /** All query heads of {@code layer}, the value sums in {@code order} (the query's chunk: one token or more). */
     public void attendAll(PagedKvCache cache, int layer, float[] q, int queryPos, float[] out, DotOrder order) {
-        for (int h = 0; h < heads; h++) {
-            attend(cache, layer, h, q, h * headDim, queryPos, out, h * headDim, order);
+        for (int kvHead = 0; kvHead < kvHeads; kvHead++) {
+            attendKvHead(cache, layer, kvHead, q, queryPos, out, order);
         }
     }
 
