@@ -203,7 +203,89 @@ static inline __attribute__((always_inline)) void q8_pass(const uint8_t *r0, con
         } \
     }
 
-BATCH_DRIVER(q8_batch_packed, q8_pass, 2)
+BATCH_DRIVER(q8_batch_many, q8_pass, 2)
+
+// four rows (r0 and the three after it) against pt <= 4 activation pairs: for the few activations
+// per expert of a batched decode step, where the kernel waits on memory more than it computes, four
+// rows' reads in flight per thread instead of two
+static inline __attribute__((always_inline)) void q8_quad(const uint8_t *r0, size_t row_bytes, int blocks,
+        const uint8_t *packed, int pairs, const int pt, int n, float *out, int rows) {
+    const __m256i flip = _mm256_set1_epi8((char) 0x80);
+    __m512 acc[4][4];
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) {
+#pragma GCC unroll 4
+        for (int p = 0; p < pt; p++) {
+            acc[i][p] = _mm512_setzero_ps();
+        }
+    }
+    for (int b = 0; b < blocks; b++) {
+        const uint8_t *b0 = r0 + 34 * b;
+        __m512i u[4];
+        __m512 dw[4];
+#pragma GCC unroll 4
+        for (int i = 0; i < 4; i++) {
+            const uint8_t *bi = b0 + i * row_bytes;
+            _mm_prefetch((const char *) bi + 4 * row_bytes, _MM_HINT_T0);  // the next quad (never faults)
+            u[i] = _mm512_broadcast_i64x4(_mm256_xor_si256(_mm256_loadu_si256((const __m256i *) (bi + 2)), flip));
+            dw[i] = _mm512_set1_ps(_cvtsh_ss(load_u16(bi)));
+        }
+        const uint8_t *e = packed + (size_t) b * pairs * Q8_PAIR_BYTES;
+#pragma GCC unroll 4
+        for (int p = 0; p < pt; p++) {
+            const uint8_t *f = e + (size_t) p * Q8_PAIR_BYTES;
+            __m512i y = _mm512_load_si512((const void *) f);
+            __m512i c = _mm512_load_si512((const void *) (f + 64));
+            __m512 dx = _mm512_load_ps((const void *) (f + 128));
+#pragma GCC unroll 4
+            for (int i = 0; i < 4; i++) {
+                __m512i s = _mm512_dpbusd_epi32(c, u[i], y);
+                acc[i][p] = _mm512_fmadd_ps(_mm512_mul_ps(dw[i], dx), _mm512_cvtepi32_ps(s), acc[i][p]);
+            }
+        }
+    }
+#pragma GCC unroll 4
+    for (int p = 0; p < pt; p++) {
+        size_t k = 2 * (size_t) p;
+#pragma GCC unroll 4
+        for (int i = 0; i < 4; i++) {
+            out[k * rows + i] = hsum8_zmm(_mm512_castps512_ps256(acc[i][p]));
+            if ((int) k + 1 < n) {
+                out[(k + 1) * rows + i] = hsum8_zmm(_mm512_extractf32x8_ps(acc[i][p], 1));
+            }
+        }
+    }
+}
+
+static void q8_batch_few(const uint8_t *w, int row_bytes, int rows, int blocks, const uint8_t *packed, int n,
+                         float *out) {
+    const int pairs = (n + 1) / 2;
+    int r = 0;
+    for (; r + 4 <= rows; r += 4) {
+        const uint8_t *r0 = w + (size_t) r * row_bytes;
+        switch (pairs) {
+            case 4: q8_quad(r0, (size_t) row_bytes, blocks, packed, pairs, 4, n, out + r, rows); break;
+            case 3: q8_quad(r0, (size_t) row_bytes, blocks, packed, pairs, 3, n, out + r, rows); break;
+            case 2: q8_quad(r0, (size_t) row_bytes, blocks, packed, pairs, 2, n, out + r, rows); break;
+            default: q8_quad(r0, (size_t) row_bytes, blocks, packed, pairs, 1, n, out + r, rows); break;
+        }
+    }
+    for (; r < rows; r += 2) {
+        const uint8_t *r0 = w + (size_t) r * row_bytes;
+        int pair = r + 1 < rows;
+        const uint8_t *r1 = pair ? r0 + row_bytes : r0;
+        int units = pairs, u0 = 0;
+        switch (pairs) {
+            PASS_CASE(q8_pass, 4) PASS_CASE(q8_pass, 3) PASS_CASE(q8_pass, 2)
+            default: q8_pass(r0, r1, pair, (size_t) row_bytes, blocks, packed, units, u0, 1, n, out + r, rows);
+        }
+    }
+}
+
+static void q8_batch_packed(const uint8_t *w, int row_bytes, int rows, int blocks, const uint8_t *packed, int n,
+                            float *out) {
+    (n <= 8 ? q8_batch_few : q8_batch_many)(w, row_bytes, rows, blocks, packed, n, out);
+}
 
 static void pack_q4(const act_t *x, int n, int blocks, uint8_t *to) {
     int groups = (n + 3) / 4;

@@ -87,25 +87,30 @@ class NativeKernelsTest {
     void batchedTilesAndTailsGiveTheScalarKernelsBits(GgmlType type) {
         SplittableRandom r = new SplittableRandom(37);
         for (int cols : new int[] {32, 160, 1056}) {
-            for (int n : new int[] {2, 5, 8, 9, 16, 20}) {
-                int rows = 1 + r.nextInt(6);
-                ByteBuffer w = randomRows(type, rows, cols, r);
-                int rowBytes = (int) type.bytesFor(cols);
-                Activation[] xs = new Activation[n];
-                for (int k = 0; k < n; k++) {
-                    xs[k] = new Activation().prepare(gaussian(cols, r, k % 3 == 0 ? 1e-3f : 1f), 0, cols, type);
+            for (int n : new int[] {1, 2, 4, 5, 8, 9, 16, 20}) {
+                for (int rows : new int[] {1, 4, 7}) { // quads of rows, pairs, and a last odd row
+                    assertBatchedIsScalar(type, cols, n, rows, r);
                 }
-                for (Kernels kernel : LEVELS) {
-                    float[][] out = new float[n + 1][rows + 1];
-                    kernel.dotsRows(type, w, 0, rowBytes, rows, cols, xs, 1, n - 1, out, 1); // activations 1..n-1
-                    assertThat(out[0]).containsOnly(0f);
-                    for (int k = 1; k < n; k++) {
-                        assertThat(out[k][0]).isZero();
-                        for (int i = 0; i < rows; i++) {
-                            assertThat(out[k][i + 1]).as(kernel.name() + " " + type + " cols " + cols + " n " + n + " x" + k + " row " + i)
-                                    .isEqualTo(Kernels.scalar().dot(type, w, i * rowBytes, cols, xs[k]));
-                        }
-                    }
+            }
+        }
+    }
+
+    private static void assertBatchedIsScalar(GgmlType type, int cols, int n, int rows, SplittableRandom r) {
+        ByteBuffer w = randomRows(type, rows, cols, r);
+        int rowBytes = (int) type.bytesFor(cols);
+        Activation[] xs = new Activation[n + 1];
+        for (int k = 0; k <= n; k++) {
+            xs[k] = new Activation().prepare(gaussian(cols, r, k % 3 == 0 ? 1e-3f : 1f), 0, cols, type);
+        }
+        for (Kernels kernel : LEVELS) {
+            float[][] out = new float[n + 1][rows + 1];
+            kernel.dotsRows(type, w, 0, rowBytes, rows, cols, xs, 1, n, out, 1); // activations 1..n
+            assertThat(out[0]).containsOnly(0f);
+            for (int k = 1; k <= n; k++) {
+                assertThat(out[k][0]).isZero();
+                for (int i = 0; i < rows; i++) {
+                    assertThat(out[k][i + 1]).as(kernel.name() + " " + type + " cols " + cols + " n " + n + " x" + k + " row " + i)
+                            .isEqualTo(Kernels.scalar().dot(type, w, i * rowBytes, cols, xs[k]));
                 }
             }
         }
