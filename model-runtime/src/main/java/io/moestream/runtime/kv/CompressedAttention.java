@@ -33,6 +33,10 @@ public final class CompressedAttention {
     private float[][] groupAtt = new float[0][];
     private float[] groupMax = new float[0];
     private final float[][] single = new float[1][];
+    /** The visible spans of the current query ({@link #visibleSpans}) and its visible ranges' ends. */
+    private int[] spans = new int[48];
+    private int visibleA;
+    private int visibleB;
     private final float[] scratch;
     private AttentionObserver observer;
     private long bytesRead;
@@ -83,12 +87,8 @@ public final class CompressedAttention {
     public void attendKvHead(PagedKvCache cache, int layer, int kvHead, float[] q, int queryPos, float[] out, DotOrder order) {
         checkQuery(cache, queryPos);
         int len = queryPos + 1;
-        HeadPolicy p = cache.policy();
-        boolean streaming = p.isStreaming(layer, kvHead) && len > p.sink() + p.window();
-        int a = streaming ? p.sink() : len;
-        int b = streaming ? len - p.window() : len;
-        int bt = cache.blockTokens();
-        if (group == 1 || !f32Blocks(cache, layer, kvHead, len, a, b, bt)) {
+        int spanCount = visibleSpans(cache, layer, kvHead, len);
+        if (group == 1 || !f32Blocks(cache, layer, kvHead, len, spanCount)) {
             for (int h = kvHead * group; h < (kvHead + 1) * group; h++) {
                 attend(cache, layer, h, q, h * headDim, queryPos, out, h * headDim, order);
             }
@@ -105,34 +105,62 @@ public final class CompressedAttention {
         int h0 = kvHead * group;
         float[] max = groupMax.length < group ? (groupMax = new float[group]) : groupMax;
         java.util.Arrays.fill(max, 0, group, Float.NEGATIVE_INFINITY);
-        for (int r = 0; r < 2; r++) {
-            int from = r == 0 ? 0 : b;
-            int to = r == 0 ? a : len;
-            for (int bi = from / bt; from < to; bi++) {
-                int first = bi * bt;
-                int end = Math.min(to, first + bt);
-                float[] k = ((HeadSlab.F32Slab) cache.slab(bi, layer, kvHead)).k;
-                for (int g = 0; g < group; g++) {
-                    float[] att = groupAtt[g];
-                    kernels.scoresF32(k, headDim, from - first, end - first, q, (h0 + g) * headDim, scale, att, first);
-                    float m = max[g];
-                    for (int t = from; t < end; t++) {
-                        m = Math.max(m, att[t]);
-                    }
-                    max[g] = m;
+        int bt = cache.blockTokens();
+        for (int i = 0; i < spanCount; i++) {
+            int first = spans[3 * i] * bt;
+            int from = spans[3 * i + 1];
+            int end = spans[3 * i + 2];
+            float[] k = ((HeadSlab.F32Slab) cache.slab(spans[3 * i], layer, kvHead)).k;
+            for (int g = 0; g < group; g++) {
+                float[] att = groupAtt[g];
+                kernels.scoresF32(k, headDim, from - first, end - first, q, (h0 + g) * headDim, scale, att, first);
+                float m = max[g];
+                for (int t = from; t < end; t++) {
+                    m = Math.max(m, att[t]);
                 }
-                from = end;
+                max[g] = m;
             }
         }
         for (int g = 0; g < group; g++) {
-            softmax(groupAtt[g], len, a, b, max[g]);
+            softmax(groupAtt[g], len, visibleA, visibleB, max[g]);
         }
-        kernels.valueSumsF32(vBlocks, bt, headDim, len, a, b, groupAtt, group, lanes(order), out, h0 * headDim);
-        if (observer != null && a == len) {
+        kernels.valueSumsF32(vBlocks, bt, headDim, len, visibleA, visibleB, groupAtt, group, lanes(order), out, h0 * headDim);
+        if (observer != null && visibleA == len) {
             for (int g = 0; g < group; g++) {
                 observer.observe(layer, h0 + g, queryPos, groupAtt[g]);
             }
         }
+    }
+
+    /**
+     * The positions a query at {@code len - 1} sees in (layer, kvHead): [0, a) and [b, len) (a == b ==
+     * len unless the head streams), kept in {@link #visibleA} and {@link #visibleB}, and cut at block
+     * boundaries into spans: span i is block {@code spans[3i]}, positions [{@code spans[3i+1]},
+     * {@code spans[3i+2]}). Returns the number of spans.
+     */
+    private int visibleSpans(PagedKvCache cache, int layer, int kvHead, int len) {
+        HeadPolicy p = cache.policy();
+        boolean streaming = p.isStreaming(layer, kvHead) && len > p.sink() + p.window();
+        visibleA = streaming ? p.sink() : len;
+        visibleB = streaming ? len - p.window() : len;
+        int bt = cache.blockTokens();
+        int n = 0;
+        for (int r = 0; r < 2; r++) {
+            int from = r == 0 ? 0 : visibleB;
+            int to = r == 0 ? visibleA : len;
+            for (int bi = from / bt; from < to; bi++) {
+                int end = Math.min(to, bi * bt + bt);
+                if (spans.length < 3 * n + 3) {
+                    spans = java.util.Arrays.copyOf(spans, 2 * spans.length + 3);
+                }
+                spans[3 * n] = bi;
+                spans[3 * n + 1] = from;
+                spans[3 * n + 2] = end;
+                n++;
+                from = end;
+            }
+        }
+        return n;
     }
 
     private void checkQuery(PagedKvCache cache, int queryPos) {
@@ -164,50 +192,38 @@ public final class CompressedAttention {
             DotOrder order) {
         checkQuery(cache, queryPos);
         int kvHead = qHead / group;
-        HeadPolicy p = cache.policy();
         int len = queryPos + 1;
         int padded = (len + 15) & ~15;
         if (att.length < padded) {
             att = new float[Math.max(padded, att.length * 2)];
         }
-        // visible ranges: [0, a) and [b, len)
-        int a;
-        int b;
-        if (p.isStreaming(layer, kvHead) && len > p.sink() + p.window()) {
-            a = p.sink();
-            b = len - p.window();
-        } else {
-            a = len;
-            b = len;
-        }
+        int spanCount = visibleSpans(cache, layer, kvHead, len);
+        int a = visibleA;
+        int b = visibleB;
         int bt = cache.blockTokens();
-
         float max = Float.NEGATIVE_INFINITY;
-        for (int r = 0; r < 2; r++) {
-            int from = r == 0 ? 0 : b;
-            int to = r == 0 ? a : len;
-            for (int bi = from / bt; from < to; bi++) {
-                int first = bi * bt;
-                int end = Math.min(to, first + bt);
-                HeadSlab s = cache.slab(bi, layer, kvHead);
-                if (s == null) {
-                    throw new IllegalStateException("block " + bi + " of layer " + layer + " head " + kvHead
-                            + " was dropped but position " + from + " is visible to query " + queryPos);
-                }
-                s.scores(q, qOff, from - first, end - first, scale, att, first, scratch);
-                for (int t = from; t < end; t++) {
-                    max = Math.max(max, att[t]);
-                }
-                from = end;
+        for (int i = 0; i < spanCount; i++) {
+            int bi = spans[3 * i];
+            int first = bi * bt;
+            int from = spans[3 * i + 1];
+            int end = spans[3 * i + 2];
+            HeadSlab s = cache.slab(bi, layer, kvHead);
+            if (s == null) {
+                throw new IllegalStateException("block " + bi + " of layer " + layer + " head " + kvHead
+                        + " was dropped but position " + from + " is visible to query " + queryPos);
+            }
+            s.scores(q, qOff, from - first, end - first, scale, att, first, scratch);
+            for (int t = from; t < end; t++) {
+                max = Math.max(max, att[t]);
             }
         }
         softmax(att, len, a, b, max);
         int lanes = lanes(order);
-        if (f32Blocks(cache, layer, kvHead, len, a, b, bt)) {
+        if (f32Blocks(cache, layer, kvHead, len, spanCount)) {
             single[0] = att;
             Kernels.get().valueSumsF32(vBlocks, bt, headDim, len, a, b, single, 1, lanes, out, outOff);
         } else {
-            valueSums(cache, layer, kvHead, len, a, b, bt, lanes, out, outOff);
+            valueSums(cache, layer, kvHead, spanCount, lanes, out, outOff);
         }
         if (observer != null && a == len) {
             observer.observe(layer, qHead, queryPos, att);
@@ -218,25 +234,19 @@ public final class CompressedAttention {
      * Whether every visible block of (layer, kvHead) holds float32 values; if so {@link #vBlocks}
      * has them (null for blocks nothing visible falls in) and the bytes are counted as read.
      */
-    private boolean f32Blocks(PagedKvCache cache, int layer, int kvHead, int len, int a, int b, int bt) {
-        int blocks = (len + bt - 1) / bt;
+    private boolean f32Blocks(PagedKvCache cache, int layer, int kvHead, int len, int spanCount) {
+        int blocks = (len + cache.blockTokens() - 1) / cache.blockTokens();
         if (vBlocks.length < blocks) {
             vBlocks = new float[Math.max(blocks, 2 * vBlocks.length)][];
         }
         java.util.Arrays.fill(vBlocks, 0, blocks, null);
         long bytes = 0;
-        for (int r = 0; r < 2; r++) {
-            int from = r == 0 ? 0 : b;
-            int to = r == 0 ? a : len;
-            for (int bi = from / bt; from < to; bi++) {
-                int end = Math.min(to, bi * bt + bt);
-                if (!(cache.slab(bi, layer, kvHead) instanceof HeadSlab.F32Slab f)) {
-                    return false;
-                }
-                vBlocks[bi] = f.v;
-                bytes += f.bytes() * (end - from) / f.tokens();
-                from = end;
+        for (int i = 0; i < spanCount; i++) {
+            if (!(cache.slab(spans[3 * i], layer, kvHead) instanceof HeadSlab.F32Slab f)) {
+                return false;
             }
+            vBlocks[spans[3 * i]] = f.v;
+            bytes += f.bytes() * (spans[3 * i + 2] - spans[3 * i + 1]) / f.tokens();
         }
         bytesRead += bytes;
         lastBytes = bytes;
@@ -244,23 +254,19 @@ public final class CompressedAttention {
     }
 
     /** The value sums block by block through each slab's own {@link HeadSlab#accumulate} (any codec). */
-    private void valueSums(PagedKvCache cache, int layer, int kvHead, int len, int a, int b, int bt, int lanes, float[] out,
-                           int outOff) {
+    private void valueSums(PagedKvCache cache, int layer, int kvHead, int spanCount, int lanes, float[] out, int outOff) {
         if (acc.length < headDim * lanes) {
             acc = new float[headDim * lanes];
         }
         java.util.Arrays.fill(acc, 0, headDim * lanes, 0f);
-        for (int r = 0; r < 2; r++) {
-            int from = r == 0 ? 0 : b;
-            int to = r == 0 ? a : len;
-            for (int bi = from / bt; from < to; bi++) {
-                int first = bi * bt;
-                int end = Math.min(to, first + bt);
-                HeadSlab s = cache.slab(bi, layer, kvHead);
-                s.accumulate(att, first, from - first, end - first, acc, lanes);
-                bytesRead += s.bytes() * (end - from) / s.tokens();
-                from = end;
-            }
+        int bt = cache.blockTokens();
+        for (int i = 0; i < spanCount; i++) {
+            int first = spans[3 * i] * bt;
+            int from = spans[3 * i + 1];
+            int end = spans[3 * i + 2];
+            HeadSlab s = cache.slab(spans[3 * i], layer, kvHead);
+            s.accumulate(att, first, from - first, end - first, acc, lanes);
+            bytesRead += s.bytes() * (end - from) / s.tokens();
         }
         reduceLanes(acc, lanes, headDim, out, outOff);
     }
