@@ -320,7 +320,7 @@ static void pack_q4(const act_t *x, int n, int blocks, uint8_t *to) {
 static inline __attribute__((always_inline)) void q4_pass(const uint8_t *r0, const uint8_t *r1, int pair,
         size_t row_bytes, int blocks, const uint8_t *packed, int groups, int g0, const int gt, int n, float *out,
         int rows) {
-    const __m128i m = _mm_set1_epi8(0x0F);
+    const __m512i m = _mm512_set1_epi8(0x0F);
     __m256 acc[Q4_TILE];
 #pragma GCC unroll 8
     for (int g = 0; g < gt; g++) {
@@ -331,13 +331,15 @@ static inline __attribute__((always_inline)) void q4_pass(const uint8_t *r0, con
         const uint8_t *b1 = r1 + 18 * b;
         _mm_prefetch((const char *) b0 + 2 * row_bytes, _MM_HINT_T0);  // the next pair (never faults)
         _mm_prefetch((const char *) b0 + 3 * row_bytes, _MM_HINT_T0);
-        __m128i q0 = _mm_loadu_si128((const __m128i *) (b0 + 2));
-        __m128i q1 = _mm_loadu_si128((const __m128i *) (b1 + 2));
-        __m512i w0l = _mm512_broadcast_i32x4(_mm_and_si128(q0, m));
-        __m512i w0h = _mm512_broadcast_i32x4(_mm_and_si128(_mm_srli_epi16(q0, 4), m));
-        __m512i w1l = _mm512_broadcast_i32x4(_mm_and_si128(q1, m));
-        __m512i w1h = _mm512_broadcast_i32x4(_mm_and_si128(_mm_srli_epi16(q1, 4), m));
-        __m256 dw = _mm256_set_m128(_mm_set1_ps(_cvtsh_ss(load_u16(b1))), _mm_set1_ps(_cvtsh_ss(load_u16(b0))));
+        // the quants broadcast straight from memory (a load, no shuffle), nibbles split in 512 bits
+        __m512i q0 = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *) (b0 + 2)));
+        __m512i q1 = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *) (b1 + 2)));
+        __m512i w0l = _mm512_and_si512(q0, m);
+        __m512i w0h = _mm512_and_si512(_mm512_srli_epi16(q0, 4), m);
+        __m512i w1l = _mm512_and_si512(q1, m);
+        __m512i w1h = _mm512_and_si512(_mm512_srli_epi16(q1, 4), m);
+        // the two rows' scales as [d0 x4, d1 x4]: two word broadcasts, one conversion
+        __m256 dw = _mm256_cvtph_ps(_mm_unpacklo_epi64(_mm_set1_epi16((short) load_u16(b0)), _mm_set1_epi16((short) load_u16(b1))));
         const uint8_t *e = packed + ((size_t) b * groups + g0) * Q4_GROUP_BYTES;
 #pragma GCC unroll 8
         for (int g = 0; g < gt; g++) {
