@@ -1,6 +1,7 @@
 // Kernel bodies, included once per instruction set by moestream_kernels.c with SUFFIX (name
 // suffix) and DOT4(unsigned, signed) (8 int32 lanes, lane j = sum of the 4 byte products 4j..4j+3)
-// defined. See moestream_kernels.c for the numerics.
+// defined. See moestream_kernels.c for the numerics. The batched kernels (WITH_BATCH) are only
+// built for AVX2: with AVX-512 the packed ones of kernels_zmm.h run instead.
 #define CAT2(a, b) a##_##b
 #define CAT(a, b) CAT2(a, b)
 #define FN(name) CAT(name, SUFFIX)
@@ -131,6 +132,7 @@ static void FN(q4_rows)(const uint8_t *w, int row_bytes, int rows, int blocks, a
     }
 }
 
+#if WITH_BATCH
 // one row against kt (<= 8) activations; out[k * stride] = row . x[k]
 static inline __attribute__((always_inline)) void FN(q8_tile)(const uint8_t *row, const uint8_t *next, int blocks,
         const act_t *x, int kt, float *out, int stride) {
@@ -205,6 +207,8 @@ static void FN(q4_batch)(const uint8_t *w, int row_bytes, int rows, int blocks, 
         }
     }
 }
+
+#endif
 
 #undef FN
 #undef CAT

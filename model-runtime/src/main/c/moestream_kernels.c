@@ -48,6 +48,7 @@ static int read_acts(JNIEnv *env, jlongArray xs, jint n, jint blocks, act_t *act
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,f16c")
 #define SUFFIX avx2
+#define WITH_BATCH 1
 #define DOT4(a, b) _mm256_madd_epi16(_mm256_maddubs_epi16((a), (b)), _mm256_set1_epi16(1))
 #include "kernels_body.h"
 #undef DOT4
@@ -57,6 +58,8 @@ static int read_acts(JNIEnv *env, jlongArray xs, jint n, jint blocks, act_t *act
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512dq,avx512vnni")
 #define SUFFIX vnni
+#undef WITH_BATCH
+#define WITH_BATCH 0
 #define DOT4(a, b) _mm256_dpbusd_epi32(_mm256_setzero_si256(), (a), (b))
 #include "kernels_body.h"
 #undef DOT4
@@ -106,9 +109,9 @@ JNIEXPORT void JNICALL Java_io_moestream_runtime_kernel_NativeKernels_rows(JNIEn
     (*env)->ReleasePrimitiveArrayCritical(env, out, o, 0);
 }
 
-// out[k * rows + i] = row i . xs[k] for k < n (n <= MAX_BATCH, checked by the caller).
-JNIEXPORT void JNICALL Java_io_moestream_runtime_kernel_NativeKernels_batch(JNIEnv *env, jclass cls, jint vnni,
-        jint q4, jobject buffer, jlong off, jint rowBytes, jint rows, jint blocks, jlongArray xs, jint n, jfloatArray out) {
+// out[k * rows + i] = row i . xs[k] for k < n (n <= MAX_BATCH, checked by the caller); AVX2 level
+// (the AVX-512 level packs the activations: batchPacked).
+JNIEXPORT void JNICALL Java_io_moestream_runtime_kernel_NativeKernels_batch(JNIEnv *env, jclass cls, jint q4, jobject buffer, jlong off, jint rowBytes, jint rows, jint blocks, jlongArray xs, jint n, jfloatArray out) {
     (void) cls;
     const uint8_t *w = (const uint8_t *) (*env)->GetDirectBufferAddress(env, buffer) + off;
     act_t acts[MAX_BATCH];
@@ -120,9 +123,9 @@ JNIEXPORT void JNICALL Java_io_moestream_runtime_kernel_NativeKernels_batch(JNIE
         return;
     }
     if (q4) {
-        (vnni ? q4_batch_vnni : q4_batch_avx2)(w, rowBytes, rows, blocks, acts, n, o);
+        q4_batch_avx2(w, rowBytes, rows, blocks, acts, n, o);
     } else {
-        (vnni ? q8_batch_vnni : q8_batch_avx2)(w, rowBytes, rows, blocks, acts, n, o);
+        q8_batch_avx2(w, rowBytes, rows, blocks, acts, n, o);
     }
     (*env)->ReleasePrimitiveArrayCritical(env, out, o, 0);
 }

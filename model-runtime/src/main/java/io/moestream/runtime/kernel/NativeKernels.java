@@ -106,7 +106,7 @@ final class NativeKernels extends Kernels {
     private static native void rows(int vnni, int q4, ByteBuffer w, long off, int rowBytes, int rows, int blocks,
                                     long x, float[] out, int outIndex);
 
-    private static native void batch(int vnni, int q4, ByteBuffer w, long off, int rowBytes, int rows, int blocks,
+    private static native void batch(int q4, ByteBuffer w, long off, int rowBytes, int rows, int blocks,
                                      long[] xs, int n, float[] out);
 
     private static native long packedBytes(int q4, int n, int blocks);
@@ -226,7 +226,7 @@ final class NativeKernels extends Kernels {
                 for (int k = 0; k < m; k++) {
                     addresses[k] = xs[k0 + k].nativeAddress;
                 }
-                batch(vnni, q4, w, off, rowBytes, rows, blocks, addresses, m, results);
+                batch(q4, w, off, rowBytes, rows, blocks, addresses, m, results);
             }
             for (int k = 0; k < m; k++) {
                 System.arraycopy(results, k * rows, out[k0 + k], outIndex, rows);

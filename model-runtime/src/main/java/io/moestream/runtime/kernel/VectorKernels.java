@@ -597,14 +597,14 @@ final class VectorKernels extends Kernels {
     /**
      * {@link Kernels#valueSumsF32} with each lane's sum in registers: lane L's positions L, L + lanes,
      * ... in order (one fma each, as the 64-lane accumulator rows get them), stored once per lane and
-     * then folded in ggml's order, instead of 64 accumulator rows in memory per head. Head sizes that
-     * are multiples of 32 go 32 columns and up to four heads at a time, so each position's values are
-     * loaded once for the four; others 16 columns and one head at a time.
+     * then folded in ggml's order, instead of 64 accumulator rows in memory per head; 32 columns and
+     * up to four heads at a time, so each position's values are loaded once for the four. Head sizes
+     * that are not a multiple of 32 take the scalar code.
      */
     @Override
     public void valueSumsF32(float[][] v, int bt, int headDim, int len, int a, int b, float[][] p, int heads, int lanes,
                              float[] out, int outOff) {
-        if (headDim % 16 != 0 || (lanes != 64 && lanes != 16)) {
+        if (headDim % 32 != 0 || (lanes != 64 && lanes != 16)) {
             super.valueSumsF32(v, bt, headDim, len, a, b, p, heads, lanes, out, outOff);
             return;
         }
@@ -619,25 +619,8 @@ final class VectorKernels extends Kernels {
                 block++;
             }
         }
-        if (headDim % 32 == 0) {
-            for (int h = 0; h < heads; h += 4) {
-                valueSumsGroup(rows, headDim, len, p, h, Math.min(4, heads - h), lanes, out, outOff + h * headDim);
-            }
-            return;
-        }
-        float[] folded = rows.folded;
-        for (int h = 0; h < heads; h++) {
-            for (int c = 0; c < headDim; c += 16) {
-                for (int k = 0; k < 16; k++) {
-                    FloatVector r = laneSum(rows, len, p[h], lanes, k, c);
-                    if (lanes == 64) {
-                        r = r.add(laneSum(rows, len, p[h], lanes, 32 + k, c))
-                                .add(laneSum(rows, len, p[h], lanes, 16 + k, c).add(laneSum(rows, len, p[h], lanes, 48 + k, c)));
-                    }
-                    r.intoArray(folded, 16 * k);
-                }
-                foldLanes(folded, 0, 16, 16, 0, rows.r, out, outOff + h * headDim + c); // r_k already folded: 16 "lanes"
-            }
+        for (int h = 0; h < heads; h += 4) {
+            valueSumsGroup(rows, headDim, len, p, h, Math.min(4, heads - h), lanes, out, outOff + h * headDim);
         }
     }
 
@@ -724,11 +707,10 @@ final class VectorKernels extends Kernels {
         t0.add(t2).add(t1.add(t3)).intoArray(out, o);
     }
 
-    /** Per-thread scratch of {@link #valueSumsF32}: each position's value array and offset, the folded lanes. */
+    /** Per-thread scratch of {@link #valueSumsF32}: each position's value array and offset, the lane rows, the fold. */
     private static final class Rows {
         float[][] array = new float[0][];
         int[] offset = new int[0];
-        final float[] folded = new float[256];
         final float[] r = new float[256];
         private float[] lanes = new float[0];
 
@@ -751,17 +733,6 @@ final class VectorKernels extends Kernels {
     private static final ThreadLocal<Rows> ROWS = ThreadLocal.withInitial(Rows::new);
 
 
-    /** Columns c..c+15 of lane {@code lane}'s value sum: its visible positions in order, one fma each. */
-    private static FloatVector laneSum(Rows rows, int len, float[] p, int lanes, int lane, int c) {
-        FloatVector acc = FloatVector.zero(F);
-        for (int t = lane; t < len; t += lanes) {
-            float[] values = rows.array[t];
-            if (values != null) {
-                acc = FloatVector.fromArray(F, values, rows.offset[t] + c).fma(FloatVector.broadcast(F, p[t]), acc);
-            }
-        }
-        return acc;
-    }
 
     @Override
     public void accumulateF32(float[] v, int headDim, int from, int to, float[] p, int base, float[] acc, int lanes) {

@@ -121,7 +121,9 @@ public final class Engine {
         int[] pos = new int[n];
         DotOrder[] order = new DotOrder[n];
         int t = 0;
+        int sequences = 0;
         for (StepPlan.Sequence s : plan.sequences()) {
+            b.sequenceStart[sequences++] = t;
             int start = s.cache().length();
             for (int j = 0; j < s.tokens().length; j++, t++) {
                 caches[t] = s.cache();
@@ -132,8 +134,9 @@ public final class Engine {
             }
         }
 
+        b.sequenceStart[sequences] = n;
         for (int l = 0; l < c.layers(); l++) {
-            layer(l, n, caches, pos, order);
+            layer(l, n, sequences, caches, pos, order);
         }
 
         // the output head once for every sequence that wants logits (each row in decode order)
@@ -156,7 +159,7 @@ public final class Engine {
     }
 
     /** One transformer block over the step's n tokens, updating the residual stream b.x in place. */
-    private void layer(int l, int n, KvCache[] caches, int[] pos, DotOrder[] order) {
+    private void layer(int l, int n, int sequences, KvCache[] caches, int[] pos, DotOrder[] order) {
         Weights.Layer layer = w.layers[l];
         int headDim = c.headDim();
         int kvDim = c.kvDim();
@@ -203,7 +206,7 @@ public final class Engine {
             caches[t].paged().write(l, pos[t], b.k[t], 0, b.v[t], 0);
         }
 
-        attention(l, caches, pos, order, n);
+        attention(l, caches, pos, order, n, sequences);
 
         // output projection and residual
         matmul(layer.wo, b.attOut, b.xb2, n, order);
@@ -451,12 +454,12 @@ public final class Engine {
      * positions 0..pos[t] of its own sequence (a streaming head only sink + window). Before the
      * query at pos[t], the blocks that one-position-at-a-time would have sealed by then are
      * compressed for this layer, so a batched step stays bit-identical to single steps. Writes
-     * b.attOut. Sequences attend in parallel, each sequence's tokens in order on one thread (they
-     * seal blocks of the same cache and feed the same head classifier); with one token per
-     * sequence (decoding) the blocks are sealed first and every (token, KV head) is a task.
+     * b.attOut. Sequences attend in parallel, each sequence's tokens (rows b.sequenceStart[g] ..
+     * b.sequenceStart[g + 1]) in order on one thread (they seal blocks of the same cache and feed
+     * the same head classifier); with one token per sequence (decoding) the blocks are sealed first
+     * and every (token, KV head) is a task.
      */
-    private void attention(int l, KvCache[] caches, int[] pos, DotOrder[] order, int n) {
-        int sequences = groupBySequence(caches, n);
+    private void attention(int l, KvCache[] caches, int[] pos, DotOrder[] order, int n, int sequences) {
         if (sequences == n) {
             for (int t = 0; t < n; t++) {
                 caches[t].paged().sealLayerBelow(l, pos[t]);
@@ -476,7 +479,7 @@ public final class Engine {
         }
         MatmulPool.get().run(sequences, g -> {
             CompressedAttention attention = this.attention.get();
-            for (int t = b.firstOfSequence[g]; t >= 0; t = b.nextOfSequence[t]) {
+            for (int t = b.sequenceStart[g]; t < b.sequenceStart[g + 1]; t++) {
                 KvCache cache = caches[t];
                 cache.paged().sealLayerBelow(l, pos[t]);
                 attention.setObserver(cache.headClassifier());
@@ -487,29 +490,6 @@ public final class Engine {
                 }
             }
         });
-    }
-
-    /**
-     * Chains the step's tokens by cache: returns the number of distinct caches; sequence g's tokens
-     * are {@code b.firstOfSequence[g]} then {@code b.nextOfSequence[t]} until -1, in step order.
-     */
-    private int groupBySequence(KvCache[] caches, int n) {
-        int sequences = 0;
-        int[] last = b.lastOfSequence;
-        for (int t = 0; t < n; t++) {
-            b.nextOfSequence[t] = -1;
-            int g = 0;
-            while (g < sequences && caches[b.firstOfSequence[g]] != caches[t]) {
-                g++;
-            }
-            if (g == sequences) {
-                b.firstOfSequence[sequences++] = t;
-            } else {
-                b.nextOfSequence[last[g]] = t;
-            }
-            last[g] = t;
-        }
-        return sequences;
     }
 
     /** Activation matrices for up to {@code capacity} tokens per step (llama2.c names). */
@@ -536,9 +516,7 @@ public final class Engine {
         final float[][] expertGate;    // (n * expertsUsed, expertDim) routed rows' gate activations, grouped by expert
         final float[][] expertUp;      // (n * expertsUsed, expertDim) their up activations
         final float[][] expertDown;    // (n * expertsUsed, dim) their expert outputs
-        final int[] firstOfSequence;   // (n) first token of each distinct cache in the step
-        final int[] lastOfSequence;    // (n) its last token so far (while grouping)
-        final int[] nextOfSequence;    // (n) the same cache's next token, or -1
+        final int[] sequenceStart;     // (n + 1) first row of each of the step's sequences, then n
 
         Buffers(int capacity) {
             this.capacity = capacity;
@@ -566,9 +544,7 @@ public final class Engine {
             expertUp = new float[routed][c.expertDim()];
             expertDown = new float[routed][c.dim()];
             Arrays.fill(decodeOrder, DotOrder.VEC_DOT);
-            firstOfSequence = new int[capacity];
-            lastOfSequence = new int[capacity];
-            nextOfSequence = new int[capacity];
+            sequenceStart = new int[capacity + 1];
         }
     }
 }
