@@ -58,33 +58,37 @@ static inline __m256 FN(q8_block)(const uint8_t *block, const int8_t *y, float d
     return _mm256_fmadd_ps(_mm256_set1_ps(FN(half)(block) * dx), _mm256_cvtepi32_ps(s), acc);
 }
 
+// Four streams: lane j reads rows j*S .. j*S + S - 1 (S = rows / 4) in order, so each stream runs
+// forward through its own part of the matrix and the hardware prefetcher follows it (rows r .. r+3
+// side by side read ~25 % slower from memory); the rows after 4S one at a time.
 static void FN(q8_rows)(const uint8_t *w, int row_bytes, int rows, int blocks, act_t x, float *out) {
-    int r = 0;
-    for (; r + 4 <= rows; r += 4) {
-        const uint8_t *base = w + (size_t) r * row_bytes;
+    const size_t rb = (size_t) row_bytes;
+    const int S = rows / 4;
+    const size_t ls = (size_t) S * rb;
+    for (int i = 0; i < S; i++) {
+        const uint8_t *base = w + (size_t) i * rb;
         __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps(), acc2 = _mm256_setzero_ps(),
                acc3 = _mm256_setzero_ps();
         for (int b = 0; b < blocks; b++) {
             const uint8_t *blk = base + 34 * b;
             const int8_t *y = x.q + 32 * b;
             float dx = x.d[b];
-            if (r + 8 <= rows) {
-                // the next group's same blocks: a few rows of memory in flight per thread
-                _mm_prefetch((const char *) blk + 4 * (size_t) row_bytes, _MM_HINT_T0);
-                _mm_prefetch((const char *) blk + 5 * (size_t) row_bytes, _MM_HINT_T0);
-                _mm_prefetch((const char *) blk + 6 * (size_t) row_bytes, _MM_HINT_T0);
-                _mm_prefetch((const char *) blk + 7 * (size_t) row_bytes, _MM_HINT_T0);
-            }
+            // each stream's next row (never faults)
+            _mm_prefetch((const char *) blk + rb, _MM_HINT_T0);
+            _mm_prefetch((const char *) blk + ls + rb, _MM_HINT_T0);
+            _mm_prefetch((const char *) blk + 2 * ls + rb, _MM_HINT_T0);
+            _mm_prefetch((const char *) blk + 3 * ls + rb, _MM_HINT_T0);
             acc0 = FN(q8_block)(blk, y, dx, acc0);
-            acc1 = FN(q8_block)(blk + row_bytes, y, dx, acc1);
-            acc2 = FN(q8_block)(blk + 2 * (size_t) row_bytes, y, dx, acc2);
-            acc3 = FN(q8_block)(blk + 3 * (size_t) row_bytes, y, dx, acc3);
+            acc1 = FN(q8_block)(blk + ls, y, dx, acc1);
+            acc2 = FN(q8_block)(blk + 2 * ls, y, dx, acc2);
+            acc3 = FN(q8_block)(blk + 3 * ls, y, dx, acc3);
         }
-        out[r] = FN(hsum8)(acc0);
-        out[r + 1] = FN(hsum8)(acc1);
-        out[r + 2] = FN(hsum8)(acc2);
-        out[r + 3] = FN(hsum8)(acc3);
+        out[i] = FN(hsum8)(acc0);
+        out[i + S] = FN(hsum8)(acc1);
+        out[i + 2 * S] = FN(hsum8)(acc2);
+        out[i + 3 * S] = FN(hsum8)(acc3);
     }
+    int r = 4 * S;
     for (; r < rows; r++) {
         const uint8_t *base = w + (size_t) r * row_bytes;
         __m256 acc = _mm256_setzero_ps();

@@ -64,31 +64,38 @@ static inline __m512i q4_partials(__m512i qs, __m512i yl, __m512i yh) {
     return _mm512_dpbusd_epi32(p, _mm512_and_si512(_mm512_srli_epi16(qs, 4), m), yh);
 }
 
+// Eight streams (lane j: rows j*S .. j*S + S - 1, S = rows / 8), each running forward through its
+// own part of the matrix (see q8_rows in kernels_body.h); the rows after 8S by q4_rows_vnni.
 static void q4_rows_zmm(const uint8_t *w, int row_bytes, int rows, int blocks, act_t x, float *out) {
     const size_t rb = (size_t) row_bytes;
-    int r = 0;
-    for (; r + 8 <= rows; r += 8) {
-        const uint8_t *base = w + r * rb;
+    const int S = rows / 8;
+    const size_t ls = (size_t) S * rb;
+    for (int i = 0; i < S; i++) {
+        const uint8_t *base = w + (size_t) i * rb;
         __m256 acc = _mm256_setzero_ps();
         for (int b = 0; b < blocks; b++) {
             const uint8_t *blk = base + 18 * b;
-            if (r + 16 <= rows && (b & 1) == 0) {
-                for (int i = 8; i < 16; i++) {
-                    _mm_prefetch((const char *) blk + i * rb, _MM_HINT_T0);
+            if ((b & 1) == 0) {
+                for (int j = 0; j < 8; j++) {
+                    _mm_prefetch((const char *) blk + j * ls + rb, _MM_HINT_T0);  // each stream's next row
                 }
             }
             __m512i yl = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *) (x.q + 32 * b)));
             __m512i yh = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *) (x.q + 32 * b + 16)));
-            __m512i pa = q4_partials(load4x16(blk + 2, rb), yl, yh);
-            __m512i pb = q4_partials(load4x16(blk + 4 * rb + 2, rb), yl, yh);
+            __m512i pa = q4_partials(load4x16(blk + 2, ls), yl, yh);
+            __m512i pb = q4_partials(load4x16(blk + 4 * ls + 2, ls), yl, yh);
             __m256i isum = _mm256_sub_epi32(reduce4x4(pa, pb), _mm256_set1_epi32(8 * x.s[b]));
-            __m256 d = _mm256_mul_ps(scales8(blk, rb), _mm256_set1_ps(x.d[b]));
+            __m256 d = _mm256_mul_ps(scales8(blk, ls), _mm256_set1_ps(x.d[b]));
             acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), d, acc);
         }
-        _mm256_storeu_ps(out + r, acc);
+        float v[8];
+        _mm256_storeu_ps(v, acc);
+        for (int j = 0; j < 8; j++) {
+            out[i + j * S] = v[j];
+        }
     }
-    if (r < rows) {
-        q4_rows_vnni(w + r * rb, row_bytes, rows - r, blocks, x, out + r);
+    if (8 * S < rows) {
+        q4_rows_vnni(w + (size_t) 8 * S * rb, row_bytes, rows - 8 * S, blocks, x, out + 8 * S);
     }
 }
 
@@ -188,9 +195,10 @@ static inline __attribute__((always_inline)) void q8_pass(const uint8_t *r0, con
 #define PASS_CASE(PASS, W) \
     case W: PASS(r0, r1, pair, (size_t) row_bytes, blocks, packed, units, u0, W, n, out + r, rows); break;
 #define BATCH_DRIVER(NAME, PASS, PER_UNIT) \
-    static void NAME(const uint8_t *w, int row_bytes, int rows, int blocks, const uint8_t *packed, int n, float *out) { \
+    static void NAME(const uint8_t *w, int row_bytes, int first, int rows, int blocks, const uint8_t *packed, int n, \
+                     float *out) { \
         const int units = (n + PER_UNIT - 1) / PER_UNIT; \
-        for (int r = 0; r < rows; r += 2) { \
+        for (int r = first; r < rows; r += 2) { \
             const uint8_t *r0 = w + (size_t) r * row_bytes; \
             int pair = r + 1 < rows; \
             const uint8_t *r1 = pair ? r0 + row_bytes : r0; \
@@ -207,8 +215,8 @@ static inline __attribute__((always_inline)) void q8_pass(const uint8_t *r0, con
 // four rows (r0 and the three after it) against activation pairs p0 .. p0 + pt (pt <= 4, a constant
 // at each call site): each packed block is read once per four rows and four rows' reads are in
 // flight per thread (1.13-1.26x the row-pair pass at 4, 16 and 64 activations)
-static inline __attribute__((always_inline)) void q8_quad(const uint8_t *r0, size_t row_bytes, int blocks,
-        const uint8_t *packed, int pairs, int p0, const int pt, int n, float *out, int rows) {
+static inline __attribute__((always_inline)) void q8_quad(const uint8_t *r0, size_t row_bytes, size_t ls, int os,
+        int blocks, const uint8_t *packed, int pairs, int p0, const int pt, int n, float *out, int rows) {
     const __m256i flip = _mm256_set1_epi8((char) 0x80);
     __m512 acc[4][4];
 #pragma GCC unroll 4
@@ -224,8 +232,8 @@ static inline __attribute__((always_inline)) void q8_quad(const uint8_t *r0, siz
         __m512 dw[4];
 #pragma GCC unroll 4
         for (int i = 0; i < 4; i++) {
-            const uint8_t *bi = b0 + i * row_bytes;
-            _mm_prefetch((const char *) bi + 4 * row_bytes, _MM_HINT_T0);  // the next quad (never faults)
+            const uint8_t *bi = b0 + i * ls;
+            _mm_prefetch((const char *) bi + row_bytes, _MM_HINT_T0);  // each stream's next row (never faults)
             u[i] = _mm512_broadcast_i64x4(_mm256_xor_si256(_mm256_loadu_si256((const __m256i *) (bi + 2)), flip));
             dw[i] = _mm512_set1_ps(_cvtsh_ss(load_u16(bi)));
         }
@@ -248,29 +256,33 @@ static inline __attribute__((always_inline)) void q8_quad(const uint8_t *r0, siz
         size_t k = 2 * (size_t) (p0 + p);
 #pragma GCC unroll 4
         for (int i = 0; i < 4; i++) {
-            out[k * rows + i] = hsum8_zmm(_mm512_castps512_ps256(acc[i][p]));
+            out[k * rows + i * os] = hsum8_zmm(_mm512_castps512_ps256(acc[i][p]));
             if ((int) k + 1 < n) {
-                out[(k + 1) * rows + i] = hsum8_zmm(_mm512_extractf32x8_ps(acc[i][p], 1));
+                out[(k + 1) * rows + i * os] = hsum8_zmm(_mm512_extractf32x8_ps(acc[i][p], 1));
             }
         }
     }
 }
 
+// Rows in four streams (lane i: rows i*S .. i*S + S - 1, S = rows / 4; see q8_rows in
+// kernels_body.h), the rows after 4S in pairs.
 static void q8_batch_packed(const uint8_t *w, int row_bytes, int rows, int blocks, const uint8_t *packed, int n,
                             float *out) {
     const int pairs = (n + 1) / 2;
-    int r = 0;
-    for (; r + 4 <= rows; r += 4) {
-        const uint8_t *r0 = w + (size_t) r * row_bytes;
+    const int S = rows / 4;
+    const size_t ls = (size_t) S * row_bytes;
+    for (int i = 0; i < S; i++) {
+        const uint8_t *r0 = w + (size_t) i * row_bytes;
         for (int p0 = 0; p0 < pairs; p0 += 4) {
             switch (pairs - p0 < 4 ? pairs - p0 : 4) {
-                case 4: q8_quad(r0, (size_t) row_bytes, blocks, packed, pairs, p0, 4, n, out + r, rows); break;
-                case 3: q8_quad(r0, (size_t) row_bytes, blocks, packed, pairs, p0, 3, n, out + r, rows); break;
-                case 2: q8_quad(r0, (size_t) row_bytes, blocks, packed, pairs, p0, 2, n, out + r, rows); break;
-                default: q8_quad(r0, (size_t) row_bytes, blocks, packed, pairs, p0, 1, n, out + r, rows); break;
+                case 4: q8_quad(r0, (size_t) row_bytes, ls, S, blocks, packed, pairs, p0, 4, n, out + i, rows); break;
+                case 3: q8_quad(r0, (size_t) row_bytes, ls, S, blocks, packed, pairs, p0, 3, n, out + i, rows); break;
+                case 2: q8_quad(r0, (size_t) row_bytes, ls, S, blocks, packed, pairs, p0, 2, n, out + i, rows); break;
+                default: q8_quad(r0, (size_t) row_bytes, ls, S, blocks, packed, pairs, p0, 1, n, out + i, rows); break;
             }
         }
     }
+    int r = 4 * S;
     for (; r < rows; r += 2) {
         const uint8_t *r0 = w + (size_t) r * row_bytes;
         int pair = r + 1 < rows;
@@ -366,4 +378,145 @@ static inline __attribute__((always_inline)) void q4_pass(const uint8_t *r0, con
     }
 }
 
-BATCH_DRIVER(q4_batch_packed, q4_pass, 4)
+BATCH_DRIVER(q4_pairs_packed, q4_pass, 4)
+
+// 16 sums from four registers of four partial sums per 128-bit lane: lane L, element j of the
+// result = total of lane L of p[j] (two rounds of interleave-and-add; integers, exact in any order)
+static inline __m512i transpose_reduce(__m512i p0, __m512i p1, __m512i p2, __m512i p3) {
+    __m512i t01 = _mm512_add_epi32(_mm512_unpacklo_epi32(p0, p1), _mm512_unpackhi_epi32(p0, p1));
+    __m512i t23 = _mm512_add_epi32(_mm512_unpacklo_epi32(p2, p3), _mm512_unpackhi_epi32(p2, p3));
+    return _mm512_add_epi32(_mm512_unpacklo_epi64(t01, t23), _mm512_unpackhi_epi64(t01, t23));
+}
+
+#define Q4_QUAD_TILE 4  // groups of 4 activations per pass over four rows
+
+// the scales of four rows' blocks (p, p + ls, p + 2 ls, p + 3 ls) as floats, each four times
+static inline __m512 scales4x4(const uint8_t *p, size_t ls) {
+    const __m512i spread = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
+    uint64_t h = (uint64_t) load_u16(p) | (uint64_t) load_u16(p + ls) << 16 | (uint64_t) load_u16(p + 2 * ls) << 32
+                 | (uint64_t) load_u16(p + 3 * ls) << 48;
+    return _mm512_permutexvar_ps(spread, _mm512_castps128_ps512(_mm_cvtph_ps(_mm_cvtsi64_si128((long long) h))));
+}
+
+// one group's 16 exact block sums (lane = row, element = activation) of the four rows whose
+// unsigned nibbles are wl / wh against the packed group at f, minus 8 * the activations' sums
+static inline __m512i q4_group_sums(__m512i wl, __m512i wh, const uint8_t *f) {
+    __m512i p[4];
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; k++) {
+        __m512i yl = _mm512_broadcast_i32x4(_mm_load_si128((const __m128i *) (f + 16 * k)));
+        __m512i yh = _mm512_broadcast_i32x4(_mm_load_si128((const __m128i *) (f + 64 + 16 * k)));
+        p[k] = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), wl, yl), wh, yh);
+    }
+    return _mm512_sub_epi32(transpose_reduce(p[0], p[1], p[2], p[3]),
+                            _mm512_broadcast_i32x4(_mm_load_si128((const __m128i *) (f + 128))));
+}
+
+// out[k * rows + j * os] (k: the group's activations, j: lane) from a pass's accumulator
+static inline void q4_store(__m512 acc, int k0, int n, float *out, int os, int rows) {
+    float v[16];
+    _mm512_storeu_ps(v, acc);
+    for (int k = 0; k < 4 && k0 + k < n; k++) {
+        float *o = out + (size_t) (k0 + k) * rows;
+        o[0] = v[k];
+        o[os] = v[4 + k];
+        o[2 * os] = v[8 + k];
+        o[3 * os] = v[12 + k];
+    }
+}
+
+// Rows r0, r0 + ls, r0 + 2 ls, r0 + 3 ls (bytes), one per 128-bit lane, against groups g0 .. g0 + gt
+// of the packed activations (gt <= 4, a constant at each call site): per group and block each
+// activation's quants broadcast to the four lanes, two vpdpbusd per activation, and one
+// transpose-reduce gives the 16 exact block sums; the float steps are then 16 wide.
+static inline __attribute__((always_inline)) void q4_quad(const uint8_t *r0, size_t row_bytes, size_t ls, int os,
+        int blocks, const uint8_t *packed, int groups, int g0, const int gt, int n, float *out, int rows) {
+    const __m512i m = _mm512_set1_epi8(0x0F);
+    __m512 acc[Q4_QUAD_TILE];
+#pragma GCC unroll 4
+    for (int g = 0; g < gt; g++) {
+        acc[g] = _mm512_setzero_ps();
+    }
+    for (int b = 0; b < blocks; b++) {
+        const uint8_t *blk = r0 + 18 * b;
+        _mm_prefetch((const char *) blk + row_bytes, _MM_HINT_T0);  // each stream's next row (never faults)
+        _mm_prefetch((const char *) blk + ls + row_bytes, _MM_HINT_T0);
+        _mm_prefetch((const char *) blk + 2 * ls + row_bytes, _MM_HINT_T0);
+        _mm_prefetch((const char *) blk + 3 * ls + row_bytes, _MM_HINT_T0);
+        __m512i q = load4x16(blk + 2, ls);
+        __m512i wl = _mm512_and_si512(q, m);
+        __m512i wh = _mm512_and_si512(_mm512_srli_epi16(q, 4), m);
+        __m512 dw = scales4x4(blk, ls);
+        const uint8_t *e = packed + ((size_t) b * groups + g0) * Q4_GROUP_BYTES;
+#pragma GCC unroll 4
+        for (int g = 0; g < gt; g++) {
+            const uint8_t *f = e + (size_t) g * Q4_GROUP_BYTES;
+            __m512 d = _mm512_mul_ps(dw, _mm512_broadcast_f32x4(_mm_load_ps((const float *) (f + 144))));
+            acc[g] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(q4_group_sums(wl, wh, f)), d, acc[g]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int g = 0; g < gt; g++) {
+        q4_store(acc[g], 4 * (g0 + g), n, out, os, rows);
+    }
+}
+
+// Eight rows (r0 + j ls, j < 8) against one group (n <= 4): q4_quad's steps for two quads at once,
+// the activation's quants loaded once for both (1.05-1.08x four rows at a time, from cache).
+static void q4_oct(const uint8_t *r0, size_t row_bytes, size_t ls, int os, int blocks, const uint8_t *packed, int n,
+                   float *out, int rows) {
+    const __m512i m = _mm512_set1_epi8(0x0F);
+    __m512 acc[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
+    for (int b = 0; b < blocks; b++) {
+        const uint8_t *f = packed + (size_t) b * Q4_GROUP_BYTES;
+        __m512 dx = _mm512_broadcast_f32x4(_mm_load_ps((const float *) (f + 144)));
+#pragma GCC unroll 2
+        for (int h = 0; h < 2; h++) {
+            const uint8_t *blk = r0 + 4 * h * ls + 18 * b;
+            if ((b & 1) == 0) {
+                _mm_prefetch((const char *) blk + row_bytes, _MM_HINT_T0);  // each stream's next row
+                _mm_prefetch((const char *) blk + ls + row_bytes, _MM_HINT_T0);
+                _mm_prefetch((const char *) blk + 2 * ls + row_bytes, _MM_HINT_T0);
+                _mm_prefetch((const char *) blk + 3 * ls + row_bytes, _MM_HINT_T0);
+            }
+            __m512i q = load4x16(blk + 2, ls);
+            __m512i wl = _mm512_and_si512(q, m);
+            __m512i wh = _mm512_and_si512(_mm512_srli_epi16(q, 4), m);
+            __m512 d = _mm512_mul_ps(scales4x4(blk, ls), dx);
+            acc[h] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(q4_group_sums(wl, wh, f)), d, acc[h]);
+        }
+    }
+    q4_store(acc[0], 0, n, out, os, rows);
+    q4_store(acc[1], 0, n, out + 4 * (size_t) os, os, rows);
+}
+
+// Rows in streams (see q8_rows in kernels_body.h): eight (lane j: rows j*S .. j*S + S - 1, S = rows
+// / 8) when the activations fit one group, else four; the rows after them in pairs.
+static void q4_batch_packed(const uint8_t *w, int row_bytes, int rows, int blocks, const uint8_t *packed, int n,
+                            float *out) {
+    const int groups = (n + 3) / 4;
+    const size_t rb = (size_t) row_bytes;
+    int r = 0;
+    if (groups == 1) {
+        const int S = rows / 8;
+        for (int i = 0; i < S; i++) {
+            q4_oct(w + (size_t) i * rb, rb, (size_t) S * rb, S, blocks, packed, n, out + i, rows);
+        }
+        r = 8 * S;
+    }
+    const int S = (rows - r) / 4;
+    const size_t ls = (size_t) S * rb;
+    for (int i = 0; i < S; i++) {
+        const uint8_t *r0 = w + (size_t) (r + i) * rb;
+        float *o = out + r + i;
+        for (int g0 = 0; g0 < groups; g0 += Q4_QUAD_TILE) {
+            switch (groups - g0 < Q4_QUAD_TILE ? groups - g0 : Q4_QUAD_TILE) {
+                case 4: q4_quad(r0, rb, ls, S, blocks, packed, groups, g0, 4, n, o, rows); break;
+                case 3: q4_quad(r0, rb, ls, S, blocks, packed, groups, g0, 3, n, o, rows); break;
+                case 2: q4_quad(r0, rb, ls, S, blocks, packed, groups, g0, 2, n, o, rows); break;
+                default: q4_quad(r0, rb, ls, S, blocks, packed, groups, g0, 1, n, o, rows); break;
+            }
+        }
+    }
+    q4_pairs_packed(w, row_bytes, r + 4 * S, rows, blocks, packed, n, out);
+}

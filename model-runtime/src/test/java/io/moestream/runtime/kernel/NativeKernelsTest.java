@@ -62,7 +62,8 @@ class NativeKernelsTest {
     void rowGroupsAndTailsGiveTheScalarKernelsBits(GgmlType type) {
         SplittableRandom r = new SplittableRandom(31);
         for (int cols : KernelsTest.COLS) {
-            for (int rows : new int[] {1, 3, 4, 7, 8, 9, 15, 16, 17, 19}) {
+            // rows in streams (4 or 8 lanes, each over its own part of the rows), then the rows left over
+            for (int rows : new int[] {1, 3, 4, 7, 8, 9, 15, 16, 17, 19, 35}) {
                 ByteBuffer w = randomRows(type, rows + 1, cols, r);
                 int rowBytes = (int) type.bytesFor(cols);
                 Activation x = new Activation().prepare(gaussian(cols, r, 1f), 0, cols, type);
@@ -88,7 +89,8 @@ class NativeKernelsTest {
         SplittableRandom r = new SplittableRandom(37);
         for (int cols : new int[] {32, 160, 1056}) {
             for (int n : new int[] {1, 2, 4, 5, 8, 9, 16, 20}) {
-                for (int rows : new int[] {1, 4, 7}) { // quads of rows, pairs, and a last odd row
+                // streams of eight or four rows (one, two or more rows each), pairs, and a last odd row
+                for (int rows : new int[] {1, 4, 7, 8, 13, 17, 35}) {
                     assertBatchedIsScalar(type, cols, n, rows, r);
                 }
             }
