@@ -277,6 +277,29 @@ public abstract class Kernels {
         }
     }
 
+    /**
+     * llama.cpp's softmax of attention scores {@code att[0..len)}, of which {@code [0, a)} and
+     * {@code [b, len)} are visible (the rest masked): ggml's vector expf ({@link CpuMath#vexp}) of
+     * {@code score - max}, summed per 16 positions ({@link CpuMath#reduce16}; masked ones and the
+     * padding to 16 count as 0) into a double, then each times {@code (float) (1 / sum)}. {@code att}
+     * holds at least {@code len} rounded up to 16; the padding is left zero.
+     */
+    public void maskedSoftmax(float[] att, int len, int a, int b, float max) {
+        int padded = (len + 15) & ~15;
+        for (int t = 0; t < len; t++) {
+            att[t] = t < a || t >= b ? CpuMath.vexp(att[t] - max) : 0f;
+        }
+        java.util.Arrays.fill(att, len, padded, 0f);
+        double sum = 0;
+        for (int c = 0; c < padded; c += 16) {
+            sum += CpuMath.reduce16(att, c);
+        }
+        float inv = (float) (1.0 / sum);
+        for (int t = 0; t < len; t++) {
+            att[t] *= inv;
+        }
+    }
+
     /** {@code ggml_vec_swiglu_f32}: {@code g[i] = silu(g[i]) * u[i]} for the first n values, in place ({@link CpuMath#swiglu}). */
     public void swiglu(float[] g, float[] u, int n) {
         CpuMath.swiglu(g, u, n);

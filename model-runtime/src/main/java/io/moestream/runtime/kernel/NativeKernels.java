@@ -133,6 +133,11 @@ final class NativeKernels extends Kernels {
     }
 
     @Override
+    public void maskedSoftmax(float[] att, int len, int a, int b, float max) {
+        java.maskedSoftmax(att, len, a, b, max);
+    }
+
+    @Override
     public void valueSumsF32(float[][] v, int bt, int headDim, int len, int a, int b, float[][] p, int heads, int lanes,
                              float[] out, int outOff) {
         java.valueSumsF32(v, bt, headDim, len, a, b, p, heads, lanes, out, outOff);

@@ -556,6 +556,53 @@ final class VectorKernels extends Kernels {
     }
 
     /**
+     * {@link Kernels#maskedSoftmax} 16 positions at a time: ggml's vector expf in float lanes (the
+     * same operations as {@link CpuMath#vexp}, 2^n put into the exponent field, exact for |n| <= 125),
+     * each chunk's sum by {@link #reduce16}. A chunk with masked positions, the end of the row, or an
+     * exponent outside [-125, 125] (tiny probabilities) takes the scalar steps.
+     */
+    @Override
+    public void maskedSoftmax(float[] att, int len, int a, int b, float max) {
+        int padded = (len + 15) & ~15;
+        FloatVector r = FloatVector.broadcast(F, 0x1.8p23f);
+        FloatVector mx = FloatVector.broadcast(F, max);
+        double sum = 0;
+        for (int c = 0; c < padded; c += 16) {
+            if (c + 16 <= len && (c + 16 <= a || c >= b)) {
+                FloatVector x = FloatVector.fromArray(F, att, c).sub(mx);
+                FloatVector z = x.fma(FloatVector.broadcast(F, 0x1.715476p+0f), r);
+                FloatVector nn = z.sub(r);
+                if (nn.abs().compare(VectorOperators.LE, 125f).allTrue()) { // false for NaN
+                    FloatVector neg = nn.neg();
+                    FloatVector bb = neg.fma(FloatVector.broadcast(F, 0x1.7f7d1cp-20f), neg.fma(FloatVector.broadcast(F, 0x1.62e4p-1f), x));
+                    FloatVector sq = bb.mul(bb);
+                    FloatVector hi = FloatVector.broadcast(F, 0x1.0e4020p-7f).fma(bb, FloatVector.broadcast(F, 0x1.573e2ep-5f));
+                    FloatVector mid = FloatVector.broadcast(F, 0x1.555e66p-3f).fma(bb, FloatVector.broadcast(F, 0x1.fffdb6p-2f));
+                    FloatVector lo = FloatVector.broadcast(F, 0x1.ffffecp-1f).fma(bb, FloatVector.broadcast(F, 1.0f));
+                    FloatVector j = hi.fma(sq, mid).fma(sq, lo);
+                    IntVector scale = z.reinterpretAsInts().lanewise(VectorOperators.LSHL, 23);
+                    FloatVector e = j.reinterpretAsInts().add(scale).reinterpretAsFloats();
+                    e.intoArray(att, c);
+                    sum += reduce16(e);
+                    continue;
+                }
+            }
+            for (int t = c; t < c + 16; t++) {
+                att[t] = t < len && (t < a || t >= b) ? CpuMath.vexp(att[t] - max) : 0f;
+            }
+            sum += CpuMath.reduce16(att, c);
+        }
+        float inv = (float) (1.0 / sum);
+        int whole = len & ~15;
+        for (int t = 0; t < whole; t += 16) {
+            FloatVector.fromArray(F, att, t).mul(inv).intoArray(att, t);
+        }
+        for (int t = whole; t < len; t++) {
+            att[t] *= inv;
+        }
+    }
+
+    /**
      * {@link CpuMath#swiglu} 16 values at a time: ggml's vector {@code expf} ({@link CpuMath#vexp})
      * in float lanes, the same operations in the same order; a chunk where any exponent falls outside
      * [-125, 125] (results near under- or overflow) is left to the scalar code.

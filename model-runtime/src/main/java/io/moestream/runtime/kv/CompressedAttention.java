@@ -276,26 +276,9 @@ public final class CompressedAttention {
         return order == DotOrder.VEC_DOT ? 64 : 16;
     }
 
-    /**
-     * llama.cpp's softmax of the scores {@code att[0..len)}, of which {@code [0, a)} and
-     * {@code [b, len)} are visible (the rest masked): ggml's vector expf of {@code score - max},
-     * summed per 16 positions (masked ones and the padding to 16 count as 0) into a double, then
-     * each times {@code (float) (1 / sum)}. {@code att} holds at least {@code len} rounded up to 16.
-     */
+    /** {@link Kernels#maskedSoftmax}: llama.cpp's softmax of the visible scores {@code [0, a)} and {@code [b, len)} of {@code att}. */
     public static void softmax(float[] att, int len, int a, int b, float max) {
-        int padded = (len + 15) & ~15;
-        for (int t = 0; t < len; t++) {
-            att[t] = t < a || t >= b ? CpuMath.vexp(att[t] - max) : 0f;
-        }
-        java.util.Arrays.fill(att, len, padded, 0f);
-        double sum = 0;
-        for (int c = 0; c < padded; c += 16) {
-            sum += CpuMath.reduce16(att, c);
-        }
-        float inv = (float) (1.0 / sum);
-        for (int t = 0; t < len; t++) {
-            att[t] *= inv;
-        }
+        Kernels.get().maskedSoftmax(att, len, a, b, max);
     }
 
     /**

@@ -234,6 +234,36 @@ class KernelsTest {
     }
 
     @Test
+    void maskedSoftmaxInVectorLanesIsTheScalarSoftmaxsBits() {
+        Kernels vector = Kernels.vectorOrNull();
+        assumeThat(vector).as("Vector API not available").isNotNull();
+        SplittableRandom r = new SplittableRandom(41);
+        // lengths with and without a tail; visible ranges: all, a sink + window cutting chunks, none masked in a chunk
+        int[][] cases = {{1, 1, 1}, {16, 16, 16}, {37, 37, 37}, {80, 4, 60}, {96, 16, 48}, {200, 7, 150}, {64, 0, 33}};
+        for (int[] c : cases) {
+            int len = c[0];
+            for (float spread : new float[] {1f, 40f, 400f}) { // 400: exponents past -125 (scalar chunks)
+                float[] att = new float[(len + 15) & ~15];
+                float max = Float.NEGATIVE_INFINITY;
+                for (int t = 0; t < len; t++) {
+                    att[t] = (float) r.nextGaussian() * spread;
+                    if (t < c[1] || t >= c[2]) {
+                        max = Math.max(max, att[t]);
+                    }
+                }
+                float[] expected = att.clone();
+                Kernels.scalar().maskedSoftmax(expected, len, c[1], c[2], max);
+                float[] got = att.clone();
+                vector.maskedSoftmax(got, len, c[1], c[2], max);
+                for (int t = 0; t < att.length; t++) {
+                    assertThat(Float.floatToRawIntBits(got[t])).as("len " + len + " spread " + spread + " position " + t)
+                            .isEqualTo(Float.floatToRawIntBits(expected[t]));
+                }
+            }
+        }
+    }
+
+    @Test
     void fastQ4KernelsAgreeWithScalarKernelsToFloatRounding() {
         Kernels fast = Kernels.vectorOrNull(true);
         assumeThat(fast).as("Vector API not available").isNotNull();
