@@ -530,6 +530,10 @@ final class VectorKernels extends Kernels {
 
     @Override
     public void scoresF32(float[] k, int headDim, int from, int to, float[] q, int qOff, float scale, float[] att, int base) {
+        if (headDim == 128) {
+            scores128(k, from, to, q, qOff, scale, att, base);
+            return;
+        }
         int n = headDim & ~63;
         int plain = n + ((headDim - n) & ~7);
         for (int t = from; t < to; t++) {
@@ -552,6 +556,31 @@ final class VectorKernels extends Kernels {
                 sum = CpuMath.addTail(sum, k[off + i], q[qOff + i], i < plain);
             }
             att[base + t] = sum * scale;
+        }
+    }
+
+    /** {@link #scoresF32} for heads of 128: the query's eight vectors loaded once, each key's eight once. */
+    private static void scores128(float[] k, int from, int to, float[] q, int qOff, float scale, float[] att, int base) {
+        FloatVector q0 = FloatVector.fromArray(F, q, qOff);
+        FloatVector q1 = FloatVector.fromArray(F, q, qOff + 16);
+        FloatVector q2 = FloatVector.fromArray(F, q, qOff + 32);
+        FloatVector q3 = FloatVector.fromArray(F, q, qOff + 48);
+        FloatVector q4 = FloatVector.fromArray(F, q, qOff + 64);
+        FloatVector q5 = FloatVector.fromArray(F, q, qOff + 80);
+        FloatVector q6 = FloatVector.fromArray(F, q, qOff + 96);
+        FloatVector q7 = FloatVector.fromArray(F, q, qOff + 112);
+        for (int t = from; t < to; t++) {
+            int off = t * 128;
+            FloatVector z = FloatVector.zero(F);
+            FloatVector a0 = FloatVector.fromArray(F, k, off).fma(q0, z);
+            FloatVector a1 = FloatVector.fromArray(F, k, off + 16).fma(q1, z);
+            FloatVector a2 = FloatVector.fromArray(F, k, off + 32).fma(q2, z);
+            FloatVector a3 = FloatVector.fromArray(F, k, off + 48).fma(q3, z);
+            a0 = FloatVector.fromArray(F, k, off + 64).fma(q4, a0);
+            a1 = FloatVector.fromArray(F, k, off + 80).fma(q5, a1);
+            a2 = FloatVector.fromArray(F, k, off + 96).fma(q6, a2);
+            a3 = FloatVector.fromArray(F, k, off + 112).fma(q7, a3);
+            att[base + t] = reduce16(a0.add(a2).add(a1.add(a3))) * scale;
         }
     }
 
