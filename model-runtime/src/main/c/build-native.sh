@@ -28,5 +28,5 @@ fi
 mkdir -p "$out"
 "$cc" -O2 -std=c11 -shared -fPIC -ffp-contract=off -Wall -Wextra -Werror \
   -I "$jhome/include" -I "$jhome/include/linux" \
-  -o "$out/libmoestream_kernels.so" "$src/moestream_kernels.c"
+  -o "$out/libmoestream_kernels.so" "$src/moestream_kernels.c" -lm
 echo "[build-native] built $out/libmoestream_kernels.so with $("$cc" --version | head -1)"

@@ -1,4 +1,5 @@
-// Native Q8_0/Q4_0 row products for io.moestream.runtime.kernel.NativeKernels (JNI).
+// Native Q8_0/Q4_0 row products for io.moestream.runtime.kernel.NativeKernels (JNI), and (AVX-512
+// level) attention over float32 key/value blocks (attention_zmm.h, its own numerics notes).
 //
 // The same numbers as ScalarKernels, bit for bit: per block an exact integer dot of the weight
 // quants with the activation's Q8_0 quants, then llama.cpp's float order —
@@ -13,6 +14,7 @@
 // calling in: nothing here trusts a size it was not given by the checked caller.
 #include <jni.h>
 #include <immintrin.h>
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -65,6 +67,7 @@ static int read_acts(JNIEnv *env, jlongArray xs, jint n, jint blocks, act_t *act
 #undef DOT4
 #undef SUFFIX
 #include "kernels_zmm.h"
+#include "attention_zmm.h"
 #pragma GCC pop_options
 
 // 0: no kernel runs here; 1: AVX2 kernels; 2: VNNI kernels.
@@ -230,4 +233,53 @@ JNIEXPORT void JNICALL Java_io_moestream_runtime_kernel_NativeKernels_quantize(J
     if (qis) (*env)->ReleasePrimitiveArrayCritical(env, qi, qis, 0);
     if (qs) (*env)->ReleasePrimitiveArrayCritical(env, q, qs, 0);
     if (xs) (*env)->ReleasePrimitiveArrayCritical(env, x, xs, JNI_ABORT);
+}
+
+#define ATT_MAX_BLOCKS 1024
+
+// Attention of one query's group of heads over float32 blocks (attention_zmm.h; AVX-512 level).
+// Java checks every size: blocks <= ATT_MAX_BLOCKS, heads <= ATT_MAX_HEADS, each visible position's
+// block present and long enough, att, q and out long enough.
+JNIEXPORT void JNICALL Java_io_moestream_runtime_kernel_NativeKernels_attendNative(JNIEnv *env, jclass cls,
+        jobjectArray kBlocks, jobjectArray vBlocks, jint blocks, jint bt, jint hd, jint len, jint a, jint b,
+        jfloatArray q, jint qOff, jint heads, jfloat scale, jobjectArray att, jint lanes, jfloatArray out, jint outOff) {
+    (void) cls;
+    if (blocks < 1 || blocks > ATT_MAX_BLOCKS || heads < 1 || heads > ATT_MAX_HEADS
+            || (*env)->EnsureLocalCapacity(env, 2 * blocks + heads + 4) != 0) {
+        return;
+    }
+    jobject kr[ATT_MAX_BLOCKS], vr[ATT_MAX_BLOCKS], ar[ATT_MAX_HEADS];
+    const float *kp[ATT_MAX_BLOCKS], *vp[ATT_MAX_BLOCKS];
+    float *ap[ATT_MAX_HEADS];
+    for (int i = 0; i < blocks; i++) {
+        kr[i] = (*env)->GetObjectArrayElement(env, kBlocks, i);
+        vr[i] = (*env)->GetObjectArrayElement(env, vBlocks, i);
+    }
+    for (int g = 0; g < heads; g++) {
+        ar[g] = (*env)->GetObjectArrayElement(env, att, g);
+    }
+    int ok = 1;
+    for (int i = 0; i < blocks; i++) {
+        kp[i] = kr[i] ? (*env)->GetPrimitiveArrayCritical(env, kr[i], NULL) : NULL;
+        vp[i] = vr[i] ? (*env)->GetPrimitiveArrayCritical(env, vr[i], NULL) : NULL;
+        ok &= (kr[i] == NULL || kp[i] != NULL) && (vr[i] == NULL || vp[i] != NULL);
+    }
+    for (int g = 0; g < heads; g++) {
+        ap[g] = (*env)->GetPrimitiveArrayCritical(env, ar[g], NULL);
+        ok &= ap[g] != NULL;
+    }
+    float *qp = (*env)->GetPrimitiveArrayCritical(env, q, NULL);
+    float *op = (*env)->GetPrimitiveArrayCritical(env, out, NULL);
+    if (ok && qp && op) {
+        attend_f32(kp, vp, bt, hd, len, a, b, qp + qOff, heads, scale, ap, lanes, op + outOff);
+    }
+    if (op) (*env)->ReleasePrimitiveArrayCritical(env, out, op, 0);
+    if (qp) (*env)->ReleasePrimitiveArrayCritical(env, q, qp, JNI_ABORT);
+    for (int g = heads - 1; g >= 0; g--) {
+        if (ap[g]) (*env)->ReleasePrimitiveArrayCritical(env, ar[g], ap[g], 0);
+    }
+    for (int i = blocks - 1; i >= 0; i--) {
+        if (vp[i]) (*env)->ReleasePrimitiveArrayCritical(env, vr[i], (void *) vp[i], JNI_ABORT);
+        if (kp[i]) (*env)->ReleasePrimitiveArrayCritical(env, kr[i], (void *) kp[i], JNI_ABORT);
+    }
 }

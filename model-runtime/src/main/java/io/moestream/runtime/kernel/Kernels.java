@@ -300,6 +300,39 @@ public abstract class Kernels {
         }
     }
 
+    /**
+     * Attention of one query's {@code heads} heads (a KV head's GQA group) over float32 blocks, as
+     * llama.cpp's CPU attention without flash attention computes it: {@link #scoresF32} over the
+     * visible positions [0, a) and [b, len), Java's {@code Math.max} of them in order,
+     * {@link #maskedSoftmax}, then {@link #valueSumsF32} in {@code lanes} lanes.
+     *
+     * @param k   block i's keys ({@code bt} positions of {@code headDim}), null for blocks no visible position falls in
+     * @param v   block i's values, likewise
+     * @param q   head g's query at {@code qOff + g * headDim}
+     * @param att head g's scores, then its probabilities (at least {@code len} rounded up to 16 floats)
+     * @param out head g's output at {@code outOff + g * headDim}
+     */
+    public void attendF32(float[][] k, float[][] v, int bt, int headDim, int len, int a, int b, float[] q, int qOff,
+                          int heads, float scale, float[][] att, int lanes, float[] out, int outOff) {
+        for (int g = 0; g < heads; g++) {
+            float max = Float.NEGATIVE_INFINITY;
+            for (int r = 0; r < 2; r++) {
+                int to = r == 0 ? a : len;
+                for (int t = r == 0 ? 0 : b; t < to; ) {
+                    int first = t / bt * bt;
+                    int end = Math.min(to, first + bt);
+                    scoresF32(k[t / bt], headDim, t - first, end - first, q, qOff + g * headDim, scale, att[g], first);
+                    for (int s = t; s < end; s++) {
+                        max = Math.max(max, att[g][s]);
+                    }
+                    t = end;
+                }
+            }
+            maskedSoftmax(att[g], len, a, b, max);
+        }
+        valueSumsF32(v, bt, headDim, len, a, b, att, heads, lanes, out, outOff);
+    }
+
     /** {@code ggml_vec_swiglu_f32}: {@code g[i] = silu(g[i]) * u[i]} for the first n values, in place ({@link CpuMath#swiglu}). */
     public void swiglu(float[] g, float[] u, int n) {
         CpuMath.swiglu(g, u, n);

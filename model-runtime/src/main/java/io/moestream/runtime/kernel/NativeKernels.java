@@ -119,6 +119,11 @@ final class NativeKernels extends Kernels {
 
     private static native void pack(int q4, long[] xs, int n, int blocks, long to);
 
+    /** Attention over float32 blocks (AVX-512 level; every size checked by {@link #attendF32}). */
+    private static native void attendNative(Object[] k, Object[] v, int blocks, int bt, int headDim, int len, int a, int b,
+                                            float[] q, int qOff, int heads, float scale, Object[] att, int lanes, float[] out,
+                                            int outOff);
+
     private static native void batchPacked(int q4, ByteBuffer w, long off, int rowBytes, int rows, int blocks, long packed,
                                            int n, float[] out);
 
@@ -130,6 +135,47 @@ final class NativeKernels extends Kernels {
     @Override
     public void swiglu(float[] g, float[] u, int n) {
         java.swiglu(g, u, n);
+    }
+
+    /** Native (AVX-512 level) for heads of a multiple of 64, up to 8 heads and 1024 blocks; the Java steps otherwise. */
+    @Override
+    public void attendF32(float[][] k, float[][] v, int bt, int headDim, int len, int a, int b, float[] q, int qOff,
+                          int heads, float scale, float[][] att, int lanes, float[] out, int outOff) {
+        if (vnni == 1 && attendable(k, v, bt, headDim, len, a, b, q, qOff, heads, att, lanes, out, outOff)) {
+            attendNative(k, v, (len + bt - 1) / bt, bt, headDim, len, a, b, q, qOff, heads, scale, att, lanes, out, outOff);
+        } else {
+            java.attendF32(k, v, bt, headDim, len, a, b, q, qOff, heads, scale, att, lanes, out, outOff);
+        }
+    }
+
+    /** Whether the native attention may run on these arguments: every array it touches long enough. */
+    private static boolean attendable(float[][] k, float[][] v, int bt, int headDim, int len, int a, int b, float[] q,
+                                      int qOff, int heads, float[][] att, int lanes, float[] out, int outOff) {
+        if (headDim <= 0 || headDim % 64 != 0 || (lanes != 64 && lanes != 16) || heads < 1 || heads > 8 || bt < 1
+                || len < 1 || a < 0 || a > b || b > len || qOff < 0 || outOff < 0
+                || (long) qOff + (long) heads * headDim > q.length || (long) outOff + (long) heads * headDim > out.length
+                || att.length < heads) {
+            return false;
+        }
+        int blocks = (len + bt - 1) / bt;
+        if (blocks > 1024 || k.length < blocks || v.length < blocks) {
+            return false;
+        }
+        for (int g = 0; g < heads; g++) {
+            if (att[g] == null || att[g].length < ((len + 15) & ~15)) {
+                return false;
+            }
+        }
+        for (int i = 0; i < blocks; i++) {
+            int first = i * bt;
+            int end = Math.min(len, first + bt);
+            boolean visible = first < a || end > b;
+            long needed = (long) (end - first) * headDim;
+            if (visible && (k[i] == null || v[i] == null || k[i].length < needed || v[i].length < needed)) {
+                return false;
+            }
+        }
+        return true;
     }
 
     @Override

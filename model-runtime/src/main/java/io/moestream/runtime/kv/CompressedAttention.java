@@ -28,6 +28,7 @@ public final class CompressedAttention {
     private float[] acc = new float[0];
     /** The float32 value arrays of the blocks a query reads (see {@link #f32Blocks}), and their bytes. */
     private float[][] vBlocks = new float[16][];
+    private float[][] kBlocks = new float[16][];
     private long lastBytes;
     /** Scores, then probabilities, of each query head of a KV head group ({@link #attendKvHead}), and their maxima. */
     private float[][] groupAtt = new float[0][];
@@ -88,7 +89,7 @@ public final class CompressedAttention {
         checkQuery(cache, queryPos);
         int len = queryPos + 1;
         int spanCount = visibleSpans(cache, layer, kvHead, len);
-        if (group == 1 || !f32Blocks(cache, layer, kvHead, len, spanCount)) {
+        if (!f32Blocks(cache, layer, kvHead, len, spanCount)) {
             for (int h = kvHead * group; h < (kvHead + 1) * group; h++) {
                 attend(cache, layer, h, q, h * headDim, queryPos, out, h * headDim, order);
             }
@@ -101,30 +102,9 @@ public final class CompressedAttention {
         if (groupAtt.length < group || groupAtt[0].length < padded) {
             groupAtt = new float[group][Math.max(padded, 2 * (groupAtt.length == 0 ? 0 : groupAtt[0].length))];
         }
-        Kernels kernels = Kernels.get();
         int h0 = kvHead * group;
-        float[] max = groupMax.length < group ? (groupMax = new float[group]) : groupMax;
-        java.util.Arrays.fill(max, 0, group, Float.NEGATIVE_INFINITY);
-        int bt = cache.blockTokens();
-        for (int i = 0; i < spanCount; i++) {
-            int first = spans[3 * i] * bt;
-            int from = spans[3 * i + 1];
-            int end = spans[3 * i + 2];
-            float[] k = ((HeadSlab.F32Slab) cache.slab(spans[3 * i], layer, kvHead)).k;
-            for (int g = 0; g < group; g++) {
-                float[] att = groupAtt[g];
-                kernels.scoresF32(k, headDim, from - first, end - first, q, (h0 + g) * headDim, scale, att, first);
-                float m = max[g];
-                for (int t = from; t < end; t++) {
-                    m = Math.max(m, att[t]);
-                }
-                max[g] = m;
-            }
-        }
-        for (int g = 0; g < group; g++) {
-            softmax(groupAtt[g], len, visibleA, visibleB, max[g]);
-        }
-        kernels.valueSumsF32(vBlocks, bt, headDim, len, visibleA, visibleB, groupAtt, group, lanes(order), out, h0 * headDim);
+        Kernels.get().attendF32(kBlocks, vBlocks, cache.blockTokens(), headDim, len, visibleA, visibleB, q, h0 * headDim,
+                group, scale, groupAtt, lanes(order), out, h0 * headDim);
         if (observer != null && visibleA == len) {
             for (int g = 0; g < group; g++) {
                 observer.observe(layer, h0 + g, queryPos, groupAtt[g]);
@@ -238,14 +218,17 @@ public final class CompressedAttention {
         int blocks = (len + cache.blockTokens() - 1) / cache.blockTokens();
         if (vBlocks.length < blocks) {
             vBlocks = new float[Math.max(blocks, 2 * vBlocks.length)][];
+            kBlocks = new float[vBlocks.length][];
         }
         java.util.Arrays.fill(vBlocks, 0, blocks, null);
+        java.util.Arrays.fill(kBlocks, 0, blocks, null);
         long bytes = 0;
         for (int i = 0; i < spanCount; i++) {
             if (!(cache.slab(spans[3 * i], layer, kvHead) instanceof HeadSlab.F32Slab f)) {
                 return false;
             }
             vBlocks[spans[3 * i]] = f.v;
+            kBlocks[spans[3 * i]] = f.k;
             bytes += f.bytes() * (spans[3 * i + 2] - spans[3 * i + 1]) / f.tokens();
         }
         bytesRead += bytes;

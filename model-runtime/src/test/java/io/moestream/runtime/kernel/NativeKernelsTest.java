@@ -21,8 +21,9 @@ import org.junit.jupiter.params.provider.EnumSource;
 
 /**
  * The native Q8_0/Q4_0 kernels against the scalar kernels, bit for bit, on every path the C code
- * has (row groups and their tails, activation tiles and their tails, prefetching near the end of
- * the buffer), and the checks that keep it inside the buffer. The build compiles the kernels
+ * has (row streams and the rows left over, activation tiles and their tails, prefetching near the
+ * end of the buffer), the native float32 attention against the Java steps, and the checks that keep
+ * the C code inside its arrays. The build compiles the kernels
  * wherever gcc exists ({@code .ci/run} installs it), so these tests run there; a build without a C
  * compiler (no library in the jar) or on a CPU without AVX2 skips them, any other reason for missing kernels (the library
  * does not load, a self-test fails) fails them. Every instruction set the CPU has is tested: the
@@ -94,6 +95,62 @@ class NativeKernelsTest {
                     assertBatchedIsScalar(type, cols, n, rows, r);
                 }
             }
+        }
+    }
+
+    @Test
+    void attentionOverFloatBlocksGivesTheJavaStepsBits() {
+        SplittableRandom r = new SplittableRandom(43);
+        // {len, bt, headDim, heads, a, b}: one position, block edges, several blocks, lane wrap-around
+        // (64 lanes: len > 64, 128), a streaming head (sink + window: [a, b) masked, whole blocks and parts)
+        int[][] cases = {{1, 32, 64, 1, 1, 1}, {16, 16, 128, 4, 16, 16}, {33, 32, 64, 3, 33, 33}, {80, 32, 128, 4, 80, 80},
+            {130, 16, 64, 8, 130, 130}, {200, 32, 128, 4, 4, 136}, {97, 32, 64, 2, 40, 50}, {300, 32, 128, 4, 0, 250}};
+        for (int[] c : cases) {
+            int len = c[0], bt = c[1], hd = c[2], heads = c[3], a = c[4], b = c[5];
+            int blocks = (len + bt - 1) / bt;
+            float[][] k = new float[blocks + 1][];
+            float[][] v = new float[blocks + 1][];
+            for (int i = 0; i < blocks; i++) {
+                boolean visible = i * bt < a || Math.min(len, i * bt + bt) > b;
+                if (visible) { // blocks nothing visible falls in may be gone (null)
+                    k[i] = gaussian(bt * hd, r, 1f);
+                    v[i] = gaussian(bt * hd, r, 1f);
+                }
+            }
+            float[] q = gaussian(heads * hd + 3, r, 0.3f);
+            for (int lanes : new int[] {64, 16}) {
+                for (Kernels kernel : LEVELS) {
+                    float[][] att = new float[heads][(len + 15) & ~15];
+                    float[][] expectedAtt = new float[heads][(len + 15) & ~15];
+                    float[] out = new float[heads * hd + 2];
+                    float[] expected = new float[heads * hd + 2];
+                    kernel.attendF32(k, v, bt, hd, len, a, b, q, 3, heads, 0.09f, att, lanes, out, 1);
+                    Kernels.scalar().attendF32(k, v, bt, hd, len, a, b, q, 3, heads, 0.09f, expectedAtt, lanes, expected, 1);
+                    String what = kernel.name() + " len " + len + " bt " + bt + " hd " + hd + " heads " + heads
+                            + " visible [0," + a + ") [" + b + "," + len + ") lanes " + lanes;
+                    assertThat(out).as(what).containsExactly(expected);
+                    for (int g = 0; g < heads; g++) {
+                        assertThat(att[g]).as(what + " probabilities of head " + g).containsExactly(expectedAtt[g]);
+                    }
+                }
+            }
+        }
+    }
+
+    @Test
+    void attentionArgumentsTheCCodeCannotTrustTakeTheJavaStepsAndItsChecks() {
+        SplittableRandom r = new SplittableRandom(47);
+        int bt = 32, hd = 64, len = 40;
+        float[][] k = {gaussian(bt * hd, r, 1f), gaussian(7 * hd, r, 1f)}; // block 1 holds 7 of its 8 positions
+        float[][] v = {gaussian(bt * hd, r, 1f), gaussian(bt * hd, r, 1f)};
+        float[] q = gaussian(2 * hd, r, 1f);
+        for (Kernels kernel : LEVELS) {
+            assertThatThrownBy(() -> kernel.attendF32(k, v, bt, hd, len, len, len, q, 0, 2, 0.1f,
+                    new float[][] {new float[48], new float[48]}, 64, new float[2 * hd], 0))
+                    .as(kernel.name()).isInstanceOf(IndexOutOfBoundsException.class);
+            assertThatThrownBy(() -> kernel.attendF32(new float[][] {k[0], null}, v, bt, hd, len, len, len, q, 0, 2, 0.1f,
+                    new float[][] {new float[48], new float[48]}, 64, new float[2 * hd], 0))
+                    .as(kernel.name()).isInstanceOf(NullPointerException.class);
         }
     }
 
