@@ -6,6 +6,7 @@ import io.moestream.runtime.kernel.Kernels;
 import io.moestream.runtime.kernel.Libm;
 import io.moestream.runtime.kernel.MatmulPool;
 import io.moestream.runtime.kv.CompressedAttention;
+import io.moestream.runtime.kv.KvCodec;
 import io.moestream.runtime.moe.Router;
 
 import java.util.ArrayList;
@@ -454,10 +455,11 @@ public final class Engine {
      * positions 0..pos[t] of its own sequence (a streaming head only sink + window). Before the
      * query at pos[t], the blocks that one-position-at-a-time would have sealed by then are
      * compressed for this layer, so a batched step stays bit-identical to single steps. Writes
-     * b.attOut. Sequences attend in parallel, each sequence's tokens (rows b.sequenceStart[g] ..
-     * b.sequenceStart[g + 1]) in order on one thread (they seal blocks of the same cache and feed
-     * the same head classifier); with one token per sequence (decoding) the blocks are sealed first
-     * and every (token, KV head) is a task.
+     * b.attOut. With one token per sequence (decoding) the blocks are sealed first and every
+     * (token, KV head) is a pool task. Otherwise, when every cache is float32 (sealing changes
+     * nothing), every (sequence, KV head) is a task that runs the sequence's tokens (rows
+     * b.sequenceStart[g] .. b.sequenceStart[g + 1]) in order, so one long prompt uses every thread;
+     * with other codecs every sequence is a task (its tokens seal blocks of its cache in order).
      */
     private void attention(int l, KvCache[] caches, int[] pos, DotOrder[] order, int n, int sequences) {
         if (sequences == n) {
@@ -477,6 +479,24 @@ public final class Engine {
             });
             return;
         }
+        if (allFloat32(caches, n)) {
+            // float32 blocks are never re-encoded when sealed, so each (sequence, KV head) can be a
+            // task: its tokens in order, its query heads' statistics its own in the head classifier
+            int kvHeads = c.kvHeads();
+            MatmulPool.get().run(sequences * kvHeads, task -> {
+                int g = task / kvHeads;
+                CompressedAttention attention = this.attention.get();
+                for (int t = b.sequenceStart[g]; t < b.sequenceStart[g + 1]; t++) {
+                    attention.setObserver(caches[t].headClassifier());
+                    try {
+                        attention.attendKvHead(caches[t].paged(), l, task % kvHeads, b.q[t], pos[t], b.attOut[t], order[t]);
+                    } finally {
+                        attention.setObserver(null);
+                    }
+                }
+            });
+            return;
+        }
         MatmulPool.get().run(sequences, g -> {
             CompressedAttention attention = this.attention.get();
             for (int t = b.sequenceStart[g]; t < b.sequenceStart[g + 1]; t++) {
@@ -490,6 +510,15 @@ public final class Engine {
                 }
             }
         });
+    }
+
+    private static boolean allFloat32(KvCache[] caches, int n) {
+        for (int t = 0; t < n; t++) {
+            if (caches[t].paged().codec() != KvCodec.F32) {
+                return false;
+            }
+        }
+        return true;
     }
 
     /** Activation matrices for up to {@code capacity} tokens per step (llama2.c names). */

@@ -4,6 +4,7 @@ import io.moestream.runtime.model.Engine;
 import io.moestream.runtime.model.KvCache;
 import io.moestream.runtime.model.Model;
 import io.moestream.runtime.model.StepPlan;
+import io.moestream.runtime.model.StepResult;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -132,6 +133,32 @@ class EnginePagedCacheTest {
         engine.step(new StepPlan(List.of(new StepPlan.Sequence(shared, d, true),
                 new StepPlan.Sequence(other, Arrays.copyOfRange(doc, 200, 290), true))));
         assertThat(shared.headClassifier().scores()).containsExactly(alone.headClassifier().scores());
+    }
+
+    /**
+     * A float32 prefill's attention runs one task per (sequence, KV head) on the pool: the head
+     * statistics and the logits are those of feeding the document one token at a time.
+     */
+    @Test
+    void float32PrefillOnThePoolClassifiesAndComputesAsOneTokenAtATime() {
+        Engine engine = new Engine(model);
+        int[] d = Arrays.copyOf(doc, 100);
+        KvCache single = model.newCache(KvCodec.F32);
+        single.startHeadClassification(4, 32, model.config());
+        float[] last = null;
+        for (int token : d) {
+            last = engine.forward(single, new int[] {token});
+        }
+        KvCache batched = model.newCache(KvCodec.F32);
+        batched.startHeadClassification(4, 32, model.config());
+        KvCache other = model.newCache(KvCodec.F32);
+        StepResult r = engine.step(new StepPlan(List.of(new StepPlan.Sequence(batched, d, true),
+                new StepPlan.Sequence(other, Arrays.copyOfRange(doc, 200, 290), true))));
+        assertThat(batched.headClassifier().scores()).containsExactly(single.headClassifier().scores());
+        float[] logits = r.logits(0);
+        for (int i = 0; i < logits.length; i++) {
+            assertThat(logits[i]).as("logit " + i).isCloseTo(last[i], org.assertj.core.data.Offset.offset(2e-3f));
+        }
     }
 
     @Test
