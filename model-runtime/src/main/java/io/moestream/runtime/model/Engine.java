@@ -456,10 +456,11 @@ public final class Engine {
      * query at pos[t], the blocks that one-position-at-a-time would have sealed by then are
      * compressed for this layer, so a batched step stays bit-identical to single steps. Writes
      * b.attOut. With one token per sequence (decoding) the blocks are sealed first and every
-     * (token, KV head) is a pool task. Otherwise, when every cache is float32 (sealing changes
-     * nothing), every (sequence, KV head) is a task that runs the sequence's tokens (rows
-     * b.sequenceStart[g] .. b.sequenceStart[g + 1]) in order, so one long prompt uses every thread;
-     * with other codecs every sequence is a task (its tokens seal blocks of its cache in order).
+     * (token, KV head) is a pool task. Otherwise the step goes in rounds: each sequence's next
+     * tokens (from rows b.sequenceStart[g] .. b.sequenceStart[g + 1]) up to a block boundary, whose
+     * queries all see the same sealed blocks (with float32 caches, where sealing changes nothing,
+     * the whole sequence), are sealed for, then every (sequence, KV head) is a task over them in
+     * order, so one long prompt uses every thread.
      */
     private void attention(int l, KvCache[] caches, int[] pos, DotOrder[] order, int n, int sequences) {
         if (sequences == n) {
@@ -479,14 +480,43 @@ public final class Engine {
             });
             return;
         }
-        if (allFloat32(caches, n)) {
-            // float32 blocks are never re-encoded when sealed, so each (sequence, KV head) can be a
-            // task: its tokens in order, its query heads' statistics its own in the head classifier
-            int kvHeads = c.kvHeads();
+        // rounds: each sequence's next tokens up to a block boundary (they all see the same sealed
+        // blocks; float32 blocks are never re-encoded, so there a round is the whole sequence),
+        // sealed here, then every (sequence, KV head) a task over its round's tokens in order (its
+        // query heads' statistics its own in the head classifier)
+        boolean float32 = allFloat32(caches, n);
+        int kvHeads = c.kvHeads();
+        int[] next = b.roundNext;
+        System.arraycopy(b.sequenceStart, 0, next, 0, sequences);
+        while (true) {
+            boolean any = false;
+            for (int g = 0; g < sequences; g++) {
+                int t = next[g];
+                int end = b.sequenceStart[g + 1];
+                b.roundStart[g] = t;
+                if (t < end) {
+                    any = true;
+                    if (!float32) {
+                        int bt = caches[t].paged().blockTokens();
+                        int block = pos[t] / bt;
+                        caches[t].paged().sealLayerBelow(l, pos[t]);
+                        while (t < end && pos[t] / bt == block) {
+                            t++;
+                        }
+                    } else {
+                        t = end;
+                    }
+                }
+                b.roundEnd[g] = t;
+                next[g] = t;
+            }
+            if (!any) {
+                return;
+            }
             MatmulPool.get().run(sequences * kvHeads, task -> {
                 int g = task / kvHeads;
                 CompressedAttention attention = this.attention.get();
-                for (int t = b.sequenceStart[g]; t < b.sequenceStart[g + 1]; t++) {
+                for (int t = b.roundStart[g]; t < b.roundEnd[g]; t++) {
                     attention.setObserver(caches[t].headClassifier());
                     try {
                         attention.attendKvHead(caches[t].paged(), l, task % kvHeads, b.q[t], pos[t], b.attOut[t], order[t]);
@@ -495,21 +525,7 @@ public final class Engine {
                     }
                 }
             });
-            return;
         }
-        MatmulPool.get().run(sequences, g -> {
-            CompressedAttention attention = this.attention.get();
-            for (int t = b.sequenceStart[g]; t < b.sequenceStart[g + 1]; t++) {
-                KvCache cache = caches[t];
-                cache.paged().sealLayerBelow(l, pos[t]);
-                attention.setObserver(cache.headClassifier());
-                try {
-                    attention.attendAll(cache.paged(), l, b.q[t], pos[t], b.attOut[t], order[t]);
-                } finally {
-                    attention.setObserver(null);
-                }
-            }
-        });
     }
 
     private static boolean allFloat32(KvCache[] caches, int n) {
@@ -546,6 +562,9 @@ public final class Engine {
         final float[][] expertUp;      // (n * expertsUsed, expertDim) their up activations
         final float[][] expertDown;    // (n * expertsUsed, dim) their expert outputs
         final int[] sequenceStart;     // (n + 1) first row of each of the step's sequences, then n
+        final int[] roundNext;         // (n) attention rounds of a prefill: each sequence's next row,
+        final int[] roundStart;        //     its rows in this round,
+        final int[] roundEnd;          //     up to here
 
         Buffers(int capacity) {
             this.capacity = capacity;
@@ -574,6 +593,9 @@ public final class Engine {
             expertDown = new float[routed][c.dim()];
             Arrays.fill(decodeOrder, DotOrder.VEC_DOT);
             sequenceStart = new int[capacity + 1];
+            roundNext = new int[capacity];
+            roundStart = new int[capacity];
+            roundEnd = new int[capacity];
         }
     }
 }
