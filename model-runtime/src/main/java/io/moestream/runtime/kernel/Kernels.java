@@ -1,5 +1,6 @@
 package io.moestream.runtime.kernel;
 
+import io.moestream.runtime.gguf.Float16;
 import io.moestream.runtime.gguf.GgmlType;
 
 import java.nio.ByteBuffer;
@@ -331,6 +332,23 @@ public abstract class Kernels {
             maskedSoftmax(att[g], len, a, b, max);
         }
         valueSumsF32(v, bt, headDim, len, a, b, att, heads, lanes, out, outOff);
+    }
+
+    /**
+     * One position's int8 value codes dequantized and added into an attention value-sum lane:
+     * {@code acc[row + c] = fma(min_g + scale_g * code_c, a, acc[row + c])} for c < hd, where
+     * {@code code_c = codes[off + c] & 0xFF} and group {@code g = c / group} has its F16 scale and
+     * min at {@code scales[slot + g]} / {@code mins[slot + g]} (the KV cache's int8 codec).
+     */
+    public void accumulateCodes(byte[] codes, int off, int hd, int group, short[] scales, short[] mins, int slot, float a,
+                                float[] acc, int row) {
+        for (int g = 0; g < hd / group; g++) {
+            float sc = Float16.toFloat(scales[slot + g]);
+            float m = Float16.toFloat(mins[slot + g]);
+            for (int c = g * group; c < g * group + group; c++) {
+                acc[row + c] = Math.fma(m + sc * (codes[off + c] & 0xFF), a, acc[row + c]);
+            }
+        }
     }
 
     /** {@code ggml_vec_swiglu_f32}: {@code g[i] = silu(g[i]) * u[i]} for the first n values, in place ({@link CpuMath#swiglu}). */

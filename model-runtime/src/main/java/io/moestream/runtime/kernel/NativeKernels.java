@@ -179,6 +179,12 @@ final class NativeKernels extends Kernels {
     }
 
     @Override
+    public void accumulateCodes(byte[] codes, int off, int hd, int group, short[] scales, short[] mins, int slot, float a,
+                                float[] acc, int row) {
+        java.accumulateCodes(codes, off, hd, group, scales, mins, slot, a, acc, row);
+    }
+
+    @Override
     public void maskedSoftmax(float[] att, int len, int a, int b, float max) {
         java.maskedSoftmax(att, len, a, b, max);
     }

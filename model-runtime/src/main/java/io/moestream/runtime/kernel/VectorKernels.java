@@ -585,6 +585,30 @@ final class VectorKernels extends Kernels {
     }
 
     /**
+     * {@link Kernels#accumulateCodes} 16 channels at a time (the same float operations per channel:
+     * {@code fma(min + scale * code, a, acc)}); groups that are not a multiple of 16 take the scalar loop.
+     */
+    @Override
+    public void accumulateCodes(byte[] codes, int off, int hd, int group, short[] scales, short[] mins, int slot, float a,
+                                float[] acc, int row) {
+        if (group % 16 != 0) {
+            super.accumulateCodes(codes, off, hd, group, scales, mins, slot, a, acc, row);
+            return;
+        }
+        FloatVector av = FloatVector.broadcast(F, a);
+        for (int g = 0; g < hd / group; g++) {
+            FloatVector sc = FloatVector.broadcast(F, Float16.toFloat(scales[slot + g]));
+            FloatVector m = FloatVector.broadcast(F, Float16.toFloat(mins[slot + g]));
+            for (int c = g * group; c < g * group + group; c += 16) {
+                FloatVector code = (FloatVector) ((IntVector) ByteVector.fromArray(B128, codes, off + c)
+                        .convertShape(VectorOperators.B2I, I, 0)).and(0xFF).convert(VectorOperators.I2F, 0);
+                FloatVector v = m.add(sc.mul(code));
+                v.fma(av, FloatVector.fromArray(F, acc, row + c)).intoArray(acc, row + c);
+            }
+        }
+    }
+
+    /**
      * {@link Kernels#maskedSoftmax} 16 positions at a time: ggml's vector expf in float lanes (the
      * same operations as {@link CpuMath#vexp}, 2^n put into the exponent field, exact for |n| <= 125),
      * each chunk's sum by {@link #reduce16}. A chunk with masked positions, the end of the row, or an

@@ -417,6 +417,52 @@ public abstract class HeadSlab {
                     qs[c] = qc * Half.toFloat(kScale[gi * hd + c]);
                     bias += qc * Half.toFloat(kMin[gi * hd + c]);
                 }
+                // four positions' sums side by side (each still added up channel by channel, in
+                // order), so that their dependency chains overlap
+                if (!int4) {
+                    for (; t + 4 <= end; t += 4) {
+                        float d0 = 0, d1 = 0, d2 = 0, d3 = 0;
+                        int o0 = t * hd;
+                        int o1 = o0 + hd;
+                        int o2 = o1 + hd;
+                        int o3 = o2 + hd;
+                        for (int c = 0; c < hd; c++) {
+                            float w = qs[c];
+                            d0 += w * (kCodes[o0 + c] & 0xFF);
+                            d1 += w * (kCodes[o1 + c] & 0xFF);
+                            d2 += w * (kCodes[o2 + c] & 0xFF);
+                            d3 += w * (kCodes[o3 + c] & 0xFF);
+                        }
+                        att[base + t] = (bias + d0) * scale;
+                        att[base + t + 1] = (bias + d1) * scale;
+                        att[base + t + 2] = (bias + d2) * scale;
+                        att[base + t + 3] = (bias + d3) * scale;
+                    }
+                } else {
+                    for (; t + 4 <= end; t += 4) {
+                        float d0 = 0, d1 = 0, d2 = 0, d3 = 0;
+                        int b0 = (t * hd) >> 1;
+                        int b1 = b0 + (hd >> 1);
+                        int b2 = b1 + (hd >> 1);
+                        int b3 = b2 + (hd >> 1);
+                        for (int c = 0; c < hd; c += 2) {
+                            float w0 = qs[c];
+                            float w1 = qs[c + 1];
+                            int x0 = kCodes[b0 + (c >> 1)];
+                            int x1 = kCodes[b1 + (c >> 1)];
+                            int x2 = kCodes[b2 + (c >> 1)];
+                            int x3 = kCodes[b3 + (c >> 1)];
+                            d0 += w0 * (x0 & 0xF) + w1 * ((x0 >> 4) & 0xF);
+                            d1 += w0 * (x1 & 0xF) + w1 * ((x1 >> 4) & 0xF);
+                            d2 += w0 * (x2 & 0xF) + w1 * ((x2 >> 4) & 0xF);
+                            d3 += w0 * (x3 & 0xF) + w1 * ((x3 >> 4) & 0xF);
+                        }
+                        att[base + t] = (bias + d0) * scale;
+                        att[base + t + 1] = (bias + d1) * scale;
+                        att[base + t + 2] = (bias + d2) * scale;
+                        att[base + t + 3] = (bias + d3) * scale;
+                    }
+                }
                 for (; t < end; t++) {
                     float dot = 0;
                     int off = t * hd;
@@ -447,6 +493,10 @@ public abstract class HeadSlab {
                 }
                 int off = t * hd;
                 int row = ((base + t) % lanes) * hd;
+                if (!int4) {
+                    Kernels.get().accumulateCodes(vCodes, off, hd, group, vScale, vMin, t * gpt, a, acc, row);
+                    continue;
+                }
                 for (int gi = 0; gi < gpt; gi++) {
                     float sc = Half.toFloat(vScale[t * gpt + gi]);
                     float m = Half.toFloat(vMin[t * gpt + gi]);
