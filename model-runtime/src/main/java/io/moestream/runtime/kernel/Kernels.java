@@ -335,6 +335,22 @@ public abstract class Kernels {
     }
 
     /**
+     * Attention scores over int8 key codes stored channel-major ({@code codes[c * tokens + t]}, the
+     * KV cache's int8 codec): {@code att[base + t] = (bias + dot_t) * scale} for t in [from, to),
+     * {@code dot_t} = the sum over channels c, in order from 0, of {@code qs[c] * code}.
+     */
+    public void scoresInt8(byte[] codes, int tokens, int hd, float[] qs, int from, int to, float bias, float scale,
+                           float[] att, int base) {
+        for (int t = from; t < to; t++) {
+            float dot = 0;
+            for (int c = 0; c < hd; c++) {
+                dot += qs[c] * (codes[c * tokens + t] & 0xFF);
+            }
+            att[base + t] = (bias + dot) * scale;
+        }
+    }
+
+    /**
      * One position's int8 value codes dequantized and added into an attention value-sum lane:
      * {@code acc[row + c] = fma(min_g + scale_g * code_c, a, acc[row + c])} for c < hd, where
      * {@code code_c = codes[off + c] & 0xFF} and group {@code g = c / group} has its F16 scale and

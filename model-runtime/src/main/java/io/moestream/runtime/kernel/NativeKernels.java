@@ -179,6 +179,12 @@ final class NativeKernels extends Kernels {
     }
 
     @Override
+    public void scoresInt8(byte[] codes, int tokens, int hd, float[] qs, int from, int to, float bias, float scale,
+                           float[] att, int base) {
+        java.scoresInt8(codes, tokens, hd, qs, from, to, bias, scale, att, base);
+    }
+
+    @Override
     public void accumulateCodes(byte[] codes, int off, int hd, int group, short[] scales, short[] mins, int slot, float a,
                                 float[] acc, int row) {
         java.accumulateCodes(codes, off, hd, group, scales, mins, slot, a, acc, row);

@@ -585,6 +585,28 @@ final class VectorKernels extends Kernels {
     }
 
     /**
+     * {@link Kernels#scoresInt8} for 16 consecutive positions at a time, one per lane: each lane
+     * adds its channels' products in order, as the scalar loop does; the last positions scalar.
+     */
+    @Override
+    public void scoresInt8(byte[] codes, int tokens, int hd, float[] qs, int from, int to, float bias, float scale,
+                           float[] att, int base) {
+        int t = from;
+        for (; t + 16 <= to; t += 16) {
+            FloatVector dot = FloatVector.zero(F);
+            for (int c = 0; c < hd; c++) {
+                FloatVector code = (FloatVector) ((IntVector) ByteVector.fromArray(B128, codes, c * tokens + t)
+                        .convertShape(VectorOperators.B2I, I, 0)).and(0xFF).convert(VectorOperators.I2F, 0);
+                dot = dot.add(code.mul(qs[c]));
+            }
+            FloatVector.broadcast(F, bias).add(dot).mul(scale).intoArray(att, base + t);
+        }
+        if (t < to) {
+            super.scoresInt8(codes, tokens, hd, qs, t, to, bias, scale, att, base);
+        }
+    }
+
+    /**
      * {@link Kernels#accumulateCodes} 16 channels at a time (the same float operations per channel:
      * {@code fma(min + scale * code, a, acc)}); groups that are not a multiple of 16 take the scalar loop.
      */

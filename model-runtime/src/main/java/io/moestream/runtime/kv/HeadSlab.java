@@ -292,6 +292,11 @@ public abstract class HeadSlab {
         final int tokens;
         final short[] kScale;
         final short[] kMin;
+        /**
+         * Key codes: int4 as serialized (position-major, two channels per byte); int8 channel-major
+         * in memory ({@code c * tokens + t}), so that the scores of consecutive positions are
+         * vector lanes ({@link Kernels#scoresInt8}), position-major when written.
+         */
         final byte[] kCodes;
         final short[] vScale;
         final short[] vMin;
@@ -319,14 +324,14 @@ public abstract class HeadSlab {
             // keys: per channel c, tokens [gi*g, gi*g+g)
             for (int gi = 0; gi < s.tokens / g; gi++) {
                 for (int c = 0; c < hd; c++) {
-                    q.quantizeGroup(s.k, gi * g * hd + c, hd, q.kCodes, q.kMin, q.kScale, gi * hd + c, qmax);
+                    q.quantizeGroup(s.k, gi * g * hd + c, hd, q.kCodes, q.kMin, q.kScale, gi * hd + c, qmax, !q.int4);
                 }
             }
             // values: per token t, channels [gi*g, gi*g+g)
             int gpt = hd / g;
             for (int t = 0; t < s.tokens; t++) {
                 for (int gi = 0; gi < gpt; gi++) {
-                    q.quantizeGroup(s.v, t * hd + gi * g, 1, q.vCodes, q.vMin, q.vScale, t * gpt + gi, qmax);
+                    q.quantizeGroup(s.v, t * hd + gi * g, 1, q.vCodes, q.vMin, q.vScale, t * gpt + gi, qmax, false);
                 }
             }
             return q;
@@ -338,7 +343,7 @@ public abstract class HeadSlab {
          * the codes at the values' own indices.
          */
         private void quantizeGroup(float[] x, int first, int stride, byte[] codes, short[] mins, short[] scales, int slot,
-                int qmax) {
+                int qmax, boolean channelMajor) {
             int end = first + group * stride;
             float min = Float.POSITIVE_INFINITY;
             float max = Float.NEGATIVE_INFINITY;
@@ -355,7 +360,7 @@ public abstract class HeadSlab {
             scales[slot] = s16;
             float inv = sc == 0 ? 0 : 1f / sc;
             for (int i = first; i < end; i += stride) {
-                setCode(codes, i, code(x[i], m, sc, inv, qmax));
+                setCode(codes, channelMajor ? keyIndex(i) : i, code(x[i], m, sc, inv, qmax));
             }
         }
 
@@ -390,6 +395,11 @@ public abstract class HeadSlab {
             }
         }
 
+        /** Where the int8 key code of element {@code i = t * headDim + c} lives in {@link #kCodes}. */
+        private int keyIndex(int i) {
+            return i % headDim * tokens + i / headDim;
+        }
+
         private int codeAt(byte[] codes, int i) {
             if (int4) {
                 int b = codes[i >> 1];
@@ -417,65 +427,42 @@ public abstract class HeadSlab {
                     qs[c] = qc * Half.toFloat(kScale[gi * hd + c]);
                     bias += qc * Half.toFloat(kMin[gi * hd + c]);
                 }
-                // four positions' sums side by side (each still added up channel by channel, in
-                // order), so that their dependency chains overlap
                 if (!int4) {
-                    for (; t + 4 <= end; t += 4) {
-                        float d0 = 0, d1 = 0, d2 = 0, d3 = 0;
-                        int o0 = t * hd;
-                        int o1 = o0 + hd;
-                        int o2 = o1 + hd;
-                        int o3 = o2 + hd;
-                        for (int c = 0; c < hd; c++) {
-                            float w = qs[c];
-                            d0 += w * (kCodes[o0 + c] & 0xFF);
-                            d1 += w * (kCodes[o1 + c] & 0xFF);
-                            d2 += w * (kCodes[o2 + c] & 0xFF);
-                            d3 += w * (kCodes[o3 + c] & 0xFF);
-                        }
-                        att[base + t] = (bias + d0) * scale;
-                        att[base + t + 1] = (bias + d1) * scale;
-                        att[base + t + 2] = (bias + d2) * scale;
-                        att[base + t + 3] = (bias + d3) * scale;
+                    Kernels.get().scoresInt8(kCodes, tokens, hd, qs, t, end, bias, scale, att, base);
+                    t = end;
+                    continue;
+                }
+                // int4: four positions' sums side by side (each still added up channel by channel,
+                // in order), so that their dependency chains overlap
+                for (; t + 4 <= end; t += 4) {
+                    float d0 = 0, d1 = 0, d2 = 0, d3 = 0;
+                    int b0 = (t * hd) >> 1;
+                    int b1 = b0 + (hd >> 1);
+                    int b2 = b1 + (hd >> 1);
+                    int b3 = b2 + (hd >> 1);
+                    for (int c = 0; c < hd; c += 2) {
+                        float w0 = qs[c];
+                        float w1 = qs[c + 1];
+                        int x0 = kCodes[b0 + (c >> 1)];
+                        int x1 = kCodes[b1 + (c >> 1)];
+                        int x2 = kCodes[b2 + (c >> 1)];
+                        int x3 = kCodes[b3 + (c >> 1)];
+                        d0 += w0 * (x0 & 0xF) + w1 * ((x0 >> 4) & 0xF);
+                        d1 += w0 * (x1 & 0xF) + w1 * ((x1 >> 4) & 0xF);
+                        d2 += w0 * (x2 & 0xF) + w1 * ((x2 >> 4) & 0xF);
+                        d3 += w0 * (x3 & 0xF) + w1 * ((x3 >> 4) & 0xF);
                     }
-                } else {
-                    for (; t + 4 <= end; t += 4) {
-                        float d0 = 0, d1 = 0, d2 = 0, d3 = 0;
-                        int b0 = (t * hd) >> 1;
-                        int b1 = b0 + (hd >> 1);
-                        int b2 = b1 + (hd >> 1);
-                        int b3 = b2 + (hd >> 1);
-                        for (int c = 0; c < hd; c += 2) {
-                            float w0 = qs[c];
-                            float w1 = qs[c + 1];
-                            int x0 = kCodes[b0 + (c >> 1)];
-                            int x1 = kCodes[b1 + (c >> 1)];
-                            int x2 = kCodes[b2 + (c >> 1)];
-                            int x3 = kCodes[b3 + (c >> 1)];
-                            d0 += w0 * (x0 & 0xF) + w1 * ((x0 >> 4) & 0xF);
-                            d1 += w0 * (x1 & 0xF) + w1 * ((x1 >> 4) & 0xF);
-                            d2 += w0 * (x2 & 0xF) + w1 * ((x2 >> 4) & 0xF);
-                            d3 += w0 * (x3 & 0xF) + w1 * ((x3 >> 4) & 0xF);
-                        }
-                        att[base + t] = (bias + d0) * scale;
-                        att[base + t + 1] = (bias + d1) * scale;
-                        att[base + t + 2] = (bias + d2) * scale;
-                        att[base + t + 3] = (bias + d3) * scale;
-                    }
+                    att[base + t] = (bias + d0) * scale;
+                    att[base + t + 1] = (bias + d1) * scale;
+                    att[base + t + 2] = (bias + d2) * scale;
+                    att[base + t + 3] = (bias + d3) * scale;
                 }
                 for (; t < end; t++) {
                     float dot = 0;
-                    int off = t * hd;
-                    if (int4) {
-                        int bo = off >> 1;
-                        for (int c = 0; c < hd; c += 2) {
-                            int b = kCodes[bo + (c >> 1)];
-                            dot += qs[c] * (b & 0xF) + qs[c + 1] * ((b >> 4) & 0xF);
-                        }
-                    } else {
-                        for (int c = 0; c < hd; c++) {
-                            dot += qs[c] * (kCodes[off + c] & 0xFF);
-                        }
+                    int bo = (t * hd) >> 1;
+                    for (int c = 0; c < hd; c += 2) {
+                        int b = kCodes[bo + (c >> 1)];
+                        dot += qs[c] * (b & 0xF) + qs[c + 1] * ((b >> 4) & 0xF);
                     }
                     att[base + t] = (bias + dot) * scale;
                 }
@@ -515,7 +502,7 @@ public abstract class HeadSlab {
                 int gi = t / group;
                 for (int c = 0; c < hd; c++) {
                     kOut[kOff + t * hd + c] = Half.toFloat(kMin[gi * hd + c])
-                            + Half.toFloat(kScale[gi * hd + c]) * codeAt(kCodes, t * hd + c);
+                            + Half.toFloat(kScale[gi * hd + c]) * codeAt(kCodes, int4 ? t * hd + c : c * tokens + t);
                     int vg = t * gpt + c / group;
                     vOut[vOff + t * hd + c] = Half.toFloat(vMin[vg]) + Half.toFloat(vScale[vg]) * codeAt(vCodes, t * hd + c);
                 }
@@ -535,7 +522,15 @@ public abstract class HeadSlab {
             for (short s : kMin) {
                 out.putShort(s);
             }
-            out.put(kCodes);
+            if (int4) {
+                out.put(kCodes);
+            } else {
+                for (int t = 0; t < tokens; t++) {
+                    for (int c = 0; c < headDim; c++) {
+                        out.put(kCodes[c * tokens + t]);
+                    }
+                }
+            }
             for (short s : vScale) {
                 out.putShort(s);
             }
@@ -553,7 +548,15 @@ public abstract class HeadSlab {
             for (int i = 0; i < s.kMin.length; i++) {
                 s.kMin[i] = in.getShort();
             }
-            in.get(s.kCodes);
+            if (s.int4) {
+                in.get(s.kCodes);
+            } else {
+                for (int t = 0; t < tokens; t++) {
+                    for (int c = 0; c < headDim; c++) {
+                        s.kCodes[c * tokens + t] = in.get();
+                    }
+                }
+            }
             for (int i = 0; i < s.vScale.length; i++) {
                 s.vScale[i] = in.getShort();
             }

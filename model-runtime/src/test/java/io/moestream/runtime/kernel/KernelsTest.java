@@ -234,6 +234,26 @@ class KernelsTest {
     }
 
     @Test
+    void int8KeyScoresInVectorLanesAreTheScalarSums() {
+        Kernels vector = Kernels.vectorOrNull();
+        assumeThat(vector).as("Vector API not available").isNotNull();
+        SplittableRandom r = new SplittableRandom(59);
+        int tokens = 40, hd = 64;
+        byte[] codes = new byte[tokens * hd];
+        for (int i = 0; i < codes.length; i++) {
+            codes[i] = (byte) r.nextInt(256);
+        }
+        float[] qs = gaussian(hd, r, 0.01f);
+        for (int[] range : new int[][] {{0, 40}, {3, 35}, {16, 32}, {7, 9}}) { // whole vectors and scalar tails
+            float[] expected = new float[tokens + 2];
+            float[] got = new float[tokens + 2];
+            Kernels.scalar().scoresInt8(codes, tokens, hd, qs, range[0], range[1], -0.75f, 0.125f, expected, 2);
+            vector.scoresInt8(codes, tokens, hd, qs, range[0], range[1], -0.75f, 0.125f, got, 2);
+            assertThat(got).as("positions " + range[0] + ".." + range[1]).containsExactly(expected);
+        }
+    }
+
+    @Test
     void int8ValueCodesAccumulateInVectorLanesAsTheScalarLoop() {
         Kernels vector = Kernels.vectorOrNull();
         assumeThat(vector).as("Vector API not available").isNotNull();

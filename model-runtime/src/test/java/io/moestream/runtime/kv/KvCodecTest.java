@@ -58,6 +58,63 @@ class KvCodecTest {
     }
 
     /**
+     * An int8 slab keeps its key codes channel by channel in memory but writes them position by
+     * position (the state and device format): a slab read back from its bytes equals it, and the
+     * keys decoded straight from the bytes in position order are the slab's own dequantized keys.
+     */
+    @Test
+    void int8KeyCodesAreWrittenPositionByPosition() {
+        int hd = 64, tokens = 32;
+        java.util.SplittableRandom r = new java.util.SplittableRandom(61);
+        HeadSlab.F32Slab f = HeadSlab.F32Slab.open(hd, tokens);
+        for (int t = 0; t < tokens; t++) {
+            float[] k = new float[hd];
+            float[] v = new float[hd];
+            for (int c = 0; c < hd; c++) {
+                k[c] = (float) r.nextGaussian() * (1 + c % 5);
+                v[c] = (float) r.nextGaussian();
+            }
+            f.put(t, k, 0, v, 0);
+        }
+        HeadSlab slab = HeadSlab.seal(f, KvCodec.INT8);
+        java.nio.ByteBuffer bytes = java.nio.ByteBuffer.allocate((int) slab.bytes()).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+        slab.write(bytes);
+        bytes.flip();
+        float[] k = new float[tokens * hd];
+        float[] v = new float[tokens * hd];
+        slab.dequantize(k, 0, v, 0);
+        // kScale, kMin (one per channel for the block's one key group), then the codes
+        short[] scale = new short[hd];
+        short[] min = new short[hd];
+        for (int c = 0; c < hd; c++) {
+            scale[c] = bytes.getShort(2 * c);
+            min[c] = bytes.getShort(2 * hd + 2 * c);
+        }
+        for (int t = 0; t < tokens; t++) {
+            for (int c = 0; c < hd; c++) {
+                int code = bytes.get(4 * hd + t * hd + c) & 0xFF;
+                float key = Half.toFloat(min[c]) + Half.toFloat(scale[c]) * code;
+                assertThat(key).as("position " + t + " channel " + c).isEqualTo(k[t * hd + c]);
+            }
+        }
+        HeadSlab back = HeadSlab.readSealed(bytes.duplicate().order(java.nio.ByteOrder.LITTLE_ENDIAN), KvCodec.INT8, tokens, hd);
+        float[] k2 = new float[tokens * hd];
+        float[] v2 = new float[tokens * hd];
+        back.dequantize(k2, 0, v2, 0);
+        assertThat(k2).containsExactly(k);
+        assertThat(v2).containsExactly(v);
+        float[] q = new float[hd];
+        for (int c = 0; c < hd; c++) {
+            q[c] = (float) r.nextGaussian();
+        }
+        float[] a1 = new float[tokens];
+        float[] a2 = new float[tokens];
+        slab.scores(q, 0, 0, tokens, 0.125f, a1, 0, new float[hd]);
+        back.scores(q, 0, 0, tokens, 0.125f, a2, 0, new float[hd]);
+        assertThat(a2).containsExactly(a1);
+    }
+
+    /**
      * Max over all elements of |x - x'| divided by the documented bound
      * {@code 0.5 * (range + |min| 2^-10 + 2^-24) / qmax * (1 + 2^-9)} (quantized codecs), or the plain
      * max |x - x'| otherwise.
