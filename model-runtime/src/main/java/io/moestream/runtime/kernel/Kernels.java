@@ -351,18 +351,28 @@ public abstract class Kernels {
     }
 
     /**
-     * One position's int8 value codes dequantized and added into an attention value-sum lane:
-     * {@code acc[row + c] = fma(min_g + scale_g * code_c, a, acc[row + c])} for c < hd, where
-     * {@code code_c = codes[off + c] & 0xFF} and group {@code g = c / group} has its F16 scale and
-     * min at {@code scales[slot + g]} / {@code mins[slot + g]} (the KV cache's int8 codec).
+     * Attention value sums over int8 value codes (the KV cache's int8 codec): for t in [from, to)
+     * with {@code a = p[base + t] != 0}, lane row {@code ((base + t) % lanes) * hd} of {@code acc}
+     * gets {@code acc[row + c] = fma(min_g + scale_g * code, a, acc[row + c])} for c < hd, where
+     * {@code code = codes[t * hd + c] & 0xFF} and group {@code g = c / group} of position t has its
+     * F16 scale and min at {@code scales[t * (hd / group) + g]} / {@code mins[...]}.
      */
-    public void accumulateCodes(byte[] codes, int off, int hd, int group, short[] scales, short[] mins, int slot, float a,
-                                float[] acc, int row) {
-        for (int g = 0; g < hd / group; g++) {
-            float sc = Float16.toFloat(scales[slot + g]);
-            float m = Float16.toFloat(mins[slot + g]);
-            for (int c = g * group; c < g * group + group; c++) {
-                acc[row + c] = Math.fma(m + sc * (codes[off + c] & 0xFF), a, acc[row + c]);
+    public void accumulateInt8(byte[] codes, int hd, int group, short[] scales, short[] mins, float[] p, int base,
+                               int from, int to, float[] acc, int lanes) {
+        int gpt = hd / group;
+        for (int t = from; t < to; t++) {
+            float a = p[base + t];
+            if (a == 0) {
+                continue;
+            }
+            int off = t * hd;
+            int row = ((base + t) % lanes) * hd;
+            for (int g = 0; g < gpt; g++) {
+                float sc = Float16.toFloat(scales[t * gpt + g]);
+                float m = Float16.toFloat(mins[t * gpt + g]);
+                for (int c = g * group; c < g * group + group; c++) {
+                    acc[row + c] = Math.fma(m + sc * (codes[off + c] & 0xFF), a, acc[row + c]);
+                }
             }
         }
     }

@@ -185,9 +185,9 @@ final class NativeKernels extends Kernels {
     }
 
     @Override
-    public void accumulateCodes(byte[] codes, int off, int hd, int group, short[] scales, short[] mins, int slot, float a,
-                                float[] acc, int row) {
-        java.accumulateCodes(codes, off, hd, group, scales, mins, slot, a, acc, row);
+    public void accumulateInt8(byte[] codes, int hd, int group, short[] scales, short[] mins, float[] p, int base,
+                               int from, int to, float[] acc, int lanes) {
+        java.accumulateInt8(codes, hd, group, scales, mins, p, base, from, to, acc, lanes);
     }
 
     @Override

@@ -607,25 +607,33 @@ final class VectorKernels extends Kernels {
     }
 
     /**
-     * {@link Kernels#accumulateCodes} 16 channels at a time (the same float operations per channel:
+     * {@link Kernels#accumulateInt8} 16 channels at a time (the same float operations per channel:
      * {@code fma(min + scale * code, a, acc)}); groups that are not a multiple of 16 take the scalar loop.
      */
     @Override
-    public void accumulateCodes(byte[] codes, int off, int hd, int group, short[] scales, short[] mins, int slot, float a,
-                                float[] acc, int row) {
+    public void accumulateInt8(byte[] codes, int hd, int group, short[] scales, short[] mins, float[] p, int base,
+                               int from, int to, float[] acc, int lanes) {
         if (group % 16 != 0) {
-            super.accumulateCodes(codes, off, hd, group, scales, mins, slot, a, acc, row);
+            super.accumulateInt8(codes, hd, group, scales, mins, p, base, from, to, acc, lanes);
             return;
         }
-        FloatVector av = FloatVector.broadcast(F, a);
-        for (int g = 0; g < hd / group; g++) {
-            FloatVector sc = FloatVector.broadcast(F, Float16.toFloat(scales[slot + g]));
-            FloatVector m = FloatVector.broadcast(F, Float16.toFloat(mins[slot + g]));
-            for (int c = g * group; c < g * group + group; c += 16) {
-                FloatVector code = (FloatVector) ((IntVector) ByteVector.fromArray(B128, codes, off + c)
-                        .convertShape(VectorOperators.B2I, I, 0)).and(0xFF).convert(VectorOperators.I2F, 0);
-                FloatVector v = m.add(sc.mul(code));
-                v.fma(av, FloatVector.fromArray(F, acc, row + c)).intoArray(acc, row + c);
+        int gpt = hd / group;
+        for (int t = from; t < to; t++) {
+            float a = p[base + t];
+            if (a == 0) {
+                continue;
+            }
+            int off = t * hd;
+            int row = ((base + t) % lanes) * hd;
+            FloatVector av = FloatVector.broadcast(F, a);
+            for (int g = 0; g < gpt; g++) {
+                FloatVector sc = FloatVector.broadcast(F, Float16.toFloat(scales[t * gpt + g]));
+                FloatVector m = FloatVector.broadcast(F, Float16.toFloat(mins[t * gpt + g]));
+                for (int c = g * group; c < g * group + group; c += 16) {
+                    FloatVector code = (FloatVector) ((IntVector) ByteVector.fromArray(B128, codes, off + c)
+                            .convertShape(VectorOperators.B2I, I, 0)).and(0xFF).convert(VectorOperators.I2F, 0);
+                    m.add(sc.mul(code)).fma(av, FloatVector.fromArray(F, acc, row + c)).intoArray(acc, row + c);
+                }
             }
         }
     }

@@ -473,6 +473,10 @@ public abstract class HeadSlab {
         public void accumulate(float[] p, int base, int from, int to, float[] acc, int lanes) {
             int hd = headDim;
             int gpt = hd / group;
+            if (!int4) {
+                Kernels.get().accumulateInt8(vCodes, hd, group, vScale, vMin, p, base, from, to, acc, lanes);
+                return;
+            }
             for (int t = from; t < to; t++) {
                 float a = p[base + t];
                 if (a == 0) {
@@ -480,10 +484,6 @@ public abstract class HeadSlab {
                 }
                 int off = t * hd;
                 int row = ((base + t) % lanes) * hd;
-                if (!int4) {
-                    Kernels.get().accumulateCodes(vCodes, off, hd, group, vScale, vMin, t * gpt, a, acc, row);
-                    continue;
-                }
                 for (int gi = 0; gi < gpt; gi++) {
                     float sc = Half.toFloat(vScale[t * gpt + gi]);
                     float m = Half.toFloat(vMin[t * gpt + gi]);

@@ -259,25 +259,28 @@ class KernelsTest {
         assumeThat(vector).as("Vector API not available").isNotNull();
         SplittableRandom r = new SplittableRandom(53);
         for (int[] shape : new int[][] {{128, 32}, {64, 16}, {96, 32}, {40, 8}}) { // the last: groups of 8 (scalar)
-            int hd = shape[0], group = shape[1];
-            byte[] codes = new byte[3 * hd];
+            int hd = shape[0], group = shape[1], tokens = 20;
+            byte[] codes = new byte[tokens * hd];
             for (int i = 0; i < codes.length; i++) {
                 codes[i] = (byte) r.nextInt(256);
             }
-            short[] scales = new short[3 * hd / group];
+            short[] scales = new short[tokens * hd / group];
             short[] mins = new short[scales.length];
             for (int i = 0; i < scales.length; i++) {
                 scales[i] = io.moestream.runtime.gguf.Float16.fromFloat((float) r.nextDouble() * 0.05f);
                 mins[i] = io.moestream.runtime.gguf.Float16.fromFloat((float) r.nextGaussian());
             }
-            float[] expected = gaussian(2 * hd + 5, r, 1f);
-            float[] got = expected.clone();
-            for (int t = 0; t < 3; t++) {
-                float a = (float) r.nextDouble();
-                Kernels.scalar().accumulateCodes(codes, t * hd, hd, group, scales, mins, t * (hd / group), a, expected, 3 + (t % 2) * hd);
-                vector.accumulateCodes(codes, t * hd, hd, group, scales, mins, t * (hd / group), a, got, 3 + (t % 2) * hd);
+            float[] p = new float[tokens + 7];
+            for (int t = 0; t < p.length; t++) {
+                p[t] = t % 5 == 0 ? 0f : (float) r.nextDouble(); // probability 0: the position is skipped
             }
-            assertThat(got).as("head size " + hd + ", groups of " + group).containsExactly(expected);
+            for (int lanes : new int[] {16, 64}) {
+                float[] expected = gaussian(lanes * hd, r, 1f);
+                float[] got = expected.clone();
+                Kernels.scalar().accumulateInt8(codes, hd, group, scales, mins, p, 7, 1, tokens, expected, lanes);
+                vector.accumulateInt8(codes, hd, group, scales, mins, p, 7, 1, tokens, got, lanes);
+                assertThat(got).as("head size " + hd + ", groups of " + group + ", lanes " + lanes).containsExactly(expected);
+            }
         }
     }
 
