@@ -341,12 +341,19 @@ public abstract class Kernels {
      */
     public void scoresInt8(byte[] codes, int tokens, int hd, float[] qs, int from, int to, float bias, float scale,
                            float[] att, int base) {
-        for (int t = from; t < to; t++) {
-            float dot = 0;
-            for (int c = 0; c < hd; c++) {
-                dot += qs[c] * (codes[c * tokens + t] & 0xFF);
+        // channel by channel over all the positions at once (each position's sum still goes in
+        // channel order), so no position waits on its previous add
+        int n = to - from;
+        float[] dots = new float[n];
+        for (int c = 0; c < hd; c++) {
+            float w = qs[c];
+            int o = c * tokens + from;
+            for (int i = 0; i < n; i++) {
+                dots[i] += w * (codes[o + i] & 0xFF);
             }
-            att[base + t] = (bias + dot) * scale;
+        }
+        for (int i = 0; i < n; i++) {
+            att[base + from + i] = (bias + dots[i]) * scale;
         }
     }
 
@@ -362,17 +369,21 @@ public abstract class Kernels {
         int gpt = hd / group;
         for (int t = from; t < to; t++) {
             float a = p[base + t];
-            if (a == 0) {
-                continue;
+            if (a != 0) {
+                accumulateInt8Row(codes, t * hd, hd, group, scales, mins, t * gpt, a, acc, ((base + t) % lanes) * hd);
             }
-            int off = t * hd;
-            int row = ((base + t) % lanes) * hd;
-            for (int g = 0; g < gpt; g++) {
-                float sc = Float16.toFloat(scales[t * gpt + g]);
-                float m = Float16.toFloat(mins[t * gpt + g]);
-                for (int c = g * group; c < g * group + group; c++) {
-                    acc[row + c] = Math.fma(m + sc * (codes[off + c] & 0xFF), a, acc[row + c]);
-                }
+        }
+    }
+
+    // one position, in a method of its own (with IntSlab calling once per position: 127-136 tok/s on
+    // a 16-sequence int8 decode against 95-98 with this loop inline; measured, not understood)
+    private static void accumulateInt8Row(byte[] codes, int off, int hd, int group, short[] scales, short[] mins, int slot,
+                                          float a, float[] acc, int row) {
+        for (int g = 0; g < hd / group; g++) {
+            float sc = Float16.toFloat(scales[slot + g]);
+            float m = Float16.toFloat(mins[slot + g]);
+            for (int c = g * group; c < g * group + group; c++) {
+                acc[row + c] = Math.fma(m + sc * (codes[off + c] & 0xFF), a, acc[row + c]);
             }
         }
     }

@@ -474,7 +474,12 @@ public abstract class HeadSlab {
             int hd = headDim;
             int gpt = hd / group;
             if (!int4) {
-                Kernels.get().accumulateInt8(vCodes, hd, group, vScale, vMin, p, base, from, to, acc, lanes);
+                // one call per position: 1.1-1.5x one call for the whole span, for the scalar and the
+                // Vector API kernels alike (C2 compiles the span loop worse; measured, not understood)
+                Kernels k = Kernels.get();
+                for (int t = from; t < to; t++) {
+                    k.accumulateInt8(vCodes, hd, group, vScale, vMin, p, base, t, t + 1, acc, lanes);
+                }
                 return;
             }
             for (int t = from; t < to; t++) {
