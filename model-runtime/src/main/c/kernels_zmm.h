@@ -13,8 +13,13 @@
 //        used as unsigned (w + 128, i.e. w ^ 0x80) and the -128 correction starts the sum, so one
 //        vpdpbusd gives both activations' exact lane sums.
 //   Q4_0, per block b and group g of 4 activations (192 bytes): quants 0-15 of the four | quants
-//        16-31 of the four | 4 int32 = 8 * block sum | 4 scales | 32 bytes of padding. Rows go in
-//        pairs: one 256-bit accumulator holds two rows times the group's four activations.
+//        16-31 of the four | 4 int32 = 8 * block sum | 4 scales | 32 bytes of padding. Rows go
+//        four (or eight) at a time, one per 128-bit lane, and a transpose-reduce turns each group's
+//        partial sums into 4 rows x 4 activations (q4_quad, q4_oct); the rows left over in pairs,
+//        one 256-bit accumulator holding two rows times the group's four activations (q4_pass).
+//
+// Rows that share a pass are taken in streams (lane j: rows j*S .. j*S + S - 1), so that each lane
+// reads forward through its own part of the matrix and the hardware prefetcher follows it.
 
 #define Q8_PAIR_BYTES 192
 #define Q4_GROUP_BYTES 192
