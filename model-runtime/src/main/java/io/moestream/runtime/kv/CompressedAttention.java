@@ -28,11 +28,11 @@ public final class CompressedAttention {
     private float[] acc = new float[0];
     /** The float32 value arrays of the blocks a query reads (see {@link #f32Blocks}), and their bytes. */
     private float[][] vBlocks = new float[16][];
+    /** Their key arrays likewise. */
     private float[][] kBlocks = new float[16][];
     private long lastBytes;
-    /** Scores, then probabilities, of each query head of a KV head group ({@link #attendKvHead}), and their maxima. */
+    /** Scores, then probabilities, of each query head of a KV head group ({@link #attendKvHead}). */
     private float[][] groupAtt = new float[0][];
-    private float[] groupMax = new float[0];
     private final float[][] single = new float[1][];
     /** The visible spans of the current query ({@link #visibleSpans}) and its visible ranges' ends. */
     private int[] spans = new int[48];
