@@ -1,6 +1,7 @@
 package io.moestream.jobs.cli;
 
 import io.moestream.runtime.bench.InferenceBenchmark;
+import io.moestream.runtime.kv.KvCodec;
 import io.moestream.runtime.model.Model;
 
 import java.io.IOException;
@@ -51,6 +52,11 @@ public final class BenchCommand implements Callable<Integer> {
     @Option(names = "--seed", paramLabel = "S", defaultValue = "1", description = "Seed of the random prompts (default: ${DEFAULT-VALUE}).")
     long seed;
 
+    @Option(names = "--kv-codec", paramLabel = "CODEC", defaultValue = "f32",
+            description = "Codec of the sequences' KV blocks: f32 (as llama.cpp's cache), f16, int8, int4 (optional /group)"
+                    + " (default: ${DEFAULT-VALUE}; the operator's default is int8).")
+    String kvCodec;
+
     @Option(names = "--json", description = "Print one JSON object instead of a summary.")
     boolean json;
 
@@ -60,11 +66,17 @@ public final class BenchCommand implements Callable<Integer> {
         if (t < 1 || batch < 1 || promptTokens < 1 || genTokens < 1) {
             throw new ParameterException(spec.commandLine(), "--threads, --batch, --prompt-tokens and --gen-tokens must be >= 1");
         }
+        KvCodec codec;
+        try {
+            codec = KvCodec.parse(kvCodec);
+        } catch (IllegalArgumentException e) {
+            throw new ParameterException(spec.commandLine(), "--kv-codec: " + e.getMessage());
+        }
         PrintWriter out = spec.commandLine().getOut();
         PrintWriter err = spec.commandLine().getErr();
         InferenceBenchmark.Result r;
         try (Model m = Model.load(model)) {
-            r = InferenceBenchmark.run(m, new InferenceBenchmark.Options(t, batch, promptTokens, genTokens, seed, 512 << 20));
+            r = InferenceBenchmark.run(m, new InferenceBenchmark.Options(t, batch, promptTokens, genTokens, seed, 512 << 20, codec));
         } catch (IOException e) {
             err.println("cannot load " + model + ": " + e.getMessage());
             return 1;
@@ -74,7 +86,8 @@ public final class BenchCommand implements Callable<Integer> {
         if (json) {
             out.println(r.toJson());
         } else {
-            out.printf(Locale.ROOT, "%s, %s kernels, %d threads, batch %d%n", r.model(), r.kernels(), r.threads(), r.batch());
+            out.printf(Locale.ROOT, "%s, %s kernels, %d threads, batch %d, %s KV blocks%n", r.model(), r.kernels(), r.threads(),
+                    r.batch(), r.kvCodec());
             out.printf(Locale.ROOT, "prefill: %d x %d tokens in %.2f s = %.1f tokens/s%n", r.batch(), r.promptTokens(),
                     r.prefillSeconds(), r.prefillTokensPerSecond());
             out.printf(Locale.ROOT, "decode:  %d x %d tokens in %.2f s = %.1f tokens/s%n", r.batch(), r.genTokens(),

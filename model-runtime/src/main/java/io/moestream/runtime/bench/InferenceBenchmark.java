@@ -3,6 +3,7 @@ package io.moestream.runtime.bench;
 import io.moestream.runtime.gguf.GgufTensor;
 import io.moestream.runtime.kernel.Kernels;
 import io.moestream.runtime.kernel.MatmulPool;
+import io.moestream.runtime.kv.KvCodec;
 import io.moestream.runtime.model.Engine;
 import io.moestream.runtime.model.KvCache;
 import io.moestream.runtime.model.Model;
@@ -43,10 +44,22 @@ public final class InferenceBenchmark {
      * Options of one run.
      *
      * @param bandwidthBytes size of the buffer for the memory bandwidth measurement (0 = skip it)
+     * @param kvCodec        codec of the sequences' KV blocks (float32, as llama.cpp's cache; the
+     *                       operator compresses them, int8 by default)
      */
-    public record Options(int threads, int batch, int promptTokens, int genTokens, long seed, int bandwidthBytes) {
+    public record Options(int threads, int batch, int promptTokens, int genTokens, long seed, int bandwidthBytes,
+                          KvCodec kvCodec) {
 
-        /** Defaults: seed 1, a 512 MiB bandwidth buffer. */
+        public Options {
+            java.util.Objects.requireNonNull(kvCodec, "kvCodec");
+        }
+
+        /** A float32 KV cache. */
+        public Options(int threads, int batch, int promptTokens, int genTokens, long seed, int bandwidthBytes) {
+            this(threads, batch, promptTokens, genTokens, seed, bandwidthBytes, KvCodec.F32);
+        }
+
+        /** Defaults: seed 1, a 512 MiB bandwidth buffer, a float32 KV cache. */
         public Options(int threads, int batch, int promptTokens, int genTokens) {
             this(threads, batch, promptTokens, genTokens, 1, 512 << 20);
         }
@@ -56,6 +69,7 @@ public final class InferenceBenchmark {
     public record Result(
             String model,
             String kernels,
+            String kvCodec,
             int threads,
             int batch,
             int promptTokens,
@@ -77,11 +91,11 @@ public final class InferenceBenchmark {
         /** One-line JSON object (unmeasured figures are null). */
         public String toJson() {
             return String.format(java.util.Locale.ROOT,
-                    "{\"model\":\"%s\",\"kernels\":\"%s\",\"threads\":%d,\"batch\":%d,\"prompt_tokens\":%d,\"gen_tokens\":%d,"
+                    "{\"model\":\"%s\",\"kernels\":\"%s\",\"kv_codec\":\"%s\",\"threads\":%d,\"batch\":%d,\"prompt_tokens\":%d,\"gen_tokens\":%d,"
                             + "\"prefill_seconds\":%.3f,\"decode_seconds\":%.3f,\"prefill_tokens_per_s\":%.2f,\"decode_tokens_per_s\":%.2f,"
                             + "\"model_bytes_per_token\":%d,\"memory_read_gb_per_s\":%.1f,\"decode_ceiling_tokens_per_s\":%.1f,"
                             + "\"decode_cpu_seconds\":%.3f,\"load_average_before\":%.2f,\"decode_batched\":true}",
-                    model.replace("\\", "\\\\").replace("\"", "\\\""), kernels, threads, batch, promptTokens, genTokens,
+                    model.replace("\\", "\\\\").replace("\"", "\\\""), kernels, kvCodec, threads, batch, promptTokens, genTokens,
                     prefillSeconds, decodeSeconds, prefillTokensPerSecond, decodeTokensPerSecond, bytesPerToken, memoryGBs,
                     decodeCeilingTokensPerSecond(), decodeCpuSeconds, loadAverage)
                     .replace("NaN", "null");
@@ -109,7 +123,7 @@ public final class InferenceBenchmark {
         KvCache[] warm = new KvCache[Math.min(o.batch(), 8)];
         int warmPrompt = Math.max(4, Math.min(o.promptTokens(), model.contextLength() - 16));
         for (int i = 0; i < warm.length; i++) {
-            warm[i] = model.newCache();
+            warm[i] = model.newCache(o.kvCodec());
             engine.forward(warm[i], randomPrompt(r, warmPrompt, bos, Math.min(vocab, 256)));
         }
         // at least 16 decode steps and 2 s: C2 compiles the engine's methods after thousands of calls,
@@ -129,7 +143,7 @@ public final class InferenceBenchmark {
         List<StepPlan.Sequence> prefill = new ArrayList<>();
         for (int s = 0; s < o.batch(); s++) {
             int[] prompt = randomPrompt(r, o.promptTokens(), bos, Math.min(vocab, 766));
-            caches[s] = model.newCache();
+            caches[s] = model.newCache(o.kvCodec());
             prefill.add(new StepPlan.Sequence(caches[s], prompt, true));
         }
         long t0 = System.nanoTime();
@@ -159,7 +173,7 @@ public final class InferenceBenchmark {
         long cpu2 = processCpuNanos();
         double prefillSec = (t1 - t0) / 1e9;
         double decode = (t2 - t1) / 1e9;
-        return new Result(model.name(), Kernels.get().name(), o.threads(), o.batch(), o.promptTokens(), o.genTokens(),
+        return new Result(model.name(), Kernels.get().name(), o.kvCodec().toString(), o.threads(), o.batch(), o.promptTokens(), o.genTokens(),
                 prefillSec, decode, (double) o.batch() * o.promptTokens() / prefillSec, (double) o.batch() * o.genTokens() / decode,
                 bytesPerToken(model), o.bandwidthBytes() > 0 ? memoryReadGBs(o.threads(), o.bandwidthBytes()) : Double.NaN,
                 cpu1 < 0 ? Double.NaN : (cpu2 - cpu1) / 1e9, load);
