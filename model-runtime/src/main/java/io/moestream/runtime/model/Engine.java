@@ -455,31 +455,13 @@ public final class Engine {
      * positions 0..pos[t] of its own sequence (a streaming head only sink + window). Before the
      * query at pos[t], the blocks that one-position-at-a-time would have sealed by then are
      * compressed for this layer, so a batched step stays bit-identical to single steps. Writes
-     * b.attOut. With one token per sequence (decoding) the blocks are sealed first and every
-     * (token, KV head) is a pool task. Otherwise the step goes in rounds: each sequence's next
-     * tokens (from rows b.sequenceStart[g] .. b.sequenceStart[g + 1]) up to a block boundary, whose
-     * queries all see the same sealed blocks (with float32 caches, where sealing changes nothing,
-     * the whole sequence), are sealed for, then every (sequence, KV head) is a task over them in
-     * order, so one long prompt uses every thread.
+     * b.attOut. The step goes in rounds: each sequence's next tokens (from rows
+     * b.sequenceStart[g] .. b.sequenceStart[g + 1]) up to a block boundary, whose queries all see
+     * the same sealed blocks (with float32 caches, where sealing changes nothing, the whole
+     * sequence), are sealed for, then every (sequence, KV head) is a pool task over them in order,
+     * so one long prompt uses every thread. Decoding (one token per sequence) is one round.
      */
     private void attention(int l, KvCache[] caches, int[] pos, DotOrder[] order, int n, int sequences) {
-        if (sequences == n) {
-            for (int t = 0; t < n; t++) {
-                caches[t].paged().sealLayerBelow(l, pos[t]);
-            }
-            int kvHeads = c.kvHeads();
-            MatmulPool.get().run(n * kvHeads, task -> {
-                int t = task / kvHeads;
-                CompressedAttention attention = this.attention.get();
-                attention.setObserver(caches[t].headClassifier());
-                try {
-                    attention.attendKvHead(caches[t].paged(), l, task % kvHeads, b.q[t], pos[t], b.attOut[t], order[t]);
-                } finally {
-                    attention.setObserver(null);
-                }
-            });
-            return;
-        }
         // rounds: each sequence's next tokens up to a block boundary (they all see the same sealed
         // blocks; float32 blocks are never re-encoded, so there a round is the whole sequence),
         // sealed here, then every (sequence, KV head) a task over its round's tokens in order (its
