@@ -181,28 +181,28 @@ public final class CompressedAttention {
         int a = visibleA;
         int b = visibleB;
         int bt = cache.blockTokens();
-        float max = Float.NEGATIVE_INFINITY;
-        for (int i = 0; i < spanCount; i++) {
-            int bi = spans[3 * i];
-            int first = bi * bt;
-            int from = spans[3 * i + 1];
-            int end = spans[3 * i + 2];
-            HeadSlab s = cache.slab(bi, layer, kvHead);
-            if (s == null) {
-                throw new IllegalStateException("block " + bi + " of layer " + layer + " head " + kvHead
-                        + " was dropped but position " + from + " is visible to query " + queryPos);
-            }
-            s.scores(q, qOff, from - first, end - first, scale, att, first, scratch);
-            for (int t = from; t < end; t++) {
-                max = Math.max(max, att[t]);
-            }
-        }
-        softmax(att, len, a, b, max);
         int lanes = lanes(order);
         if (f32Blocks(cache, layer, kvHead, len, spanCount)) {
             single[0] = att;
-            Kernels.get().valueSumsF32(vBlocks, bt, headDim, len, a, b, single, 1, lanes, out, outOff);
+            Kernels.get().attendF32(kBlocks, vBlocks, bt, headDim, len, a, b, q, qOff, 1, scale, single, lanes, out, outOff);
         } else {
+            float max = Float.NEGATIVE_INFINITY;
+            for (int i = 0; i < spanCount; i++) {
+                int bi = spans[3 * i];
+                int first = bi * bt;
+                int from = spans[3 * i + 1];
+                int end = spans[3 * i + 2];
+                HeadSlab s = cache.slab(bi, layer, kvHead);
+                if (s == null) {
+                    throw new IllegalStateException("block " + bi + " of layer " + layer + " head " + kvHead
+                            + " was dropped but position " + from + " is visible to query " + queryPos);
+                }
+                s.scores(q, qOff, from - first, end - first, scale, att, first, scratch);
+                for (int t = from; t < end; t++) {
+                    max = Math.max(max, att[t]);
+                }
+            }
+            softmax(att, len, a, b, max);
             valueSums(cache, layer, kvHead, spanCount, lanes, out, outOff);
         }
         if (observer != null && a == len) {
