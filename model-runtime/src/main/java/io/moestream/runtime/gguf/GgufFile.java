@@ -176,6 +176,11 @@ public final class GgufFile {
         return require(key, long[].class, "an array of integers");
     }
 
+    /** An array of FLOAT32 or FLOAT64 values (e.g. {@code tokenizer.ggml.scores}). */
+    public double[] getFloatArray(String key) throws GgufFormatException {
+        return require(key, double[].class, "an array of floats");
+    }
+
     private <T> T require(String key, Class<T> type, String what) throws GgufFormatException {
         Object v = metadata.get(key);
         if (type.isInstance(v)) {

@@ -82,6 +82,10 @@ public final class GgufWriter {
         return put(key, GgufValueType.ARRAY, new Object[] {GgufValueType.INT32, values.clone()});
     }
 
+    public GgufWriter putFloat32Array(String key, float[] values) {
+        return put(key, GgufValueType.ARRAY, new Object[] {GgufValueType.FLOAT32, values.clone()});
+    }
+
     private GgufWriter put(String key, GgufValueType type, Object value) {
         metadata.put(key, new Entry(type, value));
         return this;
@@ -158,6 +162,12 @@ public final class GgufWriter {
                     List<String> list = (List<String>) a[1];
                     out.i64(list.size());
                     list.forEach(out::str);
+                } else if (et == GgufValueType.FLOAT32) {
+                    float[] floats = (float[]) a[1];
+                    out.i64(floats.length);
+                    for (float v : floats) {
+                        out.f32(v);
+                    }
                 } else {
                     int[] ints = (int[]) a[1];
                     out.i64(ints.length);

@@ -1,7 +1,6 @@
 package io.moestream.runtime.model;
 
 import io.moestream.runtime.gguf.GgufFile;
-import io.moestream.runtime.tokenizer.BpeTokenizer;
 import io.moestream.runtime.tokenizer.Tokenizer;
 
 import java.io.IOException;
@@ -16,10 +15,10 @@ public final class Model implements AutoCloseable {
     private final String name;
     private final ModelConfig config;
     private final Weights weights;
-    private final BpeTokenizer tokenizer;
+    private final Tokenizer tokenizer;
     private final GgufFile gguf;
 
-    private Model(String name, ModelConfig config, Weights weights, BpeTokenizer tokenizer, GgufFile gguf) {
+    private Model(String name, ModelConfig config, Weights weights, Tokenizer tokenizer, GgufFile gguf) {
         this.name = name;
         this.config = config;
         this.weights = weights;
@@ -31,7 +30,7 @@ public final class Model implements AutoCloseable {
     public static Model load(Path ggufFile) throws IOException {
         GgufFile f = GgufFile.open(ggufFile);
         ModelConfig config = ModelConfig.from(f);
-        BpeTokenizer tokenizer = BpeTokenizer.from(f);
+        Tokenizer tokenizer = Tokenizer.from(f);
         if (tokenizer.vocabSize() != config.vocabSize()) {
             throw new io.moestream.runtime.gguf.GgufFormatException(ggufFile.getFileName() + ": tokenizer has "
                     + tokenizer.vocabSize() + " tokens but the model's vocab_size is " + config.vocabSize());

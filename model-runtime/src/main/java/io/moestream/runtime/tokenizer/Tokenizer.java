@@ -1,7 +1,24 @@
 package io.moestream.runtime.tokenizer;
 
+import io.moestream.runtime.gguf.GgufFile;
+import io.moestream.runtime.gguf.GgufFormatException;
+
 /** Text to token ids and back, as llama.cpp does for the model's vocabulary. */
 public interface Tokenizer {
+
+    /**
+     * The tokenizer named by {@code tokenizer.ggml.model}: {@code gpt2} (byte-level BPE,
+     * {@link BpeTokenizer}) or {@code llama} (SentencePiece, {@link SpmTokenizer}).
+     */
+    static Tokenizer from(GgufFile f) throws GgufFormatException {
+        String model = f.getString("tokenizer.ggml.model");
+        return switch (model) {
+            case "gpt2" -> BpeTokenizer.from(f);
+            case "llama" -> SpmTokenizer.from(f);
+            default -> throw new GgufFormatException(f.path().getFileName() + ": unsupported tokenizer.ggml.model '"
+                    + model + "' (supported: gpt2, llama)");
+        };
+    }
 
     /** Token ids of {@code text}; prepends BOS when {@code addBos} and the model has one. */
     int[] encode(String text, boolean addBos);
