@@ -21,11 +21,12 @@ public final class SharedOracle {
 
     /** {@code ../shared/oracle} relative to the repository root (the directory holding {@code model-runtime}). */
     public static Path dir() {
-        Path p = Path.of("").toAbsolutePath();
+        Path cwd = Path.of("").toAbsolutePath();
+        Path p = cwd;
         while (p != null && !Files.isDirectory(p.resolve("model-runtime"))) {
             p = p.getParent();
         }
-        return (p == null ? Path.of("") : p).resolve("../shared/oracle").normalize();
+        return (p == null ? cwd : p).resolve("../shared/oracle").normalize();
     }
 
     /** {@code models/<stem>.gguf}; skips the test when it is not there. */
