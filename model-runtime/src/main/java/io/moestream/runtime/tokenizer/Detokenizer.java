@@ -5,8 +5,9 @@ import java.nio.charset.StandardCharsets;
 
 /**
  * Turns a growing stream of token ids into text without splitting a UTF-8 character: a token may
- * end in the middle of a multi-byte character (byte-level BPE), so {@link #text()} holds back an
- * incomplete tail until the following token completes it. Not thread-safe; one per sequence.
+ * end in the middle of a multi-byte character (byte-level BPE, SentencePiece byte tokens), so
+ * {@link #text()} holds back an incomplete tail until the following token completes it. Not
+ * thread-safe; one per sequence.
  */
 public final class Detokenizer {
 

@@ -31,7 +31,11 @@ public interface Tokenizer {
     /** The raw bytes of one token (control tokens give an empty array). */
     byte[] tokenBytes(int id);
 
-    /** UTF-8 text of the ids; invalid byte sequences become U+FFFD. */
+    /**
+     * UTF-8 text of the ids, control tokens giving nothing (SentencePiece also drops one leading
+     * space, as llama.cpp's {@code llama_detokenize}: {@link SpmTokenizer#decode}); invalid byte
+     * sequences become U+FFFD.
+     */
     String decode(int[] ids);
 
     int vocabSize();
