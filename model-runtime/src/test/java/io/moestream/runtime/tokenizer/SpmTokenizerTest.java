@@ -13,11 +13,13 @@ import io.moestream.runtime.gguf.GgufWriter;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HexFormat;
 import java.util.List;
+import java.util.Random;
 import java.util.function.Consumer;
 
 import org.junit.jupiter.api.Test;
@@ -259,5 +261,48 @@ class SpmTokenizerTest {
                 .hasMessageContaining("3 tokens but 2 scores");
         assertThatThrownBy(() -> Tokenizer.from(open(ok, w -> w.putString("tokenizer.ggml.model", "bert"))))
                 .hasMessageContaining("unsupported tokenizer.ggml.model 'bert' (supported: gpt2, llama)");
+    }
+
+    /**
+     * The oracle's vocabulary in a tensor-less file, then random byte changes in its metadata: every
+     * copy either loads and tokenizes, or fails with a {@link GgufFormatException}, never another
+     * exception.
+     */
+    @Test
+    void mutatedVocabularyLoadsOrFailsClearly() throws IOException {
+        SpmVocabulary v = oracleTokenizer().vocabulary();
+        Path clean = dir.resolve("spm-vocab.gguf");
+        new GgufWriter().putString("tokenizer.ggml.model", "llama")
+                .putStringArray("tokenizer.ggml.tokens", v.tokens())
+                .putFloat32Array("tokenizer.ggml.scores", v.scores())
+                .putInt32Array("tokenizer.ggml.token_type", v.types())
+                .putUInt32("tokenizer.ggml.bos_token_id", 1).putUInt32("tokenizer.ggml.eos_token_id", 2)
+                .putUInt32("tokenizer.ggml.unknown_token_id", 0).putBool("tokenizer.ggml.add_space_prefix", true)
+                .write(clean);
+        byte[] bytes = Files.readAllBytes(clean);
+        assertThat(Tokenizer.from(GgufFile.open(clean)).encodePrompt("Hello 😀"))
+                .isEqualTo(oracleTokenizer().encodePrompt("Hello 😀"));
+        Random random = new Random(14);
+        Path mutated = dir.resolve("mutated.gguf");
+        int loaded = 0;
+        int failed = 0;
+        for (int i = 0; i < 300; i++) {
+            byte[] copy = bytes.clone();
+            for (int k = 1 + random.nextInt(4); k > 0; k--) {
+                copy[24 + random.nextInt(copy.length - 24)] = (byte) random.nextInt(256);
+            }
+            Files.write(mutated, copy);
+            try {
+                Tokenizer t = Tokenizer.from(GgufFile.open(mutated));
+                int[] ids = t.encodePrompt("Emoji 😀 東京 <s> x");
+                t.decode(ids);
+                loaded++;
+            } catch (GgufFormatException e) {
+                assertThat(e.getMessage()).contains("mutated.gguf");
+                failed++;
+            }
+        }
+        assertThat(loaded).isPositive();
+        assertThat(failed).isPositive();
     }
 }
