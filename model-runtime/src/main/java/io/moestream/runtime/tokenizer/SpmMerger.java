@@ -1,6 +1,7 @@
 package io.moestream.runtime.tokenizer;
 
 import java.nio.charset.StandardCharsets;
+import java.util.Comparator;
 import java.util.List;
 import java.util.PriorityQueue;
 
@@ -15,7 +16,7 @@ final class SpmMerger {
 
     private record Bigram(int left, int right, float score, int length) {}
 
-    private static final java.util.Comparator<Bigram> ORDER =
+    private static final Comparator<Bigram> ORDER =
             (a, b) -> a.score != b.score ? Float.compare(b.score, a.score) : Integer.compare(a.left, b.left);
 
     private final SpmTokenizer tokenizer;

@@ -6,6 +6,7 @@ import io.moestream.runtime.gguf.GgufFormatException;
 import java.io.ByteArrayOutputStream;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Comparator;
 import java.util.HashMap;
 import java.util.List;
@@ -105,7 +106,7 @@ public final class SpmTokenizer implements Tokenizer {
         if (!vocab.addEos() || vocab.eosId() < 0) {
             return ids;
         }
-        int[] withEos = java.util.Arrays.copyOf(ids, ids.length + 1);
+        int[] withEos = Arrays.copyOf(ids, ids.length + 1);
         withEos[ids.length] = vocab.eosId();
         return withEos;
     }
