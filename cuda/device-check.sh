@@ -2,12 +2,14 @@
 # One-shot check of the CUDA backend on a GPU machine with no Java or Maven, from the kit made by
 # package-device-check.sh (this script sits in the kit). It
 #   1. prints nvidia-smi,
-#   2. runs the JUnit tests tagged "gpu": each op CUDA vs CPU on random inputs with poisoned outputs
-#      (products of every weight type, expert products, routing, bias and gated adds), KV blocks sealed
-#      on the GPU byte-identical to the CPU's (F32, F16, int8, int4), every oracle model in oracle/
-#      (llama, Mixtral, qwen3moe, qwen2moe, bailingmoe2) with identical greedy tokens and logits within
-#      1e-3 relative (F32 weights) / 1e-2 (F16, BF16, Q8_0, Q4_0), batched decode equal to
-#      single-sequence decode, split-K attention over 1500 positions with F32, F16, int8 and int4 blocks,
+#   2. runs the JUnit tests tagged "gpu", everything against the exact CPU path: each op on random
+#      inputs with poisoned outputs against the CPU engine's pieces (products of every weight type,
+#      expert products, the router, bias and gated adds), KV blocks sealed on the GPU byte-identical to
+#      the engine's cache (F32, F16, int8, int4), every oracle model in oracle/ (llama, Mixtral,
+#      qwen3moe, qwen2moe, bailingmoe2) against the CPU engine with identical greedy tokens and logits
+#      within 1e-3 relative (F32 weights) / 1e-2 (F16, BF16, Q8_0, Q4_0), batched passes equal to
+#      single sequences, KV blocks to and from the engine's cache, split-K attention over 1500
+#      positions with F32, F16, int8 and int4 blocks,
 #   3. times decode at batch 1, 8 and 64 and a 512-token prefill on a generated >= 4 GB Q8_0 MoE
 #      model, and prints bytes moved per step against the measured device-copy bandwidth.
 # Results (nvidia-smi.txt, gpu-tests.log with the JUnit tree, bench.log, bench.md) go to $OUT if set,
@@ -18,6 +20,7 @@ set -uo pipefail
 kit=${1:-$(cd "$(dirname "$0")" && pwd)}
 out=${OUT:-$PWD/device-check-results}
 mkdir -p "$out"
+chmod -R u+x "$kit/jre/bin" 2>/dev/null # a copy may have lost the executable bits
 java="$kit/jre/bin/java"
 [[ -x "$java" ]] || java=$(command -v java || true)
 [[ -n "$java" ]] || { echo "no Java: run package-device-check.sh to make the kit (jre/)" >&2; exit 2; }

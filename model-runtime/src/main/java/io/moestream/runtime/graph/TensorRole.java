@@ -49,6 +49,12 @@ public enum TensorRole {
     /** The shared expert's sigmoid gate (one row). */
     FFN_GATE_INP_SHEXP("blk.%d.ffn_gate_inp_shexp.weight", Kind.VECTOR);
 
+    /** Receives one bound tensor. */
+    @FunctionalInterface
+    public interface Binder {
+        void bind(TensorRole role, int layer, GgufTensor tensor) throws GgufFormatException;
+    }
+
     /** How a role is stored: F32 vectors (norms, biases, gates), matrices, expert stacks. */
     public enum Kind { VECTOR, MATRIX, EXPERTS }
 
@@ -121,6 +127,23 @@ public enum TensorRole {
             case FFN_GATE_SHEXP, FFN_UP_SHEXP -> new long[] {dim, c.sharedExpertDim()};
             case FFN_DOWN_SHEXP -> new long[] {c.sharedExpertDim(), dim};
         };
+    }
+
+    /**
+     * Binds every tensor a model with {@code c} has: the global roles (layer -1), then each running
+     * layer's (trailing NextN blocks are not touched, as llama.cpp skips them).
+     */
+    public static void bindAll(GgufFile f, ModelConfig c, Binder binder) throws GgufFormatException {
+        for (int l = -1; l < c.layers(); l++) {
+            for (TensorRole role : values()) {
+                if (role.perLayer() != (l < 0)) {
+                    GgufTensor t = role.bind(f, c, l);
+                    if (t != null) {
+                        binder.bind(role, l, t);
+                    }
+                }
+            }
+        }
     }
 
     /**

@@ -32,23 +32,14 @@ final class Weights {
     /** Loads the running layers; trailing NextN blocks are not touched (llama.cpp skips them too). */
     static Weights from(GgufFile f, ModelConfig c) throws GgufFormatException {
         Weights w = new Weights(c.layers());
-        for (int l = -1; l < c.layers(); l++) {
-            for (TensorRole role : TensorRole.values()) {
-                if (role.perLayer() == (l < 0)) {
-                    continue;
-                }
-                GgufTensor t = role.bind(f, c, l);
-                if (t == null) {
-                    continue;
-                }
-                int slot = w.slot(l);
-                switch (role.kind()) {
-                    case VECTOR -> w.vectors[slot][role.ordinal()] = floats(t);
-                    case MATRIX -> w.matrices[slot][role.ordinal()] = WeightMatrix.of(t);
-                    case EXPERTS -> w.experts[slot][role.ordinal()] = WeightMatrix.experts(t);
-                }
+        TensorRole.bindAll(f, c, (role, l, t) -> {
+            int slot = w.slot(l);
+            switch (role.kind()) {
+                case VECTOR -> w.vectors[slot][role.ordinal()] = floats(t);
+                case MATRIX -> w.matrices[slot][role.ordinal()] = WeightMatrix.of(t);
+                case EXPERTS -> w.experts[slot][role.ordinal()] = WeightMatrix.experts(t);
             }
-        }
+        });
         int global = w.slot(-1);
         if (w.matrices[global][TensorRole.OUTPUT.ordinal()] == null) {
             w.matrices[global][TensorRole.OUTPUT.ordinal()] = w.matrices[global][TensorRole.TOKEN_EMBD.ordinal()];
