@@ -15,7 +15,9 @@
 # Results (nvidia-smi.txt, gpu-tests.log with the JUnit tree, bench.log, bench.md) go to $OUT if set,
 # else ./device-check-results. (The kit's Java has no java.xml, so there are no JUnit XML reports.)
 #
-# usage: device-check.sh [kit dir]   env: DEVICE (0), BENCH_GB (4), BENCH_TYPE (Q8_0), SKIP_BENCH=1
+# usage: device-check.sh [kit dir]   env: DEVICE (0), BENCH_GB (4), BENCH_TYPE (Q8_0), SKIP_BENCH=1,
+#        ORACLE_DIR (the kit's oracle/; e.g. model-runtime/src/test/resources/oracle of a checkout that
+#        travels along, so the kit need not carry the models)
 set -uo pipefail
 kit=${1:-$(cd "$(dirname "$0")" && pwd)}
 out=${OUT:-$PWD/device-check-results}
@@ -26,14 +28,15 @@ java="$kit/jre/bin/java"
 [[ -n "$java" ]] || { echo "no Java: run package-device-check.sh to make the kit (jre/)" >&2; exit 2; }
 cp=$(ls "$kit"/lib/*.jar | grep -v junit-platform-console-standalone | paste -sd:)
 console=$(ls "$kit"/lib/junit-platform-console-standalone-*.jar)
-opts=(-Xmx48g --add-modules jdk.incubator.vector -Dmoestream.cuda.device="${DEVICE:-0}" -Dmoestream.oracle.dir="$kit/oracle")
+opts=(-Xmx48g --add-modules jdk.incubator.vector -Dmoestream.cuda.device="${DEVICE:-0}" -Dmoestream.oracle.dir="${ORACLE_DIR:-$kit/oracle}")
 status=0
 
 echo "== nvidia-smi"
 nvidia-smi 2>&1 | tee "$out/nvidia-smi.txt" || echo "nvidia-smi failed"
 
 echo "== GPU tests (tag gpu)"
-"$java" "${opts[@]}" -jar "$console" execute --class-path "$kit/test-classes:$cp" --select-package io.moestream.cuda \
+# launches synchronous, so a device fault is reported by the op (and test) that caused it
+CUDA_LAUNCH_BLOCKING=1 "$java" "${opts[@]}" -jar "$console" execute --class-path "$kit/test-classes:$cp" --select-package io.moestream.cuda \
   --include-tag gpu --details tree 2>&1 | tee "$out/gpu-tests.log"
 [[ ${PIPESTATUS[0]} -eq 0 ]] || { echo "GPU TESTS FAILED"; status=1; }
 
