@@ -1,12 +1,13 @@
-// MoE routing and combine (io.moestream.runtime.backend.RouterSpec). route: one block per token,
-// thread 0 runs the same serial steps as the CPU reference (the work is tiny next to the products):
-// gating, bias for selection only, group limit by top-2 sums, top-k (ties to the lower id),
-// weights, renormalisation, scale.
+// MoE routing and combine, the steps of io.moestream.runtime.moe.Router under its RoutingConfig.
+// route: one block per token; thread 0 runs the same serial steps as the CPU router (the work is
+// tiny next to the products): gating (softmax with the sum in double and one multiply by its
+// inverse, or sigmoid), bias for selection only, group limit by top-2 sums (in double), top-k
+// (ties and NaN to the lower id, as the CPU's strict >), weights, renormalisation (sum in double,
+// at least 2^-14), scale.
 #include "common.cuh"
 
 #define GATING_SOFTMAX 0
 #define GATING_SIGMOID 1
-#define GATING_SOFTMAX_AFTER_TOPK 2
 
 // shared memory: 2 * experts floats + experts ints
 extern "C" __global__ void route(const float* __restrict__ logits, const float* __restrict__ bias, int* __restrict__ ids,
@@ -27,16 +28,17 @@ extern "C" __global__ void route(const float* __restrict__ logits, const float* 
     if (gating == GATING_SOFTMAX) {
         float mx = -INFINITY;
         for (int e = 0; e < experts; e++) mx = fmaxf(mx, p[e]);
-        float sum = 0.f;
+        double sum = 0.0;
         for (int e = 0; e < experts; e++) {
-            p[e] = expf(p[e] - mx);
+            p[e] = expf(__fsub_rn(p[e], mx));
             sum += p[e];
         }
-        for (int e = 0; e < experts; e++) p[e] /= sum;
-    } else if (gating == GATING_SIGMOID) {
-        for (int e = 0; e < experts; e++) p[e] = 1.f / (1.f + expf(-p[e]));
+        float inv = (float) (1.0 / sum);
+        for (int e = 0; e < experts; e++) p[e] = __fmul_rn(p[e], inv);
+    } else {
+        for (int e = 0; e < experts; e++) p[e] = __fdiv_rn(1.f, __fadd_rn(1.f, expf(-p[e])));
     }
-    for (int e = 0; e < experts; e++) sel[e] = bias ? p[e] + bias[e] : p[e];
+    for (int e = 0; e < experts; e++) sel[e] = bias ? __fadd_rn(p[e], bias[e]) : p[e];
     if (groups > 1) {
         int per = experts / groups;
         // taken[] doubles as the kept-group marks here, cleared afterwards
@@ -54,7 +56,7 @@ extern "C" __global__ void route(const float* __restrict__ logits, const float* 
                         b2 = sel[e];
                     }
                 }
-                float score = per == 1 ? b1 : b1 + b2;
+                float score = (float) ((double) b1 + (double) b2);
                 if (best < 0 || score > bestScore) {
                     best = g;
                     bestScore = score;
@@ -72,43 +74,36 @@ extern "C" __global__ void route(const float* __restrict__ logits, const float* 
     int* out_ids = ids + (size_t) t * k;
     float* out_w = weights + (size_t) t * k;
     for (int j = 0; j < k; j++) {
+        // k <= experts, so some expert is always free: best is never -1
         int best = -1;
         for (int e = 0; e < experts; e++) {
-            if (!taken[e] && sel[e] != -INFINITY && (best < 0 || sel[e] > sel[best])) best = e;
+            if (!taken[e] && (best < 0 || sel[e] > sel[best])) best = e;
         }
         taken[best] = 1;
         out_ids[j] = best;
-    }
-    if (gating == GATING_SOFTMAX_AFTER_TOPK) {
-        float mx = -INFINITY;
-        for (int j = 0; j < k; j++) mx = fmaxf(mx, p[out_ids[j]]);
-        float sum = 0.f;
-        for (int j = 0; j < k; j++) {
-            out_w[j] = expf(p[out_ids[j]] - mx);
-            sum += out_w[j];
-        }
-        for (int j = 0; j < k; j++) out_w[j] /= sum;
-    } else {
-        for (int j = 0; j < k; j++) out_w[j] = p[out_ids[j]];
+        out_w[j] = p[best];
     }
     if (normalize) {
-        float sum = 0.f;
-        for (int j = 0; j < k; j++) sum += out_w[j];
-        sum = fmaxf(sum, 6.103515625e-5f);
-        for (int j = 0; j < k; j++) out_w[j] /= sum;
+        double total = 0.0;
+        for (int j = 0; j < k; j++) total += out_w[j];
+        float sum = fmaxf((float) total, 6.103515625e-5f);
+        for (int j = 0; j < k; j++) out_w[j] = __fdiv_rn(out_w[j], sum);
     }
-    if (scale != 0.f && scale != 1.f) {
-        for (int j = 0; j < k; j++) out_w[j] *= scale;
+    if (scale != 1.f) {
+        for (int j = 0; j < k; j++) out_w[j] = __fmul_rn(out_w[j], scale);
     }
 }
 
-// out[t] = sum_j weights[t][j] * expert_out[t * k + j], j in order. One block per token.
+// out[t] = sum_j weights[t][j] * expert_out[t * k + j], j in order, each product rounded before
+// its add (no fma), as the CPU's weighted rows and chain of adds. One block per token.
 extern "C" __global__ void combine(const float* __restrict__ expert_out, const float* __restrict__ weights,
                                    float* __restrict__ out, int dim, int k) {
     int t = blockIdx.x;
     for (int i = threadIdx.x; i < dim; i += blockDim.x) {
-        float acc = 0.f;
-        for (int j = 0; j < k; j++) acc += weights[(size_t) t * k + j] * expert_out[((size_t) t * k + j) * dim + i];
+        float acc = __fmul_rn(expert_out[(size_t) t * k * dim + i], weights[(size_t) t * k]);
+        for (int j = 1; j < k; j++) {
+            acc = __fadd_rn(acc, __fmul_rn(expert_out[((size_t) t * k + j) * dim + i], weights[(size_t) t * k + j]));
+        }
         out[(size_t) t * dim + i] = acc;
     }
 }

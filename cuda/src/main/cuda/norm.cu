@@ -2,7 +2,7 @@
 // out = x / sqrt(mean(x^2) + eps) * w. One block per group; out may alias x.
 #include "common.cuh"
 
-extern "C" __global__ void rmsnorm(const float* __restrict__ x, const float* __restrict__ w, float* out,
+extern "C" __global__ void rmsnorm(const float* x, const float* __restrict__ w, float* out,
                                    int group, float eps) {
     __shared__ float partial[32];
     const float* xg = x + (size_t) blockIdx.x * group;

@@ -14,15 +14,14 @@ import io.moestream.runtime.backend.AttentionBatch;
 import io.moestream.runtime.backend.Backend;
 import io.moestream.runtime.backend.KvLayout;
 import io.moestream.runtime.backend.KvPool;
-import io.moestream.runtime.backend.Op;
 import io.moestream.runtime.backend.RopeSpec;
-import io.moestream.runtime.backend.RouterSpec;
 import io.moestream.runtime.backend.Tensor;
 import io.moestream.runtime.backend.WeightHandle;
 import io.moestream.runtime.gguf.GgmlType;
 import io.moestream.runtime.gguf.GgufTensor;
 import io.moestream.runtime.kv.KvCodec;
 import io.moestream.runtime.model.ModelConfig;
+import io.moestream.runtime.moe.RoutingConfig;
 
 import java.util.ArrayList;
 import java.util.List;
@@ -44,7 +43,6 @@ public final class CudaBackend implements Backend {
     private final CudaDevice device;
     private final CUstream stream = new CUstream();
     private final List<CudaWeight> acquired = new ArrayList<>();
-    private Thread boundThread;
 
     // grow-only scratch
     private final Scratch xq = new Scratch();        // int8 quantized activation rows
@@ -63,14 +61,6 @@ public final class CudaBackend implements Backend {
     @Override
     public String name() {
         return "cuda:" + device.index + " (" + device.description + ")";
-    }
-
-    @Override
-    public boolean supports(Op op, GgmlType weightType) {
-        return weightType == null || switch (weightType) {
-            case F32, F16, BF16, Q8_0, Q4_0 -> true;
-            default -> false;
-        };
     }
 
     /** Every codec; int4 needs an even group size (one thread writes both nibbles of a code byte). */
@@ -106,12 +96,13 @@ public final class CudaBackend implements Backend {
         CUdeviceptr ptr = new CUdeviceptr();
         cuMemAlloc(ptr, Math.max(4, bytes));
         cuMemsetD8(ptr, (byte) 0, Math.max(4, bytes));
-        return new CudaTensor(dtype, rows, cols, ptr, true);
+        return new CudaTensor(dtype, rows, cols, ptr, device);
     }
 
     @Override
     public void write(Tensor t, float[] src) {
         CudaTensor c = tensor(t, Tensor.DType.F32);
+        checkLength(c, src.length);
         bind();
         cuMemcpyHtoD(c.ptr, Pointer.to(src), c.bytes());
     }
@@ -119,6 +110,7 @@ public final class CudaBackend implements Backend {
     @Override
     public void write(Tensor t, int[] src) {
         CudaTensor c = tensor(t, Tensor.DType.I32);
+        checkLength(c, src.length);
         bind();
         cuMemcpyHtoD(c.ptr, Pointer.to(src), c.bytes());
     }
@@ -126,6 +118,7 @@ public final class CudaBackend implements Backend {
     @Override
     public void read(Tensor t, float[] dst) {
         CudaTensor c = tensor(t, Tensor.DType.F32);
+        checkLength(c, dst.length);
         synchronize();
         cuMemcpyDtoH(Pointer.to(dst), c.ptr, c.bytes());
     }
@@ -133,6 +126,7 @@ public final class CudaBackend implements Backend {
     @Override
     public void read(Tensor t, int[] dst) {
         CudaTensor c = tensor(t, Tensor.DType.I32);
+        checkLength(c, dst.length);
         synchronize();
         cuMemcpyDtoH(Pointer.to(dst), c.ptr, c.bytes());
     }
@@ -148,10 +142,15 @@ public final class CudaBackend implements Backend {
         CUdeviceptr sealed = new CUdeviceptr();
         CUdeviceptr open = new CUdeviceptr();
         cuMemAlloc(sealed, sealedBytes);
-        cuMemsetD8(sealed, (byte) 0, sealedBytes);
-        cuMemAlloc(open, openBytes);
+        try {
+            cuMemsetD8(sealed, (byte) 0, sealedBytes);
+            cuMemAlloc(open, openBytes);
+        } catch (RuntimeException e) {
+            cuMemFree(sealed);
+            throw e;
+        }
         cuMemsetD8(open, (byte) 0, openBytes);
-        return new CudaKvPool(layout, blocks, openBlocks, sealed, open);
+        return new CudaKvPool(device, layout, blocks, openBlocks, sealed, open);
     }
 
     @Override
@@ -202,6 +201,9 @@ public final class CudaBackend implements Backend {
         CudaTensor ids = tensor(tokens, Tensor.DType.I32);
         CudaTensor o = tensor(out, Tensor.DType.F32);
         String kernel = "embed_" + suffix(w.type);
+        if (ids.rows == 0) {
+            return;
+        }
         if (w.scales == null) {
             launch(kernel, ids.rows, 1, 1, LaunchGeometry.ROW_THREADS, 0,
                     ptr(w.data), ptr(ids.ptr), ptr(o.ptr), i(w.cols));
@@ -433,16 +435,29 @@ public final class CudaBackend implements Backend {
     }
 
     @Override
-    public void route(Tensor logits, WeightHandle bias, RouterSpec spec, Tensor ids, Tensor weights) {
+    public void route(Tensor logits, WeightHandle bias, RoutingConfig routing, Tensor ids, Tensor weights) {
         CudaTensor lg = tensor(logits, Tensor.DType.F32);
         if (lg.rows == 0) {
             return;
         }
-        CUdeviceptr biasPtr = bias == null ? new CUdeviceptr() : weight(bias).data; // null pointer when absent
+        CUdeviceptr biasPtr = new CUdeviceptr(); // null pointer when absent
+        if (bias != null) {
+            CudaWeight b = weight(bias);
+            if (b.type != GgmlType.F32 || b.rows != 1 || b.cols != routing.experts()) {
+                throw new IllegalArgumentException("selection bias " + b.name + " must be an F32 vector of " + routing.experts());
+            }
+            biasPtr = b.data;
+        }
+        int gating = switch (routing.gating()) {
+            case SOFTMAX -> 0;
+            case SIGMOID -> 1;
+        };
+        int groups = routing.grouped() ? routing.groups() : 1;
+        int groupsUsed = routing.grouped() ? routing.groupsUsed() : 1;
         // one block (one warp) per token: (logits, bias, ids, weights, experts, k, gating, normalize, scale, groups, groupsUsed)
-        launch("route", lg.rows, 1, 1, LaunchGeometry.WARP, LaunchGeometry.routeSharedBytes(spec.experts()), ptr(lg.ptr), ptr(biasPtr),
-                ptr(tensor(ids, Tensor.DType.I32).ptr), ptr(tensor(weights, Tensor.DType.F32).ptr), i(spec.experts()), i(spec.k()),
-                i(spec.gating().ordinal()), i(spec.normalize() ? 1 : 0), f(spec.scale()), i(spec.groups()), i(spec.groupsUsed()));
+        launch("route", lg.rows, 1, 1, LaunchGeometry.WARP, LaunchGeometry.routeSharedBytes(routing.experts()), ptr(lg.ptr),
+                ptr(biasPtr), ptr(tensor(ids, Tensor.DType.I32).ptr), ptr(tensor(weights, Tensor.DType.F32).ptr), i(routing.experts()),
+                i(routing.topK()), i(gating), i(routing.normalize() ? 1 : 0), f(routing.scale()), i(groups), i(groupsUsed));
     }
 
     @Override
@@ -490,13 +505,12 @@ public final class CudaBackend implements Backend {
 
     // ---- helpers -----------------------------------------------------------------------------
 
-    /** Makes the device context current when the calling thread changed. */
+    /**
+     * Makes this backend's device context current; always, since another backend on the same thread
+     * may have switched it (a context switch costs well under a microsecond).
+     */
     private void bind() {
-        Thread t = Thread.currentThread();
-        if (t != boundThread) {
-            device.makeCurrent();
-            boundThread = t;
-        }
+        device.makeCurrent();
     }
 
     private void launch(String kernel, int gx, int gy, int gz, int block, int sharedBytes, Pointer... args) {
@@ -547,6 +561,13 @@ public final class CudaBackend implements Backend {
         };
     }
 
+    /** A host array must hold the whole tensor: the copies move {@code rows * cols} elements. */
+    private static void checkLength(CudaTensor c, int length) {
+        if (length < (long) c.rows * c.cols) {
+            throw new IllegalArgumentException("array of " + length + " for a tensor of " + c.rows + " x " + c.cols);
+        }
+    }
+
     private static void checkProduct(CudaWeight w, CudaTensor in, CudaTensor o) {
         if (in.cols != w.cols || o.cols != w.rows) {
             throw new IllegalArgumentException(w.name + " is (" + w.rows + ", " + w.cols + "); x has " + in.cols + " cols and out " + o.cols);
@@ -587,12 +608,13 @@ public final class CudaBackend implements Backend {
     }
 
     /** A device buffer that only grows. */
-    private static final class Scratch {
+    private final class Scratch {
         CUdeviceptr ptr;
         long bytes;
 
         void ensure(long needed) {
             if (needed > bytes) {
+                bind();
                 free();
                 long size = Math.max(needed, 2 * bytes);
                 ptr = new CUdeviceptr();

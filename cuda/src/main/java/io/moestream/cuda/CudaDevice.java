@@ -107,6 +107,14 @@ final class CudaDevice {
             w = new CudaWeight(key, index, t.name(), t.type(), rows, cols, experts, ptr, p.scalesOffset(), bytes);
             weights.put(key, w);
             residentBytes += bytes;
+        } else {
+            long[] ne = t.ne();
+            boolean same = w.type == t.type() && w.cols == ne[0] && w.rows == (ne.length >= 2 ? ne[1] : 1)
+                    && w.experts == (ne.length == 3 ? ne[2] : 1);
+            if (!same) {
+                throw new IllegalArgumentException("weight key " + key + " is resident as " + w.type + " " + w.rows + "x" + w.cols
+                        + " but was uploaded again as " + t.type() + " " + java.util.Arrays.toString(ne));
+            }
         }
         w.references++;
         return w;

@@ -16,7 +16,10 @@ final class CudaKvPool implements KvPool {
     final CUdeviceptr open;
     private boolean closed;
 
-    CudaKvPool(KvLayout layout, int blocks, int openBlocks, CUdeviceptr sealed, CUdeviceptr open) {
+    private final CudaDevice device;
+
+    CudaKvPool(CudaDevice device, KvLayout layout, int blocks, int openBlocks, CUdeviceptr sealed, CUdeviceptr open) {
+        this.device = device;
         this.layout = layout;
         this.blocks = blocks;
         this.openBlocks = openBlocks;
@@ -43,6 +46,7 @@ final class CudaKvPool implements KvPool {
     public void close() {
         if (!closed) {
             closed = true;
+            device.makeCurrent();
             JCudaDriver.cuMemFree(sealed);
             JCudaDriver.cuMemFree(open);
         }

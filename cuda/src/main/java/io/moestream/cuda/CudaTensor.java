@@ -12,10 +12,11 @@ final class CudaTensor implements Tensor {
     final int rows;
     final int cols;
     final CUdeviceptr ptr;
-    private final boolean owner;
+    /** The device of an owning tensor (its context is made current to free it); null for views. */
+    private final CudaDevice owner;
     private boolean closed;
 
-    CudaTensor(DType dtype, int rows, int cols, CUdeviceptr ptr, boolean owner) {
+    CudaTensor(DType dtype, int rows, int cols, CUdeviceptr ptr, CudaDevice owner) {
         this.dtype = dtype;
         this.rows = rows;
         this.cols = cols;
@@ -47,13 +48,14 @@ final class CudaTensor implements Tensor {
         if (n < 0 || n > rows) {
             throw new IllegalArgumentException("view of " + n + " rows of a tensor with " + rows);
         }
-        return new CudaTensor(dtype, n, cols, ptr, false);
+        return new CudaTensor(dtype, n, cols, ptr, null);
     }
 
     @Override
     public void close() {
-        if (owner && !closed) {
+        if (owner != null && !closed) {
             closed = true;
+            owner.makeCurrent();
             JCudaDriver.cuMemFree(ptr);
         }
     }

@@ -223,8 +223,7 @@ public final class JobOptions {
                             "Where the inference operator runs its steps: auto (a GPU backend when one is installed and can run on"
                                     + " the slot's GPU, else the CPU engine, with one INFO line saying why), cpu (the CPU engine), cuda"
                                     + " (the CUDA backend on the GPU Flink assigned the slot; the job fails saying why when it cannot"
-                                    + " run; needs the moestream-cuda jar on the class path; not yet verified on hardware) or cpu-spi"
-                                    + " (the GPU code path on the CPU backend, for tests).");
+                                    + " run; needs the moestream-cuda jar on the class path; not yet verified on hardware).");
 
     public static final ConfigOption<String> STATE_BACKEND =
             ConfigOptions.key("moestream.state.backend")

@@ -43,6 +43,21 @@ public final class Fixtures {
         }
     }
 
+    /**
+     * The full llama.cpp oracle ({@code ../shared/oracle} beside the repository: {@code models/*.gguf}
+     * and {@code golden/*.json}), or null when this checkout has none.
+     */
+    public static Path sharedOracle() {
+        Path module = Path.of("").toAbsolutePath();
+        for (Path root = module; root != null; root = root.getParent()) {
+            Path oracle = root.resolveSibling("shared").resolve("oracle");
+            if (Files.isDirectory(root.resolve(".git")) || Files.isRegularFile(root.resolve(".git"))) {
+                return Files.isDirectory(oracle.resolve("models")) ? oracle : null;
+            }
+        }
+        return null;
+    }
+
     /** The GGUF file of an oracle model stem. */
     public static Path model(String stem) {
         return resource("/oracle/" + stem + ".gguf");

@@ -23,8 +23,7 @@ import java.util.Objects;
  * @param modelName             name written into outputs; {@code null} = the model's {@code general.name}
  * @param kvState               how contexts are kept in keyed state (codec, blocks, pruning, TTL, tenant cap)
  * @param backend               where steps run: {@code auto} (a GPU backend when one can run here, else the
- *                              CPU engine), {@code cpu}, {@code cuda}, or {@code cpu-spi} (the GPU path on
- *                              the CPU backend, for tests); see {@link RunnerSelection}
+ *                              CPU engine), {@code cpu} or {@code cuda}; see {@link RunnerSelection}
  */
 public record InferenceConfig(
         String modelPath,
@@ -60,7 +59,7 @@ public record InferenceConfig(
         Objects.requireNonNull(modelPath, "modelPath");
         Objects.requireNonNull(kvState, "kvState");
         if (backend == null || backend.isBlank()) {
-            throw new IllegalArgumentException("backend must be auto, cpu, cuda or cpu-spi, got '" + backend + "'");
+            throw new IllegalArgumentException("backend must be auto, cpu or cuda, got '" + backend + "'");
         }
         if (maxSequences < 1) {
             throw new IllegalArgumentException("maxSequences must be >= 1, got " + maxSequences);

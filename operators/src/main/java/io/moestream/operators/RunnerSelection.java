@@ -3,13 +3,13 @@ package io.moestream.operators;
 import io.moestream.runtime.backend.Backend;
 import io.moestream.runtime.backend.BackendForward;
 import io.moestream.runtime.backend.Backends;
-import io.moestream.runtime.backend.cpu.CpuBackend;
 import io.moestream.runtime.model.Engine;
 import io.moestream.runtime.model.Model;
 import java.util.ArrayList;
 import java.util.Collection;
 import java.util.List;
 import java.util.Locale;
+import java.util.Optional;
 import org.apache.flink.api.common.externalresource.ExternalResourceInfo;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -24,31 +24,23 @@ import org.slf4j.LoggerFactory;
  *       one INFO line saying why; also the CPU engine when the GPU backend cannot hold the model;</li>
  *   <li>{@code cuda} (or another installed provider): that backend on the slot's GPU, through
  *       {@link BackendStepRunner}; a {@code BackendUnavailableException} saying why it cannot run
- *       fails the job;</li>
- *   <li>{@code cpu-spi}: {@link BackendStepRunner} over the CPU backend: the GPU code path (KV pool,
- *       write-back to keyed state) on any machine, for tests and diagnosis; slower than {@code cpu}.</li>
+ *       fails the job.</li>
  * </ul>
  */
 final class RunnerSelection {
 
     private static final Logger LOG = LoggerFactory.getLogger(RunnerSelection.class);
 
-    /** {@code moestream.backend} value that runs the backend path on the CPU backend. */
-    static final String CPU_SPI = "cpu-spi";
-
     private RunnerSelection() {}
 
     /** The runner for {@code choice} on GPU {@code device} (0 when Flink assigned none). */
     static StepRunner open(String choice, int device, Model model, InferenceConfig config) {
         String want = choice.trim().toLowerCase(Locale.ROOT);
-        if (want.equals("cpu")) {
+        Optional<Backend> selected = Backends.select(want, device);
+        if (selected.isEmpty()) { // cpu, or auto found no GPU backend (and said why)
             return StepRunner.batched(new Engine(model));
         }
-        Backend backend = want.equals(CPU_SPI) ? new CpuBackend() : Backends.select(want, device);
-        if (backend instanceof CpuBackend && !want.equals(CPU_SPI)) {
-            backend.close(); // auto found no GPU backend (and said why): the CPU engine is faster than the SPI on a CPU
-            return StepRunner.batched(new Engine(model));
-        }
+        Backend backend = selected.get();
         BackendStepRunner runner;
         try {
             runner = new BackendStepRunner(model, backend, options(model, config));

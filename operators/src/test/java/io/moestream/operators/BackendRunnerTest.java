@@ -11,8 +11,10 @@ import static io.moestream.operators.TestRecords.part;
 import static io.moestream.operators.TestRecords.turn;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import io.moestream.runtime.backend.BackendUnavailableException;
+import io.moestream.runtime.backend.Backends;
 import io.moestream.schemas.ContextReady;
 import io.moestream.schemas.Document;
 import io.moestream.schemas.Generation;
@@ -40,12 +42,25 @@ import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 
 /**
- * The operator's backend path ({@link BackendStepRunner}, KV in the backend's pool, written back to
- * keyed state) on the CPU backend ({@code moestream.backend=cpu-spi}) against the CPU engine: the same
- * greedy answers for a document and a two-turn conversation, across a snapshot and restore (also
- * from one path to the other), with the default int8 blocks; and the backend choice itself.
+ * The operator's backend path ({@link BackendStepRunner}, KV in the GPU's pool, written back to
+ * keyed state; {@code moestream.backend=cuda}, skipped without a GPU) against the CPU engine: the
+ * same greedy answers for a document and a two-turn conversation, across a snapshot and restore
+ * (also from one path to the other), with the default int8 blocks; and the backend choice itself.
  */
 class BackendRunnerTest {
+
+    private static final String GPU = "cuda";
+
+    /** Why the cuda backend cannot run here, or null when it can. */
+    private static String noGpu() {
+        return Backends.providers().stream().filter(p -> p.name().equals(GPU)).findFirst()
+                .map(p -> p.unavailableReason(0)).orElse("the cuda backend (moestream-cuda) is not on the class path");
+    }
+
+    private static void assumeGpu() {
+        String why = noGpu();
+        assumeTrue(why == null, () -> "needs a GPU: " + why);
+    }
 
     private static final String DOC = ("The Apache License grants a copyright license to reproduce the Work, to prepare"
             + " derivative works, to publicly display and perform, and to distribute the Work. ").repeat(2);
@@ -121,9 +136,10 @@ class BackendRunnerTest {
 
     @Test
     void theBackendPathAnswersAsTheEngineAndStoresTheSameContexts() throws Exception {
+        assumeGpu();
         Run engine = run("cpu", null);
         harness.close();
-        Run backend = run(RunnerSelection.CPU_SPI, null);
+        Run backend = run(GPU, null);
         assertThat(operator(harness).stepRunner()).isInstanceOf(BackendStepRunner.class);
         assertThat(((BackendStepRunner) operator(harness).stepRunner()).engineChunks()).as("chunks that fell back to the engine").isZero();
         assertThat(engine.errors()).isEmpty();
@@ -139,14 +155,15 @@ class BackendRunnerTest {
 
     @Test
     void aContextRestoredFromASnapshotAnswersWithTheSameText() throws Exception {
+        assumeGpu();
         Run uninterrupted = run("cpu", null);
         harness.close();
         // written by the backend path, restored into it, and into the engine (and the other way round)
-        Run backendToBackend = run(RunnerSelection.CPU_SPI, RunnerSelection.CPU_SPI);
+        Run backendToBackend = run(GPU, GPU);
         harness.close();
-        Run backendToEngine = run(RunnerSelection.CPU_SPI, "cpu");
+        Run backendToEngine = run(GPU, "cpu");
         harness.close();
-        Run engineToBackend = run("cpu", RunnerSelection.CPU_SPI);
+        Run engineToBackend = run("cpu", GPU);
         for (Run r : List.of(backendToBackend, backendToEngine, engineToBackend)) {
             assertThat(r.errors()).isEmpty();
             assertThat(r.tokens()).isEqualTo(uninterrupted.tokens());
@@ -157,13 +174,14 @@ class BackendRunnerTest {
 
     @Test
     void aContextStoredWithAnotherCodecRunsOnTheEngineInTheSameStep() throws Exception {
+        assumeGpu();
         KvStateConfig f32 = KvStateConfig.defaults().withCodec("f32");
         harness = open(Reference.config().withKvState(f32).withBackend("cpu"));
         harness.processElement1(new StreamRecord<>(part("acme", "doc", 0, true, DOC)));
         OperatorSubtaskState snapshot = harness.snapshot(1L, 10L);
         harness.close();
         // restored where the pool holds int8 blocks: the f32 document cannot go there, a new conversation can
-        harness = harness(Reference.config().withBackend(RunnerSelection.CPU_SPI));
+        harness = harness(Reference.config().withBackend(GPU));
         harness.initializeState(snapshot);
         harness.open();
         harness.processElement2(new StreamRecord<>(askDocument("acme", "q", "doc", " Which license is it?", 6)));
@@ -184,6 +202,7 @@ class BackendRunnerTest {
 
     @Test
     void forcedCudaWithoutAGpuFailsTheJobSayingWhy() throws Exception {
+        assumeTrue(noGpu() != null, "a GPU is present");
         harness = harness(Reference.config().withBackend("cuda"));
         assertThatThrownBy(() -> harness.open())
                 .satisfies(e -> assertThat(rootOfType(e, BackendUnavailableException.class)).isNotNull()
@@ -193,6 +212,7 @@ class BackendRunnerTest {
 
     @Test
     void autoWithoutAGpuBackendRunsTheEngineWithOneInfoLine() throws Exception {
+        assumeTrue(noGpu() != null, "a GPU is present");
         List<String> lines = new ArrayList<>();
         AbstractAppender capture = new AbstractAppender("capture", null, null, true, Property.EMPTY_ARRAY) {
             @Override
@@ -215,7 +235,7 @@ class BackendRunnerTest {
         }
         assertThat(operator(harness).stepRunner()).isInstanceOf(StepRunner.BatchedStepRunner.class);
         assertThat(lines).hasSize(1);
-        assertThat(lines.get(0)).contains("backend=auto: using the CPU backend");
+        assertThat(lines.get(0)).contains("backend=auto: using the CPU engine");
     }
 
     @Test

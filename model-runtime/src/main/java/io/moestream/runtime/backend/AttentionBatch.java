@@ -1,7 +1,7 @@
 package io.moestream.runtime.backend;
 
 /**
- * Where each query row of an {@link Op#ATTENTION} call reads its keys and values: row r belongs to
+ * Where each query row of an {@link Backend#attention} call reads its keys and values: row r belongs to
  * sequence {@code rowSeq[r]} and sees its positions {@code 0..rowLen[r]-1} (causal). With
  * {@code p = rowLen[r] - 1}, the positions of the blocks before p's block are read from sealed blocks
  * (sequence s's logical block i is sealed block {@code blockTables[s][i]}), the positions of p's own

@@ -1,14 +1,14 @@
 package io.moestream.runtime.backend;
 
-import io.moestream.runtime.gguf.GgmlType;
 import io.moestream.runtime.gguf.GgufTensor;
 import io.moestream.runtime.kv.KvCodec;
+import io.moestream.runtime.moe.RoutingConfig;
 
 /**
- * A compute backend in the spirit of ggml-backend: it owns resident weights ({@link WeightHandle}),
- * activation tensors ({@link Tensor}) and paged KV blocks ({@link KvPool}), and runs a small op set
- * on them. The forward pass ({@link BackendForward}) is written once against this interface; the
- * CPU backend is the reference the others are tested against.
+ * A device backend (a GPU) in the spirit of ggml-backend: it owns resident weights
+ * ({@link WeightHandle}), activation tensors ({@link Tensor}) and paged KV blocks ({@link KvPool}),
+ * and runs the tensor ops that {@link DeviceOps} maps the forward pass's ops to. Its results are
+ * checked against the CPU engine, the exact path.
  *
  * <p>Ops are enqueued in call order and may run asynchronously; {@link #read} waits for everything
  * before it. Unless stated, an op's output must not alias its inputs. One backend instance is used
@@ -24,10 +24,7 @@ public interface Backend extends AutoCloseable {
     /** Short name for logs, e.g. {@code cpu} or {@code cuda:0 (NVIDIA H200)}. */
     String name();
 
-    /** Whether {@code op} runs with weights of {@code weightType} ({@code null} for ops without weights). */
-    boolean supports(Op op, GgmlType weightType);
-
-    /** Whether {@link Op#KV_SEAL} and {@link Op#ATTENTION} handle sealed blocks stored with {@code codec}. */
+    /** Whether {@link #kvSeal} and {@link #attention} handle sealed blocks stored with {@code codec}. */
     boolean supports(KvCodec codec);
 
     // ---- memory ------------------------------------------------------------------------------
@@ -118,10 +115,11 @@ public interface Backend extends AutoCloseable {
     void addGated(Tensor acc, Tensor d, Tensor gate);
 
     /**
-     * Routing of each row of router logits (n, experts) per {@code spec}: chosen expert ids I32 (n, k)
-     * in descending score order and their weights F32 (n, k). {@code bias} (1, experts) or null.
+     * Routing of each row of router logits (n, experts) as {@link io.moestream.runtime.moe.Router}
+     * does under {@code routing}: chosen expert ids I32 (n, k) in descending score order and their
+     * weights F32 (n, k). {@code bias} (1, experts) or null.
      */
-    void route(Tensor logits, WeightHandle bias, RouterSpec spec, Tensor ids, Tensor weights);
+    void route(Tensor logits, WeightHandle bias, RoutingConfig routing, Tensor ids, Tensor weights);
 
     /**
      * Expert products grouped by expert: assignment a = t * k + j uses expert {@code ids[t][j]} of the

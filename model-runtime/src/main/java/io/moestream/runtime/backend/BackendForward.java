@@ -1,6 +1,7 @@
 package io.moestream.runtime.backend;
 
 import io.moestream.runtime.gguf.GgufFormatException;
+import io.moestream.runtime.graph.Forward;
 import io.moestream.runtime.kv.KvCodec;
 import io.moestream.runtime.model.Model;
 import io.moestream.runtime.model.ModelConfig;
@@ -13,11 +14,10 @@ import java.util.Map;
 import java.util.function.IntFunction;
 
 /**
- * The forward pass of every architecture the CPU {@code Engine} runs (llama / Mixtral, qwen3moe,
- * qwen2moe, bailingmoe2: {@link ModelConfig} says which parts apply) written once against the
- * {@link Backend} SPI: one {@link #step} runs a batch that mixes prefill chunks and decode tokens of
- * several sequences, with their KV in a paged pool on the backend. Each sequence owns a
- * {@link BlockTable}; rows of the batch are the tokens of all chunks, in order.
+ * Runs the model's forward pass ({@link Forward}, the same as the CPU engine's) on a device
+ * {@link Backend} ({@link DeviceOps}): one {@link #step} runs a batch that mixes prefill chunks and
+ * decode tokens of several sequences, with their KV in a paged pool on the device. Each sequence
+ * owns a {@link BlockTable}; rows of the batch are the tokens of all chunks, in order.
  *
  * <p>KV as in the engine's {@code PagedKvCache}: a block's positions are written as float32 into an
  * open block; in each layer, every block that the pass fills is compressed into a sealed block
@@ -99,14 +99,13 @@ public final class BackendForward implements AutoCloseable {
 
     private final Backend backend;
     private final ModelConfig c;
-    private final ResidentWeights w;
     private final Options options;
     private final KvPool pool;
     private final BlockAllocator sealedBlocks;
     private final BlockAllocator openBlocks;
-    private final RopeSpec rope;
-    private final RouterSpec router;
     private final int tableWidth;
+    private final DeviceOps ops;
+    private final Forward forward;
 
     // step metadata, I32, capacity maxRows
     private final Tensor tokenIds;  // (rows, 1)
@@ -118,28 +117,6 @@ public final class BackendForward implements AutoCloseable {
     private final Tensor rowOpen;   // (rows, 1) open block of the row's own block
     private final Tensor tables;    // (rows, tableWidth) sealed blocks of each chunk's sequence
     private final Tensor lastRows;  // (rows, 1) last row of each finishing chunk
-    // activations, capacity maxRows (llama2.c names)
-    private final Tensor x;      // (rows, dim) residual stream
-    private final Tensor xb;     // (rows, dim) normalised input of a sub-layer
-    private final Tensor xb2;    // (rows, dim) sub-layer output
-    private final Tensor q;      // (rows, heads * headDim)
-    private final Tensor k;      // (rows, kvDim)
-    private final Tensor v;      // (rows, kvDim)
-    private final Tensor att;    // (rows, heads * headDim) attention output
-    private final Tensor hb;     // (rows, ffnDim) dense gate activations; null without dense layers
-    private final Tensor hb2;    // (rows, ffnDim) dense up activations
-    private final Tensor eb;     // (rows * used, expertDim) expert gate activations, per assignment
-    private final Tensor eb2;    // (rows * used, expertDim) expert up activations
-    private final Tensor down;   // (rows * used, dim) expert outputs
-    private final Tensor sb;     // (rows, sharedExpertDim) shared expert gate activations
-    private final Tensor sb2;    // (rows, sharedExpertDim) shared expert up activations
-    private final Tensor shared; // (rows, dim) shared expert output
-    private final Tensor sharedGate;    // (rows, 1) shared expert gate logits
-    private final Tensor routerLogits;  // (rows, experts)
-    private final Tensor expertIds;     // (rows, used) I32
-    private final Tensor expertWeights; // (rows, used)
-    private final Tensor xLast;  // (rows, dim) residual of the finishing rows
-    private final Tensor logits; // (rows, vocab)
 
     public BackendForward(Model model, Backend backend, Options options) throws GgufFormatException {
         this.backend = backend;
@@ -149,20 +126,13 @@ public final class BackendForward implements AutoCloseable {
             throw new IllegalArgumentException("backend " + backend.name() + " cannot attend over " + options.codec() + " KV blocks");
         }
         KvLayout layout = new KvLayout(c.layers(), c.kvHeads(), c.headDim(), options.blockTokens(), options.codec());
-        this.w = ResidentWeights.upload(backend, model.gguf(), c);
+        DeviceWeights weights = DeviceWeights.upload(backend, model.gguf(), c);
         this.pool = backend.allocateKv(layout, options.kvBlocks(), options.openBlocks());
         this.sealedBlocks = new BlockAllocator(options.kvBlocks());
         this.openBlocks = new BlockAllocator(options.openBlocks(), "open ");
-        this.rope = RopeSpec.of(c);
-        this.router = c.isMoe() ? RouterSpec.of(c.routing()) : null;
         this.tableWidth = (c.contextLength() + options.blockTokens() - 1) / options.blockTokens();
-
         int n = options.maxRows();
-        int used = c.isMoe() ? c.expertsUsed() : 1;
-        boolean dense = !c.isMoe() || c.leadingDenseLayers() > 0;
-        boolean sharedExpert = c.sharedExpertDim() > 0;
         Tensor.DType i32 = Tensor.DType.I32;
-        Tensor.DType f32 = Tensor.DType.F32;
         tokenIds = backend.allocate(i32, n, 1);
         positions = backend.allocate(i32, n, 1);
         slots = backend.allocate(i32, n, 1);
@@ -172,27 +142,8 @@ public final class BackendForward implements AutoCloseable {
         rowOpen = backend.allocate(i32, n, 1);
         tables = backend.allocate(i32, n, tableWidth);
         lastRows = backend.allocate(i32, n, 1);
-        x = backend.allocate(f32, n, c.dim());
-        xb = backend.allocate(f32, n, c.dim());
-        xb2 = backend.allocate(f32, n, c.dim());
-        q = backend.allocate(f32, n, c.qDim());
-        k = backend.allocate(f32, n, c.kvDim());
-        v = backend.allocate(f32, n, c.kvDim());
-        att = backend.allocate(f32, n, c.qDim());
-        hb = dense ? backend.allocate(f32, n, c.ffnDim()) : null;
-        hb2 = dense ? backend.allocate(f32, n, c.ffnDim()) : null;
-        eb = c.isMoe() ? backend.allocate(f32, n * used, c.expertDim()) : null;
-        eb2 = c.isMoe() ? backend.allocate(f32, n * used, c.expertDim()) : null;
-        down = c.isMoe() ? backend.allocate(f32, n * used, c.dim()) : null;
-        sb = sharedExpert ? backend.allocate(f32, n, c.sharedExpertDim()) : null;
-        sb2 = sharedExpert ? backend.allocate(f32, n, c.sharedExpertDim()) : null;
-        shared = sharedExpert ? backend.allocate(f32, n, c.dim()) : null;
-        sharedGate = c.sharedExpertGate() ? backend.allocate(f32, n, 1) : null;
-        routerLogits = c.isMoe() ? backend.allocate(f32, n, c.experts()) : null;
-        expertIds = c.isMoe() ? backend.allocate(i32, n, used) : null;
-        expertWeights = c.isMoe() ? backend.allocate(f32, n, used) : null;
-        xLast = backend.allocate(f32, n, c.dim());
-        logits = backend.allocate(f32, n, c.vocabSize());
+        this.ops = new DeviceOps(backend, c, weights, pool, n);
+        this.forward = Forward.of(c, ops);
     }
 
     public Backend backend() {
@@ -406,13 +357,13 @@ public final class BackendForward implements AutoCloseable {
                 finishing.add(r - 1);
             }
         }
+        int m = finishing.size();
         Tensor tokensN = tokenIds.rows(n);
-        Tensor posN = positions.rows(n);
-        Tensor slotsN = slots.rows(n);
         Tensor sealsN = sealCount == 0 ? null : seals.rows(sealCount);
+        Tensor lastN = m == 0 ? null : lastRows.rows(m);
         backend.write(tokensN, hTokens);
-        backend.write(posN, hPos);
-        backend.write(slotsN, hSlots);
+        backend.write(positions.rows(n), hPos);
+        backend.write(slots.rows(n), hSlots);
         if (sealsN != null) {
             backend.write(sealsN, Arrays.copyOf(hSeals, 2 * sealCount));
         }
@@ -420,31 +371,19 @@ public final class BackendForward implements AutoCloseable {
         backend.write(rowLen.rows(n), hRowLen);
         backend.write(rowOpen.rows(n), hRowOpen);
         backend.write(tables.rows(pass.size()), hTables);
-        AttentionBatch batch = new AttentionBatch(rowSeq.rows(n), rowLen.rows(n), tables.rows(pass.size()), rowOpen.rows(n), maxLen);
-
-        Tensor xN = x.rows(n);
-        backend.embed(w.tokenEmbedding, tokensN, xN);
-        for (int l = 0; l < c.layers(); l++) {
-            layer(l, n, posN, slotsN, sealsN, batch);
+        if (lastN != null) {
+            backend.write(lastN, finishing.stream().mapToInt(Integer::intValue).toArray());
         }
+        AttentionBatch batch = new AttentionBatch(rowSeq.rows(n), rowLen.rows(n), tables.rows(pass.size()), rowOpen.rows(n), maxLen);
+        ops.begin(new DeviceOps.Pass(n, tokensN, positions.rows(n), slots.rows(n), sealsN, batch, lastN));
+        forward.run();
         for (Piece piece : pass) {
             BlockTable table = piece.table();
             table.advance(table.length() + piece.count, openBlocks);
         }
 
         float[][] out = new float[pass.size()][];
-        int m = finishing.size();
-        if (m == 0) {
-            return out;
-        }
-        int[] hLast = finishing.stream().mapToInt(Integer::intValue).toArray();
-        Tensor lastN = lastRows.rows(m);
-        backend.write(lastN, hLast);
-        backend.gather(xN, lastN, xLast.rows(m));
-        backend.rmsnorm(xLast.rows(m), w.outputNorm, c.rmsEps(), xb.rows(m));
-        backend.matmul(w.output, xb.rows(m), logits.rows(m));
-        float[] all = new float[m * c.vocabSize()];
-        backend.read(logits.rows(m), all);
+        float[] all = ops.logitsOut();
         int f = 0;
         for (int p = 0; p < pass.size(); p++) {
             if (pass.get(p).finishes()) {
@@ -455,107 +394,12 @@ public final class BackendForward implements AutoCloseable {
         return out;
     }
 
-    /** One transformer block over the pass's n rows, updating the residual stream x in place. */
-    private void layer(int l, int n, Tensor posN, Tensor slotsN, Tensor sealsN, AttentionBatch batch) {
-        ResidentWeights.Layer layer = w.layers[l];
-        Tensor xN = x.rows(n);
-        Tensor xbN = xb.rows(n);
-        Tensor xb2N = xb2.rows(n);
-        Tensor qN = q.rows(n);
-        Tensor kN = k.rows(n);
-        Tensor vN = v.rows(n);
-        Tensor attN = att.rows(n);
-
-        // attention rmsnorm
-        backend.rmsnorm(xN, layer.attnNorm, c.rmsEps(), xbN);
-
-        // qkv matmuls (a fused attn_qkv is uploaded as its q, k and v rows), biases
-        backend.matmul(layer.wq, xbN, qN);
-        backend.matmul(layer.wk, xbN, kN);
-        backend.matmul(layer.wv, xbN, vN);
-        addBias(qN, layer.bq);
-        addBias(kN, layer.bk);
-        addBias(vN, layer.bv);
-
-        // per-head QK norm (qwen3moe, bailingmoe2), then RoPE (NORM or NEOX, partial when ropeDims < headDim)
-        if (c.qkNorm()) {
-            backend.rmsnorm(qN, layer.qNorm, c.rmsEps(), qN);
-            backend.rmsnorm(kN, layer.kNorm, c.rmsEps(), kN);
-        }
-        backend.rope(qN, posN, rope);
-        backend.rope(kN, posN, rope);
-
-        // remember these positions' keys and values, compress the blocks they fill, attend over the paged cache
-        backend.kvStore(pool, l, kN, vN, slotsN);
-        if (sealsN != null) {
-            backend.kvSeal(pool, l, sealsN);
-        }
-        backend.attention(qN, pool, l, batch, attN);
-
-        // output projection and residual
-        backend.matmul(layer.wo, attN, xb2N);
-        addBias(xb2N, layer.bo);
-        backend.add(xN, xb2N);
-
-        // ffn rmsnorm, dense SwiGLU or mixture of experts (+ shared expert), residual
-        backend.rmsnorm(xN, layer.ffnNorm, c.rmsEps(), xbN);
-        if (c.isMoeLayer(l)) {
-            moe(layer, n);
-        } else {
-            backend.matmul(layer.w1, xbN, hb.rows(n));
-            backend.matmul(layer.w3, xbN, hb2.rows(n));
-            backend.swiglu(hb.rows(n), hb2.rows(n), hb.rows(n));
-            backend.matmul(layer.w2, hb.rows(n), xb2N);
-        }
-        backend.add(xN, xb2N);
-    }
-
-    /**
-     * Mixture of experts over the pass's rows (route -> dispatch -> experts -> combine) into xb2; the
-     * shared expert (optionally scaled by a per-row sigmoid gate) is added on top.
-     */
-    private void moe(ResidentWeights.Layer layer, int n) {
-        Tensor xbN = xb.rows(n);
-        Tensor xb2N = xb2.rows(n);
-        int a = n * c.expertsUsed();
-        Tensor idsN = expertIds.rows(n);
-        Tensor weightsN = expertWeights.rows(n);
-        backend.matmul(layer.router, xbN, routerLogits.rows(n));
-        backend.route(routerLogits.rows(n), layer.selectionBias, router, idsN, weightsN);
-        backend.expertMatmul(layer.expertW1, xbN, idsN, eb.rows(a));
-        backend.expertMatmul(layer.expertW3, xbN, idsN, eb2.rows(a));
-        backend.swiglu(eb.rows(a), eb2.rows(a), eb.rows(a));
-        backend.expertMatmul(layer.expertW2, eb.rows(a), idsN, down.rows(a));
-        backend.combine(down.rows(a), weightsN, xb2N);
-        if (layer.sharedW1 != null) {
-            backend.matmul(layer.sharedW1, xbN, sb.rows(n));
-            backend.matmul(layer.sharedW3, xbN, sb2.rows(n));
-            backend.swiglu(sb.rows(n), sb2.rows(n), sb.rows(n));
-            backend.matmul(layer.sharedW2, sb.rows(n), shared.rows(n));
-            if (layer.sharedGate != null) {
-                backend.matmul(layer.sharedGate, xbN, sharedGate.rows(n));
-                backend.addGated(xb2N, shared.rows(n), sharedGate.rows(n));
-            } else {
-                backend.add(xb2N, shared.rows(n));
-            }
-        }
-    }
-
-    private void addBias(Tensor t, WeightHandle bias) {
-        if (bias != null) {
-            backend.addBias(t, bias);
-        }
-    }
-
     @Override
     public void close() {
-        for (Tensor t : new Tensor[] {tokenIds, positions, slots, seals, rowSeq, rowLen, rowOpen, tables, lastRows, x, xb, xb2, q,
-                k, v, att, hb, hb2, eb, eb2, down, sb, sb2, shared, sharedGate, routerLogits, expertIds, expertWeights, xLast,
-                logits}) {
-            if (t != null) {
-                t.close();
-            }
+        for (Tensor t : new Tensor[] {tokenIds, positions, slots, seals, rowSeq, rowLen, rowOpen, tables, lastRows}) {
+            t.close();
         }
+        ops.close();
         pool.close();
     }
 }

@@ -1,23 +1,22 @@
 package io.moestream.runtime.backend;
 
-import io.moestream.runtime.backend.cpu.CpuBackend;
-
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
 import java.util.Locale;
+import java.util.Optional;
 import java.util.ServiceLoader;
 
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * Chooses the backend for {@code backend=auto|cpu|<name>}:
+ * Chooses the device backend for {@code backend=auto|cpu|<name>}; empty means the CPU engine:
  * <ul>
- *   <li>{@code cpu}: the CPU backend.</li>
+ *   <li>{@code cpu}: the CPU engine.</li>
  *   <li>{@code <name>} (e.g. {@code cuda}): that provider on {@code deviceIndex}, or a
  *       {@link BackendUnavailableException} saying why it cannot run.</li>
- *   <li>{@code auto}: the available provider with the highest priority; otherwise the CPU backend, with
+ *   <li>{@code auto}: the available provider with the highest priority; otherwise the CPU engine, with
  *       one INFO line naming the reason (each installed provider's, or that none is installed).</li>
  * </ul>
  */
@@ -27,16 +26,16 @@ public final class Backends {
 
     private Backends() {}
 
-    /** Backend for {@code choice} on {@code deviceIndex} (the GPU Flink assigned the slot; 0 when none). */
-    public static Backend select(String choice, int deviceIndex) {
+    /** Device backend for {@code choice} on {@code deviceIndex} (the GPU Flink assigned the slot; 0 when none); empty: the CPU engine. */
+    public static Optional<Backend> select(String choice, int deviceIndex) {
         return select(choice, deviceIndex, providers());
     }
 
     /** As {@link #select(String, int)} with an explicit provider list (tests). */
-    public static Backend select(String choice, int deviceIndex, List<BackendProvider> providers) {
+    public static Optional<Backend> select(String choice, int deviceIndex, List<BackendProvider> providers) {
         String want = choice == null ? "auto" : choice.trim().toLowerCase(Locale.ROOT);
         if (want.equals("cpu")) {
-            return new CpuBackend();
+            return Optional.empty();
         }
         if (!want.equals("auto")) {
             for (BackendProvider p : providers) {
@@ -45,7 +44,7 @@ public final class Backends {
                     if (reason != null) {
                         throw new BackendUnavailableException("backend=" + want + " cannot run on device " + deviceIndex + ": " + reason);
                     }
-                    return p.open(deviceIndex);
+                    return Optional.of(p.open(deviceIndex));
                 }
             }
             List<String> names = new ArrayList<>(List.of("auto", "cpu"));
@@ -57,15 +56,12 @@ public final class Backends {
         sorted.sort(Comparator.comparingInt(BackendProvider::priority).reversed());
         List<String> reasons = new ArrayList<>();
         for (BackendProvider p : sorted) {
-            if (p.name().equals("cpu")) {
-                continue;
-            }
             String reason = p.unavailableReason(deviceIndex);
             if (reason == null) {
                 try {
                     Backend b = p.open(deviceIndex);
                     LOG.info("backend=auto: using {}", b.name());
-                    return b;
+                    return Optional.of(b);
                 } catch (BackendUnavailableException e) {
                     reason = e.getMessage();
                 }
@@ -73,12 +69,12 @@ public final class Backends {
             reasons.add(p.name() + ": " + reason);
         }
         if (reasons.isEmpty()) {
-            LOG.info("backend=auto: using the CPU backend (no GPU backend is installed; the cuda backend needs the"
+            LOG.info("backend=auto: using the CPU engine (no GPU backend is installed; the cuda backend needs the"
                     + " moestream-cuda jar on the class path)");
         } else {
-            LOG.info("backend=auto: using the CPU backend ({})", String.join("; ", reasons));
+            LOG.info("backend=auto: using the CPU engine ({})", String.join("; ", reasons));
         }
-        return new CpuBackend();
+        return Optional.empty();
     }
 
     /** Providers on the class path. */

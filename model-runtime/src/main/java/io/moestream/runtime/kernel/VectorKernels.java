@@ -657,7 +657,7 @@ final class VectorKernels extends Kernels {
                 FloatVector nn = z.sub(r);
                 if (nn.abs().compare(VectorOperators.LE, 125f).allTrue()) { // false for NaN
                     // the expf steps of swiglu below, written out again: a helper returning a
-                    // vector is not inlined by C2 and boxes (2-5x slower, session 4)
+                    // vector is not inlined by C2 and boxes (2-5x slower)
                     FloatVector neg = nn.neg();
                     FloatVector bb = neg.fma(FloatVector.broadcast(F, 0x1.7f7d1cp-20f), neg.fma(FloatVector.broadcast(F, 0x1.62e4p-1f), x));
                     FloatVector sq = bb.mul(bb);

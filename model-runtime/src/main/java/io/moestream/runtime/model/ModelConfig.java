@@ -1,13 +1,14 @@
 package io.moestream.runtime.model;
 
+import io.moestream.runtime.arch.Architecture;
 import io.moestream.runtime.gguf.GgufFile;
 import io.moestream.runtime.gguf.GgufFormatException;
 import io.moestream.runtime.moe.RoutingConfig;
 
 /**
  * Hyper-parameters of a decoder-only transformer, read from GGUF metadata. Per-architecture
- * differences are values here (rope type, QK norm, fused QKV, shared expert, routing), not code
- * paths in the forward pass; {@link #from} holds the per-architecture rules.
+ * differences are values here (rope type, QK norm, fused QKV, shared expert, routing), read by the
+ * file's {@link Architecture}, which also wires the layers from them.
  *
  * @param architecture       {@code general.architecture}
  * @param contextLength      most positions a sequence may hold
@@ -60,30 +61,6 @@ public record ModelConfig(
         NORM,
         /** llama.cpp NEOX: pairs (x[i], x[i + d/2]), d = rotated dimensions. */
         NEOX
-    }
-
-    /** The architectures this runtime runs; {@link #from} reads each one's keys. */
-    enum Architecture {
-        LLAMA("llama"),
-        QWEN3MOE("qwen3moe"),
-        QWEN2MOE("qwen2moe"),
-        BAILINGMOE2("bailingmoe2");
-
-        final String ggufName;
-
-        Architecture(String ggufName) {
-            this.ggufName = ggufName;
-        }
-
-        static Architecture of(String name, String file) throws GgufFormatException {
-            for (Architecture a : values()) {
-                if (a.ggufName.equals(name)) {
-                    return a;
-                }
-            }
-            throw new GgufFormatException(file + ": unsupported architecture '" + name
-                    + "' (supported: llama, qwen3moe, qwen2moe, bailingmoe2)");
-        }
     }
 
     public ModelConfig {
@@ -147,105 +124,165 @@ public record ModelConfig(
     }
 
     /**
-     * Reads the configuration with the rules of the file's architecture; names the missing key or
-     * the unsupported architecture. Group-limited routing is read for every architecture
-     * ({@code expert_group_count} &gt; 1), as llama.cpp does.
+     * Reads the configuration: the keys every architecture has, then the file's
+     * {@link Architecture}'s own; names the missing key or the unsupported architecture.
+     * Group-limited routing is read for every architecture ({@code expert_group_count} &gt; 1), as
+     * llama.cpp does.
      */
     public static ModelConfig from(GgufFile gguf) throws GgufFormatException {
         String file = gguf.path().getFileName().toString();
         String archName = gguf.getString("general.architecture");
-        Architecture arch = Architecture.of(archName, file);
-        String p = archName + ".";
-        int dim = gguf.getInt(p + "embedding_length");
-        int blocks = gguf.getInt(p + "block_count");
-        int heads = gguf.getInt(p + "attention.head_count");
-        int kvHeads = gguf.getInt(p + "attention.head_count_kv", heads);
-        int headDim = gguf.getInt(p + "attention.key_length", heads > 0 ? dim / heads : 0);
-        int ffn = gguf.getInt(p + "feed_forward_length", 0);
-        int experts = gguf.getInt(p + "expert_count", 0);
-        int used = experts == 0 ? 0 : gguf.getInt(p + "expert_used_count");
-        int vocab = gguf.has(p + "vocab_size") ? gguf.getInt(p + "vocab_size")
-                : gguf.getStringArray("tokenizer.ggml.tokens").size();
-        int groups = gguf.getInt(p + "expert_group_count", 0);
-        int groupsUsed = gguf.getInt(p + "expert_group_used_count", 0);
-
-        // per-architecture rules (llama.cpp llama_model::load_hparams / load_tensors)
-        RopeType rope = RopeType.NEOX;
-        boolean qkNorm = false;
-        boolean fusedQkv = false;
-        int leadingDense = 0;
-        int nextn = 0;
-        int expertDim = 0;
-        int sharedDim = 0;
-        boolean sharedGate = false;
-        RoutingConfig.Gating gating = RoutingConfig.Gating.SOFTMAX;
-        boolean normalize = true;
-        float scale = 1f;
-        switch (arch) {
-            case LLAMA -> {
-                rope = RopeType.NORM;
-                expertDim = experts == 0 ? 0 : gguf.getInt(p + "expert_feed_forward_length", ffn);
-            }
-            case QWEN3MOE -> {
-                qkNorm = true;
-                expertDim = experts == 0 ? 0 : gguf.getInt(p + "expert_feed_forward_length", used > 0 ? ffn / used : 0);
-            }
-            case QWEN2MOE -> {
-                normalize = false;
-                expertDim = experts == 0 ? 0 : gguf.getInt(p + "expert_feed_forward_length", used > 0 ? ffn / used : 0);
-                sharedDim = experts == 0 ? 0 : gguf.getInt(p + "expert_shared_feed_forward_length", ffn);
-                sharedGate = true;
-            }
-            case BAILINGMOE2 -> {
-                qkNorm = true;
-                fusedQkv = true;
-                leadingDense = gguf.getInt(p + "leading_dense_block_count");
-                nextn = gguf.getInt(p + "nextn_predict_layers", 0);
-                expertDim = gguf.getInt(p + "expert_feed_forward_length");
-                sharedDim = gguf.getInt(p + "expert_shared_feed_forward_length", expertDim) * gguf.getInt(p + "expert_shared_count");
-                try {
-                    gating = RoutingConfig.Gating.ofCode(gguf.getInt(p + "expert_gating_func"));
-                } catch (IllegalArgumentException e) {
-                    throw new GgufFormatException(file + ": " + e.getMessage());
-                }
-                normalize = gguf.getBoolean(p + "expert_weights_norm", false);
-                scale = (float) gguf.getDouble(p + "expert_weights_scale");
-                if (experts == 0) {
-                    throw new GgufFormatException(file + ": missing required key '" + p + "expert_count'");
-                }
-            }
-        }
-        if (nextn < 0 || nextn >= blocks) {
-            throw new GgufFormatException(file + ": " + p + "nextn_predict_layers " + nextn + " must be in 0.." + (blocks - 1));
-        }
+        Architecture arch;
         try {
-            // llama.cpp skips the scale when it is 0 or 1
-            RoutingConfig routing = experts == 0 ? null
-                    : new RoutingConfig(gating, experts, used, normalize, scale == 0f ? 1f : scale, groups, groupsUsed);
-            return new ModelConfig(
-                    archName,
-                    gguf.getInt(p + "context_length"),
-                    dim,
-                    blocks - nextn,
-                    heads,
-                    kvHeads,
-                    headDim,
-                    ffn,
-                    expertDim,
-                    vocab,
-                    (float) gguf.getDouble(p + "rope.freq_base", 10000.0),
-                    gguf.getInt(p + "rope.dimension_count", headDim),
-                    rope,
-                    (float) gguf.getDouble(p + "attention.layer_norm_rms_epsilon"),
-                    qkNorm,
-                    fusedQkv,
-                    leadingDense,
-                    nextn,
-                    sharedDim,
-                    sharedGate,
-                    routing);
+            arch = Architecture.of(archName);
         } catch (IllegalArgumentException e) {
             throw new GgufFormatException(file + ": " + e.getMessage());
+        }
+        String p = archName + ".";
+        int heads = gguf.getInt(p + "attention.head_count");
+        int dim = gguf.getInt(p + "embedding_length");
+        int experts = gguf.getInt(p + "expert_count", 0);
+        Builder b = new Builder(archName, file);
+        b.dim = dim;
+        b.blocks = gguf.getInt(p + "block_count");
+        b.heads = heads;
+        b.kvHeads = gguf.getInt(p + "attention.head_count_kv", heads);
+        b.headDim = gguf.getInt(p + "attention.key_length", heads > 0 ? dim / heads : 0);
+        b.ffnDim = gguf.getInt(p + "feed_forward_length", 0);
+        b.experts = experts;
+        b.expertsUsed = experts == 0 ? 0 : gguf.getInt(p + "expert_used_count");
+        b.vocabSize = gguf.has(p + "vocab_size") ? gguf.getInt(p + "vocab_size")
+                : gguf.getStringArray("tokenizer.ggml.tokens").size();
+        b.groups = gguf.getInt(p + "expert_group_count", 0);
+        b.groupsUsed = gguf.getInt(p + "expert_group_used_count", 0);
+        arch.configure(gguf, b);
+        b.contextLength = gguf.getInt(p + "context_length");
+        b.ropeBase = (float) gguf.getDouble(p + "rope.freq_base", 10000.0);
+        b.ropeDims = gguf.getInt(p + "rope.dimension_count", b.headDim);
+        b.rmsEps = (float) gguf.getDouble(p + "attention.layer_norm_rms_epsilon");
+        return b.build();
+    }
+
+    /**
+     * The values {@link #from} reads: the common keys, then an {@link Architecture}'s own
+     * ({@link Architecture#configure} sets those through the setters).
+     */
+    public static final class Builder {
+        private final String architecture;
+        private final String file;
+        private int contextLength;
+        private int dim;
+        private int blocks;
+        private int heads;
+        private int kvHeads;
+        private int headDim;
+        private int ffnDim;
+        private int experts;
+        private int expertsUsed;
+        private int vocabSize;
+        private int groups;
+        private int groupsUsed;
+        private float ropeBase;
+        private int ropeDims;
+        private float rmsEps;
+        private RopeType ropeType = RopeType.NEOX;
+        private boolean qkNorm;
+        private boolean fusedQkv;
+        private int leadingDenseLayers;
+        private int nextnLayers;
+        private int expertDim;
+        private int sharedExpertDim;
+        private boolean sharedExpertGate;
+        private RoutingConfig.Gating gating = RoutingConfig.Gating.SOFTMAX;
+        private boolean normalizeWeights = true;
+        private float weightsScale = 1f;
+
+        private Builder(String architecture, String file) {
+            this.architecture = architecture;
+            this.file = file;
+        }
+
+        /** The key prefix, {@code <architecture>.}. */
+        public String prefix() {
+            return architecture + ".";
+        }
+
+        /** The file name, for messages. */
+        public String file() {
+            return file;
+        }
+
+        public int ffnDim() {
+            return ffnDim;
+        }
+
+        public int experts() {
+            return experts;
+        }
+
+        public int expertsUsed() {
+            return expertsUsed;
+        }
+
+        public void ropeType(RopeType v) {
+            ropeType = v;
+        }
+
+        public void qkNorm(boolean v) {
+            qkNorm = v;
+        }
+
+        public void fusedQkv(boolean v) {
+            fusedQkv = v;
+        }
+
+        public void leadingDenseLayers(int v) {
+            leadingDenseLayers = v;
+        }
+
+        public void nextnLayers(int v) {
+            nextnLayers = v;
+        }
+
+        public void expertDim(int v) {
+            expertDim = v;
+        }
+
+        public void sharedExpertDim(int v) {
+            sharedExpertDim = v;
+        }
+
+        public void sharedExpertGate(boolean v) {
+            sharedExpertGate = v;
+        }
+
+        public void gating(RoutingConfig.Gating v) {
+            gating = v;
+        }
+
+        public void normalizeWeights(boolean v) {
+            normalizeWeights = v;
+        }
+
+        /** {@code expert_weights_scale}; llama.cpp skips a scale of 0 or 1. */
+        public void weightsScale(float v) {
+            weightsScale = v == 0f ? 1f : v;
+        }
+
+        ModelConfig build() throws GgufFormatException {
+            String p = prefix();
+            if (nextnLayers < 0 || nextnLayers >= blocks) {
+                throw new GgufFormatException(file + ": " + p + "nextn_predict_layers " + nextnLayers + " must be in 0.." + (blocks - 1));
+            }
+            try {
+                RoutingConfig routing = experts == 0 ? null
+                        : new RoutingConfig(gating, experts, expertsUsed, normalizeWeights, weightsScale, groups, groupsUsed);
+                return new ModelConfig(architecture, contextLength, dim, blocks - nextnLayers, heads, kvHeads, headDim, ffnDim,
+                        expertDim, vocabSize, ropeBase, ropeDims, ropeType, rmsEps, qkNorm, fusedQkv, leadingDenseLayers,
+                        nextnLayers, sharedExpertDim, sharedExpertGate, routing);
+            } catch (IllegalArgumentException e) {
+                throw new GgufFormatException(file + ": " + e.getMessage());
+            }
         }
     }
 }

@@ -55,7 +55,7 @@ class ArchitectureTest {
             assertThat(c.sharedExpertGate()).isTrue();
             assertThat(c.ropeType()).isEqualTo(ModelConfig.RopeType.NEOX);
             assertThat(c.qkNorm()).isFalse();
-            assertThat(m.weights().layers[0].bq).hasSize(128);
+            assertThat(m.weights().vector(io.moestream.runtime.graph.TensorRole.ATTN_Q_BIAS, 0)).hasSize(128);
         }
     }
 

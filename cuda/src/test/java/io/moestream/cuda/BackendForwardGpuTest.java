@@ -1,31 +1,67 @@
-package io.moestream.runtime.backend;
+package io.moestream.cuda;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
-import com.fasterxml.jackson.databind.JsonNode;
-import io.moestream.runtime.Fixtures;
-import io.moestream.runtime.backend.cpu.CpuBackend;
+import io.moestream.runtime.backend.BackendForward;
 import io.moestream.runtime.kv.KvCodec;
-import io.moestream.runtime.model.DefaultModel;
 import io.moestream.runtime.model.Engine;
 import io.moestream.runtime.model.KvCache;
 import io.moestream.runtime.model.Model;
 
 import java.io.IOException;
-import java.io.InputStream;
 import java.util.ArrayList;
 import java.util.List;
 
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
 /**
- * The SPI forward pass on the CPU backend against the CPU engine (every architecture, every KV codec,
- * blocks moved between the engine's cache and the backend's pool) and the llama.cpp goldens.
+ * The forward pass on the CUDA backend ({@link BackendForward}) against the CPU engine, on a machine
+ * with a GPU: every architecture, every KV codec, blocks moved between the engine's cache and the
+ * device pool, batched steps against single sequences.
  */
-class BackendForwardTest {
+@Tag("gpu")
+class BackendForwardGpuTest {
+
+    static final String TINY_LLAMA = "tiny-llama-f32";
+    static final String TINY_MIXTRAL = "tiny-mixtral-q8_0"; // the device kit carries the Q8_0 copy
+    static final String TINY_QWEN3MOE = "tiny-qwen3moe-f32";
+    static final String TINY_QWEN2MOE = "tiny-qwen2moe-f32";
+    static final String TINY_GROUPMOE = "tiny-groupmoe-f32";
+    static final String[] PROMPTS = {
+        "Once upon a time, there was a little robot who", "Permission is hereby granted, free of charge", "The quick brown fox"};
+
+    static CudaBackend cuda;
+
+    @BeforeAll
+    static void open() {
+        cuda = (CudaBackend) new CudaBackendProvider().open(Integer.getInteger("moestream.cuda.device", 0));
+    }
+
+    @AfterAll
+    static void close() {
+        if (cuda != null) {
+            cuda.close();
+        }
+    }
+
+    static Model load(String stem) throws IOException {
+        return Model.load(CudaBackendGpuTest.oracleDir().resolve(stem + ".gguf"));
+    }
+
+    static int[] prompt(Model model, int i) {
+        return model.tokenizer().encodePrompt(PROMPTS[i]);
+    }
+
+    /** A forward pass on the shared CUDA backend (closing it leaves the backend open). */
+    static BackendForward onGpu(Model model, BackendForward.Options o) throws IOException {
+        return new BackendForward(model, cuda, o);
+    }
 
     static int argmax(float[] v) {
         int best = 0;
@@ -48,7 +84,7 @@ class BackendForwardTest {
     }
 
     static void assertClose(float[] actual, float[] expected, String what) {
-        assertClose(actual, expected, 1e-4, what);
+        assertClose(actual, expected, 1e-2, what);
     }
 
     /** Every logit within {@code tolerance} (relative to its size, at least 1) and the same greedy token. */
@@ -63,7 +99,7 @@ class BackendForwardTest {
     /** Greedy decoding on the engine and the backend side by side, logits compared at every step. */
     static void decodeAlongside(Engine engine, KvCache cache, BackendForward f, BackendForward.Sequence s, float[] expected,
             float[] actual, int steps, String what) {
-        decodeAlongside(engine, cache, f, s, expected, actual, steps, 1e-4, what);
+        decodeAlongside(engine, cache, f, s, expected, actual, steps, 1e-2, what);
     }
 
     static void decodeAlongside(Engine engine, KvCache cache, BackendForward f, BackendForward.Sequence s, float[] expected,
@@ -96,14 +132,14 @@ class BackendForwardTest {
     }
 
     @ParameterizedTest
-    @ValueSource(strings = {Fixtures.TINY_MIXTRAL, Fixtures.TINY_LLAMA, Fixtures.TINY_QWEN3MOE, Fixtures.TINY_QWEN2MOE,
-        Fixtures.TINY_GROUPMOE})
+    @ValueSource(strings = {TINY_MIXTRAL, TINY_LLAMA, TINY_QWEN3MOE, TINY_QWEN2MOE,
+        TINY_GROUPMOE})
     void reproducesTheEngineLogitsAndGreedyTokensOfEveryArchitecture(String stem) throws IOException {
-        Model model = Model.load(Fixtures.model(stem));
-        int[] prompt = Fixtures.ints(Fixtures.golden(stem).get("prompts").get(0).get("token_ids"));
+        Model model = load(stem);
+        int[] prompt = prompt(model, 0);
         Engine engine = new Engine(model);
         KvCache cache = model.newCache();
-        try (BackendForward f = new BackendForward(model, new CpuBackend(), new BackendForward.Options(16, 64, 16, KvCodec.F32))) {
+        try (BackendForward f = onGpu(model, new BackendForward.Options(16, 64, 16, KvCodec.F32))) {
             BackendForward.Sequence s = f.newSequence();
             decodeAlongside(engine, cache, f, s, engine.forward(cache, prompt), f.forward(s, prompt), 12, stem);
         }
@@ -114,13 +150,13 @@ class BackendForwardTest {
     void compressedBlocksAttendAsTheEnginesCache(String codecName) throws IOException {
         KvCodec codec = KvCodec.parse(codecName);
         double tolerance = codec.kind() == KvCodec.Kind.INT4 ? 5e-3 : 1e-3;
-        for (String stem : new String[] {Fixtures.TINY_MIXTRAL, Fixtures.TINY_QWEN3MOE, Fixtures.TINY_GROUPMOE}) {
-            Model model = Model.load(Fixtures.model(stem));
+        for (String stem : new String[] {TINY_MIXTRAL, TINY_QWEN3MOE, TINY_GROUPMOE}) {
+            Model model = load(stem);
             // a 39-token prompt over blocks of 16: two blocks sealed within the prefill, more while decoding
-            int[] prompt = Fixtures.ints(Fixtures.golden(stem).get("prompts").get(0).get("token_ids"));
+            int[] prompt = prompt(model, 0);
             Engine engine = new Engine(model);
             KvCache cache = model.newCache(codec, 16);
-            try (BackendForward f = new BackendForward(model, new CpuBackend(), new BackendForward.Options(16, 64, 16, codec))) {
+            try (BackendForward f = onGpu(model, new BackendForward.Options(16, 64, 16, codec))) {
                 BackendForward.Sequence s = f.newSequence();
                 decodeAlongsideQuantized(engine, cache, f, s, engine.forward(cache, prompt), f.forward(s, prompt), 12, tolerance,
                         stem + " " + codec);
@@ -132,13 +168,13 @@ class BackendForwardTest {
     @ValueSource(strings = {"f32", "int8/16", "int4/16"})
     void engineCacheBlocksLoadIntoThePoolAndComeBackIdentical(String codecName) throws IOException {
         KvCodec codec = KvCodec.parse(codecName);
-        Model model = Model.load(Fixtures.model(Fixtures.TINY_MIXTRAL));
-        int[] prompt = Fixtures.ints(Fixtures.golden(Fixtures.TINY_MIXTRAL).get("prompts").get(1).get("token_ids"));
+        Model model = load(TINY_MIXTRAL);
+        int[] prompt = prompt(model, 1);
         Engine engine = new Engine(model);
         KvCache cache = model.newCache(codec, 16);
         engine.forward(cache, prompt);
         assertThat(cache.length() % 16).isNotZero();
-        try (BackendForward f = new BackendForward(model, new CpuBackend(), new BackendForward.Options(16, 64, 16, codec))) {
+        try (BackendForward f = onGpu(model, new BackendForward.Options(16, 64, 16, codec))) {
             f.newSequence();
             BackendForward.Sequence s = f.load(cache.length(), i -> cache.paged().backendBlock(i), cache.paged().backendTail());
             for (int i = 0; i < cache.length() / 16; i++) {
@@ -164,20 +200,19 @@ class BackendForwardTest {
     void batchedMixedStepsEqualSingleSequences(String codecAndBlock) throws IOException {
         KvCodec codec = KvCodec.parse(codecAndBlock.split(":")[0]);
         int blockTokens = Integer.parseInt(codecAndBlock.split(":")[1]);
-        Model model = Model.load(Fixtures.model(Fixtures.TINY_MIXTRAL));
-        JsonNode prompts = Fixtures.golden(Fixtures.TINY_MIXTRAL).get("prompts");
+        Model model = load(TINY_MIXTRAL);
         int seqs = 3;
         List<int[]> greedyAlone = new ArrayList<>();
         for (int i = 0; i < seqs; i++) {
-            try (BackendForward f = new BackendForward(model, new CpuBackend(), new BackendForward.Options(64, 64, blockTokens, codec))) {
-                greedyAlone.add(greedy(f, List.of(Fixtures.ints(prompts.get(i).get("token_ids"))), 6).get(0));
+            try (BackendForward f = onGpu(model, new BackendForward.Options(64, 64, blockTokens, codec))) {
+                greedyAlone.add(greedy(f, List.of(prompt(model, i)), 6).get(0));
             }
         }
         // a small pass size: prefill chunks are split across passes and blocks
-        try (BackendForward f = new BackendForward(model, new CpuBackend(), new BackendForward.Options(7, 64, blockTokens, codec))) {
+        try (BackendForward f = onGpu(model, new BackendForward.Options(7, 64, blockTokens, codec))) {
             List<int[]> ps = new ArrayList<>();
             for (int i = 0; i < seqs; i++) {
-                ps.add(Fixtures.ints(prompts.get(i).get("token_ids")));
+                ps.add(prompt(model, i));
             }
             List<int[]> together = greedy(f, ps, 6);
             for (int i = 0; i < seqs; i++) {
@@ -210,12 +245,12 @@ class BackendForwardTest {
 
     @Test
     void restoredBlocksContinueIdentically() throws IOException {
-        Model model = Model.load(Fixtures.model(Fixtures.TINY_MIXTRAL));
-        int[] prompt = Fixtures.ints(Fixtures.golden(Fixtures.TINY_MIXTRAL).get("prompts").get(1).get("token_ids"));
+        Model model = load(TINY_MIXTRAL);
+        int[] prompt = prompt(model, 1);
         for (KvCodec codec : new KvCodec[] {KvCodec.F32, KvCodec.F16, KvCodec.int8(8), KvCodec.int4(8)}) {
             BackendForward.Options o = new BackendForward.Options(16, 32, 8, codec);
-            try (BackendForward a = new BackendForward(model, new CpuBackend(), o);
-                 BackendForward b = new BackendForward(model, new CpuBackend(), o)) {
+            try (BackendForward a = onGpu(model, o);
+                 BackendForward b = onGpu(model, o)) {
                 BackendForward.Sequence sa = a.newSequence();
                 a.forward(sa, prompt);
                 // move the sequence's blocks to another pool (as keyed state would), at other physical ids
@@ -231,14 +266,14 @@ class BackendForwardTest {
 
     @Test
     void f16KvStaysCloseToF32() throws IOException {
-        Model model = Model.load(Fixtures.model(Fixtures.TINY_MIXTRAL));
-        int[] prompt = Fixtures.ints(Fixtures.golden(Fixtures.TINY_MIXTRAL).get("prompts").get(2).get("token_ids"));
+        Model model = load(TINY_MIXTRAL);
+        int[] prompt = prompt(model, 2);
         float[] f32;
         float[] f16;
-        try (BackendForward f = new BackendForward(model, new CpuBackend(), new BackendForward.Options(64, 16, 16, KvCodec.F32))) {
+        try (BackendForward f = onGpu(model, new BackendForward.Options(64, 16, 16, KvCodec.F32))) {
             f32 = f.forward(f.newSequence(), prompt);
         }
-        try (BackendForward f = new BackendForward(model, new CpuBackend(), new BackendForward.Options(64, 16, 16, KvCodec.F16))) {
+        try (BackendForward f = onGpu(model, new BackendForward.Options(64, 16, 16, KvCodec.F16))) {
             f16 = f.forward(f.newSequence(), prompt);
         }
         assertThat(maxRelDiff(f16, f32)).isLessThan(1e-2).isGreaterThan(0);
@@ -246,48 +281,9 @@ class BackendForwardTest {
     }
 
     @Test
-    void q8_0WithActivationQuantizationReproducesLlamaCppGreedy() throws IOException {
-        Model model = Model.load(DefaultModel.path());
-        JsonNode golden;
-        try (InputStream in = BackendForwardTest.class.getResourceAsStream("/oracle/trained-moe-q8_0.json")) {
-            golden = new com.fasterxml.jackson.databind.ObjectMapper().readTree(in);
-        }
-        int matched = 0;
-        int closePrompts = 0;
-        try (BackendForward f = new BackendForward(model, new CpuBackend(), BackendForward.Options.forSequences(model.config(), 1))) {
-            for (JsonNode p : golden.get("prompts")) {
-                int[] expected = Fixtures.ints(p.get("greedy_ids"));
-                BackendForward.Sequence s = f.newSequence();
-                float[] logits = f.forward(s, Fixtures.ints(p.get("token_ids")));
-                double md = 0;
-                for (JsonNode e : p.get("logits_top").get(0).get("top")) {
-                    md = Math.max(md, Math.abs(logits[e.get(0).asInt()] - e.get(1).asDouble()));
-                }
-                if (md < 1e-4) {
-                    closePrompts++;
-                }
-                for (int t = 0; t < expected.length; t++) {
-                    int token = argmax(logits);
-                    if (token != expected[t]) {
-                        break;
-                    }
-                    matched++;
-                    logits = f.forward(s, new int[] {token});
-                }
-                f.release(s);
-            }
-        }
-        // llama.cpp quantizes activations to Q8_0 before every Q8_0 product; emulating it gives its
-        // logits to ~1e-6 (measured: 4 of 5 prompts; the 15-token one differs by 0.13, an expert
-        // near-tie) and 154 of 160 greedy tokens (one prompt parts at token 26 on a 0.006 gap)
-        assertThat(closePrompts).as("prompts whose first logits match llama.cpp to 1e-4").isGreaterThanOrEqualTo(4);
-        assertThat(matched).as("greedy tokens equal to llama.cpp's before the first difference").isGreaterThanOrEqualTo(150);
-    }
-
-    @Test
     void rejectsOverlongAndDuplicateChunks() throws IOException {
-        Model model = Model.load(Fixtures.model(Fixtures.TINY_LLAMA));
-        try (BackendForward f = new BackendForward(model, new CpuBackend(), new BackendForward.Options(8, 4, 16, KvCodec.F32))) {
+        Model model = load(TINY_LLAMA);
+        try (BackendForward f = onGpu(model, new BackendForward.Options(8, 4, 16, KvCodec.F32))) {
             BackendForward.Sequence s = f.newSequence();
             assertThatThrownBy(() -> f.step(List.of(new BackendForward.Chunk(s, new int[] {1}), new BackendForward.Chunk(s, new int[] {2}))))
                     .hasMessageContaining("one chunk per sequence");

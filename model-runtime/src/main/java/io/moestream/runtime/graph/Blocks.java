@@ -1,0 +1,96 @@
+package io.moestream.runtime.graph;
+
+import static io.moestream.runtime.graph.Act.HB;
+import static io.moestream.runtime.graph.Act.HB2;
+import static io.moestream.runtime.graph.Act.K;
+import static io.moestream.runtime.graph.Act.Q;
+import static io.moestream.runtime.graph.Act.SHARED;
+import static io.moestream.runtime.graph.Act.V;
+import static io.moestream.runtime.graph.Act.X;
+import static io.moestream.runtime.graph.Act.XB;
+import static io.moestream.runtime.graph.Act.XB2;
+
+import io.moestream.runtime.model.ModelConfig;
+
+/**
+ * The building blocks architectures are wired from (llama.cpp's {@code build_norm},
+ * {@code build_attn}, {@code build_ffn}, {@code build_moe_ffn}), written once over {@link Ops}.
+ * Sub-layers read XB and write XB2; the residual stream is X.
+ */
+public final class Blocks {
+
+    /** Whether and how an MoE layer adds its shared expert. */
+    public enum SharedExpert {
+        NONE,
+        /** Added as is. */
+        PLAIN,
+        /** Scaled per token by sigmoid({@link TensorRole#FFN_GATE_INP_SHEXP} . x) first. */
+        GATED
+    }
+
+    private final ModelConfig c;
+    private final Ops ops;
+
+    public Blocks(ModelConfig c, Ops ops) {
+        this.c = c;
+        this.ops = ops;
+    }
+
+    public ModelConfig config() {
+        return c;
+    }
+
+    /** out = RMSNorm(in) * weight. */
+    public void norm(Act in, Act out, TensorRole weight, int l) {
+        ops.norm(in, out, weight, l);
+    }
+
+    /** X += d. */
+    public void residual(Act d) {
+        ops.add(X, d);
+    }
+
+    /** Q, K and V from XB (fused or not), plus their biases where the layer has them. */
+    public void qkv(int l) {
+        ops.qkv(XB, l);
+        ops.addBias(Q, TensorRole.ATTN_Q_BIAS, l);
+        ops.addBias(K, TensorRole.ATTN_K_BIAS, l);
+        ops.addBias(V, TensorRole.ATTN_V_BIAS, l);
+    }
+
+    /** RMSNorm of each query and key head (QK norm). */
+    public void qkNorm(int l) {
+        ops.headNorm(Q, c.heads(), TensorRole.ATTN_Q_NORM, l);
+        ops.headNorm(K, c.kvHeads(), TensorRole.ATTN_K_NORM, l);
+    }
+
+    /** RoPE on Q and K, the KV cache and attention over it, the output projection (plus its bias): XB2. */
+    public void attention(int l) {
+        ops.rope(Q, c.heads());
+        ops.rope(K, c.kvHeads());
+        ops.attention(l);
+        ops.matmul(TensorRole.ATTN_OUT, l, Act.ATT, XB2);
+        ops.addBias(XB2, TensorRole.ATTN_OUT_BIAS, l);
+    }
+
+    /** XB2 = down(silu(gate XB) * up XB). */
+    public void denseFfn(int l) {
+        ops.matmul(TensorRole.FFN_GATE, HB, TensorRole.FFN_UP, HB2, l, XB);
+        ops.swiglu(HB, HB2, c.ffnDim());
+        ops.matmul(TensorRole.FFN_DOWN, l, HB, XB2);
+    }
+
+    /**
+     * Mixture of experts (route, dispatch, experts, combine, with every routing variant of
+     * {@link io.moestream.runtime.moe.RoutingConfig}): XB2, plus the shared expert as {@code shared} says.
+     */
+    public void moeFfn(int l, SharedExpert shared) {
+        ops.route(l);
+        ops.experts(l, shared != SharedExpert.NONE);
+        if (shared == SharedExpert.GATED) {
+            ops.addGated(XB2, SHARED, TensorRole.FFN_GATE_INP_SHEXP, l);
+        } else if (shared == SharedExpert.PLAIN) {
+            ops.add(XB2, SHARED);
+        }
+    }
+}

@@ -1,0 +1,62 @@
+package io.moestream.runtime.graph;
+
+/**
+ * The operations a backend executes for the forward pass, each over all n tokens of one step (rows
+ * of the {@link Act} matrices), with weights named by {@link TensorRole} and layer. The CPU backend
+ * is llama.cpp's arithmetic op for op (docs/runtime.md); another backend gives the same results
+ * within its own rounding. A backend sets up a step (tokens, positions, KV caches) before
+ * {@link Forward#run} and reads the logits after it.
+ */
+public interface Ops {
+
+    /** X = the token embeddings of the step's tokens. */
+    void embed();
+
+    /** out = in / sqrt(mean(in^2) + eps) * weight, row by row; out may be in. */
+    void norm(Act in, Act out, TensorRole weight, int layer);
+
+    /** The same RMSNorm on each head of {@code heads} heads of x, in place (QK norm). */
+    void headNorm(Act x, int heads, TensorRole weight, int layer);
+
+    /** Q, K and V = projections of {@code in}: three matrices or one fused {@link TensorRole#ATTN_QKV}. */
+    void qkv(Act in, int layer);
+
+    /** out = W in, row by row. */
+    void matmul(TensorRole w, int layer, Act in, Act out);
+
+    /** out1 = W1 in and out2 = W2 in as one job (in is prepared once). */
+    void matmul(TensorRole w1, Act out1, TensorRole w2, Act out2, int layer, Act in);
+
+    /** x += bias for every row; nothing when the layer has no such bias. */
+    void addBias(Act x, TensorRole bias, int layer);
+
+    /** Rotates the first ropeDims dimensions of each of {@code heads} heads of x by each row's position. */
+    void rope(Act x, int heads);
+
+    /**
+     * Appends K and V of the step's tokens to their sequences' KV caches at {@code layer} and writes
+     * ATT = causal softmax attention of Q over each token's sequence (GQA, scale 1/sqrt(headDim)).
+     */
+    void attention(int layer);
+
+    /** gate = silu(gate) * up over the first {@code width} columns. */
+    void swiglu(Act gate, Act up, int width);
+
+    /** acc += d. */
+    void add(Act acc, Act d);
+
+    /** Picks each row's experts and weights from XB (router {@link TensorRole#FFN_GATE_INP}, the model's routing). */
+    void route(int layer);
+
+    /**
+     * XB2 = each row's routed experts' SwiGLU outputs of XB, weighted and summed in the router's order;
+     * with {@code shared}, also SHARED = the shared expert's SwiGLU output (one job with the experts').
+     */
+    void experts(int layer, boolean shared);
+
+    /** acc += sigmoid(gate . XB) * d per row, gate a one-row weight. */
+    void addGated(Act acc, Act d, TensorRole gate, int layer);
+
+    /** The output norm and head on the rows whose logits the step wants. */
+    void logits();
+}
