@@ -56,77 +56,95 @@ public final class KQuantBlocks {
         return (lo | hi << 4) - 32;
     }
 
-    /** Q6_K unsigned quant (0..63, offset 32 not removed) of value {@code v} (0..255) of the block at {@code o}. */
-    static int q6(byte[] r, int o, int v) {
-        int h = v >> 7;
-        int qq = (v >> 5) & 3;
-        int l = v & 31;
-        int ql = r[o + 64 * h + l + (qq & 1) * 32] & 0xFF;
-        int nib = qq < 2 ? ql & 0xF : ql >> 4;
-        int hb = ((r[o + 128 + 32 * h + l] & 0xFF) >> (2 * qq)) & 3;
-        return nib | hb << 4;
-    }
-
-    /** Q5_K unsigned quant (0..31) of value {@code v} of the block at {@code o}. */
-    static int q5k(byte[] r, int o, int v) {
-        int c = v >> 5;
-        int l = v & 31;
-        int b = r[o + 48 + 32 * (c >> 1) + l] & 0xFF;
-        int nib = (c & 1) == 0 ? b & 0xF : b >> 4;
-        return nib + 16 * (((r[o + 16 + l] & 0xFF) >> c) & 1);
-    }
-
-    /** Q4_K unsigned quant (0..15) of value {@code v} of the block at {@code o}. */
-    static int q4k(byte[] r, int o, int v) {
-        int c = v >> 5;
-        int b = r[o + 16 + 32 * (c >> 1) + (v & 31)] & 0xFF;
-        return (c & 1) == 0 ? b & 0xF : b >> 4;
-    }
-
-    /** Q3_K signed quant (-4..3) of value {@code v} of the block at {@code o}. */
-    static int q3k(byte[] r, int o, int v) {
-        int n = v >> 7;
-        int j = (v >> 5) & 3;
-        int l = v & 31;
-        int low = ((r[o + 32 + 32 * n + l] & 0xFF) >> (2 * j)) & 3;
-        boolean high = (((r[o + l] & 0xFF) >> (4 * n + j)) & 1) != 0;
-        return low - (high ? 0 : 4);
-    }
-
-    /** Q2_K unsigned quant (0..3) of value {@code v} of the block at {@code o}. */
-    static int q2k(byte[] r, int o, int v) {
-        int n = v >> 7;
-        int j = (v >> 5) & 3;
-        return ((r[o + 16 + 32 * n + (v & 31)] & 0xFF) >> (2 * j)) & 3;
-    }
-
-    /** Q5_0 signed quant (-16..15) of value {@code j} (0..31) of the block at {@code o}. */
-    static int q50(byte[] r, int o, int j) {
-        int h = (r[o + 2] & 0xFF) | (r[o + 3] & 0xFF) << 8 | (r[o + 4] & 0xFF) << 16 | (r[o + 5] & 0xFF) << 24;
-        int b = r[o + 6 + (j & 15)] & 0xFF;
-        int nib = j < 16 ? b & 0xF : b >> 4;
-        return (nib | ((h >>> j) & 1) << 4) - 16;
-    }
-
-    /** IQ4_NL / MXFP4 code of value {@code j} (0..31) of a block whose 16 quant bytes start at {@code qs}. */
-    static int nibble(byte[] r, int qs, int j) {
-        int b = r[qs + (j & 15)] & 0xFF;
-        return j < 16 ? b & 0xF : b >> 4;
+    /**
+     * Unpacks the quants of the block at byte {@code o} of {@code r} into {@code qw} (256 values for
+     * the K-quants, 32 otherwise): Q6_K 0..63 (offset 32 not removed), Q5_K 0..31, Q4_K 0..15,
+     * Q3_K -4..3, Q2_K 0..3, Q5_0 -16..15, IQ4_NL and MXFP4 their code book values.
+     */
+    static void unpack(GgmlType type, byte[] r, int o, byte[] qw) {
+        switch (type) {
+            case Q6_K -> {
+                for (int h = 0; h < 2; h++) {
+                    for (int l = 0; l < 32; l++) {
+                        int a = r[o + 64 * h + l] & 0xFF;
+                        int b = r[o + 64 * h + l + 32] & 0xFF;
+                        int hb = r[o + 128 + 32 * h + l] & 0xFF;
+                        int y = 128 * h + l;
+                        qw[y] = (byte) ((a & 0xF) | (hb & 3) << 4);
+                        qw[y + 32] = (byte) ((b & 0xF) | ((hb >> 2) & 3) << 4);
+                        qw[y + 64] = (byte) ((a >> 4) | ((hb >> 4) & 3) << 4);
+                        qw[y + 96] = (byte) ((b >> 4) | ((hb >> 6) & 3) << 4);
+                    }
+                }
+            }
+            case Q5_K, Q4_K -> {
+                boolean five = type == GgmlType.Q5_K;
+                int qs = o + (five ? 48 : 16);
+                for (int j = 0; j < 4; j++) {
+                    for (int l = 0; l < 32; l++) {
+                        int b = r[qs + 32 * j + l] & 0xFF;
+                        int hb = five ? r[o + 16 + l] & 0xFF : 0;
+                        qw[64 * j + l] = (byte) ((b & 0xF) + (((hb >> (2 * j)) & 1) << 4));
+                        qw[64 * j + 32 + l] = (byte) ((b >> 4) + (((hb >> (2 * j + 1)) & 1) << 4));
+                    }
+                }
+            }
+            case Q3_K -> {
+                for (int n = 0; n < 2; n++) {
+                    for (int j = 0; j < 4; j++) {
+                        for (int l = 0; l < 32; l++) {
+                            int low = ((r[o + 32 + 32 * n + l] & 0xFF) >> (2 * j)) & 3;
+                            boolean high = (((r[o + l] & 0xFF) >> (4 * n + j)) & 1) != 0;
+                            qw[128 * n + 32 * j + l] = (byte) (low - (high ? 0 : 4));
+                        }
+                    }
+                }
+            }
+            case Q2_K -> {
+                for (int n = 0; n < 2; n++) {
+                    for (int j = 0; j < 4; j++) {
+                        for (int l = 0; l < 32; l++) {
+                            qw[128 * n + 32 * j + l] = (byte) (((r[o + 16 + 32 * n + l] & 0xFF) >> (2 * j)) & 3);
+                        }
+                    }
+                }
+            }
+            case Q5_0 -> {
+                int h = (r[o + 2] & 0xFF) | (r[o + 3] & 0xFF) << 8 | (r[o + 4] & 0xFF) << 16 | (r[o + 5] & 0xFF) << 24;
+                for (int j = 0; j < 16; j++) {
+                    int b = r[o + 6 + j] & 0xFF;
+                    qw[j] = (byte) (((b & 0xF) | ((h >>> j) & 1) << 4) - 16);
+                    qw[j + 16] = (byte) (((b >> 4) | ((h >>> (j + 16)) & 1) << 4) - 16);
+                }
+            }
+            case IQ4_NL, MXFP4 -> {
+                byte[] lut = type == GgmlType.MXFP4 ? MXFP4_VALUES : IQ4_NL_VALUES;
+                int qs = o + (type == GgmlType.MXFP4 ? 1 : 2);
+                for (int j = 0; j < 16; j++) {
+                    int b = r[qs + j] & 0xFF;
+                    qw[j] = lut[b & 0xF];
+                    qw[j + 16] = lut[b >> 4];
+                }
+            }
+            default -> throw new IllegalArgumentException("not a K-quant family type: " + type);
+        }
     }
 
     /** Writes the {@code cols} values of the row in {@code r} (type {@code type}) as floats, as ggml's {@code dequantize_row_*}. */
     public static void dequantize(GgmlType type, byte[] r, int cols, float[] out, int outOff) {
         int bs = type.blockSize();
         int bb = type.blockBytes();
+        byte[] qw = new byte[bs];
         for (int b = 0; b < cols / bs; b++) {
             int o = b * bb;
             int y = outOff + b * bs;
+            unpack(type, r, o, qw);
             switch (type) {
                 case Q6_K -> {
                     float d = half(r, o + 208);
                     for (int v = 0; v < 256; v++) {
                         float dsc = d * r[o + 192 + v / 16];
-                        out[y + v] = dsc * (q6(r, o, v) - 32);
+                        out[y + v] = dsc * (qw[v] - 32);
                     }
                 }
                 case Q5_K, Q4_K -> {
@@ -135,10 +153,8 @@ public final class KQuantBlocks {
                     for (int j = 0; j < 8; j++) {
                         float dl = d * scaleMinK4(r, o + 4, j, 0);
                         float ml = min * scaleMinK4(r, o + 4, j, 1);
-                        for (int l = 0; l < 32; l++) {
-                            int v = 32 * j + l;
-                            int q = type == GgmlType.Q5_K ? q5k(r, o, v) : q4k(r, o, v);
-                            out[y + v] = dl * q - ml;
+                        for (int v = 32 * j; v < 32 * j + 32; v++) {
+                            out[y + v] = dl * qw[v] - ml;
                         }
                     }
                 }
@@ -146,8 +162,8 @@ public final class KQuantBlocks {
                     float d = half(r, o + 108);
                     for (int i = 0; i < 16; i++) {
                         float dl = d * scaleQ3K(r, o + 96, i);
-                        for (int l = 0; l < 16; l++) {
-                            out[y + 16 * i + l] = dl * q3k(r, o, 16 * i + l);
+                        for (int v = 16 * i; v < 16 * i + 16; v++) {
+                            out[y + v] = dl * qw[v];
                         }
                     }
                 }
@@ -158,27 +174,21 @@ public final class KQuantBlocks {
                         int sc = r[o + i] & 0xFF;
                         float dl = d * (sc & 0xF);
                         float ml = min * (sc >> 4);
-                        for (int l = 0; l < 16; l++) {
-                            out[y + 16 * i + l] = dl * q2k(r, o, 16 * i + l) - ml;
+                        for (int v = 16 * i; v < 16 * i + 16; v++) {
+                            out[y + v] = dl * qw[v] - ml;
                         }
                     }
                 }
-                case Q5_0 -> {
-                    float d = half(r, o);
+                case Q5_0, MXFP4 -> {
+                    float d = type == GgmlType.Q5_0 ? half(r, o) : e8m0Half(r[o] & 0xFF);
                     for (int j = 0; j < 32; j++) {
-                        out[y + j] = q50(r, o, j) * d;
+                        out[y + j] = qw[j] * d;
                     }
                 }
                 case IQ4_NL -> {
                     float d = half(r, o);
                     for (int j = 0; j < 32; j++) {
-                        out[y + j] = d * IQ4_NL_VALUES[nibble(r, o + 2, j)];
-                    }
-                }
-                case MXFP4 -> {
-                    float d = e8m0Half(r[o] & 0xFF);
-                    for (int j = 0; j < 32; j++) {
-                        out[y + j] = MXFP4_VALUES[nibble(r, o + 1, j)] * d;
+                        out[y + j] = d * qw[j];
                     }
                 }
                 default -> throw new IllegalArgumentException("not a K-quant family type: " + type);

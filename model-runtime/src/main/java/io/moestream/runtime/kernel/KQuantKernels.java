@@ -87,11 +87,8 @@ public final class KQuantKernels {
                     + ", row is " + type + " x " + cols);
         }
         return switch (type) {
-            case Q6_K -> dotQ6K(r, cols / 256, x);
-            case Q5_K -> dotQ5K(r, cols / 256, x);
-            case Q3_K -> dotQ3K(r, cols / 256, x);
-            case Q4_K -> dotQ4K(r, cols / 256, x);
-            case Q2_K -> dotQ2K(r, cols / 256, x);
+            case Q3_K, Q5_K, Q6_K -> dotLanes(type, r, cols / 256, x);
+            case Q4_K, Q2_K -> dotMins(type, r, cols / 256, x);
             case Q5_0 -> dotQ50(r, cols / 32, x);
             case IQ4_NL, MXFP4 -> dotNibbleLut(type, r, cols / 32, x);
             case BF16 -> dotBf16(r, cols, x);
@@ -99,115 +96,125 @@ public final class KQuantKernels {
         };
     }
 
-    private static float dotQ6K(byte[] r, int blocks, Activation x) {
+    /** Per-thread scratch: one block's unpacked quants and scales. */
+    private static final class Scratch {
+        final byte[] qw = new byte[256];
+        final int[] sc = new int[16];
+        final int[] lane = new int[8];
+        final float[] acc = new float[8];
+    }
+
+    private static final ThreadLocal<Scratch> SCRATCH = ThreadLocal.withInitial(Scratch::new);
+
+    /**
+     * Q3_K, Q5_K and Q6_K as {@code ggml_vec_dot_qN_K_q8_K} (AVX2): per super-block 8 integer lanes,
+     * lane k = the sum over the 32-value chunks c of {@code scale(32c + 4k) * (products 32c+4k .. +3)}
+     * (Q6_K minus {@code 32 * (bsums[2k] sc[2k] + bsums[2k+1] sc[2k+1])}), {@code acc_k = fma(d, lane_k, acc_k)},
+     * then {@code hsum_float_8}; Q5_K adds {@code summs}, its mins times the 32-value activation sums.
+     */
+    private static float dotLanes(GgmlType type, byte[] r, int blocks, Activation x) {
+        Scratch t = SCRATCH.get();
+        byte[] qw = t.qw;
+        int[] sc = t.sc;
+        int[] lane = t.lane;
+        float[] acc = t.acc;
+        java.util.Arrays.fill(acc, 0f);
         short[] q8 = x.q;
-        float[] acc = new float[8];
-        int[] lane = new int[8];
+        int bb = type.blockBytes();
+        float summs = 0;
         for (int b = 0; b < blocks; b++) {
-            int o = b * 210;
+            int o = b * bb;
             int qb = b * 256;
-            float d = x.kd[b] * half(r, o + 208);
-            java.util.Arrays.fill(lane, 0);
-            for (int c = 0; c < 8; c++) {
-                for (int k = 0; k < 8; k++) {
-                    int v = 32 * c + 4 * k;
-                    int s = 0;
-                    for (int t = 0; t < 4; t++) {
-                        s += KQuantBlocks.q6(r, o, v + t) * q8[qb + v + t];
+            int bs = b * 16;
+            KQuantBlocks.unpack(type, r, o, qw);
+            float d;
+            int offset = 0; // Q6_K's 32 per quant, through the bsums
+            switch (type) {
+                case Q6_K -> {
+                    d = x.kd[b] * half(r, o + 208);
+                    for (int i = 0; i < 16; i++) {
+                        sc[i] = r[o + 192 + i];
                     }
-                    lane[k] += r[o + 192 + 2 * c + k / 4] * s;
+                    offset = 32;
+                }
+                case Q5_K -> {
+                    d = x.kd[b] * half(r, o);
+                    float dmin = -x.kd[b] * half(r, o + 2);
+                    int mins = 0;
+                    for (int j = 0; j < 8; j++) {
+                        int s = KQuantBlocks.scaleMinK4(r, o + 4, j, 0);
+                        sc[2 * j] = s;
+                        sc[2 * j + 1] = s;
+                        mins += KQuantBlocks.scaleMinK4(r, o + 4, j, 1) * (x.kbsums[bs + 2 * j] + x.kbsums[bs + 2 * j + 1]);
+                    }
+                    summs = Q5K_FUSED_MINS ? Math.fma(dmin, (float) mins, summs) : summs + dmin * mins;
+                }
+                default -> { // Q3_K
+                    d = x.kd[b] * half(r, o + 108);
+                    for (int i = 0; i < 16; i++) {
+                        sc[i] = KQuantBlocks.scaleQ3K(r, o + 96, i);
+                    }
                 }
             }
+            java.util.Arrays.fill(lane, 0);
+            for (int v = 0; v < 256; v += 4) {
+                int p = qw[v] * q8[qb + v] + qw[v + 1] * q8[qb + v + 1] + qw[v + 2] * q8[qb + v + 2] + qw[v + 3] * q8[qb + v + 3];
+                lane[(v >> 2) & 7] += sc[v >> 4] * p;
+            }
             for (int k = 0; k < 8; k++) {
-                int bs = b * 16 + 2 * k;
-                int sub = 32 * (x.kbsums[bs] * r[o + 192 + 2 * k] + x.kbsums[bs + 1] * r[o + 192 + 2 * k + 1]);
+                int sub = offset * (x.kbsums[bs + 2 * k] * sc[2 * k] + x.kbsums[bs + 2 * k + 1] * sc[2 * k + 1]);
                 acc[k] = Math.fma(d, (float) (lane[k] - sub), acc[k]);
             }
         }
-        return ScalarKernels.hsum8(acc);
+        float sum = ScalarKernels.hsum8(acc);
+        return type == GgmlType.Q5_K ? sum + summs : sum;
     }
 
-    private static float dotQ5K(byte[] r, int blocks, Activation x) {
+    /**
+     * Q4_K and Q2_K as their repacked 8x8 kernels: one accumulator for the scaled sums and one for
+     * the mins, {@code fma(isum, d_w * d_x, acc)} per super-block (gemv) or per 64 (Q4_K) / 128
+     * (Q2_K) values (gemm); result {@code acc - acc_min}.
+     */
+    private static float dotMins(GgmlType type, byte[] r, int blocks, Activation x) {
+        Scratch t = SCRATCH.get();
+        byte[] qw = t.qw;
+        int[] sc = t.sc;
+        int[] mn = t.lane; // mins of 16-value groups would need 16: Q2_K reads them directly
         short[] q8 = x.q;
-        float[] acc = new float[8];
-        int[] lane = new int[8];
-        float summs = 0;
-        for (int b = 0; b < blocks; b++) {
-            int o = b * 176;
-            int qb = b * 256;
-            float d = x.kd[b] * half(r, o);
-            float dmin = -x.kd[b] * half(r, o + 2);
-            int mins = 0;
-            for (int j = 0; j < 8; j++) {
-                mins += KQuantBlocks.scaleMinK4(r, o + 4, j, 1) * (x.kbsums[b * 16 + 2 * j] + x.kbsums[b * 16 + 2 * j + 1]);
-            }
-            summs = Q5K_FUSED_MINS ? Math.fma(dmin, (float) mins, summs) : summs + dmin * mins;
-            java.util.Arrays.fill(lane, 0);
-            for (int c = 0; c < 8; c++) {
-                int sc = KQuantBlocks.scaleMinK4(r, o + 4, c, 0);
-                for (int k = 0; k < 8; k++) {
-                    int v = 32 * c + 4 * k;
-                    int s = 0;
-                    for (int t = 0; t < 4; t++) {
-                        s += KQuantBlocks.q5k(r, o, v + t) * q8[qb + v + t];
-                    }
-                    lane[k] += sc * s;
-                }
-            }
-            for (int k = 0; k < 8; k++) {
-                acc[k] = Math.fma(d, (float) lane[k], acc[k]);
-            }
-        }
-        return ScalarKernels.hsum8(acc) + summs;
-    }
-
-    private static float dotQ3K(byte[] r, int blocks, Activation x) {
-        short[] q8 = x.q;
-        float[] acc = new float[8];
-        int[] lane = new int[8];
-        for (int b = 0; b < blocks; b++) {
-            int o = b * 110;
-            int qb = b * 256;
-            float d = x.kd[b] * half(r, o + 108);
-            java.util.Arrays.fill(lane, 0);
-            for (int c = 0; c < 8; c++) {
-                for (int k = 0; k < 8; k++) {
-                    int v = 32 * c + 4 * k;
-                    int s = 0;
-                    for (int t = 0; t < 4; t++) {
-                        s += KQuantBlocks.q3k(r, o, v + t) * q8[qb + v + t];
-                    }
-                    lane[k] += KQuantBlocks.scaleQ3K(r, o + 96, 2 * c + k / 4) * s;
-                }
-            }
-            for (int k = 0; k < 8; k++) {
-                acc[k] = Math.fma(d, (float) lane[k], acc[k]);
-            }
-        }
-        return ScalarKernels.hsum8(acc);
-    }
-
-    /** Repacked q4_K_8x8: per super-block (gemv) or per 64 values (gemm) one fma for the scaled sums and one for the mins. */
-    private static float dotQ4K(byte[] r, int blocks, Activation x) {
-        short[] q8 = x.q;
-        int group = x.gemm ? 2 : 8; // sub-blocks of 32 per float step
+        boolean q4 = type == GgmlType.Q4_K;
+        int bb = type.blockBytes();
+        int step = x.gemm ? (q4 ? 64 : 128) : 256; // values per float step
         float acc = 0;
         float accMin = 0;
         for (int b = 0; b < blocks; b++) {
-            int o = b * 144;
+            int o = b * bb;
             int qb = b * 256;
-            float dd = half(r, o) * x.kd[b];
-            float dm = half(r, o + 2) * x.kd[b];
-            for (int g = 0; g < 8; g += group) {
+            int bs = b * 16;
+            KQuantBlocks.unpack(type, r, o, qw);
+            float dd = half(r, q4 ? o : o + 80) * x.kd[b];
+            float dm = half(r, q4 ? o + 2 : o + 82) * x.kd[b];
+            if (q4) {
+                for (int j = 0; j < 8; j++) {
+                    sc[2 * j] = KQuantBlocks.scaleMinK4(r, o + 4, j, 0);
+                    sc[2 * j + 1] = sc[2 * j];
+                    mn[j] = KQuantBlocks.scaleMinK4(r, o + 4, j, 1);
+                }
+            } else {
+                for (int i = 0; i < 16; i++) {
+                    sc[i] = r[o + i] & 0xF;
+                }
+            }
+            for (int g = 0; g < 256; g += step) {
                 int isum = 0;
                 int imin = 0;
-                for (int j = g; j < g + group; j++) {
-                    int s = 0;
-                    for (int l = 0; l < 32; l++) {
-                        s += KQuantBlocks.q4k(r, o, 32 * j + l) * q8[qb + 32 * j + l];
+                for (int i = g >> 4; i < (g + step) >> 4; i++) {
+                    int p = 0;
+                    for (int v = 16 * i; v < 16 * i + 16; v++) {
+                        p += qw[v] * q8[qb + v];
                     }
-                    isum += KQuantBlocks.scaleMinK4(r, o + 4, j, 0) * s;
-                    imin += KQuantBlocks.scaleMinK4(r, o + 4, j, 1) * (x.kbsums[b * 16 + 2 * j] + x.kbsums[b * 16 + 2 * j + 1]);
+                    isum += sc[i] * p;
+                    imin += q4 ? ((i & 1) == 0 ? mn[i >> 1] * (x.kbsums[bs + i] + x.kbsums[bs + i + 1]) : 0)
+                            : ((r[o + i] & 0xFF) >> 4) * x.kbsums[bs + i];
                 }
                 acc = Math.fma((float) isum, dd, acc);
                 accMin = Math.fma((float) imin, dm, accMin);
@@ -216,47 +223,20 @@ public final class KQuantKernels {
         return acc - accMin;
     }
 
-    /** Repacked q2_K_8x8: per super-block (gemv) or per 128 values (gemm) one fma for the scaled sums and one for the mins. */
-    private static float dotQ2K(byte[] r, int blocks, Activation x) {
-        short[] q8 = x.q;
-        int group = x.gemm ? 8 : 16; // sub-blocks of 16 per float step
-        float acc = 0;
-        float accMin = 0;
-        for (int b = 0; b < blocks; b++) {
-            int o = b * 84;
-            int qb = b * 256;
-            float dd = half(r, o + 80) * x.kd[b];
-            float dm = half(r, o + 82) * x.kd[b];
-            for (int g = 0; g < 16; g += group) {
-                int isum = 0;
-                int imin = 0;
-                for (int k = g; k < g + group; k++) {
-                    int sc = r[o + k] & 0xFF;
-                    int s = 0;
-                    for (int l = 0; l < 16; l++) {
-                        s += KQuantBlocks.q2k(r, o, 16 * k + l) * q8[qb + 16 * k + l];
-                    }
-                    isum += (sc & 0xF) * s;
-                    imin += (sc >> 4) * x.kbsums[b * 16 + k];
-                }
-                acc = Math.fma((float) isum, dd, acc);
-                accMin = Math.fma((float) imin, dm, accMin);
-            }
-        }
-        return acc - accMin;
-    }
-
-    /** Q5_0 as {@code ggml_vec_dot_q5_0_q8_0} (AVX2): Q8_0's eight lanes. */
+    /** Q5_0 as {@code ggml_vec_dot_q5_0_q8_0} (AVX2): Q8_0's eight lanes of four consecutive products, fma per block, {@code hsum_float_8}. */
     private static float dotQ50(byte[] r, int blocks, Activation x) {
+        Scratch t = SCRATCH.get();
+        byte[] qw = t.qw;
+        float[] lane = t.acc;
+        java.util.Arrays.fill(lane, 0f);
         short[] q = x.q;
-        float[] lane = new float[8];
         for (int b = 0, o = 0; b < blocks; b++, o += 22) {
+            KQuantBlocks.unpack(GgmlType.Q5_0, r, o, qw);
             float d = half(r, o) * x.d[b];
             for (int j = 0; j < 8; j++) {
-                int isum = 0;
-                for (int t = 0; t < 4; t++) {
-                    isum += KQuantBlocks.q50(r, o, 4 * j + t) * q[b * 32 + 4 * j + t];
-                }
+                int v = 4 * j;
+                int isum = qw[v] * q[b * 32 + v] + qw[v + 1] * q[b * 32 + v + 1] + qw[v + 2] * q[b * 32 + v + 2]
+                        + qw[v + 3] * q[b * 32 + v + 3];
                 lane[j] = Math.fma(d, (float) isum, lane[j]);
             }
         }
@@ -265,16 +245,16 @@ public final class KQuantKernels {
 
     /** IQ4_NL and MXFP4 as their repacked 8x8 kernels: {@code acc = fma(isum, d_w * d_x, acc)} block after block. */
     private static float dotNibbleLut(GgmlType type, byte[] r, int blocks, Activation x) {
+        byte[] qw = SCRATCH.get().qw;
         short[] q = x.q;
         boolean mx = type == GgmlType.MXFP4;
-        byte[] lut = mx ? KQuantBlocks.MXFP4_VALUES : KQuantBlocks.IQ4_NL_VALUES;
         int bb = type.blockBytes();
         float acc = 0;
         for (int b = 0, o = 0; b < blocks; b++, o += bb) {
-            int qs = mx ? o + 1 : o + 2;
+            KQuantBlocks.unpack(type, r, o, qw);
             int isum = 0;
             for (int j = 0; j < 32; j++) {
-                isum += lut[KQuantBlocks.nibble(r, qs, j)] * q[b * 32 + j];
+                isum += qw[j] * q[b * 32 + j];
             }
             float dw = mx ? KQuantBlocks.e8m0Half(r[o] & 0xFF) : half(r, o);
             acc = Math.fma((float) isum, dw * x.d[b], acc);
