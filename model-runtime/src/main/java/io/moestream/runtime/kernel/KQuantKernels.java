@@ -59,6 +59,16 @@ public final class KQuantKernels {
     /** Dots of {@code rows} consecutive rows ({@code rowBytes} apart, the first at byte {@code off}) with {@code x}. */
     public static void dotRows(GgmlType type, ByteBuffer w, int off, int rowBytes, int rows, int cols, Activation x,
                                float[] out, int outIndex) {
+        if (NativeKQuant.takes(type, w, x) && NativeKQuant.usable()) {
+            NativeKQuant.rows(type, w, off, rowBytes, rows, cols, x, out, outIndex);
+            return;
+        }
+        javaRows(type, w, off, rowBytes, rows, cols, x, out, outIndex);
+    }
+
+    /** {@link #dotRows} in Java whatever the native kernels (tests compare the two). */
+    static void javaRows(GgmlType type, ByteBuffer w, int off, int rowBytes, int rows, int cols, Activation x,
+                         float[] out, int outIndex) {
         for (int i = 0; i < rows; i++) {
             out[outIndex + i] = dot(type, w, off + i * rowBytes, cols, x);
         }
@@ -67,10 +77,8 @@ public final class KQuantKernels {
     /** Dots of {@code rows} rows with the {@code n} activations from {@code xs[from]}: {@code out[from + k][outIndex + i]}. */
     public static void dotsRows(GgmlType type, ByteBuffer w, int off, int rowBytes, int rows, int cols, Activation[] xs,
                                 int from, int n, float[][] out, int outIndex) {
-        for (int i = 0; i < rows; i++) {
-            for (int k = from; k < from + n; k++) {
-                out[k][outIndex + i] = dot(type, w, off + i * rowBytes, cols, xs[k]);
-            }
+        for (int k = from; k < from + n; k++) {
+            dotRows(type, w, off, rowBytes, rows, cols, xs[k], out[k], outIndex);
         }
     }
 
