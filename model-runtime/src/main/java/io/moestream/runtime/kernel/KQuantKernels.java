@@ -31,12 +31,6 @@ import java.nio.ByteBuffer;
  */
 public final class KQuantKernels {
 
-    /**
-     * Whether Q5_K's mins ({@code summs += dmin * isum}) are one fused multiply-add, as GCC contracts
-     * that scalar line under {@code -march=native}.
-     */
-    static final boolean Q5K_FUSED_MINS = true;
-
     private static final ThreadLocal<byte[]> ROW = ThreadLocal.withInitial(() -> new byte[0]);
 
     private KQuantKernels() {}
@@ -155,7 +149,8 @@ public final class KQuantKernels {
                         sc[2 * j + 1] = s;
                         mins += KQuantBlocks.scaleMinK4(r, o + 4, j, 1) * (x.kbsums[bs + 2 * j] + x.kbsums[bs + 2 * j + 1]);
                     }
-                    summs = Q5K_FUSED_MINS ? Math.fma(dmin, (float) mins, summs) : summs + dmin * mins;
+                    // llama.cpp's scalar "summs += dmin * isum", which GCC contracts to one fma under -march=native
+                    summs = Math.fma(dmin, (float) mins, summs);
                 }
                 default -> { // Q3_K
                     d = x.kd[b] * half(r, o + 108);
