@@ -1,4 +1,5 @@
-// K-quant rows (Q2_K..Q6_K against a Q8_K activation) for io.moestream.runtime.kernel.NativeKQuant,
+// K-quant rows (Q2_K..Q6_K against a Q8_K activation; Q5_0, IQ4_NL, MXFP4 against Q8_0) for
+// io.moestream.runtime.kernel.NativeKQuant,
 // bit for bit KQuantKernels (Java): each 32-value chunk of weights is unpacked to unsigned bytes in a
 // register, multiplied with the int8 activation quants (vpmaddubsw) and its four-value sums scaled
 // (vpmaddwd) into 8 exact int32 lanes; the float steps follow llama.cpp's order as documented in
@@ -9,7 +10,7 @@
 //                   64 / 128 values (gemm); acc - acc_min.
 // Included by moestream_kernels.c inside its AVX2+FMA+F16C target region; fmaf is one vfmadd there.
 
-enum { KQ_Q2_K = 10, KQ_Q3_K = 11, KQ_Q4_K = 12, KQ_Q5_K = 13, KQ_Q6_K = 14 };
+enum { KQ_Q5_0 = 6, KQ_Q2_K = 10, KQ_Q3_K = 11, KQ_Q4_K = 12, KQ_Q5_K = 13, KQ_Q6_K = 14, KQ_IQ4_NL = 20, KQ_MXFP4 = 39 };
 
 static inline float kq_half(const uint8_t *p) {
     uint16_t h;
@@ -200,7 +201,69 @@ static float kq_dot_mins(int type, const uint8_t *r, int blocks, int gemm, const
     return acc - acc_min;
 }
 
-// out[outIndex + i] = row i . x for `rows` rows of `type` (rowBytes apart) at w + off
+// The 32 signed weights of a Q5_0 / IQ4_NL / MXFP4 block (values 0..15 from the low nibbles, 16..31
+// from the high ones)
+static inline __m256i kq_weights32(int type, const uint8_t *o) {
+    const __m128i m4 = _mm_set1_epi8(0x0F);
+    const uint8_t *qs = o + (type == KQ_Q5_0 ? 6 : type == KQ_MXFP4 ? 1 : 2);
+    __m128i raw = _mm_loadu_si128((const __m128i *) qs);
+    __m256i nib = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(raw, 4), m4), _mm_and_si128(raw, m4));
+    if (type == KQ_Q5_0) {
+        uint32_t h;
+        memcpy(&h, o + 2, 4);
+        // byte j of the spread holds byte j / 8 of h; its bit j % 8 is the fifth bit of value j
+        __m256i spread = _mm256_shuffle_epi8(_mm256_set1_epi32((int) h),
+                _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,
+                                 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3));
+        __m256i bit = _mm256_set1_epi64x(0x8040201008040201LL);
+        __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit);
+        __m256i w = _mm256_or_si256(nib, _mm256_and_si256(set, _mm256_set1_epi8(16)));
+        return _mm256_sub_epi8(w, _mm256_set1_epi8(16));
+    }
+    static const int8_t iq4nl[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+    static const int8_t mxfp4[16] = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12};
+    __m128i lut = _mm_loadu_si128((const __m128i *) (type == KQ_MXFP4 ? mxfp4 : iq4nl));
+    return _mm256_shuffle_epi8(_mm256_set_m128i(lut, lut), nib);
+}
+
+// 8 int32 lanes, lane j = the sum of the products of values 4j .. 4j+3 (signed w and x)
+static inline __m256i kq_quads32(__m256i w, __m256i x) {
+    __m256i pairs = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w));
+    return _mm256_madd_epi16(pairs, _mm256_set1_epi16(1));
+}
+
+// Q5_0 (Q8_0's eight lanes, hsum_float_8) and IQ4_NL / MXFP4 (acc = fma(isum, d_w * d_x, acc)) against Q8_0 quants
+static float kq_dot32(int type, const uint8_t *r, int blocks, const int8_t *q, const float *d) {
+    int bb = type == KQ_Q5_0 ? 22 : type == KQ_MXFP4 ? 17 : 18;
+    __m256 lanes = _mm256_setzero_ps();
+    float acc = 0;
+    for (int b = 0; b < blocks; b++) {
+        const uint8_t *o = r + (size_t) b * bb;
+        __m256i p = kq_quads32(kq_weights32(type, o), kq_load(q + 32 * b));
+        if (type == KQ_Q5_0) {
+            lanes = _mm256_fmadd_ps(_mm256_set1_ps(kq_half(o) * d[b]), _mm256_cvtepi32_ps(p), lanes);
+        } else {
+            float dw;
+            if (type == KQ_MXFP4) {
+                uint32_t bits = o[0] < 2 ? 0x00200000u << o[0] : (uint32_t) (o[0] - 1) << 23;
+                memcpy(&dw, &bits, 4);
+            } else {
+                dw = kq_half(o);
+            }
+            acc = fmaf((float) kq_isum(p), dw * d[b], acc);
+        }
+    }
+    if (type != KQ_Q5_0) {
+        return acc;
+    }
+    __m128 h = _mm_add_ps(_mm256_castps256_ps128(lanes), _mm256_extractf128_ps(lanes, 1));
+    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_add_ss(h, _mm_movehdup_ps(h));
+    return _mm_cvtss_f32(h);
+}
+
+// out[outIndex + i] = row i . x for `rows` rows of `type` (rowBytes apart) at w + off; kd is the
+// activation's Q8_K scales (K-quants) or Q8_0 scales (Q5_0, IQ4_NL, MXFP4), `blocks` of 256 or 32 values
 JNIEXPORT void JNICALL Java_io_moestream_runtime_kernel_NativeKQuant_rows(JNIEnv *env, jclass cls, jint type,
         jobject buffer, jlong off, jint rowBytes, jint rows, jint blocks, jint gemm, jshortArray q, jfloatArray kd,
         jintArray bsums, jfloatArray out, jint outIndex) {
@@ -211,13 +274,16 @@ JNIEXPORT void JNICALL Java_io_moestream_runtime_kernel_NativeKQuant_rows(JNIEnv
     int32_t *bs = (*env)->GetPrimitiveArrayCritical(env, bsums, NULL);
     float *o = (*env)->GetPrimitiveArrayCritical(env, out, NULL);
     int8_t *x8 = NULL;
-    if (qq != NULL && dd != NULL && bs != NULL && o != NULL && (x8 = malloc((size_t) blocks * 256)) != NULL) {
-        for (int i = 0; i < blocks * 256; i++) {
-            x8[i] = (int8_t) qq[i]; // Q8_K quants are within [-127, 127]
+    int small = type == KQ_Q5_0 || type == KQ_IQ4_NL || type == KQ_MXFP4;
+    int n = blocks * (small ? 32 : 256);
+    if (qq != NULL && dd != NULL && (small || bs != NULL) && o != NULL && (x8 = malloc((size_t) n)) != NULL) {
+        for (int i = 0; i < n; i++) {
+            x8[i] = (int8_t) qq[i]; // Q8_K and Q8_0 quants are within [-127, 127]
         }
         for (int i = 0; i < rows; i++) {
             const uint8_t *r = w + (size_t) i * rowBytes;
-            o[outIndex + i] = type == KQ_Q4_K || type == KQ_Q2_K ? kq_dot_mins(type, r, blocks, gemm, x8, dd, bs)
+            o[outIndex + i] = small ? kq_dot32(type, r, blocks, x8, dd)
+                    : type == KQ_Q4_K || type == KQ_Q2_K ? kq_dot_mins(type, r, blocks, gemm, x8, dd, bs)
                     : kq_dot_lanes(type, r, blocks, x8, dd, bs);
         }
     }

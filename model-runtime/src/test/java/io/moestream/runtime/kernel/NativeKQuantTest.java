@@ -15,14 +15,14 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
 
 /**
- * The native K-quant rows ({@code kquant.h}) bit for bit against {@link KQuantKernels}' Java rows,
+ * The native K-quant, Q5_0, IQ4_NL and MXFP4 rows ({@code kquant.h}) bit for bit against {@link KQuantKernels}' Java rows,
  * in gemv and gemm order, over random blocks (every quant, scale and min value) and activations with
  * outliers. Skipped where the native library is not built or the CPU lacks AVX2.
  */
 class NativeKQuantTest {
 
     @ParameterizedTest
-    @EnumSource(value = GgmlType.class, names = {"Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K"})
+    @EnumSource(value = GgmlType.class, names = {"Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "Q5_0", "IQ4_NL", "MXFP4"})
     void nativeRowsEqualJavaRowsBitForBit(GgmlType type) {
         assumeTrue(NativeKernels.loadedLevel() > 0, "native kernels unavailable: " + NativeKernels.unavailableReason());
         Random rnd = new Random(31 + type.ordinal());
