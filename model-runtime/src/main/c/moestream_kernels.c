@@ -16,6 +16,7 @@
 #include <immintrin.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define MAX_BATCH 256
@@ -283,3 +284,9 @@ JNIEXPORT void JNICALL Java_io_moestream_runtime_kernel_NativeKernels_attendNati
         if (kp[i]) (*env)->ReleasePrimitiveArrayCritical(env, kr[i], (void *) kp[i], JNI_ABORT);
     }
 }
+
+// K-quant rows (NativeKQuant), AVX2 level
+#pragma GCC push_options
+#pragma GCC target("avx2,fma,f16c")
+#include "kquant.h"
+#pragma GCC pop_options

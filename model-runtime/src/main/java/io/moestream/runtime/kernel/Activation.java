@@ -31,6 +31,12 @@ public final class Activation {
     float[] d = new float[0];
     /** Values for float weight types (rounded to the weight's float type). */
     float[] f = new float[0];
+    /** K-quant weights: Q8_K block scales (one per 256 values; the quants are in {@link #q}). */
+    float[] kd = new float[0];
+    /** K-quant weights: Q8_K sums of every 16 quants. */
+    int[] kbsums = new int[0];
+    /** Repacked weight types: whether llama.cpp multiplies this row with its gemm kernel (else its gemv). */
+    boolean gemm;
     /**
      * The Q8_0 form for {@link NativeKernels}, written only once native kernels exist in this JVM:
      * {@code n} int8 quants, {@code n / 32} float scales, then {@code n / 32} int32 block sums of the
@@ -71,12 +77,15 @@ public final class Activation {
      */
     public Activation prepare(float[] x, int off, int n, GgmlType weightType, DotOrder order) {
         this.order = n % 16 == 0 ? order : DotOrder.VEC_DOT;
+        this.gemm = false;
         this.nativeReady = false;
         this.version++;
         this.n = n;
         this.type = weightType;
         switch (weightType) {
             case Q8_0, Q4_0 -> quantizeQ8_0(x, off, n, weightType == GgmlType.Q4_0);
+            case Q5_0, IQ4_NL, MXFP4 -> quantizeQ8_0(x, off, n, false);
+            case Q2_K, Q3_K, Q4_K, Q5_K, Q6_K -> quantizeQ8K(x, off, n);
             case F16 -> {
                 ensureFloats(n);
                 for (int i = 0; i < n; i++) {
@@ -101,9 +110,36 @@ public final class Activation {
     /** Dequantized value {@code i} (tests). */
     public float value(int i) {
         return switch (type) {
-            case Q8_0, Q4_0 -> d[i / 32] * q[i];
+            case Q8_0, Q4_0, Q5_0, IQ4_NL, MXFP4 -> d[i / 32] * q[i];
+            case Q2_K, Q3_K, Q4_K, Q5_K, Q6_K -> kd[i / Q8K.BLOCK] * q[i];
             default -> f[i];
         };
+    }
+
+    /**
+     * Marks this row as one that llama.cpp multiplies with the gemm kernel of a repacked weight type
+     * (Q4_K, Q2_K: the first {@code n - n % 4} rows of a multi-row MUL_MAT), whose float sums are
+     * grouped differently from the gemv kernel's. Reset by every {@link #prepare}.
+     */
+    public Activation gemmOrder(boolean gemm) {
+        this.gemm = gemm;
+        return this;
+    }
+
+    /** Whether this row takes llama.cpp's gemm order for repacked weights ({@link #gemmOrder}). */
+    public boolean gemm() {
+        return gemm;
+    }
+
+    private void quantizeQ8K(float[] x, int off, int n) {
+        if (q.length < n) {
+            q = new short[n];
+        }
+        if (kd.length < n / Q8K.BLOCK) {
+            kd = new float[n / Q8K.BLOCK];
+            kbsums = new int[n / 16];
+        }
+        Q8K.quantize(x, off, n, q, kd, kbsums);
     }
 
     private void ensureFloats(int n) {
@@ -116,8 +152,8 @@ public final class Activation {
         if (n % 32 != 0) {
             throw new IllegalArgumentException("Q8_0 activations need a multiple of 32 values, got " + n);
         }
-        if (q.length < n) {
-            q = new short[n];
+        if (q.length < n || qi.length < n || d.length < n / 32) {
+            q = new short[Math.max(n, q.length)];
             qi = new short[n];
             d = new float[n / 32];
         }

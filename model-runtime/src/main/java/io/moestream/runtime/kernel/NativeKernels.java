@@ -61,6 +61,14 @@ final class NativeKernels extends Kernels {
         return l > 0 ? new NativeKernels(java, l) : null;
     }
 
+    /** The loaded library's level (0: not loaded or the CPU cannot run it; 1: AVX2; 2: AVX-512 VNNI), loading it on first use. */
+    static synchronized int loadedLevel() {
+        if (level < 0) {
+            level = load();
+        }
+        return level;
+    }
+
     /** Why {@link #orNull} gave null ("" when it did not). */
     static synchronized String unavailableReason() {
         return loadError == null ? "" : loadError;

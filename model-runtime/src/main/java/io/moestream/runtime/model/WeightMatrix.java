@@ -6,6 +6,8 @@ import io.moestream.runtime.gguf.GgufFormatException;
 import io.moestream.runtime.gguf.GgufTensor;
 import io.moestream.runtime.kernel.Activation;
 import io.moestream.runtime.kernel.DotOrder;
+import io.moestream.runtime.kernel.KQuantBlocks;
+import io.moestream.runtime.kernel.KQuantKernels;
 import io.moestream.runtime.kernel.Kernels;
 import io.moestream.runtime.kernel.MatmulPool;
 
@@ -77,7 +79,8 @@ public final class WeightMatrix {
     private static void checkComputable(GgufTensor t) throws GgufFormatException {
         if (!t.type().computable()) {
             throw new GgufFormatException("tensor '" + t.name() + "' has type " + t.type()
-                    + ", which this runtime cannot compute with yet (supported: F32, F16, BF16, Q8_0, Q4_0)");
+                    + ", which this runtime cannot compute with yet (supported: F32, F16, BF16, Q8_0, Q4_0, Q5_0, "
+                    + "Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, MXFP4)");
         }
     }
 
@@ -234,7 +237,29 @@ public final class WeightMatrix {
             for (int i = 0; i < n; i++) {
                 a[i].prepare(xs[i], 0, w.cols, w.type, effective[i]);
             }
+            markGemmRows(w.type, a, n, orders);
             return a;
+        }
+
+        /**
+         * llama.cpp multiplies the repacked types (Q4_K, Q2_K) with its gemm kernel for the first
+         * {@code m - m % 4} rows of an m-row prefill MUL_MAT and with gemv for the rest (and for
+         * decode rows and expert products); the two group the float sums differently.
+         */
+        private static void markGemmRows(GgmlType type, Activation[] a, int n, DotOrder[] orders) {
+            if ((type != GgmlType.Q4_K && type != GgmlType.Q2_K) || orders == null) {
+                return;
+            }
+            int m = 0;
+            for (int i = 0; i < n; i++) {
+                m += orders[i] == DotOrder.TINYBLAS ? 1 : 0;
+            }
+            int gemmRows = m - m % 4;
+            for (int i = 0, seen = 0; i < n; i++) {
+                if (orders[i] == DotOrder.TINYBLAS) {
+                    a[i].gemmOrder(seen++ < gemmRows);
+                }
+            }
         }
 
         /** Runs every product added since {@link #local()}, split over the pool when large enough. */
@@ -278,6 +303,14 @@ public final class WeightMatrix {
             Kernels k = Kernels.get();
             Activation[] a = acts[p];
             float[][] out = outs[p];
+            if (KQuantKernels.handles(w.type)) {
+                if (counts[p] == 1) {
+                    KQuantKernels.dotRows(w.type, w.data, w.rowOffset(from), w.rowBytes, to - from, w.cols, a[0], out[0], from);
+                } else {
+                    KQuantKernels.dotsRows(w.type, w.data, w.rowOffset(from), w.rowBytes, to - from, w.cols, a, firstAct, n, out, from);
+                }
+                return;
+            }
             if (counts[p] == 1) {
                 k.dotRows(w.type, w.data, w.rowOffset(from), w.rowBytes, to - from, w.cols, a[0], out[0], from);
             } else {
@@ -328,7 +361,7 @@ public final class WeightMatrix {
             case BF16: return dotBf16(off, x, xOff);
             case Q8_0: return dotQ8_0(off, x, xOff);
             case Q4_0: return dotQ4_0(off, x, xOff);
-            default: throw new IllegalStateException("unsupported weight type " + type);
+            default: return dotDequantized(row, x, xOff);
         }
     }
 
@@ -369,8 +402,26 @@ public final class WeightMatrix {
                     }
                 }
             }
-            default -> throw new IllegalStateException("unsupported weight type " + type);
+            default -> {
+                if (!KQuantBlocks.handles(type)) {
+                    throw new IllegalStateException("unsupported weight type " + type);
+                }
+                byte[] r = new byte[rowBytes];
+                data.get(off, r, 0, rowBytes);
+                KQuantBlocks.dequantize(type, r, cols, out, outOff);
+            }
         }
+    }
+
+    /** The block types without a dedicated reference loop: dequantize the row, then a float dot. */
+    private float dotDequantized(int row, float[] x, int xOff) {
+        float[] w = new float[cols];
+        dequantizeRow(row, w, 0);
+        float s = 0;
+        for (int i = 0; i < cols; i++) {
+            s += w[i] * x[xOff + i];
+        }
+        return s;
     }
 
     private float dotF32(int off, float[] x, int xOff) {
