@@ -268,7 +268,9 @@ public class InferenceOperator extends AbstractStreamOperator<Generation>
 
     private void stepMail() throws Exception {
         stepScheduled = false;
+        long started = System.nanoTime();
         runStep();
+        metrics.stepTook(System.nanoTime() - started);
         scheduleStep();
     }
 
