@@ -52,7 +52,7 @@ final class PipelineRun {
             Configuration conf = new Configuration();
             conf.set(JobOptions.BOOTSTRAP_SERVERS, kafka.bootstrapServers());
             conf.set(JobOptions.MODEL_PATH, model.toString());
-            conf.set(JobOptions.BATCH_SIZE, batchSize);
+            conf.set(JobOptions.STEP_MAX_SEQUENCES, batchSize);
             conf.set(JobOptions.CHECKPOINT_INTERVAL, checkpointInterval);
             conf.set(CheckpointingOptions.ENABLE_UNALIGNED, unaligned);
             conf.setString("metrics.reporter.probe.factory.class", BatchSizeProbe.Factory.class.getName());

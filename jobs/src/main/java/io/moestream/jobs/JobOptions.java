@@ -70,20 +70,7 @@ public final class JobOptions {
             ConfigOptions.key("moestream.step.max-sequences")
                     .intType()
                     .defaultValue(8)
-                    .withDeprecatedKeys("moestream.batch.size")
                     .withDescription("Most requests (of any keys) running together in one engine step (continuous batching).");
-
-    /** The old name of {@link #STEP_MAX_SEQUENCES}; its key {@code moestream.batch.size} still works. */
-    @Deprecated
-    public static final ConfigOption<Integer> BATCH_SIZE = STEP_MAX_SEQUENCES;
-
-    /** No longer used: with continuous batching a request starts at the next step. Accepted and ignored. */
-    @Deprecated
-    public static final ConfigOption<Duration> BATCH_MAX_WAIT =
-            ConfigOptions.key("moestream.batch.max-wait")
-                    .durationType()
-                    .defaultValue(Duration.ofMillis(20))
-                    .withDescription("Ignored since continuous batching (requests start at the next step); accepted so that old configurations still run.");
 
     public static final ConfigOption<Integer> STEP_TOKEN_BUDGET =
             ConfigOptions.key("moestream.step.token-budget")

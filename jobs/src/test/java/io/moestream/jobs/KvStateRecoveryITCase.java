@@ -209,7 +209,7 @@ class KvStateRecoveryITCase {
             throws Exception {
         Configuration conf = new Configuration(options);
         conf.set(JobOptions.PARALLELISM, parallelism);
-        conf.set(JobOptions.BATCH_SIZE, 4);
+        conf.set(JobOptions.STEP_MAX_SEQUENCES, 4);
         conf.set(RestartStrategyOptions.RESTART_STRATEGY, "fixed-delay");
         conf.set(RestartStrategyOptions.RESTART_STRATEGY_FIXED_DELAY_ATTEMPTS, 3);
         conf.set(RestartStrategyOptions.RESTART_STRATEGY_FIXED_DELAY_DELAY, Duration.ofMillis(200));

@@ -62,7 +62,7 @@ class MoeStreamJobITCase {
         Configuration conf = new Configuration();
         conf.set(JobOptions.BOOTSTRAP_SERVERS, kafka.bootstrapServers());
         conf.set(JobOptions.CHECKPOINT_INTERVAL, Duration.ofMillis(500));
-        conf.set(JobOptions.BATCH_SIZE, 4);
+        conf.set(JobOptions.STEP_MAX_SEQUENCES, 4);
         JobClient job = LocalRunner.start(conf, null, "moestream-itcase");
         try {
             List<Document> docs = List.of(

@@ -6,8 +6,8 @@ import java.util.Objects;
 
 /**
  * What the inference operator knows about one context (a document or a conversation): everything but
- * the KV blocks, which live one per entry of {@link InferenceOperator#KV_BLOCKS_STATE}. Kept in keyed
- * state under {@link InferenceOperator#META_STATE}; serialized by {@link ContextMetaSerializer}.
+ * the KV blocks, which live one per entry of {@link ContextStore#KV_BLOCKS_STATE}. Kept in keyed
+ * state under {@link ContextStore#META_STATE}; serialized by {@link ContextMetaSerializer}.
  *
  * @param tenant        owner
  * @param contextId     document id or conversation id
@@ -18,12 +18,12 @@ import java.util.Objects;
  * @param prefillNanos  time spent prefilling a document's parts
  * @param createdMillis processing time of the first part or turn
  * @param updatedMillis processing time of the last change
- * @param tokenIds      the token ids of the cached positions ({@code tokens} of them); null in a context
- *                      written before format 2, whose KV-cache is in {@link InferenceOperator#LEGACY_KV_STATE}
+ * @param tokenIds      the token ids of the cached positions ({@code tokens} of them); null only before
+ *                      the context is first stored ({@link #withKv})
  * @param kvMeta        the KV-cache metadata ({@link KvCacheMeta}: model shape, codec, block size, length,
  *                      head policy; versioned, CRC-checked); null like {@code tokenIds}
- * @param kvStateBytes  bytes of the context's KV block entries in state (format 3), so that a restore can
- *                      count the state's size without reading every block; -1 when unknown (formats 1-2)
+ * @param kvStateBytes  bytes of the context's KV block entries in state, so that a restore can count the
+ *                      state's size without reading every block
  */
 public record ContextMeta(
         String tenant,
@@ -39,25 +39,7 @@ public record ContextMeta(
         byte[] kvMeta,
         long kvStateBytes) {
 
-    /** A format-2 value (the size of the KV blocks unknown). */
-    public ContextMeta(String tenant, String contextId, Kind kind, boolean complete, int nextPart, int tokens,
-            long prefillNanos, long createdMillis, long updatedMillis, int[] tokenIds, byte[] kvMeta) {
-        this(tenant, contextId, kind, complete, nextPart, tokens, prefillNanos, createdMillis, updatedMillis, tokenIds,
-                kvMeta, -1);
-    }
-
-    /** A format-1 value (no KV metadata: the cache is in the legacy whole-cache state). */
-    public ContextMeta(String tenant, String contextId, Kind kind, boolean complete, int nextPart, int tokens,
-            long prefillNanos, long createdMillis, long updatedMillis) {
-        this(tenant, contextId, kind, complete, nextPart, tokens, prefillNanos, createdMillis, updatedMillis, null, null);
-    }
-
-    /** Whether the KV-cache is kept as metadata + blocks (format 2); else in the legacy whole-cache state. */
-    public boolean hasKv() {
-        return kvMeta != null;
-    }
-
-    /** The decoded KV-cache metadata (codec, block size, head policy ...); requires {@link #hasKv()}. */
+    /** The decoded KV-cache metadata (codec, block size, head policy ...); requires a stored context. */
     public KvCacheMeta kvCacheMeta() {
         return KvCacheMeta.decode(kvMeta);
     }
@@ -99,12 +81,12 @@ public record ContextMeta(
     /** A document whose part 0 has just been prefilled. */
     static ContextMeta documentStarted(String tenant, String documentId, int tokens, long prefillNanos, boolean last,
             long now) {
-        return new ContextMeta(tenant, documentId, Kind.DOCUMENT, last, 1, tokens, prefillNanos, now, now);
+        return new ContextMeta(tenant, documentId, Kind.DOCUMENT, last, 1, tokens, prefillNanos, now, now, null, null, 0);
     }
 
     /** A conversation after its first turn. */
     static ContextMeta conversationStarted(String tenant, String conversationId, int tokens, long now) {
-        return new ContextMeta(tenant, conversationId, Kind.CONVERSATION, true, 0, tokens, 0, now, now);
+        return new ContextMeta(tenant, conversationId, Kind.CONVERSATION, true, 0, tokens, 0, now, now, null, null, 0);
     }
 
     /** This document after one more part. */

@@ -9,20 +9,14 @@ import org.apache.flink.core.memory.DataOutputView;
 import org.apache.flink.types.StringValue;
 
 /**
- * Serializer of {@link ContextMeta}. Every value starts with its format version, so values written
- * by an older version stay readable: read paths are kept per version.
+ * Serializer of {@link ContextMeta}. Every value starts with its format version, so a later format
+ * can add a read path per version.
  *
- * <p>Version 1: byte version, string tenant, string contextId, byte kind, boolean complete,
- * int nextPart, int tokens, long prefillNanos, long createdMillis, long updatedMillis.
- * (Golden bytes: {@code src/test/resources/state/context-meta-v1.bin}; read as a context without KV
- * metadata, whose cache is in the legacy whole-cache state.)
- *
- * <p>Version 2: version 1's fields, then int n (-1 = none) and n ints of token ids, then int m (-1 =
- * none) and m bytes of KV-cache metadata ({@link io.moestream.runtime.kv.KvCacheMeta}).
- * (Golden bytes: {@code src/test/resources/state/context-meta-v2.bin}.)
- *
- * <p>Version 3: version 2's fields, then long kvStateBytes: the bytes of the context's KV block
- * entries, so a restore sums the state's size from the metadata alone (-1 when read from 1-2).
+ * <p>Version 3: byte version, string tenant, string contextId, byte kind, boolean complete, int
+ * nextPart, int tokens, long prefillNanos, long createdMillis, long updatedMillis, int n and n ints of
+ * token ids, int m and m bytes of KV-cache metadata ({@link io.moestream.runtime.kv.KvCacheMeta}),
+ * long kvStateBytes (the bytes of the context's KV block entries, so a restore sums the state's size
+ * from the metadata alone). Golden bytes: {@code src/test/resources/state/context-meta-v3.bin}.
  */
 public final class ContextMetaSerializer extends TypeSerializerSingleton<ContextMeta> {
 
@@ -72,51 +66,23 @@ public final class ContextMetaSerializer extends TypeSerializerSingleton<Context
         out.writeLong(m.createdMillis());
         out.writeLong(m.updatedMillis());
         int[] ids = m.tokenIds();
-        out.writeInt(ids == null ? -1 : ids.length);
-        if (ids != null) {
-            for (int id : ids) {
-                out.writeInt(id);
-            }
+        out.writeInt(ids.length);
+        for (int id : ids) {
+            out.writeInt(id);
         }
         byte[] kv = m.kvMeta();
-        out.writeInt(kv == null ? -1 : kv.length);
-        if (kv != null) {
-            out.write(kv);
-        }
+        out.writeInt(kv.length);
+        out.write(kv);
         out.writeLong(m.kvStateBytes());
     }
 
     @Override
     public ContextMeta deserialize(DataInputView in) throws IOException {
         int version = in.readUnsignedByte();
-        if (version < 1 || version > CURRENT_VERSION) {
-            throw new IOException("unknown ContextMeta format version " + version + " (this build reads 1.."
+        if (version != CURRENT_VERSION) {
+            throw new IOException("unknown ContextMeta format version " + version + " (this build reads "
                     + CURRENT_VERSION + ")");
         }
-        ContextMeta v1 = readV1(in);
-        if (version == 1) {
-            return v1;
-        }
-        int n = in.readInt();
-        int[] ids = null;
-        if (n >= 0) {
-            ids = new int[n];
-            for (int i = 0; i < n; i++) {
-                ids[i] = in.readInt();
-            }
-        }
-        int m = in.readInt();
-        byte[] kv = null;
-        if (m >= 0) {
-            kv = new byte[m];
-            in.readFully(kv);
-        }
-        long kvStateBytes = version >= 3 ? in.readLong() : -1;
-        return new ContextMeta(v1.tenant(), v1.contextId(), v1.kind(), v1.complete(), v1.nextPart(), v1.tokens(),
-                v1.prefillNanos(), v1.createdMillis(), v1.updatedMillis(), ids, kv, kvStateBytes);
-    }
-
-    private static ContextMeta readV1(DataInputView in) throws IOException {
         String tenant = StringValue.readString(in);
         String contextId = StringValue.readString(in);
         ContextMeta.Kind kind = KINDS[in.readUnsignedByte()];
@@ -126,7 +92,15 @@ public final class ContextMetaSerializer extends TypeSerializerSingleton<Context
         long prefillNanos = in.readLong();
         long created = in.readLong();
         long updated = in.readLong();
-        return new ContextMeta(tenant, contextId, kind, complete, nextPart, tokens, prefillNanos, created, updated);
+        int[] ids = new int[in.readInt()];
+        for (int i = 0; i < ids.length; i++) {
+            ids[i] = in.readInt();
+        }
+        byte[] kv = new byte[in.readInt()];
+        in.readFully(kv);
+        long kvStateBytes = in.readLong();
+        return new ContextMeta(tenant, contextId, kind, complete, nextPart, tokens, prefillNanos, created, updated, ids,
+                kv, kvStateBytes);
     }
 
     @Override

@@ -31,7 +31,7 @@ public final class DocumentValidator implements RecordValidator<Document> {
 
     @Override
     public InferenceError.Builder invalid(Document document, String message, long nowMillis) {
-        return ErrorRecords.forDocument(document, ErrorCode.INVALID_PARAMS, message, nowMillis);
+        return Outcomes.document(document, ErrorCode.INVALID_PARAMS, message, nowMillis);
     }
 
     /** An id must be non-blank and must not contain the key separator. */

@@ -11,7 +11,8 @@ import java.util.Objects;
  * @param modelPath             GGUF file to load (once per JVM, shared by the operator instances there)
  * @param maxSequences          most sequences (requests) running in one step
  * @param tokenBudget           most tokens (decode tokens plus prefill chunks) computed in one step; at
- *                              least {@code maxSequences}, so every running sequence can decode each step
+ *                              least {@code maxSequences}, so every running sequence can decode each step,
+ *                              and at least 2 (a prompt chunk is never one token alone)
  * @param maxQueued             back-pressure bound: most requests queued or running per operator instance;
  *                              at the bound, input processing runs steps until there is room
  * @param tenantShare           while other tenants wait, one tenant holds at most this share of the step's
@@ -68,6 +69,10 @@ public record InferenceConfig(
             throw new IllegalArgumentException("tokenBudget " + tokenBudget + " must be >= maxSequences "
                     + maxSequences + " so that every running sequence can decode each step");
         }
+        if (tokenBudget < 2) {
+            throw new IllegalArgumentException("tokenBudget must be >= 2 (a prompt chunk is never one token alone), got "
+                    + tokenBudget);
+        }
         if (maxQueued < 1) {
             throw new IllegalArgumentException("maxQueued must be >= 1, got " + maxQueued);
         }
@@ -97,7 +102,7 @@ public record InferenceConfig(
 
     /** Sets {@code maxSequences}, raising {@code tokenBudget} to it when it is smaller. */
     public InferenceConfig withMaxSequences(int value) {
-        return new InferenceConfig(modelPath, value, Math.max(tokenBudget, value), maxQueued, tenantShare, maxTokensCap,
+        return new InferenceConfig(modelPath, value, Math.max(tokenBudget, Math.max(2, value)), maxQueued, tenantShare, maxTokensCap,
                 documentWaitMillis, maxDocumentTokens, duplicateWindowMillis, modelName, kvState, backend);
     }
 

@@ -26,6 +26,7 @@ final class InferenceMetrics {
     static final String STEPS = "steps";
     static final String STEP_TOKENS = "stepTokens";
     static final String STEP_SEQUENCES = "stepSequences";
+    static final String LONGEST_STEP = "longestStepMs";
     static final String PREFILL_TOKENS = "prefillTokens";
     static final String DECODE_TOKENS = "decodeTokens";
     static final String PREFILL_RATE = "prefillTokensPerSecond";
@@ -45,6 +46,7 @@ final class InferenceMetrics {
     final Counter steps;
     final Histogram stepTokens;
     final Histogram stepSequences;
+    private long longestStepNanos;
     final Counter prefillTokens;
     final Counter decodeTokens;
     final Counter cacheHitTokens;
@@ -66,6 +68,7 @@ final class InferenceMetrics {
         steps = group.counter(STEPS);
         stepTokens = group.histogram(STEP_TOKENS, new DescriptiveStatisticsHistogram(HISTOGRAM_WINDOW));
         stepSequences = group.histogram(STEP_SEQUENCES, new DescriptiveStatisticsHistogram(HISTOGRAM_WINDOW));
+        group.gauge(LONGEST_STEP, (Gauge<Long>) () -> longestStepNanos / 1_000_000);
         prefillTokens = group.counter(PREFILL_TOKENS);
         decodeTokens = group.counter(DECODE_TOKENS);
         group.meter(PREFILL_RATE, new MeterView(prefillTokens));
@@ -92,9 +95,10 @@ final class InferenceMetrics {
         ProgressStats.DECODE_TOKENS.add(decode);
     }
 
-    void prefill(int tokens) {
-        prefillTokens.inc(tokens);
-        ProgressStats.PREFILL_TOKENS.add(tokens);
+    /** A step (one mailbox action) took {@code nanos}. */
+    void stepTook(long nanos) {
+        longestStepNanos = Math.max(longestStepNanos, nanos);
+        ProgressStats.LONGEST_STEP_NANOS.accumulateAndGet(nanos, Math::max);
     }
 
     void generation(int cachedTokens, long ttftMillis, long latencyMillis) {

@@ -3,7 +3,7 @@ package io.moestream.operators;
 import io.moestream.schemas.Prompt;
 
 /**
- * A prompt buffered by the inference operator, in keyed state until its batch runs (or, for a
+ * A prompt buffered by the inference operator, in keyed state until it is answered (or, for a
  * DOCUMENT prompt whose document is still arriving, until the document completes).
  *
  * @param prompt        the request

@@ -27,6 +27,8 @@ public final class ProgressStats {
     static final LongAdder IN_FLIGHT = new LongAdder();
     static final LongAdder TTFT_MILLIS_SUM = new LongAdder();
     static final LongAdder LATENCY_MILLIS_SUM = new LongAdder();
+    /** The longest step (one mailbox action) of any inference operator in this JVM. */
+    static final java.util.concurrent.atomic.AtomicLong LONGEST_STEP_NANOS = new java.util.concurrent.atomic.AtomicLong();
 
     private ProgressStats() {}
 
@@ -38,6 +40,15 @@ public final class ProgressStats {
         return new Snapshot(PROMPTS.sum(), GENERATIONS.sum(), ERRORS.sum(), CONTEXTS.sum(), PREFILL_TOKENS.sum(),
                 DECODE_TOKENS.sum(), PENDING.sum(), IN_FLIGHT.sum(), TTFT_MILLIS_SUM.sum(), LATENCY_MILLIS_SUM.sum(),
                 System.nanoTime());
+    }
+
+    /** The longest step (one mailbox action: admission, forward step, sampling, answers and stores) since {@link #resetLongestStep}. */
+    public static long longestStepNanos() {
+        return LONGEST_STEP_NANOS.get();
+    }
+
+    public static void resetLongestStep() {
+        LONGEST_STEP_NANOS.set(0);
     }
 
     /**

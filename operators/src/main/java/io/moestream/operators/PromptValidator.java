@@ -75,6 +75,6 @@ public final class PromptValidator implements RecordValidator<Prompt> {
 
     @Override
     public InferenceError.Builder invalid(Prompt prompt, String message, long nowMillis) {
-        return ErrorRecords.forPrompt(prompt, ErrorCode.INVALID_PARAMS, message, nowMillis);
+        return Outcomes.prompt(prompt, ErrorCode.INVALID_PARAMS, message, nowMillis);
     }
 }

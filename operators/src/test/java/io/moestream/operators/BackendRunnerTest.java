@@ -1,5 +1,6 @@
 package io.moestream.operators;
 
+import static io.moestream.operators.OperatorHarness.ingest;
 import static io.moestream.operators.OperatorHarness.drain;
 import static io.moestream.operators.OperatorHarness.harness;
 import static io.moestream.operators.OperatorHarness.open;
@@ -86,8 +87,8 @@ class BackendRunnerTest {
     private Run run(String backend, String restoreBackend) throws Exception {
         InferenceConfig config = Reference.config().withBackend(backend);
         harness = open(config);
-        harness.processElement1(new StreamRecord<>(part("acme", "doc", 0, false, DOC)));
-        harness.processElement1(new StreamRecord<>(part("acme", "doc", 1, true, DOC_TAIL)));
+        ingest(harness, part("acme", "doc", 0, false, DOC));
+        ingest(harness, part("acme", "doc", 1, true, DOC_TAIL));
         harness.processElement2(new StreamRecord<>(turn("acme", "t1", "chat", DOC + " What does it grant?", 8)));
         harness.processElement2(new StreamRecord<>(askDocument("acme", "q1", "doc", " Which license is it?", 8)));
         drain(harness);
@@ -177,7 +178,7 @@ class BackendRunnerTest {
         assumeGpu();
         KvStateConfig f32 = KvStateConfig.defaults().withCodec("f32");
         harness = open(Reference.config().withKvState(f32).withBackend("cpu"));
-        harness.processElement1(new StreamRecord<>(part("acme", "doc", 0, true, DOC)));
+        ingest(harness, part("acme", "doc", 0, true, DOC));
         OperatorSubtaskState snapshot = harness.snapshot(1L, 10L);
         harness.close();
         // restored where the pool holds int8 blocks: the f32 document cannot go there, a new conversation can

@@ -1,5 +1,6 @@
 package io.moestream.operators;
 
+import static io.moestream.operators.OperatorHarness.ingest;
 import static io.moestream.operators.OperatorHarness.drain;
 import static io.moestream.operators.OperatorHarness.harness;
 import static io.moestream.operators.OperatorHarness.open;
@@ -98,13 +99,13 @@ class ContextStateTest {
     @Test
     void contextReadyReportsStoredBytesAndTheCodecsCompression() throws Exception {
         harness = open(Reference.config());
-        harness.processElement1(new StreamRecord<>(part("acme", "doc", 0, true, LONG_DOC)));
+        ingest(harness, part("acme", "doc", 0, true, LONG_DOC));
         ContextReady int8 = single(side(harness, OutputTags.CONTEXTS));
         assertThat(int8.getKvBytes()).isEqualTo(storedBytes(operator(harness), ContextKey.of("acme", "doc")));
         harness.close();
 
         harness = open(Reference.config().withKvState(KvStateConfig.defaults().withCodec("f32")));
-        harness.processElement1(new StreamRecord<>(part("acme", "doc", 0, true, LONG_DOC)));
+        ingest(harness, part("acme", "doc", 0, true, LONG_DOC));
         ContextReady f32 = single(side(harness, OutputTags.CONTEXTS));
         assertThat(f32.getTokens()).isEqualTo(int8.getTokens());
         assertThat(f32.getCompressionRatio()).isBetween(0.45f, 0.5f);
@@ -117,7 +118,7 @@ class ContextStateTest {
     void headPruningIsClassifiedDuringTheDocumentsPrefillAndKeptInItsState() throws Exception {
         KvStateConfig kv = KvStateConfig.defaults().withHeadPruning(true, 0.5, 1.0, 4, 16);
         harness = open(Reference.config().withKvState(kv));
-        harness.processElement1(new StreamRecord<>(part("acme", "doc", 0, true, LONG_DOC)));
+        ingest(harness, part("acme", "doc", 0, true, LONG_DOC));
         HeadPolicy stored = operator(harness).storedMeta(ContextKey.of("acme", "doc")).kvCacheMeta().policy();
         assertThat(stored.streamingCount()).isPositive();
 
@@ -138,17 +139,17 @@ class ContextStateTest {
         InferenceConfig config = Reference.config()
                 .withKvState(KvStateConfig.defaults().withTenantMaxContexts(2).withTtlMillis(1_000));
         harness = open(config);
-        harness.processElement1(new StreamRecord<>(part("acme", "d1", 0, true, "First document.")));
+        ingest(harness, part("acme", "d1", 0, true, "First document."));
         harness.processElement2(new StreamRecord<>(turn("acme", "t1", "c1", "Hello", 2)));
         drain(harness);
-        harness.processElement1(new StreamRecord<>(part("acme", "d2", 0, true, "Second document.")));
+        ingest(harness, part("acme", "d2", 0, true, "Second document."));
         harness.processElement2(new StreamRecord<>(turn("acme", "t2", "c2", "Hello", 2)));
         drain(harness);
         // existing contexts go on; another tenant has its own cap
-        harness.processElement1(new StreamRecord<>(part("acme", "d1", 0, true, "First document, again.")));
+        ingest(harness, part("acme", "d1", 0, true, "First document, again."));
         harness.processElement2(new StreamRecord<>(turn("acme", "t3", "c1", " More.", 2)));
         drain(harness);
-        harness.processElement1(new StreamRecord<>(part("other", "d2", 0, true, "Their document.")));
+        ingest(harness, part("other", "d2", 0, true, "Their document."));
 
         List<InferenceError> errors = side(harness, OutputTags.ERRORS);
         assertThat(errors).hasSize(2).allSatisfy(e -> {
@@ -173,7 +174,7 @@ class ContextStateTest {
 
         // once the contexts expire (TTL), the tenant may start new ones
         harness.setStateTtlProcessingTime(10_000);
-        harness.setProcessingTime(InferenceOperator.TENANT_RECOUNT_MILLIS + 1);
+        harness.setProcessingTime(TenantContexts.RECOUNT_MILLIS + 1);
         assertThat(operator(harness).storedMeta(ContextKey.of("acme", "d1"))).isNull();
         harness.processElement2(new StreamRecord<>(turn("acme", "t5", "c3", "Hello", 2)));
         drain(harness);

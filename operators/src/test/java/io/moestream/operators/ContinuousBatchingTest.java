@@ -1,5 +1,6 @@
 package io.moestream.operators;
 
+import static io.moestream.operators.OperatorHarness.ingest;
 import static io.moestream.operators.OperatorHarness.drain;
 import static io.moestream.operators.OperatorHarness.harness;
 import static io.moestream.operators.OperatorHarness.open;
@@ -98,7 +99,7 @@ class ContinuousBatchingTest {
     void aCheckpointMidGenerationRestoresToTheSameOutputs() throws Exception {
         InferenceConfig config = Reference.config().withMaxSequences(4);
         harness = open(config);
-        harness.processElement1(new StreamRecord<>(part("acme", "doc", 0, true, DOC)));
+        ingest(harness, part("acme", "doc", 0, true, DOC));
         Prompt seeded = Prompt.newBuilder(stateless("acme", "s1", "Permission is hereby granted", 8))
                 .setTemperature(0.9f).setTopP(0.9f).build(); // seed from the request id
         harness.processElement2(new StreamRecord<>(seeded));
@@ -222,10 +223,10 @@ class ContinuousBatchingTest {
     void aDocumentBeyondTheSizeCapIsRejectedAndOthersAreAnswered() throws Exception {
         int cap = ref.tokenizer.encodePrompt(DOC).length + 3;
         harness = open(Reference.config().withMaxDocumentTokens(cap));
-        harness.processElement1(new StreamRecord<>(part("acme", "big", 0, false, DOC)));
+        ingest(harness, part("acme", "big", 0, false, DOC));
         harness.processElement2(new StreamRecord<>(askDocument("acme", "q-big", "big", "Which license?", 4)));
-        harness.processElement1(new StreamRecord<>(part("acme", "big", 1, true, DOC)));
-        harness.processElement1(new StreamRecord<>(part("acme", "small", 0, true, DOC)));
+        ingest(harness, part("acme", "big", 1, true, DOC));
+        ingest(harness, part("acme", "small", 0, true, DOC));
         harness.processElement2(new StreamRecord<>(askDocument("acme", "q-small", "small", "Which license?", 4)));
         drain(harness);
 
@@ -244,8 +245,8 @@ class ContinuousBatchingTest {
         harness = open(Reference.config().withMaxSequences(3).withMaxQueued(6).withDocumentWaitMillis(100));
         String tooLong = "zq ".repeat(ref.model.contextLength());
         List<Prompt> prompts = new ArrayList<>();
-        harness.processElement1(new StreamRecord<>(part("acme", "doc", 0, true, DOC)));
-        harness.processElement1(new StreamRecord<>(part("other", "secret", 0, true, DOC)));
+        ingest(harness, part("acme", "doc", 0, true, DOC));
+        ingest(harness, part("other", "secret", 0, true, DOC));
         for (int i = 0; i < 12; i++) {
             prompts.add(stateless("acme", "s" + i, "Hello number " + i, 3));
             prompts.add(askDocument("acme", "d" + i, "doc", "Question " + i, 3));
@@ -296,7 +297,7 @@ class ContinuousBatchingTest {
     @Test
     void metricsFollowStepsTokensAnswersAndErrors() throws Exception {
         harness = open(Reference.config().withMaxSequences(4));
-        harness.processElement1(new StreamRecord<>(part("acme", "doc", 0, true, DOC)));
+        ingest(harness, part("acme", "doc", 0, true, DOC));
         harness.processElement2(new StreamRecord<>(askDocument("acme", "d1", "doc", "Which license?", 4)));
         harness.processElement2(new StreamRecord<>(turn("acme", "c1", "chat", "Hello", 4)));
         harness.processElement2(new StreamRecord<>(stateless("acme", "s1", "Hello", 4)));

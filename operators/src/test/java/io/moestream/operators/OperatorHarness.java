@@ -52,6 +52,16 @@ final class OperatorHarness {
         return n;
     }
 
+    /**
+     * Sends a document part and runs steps until no work is left: the part is prefilled in steps (and
+     * whatever else is queued runs too).
+     */
+    static void ingest(KeyedTwoInputStreamOperatorTestHarness<String, Document, Prompt, Generation> h, Document part)
+            throws Exception {
+        h.processElement1(new StreamRecord<>(part));
+        drain(h);
+    }
+
     static InferenceOperator operator(KeyedTwoInputStreamOperatorTestHarness<?, ?, ?, ?> h) {
         return (InferenceOperator) h.getOperator();
     }

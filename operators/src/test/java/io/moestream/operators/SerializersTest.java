@@ -17,8 +17,15 @@ class SerializersTest {
 
     @Test
     void contextMetaRoundTrips() throws IOException {
-        ContextMeta meta = new ContextMeta("acme", "doc", ContextMeta.Kind.DOCUMENT, true, 3, 120, 5_000_000L, 10L, 20L);
+        ContextMeta meta = new ContextMeta("acme", "doc", ContextMeta.Kind.DOCUMENT, true, 3, 3, 5_000_000L, 10L, 20L,
+                new int[] {1, 2, 3}, new byte[] {5, 6}, 77L);
         assertThat(roundTrip(ContextMetaSerializer.INSTANCE, meta)).isEqualTo(meta);
+    }
+
+    @Test
+    void pendingPartRoundTrips() throws IOException {
+        PendingPart part = new PendingPart(TestRecords.part("acme", "doc", 2, true, "The End."), 4321L);
+        assertThat(roundTrip(PendingPartSerializer.INSTANCE, part)).isEqualTo(part);
     }
 
     @Test

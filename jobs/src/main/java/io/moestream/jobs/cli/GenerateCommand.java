@@ -6,26 +6,20 @@ import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.moestream.runtime.model.DefaultModel;
 import io.moestream.runtime.model.Engine;
-import io.moestream.runtime.model.KvCache;
+import io.moestream.runtime.model.GenerationRequest;
+import io.moestream.runtime.model.GenerationResult;
 import io.moestream.runtime.model.Model;
-import io.moestream.runtime.model.StepPlan;
-import io.moestream.runtime.model.StepResult;
-import io.moestream.runtime.sampler.Sampler;
 import io.moestream.runtime.sampler.SamplingParams;
-import io.moestream.runtime.sched.Schedule;
-import io.moestream.runtime.sched.Scheduler;
-import io.moestream.runtime.sched.SchedulerConfig;
-import io.moestream.runtime.tokenizer.Detokenizer;
-import io.moestream.runtime.tokenizer.Tokenizer;
+import io.moestream.runtime.sched.Batch;
+import io.moestream.runtime.sched.Request;
+import io.moestream.runtime.sched.StepPlanner;
 
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.HashSet;
 import java.util.List;
-import java.util.Set;
 import java.util.concurrent.Callable;
 
 import picocli.CommandLine.ArgGroup;
@@ -114,143 +108,76 @@ public final class GenerateCommand implements Callable<Integer> {
         }
         try (m) {
             if (prompt.file != null) {
-                return runBatch(m, readPrompts(m, CliSupport.existingFile(prompt.file, "--prompts-file")), out);
+                return runPrompts(m, readPrompts(m, CliSupport.existingFile(prompt.file, "--prompts-file")), out);
             }
-            Tokenizer tok = m.tokenizer();
-            int[] promptIds = prompt.ids != null ? prompt.ids : tok.encodePrompt(prompt.text);
+            int[] promptIds = prompt.ids != null ? prompt.ids : m.tokenizer().encodePrompt(prompt.text);
             checkArguments(m, promptIds);
-            Sampler sampler;
-            try {
-                sampler = new Sampler(new SamplingParams(maxTokens, temperature, topK, topP, seed, List.of()));
-            } catch (IllegalArgumentException e) {
-                throw new ParameterException(spec.commandLine(), e.getMessage());
-            }
-
-            Engine engine = new Engine(m);
-            KvCache cache = m.newCache();
-            Detokenizer text = new Detokenizer(tok);
-            List<Integer> generated = new ArrayList<>();
-            List<float[]> positions = new ArrayList<>();
-            float[] logits = engine.forward(cache, promptIds);
-            int printed = 0;
-            while (true) {
-                if (logitsK > 0) {
-                    positions.add(logits);
-                }
-                int next = sampler.sample(logits);
-                if (next == tok.eosId() && !ignoreEos) {
-                    break;
-                }
-                generated.add(next);
-                text.add(next);
-                if (!json) {
-                    String sofar = text.text();
-                    out.print(sofar.substring(printed));
-                    out.flush();
-                    printed = sofar.length();
-                }
-                if (generated.size() == maxTokens) {
-                    break;
-                }
-                logits = engine.forward(cache, new int[] {next});
-            }
-            if (json) {
-                out.println(toJson(promptIds, generated, text.finish(), positions));
-            } else {
-                out.println(text.finish().substring(printed));
-            }
-            out.flush();
-            return 0;
+            return run(m, List.of(promptIds), out, !json);
         }
     }
 
-    /**
-     * The batch path: a {@link Scheduler} plans continuous-batching steps (chunked prefill mixed
-     * with decode tokens), the engine runs them, and each prompt samples exactly as the single-prompt
-     * path does (same options, same seed), so its line equals a {@code --json} run of it alone.
-     */
-    private int runBatch(Model m, List<int[]> prompts, PrintWriter out) {
+    private int runPrompts(Model m, List<int[]> prompts, PrintWriter out) {
         for (int i = 0; i < prompts.size(); i++) {
             checkArguments(m, prompts.get(i), "--prompts-file entry " + i);
         }
-        Tokenizer tok = m.tokenizer();
-        int n = prompts.size();
-        Scheduler scheduler = new Scheduler(new SchedulerConfig(Math.max(256, n), n));
-        Engine engine = new Engine(m);
-        List<BatchSequence> seqs = new ArrayList<>();
+        return run(m, prompts, out, false);
+    }
+
+    /**
+     * Runs the prompts as one batch of {@link Request}s ({@link Batch}: the shared step planner and
+     * request lifecycle, chunked prefill mixed with decode tokens), each sampling with the same options
+     * and seed, so a prompt's line equals a {@code --json} run of it alone. With {@code stream} (one
+     * prompt, plain text) the text is printed as it is generated; otherwise one JSON line per prompt.
+     */
+    private int run(Model m, List<int[]> prompts, PrintWriter out, boolean stream) {
+        SamplingParams params;
+        try {
+            params = new SamplingParams(maxTokens, temperature, topK, topP, seed, List.of());
+        } catch (IllegalArgumentException e) {
+            throw new ParameterException(spec.commandLine(), e.getMessage());
+        }
+        List<Request> requests = new ArrayList<>();
+        List<List<float[]>> positions = new ArrayList<>();
+        int[] printed = new int[prompts.size()]; // characters streamed so far, per prompt
         for (int[] ids : prompts) {
-            scheduler.add(ids.length);
-            try {
-                seqs.add(new BatchSequence(ids, m.newCache(), new Sampler(new SamplingParams(maxTokens, temperature, topK, topP, seed, List.of())),
-                        new Detokenizer(tok)));
-            } catch (IllegalArgumentException e) {
-                throw new ParameterException(spec.commandLine(), e.getMessage());
-            }
+            List<float[]> seen = new ArrayList<>();
+            positions.add(seen);
+            int index = requests.size();
+            Request r = Request.generate("", new GenerationRequest(m.newCache(), ids, params, false), m.tokenizer());
+            r.observer(new Request.Observer() {
+                @Override
+                public void logits(float[] logits) {
+                    if (logitsK > 0) {
+                        seen.add(logits);
+                    }
+                }
+
+                @Override
+                public void token(int id) {
+                    if (stream && (id != m.tokenizer().eosId() || ignoreEos)) {
+                        String sofar = r.text();
+                        out.print(sofar.substring(printed[index]));
+                        out.flush();
+                        printed[index] = sofar.length();
+                    }
+                }
+            });
+            requests.add(ignoreEos ? r.ignoreEos() : r);
         }
-        while (scheduler.hasWork()) {
-            Schedule schedule = scheduler.schedule();
-            List<StepPlan.Sequence> plan = new ArrayList<>();
-            for (Schedule.Chunk c : schedule.chunks()) {
-                BatchSequence s = seqs.get(c.sequence());
-                plan.add(new StepPlan.Sequence(s.cache, s.inputs(c.start(), c.length()), c.reachesEnd()));
+        int n = prompts.size();
+        Batch.run(new Engine(m), StepPlanner.singleTenant(Math.max(256, n), n), requests);
+        for (int i = 0; i < n; i++) {
+            GenerationResult result = requests.get(i).result();
+            if (stream) {
+                out.println(result.text().substring(Math.min(printed[i], result.text().length())));
+            } else {
+                List<Integer> generated = new ArrayList<>();
+                Arrays.stream(result.tokenIds()).forEach(generated::add);
+                out.println(toJson(prompts.get(i), generated, result.text(), positions.get(i)));
             }
-            StepResult result = engine.step(new StepPlan(plan));
-            Set<Integer> finished = new HashSet<>();
-            for (int i = 0; i < plan.size(); i++) {
-                Schedule.Chunk c = schedule.chunks().get(i);
-                if (!c.reachesEnd()) {
-                    continue;
-                }
-                BatchSequence s = seqs.get(c.sequence());
-                float[] logits = result.logits(i);
-                if (logitsK > 0) {
-                    s.positions.add(logits);
-                }
-                int next = s.sampler.sample(logits);
-                if (next == tok.eosId() && !ignoreEos) {
-                    finished.add(c.sequence());
-                    continue;
-                }
-                s.generated.add(next);
-                s.text.add(next);
-                if (s.generated.size() == maxTokens) {
-                    finished.add(c.sequence());
-                }
-            }
-            scheduler.update(schedule, finished);
-        }
-        for (BatchSequence s : seqs) {
-            out.println(toJson(s.prompt, s.generated, s.text.finish(), s.positions));
         }
         out.flush();
         return 0;
-    }
-
-    /** One prompt of the batch: its cache, sampler and output so far. */
-    private static final class BatchSequence {
-        final int[] prompt;
-        final KvCache cache;
-        final Sampler sampler;
-        final Detokenizer text;
-        final List<Integer> generated = new ArrayList<>();
-        final List<float[]> positions = new ArrayList<>();
-
-        BatchSequence(int[] prompt, KvCache cache, Sampler sampler, Detokenizer text) {
-            this.prompt = prompt;
-            this.cache = cache;
-            this.sampler = sampler;
-            this.text = text;
-        }
-
-        /** Tokens {@code [start, start + length)} of prompt + generated (each generated token is fed back). */
-        int[] inputs(int start, int length) {
-            int[] out = new int[length];
-            for (int i = 0; i < length; i++) {
-                int p = start + i;
-                out[i] = p < prompt.length ? prompt[p] : generated.get(p - prompt.length);
-            }
-            return out;
-        }
     }
 
     /** Reads the JSON list: each entry a string (encoded as a prompt) or a list of token ids (used as given). */

@@ -33,7 +33,7 @@ public final class MakeModelCommand implements Callable<Integer> {
     @Option(names = "--out", paramLabel = "FILE", required = true, description = "GGUF file to write (overwritten).")
     Path out;
 
-    @Option(names = "--preset", paramLabel = "NAME", defaultValue = "tiny", description = "tiny|small|bench (default: ${DEFAULT-VALUE}).")
+    @Option(names = "--preset", paramLabel = "NAME", defaultValue = "tiny", description = "tiny|small|bench|long (long: the tiny shape with a 33,280-token context; default: ${DEFAULT-VALUE}).")
     String preset;
 
     @Option(names = "--type", paramLabel = "TYPE", defaultValue = "f32",

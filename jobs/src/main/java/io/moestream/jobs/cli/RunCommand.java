@@ -41,7 +41,7 @@ public final class RunCommand implements Callable<Integer> {
         Configuration conf = Configuration.fromMap(settings);
         conf.set(JobOptions.BOOTSTRAP_SERVERS, bootstrapServers);
         conf.set(JobOptions.PARALLELISM, parallelism);
-        conf.set(JobOptions.BATCH_SIZE, batchSize);
+        conf.set(JobOptions.STEP_MAX_SEQUENCES, batchSize);
         if (model != null) {
             conf.set(JobOptions.MODEL_PATH, CliSupport.existingFile(model, "--model").toString());
         }

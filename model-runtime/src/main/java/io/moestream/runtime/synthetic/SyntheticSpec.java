@@ -52,13 +52,22 @@ public record SyntheticSpec(
         return new SyntheticSpec("bench-moe", 2048, 8, 16, 4, 128, 2048, 8, 2, 4096, 1e6f, 3f, seed);
     }
 
-    /** A preset by name: tiny, small or bench. */
+    /**
+     * The tiny shape with a long context: 33,280 positions, room for a 32,768-token document and a
+     * question with its answer (long-document runs, benchmarks/run-long-document.sh).
+     */
+    public static SyntheticSpec longContext(long seed) {
+        return new SyntheticSpec("synthetic-long", 128, 2, 4, 2, 32, 256, 8, 2, 32_768 + 512, 1e6f, 10f, seed);
+    }
+
+    /** A preset by name: tiny, small, bench or long. */
     public static SyntheticSpec preset(String name, long seed) {
         return switch (name.toLowerCase(Locale.ROOT)) {
             case "tiny" -> tiny(seed);
             case "small" -> small(seed);
             case "bench" -> bench(seed);
-            default -> throw new IllegalArgumentException("unknown preset '" + name + "' (tiny, small, bench)");
+            case "long" -> longContext(seed);
+            default -> throw new IllegalArgumentException("unknown preset '" + name + "' (tiny, small, bench, long)");
         };
     }
 

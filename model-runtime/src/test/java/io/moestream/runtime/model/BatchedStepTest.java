@@ -7,16 +7,14 @@ import com.fasterxml.jackson.databind.JsonNode;
 import io.moestream.runtime.Fixtures;
 import io.moestream.runtime.sampler.Sampler;
 import io.moestream.runtime.sampler.SamplingParams;
-import io.moestream.runtime.sched.Schedule;
-import io.moestream.runtime.sched.Scheduler;
-import io.moestream.runtime.sched.SchedulerConfig;
+import io.moestream.runtime.sched.Batch;
+import io.moestream.runtime.sched.Request;
+import io.moestream.runtime.sched.StepPlanner;
 
 import java.io.IOException;
 import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.HashSet;
 import java.util.List;
-import java.util.Set;
 
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -25,7 +23,7 @@ import org.junit.jupiter.api.Test;
 
 /**
  * A batched {@link Engine#step} equals running each sequence alone, bit for bit, with prefill chunks
- * and decode tokens mixed (the scheduler never cuts a prompt into a lone token, which would take the
+ * and decode tokens mixed (the planner never cuts a prompt into a lone token, which would take the
  * decode kernels).
  */
 class BatchedStepTest {
@@ -68,50 +66,24 @@ class BatchedStepTest {
         int[][] prompts = prompts(stem);
         int gen = 6;
         // a small budget forces chunked prefill of the 316-token prompt alongside decodes of the others
-        Scheduler s = new Scheduler(new SchedulerConfig(37, 4));
         KvCache[] caches = new KvCache[prompts.length];
-        List<List<Integer>> inputs = new ArrayList<>();
         List<List<float[]>> logits = new ArrayList<>();
-        for (int[] p : prompts) {
-            caches[s.add(p.length)] = m.newCache();
-            List<Integer> in = new ArrayList<>();
-            Arrays.stream(p).forEach(in::add);
-            inputs.add(in);
-            logits.add(new ArrayList<>());
+        List<Request> requests = new ArrayList<>();
+        for (int p = 0; p < prompts.length; p++) {
+            caches[p] = m.newCache();
+            List<float[]> seen = new ArrayList<>();
+            logits.add(seen);
+            requests.add(Request.generate("", new GenerationRequest(caches[p], prompts[p], SamplingParams.greedy(gen), false),
+                    m.tokenizer()).ignoreEos().observer(new Request.Observer() {
+                        @Override
+                        public void logits(float[] l) {
+                            seen.add(l);
+                        }
+                    }));
         }
-        Engine engine = new Engine(m);
-        boolean sawMixedStep = false;
-        while (s.hasWork()) {
-            Schedule step = s.schedule();
-            List<StepPlan.Sequence> plan = new ArrayList<>();
-            boolean prefill = false;
-            boolean decode = false;
-            for (Schedule.Chunk c : step.chunks()) {
-                int[] toks = inputs.get(c.sequence()).subList(c.start(), c.start() + c.length()).stream().mapToInt(i -> i).toArray();
-                plan.add(new StepPlan.Sequence(caches[c.sequence()], toks, c.reachesEnd()));
-                boolean isPrefill = c.start() < prompts[c.sequence()].length;
-                prefill |= isPrefill && c.length() > 1;
-                decode |= !isPrefill;
-            }
-            sawMixedStep |= prefill && decode;
-            StepResult r = engine.step(new StepPlan(plan));
-            Set<Integer> finished = new HashSet<>();
-            for (int i = 0; i < plan.size(); i++) {
-                Schedule.Chunk c = step.chunks().get(i);
-                if (!c.reachesEnd()) {
-                    assertThat(r.logits(i)).isNull();
-                    continue;
-                }
-                logits.get(c.sequence()).add(r.logits(i));
-                if (logits.get(c.sequence()).size() == gen) {
-                    finished.add(c.sequence());
-                } else {
-                    inputs.get(c.sequence()).add(Sampler.argmax(r.logits(i)));
-                }
-            }
-            s.update(step, finished);
-        }
-        assertThat(sawMixedStep).isTrue();
+        int longest = Arrays.stream(prompts).mapToInt(p -> p.length).max().orElseThrow();
+        int steps = Batch.run(new Engine(m), StepPlanner.singleTenant(37, 4), requests);
+        assertThat(steps).isGreaterThan(longest / 37); // the longest prompt was cut into chunks
         for (int p = 0; p < prompts.length; p++) {
             List<float[]> expected = alone(m, prompts[p], gen);
             for (int i = 0; i < gen; i++) {

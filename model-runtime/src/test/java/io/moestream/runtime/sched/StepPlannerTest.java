@@ -1,4 +1,4 @@
-package io.moestream.operators;
+package io.moestream.runtime.sched;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
@@ -9,6 +9,7 @@ import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
 
+/** The one step planner: admission, fairness, allocation and the chunking rule. */
 class StepPlannerTest {
 
     private record Seq(String tenant, boolean decoding, int tokensWanted) implements StepPlanner.Planned {}
@@ -84,5 +85,36 @@ class StepPlannerTest {
                 Map.of("b", 1))).isEmpty();
         assertThat(planner.admissions(List.of(prefilling("a", 10)), Map.of("b", 1))).isEmpty();
         assertThatThrownBy(() -> new StepPlanner(2, 4, 1.0)).isInstanceOf(IllegalArgumentException.class);
+    }
+
+    @Test
+    void aPromptIsNeverCutIntoALoneToken() {
+        assertThat(StepPlanner.chunk(10, 20)).isEqualTo(10);
+        assertThat(StepPlanner.chunk(1, 5)).isEqualTo(1); // a one-token prompt is one token whatever the mix
+        assertThat(StepPlanner.chunk(10, 9)).isEqualTo(8); // not 9, which would leave a lone last token
+        assertThat(StepPlanner.chunk(10, 1)).isZero();     // not a lone first or middle token: wait
+        assertThat(StepPlanner.chunk(3, 2)).isZero();      // 2 would leave 1, 1 would be alone
+        for (int left = 1; left < 40; left++) {
+            for (int budget = 0; budget < 45; budget++) {
+                int n = StepPlanner.chunk(left, budget);
+                assertThat(n).isBetween(0, Math.min(left, budget));
+                if (n > 0 && left > 1) {
+                    assertThat(n).as("left %d budget %d", left, budget).isGreaterThan(1);
+                    assertThat(left - n).as("left %d budget %d", left, budget).isNotEqualTo(1);
+                }
+            }
+        }
+        StepPlanner planner = new StepPlanner(6, 4, 1.0);
+        // 3 decoders leave 3 tokens: a 4-token prompt gets 2 (not 3, leaving 1)
+        assertThat(planner.allocate(List.of(decoding("a"), decoding("a"), decoding("a"), prefilling("b", 4))))
+                .containsExactly(1, 1, 1, 2);
+    }
+
+    @Test
+    void aLongPrefillOfOneTenantDoesNotKeepAnotherTenantOut() {
+        StepPlanner planner = new StepPlanner(16, 4, 0.5);
+        // "a" still has 500 prompt tokens, far beyond the budget, but it holds at most half of the prefill tokens
+        assertThat(planner.admissions(List.of(prefilling("a", 500)), Map.of("b", 1))).containsExactly("b");
+        assertThat(planner.allocate(List.of(prefilling("a", 500), prefilling("b", 5)))).containsExactly(11, 5);
     }
 }

@@ -1,0 +1,210 @@
+package io.moestream.runtime.sched;
+
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * Plans each step of continuous batching: which waiting requests join ({@link #admissions}) and
+ * how many tokens each running request computes ({@link #allocate}). It only plans: it never sees
+ * caches, logits or state (vLLM's split of {@code schedule()} from the model runner). The one
+ * planner of {@code generate}, {@code bench}, the Flink operator and the benchmarks.
+ *
+ * <p>Rules, per step:
+ * <ul>
+ *   <li>every decoding request gets one token; the rest of {@code tokenBudget} goes to prefill
+ *       chunks, so a long prompt (or document part) is prefilled over several steps while others
+ *       keep decoding;</li>
+ *   <li>chunking ({@link #chunk}): a prefill chunk is never a lone token unless the whole prompt is
+ *       one token, and never leaves a lone last token. The engine computes a one-token chunk in
+ *       decode order (other float sums), so with this rule a request's bits do not depend on where
+ *       its prompt was cut, i.e. on what else shared its steps;</li>
+ *   <li>admission is round-robin over tenants, least recently served first, while fewer than
+ *       {@code maxSequences} run;</li>
+ *   <li>fairness: while more than one tenant wants work, a tenant gets at most
+ *       {@code tenantShare} of the sequences (at admission) and of the prefill tokens (per step);
+ *       capacity nobody else wants is not withheld. Running requests are never preempted, so a
+ *       newcomer waits at most until the first running request finishes.</li>
+ * </ul>
+ * Not thread-safe; one per step loop.
+ */
+public final class StepPlanner {
+
+    /** What the planner needs to know of a running request. */
+    public interface Planned {
+        String tenant();
+
+        /** Whether it is past its prompt (wants exactly one token per step). */
+        boolean decoding();
+
+        /** Tokens it could compute this step: 1 when decoding, else the prompt tokens not yet prefilled. */
+        int tokensWanted();
+    }
+
+    private final int tokenBudget;
+    private final int maxSequences;
+    private final int sequencesPerTenant;
+    private final int prefillTokensPerTenant;
+    /** Admission clock per tenant; a tenant not in the map was never served (or not lately) and goes first. */
+    private final Map<String, Long> lastServed = new HashMap<>();
+    private long clock;
+
+    /**
+     * @param tokenBudget  most tokens computed per step; at least {@code maxSequences}, so every running
+     *                     request can decode each step, and at least 2 (a prompt chunk's least)
+     * @param maxSequences most requests running at once
+     * @param tenantShare  share of sequences and prefill tokens one tenant gets while others wait (0, 1]
+     */
+    public StepPlanner(int tokenBudget, int maxSequences, double tenantShare) {
+        if (maxSequences < 1 || tokenBudget < Math.max(2, maxSequences)) {
+            throw new IllegalArgumentException("need 1 <= maxSequences <= tokenBudget and tokenBudget >= 2 (a prompt chunk"
+                    + " is never one token alone), got " + maxSequences + " and " + tokenBudget);
+        }
+        if (!(tenantShare > 0 && tenantShare <= 1)) {
+            throw new IllegalArgumentException("tenantShare must be in (0, 1], got " + tenantShare);
+        }
+        this.tokenBudget = tokenBudget;
+        this.maxSequences = maxSequences;
+        this.sequencesPerTenant = Math.max(1, (int) Math.floor(tenantShare * maxSequences));
+        this.prefillTokensPerTenant = Math.max(1, (int) Math.floor(tenantShare * tokenBudget));
+    }
+
+    /** A planner with one tenant: every request is the same tenant's. */
+    public static StepPlanner singleTenant(int tokenBudget, int maxSequences) {
+        return new StepPlanner(tokenBudget, maxSequences, 1.0);
+    }
+
+    public int tokenBudget() {
+        return tokenBudget;
+    }
+
+    public int maxSequences() {
+        return maxSequences;
+    }
+
+    /**
+     * The chunking rule: how many of {@code left} prompt tokens to compute with at most
+     * {@code budget} tokens. All of them when they fit; otherwise at most {@code budget}, never one
+     * alone (0 then: the request waits for a step with more room) and never leaving exactly one.
+     */
+    public static int chunk(int left, int budget) {
+        if (left <= budget) {
+            return left;
+        }
+        int n = budget;
+        if (left - n == 1) {
+            n--;
+        }
+        return n < 2 ? 0 : n;
+    }
+
+    /**
+     * The tenants to admit one request each from, in order: while there are free places and tokens
+     * left in the step after the decode tokens and each prefilling tenant's share of the prefill
+     * tokens (so a long prefill of one tenant does not keep another tenant's request out).
+     *
+     * @param running    the requests running now
+     * @param admissible per tenant, how many requests could be admitted now (in first-arrival order)
+     */
+    public List<String> admissions(List<? extends Planned> running, Map<String, Integer> admissible) {
+        Map<String, Integer> runningByTenant = new HashMap<>();
+        Map<String, Integer> prefillByTenant = new HashMap<>();
+        int budget = tokenBudget;
+        for (Planned p : running) {
+            runningByTenant.merge(p.tenant(), 1, Integer::sum);
+            if (p.decoding()) {
+                budget -= p.tokensWanted();
+            } else {
+                prefillByTenant.merge(p.tenant(), p.tokensWanted(), Integer::sum);
+            }
+        }
+        for (int wanted : prefillByTenant.values()) {
+            budget -= Math.min(wanted, prefillTokensPerTenant); // a tenant's prefill takes at most its share once others want tokens
+        }
+        Map<String, Integer> left = new LinkedHashMap<>();
+        admissible.forEach((tenant, n) -> {
+            if (n > 0) {
+                left.put(tenant, n);
+            }
+        });
+        lastServed.keySet().retainAll(tenants(left, runningByTenant));
+        List<String> out = new ArrayList<>();
+        int free = maxSequences - running.size();
+        while (free > 0 && budget > 0 && !left.isEmpty()) {
+            boolean contended = left.size() > 1;
+            List<String> order = new ArrayList<>(left.keySet());
+            order.sort(Comparator.comparingLong(t -> lastServed.getOrDefault(t, Long.MIN_VALUE)));
+            String chosen = null;
+            for (String t : order) {
+                if (!contended || runningByTenant.getOrDefault(t, 0) < sequencesPerTenant) {
+                    chosen = t;
+                    break;
+                }
+            }
+            if (chosen == null) {
+                chosen = order.get(0); // every waiting tenant is at its share: use the spare capacity anyway
+            }
+            out.add(chosen);
+            runningByTenant.merge(chosen, 1, Integer::sum);
+            lastServed.put(chosen, ++clock);
+            if (left.merge(chosen, -1, Integer::sum) == 0) {
+                left.remove(chosen);
+            }
+            free--;
+            budget--;
+        }
+        return out;
+    }
+
+    private static Set<String> tenants(Map<String, Integer> waiting, Map<String, Integer> running) {
+        Set<String> keep = new HashSet<>(waiting.keySet());
+        keep.addAll(running.keySet());
+        return keep;
+    }
+
+    /**
+     * Tokens per running request (same order) for the next step: one per decoding request, then
+     * prefill chunks ({@link #chunk}) within the rest of the budget, at most {@code tenantShare} of
+     * the budget per tenant while several tenants prefill, then any budget left to whoever still
+     * wants it. A request may get 0 tokens in a step.
+     */
+    public int[] allocate(List<? extends Planned> running) {
+        int[] tokens = new int[running.size()];
+        int budget = tokenBudget;
+        Map<String, List<Integer>> prefillByTenant = new LinkedHashMap<>();
+        for (int i = 0; i < running.size(); i++) {
+            Planned p = running.get(i);
+            if (p.decoding()) {
+                tokens[i] = 1;
+                budget--;
+            } else if (p.tokensWanted() > 0) {
+                prefillByTenant.computeIfAbsent(p.tenant(), t -> new ArrayList<>()).add(i);
+            }
+        }
+        int cap = prefillByTenant.size() > 1 ? prefillTokensPerTenant : Integer.MAX_VALUE;
+        for (List<Integer> requests : prefillByTenant.values()) {
+            int allowance = Math.min(cap, budget);
+            for (int i : requests) {
+                int give = chunk(running.get(i).tokensWanted(), allowance);
+                tokens[i] = give;
+                allowance -= give;
+                budget -= give;
+            }
+        }
+        for (List<Integer> requests : prefillByTenant.values()) {
+            for (int i : requests) {
+                int total = chunk(running.get(i).tokensWanted(), tokens[i] + budget);
+                if (total > tokens[i]) {
+                    budget -= total - tokens[i];
+                    tokens[i] = total;
+                }
+            }
+        }
+        return tokens;
+    }
+}
