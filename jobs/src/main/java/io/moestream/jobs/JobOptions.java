@@ -59,6 +59,16 @@ public final class JobOptions {
                     .defaultValue("moe.contexts")
                     .withDescription("Output topic of ContextReady records.");
 
+    public static final ConfigOption<String> WRITER_SCHEMAS_DIR =
+            ConfigOptions.key("moestream.schemas.writer-dir")
+                    .stringType()
+                    .noDefaultValue()
+                    .withDescription(
+                            "Folder of .avsc files: older Prompt or Document schemas that producers may still write with."
+                                    + " Records written with one of them are read (fields it lacks take their defaults) instead of"
+                                    + " failing as an unknown fingerprint. Each file is checked at start: the job does not start if"
+                                    + " one is not a Prompt or Document schema or the current schema cannot read its records.");
+
     public static final ConfigOption<String> MODEL_PATH =
             ConfigOptions.key("moestream.model.path")
                     .stringType()

@@ -58,11 +58,12 @@ public final class MoeStreamJob {
         DataStream<RawRecord> promptBytes = source(env, conf, conf.get(JobOptions.TOPIC_PROMPTS), "prompts");
 
         int maxTokensCap = conf.get(JobOptions.MAX_TOKENS_CAP);
+        WriterSchemas older = WriterSchemas.from(conf);
         SingleOutputStreamOperator<Document> documents = documentBytes
-                .process(AvroDecodeFunction.documents())
+                .process(AvroDecodeFunction.documents(older.documentCodec()))
                 .name("decode-documents").uid("decode-documents");
         SingleOutputStreamOperator<Prompt> prompts = promptBytes
-                .process(AvroDecodeFunction.prompts(maxTokensCap))
+                .process(AvroDecodeFunction.prompts(older.promptCodec(), maxTokensCap))
                 .name("decode-prompts").uid("decode-prompts");
 
         InferenceConfig config = new InferenceConfig(
