@@ -7,6 +7,7 @@ import org.apache.flink.configuration.ConfigOptions;
 import org.apache.flink.configuration.Configuration;
 import org.apache.flink.configuration.ReadableConfig;
 import org.apache.flink.configuration.StateBackendOptions;
+import org.apache.flink.connector.base.DeliveryGuarantee;
 
 import java.time.Duration;
 
@@ -163,6 +164,15 @@ public final class JobOptions {
                     .defaultValue("moestream")
                     .withDescription("Prefix of the Kafka transactional ids of the exactly-once sinks; unique per job.");
 
+    public static final ConfigOption<String> DELIVERY =
+            ConfigOptions.key("moestream.sink.delivery")
+                    .stringType()
+                    .defaultValue("exactly-once")
+                    .withDescription(
+                            "Guarantee of the Kafka sinks: exactly-once (results in Kafka transactions, visible to read_committed"
+                                    + " consumers when the checkpoint that covers them completes) or at-least-once (visible as soon as"
+                                    + " written; after a failure the answers since the last checkpoint are written again).");
+
     public static final ConfigOption<String> KV_CODEC =
             ConfigOptions.key("moestream.kv.codec")
                     .stringType()
@@ -263,6 +273,16 @@ public final class JobOptions {
             c.set(CheckpointingOptions.INCREMENTAL_CHECKPOINTS, true);
         }
         return c;
+    }
+
+    /** The sinks' {@link DeliveryGuarantee} from {@link #DELIVERY}. */
+    public static DeliveryGuarantee delivery(ReadableConfig conf) {
+        return switch (conf.get(DELIVERY).trim().toLowerCase(java.util.Locale.ROOT)) {
+            case "exactly-once" -> DeliveryGuarantee.EXACTLY_ONCE;
+            case "at-least-once" -> DeliveryGuarantee.AT_LEAST_ONCE;
+            default -> throw new IllegalArgumentException(DELIVERY.key() + " must be exactly-once or at-least-once, got '"
+                    + conf.get(DELIVERY) + "'");
+        };
     }
 
     /** The operator's context-state settings from the {@code moestream.kv.*}, {@code state.ttl} and {@code tenant.*} options. */

@@ -132,6 +132,22 @@ class MoeStreamJobITCase {
         }
     }
 
+    @Test
+    void atLeastOnceSinksMakeAnswersVisibleWithoutWaitingForACheckpoint() throws Exception {
+        KafkaTestClient topics = KafkaTestClient.fresh(kafka, "at-least-once", 1);
+        Configuration conf = topics.jobOptions();
+        conf.set(JobOptions.CHECKPOINT_INTERVAL, Duration.ofMinutes(30)); // no checkpoint completes during the test
+        conf.set(JobOptions.DELIVERY, "at-least-once");
+        JobClient job = LocalRunner.start(conf, null, "moestream-at-least-once");
+        try {
+            topics.send(KafkaTestClient.prompt("alo-1", "t1", null, PromptMode.STATELESS, "Strings are"));
+            KafkaTestClient.Output out = topics.readCommitted(o -> o.answered("alo-1"), Duration.ofSeconds(120), Duration.ZERO);
+            assertThat(out.answers("alo-1")).as("output: %s", out).hasSize(1);
+        } finally {
+            job.cancel().get();
+        }
+    }
+
     private static void send(List<Document> docs, List<Prompt> prompts, String malformed, byte[] olderPrompt) throws Exception {
         Properties props = new Properties();
         props.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, kafka.bootstrapServers());
