@@ -35,7 +35,7 @@ import java.util.TreeMap;
  * java -Djava.awt.headless=true --add-modules jdk.incubator.vector \
  *     -cp jobs/target/moestream.jar:benchmarks/target/pipeline-bench.jar io.moestream.benchmarks.PipelineBench \
  *     [--count 300] [--max-tokens 16] [--batch-size 8] [--seed 42] [--checkpoint-interval-ms 1000]
- *     [--unaligned false] [--delivery exactly-once|at-least-once] [--out DIR]
+ *     [--unaligned false] [--delivery exactly-once|at-least-once] [--profile off|cpu|wall] [--out DIR]
  * </pre>
  */
 public final class PipelineBench {
@@ -43,7 +43,8 @@ public final class PipelineBench {
     public static void main(String[] args) throws Exception {
         Map<String, String> opts = new LinkedHashMap<>(Map.of(
                 "count", "300", "max-tokens", "16", "batch-size", "8", "seed", "42",
-                "checkpoint-interval-ms", "1000", "unaligned", "false", "delivery", "exactly-once", "out", "benchmarks/results"));
+                "checkpoint-interval-ms", "1000", "unaligned", "false", "delivery", "exactly-once", "profile", "off",
+                "out", "benchmarks/results"));
         for (int i = 0; i + 1 < args.length; i += 2) {
             if (!args[i].startsWith("--") || !opts.containsKey(args[i].substring(2))) {
                 throw new IllegalArgumentException("unknown option " + args[i] + "; options: " + opts.keySet());
@@ -72,7 +73,7 @@ public final class PipelineBench {
         System.err.println("pipeline: " + count + " requests through Kafka -> Flink -> Kafka ...");
         PipelineRun.Result pipeline = PipelineRun.run(modelFile, mix, warmUp, batchSize,
                 Duration.ofMillis(Long.parseLong(opts.get("checkpoint-interval-ms"))), Boolean.parseBoolean(opts.get("unaligned")),
-                delivery);
+                delivery, opts.get("profile"), out.resolve(name + "-profile-" + opts.get("profile")));
 
         double engineTps = engine.generatedTokens() / engine.seconds();
         double pipelineTps = pipeline.generatedTokens() / pipeline.seconds();

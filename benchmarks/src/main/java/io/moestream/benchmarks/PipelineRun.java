@@ -45,7 +45,7 @@ final class PipelineRun {
                   List<Long> operatorLatencyMs, List<Integer> batchSizes) {}
 
     static Result run(Path model, RequestMix mix, List<Prompt> warmUp, int batchSize, Duration checkpointInterval,
-                      boolean unaligned, String delivery)
+                      boolean unaligned, String delivery, String profile, Path profileOut)
             throws Exception {
         try (LocalKafka kafka = LocalKafka.start(0)) {
             kafka.createTopics(Topics.ALL);
@@ -89,6 +89,7 @@ final class PipelineRun {
                 }
                 BatchSizeProbe.start();
                 Map<String, Long> sentAt = new ConcurrentHashMap<>();
+                PipelineProfiler profiler = profile.equals("off") ? null : PipelineProfiler.start(profile, profileOut);
                 long start = System.nanoTime();
                 long cpuStart = ProcessCpu.nanos();
                 sent.clear();
@@ -102,6 +103,9 @@ final class PipelineRun {
                 }
                 drain(consumer, mix.prompts().size(), visibleAt, answers, Duration.ofMinutes(30));
                 double cpuSeconds = (ProcessCpu.nanos() - cpuStart) / 1e9;
+                if (profiler != null) {
+                    profiler.stop();
+                }
                 long end = visibleAt.values().stream().mapToLong(Long::longValue).max().orElse(System.nanoTime());
                 List<Integer> batchSizes = BatchSizeProbe.stop();
                 if (answers.size() < mix.prompts().size()) {
