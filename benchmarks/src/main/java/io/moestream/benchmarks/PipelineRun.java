@@ -41,8 +41,13 @@ import java.util.concurrent.TimeUnit;
  */
 final class PipelineRun {
 
-    record Result(double seconds, double cpuSeconds, long generatedTokens, int requests, List<Long> visibleLatencyMs,
-                  List<Long> operatorLatencyMs, List<Integer> batchSizes) {}
+    /**
+     * {@code lastWrittenSeconds}: from the first send until the last answer was written (seen by a
+     * {@code read_uncommitted} reader); {@code commitWaitMs}: written to visible, per answer.
+     */
+    record Result(double seconds, double lastWrittenSeconds, double cpuSeconds, long generatedTokens, int requests,
+                  List<Long> visibleLatencyMs, List<Long> commitWaitMs, List<Long> operatorLatencyMs,
+                  List<Integer> batchSizes) {}
 
     static Result run(Path model, RequestMix mix, List<Prompt> warmUp, int batchSize, Duration checkpointInterval,
                       boolean unaligned, String delivery, String profile, Path profileOut)
@@ -89,6 +94,7 @@ final class PipelineRun {
                 }
                 BatchSizeProbe.start();
                 Map<String, Long> sentAt = new ConcurrentHashMap<>();
+                WrittenWatch written = WrittenWatch.start(kafka, Topics.GENERATIONS);
                 PipelineProfiler profiler = profile.equals("off") ? null : PipelineProfiler.start(profile, profileOut);
                 long start = System.nanoTime();
                 long cpuStart = ProcessCpu.nanos();
@@ -106,20 +112,28 @@ final class PipelineRun {
                 if (profiler != null) {
                     profiler.stop();
                 }
+                written.close();
                 long end = visibleAt.values().stream().mapToLong(Long::longValue).max().orElse(System.nanoTime());
+                long lastWritten = written.writtenAt().values().stream().mapToLong(Long::longValue).max().orElse(end);
                 List<Integer> batchSizes = BatchSizeProbe.stop();
                 if (answers.size() < mix.prompts().size()) {
                     throw new IllegalStateException("only " + answers.size() + " of " + mix.prompts().size() + " answered");
                 }
                 List<Long> visible = new ArrayList<>();
+                List<Long> commitWait = new ArrayList<>();
                 List<Long> operator = new ArrayList<>();
                 long generated = 0;
                 for (Generation g : answers.values()) {
                     visible.add(TimeUnit.NANOSECONDS.toMillis(visibleAt.get(g.getRequestId()) - sentAt.get(g.getRequestId())));
+                    Long writtenAt = written.writtenAt().get(g.getRequestId());
+                    if (writtenAt != null) {
+                        commitWait.add(Math.max(0, TimeUnit.NANOSECONDS.toMillis(visibleAt.get(g.getRequestId()) - writtenAt)));
+                    }
                     operator.add(g.getTimings().getQueuedMs() + g.getTimings().getPrefillMs() + g.getTimings().getDecodeMs());
                     generated += g.getUsage().getGeneratedTokens();
                 }
-                return new Result((end - start) / 1e9, cpuSeconds, generated, answers.size(), visible, operator, batchSizes);
+                return new Result((end - start) / 1e9, (lastWritten - start) / 1e9, cpuSeconds, generated, answers.size(),
+                        visible, commitWait, operator, batchSizes);
             } finally {
                 job.cancel().get(60, TimeUnit.SECONDS);
             }
