@@ -1,5 +1,7 @@
 package io.moestream.benchmarks;
 
+import io.moestream.jobs.JobOptions;
+import io.moestream.runtime.kv.KvCodec;
 import io.moestream.runtime.model.Engine;
 import io.moestream.runtime.model.GenerationRequest;
 import io.moestream.runtime.model.GenerationResult;
@@ -23,20 +25,25 @@ import java.util.Set;
 /**
  * The request mix on one {@link Engine}, batched the way the inference operator batches (arrival
  * order, up to {@code batchSize} requests, at most one turn per conversation per batch), with the
- * operator's token rules (BOS before a new context only). Caches stay in memory: no state backend,
+ * operator's token rules (BOS before a new context only) and KV blocks (the default codec and block
+ * size of {@link JobOptions}). Caches stay in memory: no state backend,
  * no serialization, no Kafka, no Flink. Documents are prefilled before the clock starts.
  */
 final class EngineRun {
 
-    record Result(double seconds, long generatedTokens, long promptTokens, int requests, List<Integer> batchSizes) {}
+    record Result(double seconds, double cpuSeconds, long generatedTokens, long promptTokens, int requests,
+                  List<Integer> batchSizes) {}
 
     static Result run(Model model, RequestMix mix, int batchSize) {
+        // the operator's KV blocks (codec and block size), so both runs do the same attention work
+        KvCodec codec = KvCodec.parse(JobOptions.KV_CODEC.defaultValue());
+        int blockTokens = JobOptions.KV_BLOCK_TOKENS.defaultValue();
         Engine engine = new Engine(model);
         Tokenizer tokenizer = model.tokenizer();
         Map<String, KvCache> documents = new HashMap<>();
         for (Document part : mix.documents()) {
             String key = part.getTenant() + "/" + part.getDocumentId();
-            KvCache cache = part.getPart() == 0 ? model.newCache() : documents.get(key);
+            KvCache cache = part.getPart() == 0 ? model.newCache(codec, blockTokens) : documents.get(key);
             int[] ids = part.getPart() == 0 ? tokenizer.encodePrompt(part.getText()) : tokenizer.encode(part.getText(), false);
             engine.forward(cache, ids);
             documents.put(key, cache);
@@ -50,6 +57,7 @@ final class EngineRun {
         long generated = 0;
         long promptTokens = 0;
         long start = System.nanoTime();
+        long cpuStart = ProcessCpu.nanos();
         while (!queue.isEmpty()) {
             List<GenerationRequest> batch = new ArrayList<>();
             List<String> batchConversations = new ArrayList<>();
@@ -70,13 +78,13 @@ final class EngineRun {
                     }
                     case CONVERSATION -> {
                         KvCache existing = conversations.get(key);
-                        cache = existing == null ? model.newCache() : existing;
+                        cache = existing == null ? model.newCache(codec, blockTokens) : existing;
                         ids = existing == null ? tokenizer.encodePrompt(p.getText()) : tokenizer.encode(p.getText(), false);
                         batchConversations.add(key);
                         conversations.put(key, cache);
                     }
                     default -> {
-                        cache = model.newCache();
+                        cache = model.newCache(codec, blockTokens);
                         ids = tokenizer.encodePrompt(p.getText());
                     }
                 }
@@ -98,7 +106,7 @@ final class EngineRun {
             batchSizes.add(batch.size());
         }
         double seconds = (System.nanoTime() - start) / 1e9;
-        return new Result(seconds, generated, promptTokens, mix.prompts().size(), batchSizes);
+        return new Result(seconds, (ProcessCpu.nanos() - cpuStart) / 1e9, generated, promptTokens, mix.prompts().size(), batchSizes);
     }
 
     private EngineRun() {}

@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import io.moestream.runtime.model.DefaultModel;
 import io.moestream.runtime.model.Model;
+import io.moestream.schemas.Prompt;
 import org.jfree.chart.ChartFactory;
 import org.jfree.chart.JFreeChart;
 import org.jfree.chart.plot.PlotOrientation;
@@ -34,7 +35,7 @@ import java.util.TreeMap;
  * java -Djava.awt.headless=true --add-modules jdk.incubator.vector \
  *     -cp jobs/target/moestream.jar:benchmarks/target/pipeline-bench.jar io.moestream.benchmarks.PipelineBench \
  *     [--count 300] [--max-tokens 16] [--batch-size 8] [--seed 42] [--checkpoint-interval-ms 1000]
- *     [--unaligned false] [--out DIR]
+ *     [--unaligned false] [--delivery exactly-once|at-least-once] [--profile off|cpu|wall] [--out DIR]
  * </pre>
  */
 public final class PipelineBench {
@@ -42,7 +43,8 @@ public final class PipelineBench {
     public static void main(String[] args) throws Exception {
         Map<String, String> opts = new LinkedHashMap<>(Map.of(
                 "count", "300", "max-tokens", "16", "batch-size", "8", "seed", "42",
-                "checkpoint-interval-ms", "1000", "unaligned", "false", "out", "benchmarks/results"));
+                "checkpoint-interval-ms", "1000", "unaligned", "false", "delivery", "exactly-once", "profile", "off",
+                "out", "benchmarks/results"));
         for (int i = 0; i + 1 < args.length; i += 2) {
             if (!args[i].startsWith("--") || !opts.containsKey(args[i].substring(2))) {
                 throw new IllegalArgumentException("unknown option " + args[i] + "; options: " + opts.keySet());
@@ -53,7 +55,9 @@ public final class PipelineBench {
         int maxTokens = Integer.parseInt(opts.get("max-tokens"));
         int batchSize = Integer.parseInt(opts.get("batch-size"));
         Path out = Path.of(opts.get("out"));
-        String name = Boolean.parseBoolean(opts.get("unaligned")) ? "pipeline-bench-unaligned" : "pipeline-bench";
+        String delivery = opts.get("delivery");
+        String name = "pipeline-bench" + (Boolean.parseBoolean(opts.get("unaligned")) ? "-unaligned" : "")
+                + (delivery.equals("exactly-once") ? "" : "-" + delivery);
         Files.createDirectories(out);
 
         Path modelFile = DefaultModel.path();
@@ -61,13 +65,15 @@ public final class PipelineBench {
         RequestMix mix = RequestMix.generate(count, maxTokens, Long.parseLong(opts.get("seed")));
 
         System.err.println("warming up the engine ...");
-        EngineRun.run(model, RequestMix.generate(Math.min(count, 80), maxTokens, 1L), batchSize);
+        List<Prompt> warmUp = RequestMix.warmUp(Math.min(count, 80), maxTokens);
+        EngineRun.run(model, new RequestMix(mix.documents(), warmUp), batchSize);
         System.err.println("engine alone: " + count + " requests ...");
         EngineRun.Result engine = EngineRun.run(model, mix, batchSize);
         System.err.printf("engine alone: %.1f s, %.1f tokens/s%n", engine.seconds(), engine.generatedTokens() / engine.seconds());
         System.err.println("pipeline: " + count + " requests through Kafka -> Flink -> Kafka ...");
-        PipelineRun.Result pipeline = PipelineRun.run(modelFile, mix, batchSize,
-                Duration.ofMillis(Long.parseLong(opts.get("checkpoint-interval-ms"))), Boolean.parseBoolean(opts.get("unaligned")));
+        PipelineRun.Result pipeline = PipelineRun.run(modelFile, mix, warmUp, batchSize,
+                Duration.ofMillis(Long.parseLong(opts.get("checkpoint-interval-ms"))), Boolean.parseBoolean(opts.get("unaligned")),
+                delivery, opts.get("profile"), out.resolve(name + "-profile-" + opts.get("profile")));
 
         double engineTps = engine.generatedTokens() / engine.seconds();
         double pipelineTps = pipeline.generatedTokens() / pipeline.seconds();
@@ -79,26 +85,38 @@ public final class PipelineBench {
         json.put("engine", Map.of(
                 "seconds", round(engine.seconds()), "generated_tokens", engine.generatedTokens(),
                 "tokens_per_second", round(engineTps), "requests_per_second", round(count / engine.seconds()),
+                "cpu_ms_per_token", round(1000 * engine.cpuSeconds() / engine.generatedTokens()),
                 "batch_sizes", histogram(engine.batchSizes())));
         Map<String, Object> p = new LinkedHashMap<>();
         p.put("seconds", round(pipeline.seconds()));
         p.put("generated_tokens", pipeline.generatedTokens());
         p.put("tokens_per_second", round(pipelineTps));
         p.put("requests_per_second", round(count / pipeline.seconds()));
+        p.put("cpu_ms_per_token", round(1000 * pipeline.cpuSeconds() / pipeline.generatedTokens()));
         p.put("latency_visible_ms", Map.of("p50", percentile(pipeline.visibleLatencyMs(), 50),
                 "p99", percentile(pipeline.visibleLatencyMs(), 99)));
         p.put("latency_operator_ms", Map.of("p50", percentile(pipeline.operatorLatencyMs(), 50),
                 "p99", percentile(pipeline.operatorLatencyMs(), 99)));
+        p.put("commit_wait_ms", Map.of("p50", percentile(pipeline.commitWaitMs(), 50),
+                "p99", percentile(pipeline.commitWaitMs(), 99)));
+        p.put("seconds_to_last_write", round(pipeline.lastWrittenSeconds()));
         p.put("batch_sizes", histogram(pipeline.batchSizes()));
         json.put("pipeline", p);
         json.put("ratio", round(pipelineTps / engineTps));
+        // the same ratio had the answers been visible when written: what is left without exactly-once's commit wait
+        json.put("ratio_at_last_write", round(pipeline.generatedTokens() / pipeline.lastWrittenSeconds() / engineTps));
+        // CPU per token, engine over pipeline: the pipeline's extra work, whatever else runs on the machine
+        json.put("cpu_ratio", round((engine.cpuSeconds() / engine.generatedTokens())
+                / (pipeline.cpuSeconds() / pipeline.generatedTokens())));
         json.put("same_generated_tokens", engine.generatedTokens() == pipeline.generatedTokens());
         new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT)
                 .writeValue(out.resolve(name + ".json").toFile(), json);
         chart(engineTps, pipelineTps, engine.batchSizes(), pipeline.batchSizes(), batchSize, out.resolve(name + ".png"));
         System.out.println(new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValueAsString(json));
-        System.out.printf("ratio=%.3f (pipeline %.1f tokens/s, engine alone %.1f tokens/s)%n",
-                pipelineTps / engineTps, pipelineTps, engineTps);
+        System.out.printf("ratio=%.3f, at the last write %.3f (pipeline %.1f tokens/s, engine alone %.1f tokens/s;"
+                        + " CPU per token %.2f / %.2f ms)%n",
+                pipelineTps / engineTps, pipeline.generatedTokens() / pipeline.lastWrittenSeconds() / engineTps, pipelineTps, engineTps, 1000 * pipeline.cpuSeconds() / pipeline.generatedTokens(),
+                1000 * engine.cpuSeconds() / engine.generatedTokens());
         System.exit(0); // Kafka and Flink leave non-daemon threads behind
     }
 

@@ -9,7 +9,6 @@ import io.moestream.schemas.AvroCodec;
 import io.moestream.schemas.Document;
 import io.moestream.schemas.Generation;
 import io.moestream.schemas.Prompt;
-import io.moestream.schemas.PromptMode;
 import org.apache.flink.configuration.CheckpointingOptions;
 import org.apache.flink.configuration.Configuration;
 import org.apache.flink.core.execution.JobClient;
@@ -37,15 +36,21 @@ import java.util.concurrent.TimeUnit;
 /**
  * The request mix through the product: in-process Kafka broker → the job on a local MiniCluster
  * (parallelism 1, one engine) → Kafka, exactly once, read back with {@code read_committed}.
- * Documents and one warm-up prompt are answered before the clock starts; then every prompt is
+ * Documents and the warm-up prompts are answered before the clock starts; then every prompt is
  * sent at once and the clock stops when the last answer is visible.
  */
 final class PipelineRun {
 
-    record Result(double seconds, long generatedTokens, int requests, List<Long> visibleLatencyMs,
-                  List<Long> operatorLatencyMs, List<Integer> batchSizes) {}
+    /**
+     * {@code lastWrittenSeconds}: from the first send until the last answer was written (seen by a
+     * {@code read_uncommitted} reader); {@code commitWaitMs}: written to visible, per answer.
+     */
+    record Result(double seconds, double lastWrittenSeconds, double cpuSeconds, long generatedTokens, int requests,
+                  List<Long> visibleLatencyMs, List<Long> commitWaitMs, List<Long> operatorLatencyMs,
+                  List<Integer> batchSizes) {}
 
-    static Result run(Path model, RequestMix mix, int batchSize, Duration checkpointInterval, boolean unaligned)
+    static Result run(Path model, RequestMix mix, List<Prompt> warmUp, int batchSize, Duration checkpointInterval,
+                      boolean unaligned, String delivery, String profile, Path profileOut)
             throws Exception {
         try (LocalKafka kafka = LocalKafka.start(0)) {
             kafka.createTopics(Topics.ALL);
@@ -55,28 +60,31 @@ final class PipelineRun {
             conf.set(JobOptions.STEP_MAX_SEQUENCES, batchSize);
             conf.set(JobOptions.CHECKPOINT_INTERVAL, checkpointInterval);
             conf.set(CheckpointingOptions.ENABLE_UNALIGNED, unaligned);
+            conf.set(JobOptions.DELIVERY, delivery);
             conf.setString("metrics.reporter.probe.factory.class", BatchSizeProbe.Factory.class.getName());
             JobClient job = LocalRunner.start(conf, null, "moestream-pipeline-bench");
             try (KafkaProducer<byte[], byte[]> producer = producer(kafka);
                  KafkaConsumer<byte[], byte[]> consumer = consumer(kafka)) {
-                // warm-up: documents prefilled and one answer out before the clock starts
+                // warm-up (the engine-alone run gets the same prompts): documents prefilled and the
+                // warm-up prompts answered before the clock starts, so the pipeline's code is compiled too
                 List<Future<?>> sent = new ArrayList<>();
                 for (Document d : mix.documents()) {
                     sent.add(producer.send(new ProducerRecord<>(Topics.DOCUMENTS, RecordKeys.keyBytes(d),
                             AvroCodec.forDocument().encode(d))));
                 }
-                Prompt warmUp = Prompt.newBuilder().setRequestId("warm-up").setTenant("t0").setContextId("doc0")
-                        .setMode(PromptMode.DOCUMENT).setText("Warm up").setMaxTokens(2).build();
-                sent.add(producer.send(new ProducerRecord<>(Topics.PROMPTS, RecordKeys.keyBytes(warmUp),
-                        AvroCodec.forPrompt().encode(warmUp))));
+                for (Prompt p : warmUp) {
+                    sent.add(producer.send(new ProducerRecord<>(Topics.PROMPTS, RecordKeys.keyBytes(p),
+                            AvroCodec.forPrompt().encode(p))));
+                }
                 for (Future<?> f : sent) {
                     f.get();
                 }
                 Map<String, Long> visibleAt = new HashMap<>();
                 Map<String, Generation> answers = new HashMap<>();
-                drain(consumer, 1, visibleAt, answers, Duration.ofMinutes(3));
-                if (!answers.containsKey("warm-up")) {
-                    throw new IllegalStateException("the job did not answer the warm-up prompt");
+                drain(consumer, warmUp.size(), visibleAt, answers, Duration.ofMinutes(3));
+                if (answers.size() < warmUp.size()) {
+                    throw new IllegalStateException("the job answered " + answers.size() + " of " + warmUp.size()
+                            + " warm-up prompts");
                 }
                 answers.clear();
                 visibleAt.clear();
@@ -86,7 +94,10 @@ final class PipelineRun {
                 }
                 BatchSizeProbe.start();
                 Map<String, Long> sentAt = new ConcurrentHashMap<>();
+                WrittenWatch written = WrittenWatch.start(kafka, Topics.GENERATIONS);
+                PipelineProfiler profiler = profile.equals("off") ? null : PipelineProfiler.start(profile, profileOut);
                 long start = System.nanoTime();
+                long cpuStart = ProcessCpu.nanos();
                 sent.clear();
                 for (Prompt p : mix.prompts()) {
                     sentAt.put(p.getRequestId(), System.nanoTime());
@@ -97,20 +108,32 @@ final class PipelineRun {
                     f.get();
                 }
                 drain(consumer, mix.prompts().size(), visibleAt, answers, Duration.ofMinutes(30));
+                double cpuSeconds = (ProcessCpu.nanos() - cpuStart) / 1e9;
+                if (profiler != null) {
+                    profiler.stop();
+                }
+                written.close();
                 long end = visibleAt.values().stream().mapToLong(Long::longValue).max().orElse(System.nanoTime());
+                long lastWritten = written.writtenAt().values().stream().mapToLong(Long::longValue).max().orElse(end);
                 List<Integer> batchSizes = BatchSizeProbe.stop();
                 if (answers.size() < mix.prompts().size()) {
                     throw new IllegalStateException("only " + answers.size() + " of " + mix.prompts().size() + " answered");
                 }
                 List<Long> visible = new ArrayList<>();
+                List<Long> commitWait = new ArrayList<>();
                 List<Long> operator = new ArrayList<>();
                 long generated = 0;
                 for (Generation g : answers.values()) {
                     visible.add(TimeUnit.NANOSECONDS.toMillis(visibleAt.get(g.getRequestId()) - sentAt.get(g.getRequestId())));
+                    Long writtenAt = written.writtenAt().get(g.getRequestId());
+                    if (writtenAt != null) {
+                        commitWait.add(Math.max(0, TimeUnit.NANOSECONDS.toMillis(visibleAt.get(g.getRequestId()) - writtenAt)));
+                    }
                     operator.add(g.getTimings().getQueuedMs() + g.getTimings().getPrefillMs() + g.getTimings().getDecodeMs());
                     generated += g.getUsage().getGeneratedTokens();
                 }
-                return new Result((end - start) / 1e9, generated, answers.size(), visible, operator, batchSizes);
+                return new Result((end - start) / 1e9, (lastWritten - start) / 1e9, cpuSeconds, generated, answers.size(),
+                        visible, commitWait, operator, batchSizes);
             } finally {
                 job.cancel().get(60, TimeUnit.SECONDS);
             }

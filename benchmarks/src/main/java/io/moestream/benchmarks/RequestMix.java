@@ -70,6 +70,23 @@ record RequestMix(List<Document> documents, List<Prompt> prompts) {
         return new RequestMix(documents, prompts);
     }
 
+    /**
+     * The warm-up both runs get before their clocks start: the first {@code count} prompts of the
+     * mix of seed 1, with request and conversation ids of their own (so the measured mix starts its
+     * conversations empty); DOCUMENT prompts read the same documents.
+     */
+    static List<Prompt> warmUp(int count, int maxTokens) {
+        List<Prompt> prompts = new ArrayList<>();
+        for (Prompt p : generate(count, maxTokens, 1L).prompts()) {
+            Prompt.Builder b = Prompt.newBuilder(p).setRequestId("warm-up-" + p.getRequestId());
+            if (p.getMode() == PromptMode.CONVERSATION) {
+                b.setContextId("warm-up-" + p.getContextId());
+            }
+            prompts.add(b.build());
+        }
+        return prompts;
+    }
+
     /** {@code tenant/context} of a DOCUMENT or CONVERSATION prompt, the request id of a STATELESS one. */
     static String key(Prompt p) {
         return p.getContextId() == null ? p.getRequestId() : p.getTenant() + "/" + p.getContextId();

@@ -7,6 +7,7 @@ import org.apache.flink.configuration.ConfigOptions;
 import org.apache.flink.configuration.Configuration;
 import org.apache.flink.configuration.ReadableConfig;
 import org.apache.flink.configuration.StateBackendOptions;
+import org.apache.flink.connector.base.DeliveryGuarantee;
 
 import java.time.Duration;
 
@@ -58,6 +59,16 @@ public final class JobOptions {
                     .stringType()
                     .defaultValue("moe.contexts")
                     .withDescription("Output topic of ContextReady records.");
+
+    public static final ConfigOption<String> WRITER_SCHEMAS_DIR =
+            ConfigOptions.key("moestream.schemas.writer-dir")
+                    .stringType()
+                    .noDefaultValue()
+                    .withDescription(
+                            "Folder of .avsc files: older Prompt or Document schemas that producers may still write with."
+                                    + " Records written with one of them are read (fields it lacks take their defaults) instead of"
+                                    + " failing as an unknown fingerprint. Each file is checked at start: the job does not start if"
+                                    + " one is not a Prompt or Document schema or the current schema cannot read its records.");
 
     public static final ConfigOption<String> MODEL_PATH =
             ConfigOptions.key("moestream.model.path")
@@ -139,6 +150,15 @@ public final class JobOptions {
                     .stringType()
                     .defaultValue("moestream")
                     .withDescription("Prefix of the Kafka transactional ids of the exactly-once sinks; unique per job.");
+
+    public static final ConfigOption<String> DELIVERY =
+            ConfigOptions.key("moestream.sink.delivery")
+                    .stringType()
+                    .defaultValue("exactly-once")
+                    .withDescription(
+                            "Guarantee of the Kafka sinks: exactly-once (results in Kafka transactions, visible to read_committed"
+                                    + " consumers when the checkpoint that covers them completes) or at-least-once (visible as soon as"
+                                    + " written; after a failure the answers since the last checkpoint are written again).");
 
     public static final ConfigOption<String> KV_CODEC =
             ConfigOptions.key("moestream.kv.codec")
@@ -239,6 +259,16 @@ public final class JobOptions {
             c.set(CheckpointingOptions.INCREMENTAL_CHECKPOINTS, true);
         }
         return c;
+    }
+
+    /** The sinks' {@link DeliveryGuarantee} from {@link #DELIVERY}. */
+    public static DeliveryGuarantee delivery(ReadableConfig conf) {
+        return switch (conf.get(DELIVERY).trim().toLowerCase(java.util.Locale.ROOT)) {
+            case "exactly-once" -> DeliveryGuarantee.EXACTLY_ONCE;
+            case "at-least-once" -> DeliveryGuarantee.AT_LEAST_ONCE;
+            default -> throw new IllegalArgumentException(DELIVERY.key() + " must be exactly-once or at-least-once, got '"
+                    + conf.get(DELIVERY) + "'");
+        };
     }
 
     /** The operator's context-state settings from the {@code moestream.kv.*}, {@code state.ttl} and {@code tenant.*} options. */

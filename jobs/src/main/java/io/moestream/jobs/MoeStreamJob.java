@@ -26,7 +26,8 @@ import java.nio.file.Path;
 
 /**
  * The moestream job: Kafka (documents, prompts) → Avro decode → keyBy(tenant, context) →
- * inference operator → Kafka (generations, errors, contexts), exactly once. Wiring and options only;
+ * inference operator → Kafka (generations, errors, contexts), exactly once unless {@code moestream.sink.delivery}
+ * says at-least-once. Wiring and options only;
  * the behaviour lives in {@code operators} and {@code model-runtime}.
  *
  * <p>Submit with {@code flink run -c io.moestream.jobs.MoeStreamJob moestream.jar --moestream.kafka.bootstrap-servers HOST:PORT ...};
@@ -58,11 +59,12 @@ public final class MoeStreamJob {
         DataStream<RawRecord> promptBytes = source(env, conf, conf.get(JobOptions.TOPIC_PROMPTS), "prompts");
 
         int maxTokensCap = conf.get(JobOptions.MAX_TOKENS_CAP);
+        WriterSchemas older = WriterSchemas.from(conf);
         SingleOutputStreamOperator<Document> documents = documentBytes
-                .process(AvroDecodeFunction.documents())
+                .process(AvroDecodeFunction.documents(older.documentCodec()))
                 .name("decode-documents").uid("decode-documents");
         SingleOutputStreamOperator<Prompt> prompts = promptBytes
-                .process(AvroDecodeFunction.prompts(maxTokensCap))
+                .process(AvroDecodeFunction.prompts(older.promptCodec(), maxTokensCap))
                 .name("decode-prompts").uid("decode-prompts");
 
         InferenceConfig config = new InferenceConfig(
@@ -85,13 +87,14 @@ public final class MoeStreamJob {
         DataStream<ContextReady> contexts = generations.getSideOutput(OutputTags.CONTEXTS);
 
         String prefix = conf.get(JobOptions.TRANSACTIONAL_ID_PREFIX);
-        generations.sinkTo(sink(servers, prefix + "-generations", new AvroRecordSerializer<>(
+        DeliveryGuarantee delivery = JobOptions.delivery(conf);
+        generations.sinkTo(sink(servers, delivery, prefix + "-generations", new AvroRecordSerializer<>(
                         conf.get(JobOptions.TOPIC_GENERATIONS), Generation.class, MoeStreamJob::generationKey)))
                 .name("generations-sink").uid("generations-sink");
-        errors.sinkTo(sink(servers, prefix + "-errors", new AvroRecordSerializer<>(
+        errors.sinkTo(sink(servers, delivery, prefix + "-errors", new AvroRecordSerializer<>(
                         conf.get(JobOptions.TOPIC_ERRORS), InferenceError.class, MoeStreamJob::errorKey)))
                 .name("errors-sink").uid("errors-sink");
-        contexts.sinkTo(sink(servers, prefix + "-contexts", new AvroRecordSerializer<>(
+        contexts.sinkTo(sink(servers, delivery, prefix + "-contexts", new AvroRecordSerializer<>(
                         conf.get(JobOptions.TOPIC_CONTEXTS), ContextReady.class, c -> c.getTenant() + "/" + c.getContextId())))
                 .name("contexts-sink").uid("contexts-sink");
     }
@@ -109,12 +112,12 @@ public final class MoeStreamJob {
     }
 
     private static <T> KafkaSink<T> sink(
-            String servers, String transactionalIdPrefix,
+            String servers, DeliveryGuarantee delivery, String transactionalIdPrefix,
             org.apache.flink.connector.kafka.sink.KafkaRecordSerializationSchema<T> serializer) {
         return KafkaSink.<T>builder()
                 .setBootstrapServers(servers)
                 .setRecordSerializer(serializer)
-                .setDeliveryGuarantee(DeliveryGuarantee.EXACTLY_ONCE)
+                .setDeliveryGuarantee(delivery)
                 .setTransactionalIdPrefix(transactionalIdPrefix)
                 // the broker caps transactions at 15 min; Kafka's producer default (1 h) would be refused
                 .setProperty("transaction.timeout.ms", "60000")

@@ -9,6 +9,7 @@ import java.time.Duration;
 import org.apache.flink.configuration.CheckpointingOptions;
 import org.apache.flink.configuration.Configuration;
 import org.apache.flink.configuration.StateBackendOptions;
+import org.apache.flink.connector.base.DeliveryGuarantee;
 import org.junit.jupiter.api.Test;
 
 class JobOptionsTest {
@@ -53,6 +54,16 @@ class JobOptionsTest {
         assertThat(kv.headPruning()).isTrue();
         assertThat(kv.ttlMillis()).isEqualTo(3_600_000L);
         assertThat(kv.tenantMaxContexts()).isEqualTo(5);
+    }
+
+    @Test
+    void sinksAreExactlyOnceUnlessAtLeastOnceIsAskedFor() {
+        assertThat(JobOptions.delivery(new Configuration())).isEqualTo(DeliveryGuarantee.EXACTLY_ONCE);
+        Configuration c = new Configuration();
+        c.set(JobOptions.DELIVERY, "at-least-once");
+        assertThat(JobOptions.delivery(c)).isEqualTo(DeliveryGuarantee.AT_LEAST_ONCE);
+        c.set(JobOptions.DELIVERY, "none");
+        assertThatThrownBy(() -> JobOptions.delivery(c)).hasMessageContaining("exactly-once or at-least-once, got 'none'");
     }
 
     @Test

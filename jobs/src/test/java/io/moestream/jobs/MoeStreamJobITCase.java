@@ -2,6 +2,7 @@ package io.moestream.jobs;
 
 import io.moestream.jobs.kafka.LocalKafka;
 import io.moestream.jobs.kafka.Topics;
+import io.moestream.operators.ProgressStats;
 import io.moestream.schemas.AvroCodec;
 import io.moestream.schemas.ContextReady;
 import io.moestream.schemas.Document;
@@ -23,8 +24,11 @@ import org.apache.kafka.common.serialization.ByteArraySerializer;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
@@ -58,11 +62,15 @@ class MoeStreamJobITCase {
     }
 
     @Test
-    void everyRequestIsAnsweredExactlyOnceAndTheMalformedRecordOnceAsAnError() throws Exception {
+    void everyRequestIsAnsweredExactlyOnceAndTheMalformedRecordOnceAsAnError(@TempDir Path schemas) throws Exception {
+        // a producer pinned to an older Prompt schema, registered through the job option
+        Files.writeString(schemas.resolve("prompt-v0.avsc"), WriterSchemasTest.OLDER_PROMPT);
         Configuration conf = new Configuration();
         conf.set(JobOptions.BOOTSTRAP_SERVERS, kafka.bootstrapServers());
         conf.set(JobOptions.CHECKPOINT_INTERVAL, Duration.ofMillis(500));
         conf.set(JobOptions.STEP_MAX_SEQUENCES, 4);
+        conf.set(JobOptions.WRITER_SCHEMAS_DIR, schemas.toString());
+        long errorsBefore = ProgressStats.snapshot().errors();
         JobClient job = LocalRunner.start(conf, null, "moestream-itcase");
         try {
             List<Document> docs = List.of(
@@ -76,9 +84,9 @@ class MoeStreamJobITCase {
                     prompt("c1", "t1", "chat", PromptMode.CONVERSATION, "The import statement"),
                     prompt("c2", "t1", "chat", PromptMode.CONVERSATION, " and then"),
                     prompt("s1", "t2", null, PromptMode.STATELESS, "Strings are"));
-            send(docs, prompts, "{\"this is\": \"json, not avro\"}");
+            send(docs, prompts, "{\"this is\": \"json, not avro\"}", WriterSchemasTest.olderPrompt("old-1", "A tuple is"));
 
-            Map<String, List<Object>> out = readUntil(prompts.size(), 1, 2, Duration.ofSeconds(240));
+            Map<String, List<Object>> out = readUntil(prompts.size() + 1, 1, 2, Duration.ofSeconds(240));
             // keep reading a little longer: a duplicate would show up within a few checkpoints
             Map<String, List<Object>> more = readUntil(Integer.MAX_VALUE, 0, 0, Duration.ofSeconds(3));
             out.get(Topics.GENERATIONS).addAll(more.get(Topics.GENERATIONS));
@@ -90,7 +98,7 @@ class MoeStreamJobITCase {
                     .collect(Collectors.groupingBy(Function.identity(), Collectors.counting()));
             assertThat(generationsPerRequest)
                     .as("generations per request; all records read: %s", out)
-                    .containsOnlyKeys("d1", "d2", "d3", "c1", "c2", "s1")
+                    .containsOnlyKeys("d1", "d2", "d3", "c1", "c2", "s1", "old-1")
                     .allSatisfy((id, n) -> assertThat(n).as("generations for %s", id).isEqualTo(1L));
 
             assertThat(out.get(Topics.ERRORS)).hasSize(1);
@@ -98,6 +106,7 @@ class MoeStreamJobITCase {
             assertThat(error.getCode()).isEqualTo(ErrorCode.MALFORMED_RECORD);
             assertThat(error.getSourceTopic()).isEqualTo(Topics.PROMPTS);
             assertThat(error.getMessage()).containsIgnoringCase("avro");
+            assertThat(ProgressStats.snapshot().errors() - errorsBefore).as("errors on the progress line").isEqualTo(1);
 
             Map<String, ContextReady> contexts = out.get(Topics.CONTEXTS).stream()
                     .map(c -> (ContextReady) c)
@@ -116,13 +125,30 @@ class MoeStreamJobITCase {
             assertThat(byId.get("c2").getUsage().getCachedTokens())
                     .isEqualTo(c1.getUsage().getPromptTokens() + c1.getUsage().getGeneratedTokens());
             assertThat(byId.get("s1").getUsage().getCachedTokens()).isZero();
+            assertThat(byId.get("old-1").getUsage().getGeneratedTokens()).as("max_tokens of the older record").isBetween(1, 6);
             assertThat(byId.values()).allSatisfy(g -> assertThat(g.getTokenIds()).isNotEmpty());
         } finally {
             job.cancel().get();
         }
     }
 
-    private static void send(List<Document> docs, List<Prompt> prompts, String malformed) throws Exception {
+    @Test
+    void atLeastOnceSinksMakeAnswersVisibleWithoutWaitingForACheckpoint() throws Exception {
+        KafkaTestClient topics = KafkaTestClient.fresh(kafka, "at-least-once", 1);
+        Configuration conf = topics.jobOptions();
+        conf.set(JobOptions.CHECKPOINT_INTERVAL, Duration.ofMinutes(30)); // no checkpoint completes during the test
+        conf.set(JobOptions.DELIVERY, "at-least-once");
+        JobClient job = LocalRunner.start(conf, null, "moestream-at-least-once");
+        try {
+            topics.send(KafkaTestClient.prompt("alo-1", "t1", null, PromptMode.STATELESS, "Strings are"));
+            KafkaTestClient.Output out = topics.readCommitted(o -> o.answered("alo-1"), Duration.ofSeconds(120), Duration.ZERO);
+            assertThat(out.answers("alo-1")).as("output: %s", out).hasSize(1);
+        } finally {
+            job.cancel().get();
+        }
+    }
+
+    private static void send(List<Document> docs, List<Prompt> prompts, String malformed, byte[] olderPrompt) throws Exception {
         Properties props = new Properties();
         props.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, kafka.bootstrapServers());
         props.put(ProducerConfig.ACKS_CONFIG, "all");
@@ -138,6 +164,7 @@ class MoeStreamJobITCase {
                 sent.add(producer.send(new ProducerRecord<>(Topics.PROMPTS, utf8(key), AvroCodec.forPrompt().encode(p))));
             }
             sent.add(producer.send(new ProducerRecord<>(Topics.PROMPTS, utf8("bad"), utf8(malformed))));
+            sent.add(producer.send(new ProducerRecord<>(Topics.PROMPTS, utf8("old-1"), olderPrompt)));
             for (Future<?> f : sent) {
                 f.get();
             }

@@ -88,8 +88,14 @@ class StateDirProcessITCase {
                 .mapToObj(i -> prompt("inflight-" + i, "acme", null, PromptMode.STATELESS, "A tuple is"))
                 .toArray(io.moestream.schemas.Prompt[]::new));
         Thread.sleep(1500);
+        // the launcher runs the job in a child JVM (with the Vector API); it halts when the launcher dies
+        List<ProcessHandle> jobJvms = first.descendants().toList();
+        assertThat(jobJvms).as("the launcher's child JVM").isNotEmpty();
         first.destroyForcibly(); // SIGKILL
         assertThat(first.waitFor(30, TimeUnit.SECONDS)).isTrue();
+        for (ProcessHandle jvm : jobJvms) {
+            assertThat(jvm.onExit().get(30, TimeUnit.SECONDS).isAlive()).as("the job's JVM outlived the launcher").isFalse();
+        }
 
         // the outage: prompts keep coming
         topics.send(
@@ -123,11 +129,11 @@ class StateDirProcessITCase {
         assertThat(topics.read(false, o -> false, Duration.ofSeconds(2)).ready("acme", "manual")).hasSize(1);
     }
 
-    /** {@code java -jar moestream.jar run ...} as a child process, its output in {@code log}; returns once the job runs. */
+    /** {@code java -jar moestream.jar run ...} (as the README has it) as a child process, its output in {@code log}; returns once the job runs. */
     private Process run(Path jar, KafkaTestClient topics, Path stateDir, Path log) throws IOException, InterruptedException {
         List<String> command = new ArrayList<>(List.of(
                 ProcessHandle.current().info().command().orElse("java"),
-                "-Xmx768m", "--add-modules", "jdk.incubator.vector",
+                "-Xmx768m",
                 "-jar", jar.toAbsolutePath().toString(), "run",
                 "--bootstrap-servers", kafka.bootstrapServers(),
                 "--state-dir", stateDir.toString(),

@@ -43,12 +43,22 @@ public class AvroDecodeFunction<T extends SpecificRecordBase> extends ProcessFun
 
     /** Prompts, with {@code max_tokens} capped at {@code maxTokensCap}. */
     public static AvroDecodeFunction<Prompt> prompts(int maxTokensCap) {
-        return new AvroDecodeFunction<>(AvroCodec.forPrompt(), new PromptValidator(maxTokensCap));
+        return prompts(AvroCodec.forPrompt(), maxTokensCap);
+    }
+
+    /** Prompts read with {@code codec} (which may know older writer schemas), {@code max_tokens} capped at {@code maxTokensCap}. */
+    public static AvroDecodeFunction<Prompt> prompts(AvroCodec<Prompt> codec, int maxTokensCap) {
+        return new AvroDecodeFunction<>(codec, new PromptValidator(maxTokensCap));
     }
 
     /** Document parts. */
     public static AvroDecodeFunction<Document> documents() {
-        return new AvroDecodeFunction<>(AvroCodec.forDocument(), new DocumentValidator());
+        return documents(AvroCodec.forDocument());
+    }
+
+    /** Document parts read with {@code codec} (which may know older writer schemas). */
+    public static AvroDecodeFunction<Document> documents(AvroCodec<Document> codec) {
+        return new AvroDecodeFunction<>(codec, new DocumentValidator());
     }
 
     @Override
@@ -63,16 +73,21 @@ public class AvroDecodeFunction<T extends SpecificRecordBase> extends ProcessFun
                     .setMessage(e.getMessage())
                     .setRaw(raw.value == null ? null : ByteBuffer.wrap(raw.value))
                     .setTimestampMs(now);
-            ctx.output(OutputTags.ERRORS, withSource(error, raw).build());
+            error(ctx, withSource(error, raw));
             return;
         }
         List<String> problems = validator.problems(record);
         if (!problems.isEmpty()) {
             String message = "invalid " + codec.schema().getName() + ": " + String.join("; ", problems);
-            ctx.output(OutputTags.ERRORS, withSource(validator.invalid(record, message, now), raw).build());
+            error(ctx, withSource(validator.invalid(record, message, now), raw));
             return;
         }
         out.collect(record);
+    }
+
+    private void error(Context ctx, InferenceError.Builder error) {
+        ctx.output(OutputTags.ERRORS, error.build());
+        ProgressStats.ERRORS.increment();
     }
 
     private static InferenceError.Builder withSource(InferenceError.Builder error, RawRecord raw) {

@@ -174,6 +174,16 @@ class AvroDecodeFunctionTest {
         assertThat(single(empty.errors).getMessage()).contains("document_id is empty", "document would be empty");
     }
 
+    @Test
+    void everyErrorRecordIsCountedInTheProgressLine() throws Exception {
+        long before = ProgressStats.snapshot().errors();
+        decode(AvroDecodeFunction.prompts(CAP), RawRecord.of("not avro".getBytes(StandardCharsets.UTF_8)));
+        decode(AvroDecodeFunction.prompts(CAP), RawRecord.of(PROMPTS.encode(stateless("acme", "r1", "", 8))));
+        decode(AvroDecodeFunction.documents(), RawRecord.of(null));
+        decode(AvroDecodeFunction.prompts(CAP), RawRecord.of(PROMPTS.encode(stateless("acme", "r2", "Hello", 8))));
+        assertThat(ProgressStats.snapshot().errors() - before).as("malformed, invalid, malformed; the valid one not").isEqualTo(3);
+    }
+
     // ---------------- helpers ----------------
 
     private record Decoded<T>(List<T> values, List<InferenceError> errors) {}

@@ -10,6 +10,7 @@ import java.util.List;
 import java.util.Objects;
 import java.util.Optional;
 import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.stream.Collectors;
 import org.apache.avro.AvroTypeException;
 import org.apache.avro.Schema;
 import org.apache.avro.SchemaCompatibility;
@@ -130,7 +131,9 @@ public final class AvroCodec<T extends SpecificRecord> implements Serializable {
             throw new IllegalArgumentException(
                     "writer schema " + hex(SchemaNormalization.parsingFingerprint64(writer))
                             + " cannot be read as " + schema.getFullName() + ": "
-                            + compatibility.getResult().getIncompatibilities());
+                            + compatibility.getResult().getIncompatibilities().stream()
+                                    .map(i -> i.getMessage() + " (" + i.getType() + " at " + i.getLocation() + ")")
+                                    .collect(Collectors.joining("; ")));
         }
         olderWriterSchemas.add(writer.toString());
         writerSchemas.addSchema(writer);

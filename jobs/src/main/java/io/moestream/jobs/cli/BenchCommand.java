@@ -28,7 +28,8 @@ import picocli.CommandLine.Spec;
                     + " then decode G tokens each in lockstep. Throughputs are aggregates over the batch.",
             "Also measures the memory read bandwidth and reports the weight bytes read per decoded token, so"
                     + " decode speed can be set against its ceiling (bandwidth / bytes per token).",
-            "Use the Vector API kernels with: java --add-modules jdk.incubator.vector -jar moestream.jar bench ..."
+            "Runs with the Vector API kernels (in a child JVM with --add-modules jdk.incubator.vector when this one lacks it;"
+                    + " -Dmoestream.launcher.relaunch=false measures without)."
         })
 public final class BenchCommand implements Callable<Integer> {
 

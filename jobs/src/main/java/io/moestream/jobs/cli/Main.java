@@ -3,6 +3,9 @@ package io.moestream.jobs.cli;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 
+import java.util.OptionalInt;
+import java.util.Set;
+
 /** The {@code moestream.jar} launcher: one picocli command per subcommand. */
 @Command(
         name = "moestream",
@@ -24,7 +27,17 @@ public final class Main implements Runnable {
 
     @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 
-    public static void main(String[] args) {
+    /** Commands that run the engine: started in a child JVM with the Vector API when this one lacks it. */
+    private static final Set<String> ENGINE_COMMANDS = Set.of("demo", "run", "generate", "bench");
+
+    public static void main(String[] args) throws InterruptedException {
+        if (args.length > 0 && ENGINE_COMMANDS.contains(args[0]) && VectorRelaunch.needed()) {
+            OptionalInt code = VectorRelaunch.runInChild(args);
+            if (code.isPresent()) {
+                System.exit(code.getAsInt());
+            }
+        }
+        VectorRelaunch.exitWithParent();
         System.exit(execute(args));
     }
 

@@ -27,25 +27,44 @@ public final class RunCommand implements Callable<Integer> {
     @Option(names = "--state-dir", description = "Keep checkpoints here; a later start with the same directory resumes from the latest one.")
     Path stateDir;
 
-    @Option(names = "--parallelism", description = "Parallelism of the job (default: ${DEFAULT-VALUE}).", defaultValue = "1")
-    int parallelism;
+    @Option(names = "--parallelism", description = "Parallelism of the job, moestream.parallelism (default: that option, 1).")
+    Integer parallelism;
 
-    @Option(names = "--batch-size", description = "Most requests running together in one engine step, moestream.step.max-sequences (default: ${DEFAULT-VALUE}).", defaultValue = "8")
-    int batchSize;
+    @Option(names = "--batch-size", description = "Most requests running together in one engine step, moestream.step.max-sequences (default: that option, 8).")
+    Integer batchSize;
 
     @Option(names = "-D", mapFallbackValue = "", description = "Any job option or Flink setting, e.g. -Dmoestream.topic.prompts=my.prompts")
     Map<String, String> settings = Map.of();
 
-    @Override
-    public Integer call() throws Exception {
+    /**
+     * The job's configuration: the {@code -D} settings, then the options given on the command line
+     * (an option left out keeps the {@code -D} value or the job option's default).
+     */
+    Configuration configuration() {
         Configuration conf = Configuration.fromMap(settings);
         conf.set(JobOptions.BOOTSTRAP_SERVERS, bootstrapServers);
-        conf.set(JobOptions.PARALLELISM, parallelism);
-        conf.set(JobOptions.STEP_MAX_SEQUENCES, batchSize);
+        if (parallelism != null) {
+            conf.set(JobOptions.PARALLELISM, parallelism);
+        }
+        if (batchSize != null) {
+            conf.set(JobOptions.STEP_MAX_SEQUENCES, batchSize);
+        }
         if (model != null) {
             conf.set(JobOptions.MODEL_PATH, CliSupport.existingFile(model, "--model").toString());
         }
-        JobClient job = LocalRunner.start(conf, stateDir, "moestream");
+        return conf;
+    }
+
+    @Override
+    public Integer call() throws Exception {
+        Configuration conf = configuration();
+        JobClient job;
+        try {
+            job = LocalRunner.start(conf, stateDir, "moestream");
+        } catch (IllegalArgumentException e) { // an option's value the job cannot start with; the message names it
+            System.err.println("cannot start the job: " + e.getMessage());
+            return 2;
+        }
         System.out.println("moestream job " + job.getJobID() + " running against " + bootstrapServers + " (Ctrl-C stops it)");
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
             try {
