@@ -1,0 +1,22 @@
+package io.moestream.runtime.chat;
+
+/**
+ * Bounds on what one render of an untrusted template may do; past any of them the render fails with
+ * a {@link TemplateException} of kind {@code LimitExceeded}.
+ *
+ * @param maxSteps loop iterations plus macro calls over the whole render
+ * @param maxDepth nesting of macro calls, call blocks and recursive loops
+ * @param maxOutputChars characters of output, and of any one string or list a template builds
+ * @param maxNesting nesting of the template's own syntax (blocks and parentheses), checked at parse
+ */
+public record RenderLimits(long maxSteps, int maxDepth, int maxOutputChars, int maxNesting) {
+
+    /** Generous for real chat templates (a long conversation renders a few MiB at most). */
+    public static final RenderLimits DEFAULT = new RenderLimits(1_000_000, 64, 16 << 20, 128);
+
+    public RenderLimits {
+        if (maxSteps <= 0 || maxDepth <= 0 || maxOutputChars <= 0 || maxNesting <= 0) {
+            throw new IllegalArgumentException("render limits must be positive");
+        }
+    }
+}
