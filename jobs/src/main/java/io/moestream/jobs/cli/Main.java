@@ -18,6 +18,7 @@ import picocli.CommandLine.Command;
             KafkaCommand.class,
             ProduceCommand.class,
             ConsumeCommand.class,
+            ChatTemplateCommand.class,
             CommandLine.HelpCommand.class
         })
 public final class Main implements Runnable {

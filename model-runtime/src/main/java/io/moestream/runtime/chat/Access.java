@@ -97,7 +97,8 @@ final class Access {
         if (obj instanceof Map<?, ?> m) {
             return PyOps.dictGet(m, key);
         }
-        List<?> seq = obj instanceof List<?> l ? l : obj instanceof PyTuple t ? t.items() : null;
+        List<?> seq = obj instanceof List<?> l ? l : obj instanceof PyTuple t ? t.items()
+                : obj instanceof PyRange r ? r.toList() : null;
         if (seq != null || PyOps.isStr(obj)) {
             if (key instanceof Node.Slice) {
                 throw new IllegalStateException("slices are evaluated by the interpreter");
@@ -133,7 +134,7 @@ final class Access {
         }
         List<Object> items;
         boolean isString = PyOps.isStr(obj);
-        if (isString || obj instanceof List || obj instanceof PyTuple) {
+        if (isString || obj instanceof List || obj instanceof PyTuple || obj instanceof PyRange) {
             items = PyOps.iterate(obj);
         } else {
             return Undefined.hint("'" + PyOps.typeName(obj) + "' object is not subscriptable");

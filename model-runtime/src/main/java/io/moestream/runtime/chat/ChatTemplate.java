@@ -71,6 +71,10 @@ public final class ChatTemplate {
             return new Interpreter(limits).render(body, new Scope(context));
         } catch (StackOverflowError e) {
             throw TemplateException.limit("render nested too deeply");
+        } catch (TemplateException e) {
+            throw e;
+        } catch (RuntimeException e) {
+            throw new TemplateException("InternalError", "renderer failed on this template: " + e);
         }
     }
 

@@ -102,15 +102,17 @@ final class Filters {
                 return PyOps.iterate(v);
             }
             case "items" -> {
-                if (v instanceof Undefined) {
-                    return new PyIterator(new ArrayList<>());
-                }
-                if (!(v instanceof Map<?, ?> m)) {
-                    throw TemplateException.type("Can only get item pairs from a mapping.");
-                }
-                List<Object> out = new ArrayList<>();
-                m.forEach((k, x) -> out.add(new PyTuple(java.util.Arrays.asList(k, x))));
-                return new PyIterator(out);
+                return new PyIterator(() -> {
+                    List<Object> out = new ArrayList<>();
+                    if (v instanceof Undefined) {
+                        return out;
+                    }
+                    if (!(v instanceof Map<?, ?> m)) {
+                        throw TemplateException.type("Can only get item pairs from a mapping.");
+                    }
+                    m.forEach((k, x) -> out.add(new PyTuple(java.util.Arrays.asList(k, x))));
+                    return out;
+                });
             }
             case "reverse" -> {
                 if (PyOps.isStr(v)) {
@@ -118,13 +120,13 @@ final class Filters {
                 }
                 List<Object> items = PyOps.iterate(v);
                 java.util.Collections.reverse(items);
-                return v instanceof List || v instanceof PyTuple || v instanceof Map ? new PyIterator(items) : items;
+                return v instanceof List || v instanceof PyTuple || v instanceof Map ? PyIterator.of(items) : items;
             }
             case "select", "reject", "selectattr", "rejectattr" -> {
-                return selectOrReject(in, name, v, pos, kw);
+                return new PyIterator(() -> PyOps.truthy(v) ? selectOrReject(in, name, v, pos, kw) : new ArrayList<>());
             }
             case "map" -> {
-                return map(in, v, pos, kw);
+                return new PyIterator(() -> PyOps.truthy(v) ? map(in, v, pos, kw) : new ArrayList<>());
             }
             case "attr" -> {
                 String attr = PyOps.str(a.required(0, "name"));
@@ -213,7 +215,7 @@ final class Filters {
                         out.add(x);
                     }
                 }
-                return new PyIterator(out);
+                return PyIterator.of(out);
             }
             case "batch", "slice" -> {
                 return name.equals("batch") ? batch(v, a) : slices(v, a);
@@ -337,7 +339,7 @@ final class Filters {
         };
     }
 
-    private static Object selectOrReject(Interpreter in, String name, Object v, List<Object> pos,
+    private static List<Object> selectOrReject(Interpreter in, String name, Object v, List<Object> pos,
             Map<String, Object> kw) {
         boolean byAttr = name.endsWith("attr");
         boolean keep = name.startsWith("select");
@@ -360,10 +362,10 @@ final class Filters {
                 out.add(x);
             }
         }
-        return new PyIterator(out);
+        return out;
     }
 
-    private static Object map(Interpreter in, Object v, List<Object> pos, Map<String, Object> kw) {
+    private static List<Object> map(Interpreter in, Object v, List<Object> pos, Map<String, Object> kw) {
         List<Object> out = new ArrayList<>();
         if (pos.isEmpty() && kw.containsKey("attribute")) {
             Object attr = kw.get("attribute");
@@ -381,7 +383,7 @@ final class Filters {
                 out.add(in.filter(f, x, rest, kw));
             }
         }
-        return new PyIterator(out);
+        return out;
     }
 
     private static Object toInt(Object v, Methods.Args a) {
@@ -399,7 +401,7 @@ final class Filters {
         if (PyOps.isStr(v)) {
             String s = PyStrings.strip(PyOps.str(v), null).replace("_", "");
             try {
-                return Long.parseLong(s.startsWith("+") ? s.substring(1) : s, (int) base);
+                return parseIntLiteral(s, (int) base);
             } catch (NumberFormatException e) {
                 try {
                     double d = Double.parseDouble(s);
@@ -410,6 +412,26 @@ final class Filters {
             }
         }
         return dflt;
+    }
+
+    /** Python's {@code int(s, base)}: sign, then a 0x/0o/0b prefix matching the base (any for base 0). */
+    private static long parseIntLiteral(String s, int base) {
+        boolean neg = s.startsWith("-");
+        String body = s.startsWith("-") || s.startsWith("+") ? s.substring(1) : s;
+        String lower = body.toLowerCase(java.util.Locale.ROOT);
+        int b = base;
+        for (String[] p : new String[][] {{"0x", "16"}, {"0o", "8"}, {"0b", "2"}}) {
+            int pb = Integer.parseInt(p[1]);
+            if (lower.startsWith(p[0]) && (base == 0 || base == pb)) {
+                body = body.substring(2);
+                b = pb;
+            }
+        }
+        if (b == 0) {
+            b = 10;
+        }
+        long v = Long.parseLong(body, b);
+        return neg ? -v : v;
     }
 
     private static Object toFloat(Object v, Object dflt) {
@@ -481,7 +503,7 @@ final class Filters {
             }
             out.add(cur);
         }
-        return new PyIterator(out);
+        return PyIterator.of(out);
     }
 
     private static Object slices(Object v, Methods.Args a) {
@@ -508,7 +530,7 @@ final class Filters {
             }
             out.add(tmp);
         }
-        return new PyIterator(out);
+        return PyIterator.of(out);
     }
 
     private static Object indent(Interpreter in, Object v, Methods.Args a) {

@@ -59,17 +59,12 @@ final class Globals {
         if (step == 0) {
             throw TemplateException.value("range() arg 3 must not be zero");
         }
-        long n = step > 0 ? (stop > start ? (stop - start + step - 1) / step : 0)
-                : (start > stop ? (start - stop - step - 1) / -step : 0);
-        if (n > MAX_RANGE) {
+        PyRange r = new PyRange(start, stop, step);
+        if (r.length() > MAX_RANGE) {
             throw new TemplateException("OverflowError",
                     "Range too big. The sandbox blocks ranges larger than MAX_RANGE (" + MAX_RANGE + ").");
         }
-        List<Object> out = new ArrayList<>((int) n);
-        for (long i = 0; i < n; i++) {
-            out.add(start + i * step);
-        }
-        return out;
+        return r;
     }
 
     private static Object dict(List<Object> args, Map<String, Object> kw) {

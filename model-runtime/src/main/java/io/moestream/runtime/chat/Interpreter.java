@@ -276,7 +276,7 @@ final class Interpreter {
                 if (k instanceof List || k instanceof Map || k instanceof Undefined) {
                     throw TemplateException.type("unhashable type: '" + PyOps.typeName(k) + "'");
                 }
-                m.put(k instanceof Markup mk ? mk.text() : k, eval(d.values().get(i), scope));
+                PyOps.dictPut(m, k, eval(d.values().get(i), scope));
             }
             return m;
         }

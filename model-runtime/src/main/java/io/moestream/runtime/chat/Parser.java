@@ -17,6 +17,7 @@ final class Parser {
     private final int maxNesting;
     private int pos;
     private int nesting;
+    private int loops;
 
     private Parser(List<Token> tokens, int maxNesting) {
         this.tokens = tokens;
@@ -161,13 +162,12 @@ final class Parser {
             }
             case "with" -> parseWith();
             case "block" -> parseBlock();
-            case "break" -> {
+            case "break", "continue" -> {
+                if (loops == 0) {
+                    throw fail("'" + t.value() + "' outside loop");
+                }
                 next();
-                yield new Node.Break();
-            }
-            case "continue" -> {
-                next();
-                yield new Node.Continue();
+                yield t.value().equals("break") ? new Node.Break() : new Node.Continue();
             }
             case "generation" -> {
                 next();
@@ -201,7 +201,9 @@ final class Parser {
         Expr iter = parseTuple(false, false, Set.of("recursive"), false);
         Expr filter = skipName("if") ? parseExpression(true) : null;
         boolean recursive = skipName("recursive");
+        loops++;
         List<Stmt> body = statements(Set.of("endfor", "else"), false);
+        loops--;
         List<Stmt> orElse = next().value().equals("endfor") ? List.of() : statements(Set.of("endfor"), true);
         return new Node.For(target, iter, filter, recursive, body, orElse);
     }
@@ -257,7 +259,10 @@ final class Parser {
             return new Node.MacroDef(name, params, defaults, List.of(), false, false, false);
         }
         int from = pos;
+        int outerLoops = loops;
+        loops = 0;
         List<Stmt> body = statements(Set.of(endTag), true);
+        loops = outerLoops;
         return new Node.MacroDef(name, params, defaults, body, mentions(from, "varargs"), mentions(from, "kwargs"),
                 mentions(from, "caller"));
     }
@@ -285,7 +290,10 @@ final class Parser {
         if (!(call instanceof Node.Call c)) {
             throw fail("expected call");
         }
+        int outerLoops = loops;
+        loops = 0;
         List<Stmt> body = statements(Set.of("endcall"), true);
+        loops = outerLoops;
         return new Node.CallBlock(c, new Node.MacroDef("caller", sig.params(), sig.defaults(), body, false, false,
                 false));
     }

@@ -59,6 +59,9 @@ final class PyOps {
         if (v instanceof PyIterator) {
             return "generator";
         }
+        if (v instanceof PyRange) {
+            return "range";
+        }
         if (v instanceof PyCallable c) {
             return c.typeName();
         }
@@ -100,6 +103,9 @@ final class PyOps {
         }
         if (v instanceof PyTuple t) {
             return !t.items().isEmpty();
+        }
+        if (v instanceof PyRange r) {
+            return r.length() > 0;
         }
         return true;
     }
@@ -235,6 +241,9 @@ final class PyOps {
         if (a instanceof PyTuple x && b instanceof PyTuple y) {
             return seqEq(x.items(), y.items());
         }
+        if (a instanceof PyRange x && b instanceof PyRange y) {
+            return seqEq(x.toList(), y.toList());
+        }
         if (a instanceof Map<?, ?> x && b instanceof Map<?, ?> y) {
             if (x.size() != y.size()) {
                 return false;
@@ -340,6 +349,9 @@ final class PyOps {
         if (v instanceof PyIterator it) {
             return it.drain();
         }
+        if (v instanceof PyRange r) {
+            return r.toList();
+        }
         if (isStr(v)) {
             String s = str(v);
             List<Object> out = new ArrayList<>(s.length());
@@ -351,7 +363,7 @@ final class PyOps {
 
     static boolean isIterable(Object v) {
         return v instanceof List || v instanceof PyTuple || v instanceof Map || v instanceof Undefined || isStr(v)
-                || v instanceof PyIterator || v instanceof LoopContext;
+                || v instanceof PyIterator || v instanceof LoopContext || v instanceof PyRange;
     }
 
     static long len(Object v) {
@@ -370,6 +382,9 @@ final class PyOps {
         if (v instanceof Undefined) {
             return 0;
         }
+        if (v instanceof PyRange r) {
+            return r.length();
+        }
         if (v instanceof Namespace) {
             throw TemplateException.type("object of type 'Namespace' has no len()");
         }
@@ -387,7 +402,7 @@ final class PyOps {
             return dictGet(m, item) != MISSING;
         }
         if (container instanceof List || container instanceof PyTuple || container instanceof Undefined
-                || container instanceof PyIterator) {
+                || container instanceof PyIterator || container instanceof PyRange) {
             for (Object o : iterate(container)) {
                 if (eq(o, item)) {
                     return true;
@@ -399,6 +414,20 @@ final class PyOps {
     }
 
     static final Object MISSING = new Object();
+
+    /** {@code d[k] = v}: a key equal to an existing one (1, 1.0, True) keeps the first key, as in Python. */
+    static void dictPut(Map<Object, Object> m, Object key, Object value) {
+        Object k = key instanceof Markup mk ? mk.text() : key;
+        if (isNumber(k) && !m.containsKey(k)) {
+            for (Object existing : m.keySet()) {
+                if (isNumber(existing) && eq(existing, k)) {
+                    m.put(existing, value);
+                    return;
+                }
+            }
+        }
+        m.put(k, value);
+    }
 
     /** Dict lookup with Python's key equality for the common cases (str and int keys). */
     static Object dictGet(Map<?, ?> m, Object key) {

@@ -24,7 +24,7 @@ final class Tests {
             case "string" -> PyOps.isStr(v);
             case "mapping" -> v instanceof Map;
             case "sequence" -> PyOps.isStr(v) || v instanceof List || v instanceof PyTuple || v instanceof Map
-                    || v instanceof Undefined;
+                    || v instanceof Undefined || v instanceof PyRange;
             case "iterable" -> PyOps.isIterable(v);
             case "callable" -> v instanceof PyCallable || v instanceof Undefined;
             case "escaped" -> v instanceof Markup;
