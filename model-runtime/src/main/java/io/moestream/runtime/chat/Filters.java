@@ -15,6 +15,8 @@ final class Filters {
 
     private static final Pattern WORD_BEGINNING = Pattern.compile("([-\\s({\\[<]+)");
     private static final Pattern WORD = Pattern.compile("\\w+", Pattern.UNICODE_CHARACTER_CLASS);
+    private static final Pattern FLOAT_TEXT =
+            Pattern.compile("[+-]?(?:\\d+(?:_\\d+)*)?(?:\\.(?:\\d+(?:_\\d+)*)?)?(?:e[+-]?\\d+)?");
     private static final Pattern TAGS = Pattern.compile("<!--.*?-->|<[^>]*>", Pattern.DOTALL);
 
     private Filters() {
@@ -218,7 +220,7 @@ final class Filters {
                 return PyIterator.of(out);
             }
             case "batch", "slice" -> {
-                return name.equals("batch") ? batch(v, a) : slices(v, a);
+                return name.equals("batch") ? batch(v, a) : slices(in, v, a);
             }
             case "center" -> {
                 List<Object> args = new ArrayList<>(List.of(a.get(0, "width", 80L)));
@@ -448,7 +450,7 @@ final class Filters {
                         : s.startsWith("-") ? Double.NEGATIVE_INFINITY : Double.POSITIVE_INFINITY;
             }
             try {
-                if (s.matches("[+-]?(\\d[\\d_]*\\.?[\\d_]*|\\.\\d[\\d_]*)(e[+-]?\\d+)?")) {
+                if (FLOAT_TEXT.matcher(s).matches() && s.matches(".*\\d.*")) {
                     return Double.parseDouble(s.replace("_", ""));
                 }
             } catch (NumberFormatException e) {
@@ -468,8 +470,11 @@ final class Filters {
             if (!(v instanceof Double d)) {
                 return PyOps.toLong(v);
             }
-            if (!Double.isFinite(d)) {
+            if (!Double.isFinite(d) || precision > 400) {
                 return d;
+            }
+            if (precision < -400) {
+                return 0.0 * d;
             }
             return new BigDecimal(d).setScale((int) precision, RoundingMode.HALF_EVEN).doubleValue();
         }
@@ -506,11 +511,12 @@ final class Filters {
         return PyIterator.of(out);
     }
 
-    private static Object slices(Object v, Methods.Args a) {
+    private static Object slices(Interpreter in, Object v, Methods.Args a) {
         long slices = a.integer(0, "slices", 1);
         if (slices <= 0) {
             throw TemplateException.value("slice count must be positive");
         }
+        in.charge(slices);
         Object fill = a.get(1, "fill_with", null);
         List<Object> seq = PyOps.iterate(v);
         int length = seq.size();

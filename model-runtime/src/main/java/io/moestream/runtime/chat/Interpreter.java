@@ -29,6 +29,7 @@ final class Interpreter {
 
     private final RenderLimits limits;
     private long steps;
+    private long work;
     private int depth;
 
     Interpreter(RenderLimits limits) {
@@ -52,6 +53,29 @@ final class Interpreter {
     private void step() {
         if (++steps > limits.maxSteps()) {
             throw TemplateException.limit("more than " + limits.maxSteps() + " loop iterations and calls");
+        }
+    }
+
+    /** Charges {@code n} units of work (elements or characters gone through). */
+    void charge(long n) {
+        work += n;
+        if (work > limits.maxWork()) {
+            throw TemplateException.limit("more than " + limits.maxWork() + " elements and characters processed");
+        }
+    }
+
+    /** Charges the size of a value about to be gone through by a filter or method. */
+    void chargeSize(Object v) {
+        if (PyOps.isStr(v)) {
+            charge(PyOps.str(v).length());
+        } else if (v instanceof List<?> l) {
+            charge(l.size());
+        } else if (v instanceof Map<?, ?> m) {
+            charge(m.size());
+        } else if (v instanceof PyTuple t) {
+            charge(t.items().size());
+        } else if (v instanceof PyRange r) {
+            charge(r.length());
         }
     }
 
@@ -300,10 +324,13 @@ final class Interpreter {
                 String l = PyOps.str(left);
                 String r = PyOps.str(eval(b.right(), scope));
                 checkSize((long) l.length() + r.length());
+                charge((long) l.length() + r.length());
                 return l + r;
             }
             default -> {
-                return PyArith.binary(b.op(), left, eval(b.right(), scope), limits.maxOutputChars());
+                Object result = PyArith.binary(b.op(), left, eval(b.right(), scope), limits.maxOutputChars());
+                chargeSize(result);
+                return result;
             }
         }
     }
@@ -381,6 +408,8 @@ final class Interpreter {
     }
 
     Object filter(String name, Object value, List<Object> pos, Map<String, Object> kw) {
+        step();
+        chargeSize(value);
         return Filters.apply(this, name, value, pos, kw);
     }
 }

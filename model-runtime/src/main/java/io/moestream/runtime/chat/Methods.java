@@ -96,6 +96,8 @@ final class Methods {
     }
 
     static Object invoke(Interpreter in, Object self, String name, Args a) {
+        in.chargeSize(self);
+        a.positional().forEach(in::chargeSize);
         if (PyOps.isStr(self)) {
             Object r = StrMethods.call(in, PyOps.str(self), name, a);
             if (self instanceof Markup && r instanceof String s && StrMethods.KEEPS_MARKUP.contains(name)) {

@@ -79,6 +79,9 @@ final class PyFormat {
                     value = value == NONE ? null : value;
                 }
             }
+            if (width > MAX_FIELD || prec > MAX_FIELD) {
+                throw TemplateException.limit("format field wider than " + MAX_FIELD);
+            }
             String s = convert(conv, value, flags.toString(), prec);
             if (markup && (conv == 's' || conv == 'r')) {
                 s = value instanceof Markup ? s : Markup.escape(s);
@@ -92,6 +95,9 @@ final class PyFormat {
     }
 
     private static final Object NONE = new Object();
+
+    /** Width and precision of one %-field; a template needing more is building a bomb. */
+    private static final int MAX_FIELD = 1 << 16;
 
     private static String convert(char conv, Object v, String flags, int prec) {
         switch (conv) {

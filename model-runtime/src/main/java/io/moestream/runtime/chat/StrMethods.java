@@ -186,9 +186,10 @@ final class StrMethods {
                 int col = 0;
                 for (int c : s.codePoints().toArray()) {
                     if (c == '\t') {
-                        int n = size <= 0 ? 0 : (int) (size - col % size);
-                        b.append(" ".repeat(n));
-                        col += n;
+                        long n = size <= 0 ? 0 : size - col % size;
+                        in.checkSize(b.length() + n);
+                        b.append(" ".repeat((int) n));
+                        col += (int) n;
                     } else {
                         b.appendCodePoint(c);
                         col = c == '\n' || c == '\r' ? 0 : col + 1;
