@@ -1,13 +1,14 @@
 package io.moestream.jobs.cli;
 
-import com.fasterxml.jackson.core.JsonGenerator;
+import com.fasterxml.jackson.core.json.JsonWriteFeature;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.json.JsonMapper;
 import io.moestream.runtime.chat.ChatTemplate;
 import io.moestream.runtime.chat.RenderLimits;
 import io.moestream.runtime.chat.TemplateException;
 
 import java.io.IOException;
-import java.io.OutputStream;
+import java.io.PrintWriter;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -42,7 +43,8 @@ import picocli.CommandLine.Spec;
         })
 public final class ChatTemplateCommand implements Callable<Integer> {
 
-    private static final ObjectMapper JSON = new ObjectMapper().disable(JsonGenerator.Feature.AUTO_CLOSE_TARGET);
+    /** Non-ASCII is written as JSON escapes, so the output reads the same under any console encoding. */
+    private static final ObjectMapper JSON = JsonMapper.builder().enable(JsonWriteFeature.ESCAPE_NON_ASCII).build();
 
     @Spec CommandSpec spec;
 
@@ -78,19 +80,29 @@ public final class ChatTemplateCommand implements Callable<Integer> {
                 r.put("error", parseError);
             } else {
                 try {
-                    r.put("output", parsed.renderConversation((List<?>) c.get("messages"), (List<?>) c.get("tools"),
-                            Boolean.TRUE.equals(c.get("add_generation_prompt")), special,
-                            (Map<String, ?>) c.getOrDefault("kwargs", Map.of())));
+                    r.put("output", render(parsed, special, c));
                 } catch (TemplateException | IllegalArgumentException e) {
                     r.put("error", e.getMessage());
                 }
             }
             results.add(r);
         }
-        OutputStream out = System.out;
-        JSON.writeValue(out, results);
-        out.write('\n');
+        PrintWriter out = spec.commandLine().getOut();
+        out.println(JSON.writeValueAsString(results));
         out.flush();
         return 0;
+    }
+
+    @SuppressWarnings("unchecked")
+    private static String render(ChatTemplate template, Map<String, String> special, Map<String, Object> c) {
+        Object messages = c.get("messages");
+        Object tools = c.get("tools");
+        Object kwargs = c.getOrDefault("kwargs", Map.of());
+        if (!(messages instanceof List) || (tools != null && !(tools instanceof List)) || !(kwargs instanceof Map)) {
+            throw new IllegalArgumentException("case " + c.get("id")
+                    + ": messages and tools must be lists, kwargs an object");
+        }
+        return template.renderConversation((List<?>) messages, (List<?>) tools,
+                Boolean.TRUE.equals(c.get("add_generation_prompt")), special, (Map<String, ?>) kwargs);
     }
 }
