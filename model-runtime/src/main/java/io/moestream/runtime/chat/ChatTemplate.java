@@ -18,7 +18,8 @@ import java.util.function.Supplier;
  * {@code strftime_now}.
  *
  * <p>A template is untrusted input: it reaches only the renderer's value model (no Java object, no
- * reflection), cannot mutate the values it is given, and runs within {@link RenderLimits}.
+ * reflection), cannot mutate the values it is given, and runs within {@link RenderLimits}. A parsed
+ * template is immutable; renders may run concurrently.
  *
  * <pre>{@code
  * ChatTemplate t = ChatTemplate.parse(ggufChatTemplate);
@@ -66,12 +67,12 @@ public final class ChatTemplate {
         Scope globals = new Scope(null);
         Globals.create(clock.get()).forEach(globals::set);
         Scope context = new Scope(globals);
-        variables.forEach((k, v) -> context.set(k, toValue(v)));
         try {
+            variables.forEach((k, v) -> context.set(k, toValue(v)));
             return new Interpreter(limits).render(body, new Scope(context));
         } catch (StackOverflowError e) {
             throw TemplateException.limit("render nested too deeply");
-        } catch (TemplateException e) {
+        } catch (TemplateException | IllegalArgumentException e) {
             throw e;
         } catch (RuntimeException e) {
             throw new TemplateException("InternalError", "renderer failed on this template: " + e);

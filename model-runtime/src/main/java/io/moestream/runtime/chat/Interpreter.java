@@ -297,7 +297,7 @@ final class Interpreter {
             Map<Object, Object> m = new LinkedHashMap<>();
             for (int i = 0; i < d.keys().size(); i++) {
                 Object k = eval(d.keys().get(i), scope);
-                if (k instanceof List || k instanceof Map || k instanceof Undefined) {
+                if (k instanceof List || k instanceof Map) {
                     throw TemplateException.type("unhashable type: '" + PyOps.typeName(k) + "'");
                 }
                 PyOps.dictPut(m, k, eval(d.values().get(i), scope));

@@ -214,15 +214,15 @@ final class Parser {
         List<Stmt> body = statements(Set.of("elif", "else", "endif"), false);
         Token t = next();
         List<Stmt> orElse = switch (t.value()) {
-            case "elif" -> List.of(parseIf0());
+            case "elif" -> List.of(parseElif());
             case "else" -> statements(Set.of("endif"), true);
             default -> List.of();
         };
         return new Node.If(test, body, orElse);
     }
 
-    /** An {@code elif} continues the chain: same shape as {@code if} without the leading keyword. */
-    private Stmt parseIf0() {
+    /** An {@code elif} is an {@code if} nested in the else branch; the current token is the {@code elif}. */
+    private Stmt parseElif() {
         pos--;
         return parseIf();
     }

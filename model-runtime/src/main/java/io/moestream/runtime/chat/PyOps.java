@@ -4,7 +4,6 @@ import java.math.BigDecimal;
 import java.math.MathContext;
 import java.math.RoundingMode;
 import java.util.ArrayList;
-import java.util.Iterator;
 import java.util.List;
 import java.util.Map;
 
@@ -449,9 +448,5 @@ final class PyOps {
     static int index(long i, int size) {
         long j = i < 0 ? i + size : i;
         return j < 0 || j >= size ? -1 : (int) j;
-    }
-
-    static Iterator<Object> none() {
-        return java.util.Collections.emptyIterator();
     }
 }
