@@ -132,8 +132,16 @@ final class Access {
         if (st == 0) {
             throw TemplateException.value("slice step cannot be zero");
         }
-        List<Object> items;
         boolean isString = PyOps.isStr(obj);
+        if (isString && st == 1) {
+            String s = PyOps.str(obj);
+            int n = PyStrings.length(s);
+            int lo = (int) (start == null ? 0 : clamp(sliceIndex(start), n, 0, n));
+            int hi = (int) (stop == null ? n : clamp(sliceIndex(stop), n, 0, n));
+            String r = lo >= hi ? "" : s.substring(s.offsetByCodePoints(0, lo), s.offsetByCodePoints(0, hi));
+            return obj instanceof Markup ? new Markup(r) : r;
+        }
+        List<Object> items;
         if (isString || obj instanceof List || obj instanceof PyTuple || obj instanceof PyRange) {
             items = PyOps.iterate(obj);
         } else {

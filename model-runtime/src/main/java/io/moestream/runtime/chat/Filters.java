@@ -183,6 +183,7 @@ final class Filters {
                 boolean cs = PyOps.truthy(a.get(1, "case_sensitive", false));
                 Object attr = a.get(2, "attribute", null);
                 List<Object> items = PyOps.iterate(v);
+                in.charge(items.size() * (64L - Long.numberOfLeadingZeros(items.size())));
                 Comparator<Object> cmp = keyComparator(attr, cs);
                 items.sort(reverse ? cmp.reversed() : cmp);
                 return items;
@@ -199,6 +200,7 @@ final class Filters {
                     throw TemplateException.value("You can only sort by either \"key\" or \"value\"");
                 }
                 List<Object> items = new ArrayList<>();
+                in.charge(m.size() * (64L - Long.numberOfLeadingZeros(m.size())));
                 m.forEach((k, x) -> items.add(new PyTuple(java.util.Arrays.asList(k, x))));
                 Comparator<Object> cmp = (p, q) -> PyOps.compare(ci(((PyTuple) p).items().get(idx), cs),
                         ci(((PyTuple) q).items().get(idx), cs), "<");
@@ -208,12 +210,10 @@ final class Filters {
             case "unique" -> {
                 boolean cs = PyOps.truthy(a.get(0, "case_sensitive", false));
                 Object attr = a.get(1, "attribute", null);
-                List<Object> seen = new ArrayList<>();
+                java.util.Set<Object> seen = new java.util.HashSet<>();
                 List<Object> out = new ArrayList<>();
                 for (Object x : PyOps.iterate(v)) {
-                    Object key = ci(attr == null ? x : attrGet(x, attr, null), cs);
-                    if (seen.stream().noneMatch(s -> PyOps.eq(s, key))) {
-                        seen.add(key);
+                    if (seen.add(PyOps.hashKey(ci(attr == null ? x : attrGet(x, attr, null), cs)))) {
                         out.add(x);
                     }
                 }

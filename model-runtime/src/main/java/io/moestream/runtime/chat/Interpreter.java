@@ -27,6 +27,12 @@ final class Interpreter {
         }
     }
 
+    /**
+     * The render running on this thread, so that the recursive value operations (repr, equality,
+     * ordering, hashing) charge their work too: shared sublists make those exponential otherwise.
+     */
+    private static final ThreadLocal<Interpreter> CURRENT = new ThreadLocal<>();
+
     private final RenderLimits limits;
     private long steps;
     private long work;
@@ -37,9 +43,35 @@ final class Interpreter {
     }
 
     String render(List<Stmt> body, Scope scope) {
-        Out out = new Out();
-        exec(body, scope, out);
-        return out.sb.toString();
+        Interpreter outer = CURRENT.get();
+        CURRENT.set(this);
+        try {
+            Out out = new Out();
+            exec(body, scope, out);
+            return out.sb.toString();
+        } finally {
+            if (outer == null) {
+                CURRENT.remove();
+            } else {
+                CURRENT.set(outer);
+            }
+        }
+    }
+
+    /** Charges the render running on this thread (none outside a render). */
+    static void chargeCurrent(long n) {
+        Interpreter in = CURRENT.get();
+        if (in != null) {
+            in.charge(n);
+        }
+    }
+
+    /** Checks a size against the output limit of the render running on this thread. */
+    static void checkCurrentSize(long size) {
+        Interpreter in = CURRENT.get();
+        if (in != null) {
+            in.checkSize(size);
+        }
     }
 
     int maxSize() {
@@ -76,6 +108,13 @@ final class Interpreter {
             charge(t.items().size());
         } else if (v instanceof PyRange r) {
             charge(r.length());
+        }
+    }
+
+    /** Indexing a str counts code points: as much work as the string is long. */
+    private void chargeIfStr(Object v) {
+        if (PyOps.isStr(v)) {
+            charge(PyOps.str(v).length());
         }
     }
 
@@ -238,14 +277,18 @@ final class Interpreter {
             return v == PyOps.MISSING ? Undefined.named(n.name()) : v;
         }
         if (e instanceof Node.GetAttr g) {
-            return Access.getattr(eval(g.obj(), scope), g.attr());
+            Object obj = eval(g.obj(), scope);
+            chargeIfStr(obj);
+            return Access.getattr(obj, g.attr());
         }
         if (e instanceof Node.GetItem g) {
             Object obj = eval(g.obj(), scope);
             if (g.key() instanceof Node.Slice s) {
+                chargeSize(obj);
                 return Access.slice(obj, evalOpt(s.start(), scope), evalOpt(s.stop(), scope),
                         evalOpt(s.step(), scope));
             }
+            chargeIfStr(obj);
             return Access.getitem(obj, eval(g.key(), scope));
         }
         if (e instanceof Node.Binary b) {
@@ -281,6 +324,7 @@ final class Interpreter {
             List<Object> pos = new ArrayList<>();
             Map<String, Object> kw = new LinkedHashMap<>();
             evalArgs(t.args(), scope, pos, kw);
+            chargeSize(v);
             return Tests.apply(this, t.name(), v, pos, kw) != t.negated();
         }
         if (e instanceof Node.TupleLit t) {
@@ -340,6 +384,8 @@ final class Interpreter {
         for (int i = 0; i < c.ops().size(); i++) {
             Object right = eval(c.rest().get(i), scope);
             String op = c.ops().get(i);
+            chargeSize(left);
+            chargeSize(right);
             boolean ok = switch (op) {
                 case "==" -> PyOps.eq(left, right);
                 case "!=" -> !PyOps.eq(left, right);

@@ -59,6 +59,7 @@ final class Json {
 
     private void write(Object v, int level) {
         in.checkSize(out.length());
+        in.charge(1);
         if (v == null) {
             out.append("null");
         } else if (v instanceof Boolean b) {

@@ -125,11 +125,51 @@ final class PyOps {
     }
 
     static String repr(Object v) {
+        StringBuilder b = new StringBuilder();
+        repr(v, b);
+        return b.toString();
+    }
+
+    /** Appends {@code repr(v)}, charging each element and checking the size as it grows. */
+    private static void repr(Object v, StringBuilder b) {
+        Interpreter.chargeCurrent(1);
+        Interpreter.checkCurrentSize(b.length());
+        if (v instanceof List<?> l) {
+            b.append('[');
+            for (int i = 0; i < l.size(); i++) {
+                b.append(i > 0 ? ", " : "");
+                repr(l.get(i), b);
+            }
+            b.append(']');
+        } else if (v instanceof PyTuple t) {
+            b.append('(');
+            for (int i = 0; i < t.items().size(); i++) {
+                b.append(i > 0 ? ", " : "");
+                repr(t.items().get(i), b);
+            }
+            b.append(t.items().size() == 1 ? ",)" : ")");
+        } else if (v instanceof Map<?, ?> m) {
+            b.append('{');
+            boolean first = true;
+            for (Map.Entry<?, ?> e : m.entrySet()) {
+                b.append(first ? "" : ", ");
+                repr(e.getKey(), b);
+                b.append(": ");
+                repr(e.getValue(), b);
+                first = false;
+            }
+            b.append('}');
+        } else {
+            b.append(scalarRepr(v));
+        }
+    }
+
+    private static String scalarRepr(Object v) {
         if (v == null) {
             return "None";
         }
-        if (v instanceof Boolean b) {
-            return b ? "True" : "False";
+        if (v instanceof Boolean bool) {
+            return bool ? "True" : "False";
         }
         if (v instanceof Long l) {
             return l.toString();
@@ -138,33 +178,12 @@ final class PyOps {
             return floatRepr(d);
         }
         if (v instanceof String s) {
+            Interpreter.chargeCurrent(s.length());
             return PyStrings.repr(s);
         }
         if (v instanceof Markup m) {
+            Interpreter.chargeCurrent(m.text().length());
             return "Markup(" + PyStrings.repr(m.text()) + ")";
-        }
-        if (v instanceof List<?> l) {
-            StringBuilder b = new StringBuilder("[");
-            for (int i = 0; i < l.size(); i++) {
-                b.append(i > 0 ? ", " : "").append(repr(l.get(i)));
-            }
-            return b.append(']').toString();
-        }
-        if (v instanceof PyTuple t) {
-            StringBuilder b = new StringBuilder("(");
-            for (int i = 0; i < t.items().size(); i++) {
-                b.append(i > 0 ? ", " : "").append(repr(t.items().get(i)));
-            }
-            return b.append(t.items().size() == 1 ? ",)" : ")").toString();
-        }
-        if (v instanceof Map<?, ?> m) {
-            StringBuilder b = new StringBuilder("{");
-            boolean first = true;
-            for (Map.Entry<?, ?> e : m.entrySet()) {
-                b.append(first ? "" : ", ").append(repr(e.getKey())).append(": ").append(repr(e.getValue()));
-                first = false;
-            }
-            return b.append('}').toString();
         }
         if (v instanceof PyCallable c) {
             return "<" + c.typeName() + ">";
@@ -219,6 +238,7 @@ final class PyOps {
         if (a == b) {
             return true;
         }
+        Interpreter.chargeCurrent(1);
         if (a == null || b == null) {
             return false;
         }
@@ -271,6 +291,7 @@ final class PyOps {
 
     /** Python ordering ({@code <}); TypeError across unordered types. */
     static int compare(Object a, Object b, String op) {
+        Interpreter.chargeCurrent(1);
         if (a instanceof Undefined u) {
             throw u.error();
         }
@@ -413,6 +434,35 @@ final class PyOps {
     }
 
     static final Object MISSING = new Object();
+
+    private static final Object NONE_KEY = new Object();
+
+    /**
+     * A Java key with Python's hash equality for hashable values (1 == 1.0 == True, Markup == str,
+     * tuples by content); TypeError for lists and dicts, as Python's {@code hash()}.
+     */
+    static Object hashKey(Object v) {
+        Interpreter.chargeCurrent(1);
+        if (v == null) {
+            return NONE_KEY;
+        }
+        if (v instanceof Boolean || v instanceof Long) {
+            return toLong(v);
+        }
+        if (v instanceof Double d) {
+            return d == Math.rint(d) && Math.abs(d) < 9.0e18 ? (Object) (long) d.doubleValue() : d;
+        }
+        if (v instanceof Markup m) {
+            return m.text();
+        }
+        if (v instanceof PyTuple t) {
+            return t.items().stream().map(PyOps::hashKey).toList();
+        }
+        if (v instanceof List || v instanceof Map) {
+            throw TemplateException.type("unhashable type: '" + typeName(v) + "'");
+        }
+        return v;
+    }
 
     /** {@code d[k] = v}: a key equal to an existing one (1, 1.0, True) keeps the first key, as in Python. */
     static void dictPut(Map<Object, Object> m, Object key, Object value) {

@@ -14,7 +14,7 @@ package io.moestream.runtime.chat;
 public record RenderLimits(long maxSteps, long maxWork, int maxDepth, int maxOutputChars, int maxNesting) {
 
     /** Generous for real chat templates: a long conversation renders a few MiB in well under a second. */
-    public static final RenderLimits DEFAULT = new RenderLimits(1_000_000, 500_000_000, 64, 16 << 20, 128);
+    public static final RenderLimits DEFAULT = new RenderLimits(1_000_000, 100_000_000, 64, 16 << 20, 128);
 
     public RenderLimits {
         if (maxSteps <= 0 || maxWork <= 0 || maxDepth <= 0 || maxOutputChars <= 0 || maxNesting <= 0) {

@@ -80,6 +80,23 @@ class ChatTemplateSandboxTest {
     }
 
     @Test
+    void sharedSublistsCannotMakePrintingOrComparingExponential() {
+        String dag = "{% set ns = namespace(x=[1], y=[1]) %}{% for i in range(80) %}"
+                + "{% set ns.x = [ns.x, ns.x] %}{% set ns.y = [ns.y, ns.y] %}{% endfor %}";
+        assertFails(dag + "{{ ns.x }}", "LimitExceeded", "");
+        assertFails(dag + "{{ ns.x == ns.y }}", "LimitExceeded", "processed");
+        assertFails(dag + "{{ ns.x | tojson }}", "LimitExceeded", "");
+        assertFails(dag + "{{ [ns.x, ns.y] | sort | length }}", "LimitExceeded", "processed");
+        assertFails(dag + "{{ (ns.x, 1) in [(ns.y, 1)] }}", "LimitExceeded", "processed");
+    }
+
+    @Test
+    void indexingLongStringsInLoopsStopsAtTheWorkLimit() {
+        assertFails("{% set s = 'x' * 10000000 %}{% for i in range(100000) %}{% if s[-1] == 'x' %}{% endif %}"
+                + "{% endfor %}", "LimitExceeded", "processed");
+    }
+
+    @Test
     void configuredLimitsApply() {
         ChatTemplate t = ChatTemplate.parse("{% for i in range(n) %}{{ i }}{% endfor %}", SMALL, LocalDateTime::now);
         assertThat(t.render(Map.of("n", 10))).isEqualTo("0123456789");
