@@ -72,6 +72,9 @@ final class Access {
             }
             return DICT_METHODS.contains(name) ? new Methods.Bound(obj, name) : PyOps.MISSING;
         }
+        if (obj instanceof PyTuple t && t.field(name) != PyOps.MISSING) {
+            return t.field(name);
+        }
         if (obj instanceof List || obj instanceof PyTuple) {
             if (obj instanceof List && LIST_MUTATORS.contains(name)) {
                 return Undefined.unsafe(obj, name);

@@ -28,7 +28,7 @@ final class Filters {
                     "first", "float", "forceescape", "format", "indent", "int", "items", "join", "last", "length",
                     "list", "lower", "map", "max", "min", "pprint", "reject", "rejectattr", "replace", "reverse",
                     "round", "safe", "select", "selectattr", "slice", "sort", "string", "striptags", "sum", "title",
-                    "tojson", "trim", "truncate", "unique", "upper", "wordcount" -> true;
+                    "tojson", "trim", "truncate", "unique", "upper", "wordcount", "groupby" -> true;
             default -> false;
         };
     }
@@ -219,6 +219,9 @@ final class Filters {
                 }
                 return PyIterator.of(out);
             }
+            case "groupby" -> {
+                return groupby(in, v, a);
+            }
             case "batch", "slice" -> {
                 return name.equals("batch") ? batch(v, a) : slices(in, v, a);
             }
@@ -260,7 +263,7 @@ final class Filters {
 
     private static boolean isKnownElsewhere(String name) {
         return switch (name) {
-            case "groupby", "random", "filesizeformat", "urlencode", "urlize", "wordwrap", "xmlattr" -> true;
+            case "random", "filesizeformat", "urlencode", "urlize", "wordwrap", "xmlattr" -> true;
             default -> false;
         };
     }
@@ -484,6 +487,38 @@ final class Filters {
         double scale = Math.pow(10, precision);
         double x = PyOps.toDouble(v) * scale;
         return (method.equals("ceil") ? Math.ceil(x) : Math.floor(x)) / scale;
+    }
+
+    /** Sorted by the attribute, then grouped: {@code (grouper, list)} named tuples, as jinja2's groupby. */
+    private static Object groupby(Interpreter in, Object v, Methods.Args a) {
+        Object attr = a.required(0, "attribute");
+        Object dflt = a.get(1, "default", null);
+        boolean cs = PyOps.truthy(a.get(2, "case_sensitive", false));
+        List<Object> items = PyOps.iterate(v);
+        in.charge(items.size() * (64L - Long.numberOfLeadingZeros(items.size())));
+        items.sort((p, q) -> PyOps.compare(ci(attrGet(p, attr, dflt), cs), ci(attrGet(q, attr, dflt), cs), "<"));
+        List<Object> out = new ArrayList<>();
+        List<Object> group = null;
+        Object key = null;
+        for (Object x : items) {
+            Object k = ci(attrGet(x, attr, dflt), cs);
+            if (group == null || !PyOps.eq(k, key)) {
+                if (group != null) {
+                    out.add(groupTuple(group, attr, dflt));
+                }
+                group = new ArrayList<>();
+                key = k;
+            }
+            group.add(x);
+        }
+        if (group != null) {
+            out.add(groupTuple(group, attr, dflt));
+        }
+        return out;
+    }
+
+    private static PyTuple groupTuple(List<Object> group, Object attr, Object dflt) {
+        return new PyTuple(java.util.Arrays.asList(attrGet(group.get(0), attr, dflt), group), List.of("grouper", "list"));
     }
 
     private static Object batch(Object v, Methods.Args a) {
