@@ -1,7 +1,6 @@
 package io.moestream.runtime.chat;
 
 import java.time.LocalDateTime;
-import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;

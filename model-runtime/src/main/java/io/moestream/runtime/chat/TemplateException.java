@@ -8,6 +8,8 @@ package io.moestream.runtime.chat;
  */
 public final class TemplateException extends RuntimeException {
 
+    private static final long serialVersionUID = 1L;
+
     private final String kind;
 
     TemplateException(String kind, String detail) {
