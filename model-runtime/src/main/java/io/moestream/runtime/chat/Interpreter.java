@@ -66,6 +66,11 @@ final class Interpreter {
         }
     }
 
+    /** {@link #chargeChars} on the render running on this thread. */
+    static void chargeCurrentChars(long n) {
+        chargeCurrent((n >> 4) + 1);
+    }
+
     /** Checks a size against the output limit of the render running on this thread. */
     static void checkCurrentSize(long size) {
         Interpreter in = CURRENT.get();
@@ -92,14 +97,28 @@ final class Interpreter {
     void charge(long n) {
         work += n;
         if (work > limits.maxWork()) {
-            throw TemplateException.limit("more than " + limits.maxWork() + " elements and characters processed");
+            throw TemplateException.limit("more than " + limits.maxWork()
+                    + " units of work processed (an element, or 16 characters, each)");
         }
+    }
+
+    /**
+     * Charges going through {@code n} characters: a unit per 16, since scanning or copying a
+     * character costs a small fraction of an element operation.
+     */
+    void chargeChars(long n) {
+        charge((n >> 4) + 1);
+    }
+
+    /** Charges building a string of {@code n} characters by copying: a unit per 64. */
+    private void chargeCopy(long n) {
+        charge((n >> 6) + 1);
     }
 
     /** Charges the size of a value about to be gone through by a filter or method. */
     void chargeSize(Object v) {
         if (PyOps.isStr(v)) {
-            charge(PyOps.str(v).length());
+            chargeChars(PyOps.str(v).length());
         } else if (v instanceof List<?> l) {
             charge(l.size());
         } else if (v instanceof Map<?, ?> m) {
@@ -114,7 +133,7 @@ final class Interpreter {
     /** Indexing a str counts code points: as much work as the string is long. */
     private void chargeIfStr(Object v) {
         if (PyOps.isStr(v)) {
-            charge(PyOps.str(v).length());
+            chargeChars(PyOps.str(v).length());
         }
     }
 
@@ -368,12 +387,16 @@ final class Interpreter {
                 String l = PyOps.str(left);
                 String r = PyOps.str(eval(b.right(), scope));
                 checkSize((long) l.length() + r.length());
-                charge((long) l.length() + r.length());
+                chargeCopy((long) l.length() + r.length());
                 return l + r;
             }
             default -> {
                 Object result = PyArith.binary(b.op(), left, eval(b.right(), scope), limits.maxOutputChars());
-                chargeSize(result);
+                if (PyOps.isStr(result)) {
+                    chargeCopy(PyOps.str(result).length());
+                } else {
+                    chargeSize(result);
+                }
                 return result;
             }
         }

@@ -178,11 +178,11 @@ final class PyOps {
             return floatRepr(d);
         }
         if (v instanceof String s) {
-            Interpreter.chargeCurrent(s.length());
+            Interpreter.chargeCurrentChars(s.length());
             return PyStrings.repr(s);
         }
         if (v instanceof Markup m) {
-            Interpreter.chargeCurrent(m.text().length());
+            Interpreter.chargeCurrentChars(m.text().length());
             return "Markup(" + PyStrings.repr(m.text()) + ")";
         }
         if (v instanceof PyCallable c) {

@@ -5,8 +5,9 @@ package io.moestream.runtime.chat;
  * a {@link TemplateException} of kind {@code LimitExceeded}.
  *
  * @param maxSteps loop iterations plus calls (macros, methods, globals) over the whole render
- * @param maxWork elements and characters that filters, methods and operators go through, over the
- *     whole render (bounds CPU time where one step does a lot, like sorting a long list)
+ * @param maxWork work units over the whole render: an element, or 16 characters, that a filter,
+ *     method, operator or comparison goes through (bounds CPU time where one step does a lot, like
+ *     sorting a long list)
  * @param maxDepth nesting of macro calls, call blocks and recursive loops
  * @param maxOutputChars characters of output, and of any one string or list a template builds
  * @param maxNesting nesting of the template's own syntax (blocks and parentheses), checked at parse
