@@ -420,6 +420,9 @@ final class ExpressionParser {
                 starStar = parseExpression(true);
             } else if (ts.cur().type() == Type.NAME && ts.look().isOp("=")) {
                 ensure(starStar == null);
+                if (kwNames.contains(ts.cur().value())) {
+                    throw ts.fail("keyword argument repeated: " + ts.cur().value());
+                }
                 kwNames.add(ts.next().value());
                 ts.next();
                 kwValues.add(parseExpression(true));

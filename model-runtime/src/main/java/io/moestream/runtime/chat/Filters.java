@@ -32,7 +32,59 @@ final class Filters {
         };
     }
 
+    /** Parameter names (after the value) of the filters with a fixed signature, as jinja2 declares them. */
+    private static final Map<String, List<String>> SIGNATURES = Map.ofEntries(
+            Map.entry("default", List.of("default_value", "boolean")),
+            Map.entry("d", List.of("default_value", "boolean")),
+            Map.entry("tojson", List.of("ensure_ascii", "indent", "separators", "sort_keys")),
+            Map.entry("trim", List.of("chars")),
+            Map.entry("replace", List.of("old", "new", "count")),
+            Map.entry("join", List.of("d", "attribute")),
+            Map.entry("attr", List.of("name")),
+            Map.entry("int", List.of("default", "base")),
+            Map.entry("float", List.of("default")),
+            Map.entry("round", List.of("precision", "method")),
+            Map.entry("sum", List.of("attribute", "start")),
+            Map.entry("min", List.of("case_sensitive", "attribute")),
+            Map.entry("max", List.of("case_sensitive", "attribute")),
+            Map.entry("sort", List.of("reverse", "case_sensitive", "attribute")),
+            Map.entry("dictsort", List.of("case_sensitive", "by", "reverse")),
+            Map.entry("unique", List.of("case_sensitive", "attribute")),
+            Map.entry("groupby", List.of("attribute", "default", "case_sensitive")),
+            Map.entry("batch", List.of("linecount", "fill_with")),
+            Map.entry("slice", List.of("slices", "fill_with")),
+            Map.entry("center", List.of("width")),
+            Map.entry("indent", List.of("width", "first", "blank")),
+            Map.entry("truncate", List.of("length", "killwords", "end", "leeway")));
+
+    /** Filters that take the value only. */
+    private static final java.util.Set<String> NO_ARGS = java.util.Set.of("length", "count", "string", "safe",
+            "escape", "e", "forceescape", "upper", "lower", "capitalize", "title", "first", "last", "list", "items",
+            "reverse", "abs", "wordcount", "pprint", "striptags");
+
+    /** Python's argument binding errors: too many positionals, unknown or repeated keywords. */
+    private static void checkSignature(String name, List<Object> pos, Map<String, Object> kw) {
+        List<String> params = NO_ARGS.contains(name) ? List.of() : SIGNATURES.get(name);
+        if (params == null) {
+            return;
+        }
+        if (pos.size() > params.size()) {
+            throw TemplateException.type(name + "() takes at most " + params.size() + " arguments after the value ("
+                    + pos.size() + " given)");
+        }
+        for (String k : kw.keySet()) {
+            int i = params.indexOf(k);
+            if (i < 0) {
+                throw TemplateException.type(name + "() got an unexpected keyword argument '" + k + "'");
+            }
+            if (i < pos.size()) {
+                throw TemplateException.type(name + "() got multiple values for argument '" + k + "'");
+            }
+        }
+    }
+
     static Object apply(Interpreter in, String name, Object v, List<Object> pos, Map<String, Object> kw) {
+        checkSignature(name, pos, kw);
         Methods.Args a = new Methods.Args(name, pos, kw);
         switch (name) {
             case "default", "d" -> {

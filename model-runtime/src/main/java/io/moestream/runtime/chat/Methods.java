@@ -98,12 +98,17 @@ final class Methods {
     static Object invoke(Interpreter in, Object self, String name, Args a) {
         in.chargeSize(self);
         a.positional().forEach(in::chargeSize);
+        if (self instanceof Markup && StrMethods.KEEPS_MARKUP.contains(name)) {
+            // markupsafe escapes the plain-string arguments of Markup's methods, and keeps the result Markup
+            List<Object> pos = new ArrayList<>();
+            a.positional().forEach(x -> pos.add(escapeArg(x)));
+            Map<String, Object> kw = new LinkedHashMap<>();
+            a.keywords().forEach((k, x) -> kw.put(k, escapeArg(x)));
+            Object r = StrMethods.call(in, PyOps.str(self), name, new Args(name, pos, kw));
+            return r instanceof String s ? new Markup(s) : r;
+        }
         if (PyOps.isStr(self)) {
-            Object r = StrMethods.call(in, PyOps.str(self), name, a);
-            if (self instanceof Markup && r instanceof String s && StrMethods.KEEPS_MARKUP.contains(name)) {
-                return new Markup(s);
-            }
-            return r;
+            return StrMethods.call(in, PyOps.str(self), name, a);
         }
         if (self instanceof Map<?, ?> m) {
             return dict(m, name, a);
@@ -133,6 +138,16 @@ final class Methods {
             }
             default -> throw new IllegalStateException(name);
         }
+    }
+
+    private static Object escapeArg(Object x) {
+        return x instanceof String s ? Markup.escape(s) : x instanceof List<?> l ? escapeItems(l) : x;
+    }
+
+    private static List<Object> escapeItems(List<?> items) {
+        List<Object> out = new ArrayList<>();
+        items.forEach(x -> out.add(x instanceof String s ? Markup.escape(s) : x));
+        return out;
     }
 
     private static Object dict(Map<?, ?> m, String name, Args a) {

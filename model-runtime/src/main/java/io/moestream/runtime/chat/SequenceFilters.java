@@ -25,6 +25,9 @@ final class SequenceFilters {
             }
             case "sum" -> {
                 Object total = a.get(1, "start", 0L);
+                if (PyOps.isStr(total)) {
+                    throw TemplateException.type("sum() can't sum strings [use ''.join(seq) instead]");
+                }
                 Object attr = a.get(0, "attribute", null);
                 for (Object x : PyOps.iterate(v)) {
                     total = PyArith.binary("+", total, attr == null ? x : attrGet(x, attr, null), in.maxSize());

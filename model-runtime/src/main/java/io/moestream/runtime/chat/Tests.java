@@ -48,8 +48,10 @@ final class Tests {
                 yield PyOps.eq(r, 0L);
             }
             case "sameas" -> {
+                // Python's "is": equal strings and small ints are the same interned objects
                 Object o = a.required(0, "other");
-                yield v == o || (v instanceof Boolean && v.equals(o));
+                yield v == o || (v instanceof Boolean && v.equals(o)) || (v instanceof String && v.equals(o))
+                        || (v instanceof Long l && o instanceof Long && l.equals(o) && l >= -5 && l <= 256);
             }
             case "in" -> PyOps.contains(a.required(0, "seq"), v);
             case "eq", "equalto", "==" -> PyOps.eq(v, a.required(0, "other"));

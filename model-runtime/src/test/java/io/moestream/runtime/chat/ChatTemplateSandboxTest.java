@@ -20,9 +20,12 @@ class ChatTemplateSandboxTest {
 
     private static final RenderLimits SMALL = new RenderLimits(10_000, 1_000_000, 16, 100_000, 64);
 
+    /** The defaults with a twentieth of the work budget, so that the work-bound tests run quickly. */
+    private static final RenderLimits HOSTILE = new RenderLimits(RenderLimits.DEFAULT.maxSteps(), 5_000_000,
+            RenderLimits.DEFAULT.maxDepth(), RenderLimits.DEFAULT.maxOutputChars(), RenderLimits.DEFAULT.maxNesting());
+
     private static String render(String template, Map<String, ?> vars) {
-        return ChatTemplate.parse(template, RenderLimits.DEFAULT, () -> LocalDateTime.of(2026, 1, 15, 0, 0))
-                .render(vars);
+        return ChatTemplate.parse(template, HOSTILE, () -> LocalDateTime.of(2026, 1, 15, 0, 0)).render(vars);
     }
 
     private static String render(String template) {
@@ -88,6 +91,14 @@ class ChatTemplateSandboxTest {
         assertFails(dag + "{{ ns.x | tojson }}", "LimitExceeded", "");
         assertFails(dag + "{{ [ns.x, ns.y] | sort | length }}", "LimitExceeded", "processed");
         assertFails(dag + "{{ (ns.x, 1) in [(ns.y, 1)] }}", "LimitExceeded", "processed");
+    }
+
+    @Test
+    void theDefaultLimitsStopAnExponentialComparison() {
+        String dag = "{% set ns = namespace(x=[1], y=[1]) %}{% for i in range(80) %}"
+                + "{% set ns.x = [ns.x, ns.x] %}{% set ns.y = [ns.y, ns.y] %}{% endfor %}{{ ns.x == ns.y }}";
+        assertThatThrownBy(() -> ChatTemplate.parse(dag).render(Map.of())).isInstanceOf(TemplateException.class)
+                .hasMessageContaining("more than 100000000 units of work");
     }
 
     @Test
