@@ -87,6 +87,9 @@ final class Access {
         if (obj instanceof LoopContext loop) {
             return LOOP_ATTRS.contains(name) ? loop.attr(name) : PyOps.MISSING;
         }
+        if (obj instanceof Macro m) {
+            return m.attr(name);
+        }
         if (obj instanceof Globals.Cycler c) {
             return c.attr(name);
         }

@@ -56,4 +56,21 @@ final class Macro implements PyCallable {
     public String typeName() {
         return "Macro";
     }
+
+    /** jinja2's public Macro attributes. */
+    Object attr(String name) {
+        return switch (name) {
+            case "name" -> def.name();
+            case "arguments" -> new PyTuple(new ArrayList<Object>(def.params()));
+            case "catch_kwargs" -> def.catchKwargs();
+            case "catch_varargs" -> def.catchVarargs();
+            case "caller" -> def.usesCaller();
+            default -> PyOps.MISSING;
+        };
+    }
+
+    @Override
+    public String toString() {
+        return "<Macro '" + def.name() + "'>";
+    }
 }

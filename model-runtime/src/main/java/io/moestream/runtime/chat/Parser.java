@@ -127,6 +127,9 @@ final class Parser {
     private Stmt parseFor() {
         ts.next();
         Expr target = ex.parseAssignTarget(Set.of("in"), false);
+        if (names(target).contains("loop")) {
+            throw ts.fail("Can't assign to special loop variable in for-loop target");
+        }
         ts.expectName("in");
         Expr iter = ex.parseTuple(false, false, Set.of("recursive"), false);
         Expr filter = ts.skipName("if") ? ex.parseExpression(true) : null;
@@ -136,6 +139,17 @@ final class Parser {
         loops--;
         List<Stmt> orElse = ts.next().value().equals("endfor") ? List.of() : statements(Set.of("endfor"), true);
         return new Node.For(target, iter, filter, recursive, body, orElse);
+    }
+
+    private static List<String> names(Expr target) {
+        if (target instanceof Node.Name n) {
+            return List.of(n.name());
+        }
+        List<String> out = new ArrayList<>();
+        if (target instanceof Node.TupleLit t) {
+            t.items().forEach(x -> out.addAll(names(x)));
+        }
+        return out;
     }
 
     private Stmt parseIf() {

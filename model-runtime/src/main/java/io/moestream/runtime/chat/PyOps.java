@@ -185,6 +185,9 @@ final class PyOps {
             Interpreter.chargeCurrentChars(m.text().length());
             return "Markup(" + PyStrings.repr(m.text()) + ")";
         }
+        if (v instanceof Macro || v instanceof LoopContext) {
+            return v.toString();
+        }
         if (v instanceof PyCallable c) {
             return "<" + c.typeName() + ">";
         }
