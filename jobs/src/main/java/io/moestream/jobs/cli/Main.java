@@ -21,6 +21,7 @@ import java.util.Set;
             KafkaCommand.class,
             ProduceCommand.class,
             ConsumeCommand.class,
+            ChatTemplateCommand.class,
             CommandLine.HelpCommand.class
         })
 public final class Main implements Runnable {
