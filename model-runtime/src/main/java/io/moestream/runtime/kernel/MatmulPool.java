@@ -12,6 +12,12 @@ import java.util.function.IntConsumer;
  * back to back) and then park. One job at a time: a caller that finds the pool busy (another engine
  * thread) runs its job alone instead of queueing.
  *
+ * <p>A worker joins a job through {@link #inside} (the number of workers in the job, or
+ * {@link #CLOSED}); when the caller has taken the last chunk it closes the job as soon as no worker
+ * is inside. So the caller waits only for chunks in progress, never for a worker that has not been
+ * scheduled yet: on a machine whose cores also run Kafka and Flink, that wait was the caller
+ * spinning on a core the others needed. A worker that arrives after the close skips the job.
+ *
  * <p>The shared pool has {@link #setThreads} threads (default: available processors, or system
  * property {@code moestream.threads}).
  */
@@ -23,8 +29,11 @@ public final class MatmulPool {
     private final int threads;
     private final Thread[] workers;
     private final ReentrantLock busy = new ReentrantLock();
+    private static final int CLOSED = -1;
+
     private final AtomicInteger nextTask = new AtomicInteger();
-    private final AtomicInteger running = new AtomicInteger();
+    /** Workers inside the current job, or {@link #CLOSED} between jobs. */
+    private final AtomicInteger inside = new AtomicInteger(CLOSED);
     private volatile int generation;
     private volatile boolean shutdown;
     private IntConsumer body;
@@ -94,15 +103,15 @@ public final class MatmulPool {
             this.tasks = tasks;
             this.failure = null;
             nextTask.set(0);
-            running.set(workers.length);
-            generation++; // publishes body/tasks to the workers (volatile write)
+            inside.set(0); // opens the job; publishes body/tasks to the workers that join it
+            generation++;
             for (Thread t : workers) {
                 LockSupport.unpark(t);
             }
             try {
                 work(body, tasks);
             } finally {
-                while (running.get() > 0) {
+                while (!inside.compareAndSet(0, CLOSED)) {
                     Thread.onSpinWait();
                 }
                 this.body = null;
@@ -146,15 +155,30 @@ public final class MatmulPool {
                 return;
             }
             seen = generation;
+            if (!join()) {
+                continue;
+            }
             try {
                 work(body, tasks);
             } catch (Throwable t) {
                 failure = t;
                 nextTask.set(Integer.MAX_VALUE / 2);
             } finally {
-                running.decrementAndGet();
+                inside.decrementAndGet();
             }
         }
+    }
+
+    /** Enters the open job, if any; false once the caller has closed it. */
+    private boolean join() {
+        int n;
+        do {
+            n = inside.get();
+            if (n == CLOSED) {
+                return false;
+            }
+        } while (!inside.compareAndSet(n, n + 1));
+        return true;
     }
 
     /** Stops the workers; takes the job lock so that no job is in flight or can start on them. */

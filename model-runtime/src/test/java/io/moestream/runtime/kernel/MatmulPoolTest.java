@@ -30,6 +30,22 @@ class MatmulPoolTest {
     }
 
     @Test
+    void workersJoiningLateNeverRunATaskTwiceOrMissOne() {
+        // Jobs of two or three short tasks: the caller often takes every chunk and closes the job
+        // before a worker arrives, so joining and closing race on every job.
+        MatmulPool.setThreads(3);
+        MatmulPool pool = MatmulPool.get();
+        for (int job = 0; job < 20_000; job++) {
+            int tasks = 2 + job % 2;
+            AtomicIntegerArray hits = new AtomicIntegerArray(tasks);
+            pool.run(tasks, hits::incrementAndGet);
+            for (int i = 0; i < tasks; i++) {
+                assertThat(hits.get(i)).as("job %d task %d", job, i).isEqualTo(1);
+            }
+        }
+    }
+
+    @Test
     void propagatesATaskFailureAndStaysUsable() {
         MatmulPool.setThreads(2);
         MatmulPool pool = MatmulPool.get();
