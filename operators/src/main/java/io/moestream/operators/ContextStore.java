@@ -5,6 +5,7 @@ import io.moestream.runtime.kv.KvStateException;
 import io.moestream.runtime.model.KvCache;
 import io.moestream.runtime.model.Model;
 import io.moestream.schemas.ContextReady;
+import java.io.IOException;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
@@ -142,7 +143,7 @@ final class ContextStore {
         DataOutputSerializer out = new DataOutputSerializer(256);
         try {
             ContextMetaSerializer.INSTANCE.serialize(m, out);
-        } catch (java.io.IOException e) {
+        } catch (IOException e) {
             throw new IllegalStateException(e);
         }
         return out.length();

@@ -16,6 +16,8 @@ import org.apache.flink.api.common.state.ListState;
 import org.apache.flink.api.common.state.MapState;
 import org.apache.flink.runtime.state.VoidNamespace;
 import org.apache.flink.streaming.api.operators.InternalTimerService;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * Prompts from arrival to admission: duplicates ({@link #SEEN_STATE} within
@@ -25,6 +27,8 @@ import org.apache.flink.streaming.api.operators.InternalTimerService;
  * Acts on the current key.
  */
 final class PromptIntake {
+
+    private static final Logger LOG = LoggerFactory.getLogger(PromptIntake.class);
 
     /** Prompts queued or in flight, until their answer is emitted. */
     static final String PENDING_STATE = "pending-prompts";
@@ -171,7 +175,7 @@ final class PromptIntake {
                     new GenerationRequest(cache, ids, PromptSampling.params(prompt, maxTokens), conversation), tokenizer);
             return new PromptRun(q, request, meta, baseBytes, now);
         } catch (RuntimeException e) {
-            org.slf4j.LoggerFactory.getLogger(PromptIntake.class).warn("cannot prepare request {}", prompt.getRequestId(), e);
+            LOG.warn("cannot prepare request {}", prompt.getRequestId(), e);
             return reject(q, Outcomes.cannotPrepare(prompt, e, now));
         }
     }

@@ -5,11 +5,14 @@ import io.moestream.runtime.kernel.Kernels;
 import io.moestream.runtime.kernel.MatmulPool;
 import io.moestream.runtime.kv.KvCodec;
 import io.moestream.runtime.model.Engine;
+import io.moestream.runtime.model.GenerationRequest;
 import io.moestream.runtime.model.KvCache;
 import io.moestream.runtime.model.Model;
 import io.moestream.runtime.model.ModelConfig;
 import io.moestream.runtime.model.StepPlan;
 import io.moestream.runtime.model.StepResult;
+import io.moestream.runtime.sampler.SamplingParams;
+import io.moestream.runtime.sched.Request;
 
 import java.lang.management.ManagementFactory;
 import java.util.ArrayList;
@@ -138,36 +141,25 @@ public final class InferenceBenchmark {
         }
 
         double load = ManagementFactory.getOperatingSystemMXBean().getSystemLoadAverage();
-        KvCache[] caches = new KvCache[o.batch()];
-        int[] next = new int[o.batch()];
-        List<StepPlan.Sequence> prefill = new ArrayList<>();
+        // the measured requests go through the shared request lifecycle (greedy, EOS not ending them),
+        // in two phases: every prompt prefilled, then one batched decode step per generated token
+        List<Request> requests = new ArrayList<>();
         for (int s = 0; s < o.batch(); s++) {
             int[] prompt = randomPrompt(r, o.promptTokens(), bos, Math.min(vocab, 766));
-            caches[s] = model.newCache(o.kvCodec());
-            prefill.add(new StepPlan.Sequence(caches[s], prompt, true));
+            requests.add(Request.generate("", new GenerationRequest(model.newCache(o.kvCodec()), prompt,
+                    SamplingParams.greedy(o.genTokens() + 1), false), model.tokenizer()).ignoreEos());
         }
         long t0 = System.nanoTime();
         // prefill: the prompts of all sequences in batched steps of at most PREFILL_STEP_TOKENS rows
         int perStep = Math.max(1, PREFILL_STEP_TOKENS / o.promptTokens());
         for (int from = 0; from < o.batch(); from += perStep) {
-            int to = Math.min(o.batch(), from + perStep);
-            StepResult res = engine.step(new StepPlan(prefill.subList(from, to)));
-            for (int s = from; s < to; s++) {
-                next[s] = argmax(res.logits(s - from));
-            }
+            step(engine, requests.subList(from, Math.min(o.batch(), from + perStep)), o.promptTokens());
         }
         long t1 = System.nanoTime();
         long cpu1 = processCpuNanos();
         // decode: one batched step per generated token, every sequence in it
         for (int step = 0; step < o.genTokens(); step++) {
-            List<StepPlan.Sequence> plan = new ArrayList<>(o.batch());
-            for (int s = 0; s < o.batch(); s++) {
-                plan.add(new StepPlan.Sequence(caches[s], new int[] {next[s]}, true));
-            }
-            StepResult res = engine.step(new StepPlan(plan));
-            for (int s = 0; s < o.batch(); s++) {
-                next[s] = argmax(res.logits(s));
-            }
+            step(engine, requests, 1);
         }
         long t2 = System.nanoTime();
         long cpu2 = processCpuNanos();
@@ -177,6 +169,18 @@ public final class InferenceBenchmark {
                 prefillSec, decode, (double) o.batch() * o.promptTokens() / prefillSec, (double) o.batch() * o.genTokens() / decode,
                 bytesPerToken(model), o.bandwidthBytes() > 0 ? memoryReadGBs(o.threads(), o.bandwidthBytes()) : Double.NaN,
                 cpu1 < 0 ? Double.NaN : (cpu2 - cpu1) / 1e9, load);
+    }
+
+    /** One step of {@code n} tokens for each request: its chunk, then its sample. */
+    private static void step(Engine engine, List<Request> requests, int n) {
+        List<StepPlan.Sequence> plan = new ArrayList<>(requests.size());
+        for (Request q : requests) {
+            plan.add(q.chunk(n));
+        }
+        StepResult res = engine.step(new StepPlan(plan));
+        for (int i = 0; i < requests.size(); i++) {
+            requests.get(i).computed(n, res.logits(i), 0);
+        }
     }
 
     /** CPU time of this process (all threads), or -1 where the JVM does not report it. */
@@ -195,16 +199,6 @@ public final class InferenceBenchmark {
             prompt[i] = r.nextInt(bound);
         }
         return prompt;
-    }
-
-    private static int argmax(float[] v) {
-        int best = 0;
-        for (int i = 1; i < v.length; i++) {
-            if (v[i] > v[best]) {
-                best = i;
-            }
-        }
-        return best;
     }
 
     /**
