@@ -270,6 +270,9 @@ final class ExpressionParser {
     }
 
     private static Object parseInt(String text) {
+        if (text.length() > 70) {
+            throw TemplateException.unsupported("integer literal beyond 64 bits");
+        }
         BigInteger v;
         String lower = text.toLowerCase();
         if (lower.startsWith("0x")) {

@@ -16,7 +16,6 @@ final class Filters {
     private static final Pattern WORD = Pattern.compile("\\w+", Pattern.UNICODE_CHARACTER_CLASS);
     private static final Pattern FLOAT_TEXT =
             Pattern.compile("[+-]?(?:\\d+(?:_\\d+)*)?(?:\\.(?:\\d+(?:_\\d+)*)?)?(?:e[+-]?\\d+)?");
-    private static final Pattern TAGS = Pattern.compile("<!--.*?-->|<[^>]*>", Pattern.DOTALL);
 
     private Filters() {
     }
@@ -222,10 +221,7 @@ final class Filters {
                 return PyFormat.percent(v instanceof Markup ? v : PyOps.str(v), args);
             }
             case "striptags" -> {
-                String s = TAGS.matcher(PyOps.str(v)).replaceAll("");
-                s = String.join(" ", PyStrings.split(s, null, -1).stream().map(Object::toString).toList());
-                return s.replace("&lt;", "<").replace("&gt;", ">").replace("&#34;", "\"").replace("&#39;", "'")
-                        .replace("&quot;", "\"").replace("&amp;", "&");
+                return stripTags(in, PyOps.str(v));
             }
             case "pprint" -> {
                 return PyOps.repr(v);
@@ -240,6 +236,64 @@ final class Filters {
             case "random", "filesizeformat", "urlencode", "urlize", "wordwrap", "xmlattr" -> true;
             default -> false;
         };
+    }
+
+    /**
+     * markupsafe's {@code striptags}: comments, then tags, removed one at a time from the start (each
+     * removal charged as a copy), whitespace collapsed, the basic HTML entities unescaped.
+     */
+    private static String stripTags(Interpreter in, String text) {
+        StringBuilder v = new StringBuilder(text);
+        int start;
+        while ((start = v.indexOf("<!--")) >= 0) {
+            int end = v.indexOf("-->", start);
+            if (end < 0) {
+                break;
+            }
+            v.delete(start, end + 3);
+            in.chargeChars(v.length());
+        }
+        while ((start = v.indexOf("<")) >= 0) {
+            int end = v.indexOf(">", start);
+            if (end < 0) {
+                break;
+            }
+            v.delete(start, end + 1);
+            in.chargeChars(v.length());
+        }
+        String collapsed = String.join(" ", PyStrings.split(v.toString(), null, -1).stream().map(Object::toString)
+                .toList());
+        return unescapeEntities(collapsed);
+    }
+
+    private static final Pattern ENTITY = Pattern.compile("&(#[0-9]{1,7};|#[xX][0-9a-fA-F]{1,6};|[a-zA-Z]{2,6};)");
+
+    /** The entities markupsafe's {@code unescape} meets in practice: numeric ones and amp/lt/gt/quot/apos/nbsp. */
+    private static String unescapeEntities(String s) {
+        Matcher m = ENTITY.matcher(s);
+        StringBuilder b = new StringBuilder();
+        while (m.find()) {
+            String e = m.group(1);
+            String r = switch (e) {
+                case "amp;" -> "&";
+                case "lt;" -> "<";
+                case "gt;" -> ">";
+                case "quot;" -> "\"";
+                case "apos;" -> "'";
+                case "nbsp;" -> "\u00a0";
+                default -> {
+                    if (!e.startsWith("#")) {
+                        yield m.group();
+                    }
+                    boolean hex = e.charAt(1) == 'x' || e.charAt(1) == 'X';
+                    int cp = Integer.parseInt(e.substring(hex ? 2 : 1, e.length() - 1), hex ? 16 : 10);
+                    yield Character.isValidCodePoint(cp) && cp != 0 ? Character.toString(cp) : "\ufffd";
+                }
+            };
+            m.appendReplacement(b, Matcher.quoteReplacement(r));
+        }
+        m.appendTail(b);
+        return b.toString();
     }
 
     private static Object keepMarkup(Object original, String result) {

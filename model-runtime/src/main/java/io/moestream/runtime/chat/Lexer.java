@@ -14,12 +14,6 @@ import java.util.regex.Pattern;
  */
 final class Lexer {
 
-    private static final Pattern FLOAT = Pattern.compile(
-            "(?<!\\.)(\\d+_)*\\d+((\\.(\\d+_)*\\d+)?[eE][+\\-]?(\\d+_)*\\d+|\\.(\\d+_)*\\d+)");
-    private static final Pattern INTEGER = Pattern.compile(
-            "0[bB](_?[01])+|0[oO](_?[0-7])+|0[xX](_?[0-9a-fA-F])+|[1-9](_?\\d)*|0(_?0)*");
-    private static final Pattern STRING = Pattern.compile(
-            "'([^'\\\\]*(?:\\\\.[^'\\\\]*)*)'|\"([^\"\\\\]*(?:\\\\.[^\"\\\\]*)*)\"", Pattern.DOTALL);
     private static final Pattern RAW_BEGIN = Pattern.compile("\\{%([-+]?)\\s*raw\\s*(?:-%}\\s*|%})");
     private static final Pattern RAW_END =
             Pattern.compile("\\{%([-+]?)\\s*endraw\\s*(?:\\+%}|-%}\\s*|%}\\n?)");
@@ -189,9 +183,6 @@ final class Lexer {
         boolean block = begin == Token.Type.BLOCK_BEGIN;
         out.add(new Token(begin, "", line));
         Deque<Character> balance = new ArrayDeque<>();
-        Matcher fm = FLOAT.matcher(src).useTransparentBounds(true);
-        Matcher im = INTEGER.matcher(src);
-        Matcher sm = STRING.matcher(src);
         while (true) {
             if (pos >= src.length()) {
                 throw TemplateException.syntax("unexpected end of template, expected '"
@@ -210,10 +201,12 @@ final class Lexer {
                 int e = skipSpace(pos);
                 line += count(src, pos, e);
                 pos = e;
-            } else if (fm.region(pos, src.length()).lookingAt()) {
-                add(Token.Type.FLOAT, fm.group().replace("_", ""), fm.end());
-            } else if (im.region(pos, src.length()).lookingAt()) {
-                add(Token.Type.INTEGER, im.group().replace("_", ""), im.end());
+            } else if (Literals.scanFloat(src, pos) >= 0) {
+                int e = Literals.scanFloat(src, pos);
+                add(Token.Type.FLOAT, src.substring(pos, e).replace("_", ""), e);
+            } else if (Literals.scanInteger(src, pos) >= 0) {
+                int e = Literals.scanInteger(src, pos);
+                add(Token.Type.INTEGER, src.substring(pos, e).replace("_", ""), e);
             } else if (Character.isUnicodeIdentifierStart(src.codePointAt(pos)) || c == '_') {
                 int e = pos + Character.charCount(src.codePointAt(pos));
                 while (e < src.length() && Character.isUnicodeIdentifierPart(src.codePointAt(e))
@@ -221,12 +214,13 @@ final class Lexer {
                     e += Character.charCount(src.codePointAt(e));
                 }
                 add(Token.Type.NAME, src.substring(pos, e), e);
-            } else if (sm.region(pos, src.length()).lookingAt()) {
-                String body = sm.group(1) != null ? sm.group(1) : sm.group(2);
+            } else if ((c == '\'' || c == '"') && Literals.scanString(src, pos) >= 0) {
+                int e = Literals.scanString(src, pos);
                 int startLine = line;
-                line += count(src, pos, sm.end());
+                line += count(src, pos, e);
+                String body = src.substring(pos + 1, e - 1);
                 out.add(new Token(Token.Type.STRING, PyStrings.unescapeLiteral(body), startLine));
-                pos = sm.end();
+                pos = e;
             } else {
                 String op = operatorAt(pos);
                 if (op == null) {

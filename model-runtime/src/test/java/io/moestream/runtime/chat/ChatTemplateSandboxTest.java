@@ -126,6 +126,15 @@ class ChatTemplateSandboxTest {
     }
 
     @Test
+    void hugeLiteralsLexInLinearTimeAndConstantStack() {
+        assertThat(render("{{ " + "1".repeat(2_000_000) + ".5 }}")).isEqualTo("inf");
+        assertThat(render("{{ '" + "\\n".repeat(200_000) + "' | length }}")).isEqualTo("200000");
+        assertFails("{{ " + "9".repeat(2_000_000) + " }}", "Unsupported", "integer literal beyond 64 bits");
+        assertFails("{{ '" + "x".repeat(2_000_000) + " }}", "TemplateSyntaxError", "unexpected char");
+        assertThat(render("{{ '" + "<!--".repeat(20_000) + "x' | striptags }}")).isEqualTo("<!--".repeat(20_000) + "x");
+    }
+
+    @Test
     void dunderAttributesAreUnsafe() {
         assertThat(render("[{{ ''.__class__ }}]")).isEqualTo("[]");
         assertFails("{{ ''.__class__.__mro__ }}", "SecurityError", "access to attribute '__class__' of 'str' object is unsafe.");
