@@ -22,8 +22,6 @@ class RunCommandTest {
         assertThat(c.get(JobOptions.STEP_MAX_SEQUENCES)).isEqualTo(3);
         assertThat(c.get(JobOptions.PARALLELISM)).isEqualTo(2);
         assertThat(c.get(JobOptions.BOOTSTRAP_SERVERS)).isEqualTo("k:9092");
-        assertThat(parse("--bootstrap-servers", "k:9092", "-Dmoestream.batch.size=5").get(JobOptions.STEP_MAX_SEQUENCES))
-                .as("the option's old key").isEqualTo(5);
     }
 
     @Test

@@ -121,7 +121,7 @@ public final class Engine {
     }
 
     /**
-     * Runs many requests as one batch with continuous batching: a {@link io.moestream.runtime.sched.Scheduler}
+     * Runs many requests as one batch with continuous batching: a {@link io.moestream.runtime.sched.StepPlanner}
      * plans each step (decode tokens first, then prefill chunks, within a token budget), this engine
      * computes it. Results are in request order and equal to running each request alone.
      *
