@@ -145,7 +145,8 @@ class ParityTest {
     }
 
     /** The weight types whose products are llama.cpp's bit for bit (docs/runtime.md). */
-    static final Set<GgmlType> EXACT_TYPES = EnumSet.of(GgmlType.F32, GgmlType.F16, GgmlType.Q8_0, GgmlType.Q4_0);
+    static final Set<GgmlType> EXACT_TYPES = EnumSet.of(GgmlType.F32, GgmlType.F16, GgmlType.BF16, GgmlType.Q8_0, GgmlType.Q4_0,
+            GgmlType.Q2_K, GgmlType.Q3_K, GgmlType.Q4_K, GgmlType.Q5_K, GgmlType.Q6_K, GgmlType.IQ4_NL);
 
     private static Model loadOrSkip(Path oracle, String stem) {
         Model model;
