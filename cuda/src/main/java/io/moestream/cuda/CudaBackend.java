@@ -1,7 +1,6 @@
 package io.moestream.cuda;
 
 import static jcuda.driver.JCudaDriver.cuLaunchKernel;
-import static jcuda.driver.JCudaDriver.cuMemAlloc;
 import static jcuda.driver.JCudaDriver.cuMemFree;
 import static jcuda.driver.JCudaDriver.cuMemcpyDtoH;
 import static jcuda.driver.JCudaDriver.cuMemcpyHtoD;
@@ -93,8 +92,7 @@ public final class CudaBackend implements Backend {
     public Tensor allocate(Tensor.DType dtype, int rows, int cols) {
         bind();
         long bytes = 4L * rows * cols;
-        CUdeviceptr ptr = new CUdeviceptr();
-        cuMemAlloc(ptr, Math.max(4, bytes));
+        CUdeviceptr ptr = device.allocate(bytes, "a " + rows + " x " + cols + " " + dtype + " tensor");
         cuMemsetD8(ptr, (byte) 0, Math.max(4, bytes));
         return new CudaTensor(dtype, rows, cols, ptr, device);
     }
@@ -139,12 +137,11 @@ public final class CudaBackend implements Backend {
         bind();
         long sealedBytes = layout.blockBytes() * blocks;
         long openBytes = layout.openBlockBytes() * openBlocks;
-        CUdeviceptr sealed = new CUdeviceptr();
-        CUdeviceptr open = new CUdeviceptr();
-        cuMemAlloc(sealed, sealedBytes);
+        CUdeviceptr sealed = device.allocate(sealedBytes, blocks + " sealed KV blocks");
+        CUdeviceptr open;
         try {
             cuMemsetD8(sealed, (byte) 0, sealedBytes);
-            cuMemAlloc(open, openBytes);
+            open = device.allocate(openBytes, openBlocks + " open KV blocks");
         } catch (RuntimeException e) {
             cuMemFree(sealed);
             throw e;
@@ -617,8 +614,7 @@ public final class CudaBackend implements Backend {
                 bind();
                 free();
                 long size = Math.max(needed, 2 * bytes);
-                ptr = new CUdeviceptr();
-                cuMemAlloc(ptr, size);
+                ptr = device.allocate(size, "scratch");
                 bytes = size;
             }
         }

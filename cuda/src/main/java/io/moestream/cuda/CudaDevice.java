@@ -73,6 +73,25 @@ final class CudaDevice {
         return DEVICES.computeIfAbsent(index, CudaDevice::new);
     }
 
+    /**
+     * {@code bytes} of device memory for {@code what}, in this device's context; running out names
+     * the request and the device's free and total memory.
+     */
+    CUdeviceptr allocate(long bytes, String what) {
+        makeCurrent();
+        CUdeviceptr ptr = new CUdeviceptr();
+        try {
+            cuMemAlloc(ptr, Math.max(bytes, 4));
+        } catch (jcuda.CudaException e) {
+            long[] free = new long[1];
+            long[] total = new long[1];
+            jcuda.driver.JCudaDriver.cuMemGetInfo(free, total);
+            throw new IllegalStateException("cuda:" + index + ": cannot allocate " + bytes + " bytes for " + what + " ("
+                    + free[0] + " of " + total[0] + " bytes free): " + e.getMessage(), e);
+        }
+        return ptr;
+    }
+
     /** Makes this device's context current on the calling thread (Flink may call from several threads). */
     void makeCurrent() {
         cuCtxSetCurrent(context);
@@ -97,8 +116,7 @@ final class CudaDevice {
             if (!image.isDirect()) { // heap tensors (tests): JCuda copies from native memory only
                 image = java.nio.ByteBuffer.allocateDirect((int) bytes).put(image.duplicate().position(0)).position(0);
             }
-            CUdeviceptr ptr = new CUdeviceptr();
-            cuMemAlloc(ptr, Math.max(bytes, 4));
+            CUdeviceptr ptr = allocate(bytes, "weight " + t.name());
             cuMemcpyHtoD(ptr, Pointer.to(image), bytes);
             long[] ne = t.ne();
             int cols = (int) ne[0];

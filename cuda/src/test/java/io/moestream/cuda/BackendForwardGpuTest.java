@@ -8,6 +8,7 @@ import io.moestream.runtime.kv.KvCodec;
 import io.moestream.runtime.model.Engine;
 import io.moestream.runtime.model.KvCache;
 import io.moestream.runtime.model.Model;
+import io.moestream.runtime.sampler.Sampler;
 
 import java.io.IOException;
 import java.util.ArrayList;
@@ -63,26 +64,6 @@ class BackendForwardGpuTest {
         return new BackendForward(model, cuda, o);
     }
 
-    static int argmax(float[] v) {
-        int best = 0;
-        for (int i = 1; i < v.length; i++) {
-            if (v[i] > v[best]) {
-                best = i;
-            }
-        }
-        return best;
-    }
-
-    static double maxRelDiff(float[] a, float[] b) {
-        double scale = 0;
-        double diff = 0;
-        for (int i = 0; i < a.length; i++) {
-            scale = Math.max(scale, Math.abs(b[i]));
-            diff = Math.max(diff, Math.abs(a[i] - b[i]));
-        }
-        return diff / Math.max(scale, 1e-6);
-    }
-
     static void assertClose(float[] actual, float[] expected, String what) {
         assertClose(actual, expected, 1e-2, what);
     }
@@ -93,7 +74,7 @@ class BackendForwardGpuTest {
             assertThat((double) actual[i]).as("%s logit %d", what, i)
                     .isCloseTo(expected[i], org.assertj.core.data.Offset.offset(tolerance * Math.max(1, Math.abs(expected[i]))));
         }
-        assertThat(argmax(actual)).as(what + " greedy token").isEqualTo(argmax(expected));
+        assertThat(Sampler.argmax(actual)).as(what + " greedy token").isEqualTo(Sampler.argmax(expected));
     }
 
     /** Greedy decoding on the engine and the backend side by side, logits compared at every step. */
@@ -106,7 +87,7 @@ class BackendForwardGpuTest {
             float[] actual, int steps, double tolerance, String what) {
         for (int step = 0; step < steps; step++) {
             assertClose(actual, expected, tolerance, what + " step " + step);
-            int token = argmax(expected);
+            int token = Sampler.argmax(expected);
             expected = engine.forward(cache, new int[] {token});
             actual = f.forward(s, new int[] {token});
         }
@@ -122,9 +103,9 @@ class BackendForwardGpuTest {
     static void decodeAlongsideQuantized(Engine engine, KvCache cache, BackendForward f, BackendForward.Sequence s,
             float[] expected, float[] actual, int steps, double tolerance, String what) {
         for (int step = 0; step < steps; step++) {
-            assertThat(maxRelDiff(actual, expected)).as(what + " step " + step).isLessThan(tolerance);
-            assertThat(argmax(actual)).as(what + " greedy token " + step).isEqualTo(argmax(expected));
-            int token = argmax(expected);
+            assertThat(CudaBackendGpuTest.relDiff(actual, expected)).as(what + " step " + step).isLessThan(tolerance);
+            assertThat(Sampler.argmax(actual)).as(what + " greedy token " + step).isEqualTo(Sampler.argmax(expected));
+            int token = Sampler.argmax(expected);
             expected = engine.forward(cache, new int[] {token});
             actual = f.forward(s, new int[] {token});
         }
@@ -235,7 +216,7 @@ class BackendForwardGpuTest {
         for (int t = 0; t < tokens; t++) {
             chunks.clear();
             for (int i = 0; i < seqs.size(); i++) {
-                out[i][t] = argmax(logits[i]);
+                out[i][t] = Sampler.argmax(logits[i]);
                 chunks.add(new BackendForward.Chunk(seqs.get(i), new int[] {out[i][t]}));
             }
             logits = f.step(chunks);
@@ -276,8 +257,8 @@ class BackendForwardGpuTest {
         try (BackendForward f = onGpu(model, new BackendForward.Options(64, 16, 16, KvCodec.F16))) {
             f16 = f.forward(f.newSequence(), prompt);
         }
-        assertThat(maxRelDiff(f16, f32)).isLessThan(1e-2).isGreaterThan(0);
-        assertThat(argmax(f16)).isEqualTo(argmax(f32));
+        assertThat(CudaBackendGpuTest.relDiff(f16, f32)).isLessThan(1e-2).isGreaterThan(0);
+        assertThat(Sampler.argmax(f16)).isEqualTo(Sampler.argmax(f32));
     }
 
     @Test

@@ -17,6 +17,7 @@ import io.moestream.runtime.kv.PagedKvCache;
 import io.moestream.runtime.model.Engine;
 import io.moestream.runtime.model.KvCache;
 import io.moestream.runtime.model.Model;
+import io.moestream.runtime.sampler.Sampler;
 import io.moestream.runtime.model.WeightMatrix;
 import io.moestream.runtime.moe.Router;
 import io.moestream.runtime.moe.RoutingConfig;
@@ -92,16 +93,6 @@ class CudaBackendGpuTest {
             diff = Math.max(diff, Math.abs(a[i] - b[i]));
         }
         return diff / Math.max(scale, 1e-12);
-    }
-
-    static int argmax(float[] v) {
-        int best = 0;
-        for (int i = 1; i < v.length; i++) {
-            if (v[i] > v[best]) {
-                best = i;
-            }
-        }
-        return best;
     }
 
     static float[] random(int n, long seed) {
@@ -266,8 +257,8 @@ class CudaBackendGpuTest {
                         double d = relDiff(lg, lc);
                         worst = Math.max(worst, d);
                         assertThat(d).as("%s '%s' step %d", file, prompt, step).isLessThan(tol);
-                        int tok = argmax(lc);
-                        assertThat(argmax(lg)).as("%s '%s' greedy token %d", file, prompt, step).isEqualTo(tok);
+                        int tok = Sampler.argmax(lc);
+                        assertThat(Sampler.argmax(lg)).as("%s '%s' greedy token %d", file, prompt, step).isEqualTo(tok);
                         lg = g.forward(sg, new int[] {tok});
                         lc = engine.forward(sc, new int[] {tok});
                     }
