@@ -105,7 +105,7 @@ final class DeviceOps implements Ops {
     }
 
     @Override
-    public void headNorm(Act x, int heads, TensorRole weight, int l) {
+    public void headNorm(Act x, int heads, int width, TensorRole weight, int l) {
         backend.rmsnorm(t(x), weight(weight, l), c.rmsEps(), t(x));
     }
 
@@ -142,6 +142,9 @@ final class DeviceOps implements Ops {
 
     @Override
     public void attention(int l) {
+        if (c.attentionScale() != 1f / (float) Math.sqrt(c.headDim())) {
+            throw notImplemented("attention with attention.scale " + c.scales().attention());
+        }
         backend.kvStore(pool, l, t(Act.K), t(Act.V), pass.slots);
         if (pass.seals != null) {
             backend.kvSeal(pool, l, pass.seals);
@@ -157,6 +160,17 @@ final class DeviceOps implements Ops {
     @Override
     public void add(Act acc, Act d) {
         backend.add(t(acc), t(d));
+    }
+
+    @Override
+    public void scale(Act x, float s) {
+        throw notImplemented("scale (embedding_scale / residual_scale)");
+    }
+
+    /** The op is not implemented on this backend: the model cannot run on it. */
+    private UnsupportedOperationException notImplemented(String op) {
+        return new UnsupportedOperationException("op " + op + " is not implemented on the " + backend.name() + " backend ("
+                + c.architecture() + ")");
     }
 
     @Override
@@ -192,7 +206,10 @@ final class DeviceOps implements Ops {
     }
 
     @Override
-    public void logits() {
+    public void logits(float scale) {
+        if (scale != 1f) {
+            throw notImplemented("logit scale (logit_scale)");
+        }
         int m = pass.lastRows == null ? 0 : pass.lastRows.rows();
         if (m == 0) {
             return;

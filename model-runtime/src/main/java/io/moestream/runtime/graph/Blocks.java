@@ -45,9 +45,25 @@ public final class Blocks {
         ops.norm(in, out, weight, l);
     }
 
-    /** X += d. */
+    /** X = the token embeddings, times the embedding scale. */
+    public void embed() {
+        ops.embed();
+        if (c.scales().embedding() != 1f) {
+            ops.scale(X, c.scales().embedding());
+        }
+    }
+
+    /** X += d times the residual scale (d is scaled in place). */
     public void residual(Act d) {
+        if (c.scales().residual() != 1f) {
+            ops.scale(d, c.scales().residual());
+        }
         ops.add(X, d);
+    }
+
+    /** The output norm and head, the logits divided by the logit scale. */
+    public void logits() {
+        ops.logits(1f / c.scales().logit());
     }
 
     /** Q, K and V from XB (fused or not), plus their biases where the layer has them. */
@@ -58,10 +74,15 @@ public final class Blocks {
         ops.addBias(V, TensorRole.ATTN_V_BIAS, l);
     }
 
-    /** RMSNorm of each query and key head (QK norm). */
+    /** RMSNorm of each query and key head, or of the whole q and k projections, as the config's QK norm says. */
     public void qkNorm(int l) {
-        ops.headNorm(Q, c.heads(), TensorRole.ATTN_Q_NORM, l);
-        ops.headNorm(K, c.kvHeads(), TensorRole.ATTN_K_NORM, l);
+        if (c.qkNorm() == ModelConfig.QkNorm.WHOLE) {
+            ops.headNorm(Q, 1, c.qDim(), TensorRole.ATTN_Q_NORM, l);
+            ops.headNorm(K, 1, c.kvDim(), TensorRole.ATTN_K_NORM, l);
+        } else {
+            ops.headNorm(Q, c.heads(), c.headDim(), TensorRole.ATTN_Q_NORM, l);
+            ops.headNorm(K, c.kvHeads(), c.headDim(), TensorRole.ATTN_K_NORM, l);
+        }
     }
 
     /** RoPE on Q and K, the KV cache and attention over it, the output projection (plus its bias): XB2. */

@@ -15,8 +15,8 @@ public interface Ops {
     /** out = in / sqrt(mean(in^2) + eps) * weight, row by row; out may be in. */
     void norm(Act in, Act out, TensorRole weight, int layer);
 
-    /** The same RMSNorm on each head of {@code heads} heads of x, in place (QK norm). */
-    void headNorm(Act x, int heads, TensorRole weight, int layer);
+    /** The same RMSNorm on each of the first {@code heads} spans of {@code width} values of x, in place (QK norm). */
+    void headNorm(Act x, int heads, int width, TensorRole weight, int layer);
 
     /** Q, K and V = projections of {@code in}: three matrices or one fused {@link TensorRole#ATTN_QKV}. */
     void qkv(Act in, int layer);
@@ -35,7 +35,8 @@ public interface Ops {
 
     /**
      * Appends K and V of the step's tokens to their sequences' KV caches at {@code layer} and writes
-     * ATT = causal softmax attention of Q over each token's sequence (GQA, scale 1/sqrt(headDim)).
+     * ATT = causal softmax attention of Q over each token's sequence (GQA, scores times the config's
+     * {@link io.moestream.runtime.model.ModelConfig#attentionScale}).
      */
     void attention(int layer);
 
@@ -44,6 +45,9 @@ public interface Ops {
 
     /** acc += d. */
     void add(Act acc, Act d);
+
+    /** x *= s, every value (ggml_scale). */
+    void scale(Act x, float s);
 
     /** Picks each row's experts and weights from XB (router {@link TensorRole#FFN_GATE_INP}, the model's routing). */
     void route(int layer);
@@ -57,6 +61,6 @@ public interface Ops {
     /** acc += sigmoid(gate . XB) * d per row, gate a one-row weight. */
     void addGated(Act acc, Act d, TensorRole gate, int layer);
 
-    /** The output norm and head on the rows whose logits the step wants. */
-    void logits();
+    /** The output norm and head on the rows whose logits the step wants, the logits times {@code scale} (when not 1). */
+    void logits(float scale);
 }

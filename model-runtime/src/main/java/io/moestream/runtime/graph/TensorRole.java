@@ -96,7 +96,7 @@ public enum TensorRole {
             case OUTPUT, ATTN_Q_BIAS, ATTN_K_BIAS, ATTN_V_BIAS, ATTN_OUT_BIAS -> Presence.OPTIONAL;
             case ATTN_QKV -> c.fusedQkv() ? Presence.REQUIRED : Presence.ABSENT;
             case ATTN_Q, ATTN_K, ATTN_V -> c.fusedQkv() ? Presence.ABSENT : Presence.REQUIRED;
-            case ATTN_Q_NORM, ATTN_K_NORM -> c.qkNorm() ? Presence.REQUIRED : Presence.ABSENT;
+            case ATTN_Q_NORM, ATTN_K_NORM -> c.qkNorm() != ModelConfig.QkNorm.NONE ? Presence.REQUIRED : Presence.ABSENT;
             case FFN_GATE, FFN_UP, FFN_DOWN -> moe ? Presence.ABSENT : Presence.REQUIRED;
             case FFN_GATE_INP, FFN_GATE_EXPS, FFN_UP_EXPS, FFN_DOWN_EXPS -> moe ? Presence.REQUIRED : Presence.ABSENT;
             case EXP_PROBS_B -> moe ? Presence.OPTIONAL : Presence.ABSENT;
@@ -117,7 +117,8 @@ public enum TensorRole {
             case ATTN_Q_BIAS -> new long[] {c.qDim()};
             case ATTN_K_BIAS, ATTN_V_BIAS -> new long[] {c.kvDim()};
             case ATTN_OUT -> new long[] {c.qDim(), dim};
-            case ATTN_Q_NORM, ATTN_K_NORM -> new long[] {c.headDim()};
+            case ATTN_Q_NORM -> new long[] {c.qkNorm() == ModelConfig.QkNorm.WHOLE ? c.qDim() : c.headDim()};
+            case ATTN_K_NORM -> new long[] {c.qkNorm() == ModelConfig.QkNorm.WHOLE ? c.kvDim() : c.headDim()};
             case FFN_GATE, FFN_UP -> new long[] {dim, c.ffnDim()};
             case FFN_DOWN -> new long[] {c.ffnDim(), dim};
             case FFN_GATE_INP -> new long[] {dim, c.experts()};

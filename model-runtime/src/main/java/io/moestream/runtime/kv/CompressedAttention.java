@@ -11,7 +11,7 @@ import io.moestream.runtime.model.ModelConfig;
  * {@code q . min + (q * scale) . codes}, int values via per-token-group {@code a*min + (a*scale)*code}).
  *
  * <p>GQA: query head {@code h} reads KV head {@code h / (heads / kvHeads)}. Scale
- * {@code 1/sqrt(headDim)}. A streaming head (cache's {@link HeadPolicy}) sees positions
+ * {@code 1/sqrt(headDim)} unless given. A streaming head (cache's {@link HeadPolicy}) sees positions
  * {@code t < S} and {@code t > queryPos - W}; a retrieval head sees {@code 0..queryPos}. With a float32
  * cache the arithmetic is the same, in the same order, as {@code Engine}'s attention.
  *
@@ -43,19 +43,25 @@ public final class CompressedAttention {
     private long bytesRead;
 
     public CompressedAttention(int heads, int kvHeads, int headDim) {
-        if (heads <= 0 || kvHeads <= 0 || heads % kvHeads != 0 || headDim <= 0) {
-            throw new IllegalArgumentException("bad attention shape: heads " + heads + ", kvHeads " + kvHeads + ", headDim " + headDim);
+        this(heads, kvHeads, headDim, 1f / (float) Math.sqrt(headDim));
+    }
+
+    /** Scores are {@code (q . k) * scale}. */
+    public CompressedAttention(int heads, int kvHeads, int headDim, float scale) {
+        if (heads <= 0 || kvHeads <= 0 || heads % kvHeads != 0 || headDim <= 0 || !(scale > 0) || !Float.isFinite(scale)) {
+            throw new IllegalArgumentException("bad attention shape: heads " + heads + ", kvHeads " + kvHeads + ", headDim " + headDim
+                    + ", scale " + scale);
         }
         this.heads = heads;
         this.kvHeads = kvHeads;
         this.headDim = headDim;
         this.group = heads / kvHeads;
-        this.scale = 1f / (float) Math.sqrt(headDim);
+        this.scale = scale;
         this.scratch = new float[Math.max(headDim, 64)];
     }
 
     public static CompressedAttention of(ModelConfig c) {
-        return new CompressedAttention(c.heads(), c.kvHeads(), c.headDim());
+        return new CompressedAttention(c.heads(), c.kvHeads(), c.headDim(), c.attentionScale());
     }
 
     /** Observer of full-attention probabilities (null = none); e.g. a {@link HeadClassifier} during prefill. */

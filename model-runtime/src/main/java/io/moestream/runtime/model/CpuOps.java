@@ -93,13 +93,12 @@ final class CpuOps implements Ops {
     }
 
     @Override
-    public void headNorm(Act x, int heads, TensorRole weight, int l) {
+    public void headNorm(Act x, int heads, int width, TensorRole weight, int l) {
         float[][] v = a(x);
         float[] g = w.vector(weight, l);
-        int headDim = c.headDim();
         for (int t = 0; t < step.n; t++) {
             for (int h = 0; h < heads; h++) {
-                rmsnorm(v[t], v[t], h * headDim, g, headDim);
+                rmsnorm(v[t], v[t], h * width, g, width);
             }
         }
     }
@@ -183,6 +182,18 @@ final class CpuOps implements Ops {
         float[][] y = a(d);
         for (int t = 0; t < step.n; t++) {
             add(x[t], y[t]);
+        }
+    }
+
+    /** ggml_vec_scale_f32: one float multiply per value. */
+    @Override
+    public void scale(Act x, float s) {
+        float[][] rows = a(x);
+        for (int t = 0; t < step.n; t++) {
+            float[] row = rows[t];
+            for (int i = 0; i < row.length; i++) {
+                row[i] *= s;
+            }
         }
     }
 
@@ -307,7 +318,7 @@ final class CpuOps implements Ops {
     }
 
     @Override
-    public void logits() {
+    public void logits(float scale) {
         float[] norm = w.vector(TensorRole.OUTPUT_NORM, -1);
         float[][] rows = new float[step.logitRows.length][];
         for (int i = 0; i < rows.length; i++) {
@@ -315,6 +326,13 @@ final class CpuOps implements Ops {
             rows[i] = step.logits[i] = new float[c.vocabSize()];
         }
         w.matrix(TensorRole.OUTPUT, -1).matmul(b.xb, rows, rows.length, b.decodeOrder);
+        if (scale != 1f) {
+            for (float[] row : rows) {
+                for (int i = 0; i < row.length; i++) {
+                    row[i] *= scale;
+                }
+            }
+        }
     }
 
     /** cos and sin of pos * base^(-2i/d), computed as ggml does (float, theta multiplied up per pair, glibc's powf/cosf/sinf). */

@@ -24,13 +24,14 @@ import io.moestream.runtime.moe.RoutingConfig;
  * @param ropeDims           rotated dimensions per head, from the start of the head (partial RoPE when &lt; headDim)
  * @param ropeType           how dimensions are paired for rotation
  * @param rmsEps             RMSNorm epsilon
- * @param qkNorm             whether q and k are RMS-normalised per head before RoPE
+ * @param qkNorm             whether and how q and k are RMS-normalised before RoPE
  * @param fusedQkv           whether q, k, v come from one {@code attn_qkv} matrix (rows: q, then k, then v)
  * @param leadingDenseLayers MoE models: the first layers that use a dense FFN instead
  * @param nextnLayers        trailing NextN/MTP blocks in the file, loaded by nobody and skipped
  * @param sharedExpertDim    width of the always-on shared expert, 0 = none
  * @param sharedExpertGate   whether the shared expert is scaled by sigmoid({@code ffn_gate_inp_shexp} . x)
  * @param routing            expert routing, null for a dense model
+ * @param scales             the embedding, residual, attention and logit scales ({@link Scales#NONE}: none)
  */
 public record ModelConfig(
         String architecture,
@@ -47,13 +48,14 @@ public record ModelConfig(
         int ropeDims,
         RopeType ropeType,
         float rmsEps,
-        boolean qkNorm,
+        QkNorm qkNorm,
         boolean fusedQkv,
         int leadingDenseLayers,
         int nextnLayers,
         int sharedExpertDim,
         boolean sharedExpertGate,
-        RoutingConfig routing) {
+        RoutingConfig routing,
+        Scales scales) {
 
     /** How RoPE pairs the dimensions of a head. */
     public enum RopeType {
@@ -63,7 +65,39 @@ public record ModelConfig(
         NEOX
     }
 
+    /** Whether and over what q and k are RMS-normalised (with {@code attn_q_norm} / {@code attn_k_norm}). */
+    public enum QkNorm {
+        NONE,
+        /** Each head alone; the norm weights are one head wide. */
+        PER_HEAD,
+        /** The whole projection (all heads) as one vector; the norm weights are as wide as it. */
+        WHOLE
+    }
+
+    /**
+     * Multipliers some architectures put on the residual stream (granite): the embeddings are
+     * multiplied by {@code embedding}, each sub-layer's output by {@code residual} before it is added,
+     * attention scores by {@code attention} (0: 1/sqrt(head dim)), and the logits divided by
+     * {@code logit}.
+     */
+    public record Scales(float embedding, float residual, float attention, float logit) {
+        public static final Scales NONE = new Scales(1f, 1f, 0f, 1f);
+
+        public Scales {
+            if (!(embedding > 0 && residual > 0 && attention >= 0 && logit > 0) || !Float.isFinite(embedding + residual + attention + logit)) {
+                throw new IllegalArgumentException("scales must be finite and positive (embedding_scale " + embedding + ", residual_scale "
+                        + residual + ", attention.scale " + attention + ", logit_scale " + logit + ")");
+            }
+        }
+    }
+
     public ModelConfig {
+        if (scales == null) {
+            scales = Scales.NONE;
+        }
+        if (qkNorm == null) {
+            qkNorm = QkNorm.NONE;
+        }
         if (dim <= 0 || layers <= 0 || heads <= 0 || kvHeads <= 0 || headDim <= 0 || vocabSize <= 0 || contextLength <= 0) {
             throw new IllegalArgumentException("model dimensions must be positive (embedding_length " + dim + ", layers "
                     + layers + ", head_count " + heads + ", head_count_kv " + kvHeads + ", head dim " + headDim + ", vocab "
@@ -92,6 +126,11 @@ public record ModelConfig(
         if ((routing == null || leadingDenseLayers > 0) && ffnDim <= 0) {
             throw new IllegalArgumentException("feed_forward_length must be > 0 for dense layers, got " + ffnDim);
         }
+    }
+
+    /** The attention score scale: {@code attention.scale}, else 1/sqrt(head dim) (llama.cpp's {@code 1.0f/sqrtf(n_embd_head)}). */
+    public float attentionScale() {
+        return scales.attention() != 0f ? scales.attention() : 1f / (float) Math.sqrt(headDim);
     }
 
     /** Width of all query heads together. */
@@ -186,7 +225,8 @@ public record ModelConfig(
         private int ropeDims;
         private float rmsEps;
         private RopeType ropeType = RopeType.NEOX;
-        private boolean qkNorm;
+        private QkNorm qkNorm = QkNorm.NONE;
+        private Scales scales = Scales.NONE;
         private boolean fusedQkv;
         private int leadingDenseLayers;
         private int nextnLayers;
@@ -228,8 +268,12 @@ public record ModelConfig(
             ropeType = v;
         }
 
-        public void qkNorm(boolean v) {
+        public void qkNorm(QkNorm v) {
             qkNorm = v;
+        }
+
+        public void scales(Scales v) {
+            scales = v;
         }
 
         public void fusedQkv(boolean v) {
@@ -279,7 +323,7 @@ public record ModelConfig(
                         : new RoutingConfig(gating, experts, expertsUsed, normalizeWeights, weightsScale, groups, groupsUsed);
                 return new ModelConfig(architecture, contextLength, dim, blocks - nextnLayers, heads, kvHeads, headDim, ffnDim,
                         expertDim, vocabSize, ropeBase, ropeDims, ropeType, rmsEps, qkNorm, fusedQkv, leadingDenseLayers,
-                        nextnLayers, sharedExpertDim, sharedExpertGate, routing);
+                        nextnLayers, sharedExpertDim, sharedExpertGate, routing, scales);
             } catch (IllegalArgumentException e) {
                 throw new GgufFormatException(file + ": " + e.getMessage());
             }
