@@ -137,6 +137,9 @@ final class DeviceOps implements Ops {
 
     @Override
     public void rope(Act x, int heads) {
+        if (c.yarn() != null) {
+            throw notImplemented("rope with YaRN scaling");
+        }
         backend.rope(t(x), pass.positions, rope);
     }
 
@@ -144,6 +147,12 @@ final class DeviceOps implements Ops {
     public void attention(int l) {
         if (c.attentionScale() != 1f / (float) Math.sqrt(c.headDim())) {
             throw notImplemented("attention with attention.scale " + c.scales().attention());
+        }
+        if (c.isSlidingLayer(l)) {
+            throw notImplemented("sliding-window attention");
+        }
+        if (c.attention().sinks()) {
+            throw notImplemented("attention with sinks");
         }
         backend.kvStore(pool, l, t(Act.K), t(Act.V), pass.slots);
         if (pass.seals != null) {
@@ -175,13 +184,23 @@ final class DeviceOps implements Ops {
 
     @Override
     public void route(int l) {
+        if (weight(TensorRole.FFN_GATE_INP_BIAS, l) != null) {
+            throw notImplemented("route with a router bias (ffn_gate_inp.bias)");
+        }
         int n = pass.n;
         backend.matmul(weight(TensorRole.FFN_GATE_INP, l), t(Act.XB), routerLogits.rows(n));
         backend.route(routerLogits.rows(n), weight(TensorRole.EXP_PROBS_B, l), c.routing(), expertIds.rows(n), expertWeights.rows(n));
     }
 
     @Override
-    public void experts(int l, boolean shared) {
+    public void experts(int l, boolean shared, Glu glu) {
+        if (glu != Glu.SWIGLU) {
+            throw notImplemented("experts with " + glu);
+        }
+        if (weight(TensorRole.FFN_GATE_EXPS_BIAS, l) != null || weight(TensorRole.FFN_UP_EXPS_BIAS, l) != null
+                || weight(TensorRole.FFN_DOWN_EXPS_BIAS, l) != null) {
+            throw notImplemented("experts with expert biases");
+        }
         int n = pass.n;
         int a = n * c.expertsUsed();
         Tensor ids = expertIds.rows(n);

@@ -106,8 +106,13 @@ public final class Blocks {
      * {@link io.moestream.runtime.moe.RoutingConfig}): XB2, plus the shared expert as {@code shared} says.
      */
     public void moeFfn(int l, SharedExpert shared) {
+        moeFfn(l, shared, Ops.Glu.SWIGLU);
+    }
+
+    /** {@link #moeFfn(int, SharedExpert)} with the experts' activation {@code glu}. */
+    public void moeFfn(int l, SharedExpert shared, Ops.Glu glu) {
         ops.route(l);
-        ops.experts(l, shared != SharedExpert.NONE);
+        ops.experts(l, shared != SharedExpert.NONE, glu);
         if (shared == SharedExpert.GATED) {
             ops.addGated(XB2, SHARED, TensorRole.FFN_GATE_INP_SHEXP, l);
         } else if (shared == SharedExpert.PLAIN) {

@@ -9,6 +9,14 @@ package io.moestream.runtime.graph;
  */
 public interface Ops {
 
+    /** The gated activation of the experts' gate and up outputs. */
+    enum Glu {
+        /** silu(gate) * up. */
+        SWIGLU,
+        /** gpt-oss: min(gate, 7) * sigmoid(1.702 min(gate, 7)) * (clamp(up, -7, 7) + 1). */
+        SWIGLU_OAI
+    }
+
     /** X = the token embeddings of the step's tokens. */
     void embed();
 
@@ -36,7 +44,8 @@ public interface Ops {
     /**
      * Appends K and V of the step's tokens to their sequences' KV caches at {@code layer} and writes
      * ATT = causal softmax attention of Q over each token's sequence (GQA, scores times the config's
-     * {@link io.moestream.runtime.model.ModelConfig#attentionScale}).
+     * {@link io.moestream.runtime.model.ModelConfig#attentionScale}; on a sliding-window layer only
+     * the window; with the layer's {@link TensorRole#ATTN_SINKS} in each softmax).
      */
     void attention(int layer);
 
@@ -49,14 +58,19 @@ public interface Ops {
     /** x *= s, every value (ggml_scale). */
     void scale(Act x, float s);
 
-    /** Picks each row's experts and weights from XB (router {@link TensorRole#FFN_GATE_INP}, the model's routing). */
+    /**
+     * Picks each row's experts and weights from XB (router {@link TensorRole#FFN_GATE_INP} plus its
+     * bias where the layer has one, the model's routing).
+     */
     void route(int layer);
 
     /**
-     * XB2 = each row's routed experts' SwiGLU outputs of XB, weighted and summed in the router's order;
-     * with {@code shared}, also SHARED = the shared expert's SwiGLU output (one job with the experts').
+     * XB2 = each row's routed experts' outputs of XB ({@code glu} of gate and up, then down; each
+     * product plus the expert's bias where the layer has expert biases), weighted and summed in the
+     * router's order; with {@code shared}, also SHARED = the shared expert's SwiGLU output (one job
+     * with the experts').
      */
-    void experts(int layer, boolean shared);
+    void experts(int layer, boolean shared, Glu glu);
 
     /** acc += sigmoid(gate . XB) * d per row, gate a one-row weight. */
     void addGated(Act acc, Act d, TensorRole gate, int layer);

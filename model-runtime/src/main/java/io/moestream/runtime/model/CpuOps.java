@@ -24,10 +24,15 @@ import java.util.Arrays;
  */
 final class CpuOps implements Ops {
 
+    /** gpt-oss's SwiGLU constants (llama.cpp's {@code LLM_FFN_SWIGLU_OAI_MOE}). */
+    private static final float OAI_ALPHA = 1.702f;
+    private static final float OAI_LIMIT = 7.0f;
+
     private final ModelConfig c;
     private final Weights w;
     private final Router router;
     private final CpuAttention attention;
+    private final YarnRope yarn;
     private CpuBuffers b;
     private CpuStep step;
 
@@ -36,6 +41,7 @@ final class CpuOps implements Ops {
         this.w = model.weights();
         this.router = c.isMoe() ? new Router(c.routing()) : null;
         this.attention = attention;
+        this.yarn = c.yarn() == null ? null : new YarnRope(c);
         this.b = new CpuBuffers(c, 0);
     }
 
@@ -164,7 +170,7 @@ final class CpuOps implements Ops {
         for (int t = 0; t < step.n; t++) {
             step.caches[t].paged().write(l, step.pos[t], b.k[t], 0, b.v[t], 0);
         }
-        attention.attend(l, step, b.q, b.attOut);
+        attention.attend(l, step, b.q, b.attOut, c.attention().sinks() ? w.vector(TensorRole.ATTN_SINKS, l) : null);
     }
 
     @Override
@@ -201,9 +207,13 @@ final class CpuOps implements Ops {
     public void route(int l) {
         WeightMatrix gate = w.matrix(TensorRole.FFN_GATE_INP, l);
         float[] bias = w.vector(TensorRole.EXP_PROBS_B, l);
+        float[] logitBias = w.vector(TensorRole.FFN_GATE_INP_BIAS, l);
         DotOrder[] order = order(TensorRole.FFN_GATE_INP, l);
         for (int t = 0; t < step.n; t++) {
             gate.matmul(b.xb[t], b.routerLogits, order[t]);
+            if (logitBias != null) {
+                add(b.routerLogits, logitBias);
+            }
             router.route(b.routerLogits, bias, b.chosen[t], b.chosenWeights[t]);
         }
     }
@@ -215,7 +225,7 @@ final class CpuOps implements Ops {
      * {@code mul_mat_id} computes each (token, expert) row alone: decode order.
      */
     @Override
-    public void experts(int l, boolean shared) {
+    public void experts(int l, boolean shared, Glu glu) {
         int n = step.n;
         int k = c.expertsUsed();
         int experts = c.experts();
@@ -264,11 +274,20 @@ final class CpuOps implements Ops {
                     .add(w.matrix(TensorRole.FFN_UP_SHEXP, l), b.xb, b.hb2, n, order);
         }
         products.run();
+        float[] gateBias = w.vector(TensorRole.FFN_GATE_EXPS_BIAS, l);
+        float[] upBias = w.vector(TensorRole.FFN_UP_EXPS_BIAS, l);
+        float[] downBias = w.vector(TensorRole.FFN_DOWN_EXPS_BIAS, l);
         products = WeightMatrix.Products.local();
         for (int e = 0; e < experts; e++) {
             int width = w1[e].rows();
             for (int i = 0; i < count[e]; i++) {
-                Kernels.get().swiglu(gates[e][i], up[e][i], width);
+                addRow(up[e][i], upBias, e, width);
+                addRow(gates[e][i], gateBias, e, width);
+                if (glu == Glu.SWIGLU_OAI) {
+                    CpuMath.swigluOai(gates[e][i], up[e][i], width, OAI_ALPHA, OAI_LIMIT);
+                } else {
+                    Kernels.get().swiglu(gates[e][i], up[e][i], width);
+                }
             }
             products.add(w2[e], gates[e], down[e], count[e], b.decodeOrder);
         }
@@ -283,6 +302,7 @@ final class CpuOps implements Ops {
             for (int i = 0; i < count[e]; i++) {
                 float weight = b.chosenWeights[tokens[e][i]][slots[e][i]];
                 float[] y = down[e][i];
+                addRow(y, downBias, e, c.dim());
                 float[] weighted = b.expertOut[tokens[e][i]][slots[e][i]];
                 for (int d = 0; d < weighted.length; d++) {
                     weighted[d] = y[d] * weight;
@@ -335,13 +355,20 @@ final class CpuOps implements Ops {
         }
     }
 
-    /** cos and sin of pos * base^(-2i/d), computed as ggml does (float, theta multiplied up per pair, glibc's powf/cosf/sinf). */
+    /**
+     * cos and sin of pos * base^(-2i/d), computed as ggml does (float, theta multiplied up per pair,
+     * glibc's powf/cosf/sinf); with YaRN as ggml's {@code rope_yarn} ({@link YarnRope}).
+     */
     private void ropeAngles(int pos, float[] cos, float[] sin) {
         float thetaScale = Libm.powf(c.ropeBase(), -2.0f / c.ropeDims());
         float theta = pos;
         for (int i = 0; i < cos.length; i++) {
-            cos[i] = Libm.cosf(theta);
-            sin[i] = Libm.sinf(theta);
+            if (yarn != null) {
+                yarn.angle(theta, i, cos, sin);
+            } else {
+                cos[i] = Libm.cosf(theta);
+                sin[i] = Libm.sinf(theta);
+            }
             theta *= thetaScale;
         }
     }
@@ -376,6 +403,15 @@ final class CpuOps implements Ops {
         float scale = 1f / (float) Math.sqrt(mean + c.rmsEps());
         for (int i = 0; i < n; i++) {
             out[off + i] = in[off + i] * scale * weight[i];
+        }
+    }
+
+    /** acc[0..width) += row e of {@code bias} (rows of width); nothing when bias is null (ggml_add_id). */
+    private static void addRow(float[] acc, float[] bias, int e, int width) {
+        if (bias != null) {
+            for (int i = 0; i < width; i++) {
+                acc[i] += bias[e * width + i];
+            }
         }
     }
 

@@ -3,6 +3,7 @@ package io.moestream.runtime.model;
 import io.moestream.runtime.arch.Architecture;
 import io.moestream.runtime.gguf.GgufFile;
 import io.moestream.runtime.gguf.GgufFormatException;
+import io.moestream.runtime.kernel.Libm;
 import io.moestream.runtime.moe.RoutingConfig;
 
 /**
@@ -32,6 +33,8 @@ import io.moestream.runtime.moe.RoutingConfig;
  * @param sharedExpertGate   whether the shared expert is scaled by sigmoid({@code ffn_gate_inp_shexp} . x)
  * @param routing            expert routing, null for a dense model
  * @param scales             the embedding, residual, attention and logit scales ({@link Scales#NONE}: none)
+ * @param attention          sliding-window layers, attention sinks, the pre-FFN norm's name ({@link AttentionLayout#PLAIN}: none)
+ * @param yarn               YaRN RoPE scaling, null for plain RoPE
  */
 public record ModelConfig(
         String architecture,
@@ -55,7 +58,9 @@ public record ModelConfig(
         int sharedExpertDim,
         boolean sharedExpertGate,
         RoutingConfig routing,
-        Scales scales) {
+        Scales scales,
+        AttentionLayout attention,
+        Yarn yarn) {
 
     /** How RoPE pairs the dimensions of a head. */
     public enum RopeType {
@@ -91,9 +96,60 @@ public record ModelConfig(
         }
     }
 
+    /**
+     * How attention and the norm around it differ from the plain layer (gpt-oss): layer l is a
+     * sliding-window layer when {@code window > 0} and {@code l % period < period - 1} (llama.cpp's
+     * {@code set_swa_pattern}): a query at position p sees keys p - window + 1 .. p. With
+     * {@code sinks} each layer has one learned logit per head ({@code attn_sinks}) that takes part in
+     * the softmax and adds no value. With {@code postAttentionNorm} the pre-FFN norm is
+     * {@code post_attention_norm} instead of {@code ffn_norm}.
+     */
+    public record AttentionLayout(int window, int period, boolean sinks, boolean postAttentionNorm) {
+        public static final AttentionLayout PLAIN = new AttentionLayout(0, 0, false, false);
+
+        public AttentionLayout {
+            if (window < 0 || (window > 0 && period < 1)) {
+                throw new IllegalArgumentException("sliding_window " + window + " must be >= 0, with sliding_window_pattern "
+                        + period + " >= 1");
+            }
+        }
+    }
+
+    /**
+     * YaRN RoPE scaling as ggml's {@code rope_yarn}: {@code freqScale} = 1 / {@code rope.scaling.factor},
+     * the original context, the ramp's beta_fast / beta_slow, {@code extFactor} (1 for YaRN) and
+     * {@code attnFactor} (llama.cpp's {@code yarn_attn_factor}, which cos and sin are multiplied by with
+     * the interpolation's own magnitude correction).
+     */
+    public record Yarn(float freqScale, int origContext, float betaFast, float betaSlow, float extFactor, float attnFactor) {
+
+        /**
+         * llama.cpp's YaRN defaults for {@code rope.scaling.factor} {@code factor} (no log
+         * multiplier): beta_fast 32, beta_slow 1, extFactor 1, and its yarn_attn_factor
+         * {@code m * (1 / m)}, {@code m = 1 + 0.1 ln factor} in float (GCC's fma).
+         */
+        public static Yarn of(float scalingFactor, int origContext) {
+            float freqScale = 1.0f / scalingFactor;
+            float factor = 1.0f / freqScale;
+            float m = factor <= 1f ? 1f : Math.fma(0.1f, Libm.logf(factor), 1.0f);
+            float attnFactor = m * (1.0f / Math.fma(0.1f, Libm.logf(factor), 1.0f));
+            return new Yarn(freqScale, origContext, 32f, 1f, 1f, attnFactor);
+        }
+
+        public Yarn {
+            if (!(freqScale > 0 && freqScale <= 1) || origContext <= 0) {
+                throw new IllegalArgumentException("YaRN needs rope.scaling.factor >= 1 and rope.scaling.original_context_length > 0, got "
+                        + (1 / freqScale) + " and " + origContext);
+            }
+        }
+    }
+
     public ModelConfig {
         if (scales == null) {
             scales = Scales.NONE;
+        }
+        if (attention == null) {
+            attention = AttentionLayout.PLAIN;
         }
         if (qkNorm == null) {
             qkNorm = QkNorm.NONE;
@@ -131,6 +187,11 @@ public record ModelConfig(
     /** The attention score scale: {@code attention.scale}, else 1/sqrt(head dim) (llama.cpp's {@code 1.0f/sqrtf(n_embd_head)}). */
     public float attentionScale() {
         return scales.attention() != 0f ? scales.attention() : 1f / (float) Math.sqrt(headDim);
+    }
+
+    /** Whether layer {@code l} attends over a sliding window ({@link AttentionLayout}). */
+    public boolean isSlidingLayer(int l) {
+        return attention.window() > 0 && l % attention.period() < attention.period() - 1;
     }
 
     /** Width of all query heads together. */
@@ -227,6 +288,8 @@ public record ModelConfig(
         private RopeType ropeType = RopeType.NEOX;
         private QkNorm qkNorm = QkNorm.NONE;
         private Scales scales = Scales.NONE;
+        private AttentionLayout attention = AttentionLayout.PLAIN;
+        private Yarn yarn;
         private boolean fusedQkv;
         private int leadingDenseLayers;
         private int nextnLayers;
@@ -276,6 +339,14 @@ public record ModelConfig(
             scales = v;
         }
 
+        public void attention(AttentionLayout v) {
+            attention = v;
+        }
+
+        public void yarn(Yarn v) {
+            yarn = v;
+        }
+
         public void fusedQkv(boolean v) {
             fusedQkv = v;
         }
@@ -323,7 +394,7 @@ public record ModelConfig(
                         : new RoutingConfig(gating, experts, expertsUsed, normalizeWeights, weightsScale, groups, groupsUsed);
                 return new ModelConfig(architecture, contextLength, dim, blocks - nextnLayers, heads, kvHeads, headDim, ffnDim,
                         expertDim, vocabSize, ropeBase, ropeDims, ropeType, rmsEps, qkNorm, fusedQkv, leadingDenseLayers,
-                        nextnLayers, sharedExpertDim, sharedExpertGate, routing, scales);
+                        nextnLayers, sharedExpertDim, sharedExpertGate, routing, scales, attention, yarn);
             } catch (IllegalArgumentException e) {
                 throw new GgufFormatException(file + ": " + e.getMessage());
             }

@@ -132,9 +132,44 @@ class ArchitectureTest {
     }
 
     private static ModelConfig with(ModelConfig c, RoutingConfig r, ModelConfig.Scales scales) {
+        return with(c, r, scales, c.attention(), c.yarn());
+    }
+
+    private static ModelConfig with(ModelConfig c, RoutingConfig r, ModelConfig.Scales scales, ModelConfig.AttentionLayout attention,
+            ModelConfig.Yarn yarn) {
         return new ModelConfig(c.architecture(), c.contextLength(), c.dim(), c.layers(), c.heads(), c.kvHeads(), c.headDim(),
                 c.ffnDim(), c.expertDim(), c.vocabSize(), c.ropeBase(), c.ropeDims(), c.ropeType(), c.rmsEps(), c.qkNorm(),
-                c.fusedQkv(), c.leadingDenseLayers(), c.nextnLayers(), c.sharedExpertDim(), c.sharedExpertGate(), r, scales);
+                c.fusedQkv(), c.leadingDenseLayers(), c.nextnLayers(), c.sharedExpertDim(), c.sharedExpertGate(), r, scales,
+                attention, yarn);
+    }
+
+    @Test
+    void gptOssHasSinksAlternatingSlidingWindowsYarnAndSoftmaxOverTheChosen() throws IOException {
+        String stem = "tiny-gpt-oss-f32";
+        try (Model m = Model.load(SharedOracle.model(stem))) {
+            ModelConfig c = m.config();
+            assertThat(c.attention()).isEqualTo(new ModelConfig.AttentionLayout(16, 2, true, true));
+            assertThat(c.isSlidingLayer(0)).isTrue();
+            assertThat(c.isSlidingLayer(1)).isFalse();
+            assertThat(c.yarn().freqScale()).isEqualTo(1f / 32);
+            assertThat(c.yarn().origContext()).isEqualTo(4096);
+            assertThat(c.routing()).isEqualTo(new RoutingConfig(Gating.SOFTMAX_WEIGHT, 8, 4, false, 1f, 0, 0));
+            assertThat(c.expertDim()).isEqualTo(64);
+            assertThat(m.weights().vector(TensorRole.ATTN_SINKS, 0)).hasSize(4);
+            assertThat(m.weights().vector(TensorRole.FFN_DOWN_EXPS_BIAS, 1)).hasSize(256 * 8);
+            assertThat(m.weights().vector(TensorRole.FFN_NORM, 0)).isNull();
+            JsonNode golden = SharedOracle.golden(stem);
+            assertThat(maxDiffAtLastPromptPosition(m, golden)).isLessThan(2e-3);
+            ModelConfig.AttentionLayout a = c.attention();
+            ModelConfig[] wrong = {
+                with(c, c.routing(), c.scales(), new ModelConfig.AttentionLayout(a.window(), a.period(), false, true), c.yarn()),
+                with(c, c.routing(), c.scales(), new ModelConfig.AttentionLayout(0, a.period(), true, true), c.yarn()),
+                with(c, c.routing(), c.scales(), a, null),
+                with(c, new RoutingConfig(Gating.SOFTMAX, 8, 4, false, 1f, 0, 0), c.scales(), a, c.yarn())};
+            for (ModelConfig w : wrong) {
+                assertThat(maxDiffAtLastPromptPosition(m.withConfig(w), golden)).as(w.toString()).isGreaterThan(1.0);
+            }
+        }
     }
 
     @Test
