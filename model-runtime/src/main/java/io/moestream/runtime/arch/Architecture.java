@@ -17,7 +17,7 @@ public interface Architecture {
 
     /** Every architecture this runtime runs. */
     List<Architecture> ALL = List.of(new Llama(), new Qwen3Moe(), new Qwen2Moe(), new BailingMoe2(), new Olmoe(),
-            new GraniteMoe(), new GptOss());
+            new GraniteMoe(), new GptOss(), new DeepSeek2());
 
     /** {@code general.architecture}. */
     String name();

@@ -136,9 +136,12 @@ final class DeviceOps implements Ops {
     }
 
     @Override
-    public void rope(Act x, int heads) {
+    public void rope(Act x, int heads, int stride, int offset) {
         if (c.yarn() != null) {
             throw notImplemented("rope with YaRN scaling");
+        }
+        if (stride != c.headDim() || offset != 0) {
+            throw notImplemented("rope of a part of each head (MLA)");
         }
         backend.rope(t(x), pass.positions, rope);
     }
@@ -169,6 +172,16 @@ final class DeviceOps implements Ops {
     @Override
     public void add(Act acc, Act d) {
         backend.add(t(acc), t(d));
+    }
+
+    @Override
+    public void headMatmul(TensorRole role, int l, Act in, int inStride, Act out, int outStride, boolean contiguous) {
+        throw notImplemented("headMatmul (MLA " + role + ")");
+    }
+
+    @Override
+    public void copyHeads(Act from, int fromStride, int fromOffset, Act to, int toStride, int toOffset, int width, int heads) {
+        throw notImplemented("copyHeads (MLA)");
     }
 
     @Override

@@ -38,8 +38,22 @@ public interface Ops {
     /** x += bias for every row; nothing when the layer has no such bias. */
     void addBias(Act x, TensorRole bias, int layer);
 
-    /** Rotates the first ropeDims dimensions of each of {@code heads} heads of x by each row's position. */
-    void rope(Act x, int heads);
+    /**
+     * Rotates, in each of {@code heads} spans of {@code stride} values of x, the ropeDims dimensions
+     * from {@code offset} by each row's position (a plain head: stride headDim, offset 0).
+     */
+    void rope(Act x, int heads, int stride, int offset);
+
+    /**
+     * Per head h: {@code out[h * outStride ..)} = W_h {@code in[h * inStride ..)}, W_h the h-th matrix of
+     * the stack {@code w} (its cols values in, its rows out). {@code contiguous}: whether llama.cpp's
+     * input is a contiguous tensor, so a multi-token step sums as a prefill chunk; a strided view is
+     * always summed one row at a time.
+     */
+    void headMatmul(TensorRole w, int layer, Act in, int inStride, Act out, int outStride, boolean contiguous);
+
+    /** {@code to[h * toStride + toOffset + i] = from[h * fromStride + fromOffset + i]} for i &lt; width, h &lt; heads. */
+    void copyHeads(Act from, int fromStride, int fromOffset, Act to, int toStride, int toOffset, int width, int heads);
 
     /**
      * Appends K and V of the step's tokens to their sequences' KV caches at {@code layer} and writes

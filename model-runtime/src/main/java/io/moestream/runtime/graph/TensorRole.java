@@ -28,6 +28,17 @@ public enum TensorRole {
     ATTN_Q_BIAS("blk.%d.attn_q.bias", Kind.VECTOR),
     ATTN_K_BIAS("blk.%d.attn_k.bias", Kind.VECTOR),
     ATTN_V_BIAS("blk.%d.attn_v.bias", Kind.VECTOR),
+    /** MLA: the query down-projection, its norm, the up-projection (per head nope then rope). */
+    ATTN_Q_A("blk.%d.attn_q_a.weight", Kind.MATRIX),
+    ATTN_Q_A_NORM("blk.%d.attn_q_a_norm.weight", Kind.VECTOR),
+    ATTN_Q_B("blk.%d.attn_q_b.weight", Kind.MATRIX),
+    /** MLA: the latent c (rows 0..kvLoraRank) and the shared k_pe (the rest). */
+    ATTN_KV_A_MQA("blk.%d.attn_kv_a_mqa.weight", Kind.MATRIX),
+    ATTN_KV_A_NORM("blk.%d.attn_kv_a_norm.weight", Kind.VECTOR),
+    /** MLA: per head the [kvLoraRank x qkNope] matrix that absorbs q_nope into the latent space. */
+    ATTN_K_B("blk.%d.attn_k_b.weight", Kind.EXPERTS),
+    /** MLA: per head the [vHead x kvLoraRank] matrix from the latent to the head's values. */
+    ATTN_V_B("blk.%d.attn_v_b.weight", Kind.EXPERTS),
     ATTN_OUT("blk.%d.attn_output.weight", Kind.MATRIX),
     ATTN_OUT_BIAS("blk.%d.attn_output.bias", Kind.VECTOR),
     ATTN_Q_NORM("blk.%d.attn_q_norm.weight", Kind.VECTOR),
@@ -108,7 +119,9 @@ public enum TensorRole {
             case ATTN_SINKS -> c.attention().sinks() ? Presence.REQUIRED : Presence.ABSENT;
             case OUTPUT, ATTN_Q_BIAS, ATTN_K_BIAS, ATTN_V_BIAS, ATTN_OUT_BIAS -> Presence.OPTIONAL;
             case ATTN_QKV -> c.fusedQkv() ? Presence.REQUIRED : Presence.ABSENT;
-            case ATTN_Q, ATTN_K, ATTN_V -> c.fusedQkv() ? Presence.ABSENT : Presence.REQUIRED;
+            case ATTN_Q, ATTN_K, ATTN_V -> c.fusedQkv() || c.mla() != null ? Presence.ABSENT : Presence.REQUIRED;
+            case ATTN_Q_A, ATTN_Q_A_NORM, ATTN_Q_B, ATTN_KV_A_MQA, ATTN_KV_A_NORM, ATTN_K_B, ATTN_V_B ->
+                    c.mla() != null ? Presence.REQUIRED : Presence.ABSENT;
             case ATTN_Q_NORM, ATTN_K_NORM -> c.qkNorm() != ModelConfig.QkNorm.NONE ? Presence.REQUIRED : Presence.ABSENT;
             case FFN_GATE, FFN_UP, FFN_DOWN -> moe ? Presence.ABSENT : Presence.REQUIRED;
             case FFN_GATE_INP, FFN_GATE_EXPS, FFN_UP_EXPS, FFN_DOWN_EXPS -> moe ? Presence.REQUIRED : Presence.ABSENT;
@@ -134,7 +147,14 @@ public enum TensorRole {
             case ATTN_K, ATTN_V -> new long[] {dim, c.kvDim()};
             case ATTN_Q_BIAS -> new long[] {c.qDim()};
             case ATTN_K_BIAS, ATTN_V_BIAS -> new long[] {c.kvDim()};
-            case ATTN_OUT -> new long[] {c.qDim(), dim};
+            case ATTN_OUT -> new long[] {c.attnOutDim(), dim};
+            case ATTN_Q_A -> new long[] {dim, c.mla().qLoraRank()};
+            case ATTN_Q_A_NORM -> new long[] {c.mla().qLoraRank()};
+            case ATTN_Q_B -> new long[] {c.mla().qLoraRank(), (long) c.heads() * c.mla().qHead()};
+            case ATTN_KV_A_MQA -> new long[] {dim, c.mla().kvLoraRank() + c.mla().qkRope()};
+            case ATTN_KV_A_NORM -> new long[] {c.mla().kvLoraRank()};
+            case ATTN_K_B -> new long[] {c.mla().qkNope(), c.mla().kvLoraRank(), c.heads()};
+            case ATTN_V_B -> new long[] {c.mla().kvLoraRank(), c.mla().vHead(), c.heads()};
             case ATTN_Q_NORM -> new long[] {c.qkNorm() == ModelConfig.QkNorm.WHOLE ? c.qDim() : c.headDim()};
             case ATTN_K_NORM -> new long[] {c.qkNorm() == ModelConfig.QkNorm.WHOLE ? c.kvDim() : c.headDim()};
             case FFN_GATE, FFN_UP -> new long[] {dim, c.ffnDim()};

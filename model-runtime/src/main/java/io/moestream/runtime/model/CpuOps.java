@@ -68,6 +68,9 @@ final class CpuOps implements Ops {
             case HB -> b.hb;
             case HB2 -> b.hb2;
             case SHARED -> b.ffnOut;
+            case QA -> b.qa;
+            case QB -> b.qb;
+            case VO -> b.vo;
         };
     }
 
@@ -158,10 +161,46 @@ final class CpuOps implements Ops {
     }
 
     @Override
-    public void rope(Act x, int heads) {
+    public void rope(Act x, int heads, int stride, int offset) {
         float[][] rows = a(x);
         for (int t = 0; t < step.n; t++) {
-            rope(rows[t], heads, b.ropeCos[t], b.ropeSin[t]);
+            rope(rows[t], heads, stride, offset, b.ropeCos[t], b.ropeSin[t]);
+        }
+    }
+
+    @Override
+    public void headMatmul(TensorRole role, int l, Act in, int inStride, Act out, int outStride, boolean contiguous) {
+        int n = step.n;
+        WeightMatrix[] w1 = w.experts(role, l);
+        float[][] x = a(in);
+        float[][] y = a(out);
+        DotOrder[] order = contiguous ? step.order : b.decodeOrder;
+        float[][][] xs = new float[w1.length][n][];
+        float[][][] ys = new float[w1.length][n][];
+        WeightMatrix.Products products = WeightMatrix.Products.local();
+        for (int h = 0; h < w1.length; h++) {
+            for (int t = 0; t < n; t++) {
+                xs[h][t] = Arrays.copyOfRange(x[t], h * inStride, h * inStride + w1[h].cols());
+                ys[h][t] = new float[w1[h].rows()];
+            }
+            products.add(w1[h], xs[h], ys[h], n, order);
+        }
+        products.run();
+        for (int h = 0; h < w1.length; h++) {
+            for (int t = 0; t < n; t++) {
+                System.arraycopy(ys[h][t], 0, y[t], h * outStride, ys[h][t].length);
+            }
+        }
+    }
+
+    @Override
+    public void copyHeads(Act from, int fromStride, int fromOffset, Act to, int toStride, int toOffset, int width, int heads) {
+        float[][] x = a(from);
+        float[][] y = a(to);
+        for (int t = 0; t < step.n; t++) {
+            for (int h = 0; h < heads; h++) {
+                System.arraycopy(x[t], h * fromStride + fromOffset, y[t], h * toStride + toOffset, width);
+            }
         }
     }
 
@@ -373,13 +412,12 @@ final class CpuOps implements Ops {
         }
     }
 
-    /** Rotates the first ropeDims dimensions of each head of {@code vec}; the rest pass through. */
-    private void rope(float[] vec, int nHeads, float[] cos, float[] sin) {
-        int headDim = c.headDim();
+    /** Rotates the ropeDims dimensions from {@code offset} of each head ({@code stride} apart) of {@code vec}; the rest pass through. */
+    private void rope(float[] vec, int nHeads, int stride, int offset, float[] cos, float[] sin) {
         int half = c.ropeDims() / 2;
         boolean adjacent = c.ropeType() == ModelConfig.RopeType.NORM;
         for (int h = 0; h < nHeads; h++) {
-            int base = h * headDim;
+            int base = h * stride + offset;
             for (int i = 0; i < half; i++) {
                 int x0i = adjacent ? base + 2 * i : base + i;
                 int x1i = adjacent ? x0i + 1 : base + i + half;

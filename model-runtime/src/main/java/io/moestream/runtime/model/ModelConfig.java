@@ -35,6 +35,7 @@ import io.moestream.runtime.moe.RoutingConfig;
  * @param scales             the embedding, residual, attention and logit scales ({@link Scales#NONE}: none)
  * @param attention          sliding-window layers, attention sinks, the pre-FFN norm's name ({@link AttentionLayout#PLAIN}: none)
  * @param yarn               YaRN RoPE scaling, null for plain RoPE
+ * @param mla                multi-head latent attention (deepseek2), null for q/k/v projections
  */
 public record ModelConfig(
         String architecture,
@@ -60,7 +61,8 @@ public record ModelConfig(
         RoutingConfig routing,
         Scales scales,
         AttentionLayout attention,
-        Yarn yarn) {
+        Yarn yarn,
+        Mla mla) {
 
     /** How RoPE pairs the dimensions of a head. */
     public enum RopeType {
@@ -144,7 +146,36 @@ public record ModelConfig(
         }
     }
 
+    /**
+     * Multi-head latent attention in its absorbed form (deepseek2): q = W_qb rms(W_qa x), per head
+     * {@code qkNope} values then {@code qkRope} RoPE'd ones; the cached key of a position is
+     * [rms(c) ({@code kvLoraRank}) ‖ RoPE'd k_pe ({@code qkRope})] from {@code attn_kv_a_mqa}, one
+     * head shared by all query heads, and its value the same row (the latent c is what is read);
+     * the query of head h is [attn_k_b[h] q_nope ‖ q_pe], and its output attn_v_b[h] times the first
+     * {@code kvLoraRank} values of the attention result ({@code vHead} values per head). So
+     * {@code headDim} = kvLoraRank + qkRope and {@code kvHeads} = 1.
+     */
+    public record Mla(int qLoraRank, int kvLoraRank, int qkNope, int qkRope, int vHead) {
+        public Mla {
+            if (qLoraRank <= 0 || kvLoraRank <= 0 || qkNope <= 0 || qkRope <= 0 || vHead <= 0) {
+                throw new IllegalArgumentException("MLA sizes must be positive: q_lora_rank " + qLoraRank + ", kv_lora_rank "
+                        + kvLoraRank + ", key_length_mla - rope " + qkNope + ", rope.dimension_count " + qkRope
+                        + ", value_length_mla " + vHead);
+            }
+        }
+
+        /** Width of one query head before absorption (nope then rope). */
+        public int qHead() {
+            return qkNope + qkRope;
+        }
+    }
+
     public ModelConfig {
+        if (mla != null && (headDim != mla.kvLoraRank() + mla.qkRope() || kvHeads != 1 || ropeDims != mla.qkRope())) {
+            throw new IllegalArgumentException("MLA needs attention.key_length = kv_lora_rank + rope (" + (mla.kvLoraRank() + mla.qkRope())
+                    + ", got " + headDim + "), head_count_kv 1 (got " + kvHeads + ") and rope.dimension_count = the rope part ("
+                    + mla.qkRope() + ", got " + ropeDims + ")");
+        }
         if (scales == null) {
             scales = Scales.NONE;
         }
@@ -192,6 +223,11 @@ public record ModelConfig(
     /** Whether layer {@code l} attends over a sliding window ({@link AttentionLayout}). */
     public boolean isSlidingLayer(int l) {
         return attention.window() > 0 && l % attention.period() < attention.period() - 1;
+    }
+
+    /** Width of the attention output that {@code attn_output} reads: all heads' values. */
+    public int attnOutDim() {
+        return mla != null ? heads * mla.vHead() : qDim();
     }
 
     /** Width of all query heads together. */
@@ -290,6 +326,7 @@ public record ModelConfig(
         private Scales scales = Scales.NONE;
         private AttentionLayout attention = AttentionLayout.PLAIN;
         private Yarn yarn;
+        private Mla mla;
         private boolean fusedQkv;
         private int leadingDenseLayers;
         private int nextnLayers;
@@ -347,6 +384,10 @@ public record ModelConfig(
             yarn = v;
         }
 
+        public void mla(Mla v) {
+            mla = v;
+        }
+
         public void fusedQkv(boolean v) {
             fusedQkv = v;
         }
@@ -394,7 +435,7 @@ public record ModelConfig(
                         : new RoutingConfig(gating, experts, expertsUsed, normalizeWeights, weightsScale, groups, groupsUsed);
                 return new ModelConfig(architecture, contextLength, dim, blocks - nextnLayers, heads, kvHeads, headDim, ffnDim,
                         expertDim, vocabSize, ropeBase, ropeDims, ropeType, rmsEps, qkNorm, fusedQkv, leadingDenseLayers,
-                        nextnLayers, sharedExpertDim, sharedExpertGate, routing, scales, attention, yarn);
+                        nextnLayers, sharedExpertDim, sharedExpertGate, routing, scales, attention, yarn, mla);
             } catch (IllegalArgumentException e) {
                 throw new GgufFormatException(file + ": " + e.getMessage());
             }

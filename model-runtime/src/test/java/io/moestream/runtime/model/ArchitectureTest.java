@@ -140,7 +140,44 @@ class ArchitectureTest {
         return new ModelConfig(c.architecture(), c.contextLength(), c.dim(), c.layers(), c.heads(), c.kvHeads(), c.headDim(),
                 c.ffnDim(), c.expertDim(), c.vocabSize(), c.ropeBase(), c.ropeDims(), c.ropeType(), c.rmsEps(), c.qkNorm(),
                 c.fusedQkv(), c.leadingDenseLayers(), c.nextnLayers(), c.sharedExpertDim(), c.sharedExpertGate(), r, scales,
-                attention, yarn);
+                attention, yarn, c.mla());
+    }
+
+    @Test
+    void deepseek2RunsLatentAttentionWithGroupRoutingAndSharedExperts() throws IOException {
+        String stem = "tiny-deepseek2-f32";
+        try (Model m = Model.load(SharedOracle.model(stem))) {
+            ModelConfig c = m.config();
+            assertThat(c.mla()).isEqualTo(new ModelConfig.Mla(64, 64, 32, 16, 32));
+            assertThat(c.headDim()).isEqualTo(80);
+            assertThat(c.kvHeads()).isEqualTo(1);
+            assertThat(c.attentionScale()).isEqualTo(1f / (float) Math.sqrt(48));
+            assertThat(c.ropeType()).isEqualTo(ModelConfig.RopeType.NORM);
+            assertThat(c.leadingDenseLayers()).isEqualTo(1);
+            assertThat(c.sharedExpertDim()).isEqualTo(32);
+            assertThat(c.routing()).isEqualTo(new RoutingConfig(Gating.SIGMOID, 16, 4, true, 2.5f, 4, 2));
+            assertThat(m.newCache().paged().shape().headDim()).isEqualTo(80);
+            JsonNode golden = SharedOracle.golden(stem);
+            assertThat(maxDiffAtLastPromptPosition(m, golden)).isLessThan(2e-3);
+            RoutingConfig r = c.routing();
+            for (RoutingConfig wrong : new RoutingConfig[] {
+                    new RoutingConfig(r.gating(), 16, 4, r.normalize(), r.scale(), 0, 0),
+                    new RoutingConfig(r.gating(), 16, 4, false, r.scale(), 4, 2),
+                    new RoutingConfig(r.gating(), 16, 4, r.normalize(), 1f, 4, 2),
+                    new RoutingConfig(Gating.SOFTMAX, 16, 4, r.normalize(), r.scale(), 4, 2)}) {
+                assertThat(maxDiffAtLastPromptPosition(m.withConfig(withRouting(c, wrong)), golden)).as(wrong.toString())
+                        .isGreaterThan(1.0);
+            }
+        }
+        Path legacy = tmp.resolve("deepseek2-legacy.gguf");
+        new GgufWriter().putString("general.architecture", "deepseek2").putUInt32("deepseek2.embedding_length", 128)
+                .putUInt32("deepseek2.block_count", 2).putUInt32("deepseek2.attention.head_count", 4)
+                .putUInt32("deepseek2.context_length", 64).putUInt32("deepseek2.feed_forward_length", 64)
+                .putUInt32("deepseek2.expert_count", 8).putUInt32("deepseek2.expert_used_count", 2)
+                .putUInt32("deepseek2.vocab_size", 768).putFloat32("deepseek2.attention.layer_norm_rms_epsilon", 1e-6f)
+                .write(legacy);
+        assertThatThrownBy(() -> ModelConfig.from(GgufFile.open(legacy))).hasMessageContaining("deepseek2-legacy.gguf")
+                .hasMessageContaining("attn_kv_b");
     }
 
     @Test
