@@ -87,7 +87,11 @@ final class DeviceOps implements Ops {
     }
 
     private Tensor t(Act a) {
-        return acts[a.ordinal()].rows(pass.n);
+        Tensor t = acts[a.ordinal()];
+        if (t == null) {
+            throw notImplemented("over activation " + a + (a == Act.QA || a == Act.QB || a == Act.VO ? " (multi-head latent attention)" : ""));
+        }
+        return t.rows(pass.n);
     }
 
     private WeightHandle weight(TensorRole role, int l) {

@@ -180,6 +180,33 @@ class ArchitectureTest {
                 .hasMessageContaining("attn_kv_b");
     }
 
+    /**
+     * Sinks, sliding windows and MLA rows through the compressed KV path (F16 blocks of 16 positions,
+     * read slab by slab): close to llama.cpp's F32-cache golden, as its own F16-cache run is (oracle
+     * README: 0.02-0.06), and the same first greedy token.
+     */
+    @Test
+    void theNewAttentionRunsOverCompressedKvBlocks() throws IOException {
+        for (String stem : new String[] {"tiny-gpt-oss-f32", "tiny-deepseek2-f32"}) {
+            try (Model m = Model.load(SharedOracle.model(stem))) {
+                for (JsonNode p : SharedOracle.golden(stem).get("prompts")) {
+                    int[] ids = Fixtures.ints(p.get("token_ids"));
+                    if (ids.length < 40 || ids.length > 100) {
+                        continue;
+                    }
+                    float[] logits = new Engine(m).forward(m.newCache(io.moestream.runtime.kv.KvCodec.F16, 16), ids);
+                    JsonNode last = p.get("last_logits");
+                    double max = 0;
+                    for (int i = 0; i < logits.length; i++) {
+                        max = Math.max(max, Math.abs(logits[i] - last.get(i).asDouble()));
+                    }
+                    assertThat(max).as("%s, %d-token prompt", stem, ids.length).isLessThan(0.25);
+                    assertThat(io.moestream.runtime.sampler.Sampler.argmax(logits)).isEqualTo(p.get("greedy_ids").get(0).asInt());
+                }
+            }
+        }
+    }
+
     @Test
     void gptOssHasSinksAlternatingSlidingWindowsYarnAndSoftmaxOverTheChosen() throws IOException {
         String stem = "tiny-gpt-oss-f32";
