@@ -448,6 +448,8 @@ public final class CudaBackend implements Backend {
         int gating = switch (routing.gating()) {
             case SOFTMAX -> 0;
             case SIGMOID -> 1;
+            case SOFTMAX_WEIGHT -> throw new UnsupportedOperationException(
+                    "op route with gating SOFTMAX_WEIGHT (softmax over the chosen experts, gpt-oss) is not implemented on the CUDA backend");
         };
         int groups = routing.grouped() ? routing.groups() : 1;
         int groupsUsed = routing.grouped() ? routing.groupsUsed() : 1;

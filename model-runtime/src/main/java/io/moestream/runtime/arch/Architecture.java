@@ -16,7 +16,8 @@ import java.util.stream.Collectors;
 public interface Architecture {
 
     /** Every architecture this runtime runs. */
-    List<Architecture> ALL = List.of(new Llama(), new Qwen3Moe(), new Qwen2Moe(), new BailingMoe2());
+    List<Architecture> ALL = List.of(new Llama(), new Qwen3Moe(), new Qwen2Moe(), new BailingMoe2(), new Olmoe(),
+            new GraniteMoe(), new GptOss(), new DeepSeek2());
 
     /** {@code general.architecture}. */
     String name();

@@ -28,7 +28,7 @@ final class BailingMoe2 implements Architecture {
         if (b.experts() == 0) {
             throw new GgufFormatException(b.file() + ": missing required key '" + p + "expert_count'");
         }
-        b.qkNorm(true);
+        b.qkNorm(ModelConfig.QkNorm.PER_HEAD);
         b.fusedQkv(true);
         b.leadingDenseLayers(gguf.getInt(p + "leading_dense_block_count"));
         b.nextnLayers(gguf.getInt(p + "nextn_predict_layers", 0));

@@ -20,7 +20,7 @@ final class Qwen3Moe implements Architecture {
 
     @Override
     public void configure(GgufFile gguf, ModelConfig.Builder b) throws GgufFormatException {
-        b.qkNorm(true);
+        b.qkNorm(ModelConfig.QkNorm.PER_HEAD);
         if (b.experts() > 0) {
             b.expertDim(gguf.getInt(b.prefix() + "expert_feed_forward_length", b.expertsUsed() > 0 ? b.ffnDim() / b.expertsUsed() : 0));
         }

@@ -87,7 +87,11 @@ final class DeviceOps implements Ops {
     }
 
     private Tensor t(Act a) {
-        return acts[a.ordinal()].rows(pass.n);
+        Tensor t = acts[a.ordinal()];
+        if (t == null) {
+            throw notImplemented("over activation " + a + (a == Act.QA || a == Act.QB || a == Act.VO ? " (multi-head latent attention)" : ""));
+        }
+        return t.rows(pass.n);
     }
 
     private WeightHandle weight(TensorRole role, int l) {
@@ -105,7 +109,7 @@ final class DeviceOps implements Ops {
     }
 
     @Override
-    public void headNorm(Act x, int heads, TensorRole weight, int l) {
+    public void headNorm(Act x, int heads, int width, TensorRole weight, int l) {
         backend.rmsnorm(t(x), weight(weight, l), c.rmsEps(), t(x));
     }
 
@@ -136,12 +140,27 @@ final class DeviceOps implements Ops {
     }
 
     @Override
-    public void rope(Act x, int heads) {
+    public void rope(Act x, int heads, int stride, int offset) {
+        if (c.yarn() != null) {
+            throw notImplemented("rope with YaRN scaling");
+        }
+        if (stride != c.headDim() || offset != 0) {
+            throw notImplemented("rope of a part of each head (MLA)");
+        }
         backend.rope(t(x), pass.positions, rope);
     }
 
     @Override
     public void attention(int l) {
+        if (c.attentionScale() != 1f / (float) Math.sqrt(c.headDim())) {
+            throw notImplemented("attention with attention.scale " + c.scales().attention());
+        }
+        if (c.isSlidingLayer(l)) {
+            throw notImplemented("sliding-window attention");
+        }
+        if (c.attention().sinks()) {
+            throw notImplemented("attention with sinks");
+        }
         backend.kvStore(pool, l, t(Act.K), t(Act.V), pass.slots);
         if (pass.seals != null) {
             backend.kvSeal(pool, l, pass.seals);
@@ -160,14 +179,45 @@ final class DeviceOps implements Ops {
     }
 
     @Override
+    public void headMatmul(TensorRole role, int l, Act in, int inStride, Act out, int outStride, boolean contiguous) {
+        throw notImplemented("headMatmul (MLA " + role + ")");
+    }
+
+    @Override
+    public void copyHeads(Act from, int fromStride, int fromOffset, Act to, int toStride, int toOffset, int width, int heads) {
+        throw notImplemented("copyHeads (MLA)");
+    }
+
+    @Override
+    public void scale(Act x, float s) {
+        throw notImplemented("scale (embedding_scale / residual_scale)");
+    }
+
+    /** The op is not implemented on this backend: the model cannot run on it. */
+    private UnsupportedOperationException notImplemented(String op) {
+        return new UnsupportedOperationException("op " + op + " is not implemented on the " + backend.name() + " backend ("
+                + c.architecture() + ")");
+    }
+
+    @Override
     public void route(int l) {
+        if (weight(TensorRole.FFN_GATE_INP_BIAS, l) != null) {
+            throw notImplemented("route with a router bias (ffn_gate_inp.bias)");
+        }
         int n = pass.n;
         backend.matmul(weight(TensorRole.FFN_GATE_INP, l), t(Act.XB), routerLogits.rows(n));
         backend.route(routerLogits.rows(n), weight(TensorRole.EXP_PROBS_B, l), c.routing(), expertIds.rows(n), expertWeights.rows(n));
     }
 
     @Override
-    public void experts(int l, boolean shared) {
+    public void experts(int l, boolean shared, Glu glu) {
+        if (glu != Glu.SWIGLU) {
+            throw notImplemented("experts with " + glu);
+        }
+        if (weight(TensorRole.FFN_GATE_EXPS_BIAS, l) != null || weight(TensorRole.FFN_UP_EXPS_BIAS, l) != null
+                || weight(TensorRole.FFN_DOWN_EXPS_BIAS, l) != null) {
+            throw notImplemented("experts with expert biases");
+        }
         int n = pass.n;
         int a = n * c.expertsUsed();
         Tensor ids = expertIds.rows(n);
@@ -192,7 +242,10 @@ final class DeviceOps implements Ops {
     }
 
     @Override
-    public void logits() {
+    public void logits(float scale) {
+        if (scale != 1f) {
+            throw notImplemented("logit scale (logit_scale)");
+        }
         int m = pass.lastRows == null ? 0 : pass.lastRows.rows();
         if (m == 0) {
             return;

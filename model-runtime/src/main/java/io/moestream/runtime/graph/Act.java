@@ -21,5 +21,11 @@ public enum Act {
     /** (n, ffn width) up activations. */
     HB2,
     /** (n, dim) the shared expert's output. */
-    SHARED
+    SHARED,
+    /** MLA: (n, qLoraRank) the query latent. */
+    QA,
+    /** MLA: (n, heads * (qkNope + qkRope)) the queries before absorption. */
+    QB,
+    /** MLA: (n, heads * vHead) the heads' values, the input of the output projection. */
+    VO
 }

@@ -11,24 +11,22 @@ public final class Forward {
 
     private final Architecture arch;
     private final Blocks blocks;
-    private final Ops ops;
 
-    public Forward(Architecture arch, Blocks blocks, Ops ops) {
+    public Forward(Architecture arch, Blocks blocks) {
         this.arch = arch;
         this.blocks = blocks;
-        this.ops = ops;
     }
 
     /** The model's architecture running over {@code ops}. */
     public static Forward of(io.moestream.runtime.model.ModelConfig c, Ops ops) {
-        return new Forward(Architecture.of(c.architecture()), new Blocks(c, ops), ops);
+        return new Forward(Architecture.of(c.architecture()), new Blocks(c, ops));
     }
 
     public void run() {
-        ops.embed();
+        blocks.embed();
         for (int l = 0; l < blocks.config().layers(); l++) {
             arch.layer(blocks, l);
         }
-        ops.logits();
+        blocks.logits();
     }
 }

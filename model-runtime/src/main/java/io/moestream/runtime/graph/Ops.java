@@ -9,14 +9,22 @@ package io.moestream.runtime.graph;
  */
 public interface Ops {
 
+    /** The gated activation of the experts' gate and up outputs. */
+    enum Glu {
+        /** silu(gate) * up. */
+        SWIGLU,
+        /** gpt-oss: min(gate, 7) * sigmoid(1.702 min(gate, 7)) * (clamp(up, -7, 7) + 1). */
+        SWIGLU_OAI
+    }
+
     /** X = the token embeddings of the step's tokens. */
     void embed();
 
     /** out = in / sqrt(mean(in^2) + eps) * weight, row by row; out may be in. */
     void norm(Act in, Act out, TensorRole weight, int layer);
 
-    /** The same RMSNorm on each head of {@code heads} heads of x, in place (QK norm). */
-    void headNorm(Act x, int heads, TensorRole weight, int layer);
+    /** The same RMSNorm on each of the first {@code heads} spans of {@code width} values of x, in place (QK norm). */
+    void headNorm(Act x, int heads, int width, TensorRole weight, int layer);
 
     /** Q, K and V = projections of {@code in}: three matrices or one fused {@link TensorRole#ATTN_QKV}. */
     void qkv(Act in, int layer);
@@ -30,12 +38,28 @@ public interface Ops {
     /** x += bias for every row; nothing when the layer has no such bias. */
     void addBias(Act x, TensorRole bias, int layer);
 
-    /** Rotates the first ropeDims dimensions of each of {@code heads} heads of x by each row's position. */
-    void rope(Act x, int heads);
+    /**
+     * Rotates, in each of {@code heads} spans of {@code stride} values of x, the ropeDims dimensions
+     * from {@code offset} by each row's position (a plain head: stride headDim, offset 0).
+     */
+    void rope(Act x, int heads, int stride, int offset);
+
+    /**
+     * Per head h: {@code out[h * outStride ..)} = W_h {@code in[h * inStride ..)}, W_h the h-th matrix of
+     * the stack {@code w} (its cols values in, its rows out). {@code contiguous}: whether llama.cpp's
+     * input is a contiguous tensor, so a multi-token step sums as a prefill chunk; a strided view is
+     * always summed one row at a time.
+     */
+    void headMatmul(TensorRole w, int layer, Act in, int inStride, Act out, int outStride, boolean contiguous);
+
+    /** {@code to[h * toStride + toOffset + i] = from[h * fromStride + fromOffset + i]} for i &lt; width, h &lt; heads. */
+    void copyHeads(Act from, int fromStride, int fromOffset, Act to, int toStride, int toOffset, int width, int heads);
 
     /**
      * Appends K and V of the step's tokens to their sequences' KV caches at {@code layer} and writes
-     * ATT = causal softmax attention of Q over each token's sequence (GQA, scale 1/sqrt(headDim)).
+     * ATT = causal softmax attention of Q over each token's sequence (GQA, scores times the config's
+     * {@link io.moestream.runtime.model.ModelConfig#attentionScale}; on a sliding-window layer only
+     * the window; with the layer's {@link TensorRole#ATTN_SINKS} in each softmax).
      */
     void attention(int layer);
 
@@ -45,18 +69,26 @@ public interface Ops {
     /** acc += d. */
     void add(Act acc, Act d);
 
-    /** Picks each row's experts and weights from XB (router {@link TensorRole#FFN_GATE_INP}, the model's routing). */
+    /** x *= s, every value (ggml_scale). */
+    void scale(Act x, float s);
+
+    /**
+     * Picks each row's experts and weights from XB (router {@link TensorRole#FFN_GATE_INP} plus its
+     * bias where the layer has one, the model's routing).
+     */
     void route(int layer);
 
     /**
-     * XB2 = each row's routed experts' SwiGLU outputs of XB, weighted and summed in the router's order;
-     * with {@code shared}, also SHARED = the shared expert's SwiGLU output (one job with the experts').
+     * XB2 = each row's routed experts' outputs of XB ({@code glu} of gate and up, then down; each
+     * product plus the expert's bias where the layer has expert biases), weighted and summed in the
+     * router's order; with {@code shared}, also SHARED = the shared expert's SwiGLU output (one job
+     * with the experts').
      */
-    void experts(int layer, boolean shared);
+    void experts(int layer, boolean shared, Glu glu);
 
     /** acc += sigmoid(gate . XB) * d per row, gate a one-row weight. */
     void addGated(Act acc, Act d, TensorRole gate, int layer);
 
-    /** The output norm and head on the rows whose logits the step wants. */
-    void logits();
+    /** The output norm and head on the rows whose logits the step wants, the logits times {@code scale} (when not 1). */
+    void logits(float scale);
 }

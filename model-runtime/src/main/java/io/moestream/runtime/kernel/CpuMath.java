@@ -41,6 +41,20 @@ public final class CpuMath {
         return Libm.expf(x);
     }
 
+    /**
+     * ggml's {@code swiglu_oai} (gpt-oss), scalar as ggml runs it: {@code x = min(g, limit)},
+     * {@code y = clamp(u, -limit, limit)}, {@code g = x / (1 + expf(alpha * -x)) * (y + 1)} with libm's
+     * expf, for the first n values, in place.
+     */
+    public static void swigluOai(float[] g, float[] u, int n, float alpha, float limit) {
+        for (int i = 0; i < n; i++) {
+            float x = limit < g[i] ? limit : g[i];
+            float y = u[i] < -limit ? -limit : (limit < u[i] ? limit : u[i]);
+            float glu = x / (1f + expf(alpha * (-x)));
+            g[i] = glu * (y + 1f);
+        }
+    }
+
     /** {@code ggml_vec_swiglu_f32}: {@code g[i] = silu(g[i]) * u[i]} for the first n values, in place. */
     public static void swiglu(float[] g, float[] u, int n) {
         int vectorPart = n & ~15;

@@ -302,6 +302,30 @@ public abstract class Kernels {
     }
 
     /**
+     * {@link #maskedSoftmax(float[], int, int, int, float)} with an attention sink, as ggml's
+     * {@code soft_max} with {@code sinks}: the max is {@code max(max, sink)}, and
+     * {@code expf(sink - max)} (libm's) is added to the double sum before it is inverted; the sink
+     * adds no value.
+     */
+    public void maskedSoftmax(float[] att, int len, int a, int b, float max, float sink) {
+        float m = max > sink ? max : sink;
+        int padded = (len + 15) & ~15;
+        for (int t = 0; t < len; t++) {
+            att[t] = t < a || t >= b ? CpuMath.vexp(att[t] - m) : 0f;
+        }
+        java.util.Arrays.fill(att, len, padded, 0f);
+        double sum = 0;
+        for (int c = 0; c < padded; c += 16) {
+            sum += CpuMath.reduce16(att, c);
+        }
+        sum += Libm.expf(sink - m);
+        float inv = (float) (1.0 / sum);
+        for (int t = 0; t < len; t++) {
+            att[t] *= inv;
+        }
+    }
+
+    /**
      * Attention of one query's {@code heads} heads (a KV head's GQA group) over float32 blocks, as
      * llama.cpp's CPU attention without flash attention computes it: {@link #scoresF32} over the
      * visible positions [0, a) and [b, len), Java's {@code Math.max} of them in order,
@@ -315,6 +339,16 @@ public abstract class Kernels {
      */
     public void attendF32(float[][] k, float[][] v, int bt, int headDim, int len, int a, int b, float[] q, int qOff,
                           int heads, float scale, float[][] att, int lanes, float[] out, int outOff) {
+        attendF32(k, v, bt, headDim, len, a, b, q, qOff, heads, scale, att, lanes, out, outOff, null, 0);
+    }
+
+    /**
+     * {@link #attendF32(float[][], float[][], int, int, int, int, int, float[], int, int, float, float[][], int, float[], int)}
+     * with attention sinks: head g's softmax includes the sink logit {@code sinks[sinkOff + g]}
+     * ({@link #maskedSoftmax(float[], int, int, int, float, float)}); {@code sinks} null: none.
+     */
+    public void attendF32(float[][] k, float[][] v, int bt, int headDim, int len, int a, int b, float[] q, int qOff,
+                          int heads, float scale, float[][] att, int lanes, float[] out, int outOff, float[] sinks, int sinkOff) {
         for (int g = 0; g < heads; g++) {
             float max = Float.NEGATIVE_INFINITY;
             for (int r = 0; r < 2; r++) {
@@ -329,7 +363,11 @@ public abstract class Kernels {
                     t = end;
                 }
             }
-            maskedSoftmax(att[g], len, a, b, max);
+            if (sinks == null) {
+                maskedSoftmax(att[g], len, a, b, max);
+            } else {
+                maskedSoftmax(att[g], len, a, b, max, sinks[sinkOff + g]);
+            }
         }
         valueSumsF32(v, bt, headDim, len, a, b, att, heads, lanes, out, outOff);
     }

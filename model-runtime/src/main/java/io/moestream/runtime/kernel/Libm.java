@@ -68,6 +68,15 @@ public final class Libm {
 
     private Libm() {}
 
+    /**
+     * glibc's {@code logf}: the double logarithm rounded to float, which is glibc's result wherever
+     * that is correctly rounded (checked on the constants the runtime takes logarithms of: YaRN's
+     * factors and correction dimensions).
+     */
+    public static float logf(float x) {
+        return (float) StrictMath.log(x);
+    }
+
     /** glibc's {@code expf}. */
     public static float expf(float x) {
         int abstop = (Float.floatToRawIntBits(x) >>> 20) & 0x7ff;

@@ -11,7 +11,7 @@ import io.moestream.runtime.model.ModelConfig;
  * {@code q . min + (q * scale) . codes}, int values via per-token-group {@code a*min + (a*scale)*code}).
  *
  * <p>GQA: query head {@code h} reads KV head {@code h / (heads / kvHeads)}. Scale
- * {@code 1/sqrt(headDim)}. A streaming head (cache's {@link HeadPolicy}) sees positions
+ * {@code 1/sqrt(headDim)} unless given. A streaming head (cache's {@link HeadPolicy}) sees positions
  * {@code t < S} and {@code t > queryPos - W}; a retrieval head sees {@code 0..queryPos}. With a float32
  * cache the arithmetic is the same, in the same order, as {@code Engine}'s attention.
  *
@@ -24,6 +24,8 @@ public final class CompressedAttention {
     private final int headDim;
     private final int group;
     private final float scale;
+    /** Each layer's sliding window (0: the layer sees the whole sequence). */
+    private final int[] windows;
     private float[] att = new float[256];
     private float[] acc = new float[0];
     /** The float32 value arrays of the blocks a query reads (see {@link #f32Blocks}), and their bytes. */
@@ -43,19 +45,39 @@ public final class CompressedAttention {
     private long bytesRead;
 
     public CompressedAttention(int heads, int kvHeads, int headDim) {
-        if (heads <= 0 || kvHeads <= 0 || heads % kvHeads != 0 || headDim <= 0) {
-            throw new IllegalArgumentException("bad attention shape: heads " + heads + ", kvHeads " + kvHeads + ", headDim " + headDim);
+        this(heads, kvHeads, headDim, 1f / (float) Math.sqrt(headDim));
+    }
+
+    /** Scores are {@code (q . k) * scale}. */
+    public CompressedAttention(int heads, int kvHeads, int headDim, float scale) {
+        this(heads, kvHeads, headDim, scale, new int[0]);
+    }
+
+    /**
+     * Scores are {@code (q . k) * scale}; layer l's queries see only their last {@code windows[l]}
+     * positions (themselves included) when that is &gt; 0 (sliding-window layers; layers past the
+     * array's end have none).
+     */
+    public CompressedAttention(int heads, int kvHeads, int headDim, float scale, int[] windows) {
+        if (heads <= 0 || kvHeads <= 0 || heads % kvHeads != 0 || headDim <= 0 || !(scale > 0) || !Float.isFinite(scale)) {
+            throw new IllegalArgumentException("bad attention shape: heads " + heads + ", kvHeads " + kvHeads + ", headDim " + headDim
+                    + ", scale " + scale);
         }
         this.heads = heads;
         this.kvHeads = kvHeads;
         this.headDim = headDim;
         this.group = heads / kvHeads;
-        this.scale = 1f / (float) Math.sqrt(headDim);
+        this.scale = scale;
+        this.windows = windows.clone();
         this.scratch = new float[Math.max(headDim, 64)];
     }
 
     public static CompressedAttention of(ModelConfig c) {
-        return new CompressedAttention(c.heads(), c.kvHeads(), c.headDim());
+        int[] windows = new int[c.layers()];
+        for (int l = 0; l < windows.length; l++) {
+            windows[l] = c.isSlidingLayer(l) ? c.attention().window() : 0;
+        }
+        return new CompressedAttention(c.heads(), c.kvHeads(), c.headDim(), c.attentionScale(), windows);
     }
 
     /** Observer of full-attention probabilities (null = none); e.g. a {@link HeadClassifier} during prefill. */
@@ -86,12 +108,22 @@ public final class CompressedAttention {
 
     /** The query heads of {@code layer} that read KV head {@code kvHead}, as {@link #attendAll} computes them. */
     public void attendKvHead(PagedKvCache cache, int layer, int kvHead, float[] q, int queryPos, float[] out, DotOrder order) {
+        attendKvHead(cache, layer, kvHead, q, queryPos, out, order, null);
+    }
+
+    /**
+     * {@link #attendKvHead(PagedKvCache, int, int, float[], int, float[], DotOrder)} with attention
+     * sinks: {@code sinks[h]} is query head h's sink logit (null: none), which takes part in each
+     * softmax and adds no value.
+     */
+    public void attendKvHead(PagedKvCache cache, int layer, int kvHead, float[] q, int queryPos, float[] out, DotOrder order,
+            float[] sinks) {
         checkQuery(cache, queryPos);
         int len = queryPos + 1;
         int spanCount = visibleSpans(cache, layer, kvHead, len);
         if (!f32Blocks(cache, layer, kvHead, len, spanCount)) {
             for (int h = kvHead * group; h < (kvHead + 1) * group; h++) {
-                attend(cache, layer, h, q, h * headDim, queryPos, out, h * headDim, order);
+                attend(cache, layer, h, q, h * headDim, queryPos, out, h * headDim, order, sinks);
             }
             return;
         }
@@ -103,8 +135,13 @@ public final class CompressedAttention {
             groupAtt = new float[group][Math.max(padded, 2 * (groupAtt.length == 0 ? 0 : groupAtt[0].length))];
         }
         int h0 = kvHead * group;
-        Kernels.get().attendF32(kBlocks, vBlocks, cache.blockTokens(), headDim, len, visibleA, visibleB, q, h0 * headDim,
-                group, scale, groupAtt, lanes(order), out, h0 * headDim);
+        if (sinks == null) {
+            Kernels.get().attendF32(kBlocks, vBlocks, cache.blockTokens(), headDim, len, visibleA, visibleB, q, h0 * headDim,
+                    group, scale, groupAtt, lanes(order), out, h0 * headDim);
+        } else {
+            Kernels.get().attendF32(kBlocks, vBlocks, cache.blockTokens(), headDim, len, visibleA, visibleB, q, h0 * headDim,
+                    group, scale, groupAtt, lanes(order), out, h0 * headDim, sinks, h0);
+        }
         if (observer != null && visibleA == len) {
             for (int g = 0; g < group; g++) {
                 observer.observe(layer, h0 + g, queryPos, groupAtt[g]);
@@ -114,7 +151,8 @@ public final class CompressedAttention {
 
     /**
      * The positions a query at {@code len - 1} sees in (layer, kvHead): [0, a) and [b, len) (a == b ==
-     * len unless the head streams), kept in {@link #visibleA} and {@link #visibleB}, and cut at block
+     * len unless the head streams or the layer slides: then [0, 0) and [len - window, len), within the
+     * streaming head's last positions), kept in {@link #visibleA} and {@link #visibleB}, and cut at block
      * boundaries into spans: span i is block {@code spans[3i]}, positions [{@code spans[3i+1]},
      * {@code spans[3i+2]}). Returns the number of spans.
      */
@@ -123,6 +161,11 @@ public final class CompressedAttention {
         boolean streaming = p.isStreaming(layer, kvHead) && len > p.sink() + p.window();
         visibleA = streaming ? p.sink() : len;
         visibleB = streaming ? len - p.window() : len;
+        int window = layer < windows.length ? windows[layer] : 0;
+        if (window > 0 && len > window) {
+            visibleB = Math.max(len - window, streaming ? visibleB : 0);
+            visibleA = 0;
+        }
         int bt = cache.blockTokens();
         int n = 0;
         for (int r = 0; r < 2; r++) {
@@ -170,6 +213,12 @@ public final class CompressedAttention {
      */
     public void attend(PagedKvCache cache, int layer, int qHead, float[] q, int qOff, int queryPos, float[] out, int outOff,
             DotOrder order) {
+        attend(cache, layer, qHead, q, qOff, queryPos, out, outOff, order, null);
+    }
+
+    /** The same with attention sinks ({@code sinks[qHead]} the head's sink logit; null: none). */
+    public void attend(PagedKvCache cache, int layer, int qHead, float[] q, int qOff, int queryPos, float[] out, int outOff,
+            DotOrder order, float[] sinks) {
         checkQuery(cache, queryPos);
         int kvHead = qHead / group;
         int len = queryPos + 1;
@@ -184,7 +233,12 @@ public final class CompressedAttention {
         int lanes = lanes(order);
         if (f32Blocks(cache, layer, kvHead, len, spanCount)) {
             single[0] = att;
-            Kernels.get().attendF32(kBlocks, vBlocks, bt, headDim, len, a, b, q, qOff, 1, scale, single, lanes, out, outOff);
+            if (sinks == null) {
+                Kernels.get().attendF32(kBlocks, vBlocks, bt, headDim, len, a, b, q, qOff, 1, scale, single, lanes, out, outOff);
+            } else {
+                Kernels.get().attendF32(kBlocks, vBlocks, bt, headDim, len, a, b, q, qOff, 1, scale, single, lanes, out, outOff,
+                        sinks, qHead);
+            }
         } else {
             float max = Float.NEGATIVE_INFINITY;
             for (int i = 0; i < spanCount; i++) {
@@ -202,7 +256,11 @@ public final class CompressedAttention {
                     max = Math.max(max, att[t]);
                 }
             }
-            softmax(att, len, a, b, max);
+            if (sinks == null) {
+                softmax(att, len, a, b, max);
+            } else {
+                Kernels.get().maskedSoftmax(att, len, a, b, max, sinks[qHead]);
+            }
             valueSums(cache, layer, kvHead, spanCount, lanes, out, outOff);
         }
         if (observer != null && a == len) {

@@ -52,8 +52,11 @@ final class CpuAttention {
         }
     }
 
-    /** out[t] = attention of q[t] over its sequence at layer l, the step's K and V already written. */
-    void attend(int l, CpuStep s, float[][] q, float[][] out) {
+    /**
+     * out[t] = attention of q[t] over its sequence at layer l, the step's K and V already written;
+     * {@code sinks} (one logit per query head, or null) take part in each softmax.
+     */
+    void attend(int l, CpuStep s, float[][] q, float[][] out, float[] sinks) {
         int sequences = s.sequences;
         if (next.length < sequences) {
             next = new int[sequences];
@@ -93,7 +96,7 @@ final class CpuAttention {
                 for (int t = roundStart[g]; t < roundEnd[g]; t++) {
                     attention.setObserver(s.caches[t].headClassifier());
                     try {
-                        attention.attendKvHead(s.caches[t].paged(), l, task % kvHeads, q[t], s.pos[t], out[t], s.order[t]);
+                        attention.attendKvHead(s.caches[t].paged(), l, task % kvHeads, q[t], s.pos[t], out[t], s.order[t], sinks);
                     } finally {
                         attention.setObserver(null);
                     }

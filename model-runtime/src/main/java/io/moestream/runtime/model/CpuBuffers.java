@@ -18,6 +18,9 @@ final class CpuBuffers {
     final float[][] hb;            // (n, widest ffn) gate activation
     final float[][] hb2;           // (n, widest ffn) up activation
     final float[][] ffnOut;        // (n, dim) the shared expert's output
+    final float[][] qa;            // (n, qLoraRank) MLA query latent
+    final float[][] qb;            // (n, heads * (qkNope + qkRope)) MLA queries before absorption
+    final float[][] vo;            // (n, heads * vHead) MLA head values
     final float[][] ropeCos;       // (n, ropeDims / 2)
     final float[][] ropeSin;       // (n, ropeDims / 2)
     final int[][] chosen;          // (n, expertsUsed) routed experts
@@ -43,6 +46,10 @@ final class CpuBuffers {
         hb = new float[capacity][ffn];
         hb2 = new float[capacity][ffn];
         ffnOut = new float[c.isMoe() ? capacity : 0][c.dim()];
+        ModelConfig.Mla mla = c.mla();
+        qa = new float[mla != null ? capacity : 0][mla != null ? mla.qLoraRank() : 0];
+        qb = new float[mla != null ? capacity : 0][mla != null ? c.heads() * mla.qHead() : 0];
+        vo = new float[mla != null ? capacity : 0][mla != null ? c.heads() * mla.vHead() : 0];
         ropeCos = new float[capacity][c.ropeDims() / 2];
         ropeSin = new float[capacity][c.ropeDims() / 2];
         chosen = new int[capacity][c.expertsUsed()];

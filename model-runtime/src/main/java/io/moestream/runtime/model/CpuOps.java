@@ -24,10 +24,15 @@ import java.util.Arrays;
  */
 final class CpuOps implements Ops {
 
+    /** gpt-oss's SwiGLU constants (llama.cpp's {@code LLM_FFN_SWIGLU_OAI_MOE}). */
+    private static final float OAI_ALPHA = 1.702f;
+    private static final float OAI_LIMIT = 7.0f;
+
     private final ModelConfig c;
     private final Weights w;
     private final Router router;
     private final CpuAttention attention;
+    private final YarnRope yarn;
     private CpuBuffers b;
     private CpuStep step;
 
@@ -36,6 +41,7 @@ final class CpuOps implements Ops {
         this.w = model.weights();
         this.router = c.isMoe() ? new Router(c.routing()) : null;
         this.attention = attention;
+        this.yarn = c.yarn() == null ? null : new YarnRope(c);
         this.b = new CpuBuffers(c, 0);
     }
 
@@ -62,6 +68,9 @@ final class CpuOps implements Ops {
             case HB -> b.hb;
             case HB2 -> b.hb2;
             case SHARED -> b.ffnOut;
+            case QA -> b.qa;
+            case QB -> b.qb;
+            case VO -> b.vo;
         };
     }
 
@@ -93,13 +102,12 @@ final class CpuOps implements Ops {
     }
 
     @Override
-    public void headNorm(Act x, int heads, TensorRole weight, int l) {
+    public void headNorm(Act x, int heads, int width, TensorRole weight, int l) {
         float[][] v = a(x);
         float[] g = w.vector(weight, l);
-        int headDim = c.headDim();
         for (int t = 0; t < step.n; t++) {
             for (int h = 0; h < heads; h++) {
-                rmsnorm(v[t], v[t], h * headDim, g, headDim);
+                rmsnorm(v[t], v[t], h * width, g, width);
             }
         }
     }
@@ -153,10 +161,46 @@ final class CpuOps implements Ops {
     }
 
     @Override
-    public void rope(Act x, int heads) {
+    public void rope(Act x, int heads, int stride, int offset) {
         float[][] rows = a(x);
         for (int t = 0; t < step.n; t++) {
-            rope(rows[t], heads, b.ropeCos[t], b.ropeSin[t]);
+            rope(rows[t], heads, stride, offset, b.ropeCos[t], b.ropeSin[t]);
+        }
+    }
+
+    @Override
+    public void headMatmul(TensorRole role, int l, Act in, int inStride, Act out, int outStride, boolean contiguous) {
+        int n = step.n;
+        WeightMatrix[] w1 = w.experts(role, l);
+        float[][] x = a(in);
+        float[][] y = a(out);
+        DotOrder[] order = contiguous ? step.order : b.decodeOrder;
+        float[][][] xs = new float[w1.length][n][];
+        float[][][] ys = new float[w1.length][n][];
+        WeightMatrix.Products products = WeightMatrix.Products.local();
+        for (int h = 0; h < w1.length; h++) {
+            for (int t = 0; t < n; t++) {
+                xs[h][t] = Arrays.copyOfRange(x[t], h * inStride, h * inStride + w1[h].cols());
+                ys[h][t] = new float[w1[h].rows()];
+            }
+            products.add(w1[h], xs[h], ys[h], n, order);
+        }
+        products.run();
+        for (int h = 0; h < w1.length; h++) {
+            for (int t = 0; t < n; t++) {
+                System.arraycopy(ys[h][t], 0, y[t], h * outStride, ys[h][t].length);
+            }
+        }
+    }
+
+    @Override
+    public void copyHeads(Act from, int fromStride, int fromOffset, Act to, int toStride, int toOffset, int width, int heads) {
+        float[][] x = a(from);
+        float[][] y = a(to);
+        for (int t = 0; t < step.n; t++) {
+            for (int h = 0; h < heads; h++) {
+                System.arraycopy(x[t], h * fromStride + fromOffset, y[t], h * toStride + toOffset, width);
+            }
         }
     }
 
@@ -165,7 +209,7 @@ final class CpuOps implements Ops {
         for (int t = 0; t < step.n; t++) {
             step.caches[t].paged().write(l, step.pos[t], b.k[t], 0, b.v[t], 0);
         }
-        attention.attend(l, step, b.q, b.attOut);
+        attention.attend(l, step, b.q, b.attOut, c.attention().sinks() ? w.vector(TensorRole.ATTN_SINKS, l) : null);
     }
 
     @Override
@@ -186,13 +230,29 @@ final class CpuOps implements Ops {
         }
     }
 
+    /** ggml_vec_scale_f32: one float multiply per value. */
+    @Override
+    public void scale(Act x, float s) {
+        float[][] rows = a(x);
+        for (int t = 0; t < step.n; t++) {
+            float[] row = rows[t];
+            for (int i = 0; i < row.length; i++) {
+                row[i] *= s;
+            }
+        }
+    }
+
     @Override
     public void route(int l) {
         WeightMatrix gate = w.matrix(TensorRole.FFN_GATE_INP, l);
         float[] bias = w.vector(TensorRole.EXP_PROBS_B, l);
+        float[] logitBias = w.vector(TensorRole.FFN_GATE_INP_BIAS, l);
         DotOrder[] order = order(TensorRole.FFN_GATE_INP, l);
         for (int t = 0; t < step.n; t++) {
             gate.matmul(b.xb[t], b.routerLogits, order[t]);
+            if (logitBias != null) {
+                add(b.routerLogits, logitBias);
+            }
             router.route(b.routerLogits, bias, b.chosen[t], b.chosenWeights[t]);
         }
     }
@@ -204,7 +264,7 @@ final class CpuOps implements Ops {
      * {@code mul_mat_id} computes each (token, expert) row alone: decode order.
      */
     @Override
-    public void experts(int l, boolean shared) {
+    public void experts(int l, boolean shared, Glu glu) {
         int n = step.n;
         int k = c.expertsUsed();
         int experts = c.experts();
@@ -253,11 +313,20 @@ final class CpuOps implements Ops {
                     .add(w.matrix(TensorRole.FFN_UP_SHEXP, l), b.xb, b.hb2, n, order);
         }
         products.run();
+        float[] gateBias = w.vector(TensorRole.FFN_GATE_EXPS_BIAS, l);
+        float[] upBias = w.vector(TensorRole.FFN_UP_EXPS_BIAS, l);
+        float[] downBias = w.vector(TensorRole.FFN_DOWN_EXPS_BIAS, l);
         products = WeightMatrix.Products.local();
         for (int e = 0; e < experts; e++) {
             int width = w1[e].rows();
             for (int i = 0; i < count[e]; i++) {
-                Kernels.get().swiglu(gates[e][i], up[e][i], width);
+                addRow(up[e][i], upBias, e, width);
+                addRow(gates[e][i], gateBias, e, width);
+                if (glu == Glu.SWIGLU_OAI) {
+                    CpuMath.swigluOai(gates[e][i], up[e][i], width, OAI_ALPHA, OAI_LIMIT);
+                } else {
+                    Kernels.get().swiglu(gates[e][i], up[e][i], width);
+                }
             }
             products.add(w2[e], gates[e], down[e], count[e], b.decodeOrder);
         }
@@ -272,6 +341,7 @@ final class CpuOps implements Ops {
             for (int i = 0; i < count[e]; i++) {
                 float weight = b.chosenWeights[tokens[e][i]][slots[e][i]];
                 float[] y = down[e][i];
+                addRow(y, downBias, e, c.dim());
                 float[] weighted = b.expertOut[tokens[e][i]][slots[e][i]];
                 for (int d = 0; d < weighted.length; d++) {
                     weighted[d] = y[d] * weight;
@@ -307,7 +377,7 @@ final class CpuOps implements Ops {
     }
 
     @Override
-    public void logits() {
+    public void logits(float scale) {
         float[] norm = w.vector(TensorRole.OUTPUT_NORM, -1);
         float[][] rows = new float[step.logitRows.length][];
         for (int i = 0; i < rows.length; i++) {
@@ -315,26 +385,39 @@ final class CpuOps implements Ops {
             rows[i] = step.logits[i] = new float[c.vocabSize()];
         }
         w.matrix(TensorRole.OUTPUT, -1).matmul(b.xb, rows, rows.length, b.decodeOrder);
+        if (scale != 1f) {
+            for (float[] row : rows) {
+                for (int i = 0; i < row.length; i++) {
+                    row[i] *= scale;
+                }
+            }
+        }
     }
 
-    /** cos and sin of pos * base^(-2i/d), computed as ggml does (float, theta multiplied up per pair, glibc's powf/cosf/sinf). */
+    /**
+     * cos and sin of pos * base^(-2i/d), computed as ggml does (float, theta multiplied up per pair,
+     * glibc's powf/cosf/sinf); with YaRN as ggml's {@code rope_yarn} ({@link YarnRope}).
+     */
     private void ropeAngles(int pos, float[] cos, float[] sin) {
         float thetaScale = Libm.powf(c.ropeBase(), -2.0f / c.ropeDims());
         float theta = pos;
         for (int i = 0; i < cos.length; i++) {
-            cos[i] = Libm.cosf(theta);
-            sin[i] = Libm.sinf(theta);
+            if (yarn != null) {
+                yarn.angle(theta, i, cos, sin);
+            } else {
+                cos[i] = Libm.cosf(theta);
+                sin[i] = Libm.sinf(theta);
+            }
             theta *= thetaScale;
         }
     }
 
-    /** Rotates the first ropeDims dimensions of each head of {@code vec}; the rest pass through. */
-    private void rope(float[] vec, int nHeads, float[] cos, float[] sin) {
-        int headDim = c.headDim();
+    /** Rotates the ropeDims dimensions from {@code offset} of each head ({@code stride} apart) of {@code vec}; the rest pass through. */
+    private void rope(float[] vec, int nHeads, int stride, int offset, float[] cos, float[] sin) {
         int half = c.ropeDims() / 2;
         boolean adjacent = c.ropeType() == ModelConfig.RopeType.NORM;
         for (int h = 0; h < nHeads; h++) {
-            int base = h * headDim;
+            int base = h * stride + offset;
             for (int i = 0; i < half; i++) {
                 int x0i = adjacent ? base + 2 * i : base + i;
                 int x1i = adjacent ? x0i + 1 : base + i + half;
@@ -358,6 +441,15 @@ final class CpuOps implements Ops {
         float scale = 1f / (float) Math.sqrt(mean + c.rmsEps());
         for (int i = 0; i < n; i++) {
             out[off + i] = in[off + i] * scale * weight[i];
+        }
+    }
+
+    /** acc[0..width) += row e of {@code bias} (rows of width); nothing when bias is null (ggml_add_id). */
+    private static void addRow(float[] acc, float[] bias, int e, int width) {
+        if (bias != null) {
+            for (int i = 0; i < width; i++) {
+                acc[i] += bias[e * width + i];
+            }
         }
     }
 

@@ -3,6 +3,7 @@ package io.moestream.runtime.model;
 import io.moestream.runtime.arch.Architecture;
 import io.moestream.runtime.gguf.GgufFile;
 import io.moestream.runtime.gguf.GgufFormatException;
+import io.moestream.runtime.kernel.Libm;
 import io.moestream.runtime.moe.RoutingConfig;
 
 /**
@@ -24,13 +25,17 @@ import io.moestream.runtime.moe.RoutingConfig;
  * @param ropeDims           rotated dimensions per head, from the start of the head (partial RoPE when &lt; headDim)
  * @param ropeType           how dimensions are paired for rotation
  * @param rmsEps             RMSNorm epsilon
- * @param qkNorm             whether q and k are RMS-normalised per head before RoPE
+ * @param qkNorm             whether and how q and k are RMS-normalised before RoPE
  * @param fusedQkv           whether q, k, v come from one {@code attn_qkv} matrix (rows: q, then k, then v)
  * @param leadingDenseLayers MoE models: the first layers that use a dense FFN instead
  * @param nextnLayers        trailing NextN/MTP blocks in the file, loaded by nobody and skipped
  * @param sharedExpertDim    width of the always-on shared expert, 0 = none
  * @param sharedExpertGate   whether the shared expert is scaled by sigmoid({@code ffn_gate_inp_shexp} . x)
  * @param routing            expert routing, null for a dense model
+ * @param scales             the embedding, residual, attention and logit scales ({@link Scales#NONE}: none)
+ * @param attention          sliding-window layers, attention sinks, the pre-FFN norm's name ({@link AttentionLayout#PLAIN}: none)
+ * @param yarn               YaRN RoPE scaling, null for plain RoPE
+ * @param mla                multi-head latent attention (deepseek2), null for q/k/v projections
  */
 public record ModelConfig(
         String architecture,
@@ -47,13 +52,17 @@ public record ModelConfig(
         int ropeDims,
         RopeType ropeType,
         float rmsEps,
-        boolean qkNorm,
+        QkNorm qkNorm,
         boolean fusedQkv,
         int leadingDenseLayers,
         int nextnLayers,
         int sharedExpertDim,
         boolean sharedExpertGate,
-        RoutingConfig routing) {
+        RoutingConfig routing,
+        Scales scales,
+        AttentionLayout attention,
+        Yarn yarn,
+        Mla mla) {
 
     /** How RoPE pairs the dimensions of a head. */
     public enum RopeType {
@@ -63,7 +72,119 @@ public record ModelConfig(
         NEOX
     }
 
+    /** Whether and over what q and k are RMS-normalised (with {@code attn_q_norm} / {@code attn_k_norm}). */
+    public enum QkNorm {
+        NONE,
+        /** Each head alone; the norm weights are one head wide. */
+        PER_HEAD,
+        /** The whole projection (all heads) as one vector; the norm weights are as wide as it. */
+        WHOLE
+    }
+
+    /**
+     * Multipliers some architectures put on the residual stream (granite): the embeddings are
+     * multiplied by {@code embedding}, each sub-layer's output by {@code residual} before it is added,
+     * attention scores by {@code attention} (0: 1/sqrt(head dim)), and the logits divided by
+     * {@code logit}.
+     */
+    public record Scales(float embedding, float residual, float attention, float logit) {
+        public static final Scales NONE = new Scales(1f, 1f, 0f, 1f);
+
+        public Scales {
+            if (!(embedding > 0 && residual > 0 && attention >= 0 && logit > 0) || !Float.isFinite(embedding + residual + attention + logit)) {
+                throw new IllegalArgumentException("scales must be finite and positive (embedding_scale " + embedding + ", residual_scale "
+                        + residual + ", attention.scale " + attention + ", logit_scale " + logit + ")");
+            }
+        }
+    }
+
+    /**
+     * How attention and the norm around it differ from the plain layer (gpt-oss): layer l is a
+     * sliding-window layer when {@code window > 0} and {@code l % period < period - 1} (llama.cpp's
+     * {@code set_swa_pattern}): a query at position p sees keys p - window + 1 .. p. With
+     * {@code sinks} each layer has one learned logit per head ({@code attn_sinks}) that takes part in
+     * the softmax and adds no value. With {@code postAttentionNorm} the pre-FFN norm is
+     * {@code post_attention_norm} instead of {@code ffn_norm}.
+     */
+    public record AttentionLayout(int window, int period, boolean sinks, boolean postAttentionNorm) {
+        public static final AttentionLayout PLAIN = new AttentionLayout(0, 0, false, false);
+
+        public AttentionLayout {
+            if (window < 0 || (window > 0 && period < 1)) {
+                throw new IllegalArgumentException("sliding_window " + window + " must be >= 0, with sliding_window_pattern "
+                        + period + " >= 1");
+            }
+        }
+    }
+
+    /**
+     * YaRN RoPE scaling as ggml's {@code rope_yarn}: {@code freqScale} = 1 / {@code rope.scaling.factor},
+     * the original context, the ramp's beta_fast / beta_slow, {@code extFactor} (1 for YaRN) and
+     * {@code attnFactor} (llama.cpp's {@code yarn_attn_factor}, which cos and sin are multiplied by with
+     * the interpolation's own magnitude correction).
+     */
+    public record Yarn(float freqScale, int origContext, float betaFast, float betaSlow, float extFactor, float attnFactor) {
+
+        /**
+         * llama.cpp's YaRN defaults for {@code rope.scaling.factor} {@code factor} (no log
+         * multiplier): beta_fast 32, beta_slow 1, extFactor 1, and its yarn_attn_factor
+         * {@code m * (1 / m)}, {@code m = 1 + 0.1 ln factor} in float (GCC's fma).
+         */
+        public static Yarn of(float scalingFactor, int origContext) {
+            float freqScale = 1.0f / scalingFactor;
+            float factor = 1.0f / freqScale;
+            float m = factor <= 1f ? 1f : Math.fma(0.1f, Libm.logf(factor), 1.0f);
+            float attnFactor = m * (1.0f / Math.fma(0.1f, Libm.logf(factor), 1.0f));
+            return new Yarn(freqScale, origContext, 32f, 1f, 1f, attnFactor);
+        }
+
+        public Yarn {
+            if (!(freqScale > 0 && freqScale <= 1) || origContext <= 0) {
+                throw new IllegalArgumentException("YaRN needs rope.scaling.factor >= 1 and rope.scaling.original_context_length > 0, got "
+                        + (1 / freqScale) + " and " + origContext);
+            }
+        }
+    }
+
+    /**
+     * Multi-head latent attention in its absorbed form (deepseek2): q = W_qb rms(W_qa x), per head
+     * {@code qkNope} values then {@code qkRope} RoPE'd ones; the cached key of a position is
+     * [rms(c) ({@code kvLoraRank}) ‖ RoPE'd k_pe ({@code qkRope})] from {@code attn_kv_a_mqa}, one
+     * head shared by all query heads, and its value the same row (the latent c is what is read);
+     * the query of head h is [attn_k_b[h] q_nope ‖ q_pe], and its output attn_v_b[h] times the first
+     * {@code kvLoraRank} values of the attention result ({@code vHead} values per head). So
+     * {@code headDim} = kvLoraRank + qkRope and {@code kvHeads} = 1.
+     */
+    public record Mla(int qLoraRank, int kvLoraRank, int qkNope, int qkRope, int vHead) {
+        public Mla {
+            if (qLoraRank <= 0 || kvLoraRank <= 0 || qkNope <= 0 || qkRope <= 0 || vHead <= 0) {
+                throw new IllegalArgumentException("MLA sizes must be positive: q_lora_rank " + qLoraRank + ", kv_lora_rank "
+                        + kvLoraRank + ", key_length_mla - rope " + qkNope + ", rope.dimension_count " + qkRope
+                        + ", value_length_mla " + vHead);
+            }
+        }
+
+        /** Width of one query head before absorption (nope then rope). */
+        public int qHead() {
+            return qkNope + qkRope;
+        }
+    }
+
     public ModelConfig {
+        if (mla != null && (headDim != mla.kvLoraRank() + mla.qkRope() || kvHeads != 1 || ropeDims != mla.qkRope())) {
+            throw new IllegalArgumentException("MLA needs attention.key_length = kv_lora_rank + rope (" + (mla.kvLoraRank() + mla.qkRope())
+                    + ", got " + headDim + "), head_count_kv 1 (got " + kvHeads + ") and rope.dimension_count = the rope part ("
+                    + mla.qkRope() + ", got " + ropeDims + ")");
+        }
+        if (scales == null) {
+            scales = Scales.NONE;
+        }
+        if (attention == null) {
+            attention = AttentionLayout.PLAIN;
+        }
+        if (qkNorm == null) {
+            qkNorm = QkNorm.NONE;
+        }
         if (dim <= 0 || layers <= 0 || heads <= 0 || kvHeads <= 0 || headDim <= 0 || vocabSize <= 0 || contextLength <= 0) {
             throw new IllegalArgumentException("model dimensions must be positive (embedding_length " + dim + ", layers "
                     + layers + ", head_count " + heads + ", head_count_kv " + kvHeads + ", head dim " + headDim + ", vocab "
@@ -92,6 +213,21 @@ public record ModelConfig(
         if ((routing == null || leadingDenseLayers > 0) && ffnDim <= 0) {
             throw new IllegalArgumentException("feed_forward_length must be > 0 for dense layers, got " + ffnDim);
         }
+    }
+
+    /** The attention score scale: {@code attention.scale}, else 1/sqrt(head dim) (llama.cpp's {@code 1.0f/sqrtf(n_embd_head)}). */
+    public float attentionScale() {
+        return scales.attention() != 0f ? scales.attention() : 1f / (float) Math.sqrt(headDim);
+    }
+
+    /** Whether layer {@code l} attends over a sliding window ({@link AttentionLayout}). */
+    public boolean isSlidingLayer(int l) {
+        return attention.window() > 0 && l % attention.period() < attention.period() - 1;
+    }
+
+    /** Width of the attention output that {@code attn_output} reads: all heads' values. */
+    public int attnOutDim() {
+        return mla != null ? heads * mla.vHead() : qDim();
     }
 
     /** Width of all query heads together. */
@@ -186,7 +322,11 @@ public record ModelConfig(
         private int ropeDims;
         private float rmsEps;
         private RopeType ropeType = RopeType.NEOX;
-        private boolean qkNorm;
+        private QkNorm qkNorm = QkNorm.NONE;
+        private Scales scales = Scales.NONE;
+        private AttentionLayout attention = AttentionLayout.PLAIN;
+        private Yarn yarn;
+        private Mla mla;
         private boolean fusedQkv;
         private int leadingDenseLayers;
         private int nextnLayers;
@@ -228,8 +368,24 @@ public record ModelConfig(
             ropeType = v;
         }
 
-        public void qkNorm(boolean v) {
+        public void qkNorm(QkNorm v) {
             qkNorm = v;
+        }
+
+        public void scales(Scales v) {
+            scales = v;
+        }
+
+        public void attention(AttentionLayout v) {
+            attention = v;
+        }
+
+        public void yarn(Yarn v) {
+            yarn = v;
+        }
+
+        public void mla(Mla v) {
+            mla = v;
         }
 
         public void fusedQkv(boolean v) {
@@ -279,7 +435,7 @@ public record ModelConfig(
                         : new RoutingConfig(gating, experts, expertsUsed, normalizeWeights, weightsScale, groups, groupsUsed);
                 return new ModelConfig(architecture, contextLength, dim, blocks - nextnLayers, heads, kvHeads, headDim, ffnDim,
                         expertDim, vocabSize, ropeBase, ropeDims, ropeType, rmsEps, qkNorm, fusedQkv, leadingDenseLayers,
-                        nextnLayers, sharedExpertDim, sharedExpertGate, routing);
+                        nextnLayers, sharedExpertDim, sharedExpertGate, routing, scales, attention, yarn, mla);
             } catch (IllegalArgumentException e) {
                 throw new GgufFormatException(file + ": " + e.getMessage());
             }

@@ -66,8 +66,13 @@ final class Weights {
         return l < 0 ? layers : l;
     }
 
+    /** An F32 tensor's values, all of them (a 2-D one row after row). */
     private static float[] floats(GgufTensor t) {
-        float[] v = new float[Math.toIntExact(t.ne()[0])];
+        long n = 1;
+        for (long d : t.ne()) {
+            n *= d;
+        }
+        float[] v = new float[Math.toIntExact(n)];
         ByteBuffer b = t.bytes();
         for (int i = 0; i < v.length; i++) {
             v[i] = b.getFloat(4 * i);

@@ -9,13 +9,15 @@ import java.util.Arrays;
  * routing variant in {@link RoutingConfig} (llama.cpp's {@code build_moe_ffn}):
  *
  * <ol>
- *   <li>scores {@code s} = softmax(logits) over all experts, or sigmoid(logits) per expert;</li>
+ *   <li>scores {@code s} = softmax(logits) over all experts, sigmoid(logits) per expert, or the
+ *       logits themselves ({@code SOFTMAX_WEIGHT});</li>
  *   <li>selection scores {@code b = s + bias} (the optional bias only steers the choice);</li>
  *   <li>with groups: score each group by the sum of its two largest {@code b}, keep the
  *       {@code groupsUsed} best groups, and drop the experts of the others;</li>
  *   <li>the {@code topK} largest {@code b} are the chosen experts (ties: the lower index);</li>
- *   <li>their weights are the unbiased {@code s}, optionally divided by their sum (at least
- *       {@link #MIN_WEIGHT_SUM}), then multiplied by {@code scale}.</li>
+ *   <li>their weights are the unbiased {@code s} ({@code SOFTMAX_WEIGHT}: the softmax of those
+ *       k), optionally divided by their sum (at least {@link #MIN_WEIGHT_SUM}), then multiplied by
+ *       {@code scale}.</li>
  * </ol>
  *
  * Arithmetic is llama.cpp's CPU arithmetic (softmax as {@link CpuMath#softmax}, sigmoid with
@@ -56,12 +58,14 @@ public final class Router {
     public void route(float[] logits, float[] selectionBias, int[] ids, float[] weights) {
         int n = config.experts();
         int k = config.topK();
-        if (config.gating() == RoutingConfig.Gating.SOFTMAX) {
-            softmax(logits, scores, n);
-        } else {
-            for (int e = 0; e < n; e++) {
-                scores[e] = 1f / (1f + CpuMath.expf(-logits[e]));
+        switch (config.gating()) {
+            case SOFTMAX -> softmax(logits, scores, n);
+            case SIGMOID -> {
+                for (int e = 0; e < n; e++) {
+                    scores[e] = 1f / (1f + CpuMath.expf(-logits[e]));
+                }
             }
+            case SOFTMAX_WEIGHT -> System.arraycopy(logits, 0, scores, 0, n);
         }
         for (int e = 0; e < n; e++) {
             selection[e] = selectionBias == null ? scores[e] : scores[e] + selectionBias[e];
@@ -78,6 +82,9 @@ public final class Router {
             }
             ids[j] = best;
             weights[j] = scores[best];
+        }
+        if (config.gating() == RoutingConfig.Gating.SOFTMAX_WEIGHT) {
+            softmax(weights.clone(), weights, k);
         }
         if (config.normalize()) {
             double total = 0;

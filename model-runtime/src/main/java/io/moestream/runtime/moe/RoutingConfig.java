@@ -21,14 +21,18 @@ public record RoutingConfig(Gating gating, int experts, int topK, boolean normal
         /** softmax over all experts (llama.cpp gating func 1, the default). */
         SOFTMAX,
         /** an independent sigmoid per expert (gating func 2, DeepSeek-V3 / Ling 2.0). */
-        SIGMOID;
+        SIGMOID,
+        /** the raw logits choose; the weights are the softmax over the chosen experts' logits (gating func 3, gpt-oss). */
+        SOFTMAX_WEIGHT;
 
-        /** The GGUF {@code expert_gating_func} code: 1 softmax, 2 sigmoid. */
+        /** The GGUF {@code expert_gating_func} code: 1 softmax, 2 sigmoid, 3 softmax over the chosen. */
         public static Gating ofCode(int code) {
             return switch (code) {
                 case 1 -> SOFTMAX;
                 case 2 -> SIGMOID;
-                default -> throw new IllegalArgumentException("expert_gating_func " + code + " is not supported (1 = softmax, 2 = sigmoid)");
+                case 3 -> SOFTMAX_WEIGHT;
+                default -> throw new IllegalArgumentException("expert_gating_func " + code
+                        + " is not supported (1 = softmax, 2 = sigmoid, 3 = softmax over the chosen)");
             };
         }
     }

@@ -47,7 +47,8 @@ class TensorRoleTest {
         ModelConfig c = ModelConfig.from(f);
         ModelConfig wider = new ModelConfig(c.architecture(), c.contextLength(), c.dim(), c.layers(), c.heads(), c.kvHeads(),
                 c.headDim(), c.ffnDim(), c.expertDim(), c.vocabSize(), c.ropeBase(), c.ropeDims(), c.ropeType(), c.rmsEps(), c.qkNorm(),
-                c.fusedQkv(), c.leadingDenseLayers(), c.nextnLayers(), c.sharedExpertDim() + 1, c.sharedExpertGate(), c.routing());
+                c.fusedQkv(), c.leadingDenseLayers(), c.nextnLayers(), c.sharedExpertDim() + 1, c.sharedExpertGate(), c.routing(),
+                c.scales(), c.attention(), c.yarn(), c.mla());
         assertThatThrownBy(() -> TensorRole.FFN_GATE_SHEXP.bind(f, wider, 1))
                 .isInstanceOf(GgufFormatException.class)
                 .hasMessageContaining("blk.1.ffn_gate_shexp.weight")

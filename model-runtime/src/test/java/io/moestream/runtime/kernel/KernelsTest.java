@@ -1,6 +1,7 @@
 package io.moestream.runtime.kernel;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.within;
 import static org.assertj.core.api.Assumptions.assumeThat;
 
 import io.moestream.runtime.gguf.BlockQuantizer;
@@ -310,6 +311,39 @@ class KernelsTest {
                     assertThat(Float.floatToRawIntBits(got[t])).as("len " + len + " spread " + spread + " position " + t)
                             .isEqualTo(Float.floatToRawIntBits(expected[t]));
                 }
+            }
+        }
+    }
+
+    @Test
+    void sinkSoftmaxMatchesADoubleReferenceAndTakesItsShare() {
+        SplittableRandom r = new SplittableRandom(43);
+        int[][] cases = {{5, 5, 5}, {40, 0, 24}, {300, 0, 284}};
+        for (int[] c : cases) {
+            int len = c[0];
+            for (float sink : new float[] {-3f, 2f, 12f}) {
+                float[] att = new float[(len + 15) & ~15];
+                float max = Float.NEGATIVE_INFINITY;
+                for (int t = 0; t < len; t++) {
+                    att[t] = (float) r.nextGaussian() * 3;
+                    if (t < c[1] || t >= c[2]) {
+                        max = Math.max(max, att[t]);
+                    }
+                }
+                double m = Math.max(max, sink);
+                double sum = Math.exp(sink - m);
+                for (int t = 0; t < len; t++) {
+                    sum += t < c[1] || t >= c[2] ? Math.exp(att[t] - m) : 0;
+                }
+                float[] want = att.clone();
+                Kernels.scalar().maskedSoftmax(att, len, c[1], c[2], max, sink);
+                double total = 0;
+                for (int t = 0; t < len; t++) {
+                    double p = t < c[1] || t >= c[2] ? Math.exp(want[t] - m) / sum : 0;
+                    assertThat((double) att[t]).as("len %d sink %s position %d", len, sink, t).isCloseTo(p, within(1e-6));
+                    total += att[t];
+                }
+                assertThat(total + Math.exp(sink - m) / sum).isCloseTo(1.0, within(1e-5));
             }
         }
     }

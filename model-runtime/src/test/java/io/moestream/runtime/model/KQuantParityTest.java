@@ -48,7 +48,12 @@ class KQuantParityTest {
                 Arguments.of("tiny-kqwen3moe-q6_k", Claim.BIT_IDENTICAL),
                 Arguments.of("tiny-kqwen3moe-q4_k_m", Claim.BIT_IDENTICAL),
                 Arguments.of("trained-moe-q6_k", Claim.BIT_IDENTICAL),
-                Arguments.of("trained-moe-q4_k_m", Claim.BIT_IDENTICAL));
+                Arguments.of("trained-moe-q4_k_m", Claim.BIT_IDENTICAL),
+                Arguments.of("tiny-olmoe-q4_k_m", Claim.BIT_IDENTICAL),
+                Arguments.of("tiny-granitemoe-q4_k_m", Claim.BIT_IDENTICAL),
+                Arguments.of("tiny-gpt-oss-q4_k_m", Claim.BIT_IDENTICAL),
+                Arguments.of("tiny-gpt-oss-mxfp4", Claim.BIT_IDENTICAL),
+                Arguments.of("tiny-deepseek2-q4_k_m", Claim.BIT_IDENTICAL));
     }
 
     @ParameterizedTest(name = "{0}: {1}")

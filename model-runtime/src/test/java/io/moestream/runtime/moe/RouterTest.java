@@ -30,9 +30,13 @@ class RouterTest {
             for (int e = 0; e < n; e++) {
                 s[e] /= sum;
             }
-        } else {
+        } else if (cfg.gating() == Gating.SIGMOID) {
             for (int e = 0; e < n; e++) {
                 s[e] = 1 / (1 + Math.exp(-logits[e]));
+            }
+        } else {
+            for (int e = 0; e < n; e++) {
+                s[e] = logits[e];
             }
         }
         double[] sel = new double[n];
@@ -60,7 +64,20 @@ class RouterTest {
         for (int j = 0; j < ids.length; j++) {
             ids[j] = order[j];
             w[j] = s[order[j]];
-            sum += w[j];
+        }
+        if (cfg.gating() == Gating.SOFTMAX_WEIGHT) {
+            double total = 0;
+            double best = w[0];
+            for (int j = 0; j < w.length; j++) {
+                w[j] = Math.exp(w[j] - best);
+                total += w[j];
+            }
+            for (int j = 0; j < w.length; j++) {
+                w[j] /= total;
+            }
+        }
+        for (double x : w) {
+            sum += x;
         }
         for (int j = 0; j < w.length; j++) {
             if (cfg.normalize()) {
@@ -106,6 +123,16 @@ class RouterTest {
     void mixtralSoftmaxTopKRenormalised() {
         assertMatchesReference(RoutingConfig.softmaxTopK(8, 2, true), false, 1);
         assertMatchesReference(RoutingConfig.softmaxTopK(16, 4, true), false, 2);
+    }
+
+    @Test
+    void gptOssChoosesByRawLogitsAndSoftmaxesTheChosen() {
+        RoutingConfig cfg = new RoutingConfig(Gating.SOFTMAX_WEIGHT, 8, 4, false, 1f, 0, 0);
+        assertMatchesReference(cfg, false, 11);
+        int[] ids = new int[4];
+        float[] w = new float[4];
+        new Router(cfg).route(gaussian(new SplittableRandom(12), 8, 2), null, ids, w);
+        assertThat((double) (w[0] + w[1] + w[2] + w[3])).isCloseTo(1.0, within(1e-6));
     }
 
     @Test
@@ -184,6 +211,7 @@ class RouterTest {
         assertThatThrownBy(() -> new RoutingConfig(Gating.SIGMOID, 8, 2, true, 1f, 8, 2)).hasMessageContaining("expert_group_count 8");
         assertThatThrownBy(() -> new RoutingConfig(Gating.SIGMOID, 16, 4, true, 1f, 4, 4)).hasMessageContaining("expert_group_used_count 4");
         assertThatThrownBy(() -> new RoutingConfig(Gating.SIGMOID, 16, 8, true, 1f, 4, 1)).hasMessageContaining("cannot supply 8");
-        assertThatThrownBy(() -> Gating.ofCode(3)).hasMessageContaining("expert_gating_func 3");
+        assertThat(Gating.ofCode(3)).isEqualTo(Gating.SOFTMAX_WEIGHT);
+        assertThatThrownBy(() -> Gating.ofCode(4)).hasMessageContaining("expert_gating_func 4");
     }
 }
