@@ -154,7 +154,7 @@ public final class GenerateCommand implements Callable<Integer> {
 
                 @Override
                 public void token(int id) {
-                    if (stream && (id != m.tokenizer().eosId() || ignoreEos)) {
+                    if (stream && (!m.tokenizer().isEndOfGeneration(id) || ignoreEos)) {
                         String sofar = r.text();
                         out.print(sofar.substring(printed[index]));
                         out.flush();
