@@ -84,6 +84,7 @@ class ChatConversationITCase {
             assertThat(g2.getUsage().getCachedTokens() + g2.getUsage().getPromptTokens()).isEqualTo(whole2);
             assertThat(g2.getTokenIds()).isEqualTo(scratch2.getTokenIds());
             assertThat(g2.getText()).isEqualTo(scratch2.getText());
+            assertThat(g2.getReasoning()).as("ChatML has no think markers").isNull();
 
             // the client rewrites the first answer: the cache is cut back to a block boundary within the common prefix
             List<ChatMessage> turn3 = new ArrayList<>(turn1);

@@ -1,7 +1,6 @@
 package io.moestream.operators;
 
 import io.moestream.runtime.chat.ChatFormat;
-import io.moestream.runtime.chat.ChatTemplate;
 import io.moestream.runtime.chat.TemplateException;
 import io.moestream.runtime.gguf.GgufFormatException;
 import io.moestream.runtime.model.Model;
@@ -36,7 +35,7 @@ final class ChatPrompts {
         String why = null;
         try {
             if (config.chatTemplate() != null) {
-                f = new ChatFormat(ChatTemplate.parse(config.chatTemplate()), model.tokenizer());
+                f = new ChatFormat(config.chatTemplate(), model.tokenizer());
             } else {
                 f = ChatFormat.of(model.gguf(), model.tokenizer()).orElse(null);
                 if (f == null) {
@@ -92,5 +91,10 @@ final class ChatPrompts {
 
     private static Map<String, Object> kwargs(Prompt prompt) {
         return prompt.getChatTemplateKwargs() == null ? Map.of() : new LinkedHashMap<>(prompt.getChatTemplateKwargs());
+    }
+
+    /** The answer split at the template's think markers (no reasoning without a template or markers). */
+    ChatFormat.Answer split(String text) {
+        return format == null ? new ChatFormat.Answer(text, null) : format.split(text);
     }
 }

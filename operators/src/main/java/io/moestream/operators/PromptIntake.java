@@ -1,5 +1,6 @@
 package io.moestream.operators;
 
+import io.moestream.runtime.chat.ChatFormat;
 import io.moestream.runtime.model.GenerationRequest;
 import io.moestream.runtime.model.KvCache;
 import io.moestream.runtime.model.Model;
@@ -194,6 +195,11 @@ final class PromptIntake {
             LOG.warn("cannot prepare request {}", prompt.getRequestId(), e);
             return reject(q, Outcomes.cannotPrepare(prompt, e, now));
         }
+    }
+
+    /** The answer to {@code prompt}: for chat messages split at the template's think markers, else all text. */
+    ChatFormat.Answer answer(Prompt prompt, String text) {
+        return prompt.getMessages().isEmpty() ? new ChatFormat.Answer(text, null) : chatPrompts.split(text);
     }
 
     /**

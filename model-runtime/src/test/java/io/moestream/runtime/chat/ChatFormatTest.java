@@ -1,6 +1,7 @@
 package io.moestream.runtime.chat;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import io.moestream.runtime.gguf.GgmlType;
 import io.moestream.runtime.model.FinishReason;
@@ -12,7 +13,9 @@ import io.moestream.runtime.sched.Request;
 import io.moestream.runtime.synthetic.SyntheticModels;
 import io.moestream.runtime.synthetic.SyntheticSpec;
 import io.moestream.runtime.tokenizer.Tokenizer;
+import io.moestream.runtime.Fixtures;
 import java.io.IOException;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.List;
@@ -95,5 +98,36 @@ class ChatFormatTest {
         float[] logits = new float[model.tokenizer().vocabSize()];
         logits[id] = 10f;
         return logits;
+    }
+
+    @Test
+    void reasoningIsSplitOffAtTheThinkMarkersOfTemplatesThatHaveThem() throws IOException {
+        Tokenizer t = model.tokenizer();
+        ChatFormat thinking = new ChatFormat(SyntheticModels.CHATML_TEMPLATE
+                + "{% if add_generation_prompt and enable_thinking is false %}{{ '<think>\\n\\n</think>\\n\\n' }}{% endif %}", t);
+        assertThat(thinking.thinks()).isTrue();
+        assertThat(thinking.render(List.of(ChatFormat.message("user", "Hi")), Map.of("enable_thinking", false)))
+                .endsWith("<|im_start|>assistant\n<think>\n\n</think>\n\n");
+        assertThat(thinking.split("<think>\nThe user wants a colour.\n</think>\n\nBlue."))
+                .isEqualTo(new ChatFormat.Answer("Blue.", "The user wants a colour."));
+        assertThat(thinking.split("The generation prompt opened it.\n</think>\n\nBlue."))
+                .isEqualTo(new ChatFormat.Answer("Blue.", "The generation prompt opened it."));
+        assertThat(thinking.split("<think>\nCut by max_tokens"))
+                .isEqualTo(new ChatFormat.Answer("", "Cut by max_tokens"));
+        assertThat(thinking.split("Blue.")).isEqualTo(new ChatFormat.Answer("Blue.", null));
+
+        ChatFormat chatml = ChatFormat.of(model.gguf(), t).orElseThrow();
+        assertThat(chatml.thinks()).isFalse();
+        assertThat(chatml.split("<think>x</think>y")).isEqualTo(new ChatFormat.Answer("<think>x</think>y", null));
+    }
+
+    @Test
+    void qwen3sTemplateThinksAndQwen25sDoesNot() throws IOException {
+        Path oracle = Fixtures.sharedOracle();
+        assumeTrue(oracle != null, "no ../shared beside the repository");
+        Path templates = oracle.resolveSibling("chat-templates").resolve("templates");
+        Tokenizer t = model.tokenizer();
+        assertThat(new ChatFormat(Files.readString(templates.resolve("Qwen-Qwen3-0.6B.jinja")), t).thinks()).isTrue();
+        assertThat(new ChatFormat(Files.readString(templates.resolve("Qwen-Qwen2.5-7B-Instruct.jinja")), t).thinks()).isFalse();
     }
 }
