@@ -93,8 +93,15 @@ final class ChatPrompts {
         return prompt.getChatTemplateKwargs() == null ? Map.of() : new LinkedHashMap<>(prompt.getChatTemplateKwargs());
     }
 
-    /** The answer split at the template's think markers (no reasoning without a template or markers). */
-    ChatFormat.Answer split(String text) {
-        return format == null ? new ChatFormat.Answer(text, null) : format.split(text);
+    /** The answer to {@code prompt} split at the template's think markers (no reasoning without a template or markers). */
+    ChatFormat.Answer split(Prompt prompt, String text) {
+        if (format == null || !format.thinks()) {
+            return new ChatFormat.Answer(text, null);
+        }
+        try {
+            return format.split(render(prompt), text);
+        } catch (Refused e) { // it rendered when the request was admitted
+            return format.split(text);
+        }
     }
 }

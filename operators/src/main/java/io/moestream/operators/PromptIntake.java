@@ -199,7 +199,7 @@ final class PromptIntake {
 
     /** The answer to {@code prompt}: for chat messages split at the template's think markers, else all text. */
     ChatFormat.Answer answer(Prompt prompt, String text) {
-        return prompt.getMessages().isEmpty() ? new ChatFormat.Answer(text, null) : chatPrompts.split(text);
+        return prompt.getMessages().isEmpty() ? new ChatFormat.Answer(text, null) : chatPrompts.split(prompt, text);
     }
 
     /**

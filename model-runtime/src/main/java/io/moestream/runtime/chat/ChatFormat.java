@@ -100,13 +100,29 @@ public final class ChatFormat {
      * think markers in the template, or in the text, the text is all answer.
      */
     public Answer split(String text) {
+        return split(text, false);
+    }
+
+    /**
+     * As {@link #split(String)}, for the answer to {@code renderedPrompt}: when the prompt ends inside an
+     * open think block (DeepSeek-R1's generation prompt writes {@code <think>\n}), a text without
+     * {@code </think>} is all reasoning.
+     */
+    public Answer split(String renderedPrompt, String text) {
+        return split(text, thinks && renderedPrompt.lastIndexOf(THINK_OPEN) > renderedPrompt.lastIndexOf(THINK_CLOSE));
+    }
+
+    private Answer split(String text, boolean opened) {
         if (!thinks) {
             return new Answer(text, null);
         }
         int close = text.indexOf(THINK_CLOSE);
         String head = text.stripLeading();
         if (close < 0) {
-            return head.startsWith(THINK_OPEN) ? new Answer("", trimNewlines(head.substring(THINK_OPEN.length()))) : new Answer(text, null);
+            if (head.startsWith(THINK_OPEN)) {
+                return new Answer("", trimNewlines(head.substring(THINK_OPEN.length())));
+            }
+            return opened ? new Answer("", trimNewlines(text)) : new Answer(text, null);
         }
         String reasoning = text.substring(0, close).stripLeading();
         if (reasoning.startsWith(THINK_OPEN)) {

@@ -115,6 +115,10 @@ class ChatFormatTest {
         assertThat(thinking.split("<think>\nCut by max_tokens"))
                 .isEqualTo(new ChatFormat.Answer("", "Cut by max_tokens"));
         assertThat(thinking.split("Blue.")).isEqualTo(new ChatFormat.Answer("Blue.", null));
+        assertThat(thinking.split("<|im_start|>assistant\n<think>\n", "Cut short while thinking"))
+                .as("the generation prompt opened the think block").isEqualTo(new ChatFormat.Answer("", "Cut short while thinking"));
+        assertThat(thinking.split("<|im_start|>assistant\n<think>\n\n</think>\n\n", "Blue."))
+                .as("thinking switched off").isEqualTo(new ChatFormat.Answer("Blue.", null));
 
         ChatFormat chatml = ChatFormat.of(model.gguf(), t).orElseThrow();
         assertThat(chatml.thinks()).isFalse();
