@@ -9,6 +9,9 @@ import org.apache.flink.configuration.ReadableConfig;
 import org.apache.flink.configuration.StateBackendOptions;
 import org.apache.flink.connector.base.DeliveryGuarantee;
 
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.time.Duration;
 
 /**
@@ -232,6 +235,14 @@ public final class JobOptions {
                                     + " (the CUDA backend on the GPU Flink assigned the slot; the job fails saying why when it cannot"
                                     + " run; needs the moestream-cuda jar on the class path; not yet verified on hardware).");
 
+    public static final ConfigOption<String> CHAT_TEMPLATE_FILE =
+            ConfigOptions.key("moestream.chat-template.file")
+                    .stringType()
+                    .noDefaultValue()
+                    .withDescription(
+                            "A Jinja2 chat template file that prompts with messages are rendered with, instead of the model's"
+                                    + " tokenizer.chat_template. Read on the client that builds the job; the text travels inside the job.");
+
     public static final ConfigOption<String> STATE_BACKEND =
             ConfigOptions.key("moestream.state.backend")
                     .stringType()
@@ -279,4 +290,15 @@ public final class JobOptions {
     }
 
     private JobOptions() {}
+
+    /** The text of {@link #CHAT_TEMPLATE_FILE}, or null when it is unset; fails naming the file when it cannot be read. */
+    public static String chatTemplate(ReadableConfig conf) {
+        return conf.getOptional(CHAT_TEMPLATE_FILE).map(file -> {
+            try {
+                return Files.readString(Path.of(file));
+            } catch (IOException e) {
+                throw new IllegalArgumentException(CHAT_TEMPLATE_FILE.key() + ": cannot read " + file + ": " + e, e);
+            }
+        }).orElse(null);
+    }
 }

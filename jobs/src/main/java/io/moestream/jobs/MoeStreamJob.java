@@ -79,7 +79,8 @@ public final class MoeStreamJob {
                 conf.get(JobOptions.DUPLICATE_WINDOW).toMillis(),
                 null,
                 JobOptions.kvState(conf),
-                conf.get(JobOptions.BACKEND));
+                conf.get(JobOptions.BACKEND),
+                JobOptions.chatTemplate(conf));
         SingleOutputStreamOperator<Generation> generations = InferenceOperator.apply(documents, prompts, config);
 
         DataStream<InferenceError> errors = documents.getSideOutput(OutputTags.ERRORS)

@@ -73,12 +73,12 @@ class WriterSchemasTest {
     @Test
     void anIncompatibleSchemaStopsTheStartNamingItsFile(@TempDir Path dir) throws Exception {
         Files.writeString(dir.resolve("a-good.avsc"), OLDER_PROMPT);
-        Path bad = dir.resolve("b-no-text.avsc");
-        Files.writeString(bad, OLDER_PROMPT.replace("{\"name\": \"text\", \"type\": \"string\"},", ""));
+        Path bad = dir.resolve("b-no-tenant.avsc");
+        Files.writeString(bad, OLDER_PROMPT.replace("{\"name\": \"tenant\", \"type\": \"string\"},", ""));
         assertThatThrownBy(() -> WriterSchemas.load(dir)).isInstanceOf(IllegalArgumentException.class)
                 .hasMessageStartingWith("moestream.schemas.writer-dir: " + bad + ": writer schema 0x")
                 .hasMessageContaining("cannot be read as io.moestream.schemas.Prompt")
-                .hasMessageContaining("text");
+                .hasMessageContaining("tenant");
     }
 
     @Test

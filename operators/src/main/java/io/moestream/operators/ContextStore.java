@@ -104,13 +104,18 @@ final class ContextStore {
 
     /**
      * Stores the current key's context: the blocks changed since {@link #load} (all of a new cache) and
-     * {@code next} with the cache's token ids and KV metadata; keeps the byte count. {@code previous} is
+     * {@code next} with the cache's token ids and KV metadata, and drops blocks past the cache's end (a
+     * conversation cut back to a common prefix); keeps the byte count. {@code previous} is
      * the stored metadata the cache was loaded from (null: a new context, or a document started again,
      * whose old blocks go); {@code previousBytes} what the context took before.
      */
     ContextMeta store(KvCache cache, ContextMeta next, ContextMeta previous, long previousBytes) throws Exception {
         if (previous == null) {
             blocks.clear();
+        } else { // a conversation cut back to a shorter prefix leaves no block behind
+            for (int i = cache.paged().blockCount(); blocks.contains(i); i++) {
+                blocks.remove(i);
+            }
         }
         for (int i : cache.paged().dirtyBlocks()) {
             blocks.put(i, cache.paged().encodeBlock(i));

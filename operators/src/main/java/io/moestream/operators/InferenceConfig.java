@@ -25,6 +25,8 @@ import java.util.Objects;
  * @param kvState               how contexts are kept in keyed state (codec, blocks, pruning, TTL, tenant cap)
  * @param backend               where steps run: {@code auto} (a GPU backend when one can run here, else the
  *                              CPU engine), {@code cpu} or {@code cuda}; see {@link RunnerSelection}
+ * @param chatTemplate          Jinja2 source of the chat template prompts with {@code messages} are rendered
+ *                              with; {@code null} = the model's {@code tokenizer.chat_template}
  */
 public record InferenceConfig(
         String modelPath,
@@ -38,7 +40,8 @@ public record InferenceConfig(
         long duplicateWindowMillis,
         String modelName,
         KvStateConfig kvState,
-        String backend) implements Serializable {
+        String backend,
+        String chatTemplate) implements Serializable {
 
     /**
      * {@link #modelPath} of the small trained MoE bundled in the runtime jar; each TaskManager
@@ -97,62 +100,68 @@ public record InferenceConfig(
     public static InferenceConfig defaults(String modelPath) {
         return new InferenceConfig(modelPath, DEFAULT_MAX_SEQUENCES, DEFAULT_TOKEN_BUDGET, DEFAULT_MAX_QUEUED,
                 DEFAULT_TENANT_SHARE, DEFAULT_MAX_TOKENS_CAP, DEFAULT_DOCUMENT_WAIT_MILLIS, DEFAULT_MAX_DOCUMENT_TOKENS,
-                DEFAULT_DUPLICATE_WINDOW_MILLIS, null, KvStateConfig.defaults(), DEFAULT_BACKEND);
+                DEFAULT_DUPLICATE_WINDOW_MILLIS, null, KvStateConfig.defaults(), DEFAULT_BACKEND, null);
     }
 
     /** Sets {@code maxSequences}, raising {@code tokenBudget} to it when it is smaller. */
     public InferenceConfig withMaxSequences(int value) {
         return new InferenceConfig(modelPath, value, Math.max(tokenBudget, Math.max(2, value)), maxQueued, tenantShare, maxTokensCap,
-                documentWaitMillis, maxDocumentTokens, duplicateWindowMillis, modelName, kvState, backend);
+                documentWaitMillis, maxDocumentTokens, duplicateWindowMillis, modelName, kvState, backend, chatTemplate);
     }
 
     public InferenceConfig withTokenBudget(int value) {
         return new InferenceConfig(modelPath, maxSequences, value, maxQueued, tenantShare, maxTokensCap,
-                documentWaitMillis, maxDocumentTokens, duplicateWindowMillis, modelName, kvState, backend);
+                documentWaitMillis, maxDocumentTokens, duplicateWindowMillis, modelName, kvState, backend, chatTemplate);
     }
 
     public InferenceConfig withMaxQueued(int value) {
         return new InferenceConfig(modelPath, maxSequences, tokenBudget, value, tenantShare, maxTokensCap,
-                documentWaitMillis, maxDocumentTokens, duplicateWindowMillis, modelName, kvState, backend);
+                documentWaitMillis, maxDocumentTokens, duplicateWindowMillis, modelName, kvState, backend, chatTemplate);
     }
 
     public InferenceConfig withTenantShare(double value) {
         return new InferenceConfig(modelPath, maxSequences, tokenBudget, maxQueued, value, maxTokensCap,
-                documentWaitMillis, maxDocumentTokens, duplicateWindowMillis, modelName, kvState, backend);
+                documentWaitMillis, maxDocumentTokens, duplicateWindowMillis, modelName, kvState, backend, chatTemplate);
     }
 
     public InferenceConfig withMaxTokensCap(int value) {
         return new InferenceConfig(modelPath, maxSequences, tokenBudget, maxQueued, tenantShare, value,
-                documentWaitMillis, maxDocumentTokens, duplicateWindowMillis, modelName, kvState, backend);
+                documentWaitMillis, maxDocumentTokens, duplicateWindowMillis, modelName, kvState, backend, chatTemplate);
     }
 
     public InferenceConfig withDocumentWaitMillis(long value) {
         return new InferenceConfig(modelPath, maxSequences, tokenBudget, maxQueued, tenantShare, maxTokensCap,
-                value, maxDocumentTokens, duplicateWindowMillis, modelName, kvState, backend);
+                value, maxDocumentTokens, duplicateWindowMillis, modelName, kvState, backend, chatTemplate);
     }
 
     public InferenceConfig withMaxDocumentTokens(int value) {
         return new InferenceConfig(modelPath, maxSequences, tokenBudget, maxQueued, tenantShare, maxTokensCap,
-                documentWaitMillis, value, duplicateWindowMillis, modelName, kvState, backend);
+                documentWaitMillis, value, duplicateWindowMillis, modelName, kvState, backend, chatTemplate);
     }
 
     public InferenceConfig withDuplicateWindowMillis(long value) {
         return new InferenceConfig(modelPath, maxSequences, tokenBudget, maxQueued, tenantShare, maxTokensCap,
-                documentWaitMillis, maxDocumentTokens, value, modelName, kvState, backend);
+                documentWaitMillis, maxDocumentTokens, value, modelName, kvState, backend, chatTemplate);
     }
 
     public InferenceConfig withModelName(String value) {
         return new InferenceConfig(modelPath, maxSequences, tokenBudget, maxQueued, tenantShare, maxTokensCap,
-                documentWaitMillis, maxDocumentTokens, duplicateWindowMillis, value, kvState, backend);
+                documentWaitMillis, maxDocumentTokens, duplicateWindowMillis, value, kvState, backend, chatTemplate);
     }
 
     public InferenceConfig withKvState(KvStateConfig value) {
         return new InferenceConfig(modelPath, maxSequences, tokenBudget, maxQueued, tenantShare, maxTokensCap,
-                documentWaitMillis, maxDocumentTokens, duplicateWindowMillis, modelName, value, backend);
+                documentWaitMillis, maxDocumentTokens, duplicateWindowMillis, modelName, value, backend, chatTemplate);
     }
 
     public InferenceConfig withBackend(String value) {
         return new InferenceConfig(modelPath, maxSequences, tokenBudget, maxQueued, tenantShare, maxTokensCap,
-                documentWaitMillis, maxDocumentTokens, duplicateWindowMillis, modelName, kvState, value);
+                documentWaitMillis, maxDocumentTokens, duplicateWindowMillis, modelName, kvState, value, chatTemplate);
+    }
+
+    /** Sets the chat template source ({@code null}: the model's own). */
+    public InferenceConfig withChatTemplate(String value) {
+        return new InferenceConfig(modelPath, maxSequences, tokenBudget, maxQueued, tenantShare, maxTokensCap,
+                documentWaitMillis, maxDocumentTokens, duplicateWindowMillis, modelName, kvState, backend, value);
     }
 }

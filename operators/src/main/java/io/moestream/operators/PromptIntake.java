@@ -1,14 +1,17 @@
 package io.moestream.operators;
 
+import io.moestream.runtime.chat.ChatFormat;
 import io.moestream.runtime.model.GenerationRequest;
 import io.moestream.runtime.model.KvCache;
 import io.moestream.runtime.model.Model;
 import io.moestream.runtime.sched.Request;
 import io.moestream.runtime.tokenizer.Tokenizer;
+import io.moestream.schemas.ErrorCode;
 import io.moestream.schemas.InferenceError;
 import io.moestream.schemas.Prompt;
 import io.moestream.schemas.PromptMode;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Iterator;
 import java.util.List;
 import java.util.Map;
@@ -47,6 +50,7 @@ final class PromptIntake {
     private final RequestQueue queue;
     private final ContextStore store;
     private final Outputs out;
+    private final ChatPrompts chatPrompts;
 
     /** The state and services prompts need (more than five, so a record). */
     record Parts(ListState<PendingPrompt> pending, MapState<String, Long> seen,
@@ -64,6 +68,7 @@ final class PromptIntake {
         this.queue = parts.queue();
         this.store = parts.store();
         this.out = parts.out();
+        this.chatPrompts = new ChatPrompts(config, model);
     }
 
     /** A prompt of the current key arrived: answered as a duplicate, or waits for its document, or is queued. */
@@ -129,6 +134,7 @@ final class PromptIntake {
             ContextMeta meta = null;
             long baseBytes = 0;
             int[] ids;
+            boolean chat = !prompt.getMessages().isEmpty();
             switch (prompt.getMode()) {
                 case DOCUMENT -> {
                     ContextMeta doc = store.meta();
@@ -137,7 +143,8 @@ final class PromptIntake {
                         return null;
                     }
                     cache = store.load(doc).copy(); // a copy: the prompt's tokens never reach the document's cache
-                    ids = tokenizer.encode(prompt.getText(), false);
+                    ids = chat ? tokenizer.encode(chatPrompts.render(prompt), false, true)
+                            : tokenizer.encode(prompt.getText(), false);
                 }
                 case CONVERSATION -> {
                     meta = store.meta();
@@ -148,9 +155,17 @@ final class PromptIntake {
                         cache = store.load(meta);
                         baseBytes = store.bytes(meta);
                     }
-                    ids = cache == null ? tokenizer.encodePrompt(prompt.getText()) : tokenizer.encode(prompt.getText(), false);
+                    if (chat) {
+                        int[] whole = chatPrompts.encode(prompt);
+                        if (cache != null) {
+                            cache = reuse(cache, whole);
+                        }
+                        ids = Arrays.copyOfRange(whole, cache == null ? 0 : cache.length(), whole.length);
+                    } else {
+                        ids = cache == null ? tokenizer.encodePrompt(prompt.getText()) : tokenizer.encode(prompt.getText(), false);
+                    }
                 }
-                default -> ids = tokenizer.encodePrompt(prompt.getText());
+                default -> ids = chat ? chatPrompts.encode(prompt) : tokenizer.encodePrompt(prompt.getText());
             }
             if (cache == null) {
                 cache = store.newCache();
@@ -174,10 +189,40 @@ final class PromptIntake {
             Request request = Request.generate(prompt.getTenant(),
                     new GenerationRequest(cache, ids, PromptSampling.params(prompt, maxTokens), conversation), tokenizer);
             return new PromptRun(q, request, meta, baseBytes, now);
+        } catch (ChatPrompts.Refused e) {
+            return reject(q, Outcomes.prompt(prompt, ErrorCode.INVALID_PARAMS, e.getMessage(), now));
         } catch (RuntimeException e) {
             LOG.warn("cannot prepare request {}", prompt.getRequestId(), e);
             return reject(q, Outcomes.cannotPrepare(prompt, e, now));
         }
+    }
+
+    /** The answer to {@code prompt}: for chat messages split at the template's think markers, else all text. */
+    ChatFormat.Answer answer(Prompt prompt, String text) {
+        return prompt.getMessages().isEmpty() ? new ChatFormat.Answer(text, null) : chatPrompts.split(prompt, text);
+    }
+
+    /**
+     * The conversation's cache made a prefix of {@code whole}, its new rendering: kept up to the longest
+     * common token prefix (so a template that rewrites earlier turns still gives exactly the rendering
+     * from scratch), cut back to a block boundary when the cache goes beyond that prefix (or to nothing
+     * when its streaming heads dropped data), and always leaving at least one token to compute.
+     */
+    private KvCache reuse(KvCache cache, int[] whole) {
+        int[] cached = cache.tokens();
+        int common = 0;
+        int n = Math.min(cached.length, whole.length - 1);
+        while (common < n && cached[common] == whole[common]) {
+            common++;
+        }
+        if (common == cached.length) {
+            return cache;
+        }
+        if (!cache.truncatable()) {
+            return store.newCache();
+        }
+        cache.truncate(common);
+        return cache;
     }
 
     /** Answers a queued or running prompt (its key selected) with an error; it leaves the pending work. */

@@ -1,5 +1,6 @@
 package io.moestream.operators;
 
+import io.moestream.runtime.chat.ChatFormat;
 import io.moestream.runtime.model.GenerationResult;
 import io.moestream.runtime.sched.Request;
 import io.moestream.schemas.Generation;
@@ -56,7 +57,8 @@ final class PromptRun extends Running {
         return firstTokenMillis;
     }
 
-    Generation toGeneration(String modelName) {
+    /** The generation record; {@code answer} is the text as the client gets it (reasoning split off for chat prompts). */
+    Generation toGeneration(String modelName, ChatFormat.Answer answer) {
         Prompt prompt = prompt();
         GenerationResult r = request.result();
         List<Integer> ids = new ArrayList<>(r.tokenIds().length);
@@ -67,7 +69,8 @@ final class PromptRun extends Running {
                 .setRequestId(prompt.getRequestId())
                 .setTenant(prompt.getTenant())
                 .setContextId(prompt.getMode() == PromptMode.STATELESS ? null : prompt.getContextId())
-                .setText(r.text())
+                .setText(answer.content())
+                .setReasoning(answer.reasoning())
                 .setTokenIds(ids)
                 .setFinishReason(io.moestream.schemas.FinishReason.valueOf(r.finishReason().name()))
                 .setUsage(Usage.newBuilder()

@@ -1,5 +1,6 @@
 package io.moestream.operators;
 
+import io.moestream.schemas.ChatMessage;
 import io.moestream.schemas.ErrorCode;
 import io.moestream.schemas.InferenceError;
 import io.moestream.schemas.Prompt;
@@ -8,7 +9,8 @@ import java.util.ArrayList;
 import java.util.List;
 
 /**
- * The rules a {@link Prompt} must follow: ids present, text non-empty, {@code max_tokens} in
+ * The rules a {@link Prompt} must follow: ids present, either {@code text} or {@code messages} (roles
+ * system, user, assistant, tool), {@code max_tokens} in
  * {@code 1..maxTokensCap}, {@code temperature} in {@code [0, 2]}, {@code top_k >= 0}, {@code top_p}
  * in {@code (0, 1]}, a {@code context_id} exactly for DOCUMENT and CONVERSATION prompts.
  */
@@ -17,6 +19,9 @@ public final class PromptValidator implements RecordValidator<Prompt> {
     private static final long serialVersionUID = 1L;
 
     public static final float MAX_TEMPERATURE = 2.0f;
+
+    /** The message roles a prompt may use. */
+    public static final List<String> ROLES = List.of("system", "user", "assistant", "tool");
 
     private final int maxTokensCap;
 
@@ -32,8 +37,18 @@ public final class PromptValidator implements RecordValidator<Prompt> {
         List<String> problems = new ArrayList<>();
         DocumentValidator.checkId("request_id", p.getRequestId(), "give every prompt a unique id", problems);
         DocumentValidator.checkId("tenant", p.getTenant(), "set the tenant that owns the request", problems);
-        if (p.getText() == null || p.getText().isEmpty()) {
-            problems.add("text is empty: there is nothing to answer");
+        boolean hasText = p.getText() != null && !p.getText().isEmpty();
+        List<ChatMessage> messages = p.getMessages() == null ? List.of() : p.getMessages();
+        if (hasText && !messages.isEmpty()) {
+            problems.add("both text and messages are given: send the prompt as plain text or as chat messages, not both");
+        } else if (!hasText && messages.isEmpty()) {
+            problems.add("text and messages are empty: there is nothing to answer");
+        }
+        for (int i = 0; i < messages.size(); i++) {
+            String role = messages.get(i).getRole();
+            if (!ROLES.contains(role)) {
+                problems.add("messages[" + i + "].role is '" + role + "': it must be one of " + String.join(", ", ROLES));
+            }
         }
         if (p.getMaxTokens() < 1 || p.getMaxTokens() > maxTokensCap) {
             problems.add("max_tokens is " + p.getMaxTokens() + ": it must be between 1 and " + maxTokensCap);

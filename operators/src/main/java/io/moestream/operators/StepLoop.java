@@ -171,7 +171,7 @@ final class StepLoop {
             queue.release(p.key());
         }
         intake.remove(p.queued);
-        out.generation(p.toGeneration(modelName));
+        out.generation(p.toGeneration(modelName, intake.answer(p.prompt(), p.request.result().text())));
         ProgressStats.IN_FLIGHT.decrement();
         long arrival = p.pending().arrivalMillis();
         metrics.generation(p.request.cachedTokens(), Math.max(0, p.firstTokenMillis() - arrival),

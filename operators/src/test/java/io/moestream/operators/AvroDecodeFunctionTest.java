@@ -7,6 +7,7 @@ import static io.moestream.operators.TestRecords.turn;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import io.moestream.schemas.AvroCodec;
+import io.moestream.schemas.ChatMessage;
 import io.moestream.schemas.Document;
 import io.moestream.schemas.ErrorCode;
 import io.moestream.schemas.FinishReason;
@@ -108,7 +109,10 @@ class AvroDecodeFunctionTest {
 
     static Stream<Arguments> invalidPrompts() {
         return Stream.of(
-                invalid("empty text", p -> p.setText(""), "text is empty"),
+                invalid("empty text", p -> p.setText(""), "text and messages are empty"),
+                invalid("text and messages", p -> p.setMessages(List.of(new ChatMessage("user", "Hi"))), "not both"),
+                invalid("unknown role", p -> p.setText("").setMessages(List.of(new ChatMessage("user", "Hi"),
+                        new ChatMessage("narrator", "Once"))), "messages[1].role is 'narrator'"),
                 invalid("max_tokens 0", p -> p.setMaxTokens(0), "max_tokens is 0"),
                 invalid("negative max_tokens", p -> p.setMaxTokens(-5), "max_tokens is -5"),
                 invalid("temperature above 2", p -> p.setTemperature(2.5f), "temperature is 2.5"),
@@ -155,7 +159,7 @@ class AvroDecodeFunctionTest {
                 .setTemperature(Float.NaN).build();
         Decoded<Prompt> p = decode(AvroDecodeFunction.prompts(CAP), RawRecord.of(PROMPTS.encode(prompt)));
         InferenceError error = single(p.errors);
-        assertThat(error.getMessage()).contains("text is empty", "max_tokens is 0", "temperature is NaN", "context_id");
+        assertThat(error.getMessage()).contains("text and messages are empty", "max_tokens is 0", "temperature is NaN", "context_id");
         assertThat(error.getContextId()).isNull();
     }
 

@@ -17,6 +17,8 @@ import static org.assertj.core.api.Assertions.assertThat;
 import io.moestream.runtime.model.GenerationResult;
 import io.moestream.runtime.model.KvCache;
 import io.moestream.runtime.sampler.SamplingParams;
+import io.moestream.runtime.synthetic.SyntheticModels;
+import io.moestream.schemas.ChatMessage;
 import io.moestream.schemas.ContextReady;
 import io.moestream.schemas.Document;
 import io.moestream.schemas.ErrorCode;
@@ -294,6 +296,30 @@ class InferenceOperatorTest {
         assertThat(error.getRequestId()).isEqualTo("q");
         assertThat(error.getMessage()).contains("100 ms").contains("parts 0..0");
         assertThat(harness.extractOutputValues()).isEmpty();
+    }
+
+    @Test
+    void chatMessagesNeedATemplateAndAreAnsweredAsTheirRendering() throws Exception {
+        Prompt chat = Prompt.newBuilder(stateless("acme", "chat", "", 5))
+                .setMessages(List.of(new ChatMessage("system", "Be brief."), new ChatMessage("user", "Hello world")))
+                .build();
+        harness = open(Reference.config());
+        harness.processElement2(new StreamRecord<>(chat));
+        drain(harness);
+        InferenceError error = single(errors());
+        assertThat(error.getCode()).isEqualTo(ErrorCode.INVALID_PARAMS);
+        assertThat(error.getMessage()).contains("has no chat template", "moestream.chat-template.file");
+        harness.close();
+
+        harness = open(Reference.config().withChatTemplate(SyntheticModels.CHATML_TEMPLATE));
+        harness.processElement2(new StreamRecord<>(chat));
+        drain(harness);
+        assertThat(errors()).isEmpty();
+        String rendered = "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHello world<|im_end|>\n"
+                + "<|im_start|>assistant\n";
+        Generation g = single(harness.extractOutputValues());
+        assertThat(g.getUsage().getPromptTokens()).isEqualTo(ref.tokenizer.encodePrompt(rendered).length);
+        assertThat(g.getTokenIds()).isEqualTo(Reference.ids(ref.stateless(rendered, 5)));
     }
 
     @Test

@@ -59,6 +59,29 @@ public final class AvroCodec<T extends SpecificRecord> implements Serializable {
     private AvroCodec(Class<T> type) {
         this.type = Objects.requireNonNull(type, "type");
         init();
+        for (Schema released : releasedSchemas(type)) {
+            addSchema(released);
+        }
+    }
+
+    /**
+     * The earlier released writer schemas of {@code type} that the jar carries
+     * ({@code io/moestream/schemas/released/<Name>-1.avsc}, {@code -2}, ...), so that records from
+     * producers still on an earlier release decode without configuration.
+     */
+    static List<Schema> releasedSchemas(Class<?> type) {
+        List<Schema> out = new ArrayList<>();
+        for (int v = 1; ; v++) {
+            String name = "released/" + type.getSimpleName() + "-" + v + ".avsc";
+            try (java.io.InputStream in = AvroCodec.class.getResourceAsStream(name)) {
+                if (in == null) {
+                    return out;
+                }
+                out.add(new Schema.Parser().parse(in));
+            } catch (IOException e) {
+                throw new java.io.UncheckedIOException("cannot read " + name, e);
+            }
+        }
     }
 
     /** A new codec for a generated record class. */

@@ -10,6 +10,7 @@ import java.nio.ByteBuffer;
 import java.util.ArrayList;
 import java.util.List;
 import org.apache.avro.Schema;
+import org.apache.avro.SchemaNormalization;
 import org.apache.avro.SchemaCompatibility;
 import org.apache.avro.SchemaCompatibility.SchemaCompatibilityType;
 import org.apache.avro.generic.GenericData;
@@ -129,6 +130,44 @@ class SchemaEvolutionTest {
     }
 
     @Test
+    void aPromptFromAProducerOnTheFirstReleaseDecodesWithoutRegistrationAndHasNoMessages() {
+        Schema v1 = resource("/compat/v1/Prompt.avsc");
+        assertThat(AvroCodec.releasedSchemas(Prompt.class)).containsExactly(v1);
+        GenericRecord record = new GenericData.Record(v1);
+        record.put("request_id", "v1-2");
+        record.put("tenant", "acme");
+        record.put("context_id", null);
+        record.put("mode", new GenericData.EnumSymbol(v1.getField("mode").schema(), "STATELESS"));
+        record.put("text", "Hi");
+        record.put("max_tokens", 7);
+        record.put("temperature", 0f);
+        record.put("top_k", 0);
+        record.put("top_p", 1f);
+        record.put("seed", null);
+        record.put("stop", List.of());
+
+        Prompt prompt = AvroCodec.forPrompt().decode(encode(v1, record));
+        assertThat(prompt.getText()).isEqualTo("Hi");
+        assertThat(prompt.getMessages()).isEmpty();
+        assertThat(prompt.getChatTemplateKwargs()).isEmpty();
+        assertThat(SchemaNormalization.parsingFingerprint64(v1)).isNotEqualTo(AvroCodec.forPrompt().fingerprint());
+    }
+
+    @Test
+    void chatMessagesAndTemplateArgumentsRoundTripThroughJson() {
+        Prompt p = JsonAvro.fromJson("{\"request_id\":\"c1\",\"tenant\":\"acme\",\"messages\":["
+                + "{\"role\":\"system\",\"content\":\"Be brief.\"},{\"role\":\"user\",\"content\":\"Hi\"}],"
+                + "\"chat_template_kwargs\":{\"enable_thinking\":false,\"reasoning_effort\":\"high\",\"n\":3}}", Prompt.class);
+        assertThat(p.getText()).isEmpty();
+        assertThat(p.getMessages()).extracting(ChatMessage::getRole).containsExactly("system", "user");
+        assertThat(p.getChatTemplateKwargs()).containsEntry("enable_thinking", false)
+                .containsEntry("reasoning_effort", "high").containsEntry("n", 3L);
+        Prompt back = AvroCodec.forPrompt().decode(AvroCodec.forPrompt().encode(p));
+        assertThat(back).isEqualTo(p);
+        assertThat(JsonAvro.fromJson(JsonAvro.toJson(p), Prompt.class)).isEqualTo(p);
+    }
+
+    @Test
     void decodesOlderWriterWithDefaultsOnlyOnceRegistered() {
         byte[] bytes = writeWithOlderPrompt();
 
@@ -144,10 +183,10 @@ class SchemaEvolutionTest {
 
     @Test
     void incompatibleWriterSchemaIsRefusedWhenRegistered() {
-        Schema missingText = resource("/compat/v1/Prompt.avsc");
+        Schema missingTenant = resource("/compat/v1/Prompt.avsc");
         List<Schema.Field> fields = new ArrayList<>();
-        for (Schema.Field field : missingText.getFields()) {
-            if (!field.name().equals("text")) {
+        for (Schema.Field field : missingTenant.getFields()) {
+            if (!field.name().equals("tenant")) {
                 fields.add(new Schema.Field(field, field.schema()));
             }
         }
@@ -156,6 +195,6 @@ class SchemaEvolutionTest {
         assertThatThrownBy(() -> AvroCodec.forPrompt().addSchema(writer))
                 .isInstanceOf(IllegalArgumentException.class)
                 .hasMessageContaining("cannot be read as io.moestream.schemas.Prompt")
-                .hasMessageContaining("text");
+                .hasMessageContaining("tenant");
     }
 }

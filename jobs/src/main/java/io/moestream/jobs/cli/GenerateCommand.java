@@ -20,6 +20,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.Callable;
 
 import picocli.CommandLine.ArgGroup;
@@ -60,10 +61,28 @@ public final class GenerateCommand implements Callable<Integer> {
                         + " Runs them as one batch and prints one JSON line per prompt (the --json format), in file order;"
                         + " each line equals what --json prints for that prompt alone.")
         Path file;
+
+        @Option(names = "--chat", required = true,
+                description = "The prompt is a conversation (--system, --message, --messages) rendered with the model's"
+                        + " chat template (tokenizer.chat_template) and add_generation_prompt; special tokens in the"
+                        + " rendering become their ids, and every end-of-generation token stops.")
+        boolean chat;
     }
 
     @ArgGroup(exclusive = true, multiplicity = "1")
     PromptInput prompt;
+
+    @Option(names = "--system", paramLabel = "TEXT", description = "With --chat: a system message before the others.")
+    String system;
+
+    @Option(names = "--message", paramLabel = "ROLE=TEXT",
+            description = "With --chat: one message (repeat for several, in order), e.g. --message user=Hello; roles system,"
+                    + " user, assistant, tool.")
+    List<String> messages = new ArrayList<>();
+
+    @Option(names = "--messages", paramLabel = "FILE",
+            description = "With --chat: a JSON list of {\"role\": ..., \"content\": ...} messages, after --system and before --message.")
+    Path messagesFile;
 
     @Option(names = "--max-tokens", paramLabel = "N", defaultValue = "32", description = "Most tokens to generate (default: ${DEFAULT-VALUE}).")
     int maxTokens;
@@ -89,8 +108,9 @@ public final class GenerateCommand implements Callable<Integer> {
     int logitsK;
 
     @Option(names = "--ignore-eos",
-            description = "Keep generating after the end-of-sequence token (it is then part of generated_ids), as the"
-                    + " llama.cpp goldens do, so --max-tokens tokens always come out. Default: EOS stops.")
+            description = "Keep generating after end-of-generation tokens (they are then part of generated_ids), as the"
+                    + " llama.cpp goldens do, so --max-tokens tokens always come out. Default: EOS, EOT, EOM and the"
+                    + " model's end-of-turn tokens (<|im_end|>, <|eot_id|>, ...) stop.")
     boolean ignoreEos;
 
     @Override
@@ -107,13 +127,26 @@ public final class GenerateCommand implements Callable<Integer> {
             return 1;
         }
         try (m) {
+            List<Map<String, Object>> conversation = chatMessages();
             if (prompt.file != null) {
                 return runPrompts(m, readPrompts(m, CliSupport.existingFile(prompt.file, "--prompts-file")), out);
             }
-            int[] promptIds = prompt.ids != null ? prompt.ids : m.tokenizer().encodePrompt(prompt.text);
+            int[] promptIds = prompt.chat ? ChatInput.encode(m, conversation, spec)
+                    : prompt.ids != null ? prompt.ids : m.tokenizer().encodePrompt(prompt.text);
             checkArguments(m, promptIds);
             return run(m, List.of(promptIds), out, !json);
         }
+    }
+
+    private List<Map<String, Object>> chatMessages() {
+        if (!prompt.chat) {
+            if (system != null || !messages.isEmpty() || messagesFile != null) {
+                throw new ParameterException(spec.commandLine(), "--system, --message and --messages need --chat");
+            }
+            return List.of();
+        }
+        return ChatInput.messages(system, messagesFile == null ? null : CliSupport.existingFile(messagesFile, "--messages"),
+                messages, spec);
     }
 
     private int runPrompts(Model m, List<int[]> prompts, PrintWriter out) {
@@ -154,7 +187,7 @@ public final class GenerateCommand implements Callable<Integer> {
 
                 @Override
                 public void token(int id) {
-                    if (stream && (id != m.tokenizer().eosId() || ignoreEos)) {
+                    if (stream && (!m.tokenizer().isEndOfGeneration(id) || ignoreEos)) {
                         String sofar = r.text();
                         out.print(sofar.substring(printed[index]));
                         out.flush();

@@ -43,6 +43,11 @@ public final class MakeModelCommand implements Callable<Integer> {
     @Option(names = "--seed", paramLabel = "N", defaultValue = "2001", description = "Random seed (default: ${DEFAULT-VALUE}); same seed, same file.")
     long seed;
 
+    @Option(names = "--chat",
+            description = "An instruct model: adds the control tokens <|im_start|> and <|im_end|> (the EOT) and a ChatML"
+                    + " tokenizer.chat_template, for prompts given as chat messages.")
+    boolean chat;
+
     @Override
     public Integer call() {
         PrintWriter err = spec.commandLine().getErr();
@@ -66,7 +71,11 @@ public final class MakeModelCommand implements Callable<Integer> {
         }
         long t0 = System.nanoTime();
         try {
-            SyntheticModels.write(s, weightType, out);
+            if (chat) {
+                SyntheticModels.writeChat(s, weightType, out);
+            } else {
+                SyntheticModels.write(s, weightType, out);
+            }
             err.printf(Locale.ROOT, "wrote %s: preset %s, %s, %,d parameters, %,d bytes in %.1f s%n", out, preset,
                     weightType, s.parameters(), Files.size(out), (System.nanoTime() - t0) / 1e9);
             err.flush();

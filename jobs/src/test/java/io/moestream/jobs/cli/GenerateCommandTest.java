@@ -105,6 +105,36 @@ class GenerateCommandTest {
     }
 
     @Test
+    void chatRendersTheModelsTemplateWithItsControlTokens(@TempDir Path dir) throws Exception {
+        Path file = dir.resolve("chat.gguf");
+        Run make = launch("make-model", "--out", file.toString(), "--preset", "tiny", "--chat");
+        assertThat(make.exitCode()).as(make.err()).isZero();
+        Path messages = dir.resolve("messages.json");
+        Files.writeString(messages, "[{\"role\": \"user\", \"content\": \"Name a colour.\"}]");
+
+        Run flags = launch("generate", "--model", file.toString(), "--chat", "--system", "Be brief.",
+                "--message", "user=Name a colour.", "--max-tokens", "3", "--json");
+        Run fromFile = launch("generate", "--model", file.toString(), "--chat", "--system", "Be brief.",
+                "--messages", messages.toString(), "--max-tokens", "3", "--json");
+        assertThat(flags.exitCode()).as(flags.err()).isZero();
+        assertThat(fromFile.out()).isEqualTo(flags.out());
+        JsonNode ids = JSON.readTree(flags.out()).get("prompt_ids");
+        List<Integer> prompt = new ArrayList<>();
+        ids.forEach(id -> prompt.add(id.intValue()));
+        assertThat(prompt.get(0)).as("BOS").isEqualTo(766);
+        assertThat(prompt.stream().filter(id -> id == 768).count()).as("<|im_start|> x3").isEqualTo(3);
+        assertThat(prompt.stream().filter(id -> id == 769).count()).as("<|im_end|> x2").isEqualTo(2);
+
+        Run noTemplate = launch("generate", "--chat", "--message", "user=Hi");
+        assertThat(noTemplate.exitCode()).isNotZero();
+        assertThat(noTemplate.err()).contains("has no chat template");
+        Run badRole = launch("generate", "--model", file.toString(), "--chat", "--message", "narrator=Hi");
+        assertThat(badRole.err()).contains("role 'narrator'");
+        Run noChat = launch("generate", "--model", file.toString(), "--prompt", "x", "--system", "Be brief.");
+        assertThat(noChat.err()).contains("need --chat");
+    }
+
+    @Test
     void badInputSaysWhatToFix(@TempDir Path dir) throws Exception {
         Path notGguf = dir.resolve("notes.txt");
         Files.writeString(notGguf, "hello");

@@ -201,6 +201,28 @@ public final class PagedKvCache {
         }
     }
 
+    /**
+     * Keeps the first {@code blockCount} blocks (all committed and full) and drops the rest, so that
+     * a sequence can continue from position {@code blockCount * blockTokens()}. Only without streaming
+     * heads: those blocks may have lost data a shorter sequence still attends to.
+     *
+     * @throws IllegalStateException with streaming heads
+     */
+    public void truncateBlocks(int blockCount) {
+        if (policy.anyStreaming()) {
+            throw new IllegalStateException("cannot truncate a cache with streaming heads (" + policy + ")");
+        }
+        if (blockCount < 0 || blockCount * blockTokens > length) {
+            throw new IllegalArgumentException("cannot keep " + blockCount + " blocks of " + blockTokens
+                    + " positions of a cache of length " + length);
+        }
+        while (blocks.size() > blockCount) {
+            blocks.remove(blocks.size() - 1);
+        }
+        dirty.clear(blockCount, Math.max(blockCount, dirty.length()));
+        length = blockCount * blockTokens;
+    }
+
     // ---------------------------------------------------------------------------------------------
     // state
 

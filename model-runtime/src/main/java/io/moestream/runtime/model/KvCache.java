@@ -267,6 +267,29 @@ public final class KvCache {
         length = n;
     }
 
+    /** Whether {@link #truncate} works: no streaming heads have dropped data. */
+    public boolean truncatable() {
+        return !paged.policy().anyStreaming();
+    }
+
+    /**
+     * Drops positions so that the cache keeps at most the first {@code keep} (rounded down to a block
+     * boundary, as blocks are stored whole and compressed). Returns the positions kept: the caller
+     * continues with its tokens from there.
+     *
+     * @throws IllegalStateException when the cache has streaming heads ({@link #truncatable()})
+     */
+    public int truncate(int keep) {
+        if (keep < 0 || keep > length) {
+            throw new IllegalArgumentException("cannot keep " + keep + " of " + length + " positions");
+        }
+        int blocks = keep / paged.blockTokens();
+        paged.truncateBlocks(blocks);
+        length = blocks * paged.blockTokens();
+        classifier = null;
+        return length;
+    }
+
     /** Records that positions {@code length()..} now hold {@code newTokens}' keys and values (all layers written). */
     void commit(int[] newTokens) {
         int n = length + newTokens.length;

@@ -18,8 +18,9 @@ import java.util.Arrays;
  * finish rules. It holds no engine: the caller puts {@link #chunk} into a step and reports the
  * outcome with {@link #computed}.
  *
- * <p>Finish rules, per sampled token: the end-of-sequence token ends it ({@link FinishReason#STOP},
- * not part of the result; unless {@code ignoreEos}), a stop sequence in the decoded text ends it
+ * <p>Finish rules, per sampled token: an end-of-generation token ends it ({@link FinishReason#STOP},
+ * not part of the result; every one {@link Tokenizer#isEndOfGeneration} names: EOS, EOT, EOM,
+ * {@code <|im_end|>} ...; unless {@code ignoreEos}), a stop sequence in the decoded text ends it
  * ({@link FinishReason#STOP_SEQUENCE}, text cut before it), {@code maxTokens} tokens end it
  * ({@link FinishReason#LENGTH}). With {@code commitAnswer} (a conversation turn) the final sampled
  * token is fed too, in the next step, so the cache ends holding the whole turn.
@@ -34,7 +35,7 @@ public final class Request implements StepPlanner.Planned {
         /** The logits a token is sampled from. */
         default void logits(float[] logits) {}
 
-        /** A sampled token, after it was added to the text (EOS included when it ends the request). */
+        /** A sampled token, after it was added to the text (the end-of-generation token included when it ends the request). */
         default void token(int id) {}
     }
 
@@ -47,7 +48,7 @@ public final class Request implements StepPlanner.Planned {
     private final SamplingParams params; // null: prefill only
     private final Sampler sampler;
     private final Detokenizer text;
-    private final int eos;
+    private final Tokenizer tokenizer;
     private final boolean commitAnswer;
     private boolean ignoreEos;
     private Observer observer = NONE;
@@ -76,7 +77,7 @@ public final class Request implements StepPlanner.Planned {
         this.commitAnswer = commitAnswer;
         this.sampler = params == null ? null : new Sampler(params);
         this.text = params == null ? null : new Detokenizer(tokenizer);
-        this.eos = params == null ? -1 : tokenizer.eosId();
+        this.tokenizer = tokenizer;
     }
 
     /** A request that generates: prefill, then sample until a finish rule holds. */
@@ -89,7 +90,7 @@ public final class Request implements StepPlanner.Planned {
         return new Request(tenant, cache, ids, null, null, false);
     }
 
-    /** The end-of-sequence token is sampled like any other and does not end the request. */
+    /** End-of-generation tokens are sampled like any other and do not end the request. */
     public Request ignoreEos() {
         this.ignoreEos = true;
         return this;
@@ -155,7 +156,7 @@ public final class Request implements StepPlanner.Planned {
         observer.logits(logits);
         int token = sampler.sample(logits);
         sampled++;
-        if (token == eos && !ignoreEos) {
+        if (!ignoreEos && tokenizer.isEndOfGeneration(token)) {
             finish = FinishReason.STOP;
             finalText = text.finish();
         } else {
@@ -200,7 +201,7 @@ public final class Request implements StepPlanner.Planned {
         return promptIds.length;
     }
 
-    /** Tokens sampled so far (the end-of-sequence token included). */
+    /** Tokens sampled so far (the end-of-generation token included). */
     public int sampled() {
         return sampled;
     }

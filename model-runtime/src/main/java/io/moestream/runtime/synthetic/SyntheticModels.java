@@ -30,17 +30,39 @@ public final class SyntheticModels {
 
     private SyntheticModels() {}
 
+    /** The ChatML template {@link #writeChat} stores (Qwen2.5 / Hermes style, without tools). */
+    public static final String CHATML_TEMPLATE = "{% for message in messages %}"
+            + "{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}"
+            + "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
+
     /** Writes {@code spec} to {@code out} with matrices of {@code type} (F32, F16, BF16, Q8_0 or Q4_0). */
     public static void write(SyntheticSpec spec, GgmlType type, Path out) throws IOException {
-        List<String> tokens = lines(TOKENS);
+        write(spec, type, out, List.of(), null);
+    }
+
+    /**
+     * As {@link #write}, as an instruct model: the vocabulary gains the control tokens
+     * {@code <|im_start|>} (768) and {@code <|im_end|>} (769, the declared EOT), and
+     * {@code tokenizer.chat_template} holds {@link #CHATML_TEMPLATE}.
+     */
+    public static void writeChat(SyntheticSpec spec, GgmlType type, Path out) throws IOException {
+        write(spec, type, out, List.of("<|im_start|>", "<|im_end|>"), CHATML_TEMPLATE);
+    }
+
+    private static void write(SyntheticSpec spec, GgmlType type, Path out, List<String> extraControl, String chatTemplate)
+            throws IOException {
+        List<String> tokens = new java.util.ArrayList<>(lines(TOKENS));
         List<String> merges = lines(MERGES);
         if (tokens.size() != VOCAB_SIZE) {
             throw new IllegalStateException("bundled vocabulary has " + tokens.size() + " tokens, expected " + VOCAB_SIZE);
         }
-        int[] tokenTypes = new int[VOCAB_SIZE];
+        tokens.addAll(extraControl);
+        int vocab = tokens.size();
+        int[] tokenTypes = new int[vocab];
         java.util.Arrays.fill(tokenTypes, 1);
         tokenTypes[766] = 3; // <|bos|>, CONTROL
         tokenTypes[767] = 3; // <|eos|>, CONTROL
+        java.util.Arrays.fill(tokenTypes, VOCAB_SIZE, vocab, 3);
 
         String a = "llama.";
         GgufWriter w = new GgufWriter()
@@ -59,7 +81,7 @@ public final class SyntheticModels {
                 .putFloat32(a + "rope.freq_base", spec.ropeBase())
                 .putFloat32(a + "attention.layer_norm_rms_epsilon", 1e-5f)
                 .putUInt32(a + "rope.dimension_count", spec.headDim())
-                .putUInt32(a + "vocab_size", VOCAB_SIZE);
+                .putUInt32(a + "vocab_size", vocab);
         if (spec.heads() * spec.headDim() != spec.dim()) {
             w.putUInt32(a + "attention.key_length", spec.headDim()).putUInt32(a + "attention.value_length", spec.headDim());
         }
@@ -75,6 +97,10 @@ public final class SyntheticModels {
                 .putUInt32("tokenizer.ggml.eos_token_id", 767)
                 .putBool("tokenizer.ggml.add_bos_token", true)
                 .putBool("tokenizer.ggml.add_eos_token", false);
+        if (chatTemplate != null) {
+            w.putString("tokenizer.chat_template", chatTemplate)
+                    .putUInt32("tokenizer.ggml.eot_token_id", tokens.indexOf("<|im_end|>"));
+        }
 
         int d = spec.dim();
         int q = spec.heads() * spec.headDim();
@@ -82,9 +108,9 @@ public final class SyntheticModels {
         int f = spec.ffnDim();
         int e = spec.experts();
         long seed = spec.seed();
-        w.addTensor("token_embd.weight", type, ne(d, VOCAB_SIZE), gaussian(seed, "token_embd.weight", 1f));
+        w.addTensor("token_embd.weight", type, ne(d, vocab), gaussian(seed, "token_embd.weight", 1f));
         w.addTensor("output_norm.weight", GgmlType.F32, ne(d), norm(seed, "output_norm.weight"));
-        w.addTensor("output.weight", type, ne(d, VOCAB_SIZE), linear(seed, "output.weight", spec.outputGain(), d));
+        w.addTensor("output.weight", type, ne(d, vocab), linear(seed, "output.weight", spec.outputGain(), d));
         for (int i = 0; i < spec.layers(); i++) {
             String b = "blk." + i + ".";
             w.addTensor(b + "attn_norm.weight", GgmlType.F32, ne(d), norm(seed, b + "attn_norm.weight"));

@@ -10,18 +10,23 @@ import java.util.Arrays;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 
 /**
  * Byte-level BPE as llama.cpp runs it for {@code tokenizer.ggml.model = "gpt2"}: split the text with
  * the pre-tokenizer regex, write each piece's UTF-8 bytes as GPT-2 characters, then repeatedly merge
  * the adjacent pair with the lowest merge rank (leftmost first on ties) and look the symbols up in
- * the vocabulary. Special tokens in the text are not parsed (llama.cpp's parse_special=false).
+ * the vocabulary. Special tokens in plain text are not parsed (llama.cpp's parse_special=false); with
+ * {@code parseSpecial} (text rendered from a chat template) the text is first cut at control and
+ * user-defined tokens, which become their ids, and each piece between them is tokenized as above.
  * Immutable and thread-safe.
  */
 public final class BpeTokenizer implements Tokenizer {
 
     /** llama.cpp's token_type value for control tokens (BOS, EOS, ...). */
     private static final int TYPE_CONTROL = 3;
+    /** llama.cpp's token_type value for user-defined tokens. */
+    private static final int TYPE_USER_DEFINED = 4;
 
     private final List<String> tokens;
     private final int[] tokenTypes;
@@ -33,6 +38,9 @@ public final class BpeTokenizer implements Tokenizer {
     private final int bosId;
     private final int eosId;
     private final boolean addBos;
+    private final int[] declaredEog;
+    private final SpecialTokens specialTokens;
+    private final int[] special;
 
     /**
      * @param tokens     vocabulary in GPT-2 character form
@@ -41,6 +49,17 @@ public final class BpeTokenizer implements Tokenizer {
      */
     public BpeTokenizer(List<String> tokens, int[] tokenTypes, List<String> merges, PreTokenizer pre,
             int bosId, int eosId, boolean addBos) {
+        this(tokens, tokenTypes, merges, pre, new int[] {bosId, eosId}, addBos, new int[0]);
+    }
+
+    /** As above; {@code bosEos} is {BOS, EOS}, {@code declaredEog} the EOT and EOM ids (-1: none). */
+    private BpeTokenizer(List<String> tokens, int[] tokenTypes, List<String> merges, PreTokenizer pre, int[] bosEos,
+            boolean addBos, int[] declaredEog) {
+        int bosId = bosEos[0];
+        int eosId = bosEos[1];
+        this.declaredEog = declaredEog.clone();
+        this.specialTokens = SpecialTokens.of(tokens, eosId, declaredEog);
+        this.special = SpecialTokens.byLength(tokens, tokenTypes, Set.of(TYPE_CONTROL, TYPE_USER_DEFINED));
         this.tokens = List.copyOf(tokens);
         this.tokenTypes = tokenTypes == null ? null : tokenTypes.clone();
         this.merges = List.copyOf(merges);
@@ -91,12 +110,13 @@ public final class BpeTokenizer implements Tokenizer {
                 throw new GgufFormatException(file + ": special token id " + id + " is outside the vocabulary of " + tokens.size());
             }
         }
-        return new BpeTokenizer(tokens, types, merges, pre, bos, eos, f.getBoolean("tokenizer.ggml.add_bos_token", true));
+        return new BpeTokenizer(tokens, types, merges, pre, new int[] {bos, eos},
+                f.getBoolean("tokenizer.ggml.add_bos_token", true), SpecialTokens.declared(f, tokens.size()));
     }
 
     /** The same vocabulary with another pre-tokenizer and BOS default (e.g. qwen2 for tests). */
     public BpeTokenizer withPreTokenizer(PreTokenizer newPre, boolean newAddBos) {
-        return new BpeTokenizer(tokens, tokenTypes, merges, newPre, bosId, eosId, newAddBos);
+        return new BpeTokenizer(tokens, tokenTypes, merges, newPre, new int[] {bosId, eosId}, newAddBos, declaredEog);
     }
 
     public PreTokenizer preTokenizer() {
@@ -104,20 +124,35 @@ public final class BpeTokenizer implements Tokenizer {
     }
 
     /** The vocabulary string of a token (GPT-2 character form). */
+    @Override
     public String tokenText(int id) {
         return tokens.get(id);
     }
 
     @Override
-    public int[] encode(String text, boolean addBosToken) {
+    public int[] encode(String text, boolean addBosToken, boolean parseSpecial) {
         List<Integer> out = new ArrayList<>();
         if (addBosToken && bosId >= 0) {
             out.add(bosId);
         }
+        if (!parseSpecial) {
+            encodeText(text, out);
+        } else {
+            for (SpecialTokens.Fragment f : SpecialTokens.partition(text, special, tokens)) {
+                if (f.text() == null) {
+                    out.add(f.token());
+                } else {
+                    encodeText(f.text(), out);
+                }
+            }
+        }
+        return out.stream().mapToInt(Integer::intValue).toArray();
+    }
+
+    private void encodeText(String text, List<Integer> out) {
         for (String piece : pre.split(text)) {
             encodePiece(piece, out);
         }
-        return out.stream().mapToInt(Integer::intValue).toArray();
     }
 
     private void encodePiece(String piece, List<Integer> out) {
@@ -174,6 +209,11 @@ public final class BpeTokenizer implements Tokenizer {
             appendBytes(id, out);
         }
         return new String(out.toByteArray(), StandardCharsets.UTF_8);
+    }
+
+    @Override
+    public boolean isEndOfGeneration(int id) {
+        return specialTokens.isEndOfGeneration(id);
     }
 
     @Override

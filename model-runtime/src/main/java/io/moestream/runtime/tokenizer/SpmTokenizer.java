@@ -7,18 +7,18 @@ import java.io.ByteArrayOutputStream;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.Comparator;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.stream.IntStream;
+import java.util.Set;
 
 /**
  * SentencePiece tokenization as llama.cpp runs it for {@code tokenizer.ggml.model = "llama"}
  * (Llama 1/2, Mistral, Mixtral): the text is cut at user-defined tokens; each remaining fragment gets
  * a leading space when it starts the input or follows such a token ({@code add_space_prefix}), every
- * space becomes {@code ▁}, and {@link SpmMerger} merges its characters by piece score. Special tokens
- * in the text are not parsed (llama.cpp's {@code parse_special=false}). Immutable and thread-safe.
+ * space becomes {@code ▁}, and {@link SpmMerger} merges its characters by piece score. With
+ * {@code parseSpecial} (text rendered from a chat template) control tokens in the text are cut out
+ * the same way and become their ids (llama.cpp's {@code parse_special=true}). Immutable and thread-safe.
  *
  * <p>Decoding writes normal pieces with {@code ▁} as a space, byte tokens as their byte, user-defined
  * tokens verbatim, and nothing for control, unknown and unused tokens (their text with
@@ -34,9 +34,17 @@ public final class SpmTokenizer implements Tokenizer {
     private final byte[][] pieces;
     private final byte[][] specialPieces;
     private final int[] userDefined;
+    private final int[] special;
+    private final SpecialTokens specialTokens;
 
     public SpmTokenizer(SpmVocabulary vocab) {
+        this(vocab, new int[0]);
+    }
+
+    /** @param declaredEog end-of-generation ids the model declares besides EOS (EOT, EOM; -1 for none) */
+    public SpmTokenizer(SpmVocabulary vocab, int... declaredEog) {
         this.vocab = vocab;
+        this.specialTokens = SpecialTokens.of(vocab.tokens(), vocab.eosId(), declaredEog);
         int n = vocab.size();
         this.ids = new HashMap<>(n * 2);
         this.pieces = new byte[n][];
@@ -62,15 +70,15 @@ public final class SpmTokenizer implements Tokenizer {
             }
             byteTokens[b] = id == null ? -1 : id;
         }
-        this.userDefined = IntStream.range(0, n).filter(i -> vocab.type(i) == SpmVocabulary.USER_DEFINED).boxed()
-                .sorted(Comparator.comparingInt((Integer i) -> -vocab.tokens().get(i).getBytes(StandardCharsets.UTF_8).length)
-                        .thenComparingInt(i -> i))
-                .mapToInt(Integer::intValue).toArray();
+        this.userDefined = SpecialTokens.byLength(vocab.tokens(), vocab.types(), Set.of(SpmVocabulary.USER_DEFINED));
+        this.special = SpecialTokens.byLength(vocab.tokens(), vocab.types(),
+                Set.of(SpmVocabulary.USER_DEFINED, SpmVocabulary.CONTROL, SpmVocabulary.UNKNOWN));
     }
 
     /** Reads the vocabulary from GGUF metadata; fails naming the inconsistent key. */
     public static SpmTokenizer from(GgufFile f) throws GgufFormatException {
-        return new SpmTokenizer(SpmVocabulary.from(f));
+        SpmVocabulary vocab = SpmVocabulary.from(f);
+        return new SpmTokenizer(vocab, SpecialTokens.declared(f, vocab.size()));
     }
 
     public SpmVocabulary vocabulary() {
@@ -78,7 +86,7 @@ public final class SpmTokenizer implements Tokenizer {
     }
 
     @Override
-    public int[] encode(String text, boolean addBosToken) {
+    public int[] encode(String text, boolean addBosToken, boolean parseSpecial) {
         List<Integer> out = new ArrayList<>();
         if (addBosToken && vocab.bosId() >= 0) {
             out.add(vocab.bosId());
@@ -86,7 +94,8 @@ public final class SpmTokenizer implements Tokenizer {
         // lone surrogates become '?' exactly as the UTF-8 bytes llama.cpp would be given
         String utf8 = new String(text.getBytes(StandardCharsets.UTF_8), StandardCharsets.UTF_8);
         boolean afterSpecial = true;
-        for (Fragment fragment : partition(utf8)) {
+        for (SpecialTokens.Fragment fragment : SpecialTokens.partition(utf8, parseSpecial ? special : userDefined,
+                vocab.tokens())) {
             if (fragment.text() == null) {
                 out.add(fragment.token());
                 afterSpecial = true;
@@ -109,44 +118,6 @@ public final class SpmTokenizer implements Tokenizer {
         int[] withEos = Arrays.copyOf(ids, ids.length + 1);
         withEos[ids.length] = vocab.eosId();
         return withEos;
-    }
-
-    /** A piece of the input: raw text (never empty), or a user-defined token found in it ({@code text} null). */
-    private record Fragment(String text, int token) {}
-
-    /**
-     * The text cut at every user-defined token, longest first (ties: lower id first), as llama.cpp's
-     * special-token partition does with {@code parse_special=false}.
-     */
-    private List<Fragment> partition(String text) {
-        List<Fragment> fragments = new ArrayList<>();
-        if (!text.isEmpty()) {
-            fragments.add(new Fragment(text, -1));
-        }
-        for (int id : userDefined) {
-            String needle = vocab.tokens().get(id);
-            List<Fragment> next = new ArrayList<>(fragments.size());
-            for (Fragment f : fragments) {
-                String s = f.text();
-                if (s == null) {
-                    next.add(f);
-                    continue;
-                }
-                int from = 0;
-                for (int at = s.indexOf(needle); at >= 0; at = s.indexOf(needle, from)) {
-                    if (at > from) {
-                        next.add(new Fragment(s.substring(from, at), -1));
-                    }
-                    next.add(new Fragment(null, id));
-                    from = at + needle.length();
-                }
-                if (from < s.length()) {
-                    next.add(new Fragment(s.substring(from), -1));
-                }
-            }
-            fragments = next;
-        }
-        return fragments;
     }
 
     /** The token of a piece text, or null. */
@@ -204,6 +175,17 @@ public final class SpmTokenizer implements Tokenizer {
         if (id < 0 || id >= pieces.length) {
             throw new IllegalArgumentException("token id " + id + " is outside the vocabulary of " + pieces.length);
         }
+    }
+
+    @Override
+    public boolean isEndOfGeneration(int id) {
+        return specialTokens.isEndOfGeneration(id);
+    }
+
+    @Override
+    public String tokenText(int id) {
+        checkId(id);
+        return vocab.tokens().get(id);
     }
 
     @Override

@@ -20,8 +20,17 @@ public interface Tokenizer {
         };
     }
 
-    /** Token ids of {@code text}; prepends BOS when {@code addBos} and the model has one. */
-    int[] encode(String text, boolean addBos);
+    /** Token ids of {@code text} with special tokens in it tokenized as text; prepends BOS when {@code addBos} and the model has one. */
+    default int[] encode(String text, boolean addBos) {
+        return encode(text, addBos, false);
+    }
+
+    /**
+     * Token ids of {@code text}; with {@code parseSpecial} the control tokens written in it (e.g.
+     * {@code <|im_start|>} in a rendered chat template) become their ids instead of being tokenized
+     * as text (llama.cpp's {@code parse_special}). Prepends BOS when {@code addBos} and the model has one.
+     */
+    int[] encode(String text, boolean addBos, boolean parseSpecial);
 
     /** Token ids as the model expects a prompt (BOS added when the model's metadata asks for it). */
     default int[] encodePrompt(String text) {
@@ -43,6 +52,16 @@ public interface Tokenizer {
     int bosId();
 
     int eosId();
+
+    /**
+     * Whether sampling {@code id} ends generation: EOS, EOT and EOM as the GGUF declares them, and the
+     * end-of-turn tokens llama.cpp recognizes by their text ({@code <|im_end|>}, {@code <|eot_id|>},
+     * {@code <|return|>}, {@code <|endoftext|>}, ...).
+     */
+    boolean isEndOfGeneration(int id);
+
+    /** The vocabulary's text of a token (for a special token: how it is written, e.g. {@code <|im_end|>}). */
+    String tokenText(int id);
 
     boolean addBosByDefault();
 }

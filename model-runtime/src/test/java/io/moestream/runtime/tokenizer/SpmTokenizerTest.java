@@ -146,6 +146,23 @@ class SpmTokenizerTest {
     static final Consumer<GgufWriter> DEFAULTS = w -> {};
 
     @Test
+    void controlTokensAreParsedOnlyWhenAskedAndEndOfTurnTokensEndGeneration() throws IOException {
+        // 259 ▁, 260 a, 261 <|im_start|> (control), 262 <|im_end|> (control), 263 <|eot|> (control, declared EOT)
+        SpmTokenizer t = vocab(List.of(Piece.normal(M, -1), Piece.normal("a", -2),
+                new Piece("<|im_start|>", 0, SpmVocabulary.CONTROL), new Piece("<|im_end|>", 0, SpmVocabulary.CONTROL),
+                new Piece("<|eot|>", 0, SpmVocabulary.CONTROL)), w -> w.putUInt32("tokenizer.ggml.eot_token_id", 263));
+        assertThat(t.encode("<|im_start|>a<|im_end|>", false, true)).containsExactly(261, 259, 260, 262);
+        int[] plain = t.encode("<|im_start|>a<|im_end|>", false);
+        assertThat(plain).doesNotContain(261, 262).contains(3 + '<', 3 + '|');
+        assertThat(t.isEndOfGeneration(2)).as("</s>, the EOS").isTrue();
+        assertThat(t.isEndOfGeneration(262)).as("<|im_end|> by its text").isTrue();
+        assertThat(t.isEndOfGeneration(263)).as("the declared EOT").isTrue();
+        assertThat(t.isEndOfGeneration(261)).isFalse();
+        assertThat(t.isEndOfGeneration(260)).isFalse();
+        assertThat(t.tokenText(261)).isEqualTo("<|im_start|>");
+    }
+
+    @Test
     void higherScoreMergesFirstAndEqualScoresMergeLeftmostFirst() throws IOException {
         // ids 259.. : ▁ a b c ab bc ▁a abc
         List<Piece> base = List.of(Piece.normal(M, -1), Piece.normal("a", -2), Piece.normal("b", -3), Piece.normal("c", -4),

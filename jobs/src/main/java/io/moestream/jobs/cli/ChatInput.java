@@ -1,0 +1,82 @@
+package io.moestream.jobs.cli;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.moestream.runtime.chat.ChatFormat;
+import io.moestream.runtime.chat.TemplateException;
+import io.moestream.runtime.gguf.GgufFormatException;
+import io.moestream.runtime.model.Model;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.ParameterException;
+
+/** {@code generate --chat}: the conversation from the command line, rendered with the model's chat template. */
+final class ChatInput {
+
+    private static final Set<String> ROLES = Set.of("system", "user", "assistant", "tool");
+
+    private ChatInput() {}
+
+    /** {@code system} first, then the file's messages, then each {@code role=text} in order. */
+    static List<Map<String, Object>> messages(String system, Path file, List<String> roleTexts, CommandSpec spec) {
+        List<Map<String, Object>> out = new ArrayList<>();
+        if (system != null) {
+            out.add(ChatFormat.message("system", system));
+        }
+        if (file != null) {
+            JsonNode list;
+            try {
+                list = new ObjectMapper().readTree(file.toFile());
+            } catch (IOException e) {
+                throw new ParameterException(spec.commandLine(), "--messages: cannot read " + file + ": " + e.getMessage());
+            }
+            if (list == null || !list.isArray()) {
+                throw new ParameterException(spec.commandLine(), "--messages: " + file + " must hold a JSON list of messages");
+            }
+            for (int i = 0; i < list.size(); i++) {
+                JsonNode m = list.get(i);
+                if (!m.path("role").isTextual() || !m.path("content").isTextual()) {
+                    throw new ParameterException(spec.commandLine(), "--messages: entry " + i
+                            + " must be {\"role\": \"...\", \"content\": \"...\"}, got " + m);
+                }
+                out.add(message(m.get("role").textValue(), m.get("content").textValue(), "--messages entry " + i, spec));
+            }
+        }
+        for (String roleText : roleTexts) {
+            int eq = roleText.indexOf('=');
+            if (eq < 0) {
+                throw new ParameterException(spec.commandLine(), "--message: expected ROLE=TEXT, got '" + roleText + "'");
+            }
+            out.add(message(roleText.substring(0, eq), roleText.substring(eq + 1), "--message", spec));
+        }
+        if (out.isEmpty()) {
+            throw new ParameterException(spec.commandLine(), "--chat needs messages: --system, --message ROLE=TEXT or --messages FILE");
+        }
+        return out;
+    }
+
+    private static Map<String, Object> message(String role, String content, String where, CommandSpec spec) {
+        if (!ROLES.contains(role)) {
+            throw new ParameterException(spec.commandLine(), where + ": role '" + role
+                    + "' is not one of system, user, assistant, tool");
+        }
+        return ChatFormat.message(role, content);
+    }
+
+    /** The token ids of the rendered conversation followed by the assistant's turn. */
+    static int[] encode(Model m, List<Map<String, Object>> messages, CommandSpec spec) {
+        ChatFormat chat;
+        try {
+            chat = ChatFormat.of(m.gguf(), m.tokenizer()).orElseThrow(() -> new ParameterException(spec.commandLine(),
+                    "--chat: model '" + m.name() + "' has no chat template (tokenizer.chat_template)"));
+            return chat.encode(messages, Map.of());
+        } catch (TemplateException | GgufFormatException e) {
+            throw new ParameterException(spec.commandLine(), "--chat: the model's chat template: " + e.getMessage());
+        }
+    }
+}
