@@ -1,13 +1,16 @@
 package io.moestream.runtime.sampler;
 
 import java.util.Arrays;
+import java.util.BitSet;
 import java.util.SplittableRandom;
 
 /**
  * Picks the next token from logits as {@link SamplingParams} say: greedy at temperature 0 (argmax,
  * ties to the lowest id), otherwise temperature, then top-k, then top-p (nucleus), then a draw from
  * this request's own {@link SplittableRandom} seeded with {@code params.seed()}, so a replay with
- * the same seed and logits picks the same tokens. Not thread-safe; one per sequence.
+ * the same seed and logits picks the same tokens. With a token mask ({@link #sample(float[], BitSet)},
+ * structured output) the masked-out tokens are removed before any of these steps, so every mode
+ * draws from the allowed tokens only. Not thread-safe; one per sequence.
  */
 public final class Sampler {
 
@@ -77,13 +80,45 @@ public final class Sampler {
         return order;
     }
 
+    /**
+     * The next token for these logits (not modified), among the {@code allowed} tokens only (a
+     * non-empty mask from a {@link io.moestream.runtime.constrain.Constraint}): greedy takes the
+     * best allowed token, sampling renormalizes over the allowed ones (masked logits count as -inf
+     * for top-k and top-p).
+     */
+    public int sample(float[] logits, BitSet allowed) {
+        if (allowed.isEmpty()) {
+            throw new IllegalArgumentException("the token mask allows no token");
+        }
+        if (params.temperature() == 0f) {
+            int best = allowed.nextSetBit(0);
+            for (int id = allowed.nextSetBit(best + 1); id >= 0 && id < logits.length; id = allowed.nextSetBit(id + 1)) {
+                if (logits[id] > logits[best]) {
+                    best = id;
+                }
+            }
+            return best;
+        }
+        float[] masked = new float[logits.length];
+        Arrays.fill(masked, Float.NEGATIVE_INFINITY);
+        for (int id = allowed.nextSetBit(0); id >= 0 && id < logits.length; id = allowed.nextSetBit(id + 1)) {
+            masked[id] = logits[id];
+        }
+        return draw(masked, allowed.cardinality());
+    }
+
     /** The next token for these logits (not modified). */
     public int sample(float[] logits) {
         if (params.temperature() == 0f) {
             return argmax(logits);
         }
+        return draw(logits, logits.length);
+    }
+
+    /** A draw at the temperature from the {@code candidates} best ids (top-k, then top-p). */
+    private int draw(float[] logits, int candidates) {
         int n = logits.length;
-        int keep = params.topK() > 0 ? Math.min(params.topK(), n) : n;
+        int keep = Math.min(candidates, params.topK() > 0 ? Math.min(params.topK(), n) : n);
         // the `keep` best ids by logit descending, equal logits in id order (as a stable sort), so a
         // replay is identical
         int[] order = keep < n ? topK(logits, keep) : sortedDescending(logits);
