@@ -46,7 +46,7 @@ final class SchemaCases {
             """
             {"type":"object","properties":{
               "id":{"type":"string","pattern":"^[A-Z]{2}-\\\\d{3,5}$"},
-              "code":{"type":"string","pattern":"é[a-c]+"}},"required":["id","code"]}""",
+              "code":{"type":"string","pattern":"^é[a-c]+"}},"required":["id","code"]}""",
             // unicode and escapes in names, values and generated strings
             """
             {"type":"object","properties":{
