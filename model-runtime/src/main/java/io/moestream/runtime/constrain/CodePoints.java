@@ -93,14 +93,30 @@ record CodePoints(int[] ranges) {
         if (!raw.isEmpty()) {
             options.add(raw.utf8());
         }
-        for (int i = 0; i < ranges.length; i += 2) {
-            for (int c = ranges[i]; c <= Math.min(ranges[i + 1], '\\'); c++) {
-                if (c < 0x20 || c == '"' || c == '\\') {
-                    options.add(Rx.literal(escape(c)));
+        if (contains(0, 0x1F) && contains('"', '"') && contains('\\', '\\')) {
+            // all of them: the escape grammar, compactly
+            options.add(Rx.seq(Rx.literal("\\"), Rx.alt(Rx.anyOf("\"\\bfnrt"),
+                    Rx.seq(Rx.literal("u00"), Rx.anyOf("01"), Rx.alt(new Rx.Range('0', '9'), new Rx.Range('a', 'f'))))));
+        } else {
+            for (int i = 0; i < ranges.length; i += 2) {
+                for (int c = ranges[i]; c <= Math.min(ranges[i + 1], '\\'); c++) {
+                    if (c < 0x20 || c == '"' || c == '\\') {
+                        options.add(Rx.literal(escape(c)));
+                    }
                 }
             }
         }
         return Rx.alt(options);
+    }
+
+    /** Whether every code point of {@code lo..hi} is in the set. */
+    boolean contains(int lo, int hi) {
+        for (int i = 0; i < ranges.length; i += 2) {
+            if (ranges[i] <= lo && hi <= ranges[i + 1]) {
+                return true;
+            }
+        }
+        return false;
     }
 
     static String escape(int c) {

@@ -12,7 +12,7 @@ import java.util.BitSet;
 final class Nfa {
 
     /** Expansion limit: a schema that needs more states (huge repetition counts) is refused. */
-    static final int MAX_STATES = 400_000;
+    static final int MAX_STATES = 500_000;
 
     private int size;
     // per state: byte edges (lo, hi, target triples) and epsilon targets
@@ -26,9 +26,8 @@ final class Nfa {
     private final BitSet live;
 
     Nfa(Rx rx) {
-        int[] f = emit(rx);
-        this.start = f[0];
-        this.accept = f[1];
+        this.start = newState();
+        this.accept = emit(rx, start);
         this.live = coReachable();
     }
 
@@ -105,59 +104,48 @@ final class Nfa {
         eps[from][epsCount[from]++] = to;
     }
 
-    /** Emits {@code rx}; returns its {start, end} states. */
-    private int[] emit(Rx rx) {
+    /** Emits {@code rx} starting at state {@code from}; returns the state where it ends. */
+    private int emit(Rx rx, int from) {
         if (rx instanceof Rx.Range r) {
-            int s = newState();
             int e = newState();
-            edge(s, r.lo(), r.hi(), e);
-            return new int[] {s, e};
+            edge(from, r.lo(), r.hi(), e);
+            return e;
         }
         if (rx instanceof Rx.Seq q) {
-            int s = newState();
-            int cur = s;
+            int cur = from;
             for (Rx part : q.parts()) {
-                int[] f = emit(part);
-                epsilon(cur, f[0]);
-                cur = f[1];
+                cur = emit(part, cur);
             }
-            return new int[] {s, cur};
+            return cur;
         }
         if (rx instanceof Rx.Alt a) {
-            int s = newState();
             int e = newState();
             for (Rx option : a.options()) {
-                int[] f = emit(option);
-                epsilon(s, f[0]);
-                epsilon(f[1], e);
+                // each option starts in a state of its own, so a loop inside one cannot reach another
+                int s = newState();
+                epsilon(from, s);
+                epsilon(emit(option, s), e);
             }
-            return new int[] {s, e};
+            return e;
         }
         Rx.Repeat r = (Rx.Repeat) rx;
-        int s = newState();
-        int cur = s;
+        int cur = from;
         for (int i = 0; i < r.min(); i++) {
-            int[] f = emit(r.body());
-            epsilon(cur, f[0]);
-            cur = f[1];
+            cur = emit(r.body(), cur);
         }
         if (r.max() < 0) {
             int loop = newState();
             epsilon(cur, loop);
-            int[] f = emit(r.body());
-            epsilon(loop, f[0]);
-            epsilon(f[1], loop);
-            return new int[] {s, loop};
+            epsilon(emit(r.body(), loop), loop);
+            return loop;
         }
         int e = newState();
         epsilon(cur, e);
         for (int i = r.min(); i < r.max(); i++) {
-            int[] f = emit(r.body());
-            epsilon(cur, f[0]);
-            epsilon(f[1], e);
-            cur = f[1];
+            cur = emit(r.body(), cur);
+            epsilon(cur, e);
         }
-        return new int[] {s, e};
+        return e;
     }
 
     /** States from which {@link #accept} is reachable (reverse search). */

@@ -68,10 +68,27 @@ public final class Sampler {
     static int[] sortedDescending(float[] logits) {
         long[] keys = new long[logits.length];
         for (int id = 0; id < logits.length; id++) {
-            int bits = Float.floatToIntBits(logits[id]); // NaN canonical: above +inf, as Float.compare
-            int ascending = bits >= 0 ? bits : bits ^ Integer.MAX_VALUE; // int order = Float.compare order
-            keys[id] = (long) ~ascending << 32 | id; // descending logit in the high half, then ascending id
+            keys[id] = descendingKey(logits, id);
         }
+        return idsOf(keys);
+    }
+
+    /** {@code ids} by logit descending, equal logits in id order. */
+    static int[] sortedDescending(float[] logits, int[] ids) {
+        long[] keys = new long[ids.length];
+        for (int i = 0; i < ids.length; i++) {
+            keys[i] = descendingKey(logits, ids[i]);
+        }
+        return idsOf(keys);
+    }
+
+    private static long descendingKey(float[] logits, int id) {
+        int bits = Float.floatToIntBits(logits[id]); // NaN canonical: above +inf, as Float.compare
+        int ascending = bits >= 0 ? bits : bits ^ Integer.MAX_VALUE; // int order = Float.compare order
+        return (long) ~ascending << 32 | id; // descending logit in the high half, then ascending id
+    }
+
+    private static int[] idsOf(long[] keys) {
         Arrays.sort(keys);
         int[] order = new int[keys.length];
         for (int i = 0; i < keys.length; i++) {
@@ -83,8 +100,8 @@ public final class Sampler {
     /**
      * The next token for these logits (not modified), among the {@code allowed} tokens only (a
      * non-empty mask from a {@link io.moestream.runtime.constrain.Constraint}): greedy takes the
-     * best allowed token, sampling renormalizes over the allowed ones (masked logits count as -inf
-     * for top-k and top-p).
+     * best allowed token (ties to the lowest id); sampling applies temperature, top-k and top-p to
+     * the allowed tokens alone. With every token allowed it picks what {@link #sample(float[])} picks.
      */
     public int sample(float[] logits, BitSet allowed) {
         if (allowed.isEmpty()) {
@@ -99,12 +116,10 @@ public final class Sampler {
             }
             return best;
         }
-        float[] masked = new float[logits.length];
-        Arrays.fill(masked, Float.NEGATIVE_INFINITY);
-        for (int id = allowed.nextSetBit(0); id >= 0 && id < logits.length; id = allowed.nextSetBit(id + 1)) {
-            masked[id] = logits[id];
-        }
-        return draw(masked, allowed.cardinality());
+        int[] ids = allowed.stream().filter(id -> id < logits.length).toArray();
+        int[] order = sortedDescending(logits, ids);
+        int keep = params.topK() > 0 ? Math.min(params.topK(), order.length) : order.length;
+        return draw(logits, order, keep);
     }
 
     /** The next token for these logits (not modified). */
@@ -112,16 +127,15 @@ public final class Sampler {
         if (params.temperature() == 0f) {
             return argmax(logits);
         }
-        return draw(logits, logits.length);
-    }
-
-    /** A draw at the temperature from the {@code candidates} best ids (top-k, then top-p). */
-    private int draw(float[] logits, int candidates) {
         int n = logits.length;
-        int keep = Math.min(candidates, params.topK() > 0 ? Math.min(params.topK(), n) : n);
+        int keep = params.topK() > 0 ? Math.min(params.topK(), n) : n;
         // the `keep` best ids by logit descending, equal logits in id order (as a stable sort), so a
         // replay is identical
-        int[] order = keep < n ? topK(logits, keep) : sortedDescending(logits);
+        return draw(logits, keep < n ? topK(logits, keep) : sortedDescending(logits), keep);
+    }
+
+    /** A draw at the temperature from the first {@code keep} ids of {@code order} (best first), after top-p. */
+    private int draw(float[] logits, int[] order, int keep) {
         double max = logits[order[0]];
         double[] p = new double[keep];
         double sum = 0;
