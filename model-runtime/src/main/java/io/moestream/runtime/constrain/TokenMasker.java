@@ -8,10 +8,13 @@ import java.util.concurrent.ConcurrentHashMap;
  * {@link TokenTrie} from the state, skipping every subtree whose prefix the automaton rejects (so
  * shared token prefixes are checked once, and impossible ones cost one jump). The automaton is
  * deterministic, so a state's mask depends on the state alone and is cached: after the first
- * visit of a state, masking is a lookup. EOS is allowed exactly in accepting states; tokens
- * without bytes (other control tokens) never are.
+ * visit of a state (of the first {@value #MAX_CACHED}), masking is a lookup. EOS is allowed
+ * exactly in accepting states; tokens without bytes (other control tokens) never are.
  */
 final class TokenMasker {
+
+    /** Masks kept per vocabulary and grammar (each vocab/8 bytes); states beyond are walked each time. */
+    static final int MAX_CACHED = 4096;
 
     private final Dfa dfa;
     private final TokenTrie trie;
@@ -37,7 +40,9 @@ final class TokenMasker {
         BitSet m = masks.get(state);
         if (m == null) {
             m = compute(state);
-            masks.putIfAbsent(state, m);
+            if (masks.size() < MAX_CACHED) {
+                masks.putIfAbsent(state, m);
+            }
         }
         return m;
     }
@@ -68,8 +73,8 @@ final class TokenMasker {
             }
             i++;
         }
-        if (eos >= 0 && dfa.accepting(state)) {
-            allowed.set(eos);
+        if (eos >= 0) {
+            allowed.set(eos, dfa.accepting(state)); // by acceptance alone, even if EOS has bytes
         }
         return allowed;
     }
