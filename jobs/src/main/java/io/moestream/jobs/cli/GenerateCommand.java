@@ -4,6 +4,8 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.moestream.runtime.constrain.Grammar;
+import io.moestream.runtime.constrain.UnsupportedSchemaException;
 import io.moestream.runtime.model.DefaultModel;
 import io.moestream.runtime.model.Engine;
 import io.moestream.runtime.model.GenerationRequest;
@@ -15,6 +17,7 @@ import io.moestream.runtime.sched.Request;
 import io.moestream.runtime.sched.StepPlanner;
 
 import java.io.IOException;
+import java.nio.file.Files;
 import java.io.PrintWriter;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -38,7 +41,9 @@ import picocli.CommandLine.Spec;
             "Generates text for one prompt with the model runtime (no Flink, no Kafka).",
             "Prints the generated text, or with --json one JSON object: prompt_ids, generated_ids, text"
                     + " and, with --logits K, top_logits.",
-            "With --prompts-file all prompts run as one continuous batch and each prints one such JSON line, in file order."
+            "With --prompts-file all prompts run as one continuous batch and each prints one such JSON line, in file order.",
+            "With --json-schema, --regex or --choice the answer is constrained token by token (docs/structured-output.md):"
+                    + " when it ends with EOS it is compact JSON valid against the schema, a match of the regex, or one of the choices."
         })
 public final class GenerateCommand implements Callable<Integer> {
 
@@ -107,6 +112,24 @@ public final class GenerateCommand implements Callable<Integer> {
             description = "With --json: add top_logits, the K highest [id, logit] pairs at the last prompt position and after each generated token.")
     int logitsK;
 
+    static final class Structured {
+        @Option(names = "--json-schema", paramLabel = "FILE", required = true,
+                description = "Constrain the answer to compact JSON valid against this JSON Schema (the supported subset:"
+                        + " docs/structured-output.md).")
+        Path schema;
+
+        @Option(names = "--regex", paramLabel = "REGEX", required = true,
+                description = "Constrain the answer to a whole match of this regular expression (ECMA syntax subset).")
+        String regex;
+
+        @Option(names = "--choice", paramLabel = "TEXT", split = ",", required = true,
+                description = "Constrain the answer to exactly one of these comma-separated choices.")
+        List<String> choices;
+    }
+
+    @ArgGroup(exclusive = true, multiplicity = "0..1")
+    Structured structured;
+
     @Option(names = "--ignore-eos",
             description = "Keep generating after end-of-generation tokens (they are then part of generated_ids), as the"
                     + " llama.cpp goldens do, so --max-tokens tokens always come out. Default: EOS, EOT, EOM and the"
@@ -169,6 +192,7 @@ public final class GenerateCommand implements Callable<Integer> {
         } catch (IllegalArgumentException e) {
             throw new ParameterException(spec.commandLine(), e.getMessage());
         }
+        Grammar grammar = grammar();
         List<Request> requests = new ArrayList<>();
         List<List<float[]>> positions = new ArrayList<>();
         int[] printed = new int[prompts.size()]; // characters streamed so far, per prompt
@@ -195,6 +219,9 @@ public final class GenerateCommand implements Callable<Integer> {
                     }
                 }
             });
+            if (grammar != null) {
+                r.constrain(grammar.start(m.tokenizer()));
+            }
             requests.add(ignoreEos ? r.ignoreEos() : r);
         }
         int n = prompts.size();
@@ -211,6 +238,28 @@ public final class GenerateCommand implements Callable<Integer> {
         }
         out.flush();
         return 0;
+    }
+
+    /** The compiled constraint of --json-schema, --regex or --choice, or null without one. */
+    private Grammar grammar() {
+        if (structured == null) {
+            return null;
+        }
+        if (ignoreEos) {
+            throw new ParameterException(spec.commandLine(), "--ignore-eos cannot be combined with a constraint:"
+                    + " a constrained answer ends with EOS once it is complete");
+        }
+        try {
+            if (structured.schema != null) {
+                Path file = CliSupport.existingFile(structured.schema, "--json-schema");
+                return Grammar.jsonSchema(Files.readString(file));
+            }
+            return structured.regex != null ? Grammar.regex(structured.regex) : Grammar.choice(structured.choices);
+        } catch (UnsupportedSchemaException e) {
+            throw new ParameterException(spec.commandLine(), e.getMessage());
+        } catch (IOException e) {
+            throw new ParameterException(spec.commandLine(), "cannot read --json-schema " + structured.schema + ": " + e.getMessage());
+        }
     }
 
     /** Reads the JSON list: each entry a string (encoded as a prompt) or a list of token ids (used as given). */

@@ -146,4 +146,55 @@ class GenerateCommandTest {
         assertThat(badIds.exitCode()).isNotZero();
         assertThat(badIds.err()).contains("99999");
     }
+
+    @Test
+    void jsonSchemaConstrainsEveryPromptOfABatch(@TempDir Path dir) throws Exception {
+        Path schema = dir.resolve("review.schema.json");
+        Files.writeString(schema, """
+                {"type":"object","properties":{
+                  "sentiment":{"enum":["positive","negative","neutral"]},
+                  "products":{"type":"array","items":{"type":"string","maxLength":20},"maxItems":3},
+                  "rating":{"type":"integer","minimum":1,"maximum":5}},
+                 "required":["sentiment","products","rating"]}""");
+        Path prompts = dir.resolve("prompts.json");
+        Files.writeString(prompts, "[\"The list type is\", \"A dictionary maps\", \"Tuples are\"]");
+        Run run = launch("generate", "--prompts-file", prompts.toString(), "--json-schema", schema.toString(),
+                "--max-tokens", "96", "--temperature", "0.8", "--seed", "3");
+        assertThat(run.exitCode()).as(run.err()).isZero();
+        List<String> lines = run.out().lines().toList();
+        assertThat(lines).hasSize(3);
+        for (String line : lines) {
+            JsonNode answer = JSON.readTree(JSON.readTree(line).get("text").asText());
+            assertThat(answer.get("sentiment").asText()).isIn("positive", "negative", "neutral");
+            assertThat(answer.get("products").isArray()).isTrue();
+            assertThat(answer.get("products").size()).isLessThanOrEqualTo(3);
+            assertThat(answer.get("rating").asInt()).isBetween(1, 5);
+            assertThat(answer.get("rating").isInt()).isTrue();
+        }
+    }
+
+    @Test
+    void choiceAndRegexConstrainTheText() {
+        String model = DefaultModel.path().toString();
+        Run choice = launch("generate", "--model", model, "--prompt", "Is a tuple mutable? Answer:", "--choice", "yes,no,maybe",
+                "--max-tokens", "8");
+        assertThat(choice.exitCode()).as(choice.err()).isZero();
+        assertThat(choice.out().strip()).isIn("yes", "no", "maybe");
+        Run regex = launch("generate", "--model", model, "--prompt", "The version is", "--regex", "v[0-9]{1,2}\\.[0-9]{1,2}",
+                "--max-tokens", "16", "--temperature", "1", "--seed", "9");
+        assertThat(regex.exitCode()).as(regex.err()).isZero();
+        assertThat(regex.out().strip()).matches("v[0-9]{1,2}\\.[0-9]{1,2}");
+    }
+
+    @Test
+    void anUnsupportedSchemaKeywordIsNamed(@TempDir Path dir) throws Exception {
+        Path schema = dir.resolve("bad.json");
+        Files.writeString(schema, "{\"type\":\"string\",\"format\":\"email\"}");
+        Run run = launch("generate", "--prompt", "x", "--json-schema", schema.toString());
+        assertThat(run.exitCode()).isEqualTo(2);
+        assertThat(run.err()).contains("'format' is not supported");
+        Run eos = launch("generate", "--prompt", "x", "--choice", "a,b", "--ignore-eos");
+        assertThat(eos.exitCode()).isEqualTo(2);
+        assertThat(eos.err()).contains("--ignore-eos cannot be combined");
+    }
 }

@@ -1,13 +1,16 @@
 package io.moestream.runtime.sampler;
 
 import java.util.Arrays;
+import java.util.BitSet;
 import java.util.SplittableRandom;
 
 /**
  * Picks the next token from logits as {@link SamplingParams} say: greedy at temperature 0 (argmax,
  * ties to the lowest id), otherwise temperature, then top-k, then top-p (nucleus), then a draw from
  * this request's own {@link SplittableRandom} seeded with {@code params.seed()}, so a replay with
- * the same seed and logits picks the same tokens. Not thread-safe; one per sequence.
+ * the same seed and logits picks the same tokens. With a token mask ({@link #sample(float[], BitSet)},
+ * structured output) the masked-out tokens are removed before any of these steps, so every mode
+ * draws from the allowed tokens only. Not thread-safe; one per sequence.
  */
 public final class Sampler {
 
@@ -65,16 +68,58 @@ public final class Sampler {
     static int[] sortedDescending(float[] logits) {
         long[] keys = new long[logits.length];
         for (int id = 0; id < logits.length; id++) {
-            int bits = Float.floatToIntBits(logits[id]); // NaN canonical: above +inf, as Float.compare
-            int ascending = bits >= 0 ? bits : bits ^ Integer.MAX_VALUE; // int order = Float.compare order
-            keys[id] = (long) ~ascending << 32 | id; // descending logit in the high half, then ascending id
+            keys[id] = descendingKey(logits, id);
         }
+        return idsOf(keys);
+    }
+
+    /** {@code ids} by logit descending, equal logits in id order. */
+    static int[] sortedDescending(float[] logits, int[] ids) {
+        long[] keys = new long[ids.length];
+        for (int i = 0; i < ids.length; i++) {
+            keys[i] = descendingKey(logits, ids[i]);
+        }
+        return idsOf(keys);
+    }
+
+    private static long descendingKey(float[] logits, int id) {
+        int bits = Float.floatToIntBits(logits[id]); // NaN canonical: above +inf, as Float.compare
+        int ascending = bits >= 0 ? bits : bits ^ Integer.MAX_VALUE; // int order = Float.compare order
+        return (long) ~ascending << 32 | id; // descending logit in the high half, then ascending id
+    }
+
+    private static int[] idsOf(long[] keys) {
         Arrays.sort(keys);
         int[] order = new int[keys.length];
         for (int i = 0; i < keys.length; i++) {
             order[i] = (int) keys[i];
         }
         return order;
+    }
+
+    /**
+     * The next token for these logits (not modified), among the {@code allowed} tokens only (a
+     * non-empty mask from a {@link io.moestream.runtime.constrain.Constraint}): greedy takes the
+     * best allowed token (ties to the lowest id); sampling applies temperature, top-k and top-p to
+     * the allowed tokens alone. With every token allowed it picks what {@link #sample(float[])} picks.
+     */
+    public int sample(float[] logits, BitSet allowed) {
+        if (allowed.isEmpty()) {
+            throw new IllegalArgumentException("the token mask allows no token");
+        }
+        if (params.temperature() == 0f) {
+            int best = allowed.nextSetBit(0);
+            for (int id = allowed.nextSetBit(best + 1); id >= 0 && id < logits.length; id = allowed.nextSetBit(id + 1)) {
+                if (logits[id] > logits[best]) {
+                    best = id;
+                }
+            }
+            return best;
+        }
+        int[] ids = allowed.stream().filter(id -> id < logits.length).toArray();
+        int[] order = sortedDescending(logits, ids);
+        int keep = params.topK() > 0 ? Math.min(params.topK(), order.length) : order.length;
+        return draw(logits, order, keep);
     }
 
     /** The next token for these logits (not modified). */
@@ -86,7 +131,11 @@ public final class Sampler {
         int keep = params.topK() > 0 ? Math.min(params.topK(), n) : n;
         // the `keep` best ids by logit descending, equal logits in id order (as a stable sort), so a
         // replay is identical
-        int[] order = keep < n ? topK(logits, keep) : sortedDescending(logits);
+        return draw(logits, keep < n ? topK(logits, keep) : sortedDescending(logits), keep);
+    }
+
+    /** A draw at the temperature from the first {@code keep} ids of {@code order} (best first), after top-p. */
+    private int draw(float[] logits, int[] order, int keep) {
         double max = logits[order[0]];
         double[] p = new double[keep];
         double sum = 0;

@@ -1,5 +1,6 @@
 package io.moestream.runtime.sched;
 
+import io.moestream.runtime.constrain.Constraint;
 import io.moestream.runtime.model.FinishReason;
 import io.moestream.runtime.model.GenerationRequest;
 import io.moestream.runtime.model.GenerationResult;
@@ -24,6 +25,10 @@ import java.util.Arrays;
  * ({@link FinishReason#STOP_SEQUENCE}, text cut before it), {@code maxTokens} tokens end it
  * ({@link FinishReason#LENGTH}). With {@code commitAnswer} (a conversation turn) the final sampled
  * token is fed too, in the next step, so the cache ends holding the whole turn.
+ *
+ * <p>With a {@link Constraint} (structured output) the sampler sees only the tokens the constraint
+ * allows and the constraint advances with each sampled token, so EOS ({@code STOP}) comes only
+ * after a complete valid output and a {@code LENGTH} cut leaves a valid prefix.
  *
  * <p>A prefill-only request ({@link #prefill}: a document part) computes its tokens and ends
  * without sampling. Not thread-safe.
@@ -52,6 +57,7 @@ public final class Request implements StepPlanner.Planned {
     private final boolean commitAnswer;
     private boolean ignoreEos;
     private Observer observer = NONE;
+    private Constraint constraint; // null: unconstrained
 
     private int prefilled;
     private int[] ids = new int[16];
@@ -92,7 +98,22 @@ public final class Request implements StepPlanner.Planned {
 
     /** End-of-generation tokens are sampled like any other and do not end the request. */
     public Request ignoreEos() {
+        if (constraint != null) {
+            throw new IllegalStateException("a constrained request ends with EOS; it cannot ignore it");
+        }
         this.ignoreEos = true;
+        return this;
+    }
+
+    /** Samples only tokens that keep the output valid under {@code constraint} (fresh, one per request). */
+    public Request constrain(Constraint constraint) {
+        if (params == null) {
+            throw new IllegalStateException("a prefill-only request samples nothing to constrain");
+        }
+        if (ignoreEos) {
+            throw new IllegalStateException("a constrained request ends with EOS; it cannot ignore it");
+        }
+        this.constraint = constraint;
         return this;
     }
 
@@ -154,7 +175,13 @@ public final class Request implements StepPlanner.Planned {
 
     private void sample(float[] logits) {
         observer.logits(logits);
-        int token = sampler.sample(logits);
+        int token;
+        if (constraint == null) {
+            token = sampler.sample(logits);
+        } else {
+            token = sampler.sample(logits, constraint.allowed());
+            constraint.accept(token);
+        }
         sampled++;
         if (!ignoreEos && tokenizer.isEndOfGeneration(token)) {
             finish = FinishReason.STOP;
