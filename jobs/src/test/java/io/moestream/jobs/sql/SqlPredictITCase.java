@@ -117,6 +117,23 @@ class SqlPredictITCase {
                 .hasStackTraceContaining("'error-handling' = 'column'");
     }
 
+    @Test
+    void theReadmeExampleScriptWritesPromptsAnswersThemAndPrintsTheAnswers() throws Exception {
+        kafka.createTopics(List.of("moe.prompts", "moe.generations"));
+        String script = Files.readString(Path.of("../docs/examples/answer-prompts.sql"));
+        List<Row> printed = new ArrayList<>();
+
+        SqlScript.run(SqlScript.environment(new Configuration()),
+                SqlScript.statements(SqlScript.substitute(script, Map.of("bootstrap-servers", kafka.bootstrapServers()))),
+                printed::add);
+
+        assertThat(printed).extracting(r -> r.getField(0)).containsExactlyInAnyOrder("r1", "r2");
+        assertThat(printed).allSatisfy(r -> {
+            assertThat((String) r.getField(1)).isIn("STOP", "LENGTH", "STOP_SEQUENCE");
+            assertThat((Integer) r.getField(2)).isBetween(0, 24);
+        });
+    }
+
     private static void runScript(String generationsTopic, int concurrency) throws Exception {
         String script = Files.readString(Path.of("src/test/resources/sql/predict.sql"));
         SqlScript.run(SqlScript.environment(new Configuration()), SqlScript.statements(SqlScript.substitute(script, Map.of(
