@@ -6,6 +6,11 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import io.moestream.jobs.cli.ConsumeCommand;
 import io.moestream.jobs.cli.ProduceCommand;
 import io.moestream.jobs.kafka.LocalKafka;
+import io.moestream.operators.KvStateConfig;
+import io.moestream.runtime.model.Engine;
+import io.moestream.runtime.model.GenerationRequest;
+import io.moestream.runtime.model.Model;
+import io.moestream.runtime.sampler.SamplingParams;
 import io.moestream.schemas.FinishReason;
 import io.moestream.schemas.Generation;
 import io.moestream.schemas.JsonAvro;
@@ -107,6 +112,8 @@ class SqlPredictITCase {
         assertThat(byId).containsOnlyKeys("ok", "null", "long");
         assertThat(byId.get("ok").getField(3)).isNull();
         assertThat((Integer) byId.get("ok").getField(2)).isBetween(1, 4);
+        assertThat(byId.get("ok").getField(1)).as("greedy, so the engine alone gives the same text")
+                .isEqualTo(engineAlone("Hello", 4));
         assertThat(byId.get("null").getField(1)).isNull();
         assertThat((String) byId.get("null").getField(3)).isEqualTo("the prompt is null");
         assertThat((String) byId.get("long").getField(3)).contains("tokens, but the context window is");
@@ -132,6 +139,15 @@ class SqlPredictITCase {
             assertThat((String) r.getField(1)).isIn("STOP", "LENGTH", "STOP_SEQUENCE");
             assertThat((Integer) r.getField(2)).isBetween(0, 24);
         });
+    }
+
+    /** The greedy answer of the engine alone, with the provider's default KV blocks (int8, 32 positions). */
+    private static String engineAlone(String prompt, int maxTokens) throws Exception {
+        Model model = Model.loadDefault();
+        KvStateConfig kv = KvStateConfig.defaults();
+        GenerationRequest request = new GenerationRequest(model.newCache(kv.kvCodec(), kv.blockTokens()),
+                model.tokenizer().encodePrompt(prompt), SamplingParams.greedy(maxTokens), false);
+        return new Engine(model).generate(List.of(request)).get(0).text();
     }
 
     private static void runScript(String generationsTopic, int concurrency) throws Exception {
