@@ -21,6 +21,7 @@ import java.util.Set;
             KafkaCommand.class,
             ProduceCommand.class,
             ConsumeCommand.class,
+            SqlCommand.class,
             ChatTemplateCommand.class,
             CommandLine.HelpCommand.class
         })
