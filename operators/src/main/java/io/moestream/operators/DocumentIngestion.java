@@ -6,7 +6,6 @@ import io.moestream.runtime.sched.Request;
 import io.moestream.runtime.tokenizer.Tokenizer;
 import io.moestream.schemas.Document;
 import io.moestream.schemas.InferenceError;
-import java.util.ArrayList;
 import java.util.List;
 import org.apache.flink.api.common.state.ListState;
 import org.slf4j.Logger;
@@ -174,20 +173,7 @@ final class DocumentIngestion {
     }
 
     private void remove(RequestQueue.Queued q) throws Exception {
-        List<PendingPart> rest = new ArrayList<>();
-        boolean removed = false;
-        for (PendingPart p : DocumentWaits.orEmpty(pending.get())) {
-            if (!removed && p.equals(q.part())) {
-                removed = true;
-            } else {
-                rest.add(p);
-            }
-        }
-        if (rest.isEmpty()) {
-            pending.clear();
-        } else {
-            pending.update(rest);
-        }
+        DocumentWaits.removeFirst(pending, q.part());
         queue.left(q);
     }
 }

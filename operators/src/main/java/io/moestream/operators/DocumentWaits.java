@@ -100,4 +100,22 @@ final class DocumentWaits {
     static <T> Iterable<T> orEmpty(Iterable<T> values) {
         return values == null ? List.of() : values;
     }
+
+    /** Removes the first element equal to {@code item} from the current key's list state. */
+    static <T> void removeFirst(ListState<T> state, T item) throws Exception {
+        List<T> rest = new ArrayList<>();
+        boolean removed = false;
+        for (T t : orEmpty(state.get())) {
+            if (!removed && t.equals(item)) {
+                removed = true;
+            } else {
+                rest.add(t);
+            }
+        }
+        if (rest.isEmpty()) {
+            state.clear();
+        } else {
+            state.update(rest);
+        }
+    }
 }

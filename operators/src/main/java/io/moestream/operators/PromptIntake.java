@@ -10,7 +10,6 @@ import io.moestream.schemas.ErrorCode;
 import io.moestream.schemas.InferenceError;
 import io.moestream.schemas.Prompt;
 import io.moestream.schemas.PromptMode;
-import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Iterator;
 import java.util.List;
@@ -234,20 +233,7 @@ final class PromptIntake {
 
     /** The prompt (its key selected) leaves {@link #PENDING_STATE} and the pending work. */
     void remove(RequestQueue.Queued q) throws Exception {
-        List<PendingPrompt> rest = new ArrayList<>();
-        boolean removed = false;
-        for (PendingPrompt p : DocumentWaits.orEmpty(pending.get())) {
-            if (!removed && p.equals(q.prompt())) {
-                removed = true;
-            } else {
-                rest.add(p);
-            }
-        }
-        if (rest.isEmpty()) {
-            pending.clear();
-        } else {
-            pending.update(rest);
-        }
+        DocumentWaits.removeFirst(pending, q.prompt());
         queue.left(q);
     }
 }
