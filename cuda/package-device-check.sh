@@ -19,9 +19,9 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
 kit="$here/target/device-kit"
 oracle=${ORACLE_DIR:-$root/model-runtime/src/test/resources/oracle}
-# every architecture (qwen3moe, qwen2moe, bailingmoe2 as F32; llama dense as F32, Q8_0, Q4_0; Mixtral as
-# Q8_0, Q4_0): 27 MB. The Mixtral F32 and F16 files (11 MB) would take the kit past 64 MiB.
-models=${MODELS:-tiny-llama-f32.gguf tiny-llama-q8_0.gguf tiny-llama-q4_0.gguf tiny-mixtral-q8_0.gguf tiny-mixtral-q4_0.gguf tiny-qwen3moe-f32.gguf tiny-qwen2moe-f32.gguf tiny-groupmoe-f32.gguf}
+# the in-repo copies, every architecture (llama dense, Mixtral, qwen3moe as Q8_0 and Q4_0; qwen2moe,
+# bailingmoe2 as Q8_0): 10.7 MB. F32/F16 files come from ORACLE_DIR=../shared/oracle/models with MODELS.
+models=${MODELS:-tiny-*-q8_0.gguf tiny-*-q4_0.gguf}
 console_version=1.14.1 # junit-platform matching the junit-bom 5.14.1 pinned in the root pom
 read -r -a mvn_flags <<< "-q -B ${MVN_FLAGS:-}"
 

@@ -29,11 +29,11 @@ import org.junit.jupiter.params.provider.ValueSource;
 @Tag("gpu")
 class BackendForwardGpuTest {
 
-    static final String TINY_LLAMA = "tiny-llama-f32";
-    static final String TINY_MIXTRAL = "tiny-mixtral-q8_0"; // the device kit carries the Q8_0 copy
-    static final String TINY_QWEN3MOE = "tiny-qwen3moe-f32";
-    static final String TINY_QWEN2MOE = "tiny-qwen2moe-f32";
-    static final String TINY_GROUPMOE = "tiny-groupmoe-f32";
+    static final String TINY_LLAMA = "tiny-llama-q8_0";
+    static final String TINY_MIXTRAL = "tiny-mixtral-q8_0";
+    static final String TINY_QWEN3MOE = "tiny-qwen3moe-q8_0";
+    static final String TINY_QWEN2MOE = "tiny-qwen2moe-q8_0";
+    static final String TINY_GROUPMOE = "tiny-groupmoe-q8_0";
     static final String[] PROMPTS = {
         "Once upon a time, there was a little robot who", "Permission is hereby granted, free of charge", "The quick brown fox"};
 

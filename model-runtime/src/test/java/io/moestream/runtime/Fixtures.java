@@ -13,15 +13,19 @@ import java.nio.file.Path;
 import java.util.List;
 import java.util.stream.Stream;
 
-/** Test fixtures copied from the llama.cpp oracle into {@code src/test/resources/oracle/}. */
+/**
+ * Test fixtures of the llama.cpp oracle. The Q8_0/Q4_0 files of each architecture are copied into
+ * {@code src/test/resources/oracle/}; the F32/F16 files are read from {@code ../shared/oracle} and the
+ * tests that need them are skipped where it is absent.
+ */
 public final class Fixtures {
 
-    public static final String TINY_LLAMA = "tiny-llama-f32";
-    public static final String TINY_MIXTRAL = "tiny-mixtral-f32";
-    public static final String TINY_QWEN3MOE = "tiny-qwen3moe-f32";
-    public static final String TINY_QWEN2MOE = "tiny-qwen2moe-f32";
+    public static final String TINY_LLAMA = "tiny-llama-q8_0";
+    public static final String TINY_MIXTRAL = "tiny-mixtral-q8_0";
+    public static final String TINY_QWEN3MOE = "tiny-qwen3moe-q8_0";
+    public static final String TINY_QWEN2MOE = "tiny-qwen2moe-q8_0";
     /** bailingmoe2 (Ling 2.0): group-limited sigmoid routing, shared expert, fused QKV, NextN block. */
-    public static final String TINY_GROUPMOE = "tiny-groupmoe-f32";
+    public static final String TINY_GROUPMOE = "tiny-groupmoe-q8_0";
 
     private Fixtures() {}
 
@@ -58,16 +62,23 @@ public final class Fixtures {
         return null;
     }
 
-    /** The GGUF file of an oracle model stem. */
+    /**
+     * The GGUF file of an oracle model stem: the copy in test resources, else {@code ../shared/oracle}
+     * (the test is skipped when neither has it).
+     */
     public static Path model(String stem) {
-        return resource("/oracle/" + stem + ".gguf");
+        return Fixtures.class.getResource("/oracle/" + stem + ".gguf") != null
+                ? resource("/oracle/" + stem + ".gguf") : SharedOracle.model(stem);
     }
 
-    /** The trimmed golden JSON of an oracle model stem (see oracle/README.md in test resources). */
+    /**
+     * The golden JSON of an oracle model stem: the trimmed copy in test resources (see oracle/README.md
+     * there), else the full one in {@code ../shared/oracle} (the test is skipped when neither has it).
+     */
     public static JsonNode golden(String stem) {
         try (InputStream in = Fixtures.class.getResourceAsStream("/oracle/" + stem + ".json")) {
             if (in == null) {
-                throw new IllegalStateException("missing golden " + stem);
+                return SharedOracle.golden(stem);
             }
             return new ObjectMapper().readTree(in);
         } catch (IOException e) {

@@ -15,14 +15,18 @@ import java.util.Arrays;
 
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 
 class GgufFileTest {
 
     @TempDir Path tmp;
 
-    @Test
-    void readsMetadataAndTensorsOfTinyMixtral() throws IOException {
-        GgufFile f = GgufFile.open(Fixtures.model(Fixtures.TINY_MIXTRAL));
+    /** The F32 file (from ../shared) and the Q8_0 copy in test resources: same metadata, their own tensor layout. */
+    @ParameterizedTest
+    @CsvSource({"tiny-mixtral-f32, F32, 1048576", "tiny-mixtral-q8_0, Q8_0, 278528"})
+    void readsMetadataAndTensorsOfTinyMixtral(String stem, GgmlType gateType, int gateBytes) throws IOException {
+        GgufFile f = GgufFile.open(Fixtures.model(stem));
         assertThat(f.version()).isEqualTo(3);
         assertThat(f.alignment()).isEqualTo(32);
         assertThat(f.getString("general.architecture")).isEqualTo("llama");
@@ -36,9 +40,9 @@ class GgufFileTest {
         assertThat(f.getIntegerArray("tokenizer.ggml.token_type")).hasSize(768);
         assertThat(f.tensors()).hasSize(23);
         GgufTensor gate = f.tensor("blk.1.ffn_gate_exps.weight");
-        assertThat(gate.type()).isEqualTo(GgmlType.F32);
+        assertThat(gate.type()).isEqualTo(gateType);
         assertThat(gate.ne()).containsExactly(128, 256, 8);
-        assertThat(gate.data().capacity()).isEqualTo(128 * 256 * 8 * 4);
+        assertThat(gate.data().capacity()).isEqualTo(gateBytes);
         assertThat(f.tensor("blk.0.ffn_down_exps.weight").ne()).containsExactly(256, 128, 8);
         assertThat(f.tensor("token_embd.weight").ne()).containsExactly(128, 768);
         assertThat(f.tensor("output_norm.weight").ne()).containsExactly(128);
