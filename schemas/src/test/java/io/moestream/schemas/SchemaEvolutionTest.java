@@ -132,7 +132,7 @@ class SchemaEvolutionTest {
     @Test
     void aPromptFromAProducerOnTheFirstReleaseDecodesWithoutRegistrationAndHasNoMessages() {
         Schema v1 = resource("/compat/v1/Prompt.avsc");
-        assertThat(AvroCodec.releasedSchemas(Prompt.class)).containsExactly(v1);
+        assertThat(AvroCodec.releasedSchemas(Prompt.class)).hasSize(2).first().isEqualTo(v1);
         GenericRecord record = new GenericData.Record(v1);
         record.put("request_id", "v1-2");
         record.put("tenant", "acme");
@@ -151,6 +151,31 @@ class SchemaEvolutionTest {
         assertThat(prompt.getMessages()).isEmpty();
         assertThat(prompt.getChatTemplateKwargs()).isEmpty();
         assertThat(SchemaNormalization.parsingFingerprint64(v1)).isNotEqualTo(AvroCodec.forPrompt().fingerprint());
+    }
+
+    @Test
+    void aPromptFromAProducerOnTheSecondReleaseDecodesWithoutResponseFormat() {
+        Schema v2 = AvroCodec.releasedSchemas(Prompt.class).get(1);
+        Prompt current = JsonAvro.fromJson("{\"request_id\":\"v2-1\",\"tenant\":\"acme\",\"text\":\"Hi\"}", Prompt.class);
+        GenericRecord record = new GenericData.Record(v2);
+        for (Schema.Field f : v2.getFields()) {
+            record.put(f.name(), current.get(f.name()) instanceof Enum<?> e
+                    ? new GenericData.EnumSymbol(f.schema(), e.name()) : current.get(f.name()));
+        }
+
+        Prompt prompt = AvroCodec.forPrompt().decode(encode(v2, record));
+        assertThat(prompt.getRequestId()).isEqualTo("v2-1");
+        assertThat(prompt.getResponseFormat()).isNull();
+        assertThat(SchemaNormalization.parsingFingerprint64(v2)).isNotEqualTo(AvroCodec.forPrompt().fingerprint());
+    }
+
+    @Test
+    void aResponseFormatRoundTripsThroughJsonAndAvro() {
+        Prompt p = JsonAvro.fromJson("{\"request_id\":\"s1\",\"tenant\":\"acme\",\"text\":\"Hi\","
+                + "\"response_format\":{\"json_schema\":\"{\\\"type\\\":\\\"boolean\\\"}\"}}", Prompt.class);
+        assertThat(p.getResponseFormat().getJsonSchema()).isEqualTo("{\"type\":\"boolean\"}");
+        assertThat(p.getResponseFormat().getChoices()).isEmpty();
+        assertThat(AvroCodec.forPrompt().decode(AvroCodec.forPrompt().encode(p))).isEqualTo(p);
     }
 
     @Test
