@@ -1,5 +1,6 @@
 package io.moestream.operators;
 
+import io.moestream.runtime.constrain.UnsupportedSchemaException;
 import io.moestream.schemas.Document;
 import io.moestream.schemas.ErrorCode;
 import io.moestream.schemas.InferenceError;
@@ -35,6 +36,11 @@ final class Outcomes {
 
     static InferenceError.Builder noTokens(Prompt p, long now) {
         return prompt(p, ErrorCode.INVALID_PARAMS, "text encodes to no tokens: send some text", now);
+    }
+
+    static InferenceError.Builder unsupportedFormat(Prompt p, UnsupportedSchemaException e, long now) {
+        return prompt(p, ErrorCode.INVALID_PARAMS, "response_format is refused: " + e.getMessage()
+                + "; keep to the supported subset (docs/structured-output.md)", now);
     }
 
     static InferenceError.Builder contextOverflow(Prompt p, int promptTokens, int cached, int contextLength, long now) {

@@ -1,6 +1,8 @@
 package io.moestream.operators;
 
 import io.moestream.runtime.chat.ChatFormat;
+import io.moestream.runtime.constrain.Grammar;
+import io.moestream.runtime.constrain.UnsupportedSchemaException;
 import io.moestream.runtime.model.GenerationRequest;
 import io.moestream.runtime.model.KvCache;
 import io.moestream.runtime.model.Model;
@@ -129,6 +131,7 @@ final class PromptIntake {
         PendingPrompt p = q.prompt();
         Prompt prompt = p.prompt();
         try {
+            Grammar grammar = PromptSampling.grammar(prompt);
             KvCache cache = null;
             ContextMeta meta = null;
             long baseBytes = 0;
@@ -187,7 +190,12 @@ final class PromptIntake {
             }
             Request request = Request.generate(prompt.getTenant(),
                     new GenerationRequest(cache, ids, PromptSampling.params(prompt, maxTokens), conversation), tokenizer);
+            if (grammar != null) {
+                request.constrain(grammar.start(tokenizer));
+            }
             return new PromptRun(q, request, meta, baseBytes, now);
+        } catch (UnsupportedSchemaException e) {
+            return reject(q, Outcomes.unsupportedFormat(prompt, e, now));
         } catch (ChatPrompts.Refused e) {
             return reject(q, Outcomes.prompt(prompt, ErrorCode.INVALID_PARAMS, e.getMessage(), now));
         } catch (RuntimeException e) {

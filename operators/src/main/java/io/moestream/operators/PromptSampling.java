@@ -1,10 +1,13 @@
 package io.moestream.operators;
 
+import io.moestream.runtime.constrain.Grammar;
+import io.moestream.runtime.constrain.UnsupportedSchemaException;
 import io.moestream.runtime.sampler.SamplingParams;
 import io.moestream.schemas.Prompt;
+import io.moestream.schemas.ResponseFormat;
 import java.nio.charset.StandardCharsets;
 
-/** Maps a {@link Prompt}'s sampling fields onto the runtime's {@link SamplingParams}. */
+/** Maps a {@link Prompt}'s sampling fields onto the runtime's {@link SamplingParams} and its {@link Grammar}. */
 final class PromptSampling {
 
     private static final long FNV_OFFSET = 0xcbf29ce484222325L;
@@ -15,6 +18,24 @@ final class PromptSampling {
     static SamplingParams params(Prompt prompt, int maxTokens) {
         return new SamplingParams(maxTokens, prompt.getTemperature(), prompt.getTopK(), prompt.getTopP(),
                 seed(prompt), prompt.getStop());
+    }
+
+    /**
+     * The compiled constraint of the prompt's {@code response_format} (from {@link Grammar}'s cache when
+     * the same constraint was seen before), or null without one. {@link PromptValidator} has checked
+     * that exactly one of its fields is set.
+     *
+     * @throws UnsupportedSchemaException naming the keyword, when the schema or regex cannot be compiled
+     */
+    static Grammar grammar(Prompt prompt) {
+        ResponseFormat f = prompt.getResponseFormat();
+        if (f == null) {
+            return null;
+        }
+        if (f.getJsonSchema() != null) {
+            return Grammar.jsonSchema(f.getJsonSchema());
+        }
+        return f.getRegex() != null ? Grammar.regex(f.getRegex()) : Grammar.choice(f.getChoices());
     }
 
     /**

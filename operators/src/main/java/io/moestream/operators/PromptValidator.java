@@ -5,6 +5,7 @@ import io.moestream.schemas.ErrorCode;
 import io.moestream.schemas.InferenceError;
 import io.moestream.schemas.Prompt;
 import io.moestream.schemas.PromptMode;
+import io.moestream.schemas.ResponseFormat;
 import java.util.ArrayList;
 import java.util.List;
 
@@ -12,7 +13,8 @@ import java.util.List;
  * The rules a {@link Prompt} must follow: ids present, either {@code text} or {@code messages} (roles
  * system, user, assistant, tool), {@code max_tokens} in
  * {@code 1..maxTokensCap}, {@code temperature} in {@code [0, 2]}, {@code top_k >= 0}, {@code top_p}
- * in {@code (0, 1]}, a {@code context_id} exactly for DOCUMENT and CONVERSATION prompts.
+ * in {@code (0, 1]}, a {@code context_id} exactly for DOCUMENT and CONVERSATION prompts, at most one
+ * constraint in {@code response_format} (whether it compiles is checked when the prompt runs).
  */
 public final class PromptValidator implements RecordValidator<Prompt> {
 
@@ -85,7 +87,20 @@ public final class PromptValidator implements RecordValidator<Prompt> {
                 problems.add("stop sequence #" + i + " is empty: remove it");
             }
         }
+        checkResponseFormat(p.getResponseFormat(), problems);
         return problems;
+    }
+
+    private static void checkResponseFormat(ResponseFormat f, List<String> problems) {
+        if (f == null) {
+            return;
+        }
+        int set = (f.getJsonSchema() != null ? 1 : 0) + (f.getRegex() != null ? 1 : 0)
+                + (f.getChoices() != null && !f.getChoices().isEmpty() ? 1 : 0);
+        if (set != 1) {
+            problems.add("response_format sets " + set + " of json_schema, regex and choices: set exactly one"
+                    + " (or send no response_format for an unconstrained answer)");
+        }
     }
 
     @Override
