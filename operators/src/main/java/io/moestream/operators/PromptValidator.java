@@ -13,7 +13,7 @@ import java.util.List;
  * The rules a {@link Prompt} must follow: ids present, either {@code text} or {@code messages} (roles
  * system, user, assistant, tool), {@code max_tokens} in
  * {@code 1..maxTokensCap}, {@code temperature} in {@code [0, 2]}, {@code top_k >= 0}, {@code top_p}
- * in {@code (0, 1]}, a {@code context_id} exactly for DOCUMENT and CONVERSATION prompts, at most one
+ * in {@code (0, 1]}, a {@code context_id} exactly for DOCUMENT and CONVERSATION prompts, exactly one
  * constraint in {@code response_format} (whether it compiles is checked when the prompt runs).
  */
 public final class PromptValidator implements RecordValidator<Prompt> {

@@ -27,7 +27,8 @@ class JsonAvroTest {
 
         assertThat(json).isEqualTo("{\"request_id\":\"req-1\",\"tenant\":\"acme\",\"context_id\":\"doc-1\","
                 + "\"mode\":\"DOCUMENT\",\"text\":\"Summarize.\",\"max_tokens\":10,\"temperature\":0.7,\"top_k\":40,"
-                + "\"top_p\":0.9,\"seed\":42,\"stop\":[\"\\n\\n\",\"END\"],\"messages\":[],\"chat_template_kwargs\":{}}");
+                + "\"top_p\":0.9,\"seed\":42,\"stop\":[\"\\n\\n\",\"END\"],\"messages\":[],\"chat_template_kwargs\":{},"
+                + "\"response_format\":null}");
         assertThat(JsonAvro.toJson(Fixtures.error())).contains("\"raw\":\"eyJ4IjoxfQ==\"", "\"request_id\":null");
     }
 
