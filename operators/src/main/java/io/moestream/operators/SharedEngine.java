@@ -64,6 +64,11 @@ public final class SharedEngine {
         public int tokensWanted() {
             return request.tokensWanted();
         }
+
+        @Override
+        public int positions() {
+            return request.positions();
+        }
     }
 
     private final InferenceConfig config;
