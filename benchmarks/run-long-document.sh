@@ -5,7 +5,7 @@
 # a task failure injected half-way through the ingestion, then a question cached vs re-prefilled.
 # Prints (and with --out writes) one JSON object; docs/benchmarks.md records a run.
 # Usage: benchmarks/run-long-document.sh [--tokens 32768] [--part-tokens 2048] [--checkpoint-interval-ms 2000]
-#   [--token-budget 256] [--out FILE]
+#   [--token-budget 256] [--attention-budget 1048576] [--out FILE]
 # HEAP (default 1g) is the JVM's -Xmx: the bound the run must stay within.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"

@@ -5,6 +5,7 @@ import io.moestream.jobs.MoeStreamJob;
 import io.moestream.jobs.kafka.LocalKafka;
 import io.moestream.jobs.kafka.RecordKeys;
 import io.moestream.jobs.kafka.Topics;
+import io.moestream.operators.InferenceConfig;
 import io.moestream.operators.ProgressStats;
 import io.moestream.runtime.gguf.GgmlType;
 import io.moestream.runtime.model.Model;
@@ -73,7 +74,8 @@ public final class LongDocumentRun {
 
     public static void main(String[] args) throws Exception {
         Map<String, String> opts = new LinkedHashMap<>(Map.of("tokens", "32768", "part-tokens", "2048",
-                "checkpoint-interval-ms", "2000", "token-budget", "256", "out", ""));
+                "checkpoint-interval-ms", "2000", "token-budget", "256",
+                "attention-budget", String.valueOf(InferenceConfig.DEFAULT_ATTENTION_BUDGET), "out", ""));
         for (int i = 0; i + 1 < args.length; i += 2) {
             if (!args[i].startsWith("--") || !opts.containsKey(args[i].substring(2))) {
                 throw new IllegalArgumentException("unknown option " + args[i] + "; options: " + opts.keySet());
@@ -100,6 +102,7 @@ public final class LongDocumentRun {
         result.put("document_tokens", documentTokens);
         result.put("parts", parts.size());
         result.put("token_budget", Integer.parseInt(opts.get("token-budget")));
+        result.put("attention_budget", Long.parseLong(opts.get("attention-budget")));
         try (LocalKafka kafka = LocalKafka.start(0)) {
             kafka.createTopics(Topics.ALL);
             Configuration conf = new Configuration();
@@ -108,6 +111,7 @@ public final class LongDocumentRun {
             conf.set(JobOptions.CHECKPOINT_INTERVAL, Duration.ofMillis(Long.parseLong(opts.get("checkpoint-interval-ms"))));
             conf.set(JobOptions.PARALLELISM, 1);
             conf.set(JobOptions.STEP_TOKEN_BUDGET, Integer.parseInt(opts.get("token-budget")));
+            conf.set(JobOptions.STEP_ATTENTION_BUDGET, Long.parseLong(opts.get("attention-budget")));
             conf.set(CheckpointingOptions.CHECKPOINTS_DIRECTORY, dir.resolve("checkpoints").toUri().toString());
             conf.set(RestartStrategyOptions.RESTART_STRATEGY, "fixed-delay");
             conf.set(RestartStrategyOptions.RESTART_STRATEGY_FIXED_DELAY_ATTEMPTS, 3);

@@ -71,6 +71,7 @@ public final class MoeStreamJob {
                 conf.getOptional(JobOptions.MODEL_PATH).orElse(InferenceConfig.BUNDLED_MODEL),
                 conf.get(JobOptions.STEP_MAX_SEQUENCES),
                 conf.get(JobOptions.STEP_TOKEN_BUDGET),
+                conf.get(JobOptions.STEP_ATTENTION_BUDGET),
                 conf.get(JobOptions.QUEUE_MAX),
                 conf.get(JobOptions.TENANT_SHARE),
                 maxTokensCap,

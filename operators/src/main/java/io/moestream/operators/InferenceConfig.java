@@ -13,6 +13,10 @@ import java.util.Objects;
  * @param tokenBudget           most tokens (decode tokens plus prefill chunks) computed in one step; at
  *                              least {@code maxSequences}, so every running sequence can decode each step,
  *                              and at least 2 (a prompt chunk is never one token alone)
+ * @param attentionBudget       most attention work in one step: the sum over its tokens of the positions each
+ *                              attends to (a prefill chunk of n tokens after p cached positions counts
+ *                              n·(p+n), a decode token p+1); a chunk deep in a long context is cut smaller to
+ *                              stay within it, never below 2 tokens (≥ 1)
  * @param maxQueued             back-pressure bound: most requests queued or running per operator instance;
  *                              at the bound, input processing runs steps until there is room
  * @param tenantShare           while other tenants wait, one tenant holds at most this share of the step's
@@ -32,6 +36,7 @@ public record InferenceConfig(
         String modelPath,
         int maxSequences,
         int tokenBudget,
+        long attentionBudget,
         int maxQueued,
         double tenantShare,
         int maxTokensCap,
@@ -51,6 +56,8 @@ public record InferenceConfig(
 
     public static final int DEFAULT_MAX_SEQUENCES = 8;
     public static final int DEFAULT_TOKEN_BUDGET = 256;
+    /** 2^20: a full 256-token chunk up to 3,840 cached positions, about 31 tokens at 32K. */
+    public static final long DEFAULT_ATTENTION_BUDGET = 1L << 20;
     public static final int DEFAULT_MAX_QUEUED = 256;
     public static final double DEFAULT_TENANT_SHARE = 0.5;
     public static final int DEFAULT_MAX_TOKENS_CAP = 512;
@@ -76,6 +83,9 @@ public record InferenceConfig(
             throw new IllegalArgumentException("tokenBudget must be >= 2 (a prompt chunk is never one token alone), got "
                     + tokenBudget);
         }
+        if (attentionBudget < 1) {
+            throw new IllegalArgumentException("attentionBudget must be >= 1, got " + attentionBudget);
+        }
         if (maxQueued < 1) {
             throw new IllegalArgumentException("maxQueued must be >= 1, got " + maxQueued);
         }
@@ -98,70 +108,75 @@ public record InferenceConfig(
 
     /** The defaults for everything but the model. */
     public static InferenceConfig defaults(String modelPath) {
-        return new InferenceConfig(modelPath, DEFAULT_MAX_SEQUENCES, DEFAULT_TOKEN_BUDGET, DEFAULT_MAX_QUEUED,
+        return new InferenceConfig(modelPath, DEFAULT_MAX_SEQUENCES, DEFAULT_TOKEN_BUDGET, DEFAULT_ATTENTION_BUDGET, DEFAULT_MAX_QUEUED,
                 DEFAULT_TENANT_SHARE, DEFAULT_MAX_TOKENS_CAP, DEFAULT_DOCUMENT_WAIT_MILLIS, DEFAULT_MAX_DOCUMENT_TOKENS,
                 DEFAULT_DUPLICATE_WINDOW_MILLIS, null, KvStateConfig.defaults(), DEFAULT_BACKEND, null);
     }
 
     /** Sets {@code maxSequences}, raising {@code tokenBudget} to it when it is smaller. */
     public InferenceConfig withMaxSequences(int value) {
-        return new InferenceConfig(modelPath, value, Math.max(tokenBudget, Math.max(2, value)), maxQueued, tenantShare, maxTokensCap,
+        return new InferenceConfig(modelPath, value, Math.max(tokenBudget, Math.max(2, value)), attentionBudget, maxQueued, tenantShare, maxTokensCap,
                 documentWaitMillis, maxDocumentTokens, duplicateWindowMillis, modelName, kvState, backend, chatTemplate);
     }
 
     public InferenceConfig withTokenBudget(int value) {
-        return new InferenceConfig(modelPath, maxSequences, value, maxQueued, tenantShare, maxTokensCap,
+        return new InferenceConfig(modelPath, maxSequences, value, attentionBudget, maxQueued, tenantShare, maxTokensCap,
+                documentWaitMillis, maxDocumentTokens, duplicateWindowMillis, modelName, kvState, backend, chatTemplate);
+    }
+
+    public InferenceConfig withAttentionBudget(long value) {
+        return new InferenceConfig(modelPath, maxSequences, tokenBudget, value, maxQueued, tenantShare, maxTokensCap,
                 documentWaitMillis, maxDocumentTokens, duplicateWindowMillis, modelName, kvState, backend, chatTemplate);
     }
 
     public InferenceConfig withMaxQueued(int value) {
-        return new InferenceConfig(modelPath, maxSequences, tokenBudget, value, tenantShare, maxTokensCap,
+        return new InferenceConfig(modelPath, maxSequences, tokenBudget, attentionBudget, value, tenantShare, maxTokensCap,
                 documentWaitMillis, maxDocumentTokens, duplicateWindowMillis, modelName, kvState, backend, chatTemplate);
     }
 
     public InferenceConfig withTenantShare(double value) {
-        return new InferenceConfig(modelPath, maxSequences, tokenBudget, maxQueued, value, maxTokensCap,
+        return new InferenceConfig(modelPath, maxSequences, tokenBudget, attentionBudget, maxQueued, value, maxTokensCap,
                 documentWaitMillis, maxDocumentTokens, duplicateWindowMillis, modelName, kvState, backend, chatTemplate);
     }
 
     public InferenceConfig withMaxTokensCap(int value) {
-        return new InferenceConfig(modelPath, maxSequences, tokenBudget, maxQueued, tenantShare, value,
+        return new InferenceConfig(modelPath, maxSequences, tokenBudget, attentionBudget, maxQueued, tenantShare, value,
                 documentWaitMillis, maxDocumentTokens, duplicateWindowMillis, modelName, kvState, backend, chatTemplate);
     }
 
     public InferenceConfig withDocumentWaitMillis(long value) {
-        return new InferenceConfig(modelPath, maxSequences, tokenBudget, maxQueued, tenantShare, maxTokensCap,
+        return new InferenceConfig(modelPath, maxSequences, tokenBudget, attentionBudget, maxQueued, tenantShare, maxTokensCap,
                 value, maxDocumentTokens, duplicateWindowMillis, modelName, kvState, backend, chatTemplate);
     }
 
     public InferenceConfig withMaxDocumentTokens(int value) {
-        return new InferenceConfig(modelPath, maxSequences, tokenBudget, maxQueued, tenantShare, maxTokensCap,
+        return new InferenceConfig(modelPath, maxSequences, tokenBudget, attentionBudget, maxQueued, tenantShare, maxTokensCap,
                 documentWaitMillis, value, duplicateWindowMillis, modelName, kvState, backend, chatTemplate);
     }
 
     public InferenceConfig withDuplicateWindowMillis(long value) {
-        return new InferenceConfig(modelPath, maxSequences, tokenBudget, maxQueued, tenantShare, maxTokensCap,
+        return new InferenceConfig(modelPath, maxSequences, tokenBudget, attentionBudget, maxQueued, tenantShare, maxTokensCap,
                 documentWaitMillis, maxDocumentTokens, value, modelName, kvState, backend, chatTemplate);
     }
 
     public InferenceConfig withModelName(String value) {
-        return new InferenceConfig(modelPath, maxSequences, tokenBudget, maxQueued, tenantShare, maxTokensCap,
+        return new InferenceConfig(modelPath, maxSequences, tokenBudget, attentionBudget, maxQueued, tenantShare, maxTokensCap,
                 documentWaitMillis, maxDocumentTokens, duplicateWindowMillis, value, kvState, backend, chatTemplate);
     }
 
     public InferenceConfig withKvState(KvStateConfig value) {
-        return new InferenceConfig(modelPath, maxSequences, tokenBudget, maxQueued, tenantShare, maxTokensCap,
+        return new InferenceConfig(modelPath, maxSequences, tokenBudget, attentionBudget, maxQueued, tenantShare, maxTokensCap,
                 documentWaitMillis, maxDocumentTokens, duplicateWindowMillis, modelName, value, backend, chatTemplate);
     }
 
     public InferenceConfig withBackend(String value) {
-        return new InferenceConfig(modelPath, maxSequences, tokenBudget, maxQueued, tenantShare, maxTokensCap,
+        return new InferenceConfig(modelPath, maxSequences, tokenBudget, attentionBudget, maxQueued, tenantShare, maxTokensCap,
                 documentWaitMillis, maxDocumentTokens, duplicateWindowMillis, modelName, kvState, value, chatTemplate);
     }
 
     /** Sets the chat template source ({@code null}: the model's own). */
     public InferenceConfig withChatTemplate(String value) {
-        return new InferenceConfig(modelPath, maxSequences, tokenBudget, maxQueued, tenantShare, maxTokensCap,
+        return new InferenceConfig(modelPath, maxSequences, tokenBudget, attentionBudget, maxQueued, tenantShare, maxTokensCap,
                 documentWaitMillis, maxDocumentTokens, duplicateWindowMillis, modelName, kvState, backend, value);
     }
 }

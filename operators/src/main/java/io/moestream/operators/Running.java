@@ -37,6 +37,11 @@ abstract sealed class Running implements StepPlanner.Planned permits PromptRun, 
         return request.tokensWanted();
     }
 
+    @Override
+    public int positions() {
+        return request.positions();
+    }
+
     /** Whether this run appends to a context that is stored when it ends (a document part, a conversation turn). */
     abstract boolean writesBack();
 }

@@ -64,6 +64,11 @@ public final class SharedEngine {
         public int tokensWanted() {
             return request.tokensWanted();
         }
+
+        @Override
+        public int positions() {
+            return request.positions();
+        }
     }
 
     private final InferenceConfig config;
@@ -82,7 +87,7 @@ public final class SharedEngine {
                 ? DefaultModel.path() : Path.of(config.modelPath()));
         model.newCache(config.kvState().kvCodec(), config.kvState().blockTokens()); // fails now if they do not fit
         this.runner = RunnerSelection.open(config.backend(), 0, model, config);
-        this.planner = new StepPlanner(config.tokenBudget(), config.maxSequences(), 1.0);
+        this.planner = new StepPlanner(config.tokenBudget(), config.attentionBudget(), config.maxSequences(), 1.0);
         this.thread = new Thread(this::loop, "moestream-shared-engine");
         thread.setDaemon(true);
         thread.start();

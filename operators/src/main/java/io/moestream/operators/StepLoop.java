@@ -38,7 +38,7 @@ final class StepLoop {
             ContextStore store, Keys keys, Outputs out, InferenceMetrics metrics) {}
 
     StepLoop(InferenceConfig config, String modelName, Parts parts) {
-        this.planner = new StepPlanner(config.tokenBudget(), config.maxSequences(), config.tenantShare());
+        this.planner = new StepPlanner(config.tokenBudget(), config.attentionBudget(), config.maxSequences(), config.tenantShare());
         this.modelName = modelName;
         this.runner = parts.runner();
         this.queue = parts.queue();

@@ -60,6 +60,7 @@ public final class Request implements StepPlanner.Planned {
     private Constraint constraint; // null: unconstrained
 
     private int prefilled;
+    private int computed; // tokens of this request computed into the cache
     private int[] ids = new int[16];
     private int generated;
     private int sampled;
@@ -155,6 +156,7 @@ public final class Request implements StepPlanner.Planned {
      * when the chunk asked for them (then the next token is sampled and the finish rules applied).
      */
     public void computed(int n, float[] logits, long nanos) {
+        computed += n;
         if (decoding()) {
             decodeNanos += nanos;
             feed = -1;
@@ -213,6 +215,12 @@ public final class Request implements StepPlanner.Planned {
     /** Whether the request is over: answered (its final token fed, with {@code commitAnswer}), or prefilled. */
     public boolean finished() {
         return done;
+    }
+
+    /** Positions in its cache: those held before it plus the tokens it computed. */
+    @Override
+    public int positions() {
+        return cachedTokens + computed;
     }
 
     public KvCache cache() {

@@ -20,6 +20,9 @@ import java.util.Set;
  *   <li>every decoding request gets one token; the rest of {@code tokenBudget} goes to prefill
  *       chunks, so a long prompt (or document part) is prefilled over several steps while others
  *       keep decoding;</li>
+ *   <li>attention work ({@link #work}: a chunk's tokens times the positions they attend to) is
+ *       bounded by {@code workBudget} as well, so a chunk deep in a long context is cut smaller and
+ *       a step's cost stays bounded however long the context;</li>
  *   <li>chunking ({@link #chunk}): a prefill chunk is never a lone token unless the whole prompt is
  *       one token, and never leaves a lone last token. The engine computes a one-token chunk in
  *       decode order (other float sums), so with this rule a request's bits do not depend on where
@@ -44,9 +47,16 @@ public final class StepPlanner {
 
         /** Tokens it could compute this step: 1 when decoding, else the prompt tokens not yet prefilled. */
         int tokensWanted();
+
+        /** Positions already in its cache, which each token it computes this step attends to (besides the chunk's own). */
+        int positions();
     }
 
+    /** No attention-work bound: the token budget alone limits a step. */
+    public static final long UNBOUNDED_WORK = Long.MAX_VALUE;
+
     private final int tokenBudget;
+    private final long workBudget;
     private final int maxSequences;
     private final int sequencesPerTenant;
     private final int prefillTokensPerTenant;
@@ -61,6 +71,21 @@ public final class StepPlanner {
      * @param tenantShare  share of sequences and prefill tokens one tenant gets while others wait (0, 1]
      */
     public StepPlanner(int tokenBudget, int maxSequences, double tenantShare) {
+        this(tokenBudget, UNBOUNDED_WORK, maxSequences, tenantShare);
+    }
+
+    /**
+     * @param tokenBudget  most tokens computed per step; at least {@code maxSequences}, so every running
+     *                     request can decode each step, and at least 2 (a prompt chunk's least)
+     * @param workBudget   most attention work per step ({@link #work}), at least 1; a prefill chunk deep in a
+     *                     long context is cut smaller to stay within it, but never below its least chunk
+     * @param maxSequences most requests running at once
+     * @param tenantShare  share of sequences and prefill tokens one tenant gets while others wait (0, 1]
+     */
+    public StepPlanner(int tokenBudget, long workBudget, int maxSequences, double tenantShare) {
+        if (workBudget < 1) {
+            throw new IllegalArgumentException("workBudget must be >= 1, got " + workBudget);
+        }
         if (maxSequences < 1 || tokenBudget < Math.max(2, maxSequences)) {
             throw new IllegalArgumentException("need 1 <= maxSequences <= tokenBudget and tokenBudget >= 2 (a prompt chunk"
                     + " is never one token alone), got " + maxSequences + " and " + tokenBudget);
@@ -69,6 +94,7 @@ public final class StepPlanner {
             throw new IllegalArgumentException("tenantShare must be in (0, 1], got " + tenantShare);
         }
         this.tokenBudget = tokenBudget;
+        this.workBudget = workBudget;
         this.maxSequences = maxSequences;
         this.sequencesPerTenant = Math.max(1, (int) Math.floor(tenantShare * maxSequences));
         this.prefillTokensPerTenant = Math.max(1, (int) Math.floor(tenantShare * tokenBudget));
@@ -83,8 +109,49 @@ public final class StepPlanner {
         return tokenBudget;
     }
 
+    public long workBudget() {
+        return workBudget;
+    }
+
     public int maxSequences() {
         return maxSequences;
+    }
+
+    /**
+     * Attention work of computing {@code tokens} tokens after {@code positions} cached ones: each token
+     * attends to the cached positions and to the chunk's tokens (causal, counted in full), so
+     * {@code tokens × (positions + tokens)}. A step's cost beyond its token count grows with this.
+     */
+    public static long work(int tokens, int positions) {
+        return (long) tokens * ((long) positions + tokens);
+    }
+
+    /** Most tokens {@code n} with {@link #work}{@code (n, positions) <= work} (0 when not even one fits). */
+    static int tokensWithin(long work, int positions) {
+        if (work <= 0) {
+            return 0;
+        }
+        double p = positions;
+        int most = 1 << 30; // beyond any token budget; keeps work() clear of overflow
+        int n = (int) Math.min(most, (long) ((Math.sqrt(p * p + 4.0 * work) - p) / 2));
+        while (n > 0 && work(n, positions) > work) {
+            n--;
+        }
+        while (n < most && work(n + 1, positions) <= work) {
+            n++;
+        }
+        return n;
+    }
+
+    /**
+     * The chunking rule under both bounds: {@link #chunk} of {@code left} tokens within {@code tokens}
+     * and within what {@code work} allows at {@code positions} cached positions, but the work bound
+     * never cuts below the least chunk (2 tokens, or 3 when exactly 3 are left), so a request deep in a
+     * long context still makes progress each step it has tokens for.
+     */
+    static int chunk(int left, int tokens, long work, int positions) {
+        int least = left == 3 ? 3 : Math.min(left, 2);
+        return chunk(left, Math.min(tokens, Math.max(least, tokensWithin(work, positions))));
     }
 
     /**
@@ -169,19 +236,22 @@ public final class StepPlanner {
 
     /**
      * Tokens per running request (same order) for the next step: one per decoding request, then
-     * prefill chunks ({@link #chunk}) within the rest of the budget, at most {@code tenantShare} of
-     * the budget per tenant while several tenants prefill, then any budget left to whoever still
-     * wants it. A request may get 0 tokens in a step.
+     * prefill chunks ({@link #chunk}) within the rest of the token budget and of the work budget, at
+     * most {@code tenantShare} of the token budget per tenant while several tenants prefill, then any
+     * budget left to whoever still wants it. A request may get 0 tokens in a step. The work bound is
+     * exceeded only by decode tokens and by least chunks (see {@link #chunk(int, int, long, int)}).
      */
     public int[] allocate(List<? extends Planned> running) {
         int[] tokens = new int[running.size()];
         int budget = tokenBudget;
+        long work = workBudget;
         Map<String, List<Integer>> prefillByTenant = new LinkedHashMap<>();
         for (int i = 0; i < running.size(); i++) {
             Planned p = running.get(i);
             if (p.decoding()) {
                 tokens[i] = 1;
                 budget--;
+                work -= work(1, p.positions());
             } else if (p.tokensWanted() > 0) {
                 prefillByTenant.computeIfAbsent(p.tenant(), t -> new ArrayList<>()).add(i);
             }
@@ -190,17 +260,22 @@ public final class StepPlanner {
         for (List<Integer> requests : prefillByTenant.values()) {
             int allowance = Math.min(cap, budget);
             for (int i : requests) {
-                int give = chunk(running.get(i).tokensWanted(), allowance);
+                Planned p = running.get(i);
+                int give = chunk(p.tokensWanted(), allowance, work, p.positions());
                 tokens[i] = give;
                 allowance -= give;
                 budget -= give;
+                work -= work(give, p.positions());
             }
         }
         for (List<Integer> requests : prefillByTenant.values()) {
             for (int i : requests) {
-                int total = chunk(running.get(i).tokensWanted(), tokens[i] + budget);
+                Planned p = running.get(i);
+                long own = work(tokens[i], p.positions());
+                int total = chunk(p.tokensWanted(), tokens[i] + budget, work + own, p.positions());
                 if (total > tokens[i]) {
                     budget -= total - tokens[i];
+                    work -= work(total, p.positions()) - own;
                     tokens[i] = total;
                 }
             }

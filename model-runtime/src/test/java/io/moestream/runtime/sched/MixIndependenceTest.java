@@ -21,8 +21,9 @@ import org.junit.jupiter.params.provider.ValueSource;
 
 /**
  * A request's tokens and logits do not depend on what shares its steps: the same seeded request
- * run alone and inside four different mixes (other requests, tenants, token budgets, so its
- * prompt is cut into different chunks and its decode tokens share steps with others' prefills)
+ * run alone and inside five different mixes (other requests, tenants, token and attention-work
+ * budgets, so its prompt is cut into different chunks and its decode tokens share steps with
+ * others' prefills)
  * gives the same tokens and the same logits, bit for bit, with a float32 and an int8 KV cache.
  */
 class MixIndependenceTest {
@@ -51,23 +52,25 @@ class MixIndependenceTest {
     private record Run(GenerationResult result, List<int[]> logitBits) {}
 
     /** A mix: the planner, and the other requests with their tenants (the request under test is tenant "t"). */
-    private record Mix(int tokenBudget, int maxSequences, double tenantShare, int position, String[] otherTenants) {}
+    private record Mix(int tokenBudget, long workBudget, int maxSequences, double tenantShare, int position, String[] otherTenants) {}
 
     @ParameterizedTest
     @ValueSource(strings = {"f32", "int8"})
     void theSameSeededRequestGivesTheSameBitsAloneAndInEveryMix(String kvCodec) {
         KvCodec codec = KvCodec.parse(kvCodec);
         int target = longestPrompt();
-        Run alone = run(codec, target, new Mix(512, 1, 1.0, 0, new String[0]));
+        Run alone = run(codec, target, new Mix(512, StepPlanner.UNBOUNDED_WORK, 1, 1.0, 0, new String[0]));
         assertThat(alone.result().tokenIds()).isNotEmpty();
         assertThat(alone.logitBits()).hasSize(alone.result().tokenIds().length
                 + (alone.result().finishReason() == io.moestream.runtime.model.FinishReason.STOP ? 1 : 0));
         List<Mix> mixes = List.of(
-                new Mix(7, 4, 1.0, 2, new String[] {"t", "t", "t"}),               // 7-token chunks beside 3 others
-                new Mix(16, 3, 0.5, 1, new String[] {"u", "u", "v", "u"}),         // tenants share the prefill tokens
-                new Mix(11, 6, 1.0, 5, new String[] {"t", "u", "t", "u", "t"}),    // admitted last, odd chunks
+                new Mix(7, StepPlanner.UNBOUNDED_WORK, 4, 1.0, 2, new String[] {"t", "t", "t"}),               // 7-token chunks beside 3 others
+                new Mix(16, StepPlanner.UNBOUNDED_WORK, 3, 0.5, 1, new String[] {"u", "u", "v", "u"}),         // tenants share the prefill tokens
+                new Mix(11, StepPlanner.UNBOUNDED_WORK, 6, 1.0, 5, new String[] {"t", "u", "t", "u", "t"}),    // admitted last, odd chunks
                 // the first step has room for all of its prompt but one token
-                new Mix(prompts[target].length - 1, 2, 1.0, 0, new String[] {"u"}));
+                new Mix(prompts[target].length - 1, StepPlanner.UNBOUNDED_WORK, 2, 1.0, 0, new String[] {"u"}),
+                // an attention-work bound: chunks shrink as the prompt's cached positions grow, down to least chunks
+                new Mix(64, 120, 3, 1.0, 1, new String[] {"u", "t"}));
         for (Mix mix : mixes) {
             Run mixed = run(codec, target, mix);
             assertThat(mixed.result().tokenIds()).as("tokens in %s", mix).containsExactly(alone.result().tokenIds());
@@ -101,7 +104,7 @@ class MixIndependenceTest {
                     new SamplingParams(3 + i, 0.7f, 0, 1f, 99L + i, List.of()), codec));
         }
         requests.add(Math.min(mix.position(), requests.size()), subject);
-        Batch.run(new Engine(model), new StepPlanner(mix.tokenBudget(), mix.maxSequences(), mix.tenantShare()), requests);
+        Batch.run(new Engine(model), new StepPlanner(mix.tokenBudget(), mix.workBudget(), mix.maxSequences(), mix.tenantShare()), requests);
         return new Run(subject.result(), bits);
     }
 

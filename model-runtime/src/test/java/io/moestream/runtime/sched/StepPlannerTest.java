@@ -12,14 +12,30 @@ import org.junit.jupiter.api.Test;
 /** The one step planner: admission, fairness, allocation and the chunking rule. */
 class StepPlannerTest {
 
-    private record Seq(String tenant, boolean decoding, int tokensWanted) implements StepPlanner.Planned {}
+    private record Seq(String tenant, boolean decoding, int tokensWanted, int positions) implements StepPlanner.Planned {}
 
     private static Seq decoding(String tenant) {
-        return new Seq(tenant, true, 1);
+        return new Seq(tenant, true, 1, 0);
+    }
+
+    private static Seq decodingAfter(String tenant, int positions) {
+        return new Seq(tenant, true, 1, positions);
     }
 
     private static Seq prefilling(String tenant, int left) {
-        return new Seq(tenant, false, left);
+        return new Seq(tenant, false, left, 0);
+    }
+
+    private static Seq prefillingAfter(String tenant, int left, int positions) {
+        return new Seq(tenant, false, left, positions);
+    }
+
+    private static long work(List<Seq> running, int[] tokens) {
+        long sum = 0;
+        for (int i = 0; i < tokens.length; i++) {
+            sum += StepPlanner.work(tokens[i], running.get(i).positions());
+        }
+        return sum;
     }
 
     @Test
@@ -116,5 +132,62 @@ class StepPlannerTest {
         // "a" still has 500 prompt tokens, far beyond the budget, but it holds at most half of the prefill tokens
         assertThat(planner.admissions(List.of(prefilling("a", 500)), Map.of("b", 1))).containsExactly("b");
         assertThat(planner.allocate(List.of(prefilling("a", 500), prefilling("b", 5)))).containsExactly(11, 5);
+    }
+
+    @Test
+    void aChunkShrinksAsItsCachedContextGrowsAndTheStepStaysWithinTheWorkBudget() {
+        long budget = 1L << 20;
+        StepPlanner planner = new StepPlanner(256, budget, 4, 1.0);
+        int previous = Integer.MAX_VALUE;
+        for (int positions = 0; positions <= 32_768; positions += 256) {
+            List<Seq> running = List.of(prefillingAfter("a", 40_000, positions));
+            int[] tokens = planner.allocate(running);
+            assertThat(tokens[0]).as("at %d positions", positions).isBetween(2, 256).isLessThanOrEqualTo(previous);
+            assertThat(work(running, tokens)).as("at %d positions", positions).isLessThanOrEqualTo(budget);
+            // the largest chunk within the bound: one more token would exceed it (or the token budget)
+            assertThat(tokens[0] == 256 || StepPlanner.work(tokens[0] + 1, positions) > budget).isTrue();
+            previous = tokens[0];
+        }
+        assertThat(planner.allocate(List.of(prefillingAfter("a", 40_000, 0)))).containsExactly(256);
+        // 1 Mi units at 32,768 cached positions: 31 tokens (31 * 32,799 <= 2^20 < 32 * 32,800)
+        assertThat(planner.allocate(List.of(prefillingAfter("a", 40_000, 32_768)))).containsExactly(31);
+    }
+
+    @Test
+    void decodeWorkComesFirstAndPrefillChunksShareTheRest() {
+        StepPlanner planner = new StepPlanner(64, 10_000, 4, 1.0);
+        List<Seq> running = List.of(decodingAfter("a", 3_999), prefillingAfter("a", 100, 1_000), prefillingAfter("b", 100, 10));
+        int[] tokens = planner.allocate(running);
+        // decode: 1 * 4,000; then 5 * 1,005 = 5,025 of the 6,000 left (6 * 1,006 is more); then 26 * 36 = 936 of 975
+        assertThat(tokens).containsExactly(1, 5, 26);
+        assertThat(work(running, tokens)).isEqualTo(4_000 + 5_025 + 936);
+    }
+
+    @Test
+    void pastTheWorkBudgetAChunkStillGetsItsLeastSoNothingStarves() {
+        StepPlanner planner = new StepPlanner(64, 100, 4, 1.0);
+        // a decoder deep in its context uses up the work budget: the prefill still gets 2 tokens, never 1
+        assertThat(planner.allocate(List.of(decodingAfter("a", 5_000), prefillingAfter("b", 50, 5_000))))
+                .containsExactly(1, 2);
+        // exactly 3 left: 2 would leave a lone token, so all 3
+        assertThat(planner.allocate(List.of(prefillingAfter("b", 3, 5_000)))).containsExactly(3);
+        assertThat(planner.allocate(List.of(prefillingAfter("b", 1, 5_000)))).containsExactly(1);
+        // the token budget still binds: no room for a least chunk means the request waits
+        StepPlanner tight = new StepPlanner(4, 100, 4, 1.0);
+        assertThat(tight.allocate(List.of(decoding("a"), decoding("a"), decoding("a"), prefillingAfter("b", 50, 5_000))))
+                .containsExactly(1, 1, 1, 0);
+        for (int left = 1; left < 40; left++) {
+            for (int tokens = 3; tokens < 45; tokens++) { // 3: room for any least chunk
+                for (long work = 0; work < 2_000; work += 97) {
+                    int n = StepPlanner.chunk(left, tokens, work, 300);
+                    assertThat(n).as("left %d tokens %d work %d", left, tokens, work).isBetween(1, Math.min(left, tokens));
+                    if (left > 1) {
+                        assertThat(n).isGreaterThan(1);
+                        assertThat(left - n).isNotEqualTo(1);
+                    }
+                }
+            }
+        }
+        assertThatThrownBy(() -> new StepPlanner(64, 0, 4, 1.0)).isInstanceOf(IllegalArgumentException.class);
     }
 }
