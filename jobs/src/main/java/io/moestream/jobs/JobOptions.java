@@ -95,7 +95,7 @@ public final class JobOptions {
     public static final ConfigOption<Long> STEP_ATTENTION_BUDGET =
             ConfigOptions.key("moestream.step.attention-budget")
                     .longType()
-                    .defaultValue(1L << 20)
+                    .defaultValue(1L << 23)
                     .withDescription("Most attention work in one engine step: a prefill chunk of n tokens after p cached positions counts n*(p+n), a decode token p+1. A chunk deep in a long context is cut smaller to stay within it (never below 2 tokens), so a step's time stays bounded however long the document.");
 
     public static final ConfigOption<Integer> QUEUE_MAX =
