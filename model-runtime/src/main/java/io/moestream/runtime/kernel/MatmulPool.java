@@ -15,8 +15,8 @@ import java.util.function.IntConsumer;
  * <p>A worker joins a job through {@link #inside} (the number of workers in the job, or
  * {@link #CLOSED}); when the caller has taken the last chunk it closes the job as soon as no worker
  * is inside. So the caller waits only for chunks in progress, never for a worker that has not been
- * scheduled yet: on a machine whose cores also run Kafka and Flink, that wait was the caller
- * spinning on a core the others needed. A worker that arrives after the close skips the job.
+ * scheduled yet, and does not spin on a core that Kafka and Flink need. A worker that arrives after
+ * the close skips the job.
  *
  * <p>The shared pool has {@link #setThreads} threads (default: available processors, or system
  * property {@code moestream.threads}).
