@@ -82,6 +82,9 @@ final class JsonSchemaCompiler {
             for (int i = 0; i < list.size(); i++) {
                 options.add(value(list.get(i), at + "/" + k + "/" + i));
             }
+            if (k.equals("oneOf")) {
+                disjoint(options, at);
+            }
             return Rx.alt(options);
         }
         if (s.has("const")) {
@@ -113,6 +116,22 @@ final class JsonSchemaCompiler {
             });
         }
         return Rx.alt(options);
+    }
+
+    /**
+     * {@code oneOf} means exactly one: alternatives that could give the same answer are refused, naming
+     * {@code oneOf} and a text that two of them accept.
+     */
+    private static void disjoint(List<Rx> options, String at) {
+        for (int i = 0; i < options.size(); i++) {
+            for (int j = i + 1; j < options.size(); j++) {
+                String both = Overlap.witness(options.get(i), options.get(j), "oneOf", at);
+                if (both != null) {
+                    throw unsupported("oneOf", at, "oneOf alternatives " + i + " and " + j + " overlap: both accept "
+                            + both + " (oneOf means exactly one: make the alternatives disjoint, or use anyOf)");
+                }
+            }
+        }
     }
 
     /** The types a schema allows: its {@code type}, or inferred from its keywords, or all (any value). */

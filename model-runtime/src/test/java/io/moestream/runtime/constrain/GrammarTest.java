@@ -148,6 +148,38 @@ class GrammarTest {
     }
 
     @Test
+    void oneOfAcceptsDisjointAlternativesAndRefusesOverlappingOnesWithATextBothAccept() {
+        Grammar tagged = Grammar.jsonSchema("""
+                {"oneOf":[{"type":"object","properties":{"kind":{"const":"a"},"n":{"type":"integer"}},"required":["kind"]},
+                          {"type":"object","properties":{"kind":{"const":"b"},"n":{"type":"integer"}},"required":["kind"]},
+                          {"type":"integer","minimum":10},{"type":"integer","maximum":9},{"type":"string"}]}""");
+        assertThat(matches(tagged, "{\"kind\":\"a\",\"n\":1}")).isTrue();
+        assertThat(matches(tagged, "{\"kind\":\"b\"}")).isTrue();
+        assertThat(matches(tagged, "9")).isTrue();
+        assertThat(matches(tagged, "10")).isTrue();
+        assertThat(matches(tagged, "\"x\"")).isTrue();
+        assertThat(matches(tagged, "{\"kind\":\"c\"}")).isFalse();
+
+        record Case(String schema, String both) {}
+        for (Case c : List.of(
+                new Case("{\"oneOf\":[{\"type\":\"integer\"},{\"type\":\"number\"}]}", "0"),
+                new Case("{\"oneOf\":[{\"type\":\"integer\",\"maximum\":10},{\"type\":\"integer\",\"minimum\":10}]}", "10"),
+                new Case("{\"type\":\"object\",\"properties\":{\"v\":{\"oneOf\":[{\"type\":\"null\"},{\"enum\":[1,null]}]}}}",
+                        "null"),
+                new Case("{\"oneOf\":[{\"type\":\"string\",\"maxLength\":3},{\"type\":\"string\",\"pattern\":\"^ab\"}]}",
+                        "\"ab\""),
+                new Case("{\"oneOf\":[{\"type\":\"boolean\"},{\"type\":\"object\",\"properties\":{\"x\":{}}},{}]}", "true"))) {
+            assertThatThrownBy(() -> Grammar.jsonSchema(c.schema())).as(c.schema())
+                    .isInstanceOfSatisfying(UnsupportedSchemaException.class, e -> {
+                        assertThat(e.keyword()).isEqualTo("oneOf");
+                        assertThat(e.getMessage()).contains("overlap: both accept " + c.both() + " (oneOf means exactly one");
+                    });
+        }
+        // anyOf is a union: overlapping alternatives are fine there
+        assertThat(matches(Grammar.jsonSchema("{\"anyOf\":[{\"type\":\"integer\"},{\"type\":\"number\"}]}"), "0")).isTrue();
+    }
+
+    @Test
     void everySchemaCaseCompiles() {
         for (String schema : SchemaCases.SCHEMAS) {
             Grammar g = Grammar.jsonSchema(schema);
