@@ -1,5 +1,6 @@
 package io.moestream.operators;
 
+import io.moestream.runtime.constrain.Grammar;
 import io.moestream.runtime.model.DefaultModel;
 import io.moestream.runtime.model.GenerationRequest;
 import io.moestream.runtime.model.GenerationResult;
@@ -47,7 +48,7 @@ public final class SharedEngine {
         }
     }
 
-    private record Job(String prompt, SamplingParams params, CompletableFuture<Answer> answer) {}
+    private record Job(String prompt, SamplingParams params, Grammar grammar, CompletableFuture<Answer> answer) {}
 
     private record Run(Job job, Request request) implements StepPlanner.Planned {
         @Override
@@ -133,12 +134,20 @@ public final class SharedEngine {
      * with a {@link BadPromptException} (the prompt's fault) or another exception (the model failed).
      */
     public CompletableFuture<Answer> submit(String prompt, SamplingParams params) {
+        return submit(prompt, params, null);
+    }
+
+    /**
+     * Queues a prompt whose answer is constrained by {@code grammar} (structured output; null: none):
+     * a {@code STOP} answer is complete, a {@code LENGTH} one a valid prefix.
+     */
+    public CompletableFuture<Answer> submit(String prompt, SamplingParams params, Grammar grammar) {
         CompletableFuture<Answer> answer = new CompletableFuture<>();
         if (stopped) {
             answer.completeExceptionally(new IllegalStateException("the shared engine is stopped"));
             return answer;
         }
-        incoming.add(new Job(prompt, params, answer));
+        incoming.add(new Job(prompt, params, grammar, answer));
         return answer;
     }
 
@@ -200,6 +209,9 @@ public final class SharedEngine {
                     p.seed(), p.stop());
             KvCache cache = model.newCache(config.kvState().kvCodec(), config.kvState().blockTokens());
             Request request = Request.generate(TENANT, new GenerationRequest(cache, ids, params, false), model.tokenizer());
+            if (job.grammar != null) {
+                request.constrain(job.grammar.start(model.tokenizer()));
+            }
             waiting.add(new Run(job, request));
         } catch (RuntimeException e) {
             job.answer.completeExceptionally(e);

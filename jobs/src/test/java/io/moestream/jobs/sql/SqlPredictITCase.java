@@ -3,10 +3,14 @@ package io.moestream.jobs.sql;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import com.networknt.schema.InputFormat;
+import com.networknt.schema.SchemaRegistry;
+import com.networknt.schema.SpecificationVersion;
 import io.moestream.jobs.cli.ConsumeCommand;
 import io.moestream.jobs.cli.ProduceCommand;
 import io.moestream.jobs.kafka.LocalKafka;
 import io.moestream.operators.KvStateConfig;
+import io.moestream.runtime.constrain.Grammar;
 import io.moestream.runtime.model.Engine;
 import io.moestream.runtime.model.GenerationRequest;
 import io.moestream.runtime.model.Model;
@@ -139,6 +143,84 @@ class SqlPredictITCase {
             assertThat((String) r.getField(1)).isIn("STOP", "LENGTH", "STOP_SEQUENCE");
             assertThat((Integer) r.getField(2)).isBetween(0, 24);
         });
+    }
+
+    @Test
+    void aModelWithAResponseFormatAnswersEveryRowWithJsonValidAgainstItsSchema() throws Exception {
+        String schema = "{\"type\":\"object\",\"properties\":{\"answer\":{\"enum\":[\"yes\",\"no\"]},"
+                + "\"confidence\":{\"type\":\"integer\",\"minimum\":0,\"maximum\":100},"
+                + "\"reason\":{\"type\":\"string\",\"maxLength\":12}},\"required\":[\"answer\",\"confidence\"]}";
+        TableEnvironment env = SqlScript.environment(new Configuration());
+        List<Row> json = new ArrayList<>();
+        SqlScript.run(env, SqlScript.statements("""
+                CREATE MODEL judge INPUT (prompt STRING) OUTPUT (text STRING, finish_reason STRING, completion_tokens INT)
+                WITH ('provider' = 'moestream', 'max-tokens' = '40', 'temperature' = '0.9', 'seed' = '7',
+                      'response-format.json-schema' = '%s');
+                CREATE MODEL pick INPUT (prompt STRING) OUTPUT (text STRING, finish_reason STRING)
+                WITH ('provider' = 'moestream', 'max-tokens' = '8', 'temperature' = '0.9',
+                      'response-format.choices' = 'yes;no;it depends');
+                CREATE TEMPORARY VIEW input AS SELECT * FROM (VALUES %s) AS t(id, prompt);
+                SELECT id, text, finish_reason, completion_tokens FROM ML_PREDICT(TABLE input, MODEL judge, DESCRIPTOR(prompt));
+                """.formatted(schema, values())), json::add);
+        List<Row> picked = new ArrayList<>();
+        SqlScript.run(env, List.of("SELECT id, text, finish_reason FROM ML_PREDICT(TABLE input, MODEL pick, DESCRIPTOR(prompt))"),
+                picked::add);
+
+        assertThat(json).hasSize(QUESTIONS.size());
+        Grammar grammar = Grammar.jsonSchema(schema);
+        var validator = SchemaRegistry.withDefaultDialect(SpecificationVersion.DRAFT_2020_12).getSchema(schema);
+        int complete = 0;
+        for (Row r : json) {
+            String text = (String) r.getField(1);
+            if ("STOP".equals(r.getField(2))) {
+                complete++;
+                assertThat(validator.validate(text, InputFormat.JSON)).as(text).isEmpty();
+            } else {
+                assertThat(r.getField(2)).as(text).isEqualTo("LENGTH");
+                assertThat(r.getField(3)).isEqualTo(40);
+                assertThat(grammar.prefix(text.getBytes(StandardCharsets.UTF_8))).as(text).isTrue();
+            }
+        }
+        assertThat(complete).as("answers that ended with STOP").isPositive();
+        assertThat(picked).hasSize(QUESTIONS.size()).allSatisfy(r -> {
+            assertThat(r.getField(2)).isEqualTo("STOP");
+            assertThat((String) r.getField(1)).isIn("yes", "no", "it depends");
+        });
+    }
+
+    @Test
+    void aResponseFormatOrBudgetTheProviderCannotUseFailsWhenTheModelIsUsedNamingTheProblem() throws Exception {
+        TableEnvironment env = SqlScript.environment(new Configuration());
+        SqlScript.run(env, SqlScript.statements("""
+                CREATE MODEL emails INPUT (prompt STRING) OUTPUT (text STRING)
+                WITH ('provider' = 'moestream', 'response-format.json-schema' = '{"type":"string","format":"email"}');
+                CREATE MODEL twoformats INPUT (prompt STRING) OUTPUT (text STRING)
+                WITH ('provider' = 'moestream', 'response-format.regex' = '[a-z]+', 'response-format.choices' = 'a;b');
+                CREATE MODEL noattention INPUT (prompt STRING) OUTPUT (text STRING)
+                WITH ('provider' = 'moestream', 'step.attention-budget' = '0');
+                CREATE TEMPORARY VIEW input AS SELECT * FROM (VALUES ('a', 'Hello')) AS t(id, prompt);
+                """), r -> {});
+
+        assertThatThrownBy(() -> SqlScript.run(env, List.of(
+                "SELECT text FROM ML_PREDICT(TABLE input, MODEL emails, DESCRIPTOR(prompt))"), r -> {}))
+                .hasStackTraceContaining("'response-format.json-schema' cannot be used")
+                .hasStackTraceContaining("keyword 'format' is not supported");
+        assertThatThrownBy(() -> SqlScript.run(env, List.of(
+                "SELECT text FROM ML_PREDICT(TABLE input, MODEL twoformats, DESCRIPTOR(prompt))"), r -> {}))
+                .hasStackTraceContaining("set one of 'response-format.json-schema', 'response-format.regex' or"
+                        + " 'response-format.choices', not 2");
+        assertThatThrownBy(() -> SqlScript.run(env, List.of(
+                "SELECT text FROM ML_PREDICT(TABLE input, MODEL noattention, DESCRIPTOR(prompt))"), r -> {}))
+                .hasStackTraceContaining("attentionBudget must be >= 1, got 0");
+    }
+
+    /** The questions as SQL {@code VALUES} rows {@code ('q0', 'Hello'), ...}. */
+    private static String values() {
+        StringBuilder v = new StringBuilder();
+        for (int i = 0; i < QUESTIONS.size(); i++) {
+            v.append(i == 0 ? "" : ", ").append("('q").append(i).append("', '").append(QUESTIONS.get(i)).append("')");
+        }
+        return v.toString();
     }
 
     /** The greedy answer of the engine alone, with the provider's default KV blocks (int8, 32 positions). */

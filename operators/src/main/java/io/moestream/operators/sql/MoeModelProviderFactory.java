@@ -38,6 +38,10 @@ public final class MoeModelProviderFactory implements ModelProviderFactory {
     public static final ConfigOption<Integer> MAX_SEQUENCES = ConfigOptions.key("max-sequences").intType().defaultValue(32)
             .withDescription("Most rows in one engine step (per TaskManager).");
     public static final ConfigOption<Integer> TOKEN_BUDGET = ConfigOptions.key("token-budget").intType().defaultValue(256);
+    public static final ConfigOption<Long> ATTENTION_BUDGET = ConfigOptions.key("step.attention-budget").longType()
+            .defaultValue(InferenceConfig.DEFAULT_ATTENTION_BUDGET)
+            .withDescription("Most attention work in one engine step (sum over its tokens of the positions each"
+                    + " attends to), as the job option moestream.step.attention-budget.");
     public static final ConfigOption<String> KV_CODEC = ConfigOptions.key("kv.codec").stringType()
             .defaultValue(KvStateConfig.DEFAULT_CODEC);
     public static final ConfigOption<Integer> KV_BLOCK_TOKENS = ConfigOptions.key("kv.block-tokens").intType()
@@ -48,6 +52,14 @@ public final class MoeModelProviderFactory implements ModelProviderFactory {
             .defaultValue("fail")
             .withDescription("A row that cannot be answered (null or too long prompt): 'fail' fails the job; 'column'"
                     + " answers it with its message in the output column 'error' and nulls elsewhere.");
+
+    public static final ConfigOption<String> RESPONSE_JSON_SCHEMA = ConfigOptions.key("response-format.json-schema")
+            .stringType().noDefaultValue()
+            .withDescription("Answers are compact JSON valid against this JSON Schema (docs/structured-output.md).");
+    public static final ConfigOption<String> RESPONSE_REGEX = ConfigOptions.key("response-format.regex").stringType()
+            .noDefaultValue().withDescription("Answers match this regular expression as a whole.");
+    public static final ConfigOption<List<String>> RESPONSE_CHOICES = ConfigOptions.key("response-format.choices")
+            .stringType().asList().noDefaultValue().withDescription("Answers are exactly one of these (';'-separated).");
 
     /** Output columns the provider fills, by name. */
     static final Set<String> OUTPUTS = Set.of("text", "finish_reason", "prompt_tokens", "completion_tokens", "error");
@@ -65,7 +77,8 @@ public final class MoeModelProviderFactory implements ModelProviderFactory {
     @Override
     public Set<ConfigOption<?>> optionalOptions() {
         return Set.of(MODEL_PATH, MAX_TOKENS, TEMPERATURE, TOP_K, TOP_P, SEED, STOP, MAX_SEQUENCES, TOKEN_BUDGET,
-                KV_CODEC, KV_BLOCK_TOKENS, BACKEND, ERROR_HANDLING);
+                KV_CODEC, KV_BLOCK_TOKENS, BACKEND, ERROR_HANDLING, ATTENTION_BUDGET, RESPONSE_JSON_SCHEMA, RESPONSE_REGEX,
+                RESPONSE_CHOICES);
     }
 
     @Override
@@ -81,6 +94,7 @@ public final class MoeModelProviderFactory implements ModelProviderFactory {
             throw new ValidationException("error-handling must be 'fail' or 'column', got '" + errors + "'");
         }
         checkOutput(output, errors.equals("column"));
+        ResponseFormatOption format = responseFormat(options, context);
         InferenceConfig engine;
         PredictSettings settings;
         try {
@@ -88,14 +102,40 @@ public final class MoeModelProviderFactory implements ModelProviderFactory {
                     .withBlockTokens(options.get(KV_BLOCK_TOKENS));
             engine = InferenceConfig.defaults(options.get(MODEL_PATH)).withMaxSequences(options.get(MAX_SEQUENCES))
                     .withTokenBudget(Math.max(options.get(TOKEN_BUDGET), Math.max(2, options.get(MAX_SEQUENCES))))
+                    .withAttentionBudget(options.get(ATTENTION_BUDGET))
                     .withKvState(kv).withBackend(options.get(BACKEND));
             settings = new PredictSettings(options.get(MAX_TOKENS), options.get(TEMPERATURE), options.get(TOP_K),
                     options.get(TOP_P), options.get(SEED), options.getOptional(STOP).orElse(List.of()),
-                    errors.equals("column"), output.getColumnNames());
+                    errors.equals("column"), output.getColumnNames(), format);
         } catch (IllegalArgumentException e) {
             throw new ValidationException("model " + context.getObjectIdentifier() + ": " + e.getMessage(), e);
         }
         return new Provider(engine, settings);
+    }
+
+    /**
+     * The model's {@code response-format.*} option, compiled here so a schema outside the supported
+     * subset fails when the statement using the model is planned, naming the keyword; null without one.
+     */
+    private static ResponseFormatOption responseFormat(ReadableConfig options, Context context) {
+        List<ResponseFormatOption> set = new java.util.ArrayList<>();
+        options.getOptional(RESPONSE_JSON_SCHEMA).ifPresent(s -> set.add(new ResponseFormatOption("json-schema", s, List.of())));
+        options.getOptional(RESPONSE_REGEX).ifPresent(r -> set.add(new ResponseFormatOption("regex", r, List.of())));
+        options.getOptional(RESPONSE_CHOICES).ifPresent(c -> set.add(new ResponseFormatOption("choices", null, List.copyOf(c))));
+        if (set.isEmpty()) {
+            return null;
+        }
+        if (set.size() > 1) {
+            throw new ValidationException("model " + context.getObjectIdentifier() + ": set one of 'response-format.json-schema',"
+                    + " 'response-format.regex' or 'response-format.choices', not " + set.size());
+        }
+        try {
+            set.get(0).grammar();
+        } catch (IllegalArgumentException e) {
+            throw new ValidationException("model " + context.getObjectIdentifier() + ": 'response-format." + set.get(0).kind()
+                    + "' cannot be used: " + e.getMessage(), e);
+        }
+        return set.get(0);
     }
 
     private static void checkInput(ResolvedSchema input) {

@@ -2,6 +2,7 @@ package io.moestream.operators.sql;
 
 import io.moestream.operators.InferenceConfig;
 import io.moestream.operators.SharedEngine;
+import io.moestream.runtime.constrain.Grammar;
 import io.moestream.runtime.sampler.SamplingParams;
 import java.nio.charset.StandardCharsets;
 import java.util.Collection;
@@ -29,6 +30,7 @@ public final class MoePredictFunction extends AsyncPredictFunction {
     private final InferenceConfig engineConfig;
     private final PredictSettings settings;
     private transient SharedEngine engine;
+    private transient Grammar grammar;
 
     MoePredictFunction(InferenceConfig engineConfig, PredictSettings settings) {
         this.engineConfig = engineConfig;
@@ -37,6 +39,7 @@ public final class MoePredictFunction extends AsyncPredictFunction {
 
     @Override
     public void open(FunctionContext context) throws Exception {
+        grammar = settings.format() == null ? null : settings.format().grammar();
         engine = SharedEngine.acquire(engineConfig);
     }
 
@@ -53,7 +56,7 @@ public final class MoePredictFunction extends AsyncPredictFunction {
         String prompt = input.isNullAt(0) ? null : input.getString(0).toString();
         SamplingParams params = new SamplingParams(settings.maxTokens(), settings.temperature(), settings.topK(),
                 settings.topP(), seed(prompt), settings.stop());
-        return engine.submit(prompt, params).handle((answer, failure) -> {
+        return engine.submit(prompt, params, grammar).handle((answer, failure) -> {
             if (failure == null) {
                 return List.of(row(answer, null));
             }

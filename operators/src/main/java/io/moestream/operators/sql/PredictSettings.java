@@ -8,6 +8,8 @@ import java.util.List;
  *
  * @param errorColumn a bad row is answered in the {@code error} column instead of failing the job
  * @param outputs     the model's output column names, in order
+ * @param format      the structured-output constraint of every answer, or null
  */
 record PredictSettings(int maxTokens, float temperature, int topK, float topP, long seed, List<String> stop,
-        boolean errorColumn, List<String> outputs) implements Serializable {}
+        boolean errorColumn, List<String> outputs,
+        ResponseFormatOption format) implements Serializable {}
