@@ -40,6 +40,11 @@ public final class MoeStreamJob {
     public static void main(String[] args) throws Exception {
         Configuration conf = JobOptions.withStateDefaults(ParameterTool.fromArgs(args).getConfiguration());
         StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment(conf);
+        if (!conf.contains(JobOptions.PARALLELISM)) {
+            // submitted to a cluster: the client's parallelism (flink run -p, parallelism.default, the
+            // Kubernetes operator's job.parallelism), so a rescale needs no change to the job's arguments
+            conf.set(JobOptions.PARALLELISM, env.getParallelism());
+        }
         build(env, conf);
         env.execute("moestream");
     }
