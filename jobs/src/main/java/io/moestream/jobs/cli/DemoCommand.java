@@ -4,6 +4,8 @@ import io.moestream.jobs.JobOptions;
 import io.moestream.jobs.LocalRunner;
 import io.moestream.jobs.kafka.LocalKafka;
 import io.moestream.jobs.kafka.Topics;
+import io.moestream.jobs.sql.SqlScript;
+import io.moestream.operators.InferenceConfig;
 import io.moestream.operators.ProgressStats;
 import io.moestream.schemas.AvroCodec;
 import io.moestream.schemas.ContextReady;
@@ -13,6 +15,7 @@ import io.moestream.schemas.InferenceError;
 import io.moestream.schemas.Prompt;
 import io.moestream.schemas.PromptMode;
 import org.apache.flink.configuration.Configuration;
+import org.apache.flink.configuration.CoreOptions;
 import org.apache.flink.core.execution.JobClient;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
@@ -31,13 +34,15 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.Properties;
 import java.util.concurrent.Callable;
 import java.util.concurrent.Future;
 
 /**
  * {@code demo}: a local Kafka broker, the job on a MiniCluster, a few documents, conversation turns
- * and one malformed record; prints every result as it arrives, then stops everything.
+ * and one malformed record; prints every result as it arrives, then stops everything. With
+ * {@code --sql} the prompts are answered by a Flink SQL script through {@code ML_PREDICT} instead.
  */
 @Command(name = "demo", mixinStandardHelpOptions = true,
         description = "Start a local Kafka broker and the job, send sample documents and prompts, print the results, exit.")
@@ -52,6 +57,10 @@ public final class DemoCommand implements Callable<Integer> {
     @Option(names = "--max-tokens", description = "Tokens per answer (default: ${DEFAULT-VALUE}).", defaultValue = "40")
     int maxTokens;
 
+    @Option(names = "--sql", description = "Answer the prompts through Flink SQL's ML_PREDICT with the moestream model"
+            + " provider instead of the DataStream job (stateless: no document or conversation context).")
+    boolean sql;
+
     @Override
     public Integer call() throws Exception {
         long start = System.nanoTime();
@@ -60,6 +69,9 @@ public final class DemoCommand implements Callable<Integer> {
             String servers = kafka.bootstrapServers();
             System.out.println("kafka: local KRaft broker at " + servers);
 
+            if (sql) {
+                return sqlDemo(servers, start);
+            }
             Configuration conf = new Configuration();
             conf.set(JobOptions.BOOTSTRAP_SERVERS, servers);
             conf.set(JobOptions.CHECKPOINT_INTERVAL, Duration.ofSeconds(1));
@@ -81,6 +93,32 @@ public final class DemoCommand implements Callable<Integer> {
                 job.cancel().get();
             }
         }
+    }
+
+    /**
+     * The same traffic, answered by {@code sql/demo.sql} ({@code ML_PREDICT}, a bounded read of the
+     * prompts topic, written to the generations topic) on a MiniCluster, then printed from Kafka.
+     */
+    private int sqlDemo(String servers, long start) throws Exception {
+        DemoTraffic traffic = DemoTraffic.create(maxTokens);
+        send(servers, traffic);
+        System.out.printf("sent %d document parts, %d prompts and 1 malformed record; answering the prompts with"
+                + " ML_PREDICT (stateless: each prompt from its own text; the malformed record is skipped by"
+                + " 'moestream-avro.ignore-parse-errors')%n", traffic.documents().size(), traffic.prompts().size());
+        String script;
+        try (var in = DemoCommand.class.getResourceAsStream("/sql/demo.sql")) {
+            script = new String(in.readAllBytes(), StandardCharsets.UTF_8);
+        }
+        String modelPath = model == null ? InferenceConfig.BUNDLED_MODEL
+                : CliSupport.existingFile(model, "--model").toAbsolutePath().toString();
+        Configuration conf = new Configuration();
+        conf.set(CoreOptions.DEFAULT_PARALLELISM, 1);
+        SqlScript.run(SqlScript.environment(conf), SqlScript.statements(SqlScript.substitute(script, Map.of(
+                "bootstrap-servers", servers, "model-path", modelPath, "max-tokens", Integer.toString(maxTokens)))),
+                row -> System.out.println(row));
+        boolean complete = printResults(servers, traffic.prompts().size(), 0, 0);
+        System.out.printf("demo finished in %.1f s%n", (System.nanoTime() - start) / 1e9);
+        return complete ? 0 : 1;
     }
 
     private static void send(String servers, DemoTraffic traffic) throws Exception {
