@@ -31,6 +31,9 @@ import org.apache.flink.configuration.ExternalResourceOptions;
 import org.apache.flink.configuration.FallbackKey;
 import org.apache.flink.configuration.HighAvailabilityOptions;
 import org.apache.flink.configuration.JobManagerOptions;
+import org.apache.flink.configuration.PipelineOptions;
+import org.apache.flink.configuration.RestartStrategyOptions;
+import org.apache.flink.configuration.SecurityOptions;
 import org.apache.flink.configuration.StateBackendOptions;
 import org.apache.flink.configuration.TaskManagerOptions;
 import org.junit.jupiter.api.BeforeAll;
@@ -52,7 +55,8 @@ class FlinkDeploymentManifestsTest {
     private static final String GPU_DRIVER_FACTORY = "org.apache.flink.externalresource.gpu.GPUDriverFactory";
     private static final List<Class<?>> FLINK_OPTION_CLASSES = List.of(CheckpointingOptions.class,
             StateBackendOptions.class, HighAvailabilityOptions.class, CoreOptions.class, TaskManagerOptions.class,
-            JobManagerOptions.class, ExternalResourceOptions.class);
+            JobManagerOptions.class, ExternalResourceOptions.class, PipelineOptions.class, RestartStrategyOptions.class,
+            SecurityOptions.class);
 
     private static Schema crd;
 
