@@ -165,6 +165,10 @@ class SqlPredictITCase {
         List<Row> picked = new ArrayList<>();
         SqlScript.run(env, List.of("SELECT id, text, finish_reason FROM ML_PREDICT(TABLE input, MODEL pick, DESCRIPTOR(prompt))"),
                 picked::add);
+        // a call option replaces the model's constraint for that call
+        List<Row> called = new ArrayList<>();
+        SqlScript.run(env, List.of("SELECT id, text, finish_reason FROM ML_PREDICT(TABLE input, MODEL pick, DESCRIPTOR(prompt),"
+                + " MAP['response-format.regex', '[0-9]{3}'])"), called::add);
 
         assertThat(json).hasSize(QUESTIONS.size());
         Grammar grammar = Grammar.jsonSchema(schema);
@@ -186,16 +190,21 @@ class SqlPredictITCase {
             assertThat(r.getField(2)).isEqualTo("STOP");
             assertThat((String) r.getField(1)).isIn("yes", "no", "it depends");
         });
+        assertThat(called).hasSize(QUESTIONS.size()).allSatisfy(r -> {
+            assertThat(r.getField(2)).isEqualTo("STOP");
+            assertThat((String) r.getField(1)).matches("[0-9]{3}");
+        });
     }
 
     @Test
-    void aResponseFormatOrBudgetTheProviderCannotUseFailsWhenTheModelIsUsedNamingTheProblem() throws Exception {
+    void aResponseFormatOrBudgetTheProviderCannotUseFailsWhenTheModelOrCallIsPlannedNamingTheProblem() throws Exception {
         TableEnvironment env = SqlScript.environment(new Configuration());
         SqlScript.run(env, SqlScript.statements("""
                 CREATE MODEL emails INPUT (prompt STRING) OUTPUT (text STRING)
                 WITH ('provider' = 'moestream', 'response-format.json-schema' = '{"type":"string","format":"email"}');
                 CREATE MODEL twoformats INPUT (prompt STRING) OUTPUT (text STRING)
                 WITH ('provider' = 'moestream', 'response-format.regex' = '[a-z]+', 'response-format.choices' = 'a;b');
+                CREATE MODEL plain INPUT (prompt STRING) OUTPUT (text STRING) WITH ('provider' = 'moestream');
                 CREATE MODEL noattention INPUT (prompt STRING) OUTPUT (text STRING)
                 WITH ('provider' = 'moestream', 'step.attention-budget' = '0');
                 CREATE TEMPORARY VIEW input AS SELECT * FROM (VALUES ('a', 'Hello')) AS t(id, prompt);
@@ -209,6 +218,11 @@ class SqlPredictITCase {
                 "SELECT text FROM ML_PREDICT(TABLE input, MODEL twoformats, DESCRIPTOR(prompt))"), r -> {}))
                 .hasStackTraceContaining("set one of 'response-format.json-schema', 'response-format.regex' or"
                         + " 'response-format.choices', not 2");
+        assertThatThrownBy(() -> SqlScript.run(env, List.of("SELECT text FROM ML_PREDICT(TABLE input, MODEL plain,"
+                + " DESCRIPTOR(prompt), MAP['response-format.json-schema', '{\"oneOf\":[{\"type\":\"integer\"},{\"type\":\"number\"}]}'])"),
+                r -> {}))
+                .hasStackTraceContaining("ML_PREDICT config: 'response-format.json-schema' cannot be used")
+                .hasStackTraceContaining("oneOf alternatives 0 and 1 overlap");
         assertThatThrownBy(() -> SqlScript.run(env, List.of(
                 "SELECT text FROM ML_PREDICT(TABLE input, MODEL noattention, DESCRIPTOR(prompt))"), r -> {}))
                 .hasStackTraceContaining("attentionBudget must be >= 1, got 0");

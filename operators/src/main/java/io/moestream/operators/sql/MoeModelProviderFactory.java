@@ -94,7 +94,7 @@ public final class MoeModelProviderFactory implements ModelProviderFactory {
             throw new ValidationException("error-handling must be 'fail' or 'column', got '" + errors + "'");
         }
         checkOutput(output, errors.equals("column"));
-        ResponseFormatOption format = responseFormat(options, context);
+        ResponseFormatOption format = responseFormat(options, "model " + context.getObjectIdentifier());
         InferenceConfig engine;
         PredictSettings settings;
         try {
@@ -114,10 +114,11 @@ public final class MoeModelProviderFactory implements ModelProviderFactory {
     }
 
     /**
-     * The model's {@code response-format.*} option, compiled here so a schema outside the supported
-     * subset fails when the statement using the model is planned, naming the keyword; null without one.
+     * The {@code response-format.*} option of a model (or of one {@code ML_PREDICT} call), compiled
+     * here so a schema outside the supported subset fails when the statement is planned, naming the
+     * keyword; null without one.
      */
-    private static ResponseFormatOption responseFormat(ReadableConfig options, Context context) {
+    static ResponseFormatOption responseFormat(ReadableConfig options, String where) {
         List<ResponseFormatOption> set = new java.util.ArrayList<>();
         options.getOptional(RESPONSE_JSON_SCHEMA).ifPresent(s -> set.add(new ResponseFormatOption("json-schema", s, List.of())));
         options.getOptional(RESPONSE_REGEX).ifPresent(r -> set.add(new ResponseFormatOption("regex", r, List.of())));
@@ -126,13 +127,13 @@ public final class MoeModelProviderFactory implements ModelProviderFactory {
             return null;
         }
         if (set.size() > 1) {
-            throw new ValidationException("model " + context.getObjectIdentifier() + ": set one of 'response-format.json-schema',"
+            throw new ValidationException(where + ": set one of 'response-format.json-schema',"
                     + " 'response-format.regex' or 'response-format.choices', not " + set.size());
         }
         try {
             set.get(0).grammar();
         } catch (IllegalArgumentException e) {
-            throw new ValidationException("model " + context.getObjectIdentifier() + ": 'response-format." + set.get(0).kind()
+            throw new ValidationException(where + ": 'response-format." + set.get(0).kind()
                     + "' cannot be used: " + e.getMessage(), e);
         }
         return set.get(0);
@@ -164,11 +165,16 @@ public final class MoeModelProviderFactory implements ModelProviderFactory {
         }
     }
 
-    /** The async provider; copies share nothing mutable. */
+    /**
+     * The async provider; copies share nothing mutable. A {@code response-format.*} key in the
+     * {@code ML_PREDICT} call's config map (Flink hands the map over as the runtime config) replaces
+     * the model's for that call.
+     */
     private record Provider(InferenceConfig engine, PredictSettings settings) implements AsyncPredictRuntimeProvider {
         @Override
         public MoePredictFunction createAsyncPredictFunction(ModelProvider.Context context) {
-            return new MoePredictFunction(engine, settings);
+            ResponseFormatOption call = responseFormat(context.runtimeConfig(), "ML_PREDICT config");
+            return new MoePredictFunction(engine, call == null ? settings : settings.withFormat(call));
         }
 
         @Override

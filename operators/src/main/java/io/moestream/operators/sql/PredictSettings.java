@@ -12,4 +12,9 @@ import java.util.List;
  */
 record PredictSettings(int maxTokens, float temperature, int topK, float topP, long seed, List<String> stop,
         boolean errorColumn, List<String> outputs,
-        ResponseFormatOption format) implements Serializable {}
+        ResponseFormatOption format) implements Serializable {
+
+    PredictSettings withFormat(ResponseFormatOption value) {
+        return new PredictSettings(maxTokens, temperature, topK, topP, seed, stop, errorColumn, outputs, value);
+    }
+}
