@@ -83,7 +83,7 @@ final class JsonSchemaCompiler {
                 options.add(value(list.get(i), at + "/" + k + "/" + i));
             }
             if (k.equals("oneOf")) {
-                disjoint(options, at);
+                disjoint(list, options, at);
             }
             return Rx.alt(options);
         }
@@ -120,11 +120,15 @@ final class JsonSchemaCompiler {
 
     /**
      * {@code oneOf} means exactly one: alternatives that could give the same answer are refused, naming
-     * {@code oneOf} and a text that two of them accept.
+     * {@code oneOf} and a text that two of them accept. Object alternatives with a tag (a member both
+     * require and declare, with disjoint values) are disjoint without walking their whole product.
      */
-    private static void disjoint(List<Rx> options, String at) {
+    private void disjoint(JsonNode schemas, List<Rx> options, String at) {
         for (int i = 0; i < options.size(); i++) {
             for (int j = i + 1; j < options.size(); j++) {
+                if (tagged(schemas.get(i), schemas.get(j), at)) {
+                    continue;
+                }
                 String both = Overlap.witness(options.get(i), options.get(j), "oneOf", at);
                 if (both != null) {
                     throw unsupported("oneOf", at, "oneOf alternatives " + i + " and " + j + " overlap: both accept "
@@ -132,6 +136,48 @@ final class JsonSchemaCompiler {
                 }
             }
         }
+    }
+
+    /** Whether two alternatives are objects of which one has a tag the other's answers never carry. */
+    private boolean tagged(JsonNode a, JsonNode b, String at) {
+        JsonNode x = resolved(a);
+        JsonNode y = resolved(b);
+        return objectOnly(x, at) && objectOnly(y, at) && (tags(x, y, at) || tags(y, x, at));
+    }
+
+    /**
+     * Whether every answer of {@code x} has a member that no answer of {@code y} has with that value:
+     * a member {@code x} requires that {@code y} does not declare (its answers have no other members),
+     * or declares with values disjoint from {@code x}'s.
+     */
+    private boolean tags(JsonNode x, JsonNode y, String at) {
+        for (JsonNode required : x.path("required")) {
+            String name = required.asText();
+            if (!y.path("properties").has(name)) {
+                return true;
+            }
+            Rx vx = value(x.get("properties").get(name), at + "/properties/" + name);
+            Rx vy = value(y.get("properties").get(name), at + "/properties/" + name);
+            if (Overlap.witness(vx, vy, "oneOf", at) == null) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /** The schema after following {@code $ref}s (they resolved when the alternatives compiled). */
+    private JsonNode resolved(JsonNode s) {
+        for (int hops = 0; s.isObject() && s.has("$ref") && hops < 64; hops++) {
+            String r = s.get("$ref").asText();
+            String defs = r.startsWith("#/$defs/") ? "$defs" : "definitions";
+            s = root.get(defs).get(r.substring(defs.length() + 3));
+        }
+        return s;
+    }
+
+    private boolean objectOnly(JsonNode s, String at) {
+        return s.isObject() && !s.has("anyOf") && !s.has("oneOf") && !s.has("const") && !s.has("enum")
+                && types(s, at).equals(Set.of("object"));
     }
 
     /** The types a schema allows: its {@code type}, or inferred from its keywords, or all (any value). */

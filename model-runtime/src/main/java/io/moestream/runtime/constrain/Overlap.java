@@ -14,8 +14,11 @@ import java.util.Map;
  */
 final class Overlap {
 
-    /** Product states beyond this are refused: alternatives that share this much structure are not checked. */
-    static final int MAX_PAIRS = 100_000;
+    /**
+     * Product states beyond this are refused: each new pair may expand a subset state of each
+     * automaton, so a long shared structure costs seconds; tagged objects never get here.
+     */
+    static final int MAX_PAIRS = 2_000;
 
     private Overlap() {}
 
@@ -50,8 +53,8 @@ final class Overlap {
                 }
                 if (parent.size() == MAX_PAIRS) {
                     throw new UnsupportedSchemaException(keyword, "JSON schema at " + at + ": the alternatives of " + keyword
-                            + " share too much structure to check that they are disjoint (use anyOf if an answer may"
-                            + " match several)");
+                            + " share too much structure to check that they are disjoint (give object alternatives a"
+                            + " tag: a member they require with different values; or use anyOf)");
                 }
                 parent.put(next, new long[] {pair, c});
                 queue.add(next);

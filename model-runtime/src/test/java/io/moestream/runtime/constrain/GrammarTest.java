@@ -175,6 +175,31 @@ class GrammarTest {
                         assertThat(e.getMessage()).contains("overlap: both accept " + c.both() + " (oneOf means exactly one");
                     });
         }
+        // object tags: a required member the other alternative lacks, or declares with other values,
+        // even when the tag comes after large shared members
+        String item = "{\"type\":\"array\",\"maxItems\":10,\"items\":{\"type\":\"object\",\"properties\":{"
+                + "\"name\":{\"type\":\"string\",\"maxLength\":60},\"qty\":{\"type\":\"integer\",\"minimum\":1,"
+                + "\"maximum\":1000}},\"required\":[\"name\"]}}";
+        String big = "{\"type\":\"object\",\"properties\":{\"summary\":{\"type\":\"string\",\"maxLength\":200},"
+                + "\"items\":" + item + ",\"kind\":{\"const\":\"%s\"}},\"required\":[\"summary\"%s]}";
+        Grammar lastTag = Grammar.jsonSchema("{\"oneOf\":[" + big.formatted("a", ",\"kind\"") + "," + big.formatted("b", "") + "]}");
+        assertThat(matches(lastTag, "{\"summary\":\"\",\"kind\":\"a\"}")).isTrue();
+        assertThat(matches(lastTag, "{\"summary\":\"\"}")).isTrue();
+        assertThat(matches(lastTag, "{\"summary\":\"\",\"kind\":\"b\"}")).isTrue();
+        Grammar undeclared = Grammar.jsonSchema("""
+                {"oneOf":[{"type":"object","properties":{"s":{"type":"string"},"n":{"type":"integer"}},"required":["s","n"]},
+                          {"type":"object","properties":{"s":{"type":"string"}}}]}""");
+        assertThat(matches(undeclared, "{\"s\":\"x\",\"n\":1}")).isTrue();
+        assertThat(matches(undeclared, "{}")).isTrue();
+        // no tag, a long shared structure: refused rather than walked for long
+        String nonEmpty = item.replace("\"maxItems\":10", "\"minItems\":1,\"maxItems\":10");
+        String arrays = "{\"oneOf\":[" + nonEmpty + "," + nonEmpty.replace("\"qty\":{", "\"z\":{\"type\":\"boolean\"},\"qty\":{")
+                .replace("\"required\":[\"name\"]", "\"required\":[\"name\",\"z\"]") + "]}";
+        assertThatThrownBy(() -> Grammar.jsonSchema(arrays)).isInstanceOfSatisfying(UnsupportedSchemaException.class, e -> {
+            assertThat(e.keyword()).isEqualTo("oneOf");
+            assertThat(e.getMessage()).contains("share too much structure to check that they are disjoint");
+        });
+
         // anyOf is a union: overlapping alternatives are fine there
         assertThat(matches(Grammar.jsonSchema("{\"anyOf\":[{\"type\":\"integer\"},{\"type\":\"number\"}]}"), "0")).isTrue();
     }
