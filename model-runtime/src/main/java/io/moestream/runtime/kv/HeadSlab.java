@@ -1,6 +1,5 @@
 package io.moestream.runtime.kv;
 
-import io.moestream.runtime.kernel.CpuMath;
 import io.moestream.runtime.kernel.Kernels;
 
 import java.nio.ByteBuffer;

@@ -245,33 +245,44 @@ final class IntSlab extends HeadSlab {
      */
     private void accumulateKeys(float[] p, int base, int from, int to, float[] acc, int lanes) {
         int hd = headDim;
-        float[] mins = new float[hd];
-        float[] scales = new float[hd];
-        int loaded = -1;
         for (int t = from; t < to; t++) {
             float a = p[base + t];
             if (a == 0) {
                 continue;
             }
             int gi = t / group;
-            if (gi != loaded) {
-                for (int c = 0; c < hd; c++) {
-                    mins[c] = Half.toFloat(kMin[gi * hd + c]);
-                    scales[c] = Half.toFloat(kScale[gi * hd + c]);
-                }
-                loaded = gi;
-            }
             int row = ((base + t) % lanes) * hd;
-            if (int4) {
-                int off = t * hd;
-                for (int c = 0; c < hd; c++) {
-                    acc[row + c] = Math.fma(mins[c] + scales[c] * codeAt(kCodes, off + c), a, acc[row + c]);
-                }
-            } else {
-                for (int c = 0; c < hd; c++) {
-                    acc[row + c] = Math.fma(mins[c] + scales[c] * (kCodes[c * tokens + t] & 0xFF), a, acc[row + c]);
-                }
+            for (int c = 0; c < hd; c++) {
+                float v = Half.toFloat(kMin[gi * hd + c])
+                        + Half.toFloat(kScale[gi * hd + c]) * codeAt(kCodes, int4 ? t * hd + c : c * tokens + t);
+                acc[row + c] = Math.fma(v, a, acc[row + c]);
             }
+        }
+    }
+
+    /** Whether {@link #accumulateColumns} applies: a latent int8 slab, whose codes are channel-major. */
+    boolean columnar() {
+        return latent() && !int4;
+    }
+
+    /**
+     * {@link #accumulate} into a channel-major accumulator, {@code acc[c * lanes + lane]} (the same
+     * floats, transposed): the codes of a channel are consecutive, so positions go in vector lanes
+     * ({@link Kernels#accumulateInt8Columns}). Only when {@link #columnar}.
+     */
+    void accumulateColumns(float[] p, int base, int from, int to, float[] acc, int lanes) {
+        int hd = headDim;
+        float[] mins = new float[hd];
+        float[] scales = new float[hd];
+        for (int t = from; t < to; ) {
+            int gi = t / group;
+            int end = Math.min(to, gi * group + group);
+            for (int c = 0; c < hd; c++) {
+                mins[c] = Half.toFloat(kMin[gi * hd + c]);
+                scales[c] = Half.toFloat(kScale[gi * hd + c]);
+            }
+            Kernels.get().accumulateInt8Columns(kCodes, tokens, hd, mins, scales, p, base, t, end, acc, lanes);
+            t = end;
         }
     }
 

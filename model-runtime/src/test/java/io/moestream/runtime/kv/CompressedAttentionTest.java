@@ -100,6 +100,38 @@ class CompressedAttentionTest {
         }
     }
 
+    /** The transposed value sums of a latent int8 slab are its lane-row sums bit for bit. */
+    @Test
+    void latentInt8ColumnSumsAreTheLaneRowSums() {
+        int hd = 40;
+        KvShape latent = new KvShape(1, 1, hd, 13L, new KvShape.Attention(true, 0, 0));
+        KvTestData d = new KvTestData(latent, 32, 26);
+        PagedKvCache c = new PagedKvCache(latent, KvCodec.int8(16), 32);
+        d.fill(c, 0, 32);
+        IntSlab slab = (IntSlab) c.slab(0, 0, 0);
+        assertThat(slab.columnar()).isTrue();
+        java.util.SplittableRandom r = new java.util.SplittableRandom(27);
+        float[] p = new float[64 + 32];
+        for (int t = 0; t < p.length; t++) {
+            p[t] = t % 7 == 0 ? 0f : (float) r.nextDouble();
+        }
+        for (int lanes : new int[] {16, 64}) {
+            for (int base : new int[] {64, 3}) {
+                float[] rows = new float[lanes * hd];
+                float[] columns = new float[lanes * hd];
+                for (int i = 0; i < rows.length; i++) {
+                    rows[i] = (float) r.nextGaussian();
+                    columns[(i % hd) * lanes + i / hd] = rows[i];
+                }
+                slab.accumulate(p, base, 2, 30, rows, lanes);
+                slab.accumulateColumns(p, base, 2, 30, columns, lanes);
+                for (int i = 0; i < rows.length; i++) {
+                    assertThat(columns[(i % hd) * lanes + i / hd]).as("lanes %d base %d element %d", lanes, base, i).isEqualTo(rows[i]);
+                }
+            }
+        }
+    }
+
     @Test
     void streamingHeadAttendsOnlyToSinkAndWindow() {
         KvTestData d = new KvTestData(SHAPE, 120, 22);

@@ -18,7 +18,10 @@ import java.util.Arrays;
  *       DeepSeek-V2-Lite / V2 / V3 shapes;</li>
  *   <li>the latent codecs against float32, teacher forced through the golden prompts;</li>
  *   <li>gpt-oss over a long context: KV bytes of the sliding layer and of the full layer as the
- *       sequence grows.</li>
+ *       sequence grows;</li>
+ *   <li>deepseek2 decode speed over 1,900 cached positions, latent int8/32 against the K+V int8/16
+ *       layout (the row stored twice, values grouped per token) and the float32 latent, in
+ *       alternating rounds (a benchmark: read the ratios of one round).</li>
  * </ol>
  *
  * <pre>
@@ -43,6 +46,38 @@ public final class LayerKvEval {
         mlaBytes();
         latentAccuracy();
         slidingGrowth(tokens, codec);
+        decodeSpeed();
+    }
+
+    static void decodeSpeed() throws IOException {
+        System.out.println("== deepseek2 decode, 96 tokens after 1,900 cached positions (tok/s, rounds alternate) ==");
+        try (Model m = Model.load(SharedOracle.model(LayerKvCacheTest.DEEPSEEK2))) {
+            KvShape s = KvShape.of(m);
+            KvShape twice = new KvShape(s.layers(), s.kvHeads(), s.headDim(), s.fingerprint());
+            Engine engine = new Engine(m);
+            int ctx = 1900;
+            int[] ids = LayerKvCacheTest.tokens(ctx + 96, 9);
+            String[] names = {"latent int8/32", "K+V int8/16", "latent f32"};
+            for (int round = 0; round < 4; round++) {
+                StringBuilder line = new StringBuilder("round " + round + ":");
+                for (int k = 0; k < names.length; k++) {
+                    KvCache cache = switch (k) {
+                        case 0 -> m.newCache(KvCodec.INT8);
+                        case 1 -> new KvCache(new PagedKvCache(twice, KvCodec.int8(16)), new int[0]);
+                        default -> m.newCache();
+                    };
+                    for (int f = 0; f < ctx; f += 256) {
+                        engine.forward(cache, Arrays.copyOfRange(ids, f, Math.min(ctx, f + 256)));
+                    }
+                    long t0 = System.nanoTime();
+                    for (int i = 0; i < 96; i++) {
+                        engine.forward(cache, new int[] {ids[ctx + i]});
+                    }
+                    line.append(String.format("  %s %.0f", names[k], 96 / ((System.nanoTime() - t0) / 1e9)));
+                }
+                System.out.println(line);
+            }
+        }
     }
 
     /** MLA shape: heads, kv_lora_rank, qk_rope, qk_nope, v_head_dim, layers. */
