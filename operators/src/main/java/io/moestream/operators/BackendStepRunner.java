@@ -164,11 +164,14 @@ final class BackendStepRunner implements StepRunner, AutoCloseable {
         return r;
     }
 
-    /** Whether the pool can hold {@code cache}'s blocks: its codec and block size, all heads, no observer. */
+    /**
+     * Whether the pool can hold {@code cache}'s blocks: its codec and block size, K and V sections
+     * with all heads and positions (no latent rows, streaming heads or sliding layers), no observer.
+     */
     private boolean fitsPool(KvCache cache) {
         BackendForward.Options o = forward.options();
         return cache.codec().equals(o.codec()) && cache.blockTokens() == o.blockTokens()
-                && !cache.headPolicy().anyStreaming() && cache.headClassifier() == null;
+                && cache.paged().backendCompatible() && cache.headClassifier() == null;
     }
 
     /**

@@ -213,7 +213,8 @@ final class PromptIntake {
      * The conversation's cache made a prefix of {@code whole}, its new rendering: kept up to the longest
      * common token prefix (so a template that rewrites earlier turns still gives exactly the rendering
      * from scratch), cut back to a block boundary when the cache goes beyond that prefix (or to nothing
-     * when its streaming heads dropped data), and always leaving at least one token to compute.
+     * when streaming heads or sliding layers dropped what it needs), and always leaving at least one
+     * token to compute.
      */
     private KvCache reuse(KvCache cache, int[] whole) {
         int[] cached = cache.tokens();
@@ -225,7 +226,7 @@ final class PromptIntake {
         if (common == cached.length) {
             return cache;
         }
-        if (!cache.truncatable()) {
+        if (!cache.truncatable(common)) {
             return store.newCache();
         }
         cache.truncate(common);

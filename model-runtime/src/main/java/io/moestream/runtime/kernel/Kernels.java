@@ -426,6 +426,29 @@ public abstract class Kernels {
         }
     }
 
+    /**
+     * Attention value sums over int8 codes stored channel-major ({@code codes[c * tokens + t]}, the
+     * latent KV cache's keys read as its values), one key group, into a channel-major accumulator: for
+     * t in [from, to) with {@code a = p[base + t] != 0}, {@code acc[c * lanes + (base + t) % lanes] =
+     * fma(mins[c] + scales[c] * code, a, that)} for c < hd, {@code code = codes[c * tokens + t] & 0xFF}.
+     * Each accumulator element takes its positions in order, as {@link #accumulateInt8}'s lane rows do,
+     * so the transposed sums are the same floats.
+     */
+    public void accumulateInt8Columns(byte[] codes, int tokens, int hd, float[] mins, float[] scales, float[] p, int base,
+                                      int from, int to, float[] acc, int lanes) {
+        for (int c = 0; c < hd; c++) {
+            float m = mins[c];
+            float sc = scales[c];
+            for (int t = from; t < to; t++) {
+                float a = p[base + t];
+                if (a != 0) {
+                    int i = c * lanes + (base + t) % lanes;
+                    acc[i] = Math.fma(m + sc * (codes[c * tokens + t] & 0xFF), a, acc[i]);
+                }
+            }
+        }
+    }
+
     /** {@code ggml_vec_swiglu_f32}: {@code g[i] = silu(g[i]) * u[i]} for the first n values, in place ({@link CpuMath#swiglu}). */
     public void swiglu(float[] g, float[] u, int n) {
         CpuMath.swiglu(g, u, n);

@@ -199,6 +199,12 @@ final class NativeKernels extends Kernels {
     }
 
     @Override
+    public void accumulateInt8Columns(byte[] codes, int tokens, int hd, float[] mins, float[] scales, float[] p, int base,
+                                      int from, int to, float[] acc, int lanes) {
+        java.accumulateInt8Columns(codes, tokens, hd, mins, scales, p, base, from, to, acc, lanes);
+    }
+
+    @Override
     public void maskedSoftmax(float[] att, int len, int a, int b, float max) {
         java.maskedSoftmax(att, len, a, b, max);
     }

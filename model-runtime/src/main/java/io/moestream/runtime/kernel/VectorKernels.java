@@ -639,6 +639,40 @@ final class VectorKernels extends Kernels {
     }
 
     /**
+     * {@link Kernels#accumulateInt8Columns} 16 positions at a time where their accumulator lanes are
+     * 16 aligned consecutive ones (the same float operations per element; a position of probability 0
+     * keeps its element, as the scalar loop skips it), the scalar steps elsewhere.
+     */
+    @Override
+    public void accumulateInt8Columns(byte[] codes, int tokens, int hd, float[] mins, float[] scales, float[] p, int base,
+                                      int from, int to, float[] acc, int lanes) {
+        for (int c = 0; c < hd; c++) {
+            float m = mins[c];
+            float sc = scales[c];
+            FloatVector mv = FloatVector.broadcast(F, m);
+            FloatVector sv = FloatVector.broadcast(F, sc);
+            for (int t = from; t < to; ) {
+                int lane = (base + t) % lanes;
+                if ((lane & 15) == 0 && t + 16 <= to) {
+                    FloatVector pv = FloatVector.fromArray(F, p, base + t);
+                    FloatVector code = (FloatVector) ((IntVector) ByteVector.fromArray(B128, codes, c * tokens + t)
+                            .convertShape(VectorOperators.B2I, I, 0)).and(0xFF).convert(VectorOperators.I2F, 0);
+                    FloatVector old = FloatVector.fromArray(F, acc, c * lanes + lane);
+                    old.blend(mv.add(sv.mul(code)).fma(pv, old), pv.compare(VectorOperators.NE, 0f)).intoArray(acc, c * lanes + lane);
+                    t += 16;
+                } else {
+                    float a = p[base + t];
+                    if (a != 0) {
+                        int i = c * lanes + lane;
+                        acc[i] = Math.fma(m + sc * (codes[c * tokens + t] & 0xFF), a, acc[i]);
+                    }
+                    t++;
+                }
+            }
+        }
+    }
+
+    /**
      * {@link Kernels#maskedSoftmax} 16 positions at a time: ggml's vector expf in float lanes (the
      * same operations as {@link CpuMath#vexp}, 2^n put into the exponent field, exact for |n| <= 125),
      * each chunk's sum by {@link #reduce16}. A chunk with masked positions, the end of the row, or an

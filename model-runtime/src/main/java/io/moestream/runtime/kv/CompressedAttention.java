@@ -28,6 +28,8 @@ public final class CompressedAttention {
     private final int[] windows;
     private float[] att = new float[256];
     private float[] acc = new float[0];
+    /** The value sums channel-major, {@code [headDim][lanes]}, while latent int8 slabs add to them. */
+    private float[] accColumns = new float[0];
     /** The float32 value arrays of the blocks a query reads (see {@link #f32Blocks}), and their bytes. */
     private float[][] vBlocks = new float[16][];
     /** Their key arrays likewise. */
@@ -294,22 +296,51 @@ public final class CompressedAttention {
         return true;
     }
 
-    /** The value sums block by block through each slab's own {@link HeadSlab#accumulate} (any codec). */
+    /**
+     * The value sums block by block through each slab's own {@link HeadSlab#accumulate} (any codec);
+     * latent int8 slabs sum into the transposed accumulator instead ({@link IntSlab#accumulateColumns}),
+     * which is turned back (the same floats) when a slab of another kind follows and at the end.
+     */
     private void valueSums(PagedKvCache cache, int layer, int kvHead, int spanCount, int lanes, float[] out, int outOff) {
-        if (acc.length < headDim * lanes) {
-            acc = new float[headDim * lanes];
+        int n = headDim * lanes;
+        if (acc.length < n) {
+            acc = new float[n];
+            accColumns = new float[n];
         }
-        java.util.Arrays.fill(acc, 0, headDim * lanes, 0f);
+        java.util.Arrays.fill(acc, 0, n, 0f);
+        java.util.Arrays.fill(accColumns, 0, n, 0f);
+        boolean columns = false;
         int bt = cache.blockTokens();
         for (int i = 0; i < spanCount; i++) {
             int first = spans[3 * i] * bt;
             int from = spans[3 * i + 1];
             int end = spans[3 * i + 2];
             HeadSlab s = cache.slab(spans[3 * i], layer, kvHead);
-            s.accumulate(att, first, from - first, end - first, acc, lanes);
+            boolean columnar = s instanceof IntSlab is && is.columnar();
+            if (columnar != columns) {
+                transpose(columns ? accColumns : acc, columns ? acc : accColumns, columns ? headDim : lanes, columns ? lanes : headDim);
+                columns = columnar;
+            }
+            if (columnar) {
+                ((IntSlab) s).accumulateColumns(att, first, from - first, end - first, accColumns, lanes);
+            } else {
+                s.accumulate(att, first, from - first, end - first, acc, lanes);
+            }
             bytesRead += s.bytes() * (end - from) / s.tokens();
         }
+        if (columns) {
+            transpose(accColumns, acc, headDim, lanes);
+        }
         reduceLanes(acc, lanes, headDim, out, outOff);
+    }
+
+    /** {@code to[c * rows + r] = from[r * cols + c]}: a {@code rows x cols} matrix transposed. */
+    private static void transpose(float[] from, float[] to, int rows, int cols) {
+        for (int r = 0; r < rows; r++) {
+            for (int c = 0; c < cols; c++) {
+                to[c * rows + r] = from[r * cols + c];
+            }
+        }
     }
 
     /** Value-sum lanes of an attention row in {@code order}: 64 (ggml's vec_dot) or 16 (tinyBLAS). */

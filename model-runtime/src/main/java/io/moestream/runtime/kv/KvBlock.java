@@ -4,14 +4,15 @@ package io.moestream.runtime.kv;
  * One block of the paged cache: positions {@code [index * B, index * B + tokens())} of every layer's
  * K and V, one {@link HeadSlab} per (layer, KV head). A block is either the <em>tail</em> (float32,
  * writable, possibly partially filled) or <em>sealed</em> (full, compressed with the cache's codec,
- * immutable except that streaming heads' slabs may be dropped once the block leaves their window).
+ * immutable except that the slabs of streaming heads and sliding-window layers are dropped once the
+ * block leaves their window).
  */
 public final class KvBlock {
 
     final int index;
     final int blockTokens;
     final KvCodec codec;       // codec of the slabs: F32 for the tail
-    final HeadSlab[] slabs;    // [layer * kvHeads + head]; null = dropped (streaming head, out of window)
+    final HeadSlab[] slabs;    // [layer * kvHeads + head]; null = dropped (streaming head or sliding layer, out of window)
     final boolean sealed;
     /**
      * Per (layer, head) compressed copies of a full, not yet committed tail made mid-step by
@@ -30,7 +31,7 @@ public final class KvBlock {
     static KvBlock tail(int index, KvShape shape, int blockTokens) {
         HeadSlab[] s = new HeadSlab[shape.headCount()];
         for (int i = 0; i < s.length; i++) {
-            s[i] = new HeadSlab.F32Slab(shape.headDim(), blockTokens);
+            s[i] = new HeadSlab.F32Slab(shape.headDim(), blockTokens, shape.latent());
         }
         return new KvBlock(index, blockTokens, KvCodec.F32, s, false);
     }
@@ -68,6 +69,16 @@ public final class KvBlock {
     /** Whether (layer, KV head)'s data is still held (false once dropped for a streaming head). */
     public boolean holds(int layer, int kvHead, int kvHeads) {
         return slabs[layer * kvHeads + kvHead] != null;
+    }
+
+    /** Bytes of K/V data of {@code layer} held ({@code kvHeads} slabs per layer). */
+    long layerBytes(int layer, int kvHeads) {
+        long n = 0;
+        for (int h = 0; h < kvHeads; h++) {
+            HeadSlab s = slabs[layer * kvHeads + h];
+            n += s == null ? 0 : s.bytes();
+        }
+        return n;
     }
 
     /** Bytes of K/V data held (excluding the serialization header). */

@@ -23,7 +23,7 @@ public record KvCacheMeta(KvShape shape, KvCodec codec, int blockTokens, int len
             throw new IllegalArgumentException("head policy is for " + policy.layers() + " x " + policy.kvHeads()
                     + " heads, the shape has " + shape.layers() + " x " + shape.kvHeads());
         }
-        codec.checkFits(blockTokens, shape.headDim());
+        codec.checkFits(blockTokens, shape.headDim(), shape.latent());
     }
 
     /** Number of blocks ({@code ceil(length / B)}); the map keys are {@code 0..blockCount()-1}. */

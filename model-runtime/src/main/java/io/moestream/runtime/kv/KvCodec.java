@@ -142,10 +142,22 @@ public final class KvCodec {
 
     /** Checks that this codec can store blocks of {@code blockTokens} tokens of heads {@code headDim} wide. */
     public void checkFits(int blockTokens, int headDim) {
+        checkFits(blockTokens, headDim, false);
+    }
+
+    /**
+     * The same for a cache whose rows are key and value at once ({@code latent}: keys only, so the
+     * group size need not divide the head dim).
+     */
+    public void checkFits(int blockTokens, int headDim, boolean latent) {
         if (!quantized()) {
             return;
         }
-        if (blockTokens % groupSize != 0 || headDim % groupSize != 0) {
+        if (latent && blockTokens % groupSize != 0) {
+            throw new IllegalArgumentException("KV codec " + this + ": group size " + groupSize
+                    + " must divide the block size " + blockTokens + " (key groups)");
+        }
+        if (!latent && (blockTokens % groupSize != 0 || headDim % groupSize != 0)) {
             throw new IllegalArgumentException("KV codec " + this + ": group size " + groupSize
                     + " must divide the block size " + blockTokens + " (key groups) and the head dim " + headDim + " (value groups)");
         }
@@ -154,7 +166,11 @@ public final class KvCodec {
         }
     }
 
-    /** Bytes of one head's keys (or values) for {@code tokens} tokens in a full (sealed) block. */
+    /**
+     * Bytes of one head's keys (or values) for {@code tokens} tokens in a full (sealed) block (keys:
+     * {@code tokens / G * headDim} groups, values {@code tokens * (headDim / G)}: the same count
+     * whenever G divides what it groups).
+     */
     public long sectionBytes(int tokens, int headDim) {
         long n = (long) tokens * headDim;
         switch (kind) {

@@ -7,28 +7,32 @@ import java.util.zip.CRC32;
 
 /**
  * Versioned byte formats of the cache state (little-endian, each record ends with a CRC-32 of all
- * bytes before it). Version 1:
+ * bytes before it). Version 2:
  *
  * <pre>
- * meta:  u32 magic "KVMT" (0x544D564B LE)  u16 version=1
+ * meta:  u32 magic "KVMT" (0x544D564B LE)  u16 version=2
  *        u16 layers  u16 kvHeads  u16 headDim  u64 fingerprint
+ *        u8 flags (bit 0: latent)  u32 sliding window  u16 sliding period   ({@link KvShape.Attention})
  *        u8 codec kind (0 F32, 1 F16, 2 INT8, 3 INT4)  u8 group size (0 for F32/F16)
  *        u16 blockTokens  u32 length
  *        u32 sink  u32 window  bitset[ceil(layers*kvHeads/8)] streaming (bit i of byte i/8 = head l*kvHeads+h)
  *        u32 crc32
- * block: u32 magic "KVBK"  u16 version=1  u32 index
+ * block: u32 magic "KVBK"  u16 version=2  u32 index
  *        u8 state (0 tail/F32, 1 sealed)  u8 codec kind  u8 group size
  *        u16 blockTokens  u16 tokens  u16 layers  u16 kvHeads  u16 headDim
- *        bitset[ceil(layers*kvHeads/8)] present (0 = dropped streaming head)
- *        for each present (layer, head) in order: K section, V section (HeadSlab layout of the codec)
+ *        bitset[ceil(layers*kvHeads/8)] present (0 = dropped: streaming head or sliding layer out of window)
+ *        for each present (layer, head) in order: K section, V section (HeadSlab layout of the codec;
+ *        no V section when the metadata says latent)
  *        u32 crc32
  * </pre>
  *
- * Readers must keep accepting every earlier version (golden file in the tests).
+ * Version 1 is version 2 without the three attention fields of the metadata (a plain shape: no
+ * latent rows, no sliding layers); its blocks are laid out alike. Readers must keep accepting every
+ * earlier version (golden files in the tests).
  */
 public final class KvStateFormat {
 
-    public static final int VERSION = 1;
+    public static final int VERSION = 2;
     static final int META_MAGIC = 0x544D564B;  // "KVMT" little-endian
     static final int BLOCK_MAGIC = 0x4B42564B; // "KVBK" little-endian
 
@@ -38,9 +42,11 @@ public final class KvStateFormat {
         KvShape s = m.shape();
         HeadPolicy p = m.policy();
         int heads = s.headCount();
-        ByteBuffer b = ByteBuffer.allocate(4 + 2 + 6 + 8 + 2 + 2 + 4 + 8 + (heads + 7) / 8 + 4).order(ByteOrder.LITTLE_ENDIAN);
+        ByteBuffer b = ByteBuffer.allocate(4 + 2 + 6 + 8 + 7 + 2 + 2 + 4 + 8 + (heads + 7) / 8 + 4).order(ByteOrder.LITTLE_ENDIAN);
         b.putInt(META_MAGIC).putShort((short) VERSION);
         b.putShort((short) s.layers()).putShort((short) s.kvHeads()).putShort((short) s.headDim()).putLong(s.fingerprint());
+        KvShape.Attention a = s.attention();
+        b.put((byte) (a.latent() ? 1 : 0)).putInt(a.window()).putShort((short) a.period());
         b.put((byte) m.codec().kind().id).put((byte) m.codec().groupSize());
         b.putShort((short) m.blockTokens()).putInt(m.length());
         b.putInt(p.sink()).putInt(p.window());
@@ -62,20 +68,28 @@ public final class KvStateFormat {
         ByteBuffer b = checked(bytes, META_MAGIC, "KV cache metadata");
         try {
             int version = b.getShort() & 0xFFFF;
-            if (version != 1) {
+            if (version < 1 || version > VERSION) {
                 throw new KvStateException("KV cache metadata has version " + version + "; this reader knows 1.." + VERSION);
             }
             int layers = b.getShort() & 0xFFFF;
             int kvHeads = b.getShort() & 0xFFFF;
             int headDim = b.getShort() & 0xFFFF;
             long fp = b.getLong();
+            KvShape.Attention attention = KvShape.Attention.PLAIN;
+            if (version >= 2) {
+                int flags = b.get() & 0xFF;
+                if ((flags & ~1) != 0) {
+                    throw new KvStateException("KV cache metadata has unknown flags 0x" + Integer.toHexString(flags));
+                }
+                attention = new KvShape.Attention(flags == 1, b.getInt(), b.getShort() & 0xFFFF);
+            }
             int kind = b.get() & 0xFF;
             int group = b.get() & 0xFF;
             int blockTokens = b.getShort() & 0xFFFF;
             int length = b.getInt();
             int sink = b.getInt();
             int window = b.getInt();
-            KvShape shape = new KvShape(layers, kvHeads, headDim, fp);
+            KvShape shape = new KvShape(layers, kvHeads, headDim, fp, attention);
             boolean[] streaming = new boolean[shape.headCount()];
             byte[] bits = new byte[(streaming.length + 7) / 8];
             b.get(bits);
@@ -133,8 +147,11 @@ public final class KvStateFormat {
         KvShape s = m.shape();
         try {
             int version = b.getShort() & 0xFFFF;
-            if (version != 1) {
+            if (version < 1 || version > VERSION) {
                 throw new KvStateException(what + " has version " + version + "; this reader knows 1.." + VERSION);
+            }
+            if (version == 1 && s.latent()) {
+                throw new KvStateException(what + " has version 1, which has no latent blocks, but the metadata says latent");
             }
             int index = b.getInt();
             int state = b.get() & 0xFF;
@@ -170,7 +187,7 @@ public final class KvStateFormat {
             HeadSlab[] slabs = new HeadSlab[heads];
             for (int i = 0; i < heads; i++) {
                 if ((bits[i >> 3] & (1 << (i & 7))) != 0) {
-                    slabs[i] = HeadSlab.read(b, codec, tokens, headDim, blockTokens);
+                    slabs[i] = HeadSlab.read(b, codec, tokens, headDim, blockTokens, s.latent());
                 } else if (!sealed) {
                     throw new KvStateException(what + " is a tail block with a dropped head");
                 }
@@ -195,7 +212,7 @@ public final class KvStateFormat {
      * position of the block ({@code capacity} = B), unwritten positions zero.
      */
     static long backendBlockBytes(KvCodec codec, KvShape s, int tokens) {
-        return s.headCount() * HeadSlab.bytes(codec, tokens, s.headDim());
+        return s.headCount() * HeadSlab.bytes(codec, tokens, s.headDim(), false);
     }
 
     /** A sealed block with every head present, in the backend format. */
@@ -224,7 +241,7 @@ public final class KvStateFormat {
         ByteBuffer b = ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN);
         HeadSlab[] slabs = new HeadSlab[s.headCount()];
         for (int i = 0; i < slabs.length; i++) {
-            slabs[i] = HeadSlab.read(b, codec, blockTokens, s.headDim(), blockTokens);
+            slabs[i] = HeadSlab.read(b, codec, blockTokens, s.headDim(), blockTokens, false);
         }
         return new KvBlock(index, blockTokens, codec, slabs, true);
     }
@@ -235,7 +252,7 @@ public final class KvStateFormat {
         ByteBuffer b = ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN);
         HeadSlab[] slabs = new HeadSlab[s.headCount()];
         for (int i = 0; i < slabs.length; i++) {
-            HeadSlab.F32Slab f = HeadSlab.F32Slab.read(b, blockTokens, s.headDim(), blockTokens);
+            HeadSlab.F32Slab f = HeadSlab.F32Slab.read(b, blockTokens, s.headDim(), blockTokens, false);
             f.tokens = tokens;
             slabs[i] = f;
         }

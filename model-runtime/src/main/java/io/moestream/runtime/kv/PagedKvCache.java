@@ -12,7 +12,10 @@ import java.util.function.IntFunction;
  * {@code i} holds positions {@code [i*B, (i+1)*B)} of every layer's K and V. Blocks that are not yet
  * full stay in float32 (KIVI's full-precision residual); when a block fills up, {@link #commit}
  * compresses it with the cache's {@link KvCodec} and it never changes again, except that once it is
- * out of every future query's window the slabs of streaming heads ({@link HeadPolicy}) are dropped.
+ * out of every future query's window the slabs of streaming heads ({@link HeadPolicy}) and of
+ * sliding-window layers ({@link KvShape.Attention}) are dropped: a sliding layer holds at most its
+ * window plus two blocks, however long the sequence. A latent shape ({@link KvShape#latent()})
+ * keeps one row per position as key and value.
  *
  * <p>Writing protocol (what the Engine does per position, or per batch of positions):
  * {@link #write} the K/V of positions {@code >= length()} for each layer (attention of layer l at
@@ -21,8 +24,8 @@ import java.util.function.IntFunction;
  *
  * <p>State protocol (Flink operator): {@link #meta()} to a {@code ValueState},
  * {@link #encodeBlock(int)} of each {@link #dirtyBlocks()} to {@code MapState<Integer, byte[]>}, then
- * {@link #markClean()}. Only the previously partial block, new blocks and blocks whose streaming heads
- * were just dropped are dirty. {@link #restore} rebuilds an identical cache.
+ * {@link #markClean()}. Only the previously partial block, new blocks and blocks that just lost slabs
+ * to a window are dirty. {@link #restore} rebuilds an identical cache.
  *
  * <p>Not thread-safe; a cache belongs to one sequence at a time.
  */
@@ -39,7 +42,7 @@ public final class PagedKvCache {
     private final BitSet dirty = new BitSet();
 
     public PagedKvCache(KvShape shape, KvCodec codec, int blockTokens) {
-        codec.checkFits(blockTokens, shape.headDim());
+        codec.checkFits(blockTokens, shape.headDim(), shape.latent());
         if (blockTokens < 1 || blockTokens > 0xFFFF) {
             throw new IllegalArgumentException("block size must be in 1..65535, got " + blockTokens);
         }
@@ -85,7 +88,8 @@ public final class PagedKvCache {
 
     /**
      * Stores the key and value ({@code kvDim} floats each, all KV heads) of {@code layer} at
-     * {@code pos}. {@code pos} must not be committed yet ({@code pos >= length()}).
+     * {@code pos}. {@code pos} must not be committed yet ({@code pos >= length()}). A latent shape
+     * stores the key row only ({@code v} is not read and may be null).
      */
     public void write(int layer, int pos, float[] k, int kOff, float[] v, int vOff) {
         if (pos < length) {
@@ -112,7 +116,7 @@ public final class PagedKvCache {
 
     /**
      * Declares positions {@code < newLength} written for every layer: full blocks are compressed, and
-     * blocks that left the window of streaming heads lose those heads' data.
+     * blocks that left the window of streaming heads or sliding layers lose those slabs.
      */
     public void commit(int newLength) {
         if (newLength < length || newLength > blocks.size() * blockTokens) {
@@ -126,8 +130,9 @@ public final class PagedKvCache {
                 dirty.set(bi);
             }
         }
+        int old = length;
         length = newLength;
-        compact();
+        compact(old);
     }
 
     /**
@@ -173,23 +178,30 @@ public final class PagedKvCache {
             throw new IllegalStateException("the head policy is already set (" + policy + "); dropped data cannot come back");
         }
         policy = p;
-        compact();
+        compact(0);
     }
 
-    private void compact() {
-        if (!policy.anyStreaming()) {
+    /**
+     * Drops the slabs no query at {@code >= length} can see: of streaming heads, and of sliding layers
+     * (a query at p sees {@code t > p - window}). What was droppable at {@code oldLength} was dropped
+     * then, so only blocks near that edge of the largest window are looked at.
+     */
+    private void compact(int oldLength) {
+        int widest = shape.attention().window();
+        if (policy.anyStreaming()) {
+            widest = Math.max(widest, policy.window());
+        } else if (widest == 0) {
             return;
         }
         int kvHeads = shape.kvHeads();
-        for (int bi = 0; bi < length / blockTokens; bi++) {
+        for (int bi = Math.max(0, Math.floorDiv(oldLength - widest - blockTokens, blockTokens)); bi < length / blockTokens; bi++) {
             KvBlock b = blocks.get(bi);
-            if (!policy.droppable(bi * blockTokens, blockTokens, length)) {
-                continue;
-            }
             boolean changed = false;
             for (int l = 0; l < shape.layers(); l++) {
+                boolean outOfWindow = outOfWindow(l, bi, length);
                 for (int h = 0; h < kvHeads; h++) {
-                    if (policy.isStreaming(l, h) && b.slabs[l * kvHeads + h] != null) {
+                    boolean drop = outOfWindow || policy.isStreaming(l, h) && policy.droppable(bi * blockTokens, blockTokens, length);
+                    if (drop && b.slabs[l * kvHeads + h] != null) {
                         b.slabs[l * kvHeads + h] = null;
                         changed = true;
                     }
@@ -201,20 +213,52 @@ public final class PagedKvCache {
         }
     }
 
+    /** Whether layer l slides and block bi lies wholly before the window of every query at {@code >= length}. */
+    private boolean outOfWindow(int l, int bi, int length) {
+        int w = shape.attention().window(l);
+        return w > 0 && bi * blockTokens + blockTokens - 1 <= length - w;
+    }
+
+    /**
+     * Whether {@link #truncateBlocks}({@code blockCount}) works: no streaming heads, and every slab a
+     * query at {@code >= blockCount * B} sees is still held (a sliding layer may have dropped it).
+     */
+    public boolean canTruncateTo(int blockCount) {
+        if (policy.anyStreaming()) {
+            return false;
+        }
+        int newLength = blockCount * blockTokens;
+        for (int bi = 0; bi < Math.min(blockCount, blocks.size()); bi++) {
+            for (int l = 0; l < shape.layers(); l++) {
+                for (int h = 0; h < shape.kvHeads(); h++) {
+                    if (!outOfWindow(l, bi, newLength) && !blocks.get(bi).holds(l, h, shape.kvHeads())) {
+                        return false;
+                    }
+                }
+            }
+        }
+        return true;
+    }
+
     /**
      * Keeps the first {@code blockCount} blocks (all committed and full) and drops the rest, so that
      * a sequence can continue from position {@code blockCount * blockTokens()}. Only without streaming
-     * heads: those blocks may have lost data a shorter sequence still attends to.
+     * heads, and only while the sliding layers still hold the window of that position
+     * ({@link #canTruncateTo}): dropped data cannot come back.
      *
-     * @throws IllegalStateException with streaming heads
+     * @throws IllegalStateException when {@link #canTruncateTo} is false
      */
     public void truncateBlocks(int blockCount) {
-        if (policy.anyStreaming()) {
-            throw new IllegalStateException("cannot truncate a cache with streaming heads (" + policy + ")");
-        }
         if (blockCount < 0 || blockCount * blockTokens > length) {
             throw new IllegalArgumentException("cannot keep " + blockCount + " blocks of " + blockTokens
                     + " positions of a cache of length " + length);
+        }
+        if (policy.anyStreaming()) {
+            throw new IllegalStateException("cannot truncate a cache with streaming heads (" + policy + ")");
+        }
+        if (!canTruncateTo(blockCount)) {
+            throw new IllegalStateException("cannot truncate to " + blockCount * blockTokens + " positions: sliding-window layers"
+                    + " (window " + shape.attention().window() + ") have dropped positions that it would see again");
         }
         while (blocks.size() > blockCount) {
             blocks.remove(blocks.size() - 1);
@@ -288,6 +332,16 @@ public final class PagedKvCache {
             c.blocks.add(KvStateFormat.decodeBlock(blocks.apply(i), m, i));
         }
         c.length = m.length();
+        for (int bi = 0; bi < c.length / c.blockTokens; bi++) {
+            for (int l = 0; l < c.shape.layers(); l++) {
+                for (int h = 0; h < c.shape.kvHeads(); h++) {
+                    if (!c.blocks.get(bi).holds(l, h, c.shape.kvHeads()) && !c.dropped(l, h, bi)) {
+                        throw new KvStateException("KV block " + bi + " lacks layer " + l + " head " + h
+                                + ", which queries from position " + c.length + " on still see");
+                    }
+                }
+            }
+        }
         return c;
     }
 
@@ -303,6 +357,11 @@ public final class PagedKvCache {
         return c;
     }
 
+    /** Whether (layer l, head h) of block bi may be absent at this length: out of a window that applies to it. */
+    private boolean dropped(int l, int h, int bi) {
+        return outOfWindow(l, bi, length) || policy.isStreaming(l, h) && policy.droppable(bi * blockTokens, blockTokens, length);
+    }
+
     // ---------------------------------------------------------------------------------------------
     // blocks of a compute backend (io.moestream.runtime.backend.KvLayout): same codecs, same bytes
 
@@ -313,13 +372,15 @@ public final class PagedKvCache {
      * @throws IllegalStateException when the block is not sealed or lost heads to pruning
      */
     public byte[] backendBlock(int i) {
+        checkBackendShape();
         if (i < 0 || i >= length / blockTokens) {
             throw new IndexOutOfBoundsException("block " + i + " is not sealed (" + length / blockTokens + " sealed blocks)");
         }
         KvBlock b = blocks.get(i);
         for (HeadSlab slab : b.slabs) {
             if (slab == null) {
-                throw new IllegalStateException("block " + i + " lost streaming heads to pruning; backends hold whole blocks");
+                throw new IllegalStateException("block " + i + " lost slabs to a window (streaming heads or sliding layers);"
+                        + " backends hold whole blocks");
             }
         }
         return KvStateFormat.backendSealed(b, shape);
@@ -330,6 +391,7 @@ public final class PagedKvCache {
      * unfilled ones zero), or null when the length is a multiple of {@code B}.
      */
     public byte[] backendTail() {
+        checkBackendShape();
         if (length % blockTokens == 0) {
             return null;
         }
@@ -356,6 +418,7 @@ public final class PagedKvCache {
         if (policy.anyStreaming()) {
             throw new IllegalStateException("a cache with streaming heads (" + policy + ") cannot take backend blocks");
         }
+        checkBackendShape();
         int first = length / blockTokens;
         int full = newLength / blockTokens;
         for (int i = first; i < full; i++) {
@@ -365,7 +428,23 @@ public final class PagedKvCache {
         if (newLength % blockTokens != 0 && newLength > length) {
             set(full, KvStateFormat.fromBackendOpen(tail, shape, blockTokens, full, newLength % blockTokens));
         }
+        int old = length;
         length = newLength;
+        compact(old);
+    }
+
+    /**
+     * Whether a compute backend can hold this cache: its blocks are in the backend block format (K and
+     * V sections, not a latent row) and whole (no streaming heads, no sliding-window layers).
+     */
+    public boolean backendCompatible() {
+        return !shape.latent() && shape.attention().window() == 0 && !policy.anyStreaming();
+    }
+
+    private void checkBackendShape() {
+        if (shape.latent()) {
+            throw new IllegalStateException("an MLA latent cache (one row per position as key and value) has no backend block format");
+        }
     }
 
     private void set(int i, KvBlock b) {
@@ -389,6 +468,15 @@ public final class PagedKvCache {
             boolean partialTail = !b.sealed && b.tokens() > length - i * blockTokens;
             // sizes are computed, not encoded: this runs after every stored turn, over every block
             n += partialTail ? encodeBlock(i).length : KvStateFormat.encodedSize(b, shape);
+        }
+        return n;
+    }
+
+    /** K/V data bytes of {@code layer} held (no headers), all blocks. */
+    public long layerDataBytes(int layer) {
+        long n = 0;
+        for (KvBlock b : blocks) {
+            n += b.layerBytes(layer, shape.kvHeads());
         }
         return n;
     }

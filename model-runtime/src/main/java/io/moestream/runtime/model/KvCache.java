@@ -267,9 +267,12 @@ public final class KvCache {
         length = n;
     }
 
-    /** Whether {@link #truncate} works: no streaming heads have dropped data. */
-    public boolean truncatable() {
-        return !paged.policy().anyStreaming();
+    /**
+     * Whether {@link #truncate}({@code keep}) works: no streaming heads, and the sliding-window layers
+     * still hold what a continuation from there sees ({@link PagedKvCache#canTruncateTo}).
+     */
+    public boolean truncatable(int keep) {
+        return keep >= 0 && keep <= length && paged.canTruncateTo(keep / paged.blockTokens());
     }
 
     /**
@@ -277,7 +280,7 @@ public final class KvCache {
      * boundary, as blocks are stored whole and compressed). Returns the positions kept: the caller
      * continues with its tokens from there.
      *
-     * @throws IllegalStateException when the cache has streaming heads ({@link #truncatable()})
+     * @throws IllegalStateException when {@link #truncatable} is false
      */
     public int truncate(int keep) {
         if (keep < 0 || keep > length) {

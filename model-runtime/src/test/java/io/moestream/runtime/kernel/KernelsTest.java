@@ -286,6 +286,39 @@ class KernelsTest {
     }
 
     @Test
+    void int8ColumnCodesAccumulateInVectorLanesAsTheScalarLoop() {
+        Kernels vector = Kernels.vectorOrNull();
+        assumeThat(vector).as("Vector API not available").isNotNull();
+        SplittableRandom r = new SplittableRandom(54);
+        for (int hd : new int[] {80, 576, 8}) { // the MLA latent rows, and a narrow one
+            int tokens = 32;
+            byte[] codes = new byte[tokens * hd];
+            for (int i = 0; i < codes.length; i++) {
+                codes[i] = (byte) r.nextInt(256);
+            }
+            float[] mins = gaussian(hd, r, 1f);
+            float[] scales = new float[hd];
+            for (int c = 0; c < hd; c++) {
+                scales[c] = (float) r.nextDouble() * 0.05f;
+            }
+            float[] p = new float[tokens + 64];
+            for (int t = 0; t < p.length; t++) {
+                p[t] = t % 5 == 0 ? 0f : (float) r.nextDouble();
+            }
+            for (int lanes : new int[] {16, 64}) {
+                float[] expected = gaussian(lanes * hd, r, 1f);
+                float[] got = expected.clone();
+                // block-aligned (base 64) and not (base 7: no 16 aligned lanes in a row)
+                for (int base : new int[] {64, 7}) {
+                    Kernels.scalar().accumulateInt8Columns(codes, tokens, hd, mins, scales, p, base, 1, 31, expected, lanes);
+                    vector.accumulateInt8Columns(codes, tokens, hd, mins, scales, p, base, 1, 31, got, lanes);
+                    assertThat(got).as("row %d, lanes %d, base %d", hd, lanes, base).containsExactly(expected);
+                }
+            }
+        }
+    }
+
+    @Test
     void maskedSoftmaxInVectorLanesIsTheScalarSoftmaxsBits() {
         Kernels vector = Kernels.vectorOrNull();
         assumeThat(vector).as("Vector API not available").isNotNull();

@@ -52,6 +52,86 @@ class CompressedAttentionTest {
         }
     }
 
+    /**
+     * A latent cache (one 40-wide row per position as key and value, G = 16 not dividing it): attention
+     * reads the key row as the value, over every codec, as over the dequantized copy; float32 equals a
+     * K+V cache holding the row twice bit for bit.
+     */
+    @Test
+    void aLatentRowIsKeyAndValue() {
+        int hd = 40;
+        KvShape latent = new KvShape(1, 1, hd, 12L, new KvShape.Attention(true, 0, 0));
+        KvShape twice = new KvShape(1, 1, hd, 12L);
+        KvTestData d = new KvTestData(latent, 100, 24);
+        float[] q = KvTestData.query(4, hd, 25);
+        PagedKvCache copy = new PagedKvCache(twice, KvCodec.F32, 16);
+        for (int p = 0; p < 100; p++) {
+            copy.write(0, p, d.keys[0], p * hd, d.keys[0], p * hd);
+            copy.commit(p + 1);
+        }
+        for (KvCodec codec : new KvCodec[] {KvCodec.F32, KvCodec.F16, KvCodec.int8(16), KvCodec.int4(16)}) {
+            PagedKvCache c = new PagedKvCache(latent, codec, 16);
+            for (int p = 0; p < 100; p++) {
+                c.write(0, p, d.keys[0], p * hd, null, 0);
+                c.commit(p + 1);
+            }
+            assertThat(c.dataBytes()).isEqualTo(6 * codec.sectionBytes(16, hd) + 4L * 4 * hd); // no V section
+            float[] k = new float[100 * hd];
+            float[] v = new float[100 * hd];
+            c.dequantize(0, 0, k, v);
+            assertThat(v).containsExactly(k);
+            CompressedAttention att = new CompressedAttention(4, 1, hd);
+            for (int pos : new int[] {0, 15, 16, 70, 99}) {
+                float[] out = new float[4 * hd];
+                float[] exact = new float[4 * hd];
+                att.attendAll(c, 0, q, pos, out);
+                att.attendAll(copy, 0, q, pos, exact);
+                if (codec == KvCodec.F32) {
+                    assertThat(out).containsExactly(exact);
+                }
+                for (int h = 0; h < 4; h++) {
+                    double[] ref = KvTestData.reference(q, h * hd, k, v, hd, pos, KvTestData.all(pos + 1));
+                    for (int i = 0; i < hd; i++) {
+                        assertThat((double) out[h * hd + i]).as("%s pos %d head %d", codec, pos, h)
+                                .isCloseTo(ref[i], org.assertj.core.data.Offset.offset(5e-5));
+                    }
+                }
+            }
+        }
+    }
+
+    /** The transposed value sums of a latent int8 slab are its lane-row sums bit for bit. */
+    @Test
+    void latentInt8ColumnSumsAreTheLaneRowSums() {
+        int hd = 40;
+        KvShape latent = new KvShape(1, 1, hd, 13L, new KvShape.Attention(true, 0, 0));
+        KvTestData d = new KvTestData(latent, 32, 26);
+        PagedKvCache c = new PagedKvCache(latent, KvCodec.int8(16), 32);
+        d.fill(c, 0, 32);
+        IntSlab slab = (IntSlab) c.slab(0, 0, 0);
+        assertThat(slab.columnar()).isTrue();
+        java.util.SplittableRandom r = new java.util.SplittableRandom(27);
+        float[] p = new float[64 + 32];
+        for (int t = 0; t < p.length; t++) {
+            p[t] = t % 7 == 0 ? 0f : (float) r.nextDouble();
+        }
+        for (int lanes : new int[] {16, 64}) {
+            for (int base : new int[] {64, 3}) {
+                float[] rows = new float[lanes * hd];
+                float[] columns = new float[lanes * hd];
+                for (int i = 0; i < rows.length; i++) {
+                    rows[i] = (float) r.nextGaussian();
+                    columns[(i % hd) * lanes + i / hd] = rows[i];
+                }
+                slab.accumulate(p, base, 2, 30, rows, lanes);
+                slab.accumulateColumns(p, base, 2, 30, columns, lanes);
+                for (int i = 0; i < rows.length; i++) {
+                    assertThat(columns[(i % hd) * lanes + i / hd]).as("lanes %d base %d element %d", lanes, base, i).isEqualTo(rows[i]);
+                }
+            }
+        }
+    }
+
     @Test
     void streamingHeadAttendsOnlyToSinkAndWindow() {
         KvTestData d = new KvTestData(SHAPE, 120, 22);

@@ -41,6 +41,56 @@ class PagedKvCacheTest {
         assertThat(c.blockCount()).isEqualTo(3);
     }
 
+    /**
+     * Layer 0 slides over 20 positions (period 2), layer 1 sees all: a sealed block leaves layer 0 as
+     * soon as no later query can see it, becoming dirty once, so layer 0 holds at most the window plus
+     * two blocks while layer 1 grows.
+     */
+    @Test
+    void slidingLayersDropBlocksBehindTheirWindow() {
+        KvShape shape = new KvShape(2, 2, 16, 43L, new KvShape.Attention(false, 20, 2));
+        KvTestData d = new KvTestData(shape, 290, 6);
+        PagedKvCache c = new PagedKvCache(shape, KvCodec.int8(16), 16);
+        long perPosition = 2 * 2 * 16 * 4; // float32 tail, K and V of two heads
+        for (int n = 1; n <= 290; n++) {
+            d.fill(c, n - 1, n);
+            for (int b = 0; b < c.blockCount(); b++) {
+                boolean gone = b * 16 + 15 <= n - 20;
+                assertThat(c.block(b).holds(0, 1, 2)).as("layer 0 block %d at %d", b, n).isEqualTo(!gone);
+                assertThat(c.block(b).holds(1, 1, 2)).isTrue();
+            }
+            assertThat(c.layerDataBytes(0)).isLessThanOrEqualTo((20 + 2 * 16) * perPosition);
+            // dirty: the block being written, and the block that just left the window (at n = 16b + 35)
+            boolean leaves = n >= 35 && (n - 35) % 16 == 0;
+            int written = (n - 1) / 16;
+            assertThat(c.dirtyBlocks()).as("at %d", n).containsExactly(leaves ? new int[] {(n - 35) / 16, written} : new int[] {written});
+            c.markClean();
+        }
+        assertThat(c.layerDataBytes(1)).isGreaterThan(5 * c.layerDataBytes(0));
+        // at length 290 layer 0 holds blocks 16.. (positions 256..): a continuation from 288 sees
+        // 269..287, held; one from 272 would see 253..271, whose block 15 is gone
+        assertThat(c.canTruncateTo(18)).isTrue();
+        assertThat(c.canTruncateTo(17)).isFalse();
+        assertThatThrownBy(() -> c.truncateBlocks(17)).isInstanceOf(IllegalStateException.class)
+                .hasMessageContaining("sliding-window layers (window 20) have dropped positions");
+        c.truncateBlocks(18);
+        assertThat(c.length()).isEqualTo(288);
+    }
+
+    @Test
+    void backendsRefuseLatentAndWindowedCachesByName() {
+        KvShape latent = new KvShape(1, 1, 24, 44L, new KvShape.Attention(true, 0, 0));
+        PagedKvCache c = new KvTestData(latent, 40, 7).cache(KvCodec.F32, 16);
+        assertThat(c.backendCompatible()).isFalse();
+        assertThatThrownBy(() -> c.backendBlock(0)).isInstanceOf(IllegalStateException.class).hasMessageContaining("MLA latent");
+        assertThatThrownBy(c::backendTail).isInstanceOf(IllegalStateException.class).hasMessageContaining("MLA latent");
+        KvShape windowed = new KvShape(2, 1, 16, 45L, new KvShape.Attention(false, 4, 2));
+        PagedKvCache w = new KvTestData(windowed, 40, 8).cache(KvCodec.F32, 16);
+        assertThat(w.backendCompatible()).isFalse();
+        assertThatThrownBy(() -> w.backendBlock(0)).isInstanceOf(IllegalStateException.class).hasMessageContaining("sliding layers");
+        assertThat(new PagedKvCache(SHAPE, KvCodec.F32).backendCompatible()).isTrue();
+    }
+
     @Test
     void stateBytesAreTheEncodedMetaAndBlocks() {
         for (KvCodec codec : new KvCodec[] {KvCodec.F32, KvCodec.F16, KvCodec.int8(16), KvCodec.int4(16)}) {
