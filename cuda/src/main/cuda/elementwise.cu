@@ -14,6 +14,11 @@ extern "C" __global__ void add(float* acc, const float* __restrict__ d, long n) 
     for (long i = blockIdx.x * (long) blockDim.x + threadIdx.x; i < n; i += (long) gridDim.x * blockDim.x) acc[i] += d[i];
 }
 
+// x *= s (granite's embedding, residual and logit multipliers).
+extern "C" __global__ void scale(float* x, float s, long n) {
+    for (long i = blockIdx.x * (long) blockDim.x + threadIdx.x; i < n; i += (long) gridDim.x * blockDim.x) x[i] *= s;
+}
+
 // x[r][c] += bias[c] over n = rows * cols elements.
 extern "C" __global__ void add_bias(float* x, const float* __restrict__ bias, int cols, long n) {
     for (long i = blockIdx.x * (long) blockDim.x + threadIdx.x; i < n; i += (long) gridDim.x * blockDim.x) x[i] += bias[i % cols];

@@ -201,7 +201,7 @@ public final class CudaBackend implements Backend {
         if (ids.rows == 0) {
             return;
         }
-        if (w.scales == null) {
+        if (w.scales == null) { // plain types and the block types in their GGUF layout: (w, tokens, out, cols)
             launch(kernel, ids.rows, 1, 1, LaunchGeometry.ROW_THREADS, 0,
                     ptr(w.data), ptr(ids.ptr), ptr(o.ptr), i(w.cols));
         } else {
@@ -222,11 +222,15 @@ public final class CudaBackend implements Backend {
         int grid = LaunchGeometry.matmulBlocks(w.rows);    // one warp per weight row
         int block = LaunchGeometry.matmulThreads();
         String kernel = "matmul_" + suffix(w.type);
-        if (w.scales == null) {
+        if (BlockDecoding.handles(w.type)) {
+            quantize(in, w.type);
+            // (blocks, xq, xd, out, rows, cols, n)
+            launch(kernel, grid, 1, 1, block, 0, ptr(w.data), ptr(xq.ptr), ptr(xd.ptr), ptr(o.ptr), i(w.rows), i(w.cols), i(in.rows));
+        } else if (w.scales == null) {
             // (weights, x, out, rows, cols, n)
             launch(kernel, grid, 1, 1, block, 0, ptr(w.data), ptr(in.ptr), ptr(o.ptr), i(w.rows), i(w.cols), i(in.rows));
         } else {
-            quantize(in);
+            quantize(in, w.type);
             // (quants, scales, xq, xd, out, rows, cols, n)
             launch(kernel, grid, 1, 1, block, 0, ptr(w.data), ptr(w.scales), ptr(xq.ptr), ptr(xd.ptr), ptr(o.ptr),
                     i(w.rows), i(w.cols), i(in.rows));
@@ -258,30 +262,39 @@ public final class CudaBackend implements Backend {
         int gridY = w.experts;                              // one block column per expert
         int block = LaunchGeometry.matmulThreads();
         String kernel = "expert_matmul_" + suffix(w.type);
-        if (w.scales == null) {
+        if (BlockDecoding.handles(w.type)) {
+            quantize(in, w.type);
+            // (blocks, xq, xd, out, offsets, assign, rows, cols, k, perAssignment)
+            launch(kernel, gridX, gridY, 1, block, 0, ptr(w.data), ptr(xq.ptr), ptr(xd.ptr), ptr(o.ptr), ptr(offsets.ptr),
+                    ptr(assign.ptr), i(w.rows), i(w.cols), i(k), i(perAssignment ? 1 : 0));
+        } else if (w.scales == null) {
             // (weights, x, out, offsets, assign, rows, cols, k, perAssignment)
             launch(kernel, gridX, gridY, 1, block, 0, ptr(w.data), ptr(in.ptr), ptr(o.ptr), ptr(offsets.ptr), ptr(assign.ptr),
                     i(w.rows), i(w.cols), i(k), i(perAssignment ? 1 : 0));
         } else {
-            quantize(in);
+            quantize(in, w.type);
             // (quants, scales, xq, xd, out, offsets, assign, rows, cols, k, perAssignment)
             launch(kernel, gridX, gridY, 1, block, 0, ptr(w.data), ptr(w.scales), ptr(xq.ptr), ptr(xd.ptr), ptr(o.ptr),
                     ptr(offsets.ptr), ptr(assign.ptr), i(w.rows), i(w.cols), i(k), i(perAssignment ? 1 : 0));
         }
     }
 
-    /** Quantizes the rows of x to Q8_0 into the xq/xd scratch. */
-    private void quantize(CudaTensor x) {
-        if (x.cols % 32 != 0) {
-            throw new IllegalArgumentException("quantized products need a multiple of 32 columns, got " + x.cols);
+    /**
+     * Quantizes the rows of x into the xq/xd scratch as the CPU does for {@code weightType}: Q8_K per
+     * 256 values for the K-quants, else Q8_0 per 32.
+     */
+    private void quantize(CudaTensor x, GgmlType weightType) {
+        int per = BlockDecoding.q8k(weightType) ? 256 : 32;
+        if (x.cols % per != 0) {
+            throw new IllegalArgumentException(weightType + " products need a multiple of " + per + " columns, got " + x.cols);
         }
         long values = (long) x.rows * x.cols;
+        long blocks = values / per;
         xq.ensure(values);
-        xd.ensure(4 * (values / 32));
-        long blocks = values / 32;
-        // (x, xq, xd, blocks): one warp per 32-value block
-        launch("quantize_q8_0", LaunchGeometry.quantizeBlocks(blocks), 1, 1, LaunchGeometry.quantizeThreads(), 0,
-                ptr(x.ptr), ptr(xq.ptr), ptr(xd.ptr), i(Math.toIntExact(blocks)));
+        xd.ensure(4 * blocks);
+        // (x, xq, xd, blocks): one warp per block of 32 or 256 values
+        launch(per == 256 ? "quantize_q8_k" : "quantize_q8_0", LaunchGeometry.quantizeBlocks(blocks), 1, 1,
+                LaunchGeometry.quantizeThreads(), 0, ptr(x.ptr), ptr(xq.ptr), ptr(xd.ptr), i(Math.toIntExact(blocks)));
     }
 
     @Override
@@ -348,7 +361,7 @@ public final class CudaBackend implements Backend {
     }
 
     @Override
-    public void attention(Tensor qT, KvPool pool, int layer, AttentionBatch batch, Tensor out) {
+    public void attention(Tensor qT, KvPool pool, int layer, AttentionBatch batch, float scale, Tensor out) {
         CudaKvPool p = pool(pool);
         KvKernelArgs a = KvKernelArgs.of(p.layout);
         CudaTensor q = tensor(qT, Tensor.DType.F32);
@@ -365,7 +378,6 @@ public final class CudaBackend implements Backend {
         int splits = LaunchGeometry.attentionSplits(batch.maxLen(), rows, heads, device.multiprocessors);
         int chunk = LaunchGeometry.attentionChunk(batch.maxLen(), splits);
         partial.ensure(4 * LaunchGeometry.attentionScratchFloats(rows, heads, splits, headDim));
-        float scale = (float) (1.0 / Math.sqrt(headDim));
         // grid (heads, rows, splits), ATT_WARPS warps each: (q, sealed, open, rowSeq, rowLen, tables, rowOpen, partial, layer,
         //   layers, heads, kvHeads, headDim, blockTokens, group, tableWidth, chunk, scale, blockBytes, sectionBytes)
         launch("attention_partial_" + a.suffix(), heads, rows, splits, LaunchGeometry.attentionThreads(), 0,
@@ -401,6 +413,17 @@ public final class CudaBackend implements Backend {
         // (acc, d, n): grid-stride
         launch("add", LaunchGeometry.elementwiseBlocks(n), 1, 1, LaunchGeometry.ROW_THREADS, 0, ptr(a.ptr),
                 ptr(tensor(d, Tensor.DType.F32).ptr), l(n));
+    }
+
+    @Override
+    public void scale(Tensor x, float s) {
+        CudaTensor a = tensor(x, Tensor.DType.F32);
+        long n = (long) a.rows * a.cols;
+        if (n == 0) {
+            return;
+        }
+        // (x, s, n): grid-stride
+        launch("scale", LaunchGeometry.elementwiseBlocks(n), 1, 1, LaunchGeometry.ROW_THREADS, 0, ptr(a.ptr), f(s), l(n));
     }
 
     @Override
@@ -535,9 +558,9 @@ public final class CudaBackend implements Backend {
 
     /** Every kernel entry point this class launches (checked against the built manifest by a test). */
     static List<String> kernelNames() {
-        List<String> out = new ArrayList<>(List.of("quantize_q8_0", "moe_group", "rmsnorm", "rope", "kv_store", "attention_reduce",
-                "swiglu", "add", "add_bias", "add_gated", "route", "combine", "gather"));
-        for (GgmlType t : new GgmlType[] {GgmlType.F32, GgmlType.F16, GgmlType.BF16, GgmlType.Q8_0, GgmlType.Q4_0}) {
+        List<String> out = new ArrayList<>(List.of("quantize_q8_0", "quantize_q8_k", "moe_group", "rmsnorm", "rope", "kv_store", "attention_reduce",
+                "swiglu", "add", "scale", "add_bias", "add_gated", "route", "combine", "gather"));
+        for (GgmlType t : WEIGHT_TYPES) {
             out.add("matmul_" + suffix(t));
             out.add("expert_matmul_" + suffix(t));
             out.add("embed_" + suffix(t));
@@ -549,15 +572,15 @@ public final class CudaBackend implements Backend {
         return out;
     }
 
+    /** The weight types with product, expert-product and embedding kernels. */
+    static final List<GgmlType> WEIGHT_TYPES = List.of(GgmlType.F32, GgmlType.F16, GgmlType.BF16, GgmlType.Q8_0, GgmlType.Q4_0,
+            GgmlType.Q5_0, GgmlType.Q2_K, GgmlType.Q3_K, GgmlType.Q4_K, GgmlType.Q5_K, GgmlType.Q6_K, GgmlType.IQ4_NL, GgmlType.MXFP4);
+
     static String suffix(GgmlType t) {
-        return switch (t) {
-            case F32 -> "f32";
-            case F16 -> "f16";
-            case BF16 -> "bf16";
-            case Q8_0 -> "q8_0";
-            case Q4_0 -> "q4_0";
-            default -> throw new IllegalArgumentException("the CUDA backend has no kernels for " + t);
-        };
+        if (!WEIGHT_TYPES.contains(t)) {
+            throw new IllegalArgumentException("the CUDA backend has no kernels for " + t);
+        }
+        return t.name().toLowerCase(java.util.Locale.ROOT);
     }
 
     /** A host array must hold the whole tensor: the copies move {@code rows * cols} elements. */

@@ -98,15 +98,18 @@ public interface Backend extends AutoCloseable {
     /**
      * Causal softmax attention of q (rows, heads * headDim) over paged KV of {@code layer} (sealed
      * blocks before each row's block, its own block open; see {@link AttentionBatch}), GQA by head
-     * groups, scale 1/sqrt(headDim).
+     * groups, scores multiplied by {@code scale} ({@code ModelConfig.attentionScale()}).
      */
-    void attention(Tensor q, KvPool pool, int layer, AttentionBatch batch, Tensor out);
+    void attention(Tensor q, KvPool pool, int layer, AttentionBatch batch, float scale, Tensor out);
 
     /** {@code out = silu(gate) * up}; out may be gate. */
     void swiglu(Tensor gate, Tensor up, Tensor out);
 
     /** {@code acc += d}. */
     void add(Tensor acc, Tensor d);
+
+    /** {@code x *= s}, every value (granite's embedding, residual and logit multipliers). */
+    void scale(Tensor x, float s);
 
     /** {@code x[r] += bias} for every row; bias (1, x.cols). */
     void addBias(Tensor x, WeightHandle bias);

@@ -152,9 +152,6 @@ final class DeviceOps implements Ops {
 
     @Override
     public void attention(int l) {
-        if (c.attentionScale() != 1f / (float) Math.sqrt(c.headDim())) {
-            throw notImplemented("attention with attention.scale " + c.scales().attention());
-        }
         if (c.isSlidingLayer(l)) {
             throw notImplemented("sliding-window attention");
         }
@@ -165,7 +162,7 @@ final class DeviceOps implements Ops {
         if (pass.seals != null) {
             backend.kvSeal(pool, l, pass.seals);
         }
-        backend.attention(t(Act.Q), pool, l, pass.batch, t(Act.ATT));
+        backend.attention(t(Act.Q), pool, l, pass.batch, c.attentionScale(), t(Act.ATT));
     }
 
     @Override
@@ -190,7 +187,7 @@ final class DeviceOps implements Ops {
 
     @Override
     public void scale(Act x, float s) {
-        throw notImplemented("scale (embedding_scale / residual_scale)");
+        backend.scale(t(x), s);
     }
 
     /** The op is not implemented on this backend: the model cannot run on it. */
@@ -243,9 +240,6 @@ final class DeviceOps implements Ops {
 
     @Override
     public void logits(float scale) {
-        if (scale != 1f) {
-            throw notImplemented("logit scale (logit_scale)");
-        }
         int m = pass.lastRows == null ? 0 : pass.lastRows.rows();
         if (m == 0) {
             return;
@@ -253,6 +247,9 @@ final class DeviceOps implements Ops {
         backend.gather(t(Act.X), pass.lastRows, xLast.rows(m));
         backend.rmsnorm(xLast.rows(m), weight(TensorRole.OUTPUT_NORM, -1), c.rmsEps(), acts[Act.XB.ordinal()].rows(m));
         backend.matmul(weight(TensorRole.OUTPUT, -1), acts[Act.XB.ordinal()].rows(m), logits.rows(m));
+        if (scale != 1f) {
+            backend.scale(logits.rows(m), scale);
+        }
         out = new float[m * c.vocabSize()];
         backend.read(logits.rows(m), out);
     }

@@ -1,0 +1,149 @@
+// Decoding of the GGUF block types the device reads in their file layout (io.moestream.cuda.WeightPacking
+// keeps their bytes as they are): the K-quants Q2_K..Q6_K (256 values per super-block) and Q5_0,
+// IQ4_NL, MXFP4 (32 per block). A row is cols / QK consecutive blocks. Everything is addressed per
+// 32-value sub-block j of a block: sub_value gives its integer quants, sub_scales the block's float
+// scales and the sub-block's integer scales, so that
+//   value(l) = d * s(l) * q(l) - dmin * m(l),   s, m = (s0, m0) for l < 16, (s1, m1) for l >= 16.
+// Blocks are not 2- or 4-byte aligned in general (Q6_K 210 bytes, MXFP4 17), so every read is a byte
+// read. The Java twin of this file is io.moestream.cuda.BlockDecoding (tested against the CPU's
+// KQuantBlocks without a GPU).
+#pragma once
+#include "common.cuh"
+
+#define BT_Q2_K 0
+#define BT_Q3_K 1
+#define BT_Q4_K 2
+#define BT_Q5_K 3
+#define BT_Q6_K 4
+#define BT_Q5_0 5
+#define BT_IQ4_NL 6
+#define BT_MXFP4 7
+
+template <int T> struct BlockInfo;
+template <> struct BlockInfo<BT_Q2_K> { static constexpr int values = 256, bytes = 84; static constexpr bool mins = true; };
+template <> struct BlockInfo<BT_Q3_K> { static constexpr int values = 256, bytes = 110; static constexpr bool mins = false; };
+template <> struct BlockInfo<BT_Q4_K> { static constexpr int values = 256, bytes = 144; static constexpr bool mins = true; };
+template <> struct BlockInfo<BT_Q5_K> { static constexpr int values = 256, bytes = 176; static constexpr bool mins = true; };
+template <> struct BlockInfo<BT_Q6_K> { static constexpr int values = 256, bytes = 210; static constexpr bool mins = false; };
+template <> struct BlockInfo<BT_Q5_0> { static constexpr int values = 32, bytes = 22; static constexpr bool mins = false; };
+template <> struct BlockInfo<BT_IQ4_NL> { static constexpr int values = 32, bytes = 18; static constexpr bool mins = false; };
+template <> struct BlockInfo<BT_MXFP4> { static constexpr int values = 32, bytes = 17; static constexpr bool mins = false; };
+
+__constant__ int8_t IQ4_NL_VALUES[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+// E2M1 values times two (so 2^(e-128) is the scale)
+__constant__ int8_t MXFP4_VALUES[16] = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12};
+
+__device__ __forceinline__ float half_at(const uint8_t* p) {
+    return f16_bits_to_float((uint16_t) (p[0] | (p[1] << 8)));
+}
+
+// GGML_E8M0_TO_FP32_HALF: 2^(e - 128), subnormal for e < 2
+__device__ __forceinline__ float e8m0_half(int e) {
+    return __uint_as_float(e < 2 ? (0x00200000u << e) : ((uint32_t) (e - 1) << 23));
+}
+
+// Q4_K / Q5_K 6-bit scale (which 0) or min (which 1) of sub-block j from the 12 bytes at s
+__device__ __forceinline__ int scale_min_k4(const uint8_t* s, int j, int which) {
+    if (j < 4) return s[j + 4 * which] & 63;
+    int hi = s[j + 4];
+    int lo = s[j - 4 + 4 * which];
+    return which == 0 ? ((hi & 0xf) | ((lo >> 6) << 4)) : ((hi >> 4) | ((lo >> 6) << 4));
+}
+
+// Q3_K signed 6-bit scale i (0..15) from the 12 bytes at s
+__device__ __forceinline__ int scale_q3_k(const uint8_t* s, int i) {
+    int lo = i < 8 ? (s[i] & 0xf) : (s[i - 8] >> 4);
+    int hi = (s[8 + i % 4] >> (2 * (i / 4))) & 3;
+    return (lo | (hi << 4)) - 32;
+}
+
+// Integer quant l (0..31) of sub-block j of the block at b (Q6_K with its offset of 32 removed).
+template <int T>
+__device__ __forceinline__ int sub_value(const uint8_t* __restrict__ b, int j, int l) {
+    if (T == BT_Q4_K) {
+        int q = b[16 + 32 * (j >> 1) + l];
+        return (j & 1) ? (q >> 4) : (q & 0xf);
+    } else if (T == BT_Q5_K) {
+        int q = b[48 + 32 * (j >> 1) + l];
+        return ((j & 1) ? (q >> 4) : (q & 0xf)) + (((b[16 + l] >> j) & 1) << 4);
+    } else if (T == BT_Q6_K) {
+        int h = j >> 2, q = j & 3;
+        int lo = (b[64 * h + l + 32 * (q & 1)] >> (4 * (q >> 1))) & 0xf;
+        int hi = (b[128 + 32 * h + l] >> (2 * q)) & 3;
+        return (lo | (hi << 4)) - 32;
+    } else if (T == BT_Q3_K) {
+        int n = j >> 2, jj = j & 3;
+        int low = (b[32 + 32 * n + l] >> (2 * jj)) & 3;
+        int high = (b[l] >> (4 * n + jj)) & 1;
+        return low - (high ? 0 : 4);
+    } else if (T == BT_Q2_K) {
+        return (b[16 + 32 * (j >> 2) + l] >> (2 * (j & 3))) & 3;
+    } else if (T == BT_Q5_0) {
+        int q = b[6 + (l & 15)];
+        int h = (b[2 + (l >> 3)] >> (l & 7)) & 1; // bit l of the little-endian u32 at byte 2
+        return ((l < 16 ? (q & 0xf) : (q >> 4)) | (h << 4)) - 16;
+    } else if (T == BT_IQ4_NL) {
+        int q = b[2 + (l & 15)];
+        return IQ4_NL_VALUES[l < 16 ? (q & 0xf) : (q >> 4)];
+    } else { // BT_MXFP4
+        int q = b[1 + (l & 15)];
+        return MXFP4_VALUES[l < 16 ? (q & 0xf) : (q >> 4)];
+    }
+}
+
+struct SubScales {
+    float d;     // block scale
+    float dmin;  // block scale of the mins (0 when the type has none)
+    int s0, s1;  // integer scales of values 0..15 and 16..31
+    int m0, m1;  // integer mins of values 0..15 and 16..31
+};
+
+template <int T>
+__device__ __forceinline__ SubScales sub_scales(const uint8_t* __restrict__ b, int j) {
+    SubScales s = {0.f, 0.f, 1, 1, 0, 0};
+    if (T == BT_Q4_K || T == BT_Q5_K) {
+        s.d = half_at(b);
+        s.dmin = half_at(b + 2);
+        s.s0 = s.s1 = scale_min_k4(b + 4, j, 0);
+        s.m0 = s.m1 = scale_min_k4(b + 4, j, 1);
+    } else if (T == BT_Q6_K) {
+        s.d = half_at(b + 208);
+        s.s0 = (int8_t) b[192 + 2 * j];
+        s.s1 = (int8_t) b[193 + 2 * j];
+    } else if (T == BT_Q3_K) {
+        s.d = half_at(b + 108);
+        s.s0 = scale_q3_k(b + 96, 2 * j);
+        s.s1 = scale_q3_k(b + 96, 2 * j + 1);
+    } else if (T == BT_Q2_K) {
+        s.d = half_at(b + 80);
+        s.dmin = half_at(b + 82);
+        s.s0 = b[2 * j] & 0xf;
+        s.s1 = b[2 * j + 1] & 0xf;
+        s.m0 = b[2 * j] >> 4;
+        s.m1 = b[2 * j + 1] >> 4;
+    } else if (T == BT_MXFP4) {
+        s.d = e8m0_half(b[0]);
+    } else { // Q5_0, IQ4_NL
+        s.d = half_at(b);
+    }
+    return s;
+}
+
+// Value i of the row at w as float with the float operations of ggml's dequantize_row_* (the CPU's
+// KQuantBlocks.dequantize): what an embedding lookup gives. _rn intrinsics keep nvcc from fusing.
+template <int T>
+__device__ __forceinline__ float dequant_value(const uint8_t* __restrict__ w, int i) {
+    constexpr int QK = BlockInfo<T>::values;
+    const uint8_t* b = w + (size_t) (i / QK) * BlockInfo<T>::bytes;
+    int v = i % QK;
+    int j = v / 32, l = v % 32;
+    SubScales s = sub_scales<T>(b, j);
+    float q = (float) sub_value<T>(b, j, l);
+    int sc = l < 16 ? s.s0 : s.s1;
+    if (BlockInfo<T>::mins) {
+        int m = l < 16 ? s.m0 : s.m1;
+        return __fsub_rn(__fmul_rn(__fmul_rn(s.d, (float) sc), q), __fmul_rn(s.dmin, (float) m));
+    }
+    if (QK == 256) return __fmul_rn(__fmul_rn(s.d, (float) sc), q);
+    return __fmul_rn(q, s.d);
+}
