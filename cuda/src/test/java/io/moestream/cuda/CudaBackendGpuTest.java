@@ -140,10 +140,11 @@ class CudaBackendGpuTest {
     }
 
     @ParameterizedTest
-    @EnumSource(names = {"F32", "F16", "BF16", "Q8_0", "Q4_0"})
+    @EnumSource(names = {"F32", "F16", "BF16", "Q8_0", "Q4_0", "Q5_0", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "IQ4_NL", "MXFP4"})
     void matmulMatchesCpuForOddShapes(GgmlType type) throws GgufFormatException {
         for (int[] shape : new int[][] {{1, 37, 64}, {3, 130, 96}, {9, 64, 256}, {17, 5, 32}, {64, 200, 128}}) {
-            int n = shape[0], rows = shape[1], cols = shape[2];
+            int n = shape[0], rows = shape[1];
+            int cols = type.blockSize() == 256 ? 256 * (1 + shape[2] / 64) : shape[2]; // K-quants: whole super-blocks
             long seed = n * 31L + rows;
             GgufTensor w = TestWeights.tensor("m", type, 1, rows, cols, seed);
             float[] x = random(n * cols, seed);
@@ -162,9 +163,10 @@ class CudaBackendGpuTest {
     }
 
     @ParameterizedTest
-    @EnumSource(names = {"F32", "F16", "BF16", "Q8_0", "Q4_0"})
+    @EnumSource(names = {"F32", "F16", "BF16", "Q8_0", "Q4_0", "Q5_0", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "IQ4_NL", "MXFP4"})
     void expertProductsMatchCpu(GgmlType type) throws GgufFormatException {
-        int experts = 8, rows = 70, cols = 96, k = 2;
+        int experts = 8, rows = 70, k = 2;
+        int cols = type.blockSize() == 256 ? 512 : 96;
         for (int n : new int[] {1, 5, 33}) {
             Random r = new Random(n);
             int[] ids = new int[n * k];
@@ -320,6 +322,36 @@ class CudaBackendGpuTest {
             }
         }
         assertThat(relDiff(gpu, cpu)).isLessThan(1e-6);
+    }
+
+    /** Embedding rows of every weight type are the CPU's dequantized rows, bit for bit; the scale op is x * s. */
+    @ParameterizedTest
+    @EnumSource(names = {"F32", "F16", "BF16", "Q8_0", "Q4_0", "Q5_0", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "IQ4_NL", "MXFP4"})
+    void embeddingsAndScaleMatchCpu(GgmlType type) throws GgufFormatException {
+        int vocab = 50, cols = type.blockSize() == 256 ? 512 : 96;
+        GgufTensor table = TestWeights.tensor("emb", type, 1, vocab, cols, 9);
+        int[] tokens = {0, 49, 7, 7, 23};
+        int n = tokens.length;
+        float[] gpu = new float[n * cols];
+        WeightHandle w = cuda.upload(key(table, 9), table);
+        try (Tensor ids = cuda.allocate(Tensor.DType.I32, n, 1); Tensor out = cuda.allocate(Tensor.DType.F32, n, cols)) {
+            cuda.write(ids, tokens);
+            cuda.write(out, nan(n * cols));
+            cuda.embed(w, ids, out);
+            cuda.read(out, gpu);
+            WeightMatrix cpu = WeightMatrix.of(table);
+            float[] row = new float[cols];
+            for (int t = 0; t < n; t++) {
+                cpu.dequantizeRow(tokens[t], row, 0);
+                assertThat(Arrays.copyOfRange(gpu, t * cols, (t + 1) * cols)).as("%s token %d", type, tokens[t]).containsExactly(row);
+            }
+            cuda.scale(out, 0.22f);
+            float[] scaled = new float[n * cols];
+            cuda.read(out, scaled);
+            for (int i = 0; i < n * cols; i++) {
+                assertThat(scaled[i]).isEqualTo(gpu[i] * 0.22f);
+            }
+        }
     }
 
     /** The same float32 block sealed on the GPU and by the CPU engine's cache ({@link PagedKvCache}) gives the same bytes. */
