@@ -95,13 +95,27 @@ __device__ __forceinline__ int kivi_code(float x, float m, float sc, float inv, 
     return max(0, min(qmax, c));
 }
 
+// Java's Math.min / Math.max (HeadSlab's group range): NaN propagates from either side and -0 < +0,
+// where fminf/fmaxf drop a NaN and may return either zero.
+__device__ __forceinline__ float java_min(float a, float b) {
+    if (a != a) return a;
+    if (a == 0.f && b == 0.f && signbit(b)) return b;
+    return a <= b ? a : b;
+}
+
+__device__ __forceinline__ float java_max(float a, float b) {
+    if (a != a) return a;
+    if (a == 0.f && b == 0.f && signbit(a)) return b;
+    return a >= b ? a : b;
+}
+
 // Scale and min of the values x[0], x[stride], ... (n of them): writes their f16 bits, returns (m, sc, inv).
 __device__ __forceinline__ float3 kivi_group(const float* x, int n, int stride, int qmax, uint16_t* scale_out, uint16_t* min_out) {
     float lo = INFINITY;
     float hi = -INFINITY;
     for (int j = 0; j < n; j++) {
-        lo = fminf(lo, x[j * stride]);
-        hi = fmaxf(hi, x[j * stride]);
+        lo = java_min(lo, x[j * stride]);
+        hi = java_max(hi, x[j * stride]);
     }
     uint16_t m16 = half_floor(lo);
     float m = f16_bits_to_float(m16);
