@@ -6,9 +6,21 @@
 //   value(l) = d * s(l) * q(l) - dmin * m(l),   s, m = (s0, m0) for l < 16, (s1, m1) for l >= 16.
 // Blocks are not 2- or 4-byte aligned in general (Q6_K 210 bytes, MXFP4 17), so every read is a byte
 // read. The Java twin of this file is io.moestream.cuda.BlockDecoding (tested against the CPU's
-// KQuantBlocks without a GPU).
+// KQuantBlocks without a GPU). The decoding functions also compile for the host, so a test runs this
+// very code on the CPU (src/test/cuda/blocks_host.cu).
 #pragma once
-#include "common.cuh"
+#include <cuda_fp16.h>
+#include <stdint.h>
+#include <string.h>
+
+#define BLK_HD __host__ __device__ __forceinline__
+#ifdef __CUDA_ARCH__
+#define BLK_MUL(a, b) __fmul_rn(a, b)
+#define BLK_SUB(a, b) __fsub_rn(a, b)
+#else
+#define BLK_MUL(a, b) ((a) * (b))
+#define BLK_SUB(a, b) ((a) - (b))
+#endif
 
 #define BT_Q2_K 0
 #define BT_Q3_K 1
@@ -29,21 +41,53 @@ template <> struct BlockInfo<BT_Q5_0> { static constexpr int values = 32, bytes 
 template <> struct BlockInfo<BT_IQ4_NL> { static constexpr int values = 32, bytes = 18; static constexpr bool mins = false; };
 template <> struct BlockInfo<BT_MXFP4> { static constexpr int values = 32, bytes = 17; static constexpr bool mins = false; };
 
-__constant__ int8_t IQ4_NL_VALUES[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+#define IQ4_NL_TABLE {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113}
 // E2M1 values times two (so 2^(e-128) is the scale)
-__constant__ int8_t MXFP4_VALUES[16] = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12};
+#define MXFP4_TABLE {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12}
+__constant__ int8_t IQ4_NL_VALUES[16] = IQ4_NL_TABLE;
+__constant__ int8_t MXFP4_VALUES[16] = MXFP4_TABLE;
 
-__device__ __forceinline__ float half_at(const uint8_t* p) {
-    return f16_bits_to_float((uint16_t) (p[0] | (p[1] << 8)));
+BLK_HD int iq4_nl_value(int i) {
+#ifdef __CUDA_ARCH__
+    return IQ4_NL_VALUES[i];
+#else
+    static const int8_t t[16] = IQ4_NL_TABLE;
+    return t[i];
+#endif
+}
+
+BLK_HD int mxfp4_value(int i) {
+#ifdef __CUDA_ARCH__
+    return MXFP4_VALUES[i];
+#else
+    static const int8_t t[16] = MXFP4_TABLE;
+    return t[i];
+#endif
+}
+
+BLK_HD float blk_bits_to_float(uint32_t bits) {
+#ifdef __CUDA_ARCH__
+    return __uint_as_float(bits);
+#else
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+#endif
+}
+
+BLK_HD float half_at(const uint8_t* p) {
+    __half_raw raw;
+    raw.x = (unsigned short) (p[0] | (p[1] << 8));
+    return __half2float(__half(raw));
 }
 
 // GGML_E8M0_TO_FP32_HALF: 2^(e - 128), subnormal for e < 2
-__device__ __forceinline__ float e8m0_half(int e) {
-    return __uint_as_float(e < 2 ? (0x00200000u << e) : ((uint32_t) (e - 1) << 23));
+BLK_HD float e8m0_half(int e) {
+    return blk_bits_to_float(e < 2 ? (0x00200000u << e) : ((uint32_t) (e - 1) << 23));
 }
 
 // Q4_K / Q5_K 6-bit scale (which 0) or min (which 1) of sub-block j from the 12 bytes at s
-__device__ __forceinline__ int scale_min_k4(const uint8_t* s, int j, int which) {
+BLK_HD int scale_min_k4(const uint8_t* s, int j, int which) {
     if (j < 4) return s[j + 4 * which] & 63;
     int hi = s[j + 4];
     int lo = s[j - 4 + 4 * which];
@@ -51,7 +95,7 @@ __device__ __forceinline__ int scale_min_k4(const uint8_t* s, int j, int which) 
 }
 
 // Q3_K signed 6-bit scale i (0..15) from the 12 bytes at s
-__device__ __forceinline__ int scale_q3_k(const uint8_t* s, int i) {
+BLK_HD int scale_q3_k(const uint8_t* s, int i) {
     int lo = i < 8 ? (s[i] & 0xf) : (s[i - 8] >> 4);
     int hi = (s[8 + i % 4] >> (2 * (i / 4))) & 3;
     return (lo | (hi << 4)) - 32;
@@ -59,7 +103,7 @@ __device__ __forceinline__ int scale_q3_k(const uint8_t* s, int i) {
 
 // Integer quant l (0..31) of sub-block j of the block at b (Q6_K with its offset of 32 removed).
 template <int T>
-__device__ __forceinline__ int sub_value(const uint8_t* __restrict__ b, int j, int l) {
+BLK_HD int sub_value(const uint8_t* __restrict__ b, int j, int l) {
     if (T == BT_Q4_K) {
         int q = b[16 + 32 * (j >> 1) + l];
         return (j & 1) ? (q >> 4) : (q & 0xf);
@@ -84,10 +128,10 @@ __device__ __forceinline__ int sub_value(const uint8_t* __restrict__ b, int j, i
         return ((l < 16 ? (q & 0xf) : (q >> 4)) | (h << 4)) - 16;
     } else if (T == BT_IQ4_NL) {
         int q = b[2 + (l & 15)];
-        return IQ4_NL_VALUES[l < 16 ? (q & 0xf) : (q >> 4)];
+        return iq4_nl_value(l < 16 ? (q & 0xf) : (q >> 4));
     } else { // BT_MXFP4
         int q = b[1 + (l & 15)];
-        return MXFP4_VALUES[l < 16 ? (q & 0xf) : (q >> 4)];
+        return mxfp4_value(l < 16 ? (q & 0xf) : (q >> 4));
     }
 }
 
@@ -99,7 +143,7 @@ struct SubScales {
 };
 
 template <int T>
-__device__ __forceinline__ SubScales sub_scales(const uint8_t* __restrict__ b, int j) {
+BLK_HD SubScales sub_scales(const uint8_t* __restrict__ b, int j) {
     SubScales s = {0.f, 0.f, 1, 1, 0, 0};
     if (T == BT_Q4_K || T == BT_Q5_K) {
         s.d = half_at(b);
@@ -132,7 +176,7 @@ __device__ __forceinline__ SubScales sub_scales(const uint8_t* __restrict__ b, i
 // Value i of the row at w as float with the float operations of ggml's dequantize_row_* (the CPU's
 // KQuantBlocks.dequantize): what an embedding lookup gives. _rn intrinsics keep nvcc from fusing.
 template <int T>
-__device__ __forceinline__ float dequant_value(const uint8_t* __restrict__ w, int i) {
+BLK_HD float dequant_value(const uint8_t* __restrict__ w, int i) {
     constexpr int QK = BlockInfo<T>::values;
     const uint8_t* b = w + (size_t) (i / QK) * BlockInfo<T>::bytes;
     int v = i % QK;
@@ -142,8 +186,8 @@ __device__ __forceinline__ float dequant_value(const uint8_t* __restrict__ w, in
     int sc = l < 16 ? s.s0 : s.s1;
     if (BlockInfo<T>::mins) {
         int m = l < 16 ? s.m0 : s.m1;
-        return __fsub_rn(__fmul_rn(__fmul_rn(s.d, (float) sc), q), __fmul_rn(s.dmin, (float) m));
+        return BLK_SUB(BLK_MUL(BLK_MUL(s.d, (float) sc), q), BLK_MUL(s.dmin, (float) m));
     }
-    if (QK == 256) return __fmul_rn(__fmul_rn(s.d, (float) sc), q);
-    return __fmul_rn(q, s.d);
+    if (QK == 256) return BLK_MUL(BLK_MUL(s.d, (float) sc), q);
+    return BLK_MUL(q, s.d);
 }
