@@ -191,3 +191,55 @@ BLK_HD float dequant_value(const uint8_t* __restrict__ w, int i) {
     if (QK == 256) return BLK_MUL(BLK_MUL(s.d, (float) sc), q);
     return BLK_MUL(q, s.d);
 }
+
+// Signed byte dot product of a and b added to c (dp4a on the device).
+BLK_HD int blk_dot4(int a, int b, int c) {
+#ifdef __CUDA_ARCH__
+    return __dp4a(a, b, c);
+#else
+    for (int i = 0; i < 4; i++) c += (int8_t) (a >> (8 * i)) * (int8_t) (b >> (8 * i));
+    return c;
+#endif
+}
+
+// The 32 quants of sub-block j as 8 words of 4 signed bytes (values 4g..4g+3 in word g).
+template <int T>
+BLK_HD void sub_pack(const uint8_t* __restrict__ b, int j, int (&wv)[8]) {
+#pragma unroll
+    for (int g = 0; g < 8; g++) {
+        wv[g] = (sub_value<T>(b, j, 4 * g) & 0xff) | ((sub_value<T>(b, j, 4 * g + 1) & 0xff) << 8)
+                | ((sub_value<T>(b, j, 4 * g + 2) & 0xff) << 16) | ((sub_value<T>(b, j, 4 * g + 3) & 0xff) << 24);
+    }
+}
+
+// The sub-block's share of a product: its quants wv and scales sc against 32 activation quants xq
+// (16-byte aligned) of scale dx: d dx (s0 p0 + s1 p1) - dmin dx (m0 a0 + m1 a1), p the quant dot
+// products and a the activation sums of values 0..15 and 16..31.
+template <int T>
+BLK_HD float sub_dot(const SubScales& sc, const int (&wv)[8], const int8_t* __restrict__ xq, float dx) {
+#ifdef __CUDA_ARCH__
+    int4 x0 = reinterpret_cast<const int4*>(xq)[0];
+    int4 x1 = reinterpret_cast<const int4*>(xq)[1];
+    const int x[8] = {x0.x, x0.y, x0.z, x0.w, x1.x, x1.y, x1.z, x1.w};
+#else
+    int x[8];
+    memcpy(x, xq, 32);
+#endif
+    int p0 = 0, p1 = 0;
+#pragma unroll
+    for (int g = 0; g < 4; g++) {
+        p0 = blk_dot4(wv[g], x[g], p0);
+        p1 = blk_dot4(wv[g + 4], x[g + 4], p1);
+    }
+    float v = (sc.d * dx) * (float) (sc.s0 * p0 + sc.s1 * p1);
+    if (BlockInfo<T>::mins) {
+        int a0 = 0, a1 = 0;
+#pragma unroll
+        for (int g = 0; g < 4; g++) {
+            a0 = blk_dot4(0x01010101, x[g], a0);
+            a1 = blk_dot4(0x01010101, x[g + 4], a1);
+        }
+        v -= (sc.dmin * dx) * (float) (sc.m0 * a0 + sc.m1 * a1);
+    }
+    return v;
+}

@@ -61,27 +61,11 @@ __device__ __forceinline__ void tile_blocks(const uint8_t* __restrict__ w, int c
         int j = s % SUBS;
         SubScales sc = sub_scales<T>(b, j);
         int wv[8];
-#pragma unroll
-        for (int g = 0; g < 8; g++) {
-            wv[g] = (sub_value<T>(b, j, 4 * g) & 0xff) | ((sub_value<T>(b, j, 4 * g + 1) & 0xff) << 8)
-                    | ((sub_value<T>(b, j, 4 * g + 2) & 0xff) << 16) | ((sub_value<T>(b, j, 4 * g + 3) & 0xff) << 24);
-        }
+        sub_pack<T>(b, j, wv);
 #pragma unroll
         for (int r = 0; r < TILE; r++) {
             if (r < cnt) {
-                const int4* xp = reinterpret_cast<const int4*>(xq + (size_t) xr[r] * cols) + 2 * s;
-                int4 b0 = xp[0]; // values 0..15
-                int4 b1 = xp[1]; // values 16..31
-                int p0 = dot4(wv[3], b0.w, dot4(wv[2], b0.z, dot4(wv[1], b0.y, dot4(wv[0], b0.x, 0))));
-                int p1 = dot4(wv[7], b1.w, dot4(wv[6], b1.z, dot4(wv[5], b1.y, dot4(wv[4], b1.x, 0))));
-                float dx = xd[(size_t) xr[r] * xblocks + s / SUBS];
-                float v = (sc.d * dx) * (float) (sc.s0 * p0 + sc.s1 * p1);
-                if (BlockInfo<T>::mins) {
-                    int a0 = dot4(0x01010101, b0.w, dot4(0x01010101, b0.z, dot4(0x01010101, b0.y, dot4(0x01010101, b0.x, 0))));
-                    int a1 = dot4(0x01010101, b1.w, dot4(0x01010101, b1.z, dot4(0x01010101, b1.y, dot4(0x01010101, b1.x, 0))));
-                    v -= (sc.dmin * dx) * (float) (sc.m0 * a0 + sc.m1 * a1);
-                }
-                acc[r] += v;
+                acc[r] += sub_dot<T>(sc, wv, xq + (size_t) xr[r] * cols + 32 * s, xd[(size_t) xr[r] * xblocks + s / SUBS]);
             }
         }
     }
