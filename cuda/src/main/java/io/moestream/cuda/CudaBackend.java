@@ -404,6 +404,38 @@ public final class CudaBackend implements Backend {
     }
 
     @Override
+    public void swigluOai(Tensor gate, Tensor up, float alpha, float limit, Tensor out) {
+        CudaTensor g = tensor(gate, Tensor.DType.F32);
+        long n = (long) g.rows * g.cols;
+        if (n == 0) {
+            return;
+        }
+        // (gate, up, out, n, alpha, limit): grid-stride
+        launch("swiglu_oai", LaunchGeometry.elementwiseBlocks(n), 1, 1, LaunchGeometry.ROW_THREADS, 0, ptr(g.ptr),
+                ptr(tensor(up, Tensor.DType.F32).ptr), ptr(tensor(out, Tensor.DType.F32).ptr), l(n), f(alpha), f(limit));
+    }
+
+    @Override
+    public void addExpertBias(Tensor x, WeightHandle bias, Tensor ids) {
+        CudaTensor a = tensor(x, Tensor.DType.F32);
+        CudaTensor id = tensor(ids, Tensor.DType.I32);
+        CudaWeight b = weight(bias);
+        if (b.type != GgmlType.F32 || b.cols != a.cols || b.experts != 1) {
+            throw new IllegalArgumentException("expert bias " + b.name + " must be F32 (experts, " + a.cols + ")");
+        }
+        if ((long) id.rows * id.cols != a.rows) {
+            throw new IllegalArgumentException("expert bias: " + a.rows + " rows for " + id.rows + " x " + id.cols + " assignments");
+        }
+        long n = (long) a.rows * a.cols;
+        if (n == 0) {
+            return;
+        }
+        // (x, bias, ids, cols, n): grid-stride
+        launch("add_expert_bias", LaunchGeometry.elementwiseBlocks(n), 1, 1, LaunchGeometry.ROW_THREADS, 0, ptr(a.ptr), ptr(b.data),
+                ptr(id.ptr), i(a.cols), l(n));
+    }
+
+    @Override
     public void add(Tensor acc, Tensor d) {
         CudaTensor a = tensor(acc, Tensor.DType.F32);
         long n = (long) a.rows * a.cols;
@@ -471,8 +503,7 @@ public final class CudaBackend implements Backend {
         int gating = switch (routing.gating()) {
             case SOFTMAX -> 0;
             case SIGMOID -> 1;
-            case SOFTMAX_WEIGHT -> throw new UnsupportedOperationException(
-                    "op route with gating SOFTMAX_WEIGHT (softmax over the chosen experts, gpt-oss) is not implemented on the CUDA backend");
+            case SOFTMAX_WEIGHT -> 2;
         };
         int groups = routing.grouped() ? routing.groups() : 1;
         int groupsUsed = routing.grouped() ? routing.groupsUsed() : 1;
@@ -559,7 +590,7 @@ public final class CudaBackend implements Backend {
     /** Every kernel entry point this class launches (checked against the built manifest by a test). */
     static List<String> kernelNames() {
         List<String> out = new ArrayList<>(List.of("quantize_q8_0", "quantize_q8_k", "moe_group", "rmsnorm", "rope", "kv_store", "attention_reduce",
-                "swiglu", "add", "scale", "add_bias", "add_gated", "route", "combine", "gather"));
+                "swiglu", "swiglu_oai", "add_expert_bias", "add", "scale", "add_bias", "add_gated", "route", "combine", "gather"));
         for (GgmlType t : WEIGHT_TYPES) {
             out.add("matmul_" + suffix(t));
             out.add("expert_matmul_" + suffix(t));

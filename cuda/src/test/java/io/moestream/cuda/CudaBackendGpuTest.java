@@ -207,6 +207,7 @@ class CudaBackendGpuTest {
             RoutingConfig.softmaxTopK(experts, 2, true),
             RoutingConfig.softmaxTopK(experts, 4, false),
             new RoutingConfig(RoutingConfig.Gating.SIGMOID, experts, 4, true, 2.5f, 4, 2),
+            new RoutingConfig(RoutingConfig.Gating.SOFTMAX_WEIGHT, experts, 4, false, 1f, 1, 1), // gpt-oss
         };
         float[] logits = random(n * experts, 3);
         for (RoutingConfig config : configs) {
@@ -352,6 +353,43 @@ class CudaBackendGpuTest {
                 assertThat(scaled[i]).isEqualTo(gpu[i] * 0.22f);
             }
         }
+    }
+
+    /** gpt-oss's clamped SwiGLU and expert biases against the CPU's {@code CpuMath.swigluOai} and row adds. */
+    @Test
+    void clampedSwigluAndExpertBiasesMatchCpu() {
+        int n = 5, k = 2, experts = 4, cols = 96;
+        float[] gate = random(n * k * cols, 21);
+        float[] up = random(n * k * cols, 22);
+        for (int i = 0; i < gate.length; i++) { // reach the clamp at +-7
+            gate[i] *= 5;
+            up[i] *= 5;
+        }
+        int[] ids = {0, 3, 2, 1, 3, 0, 1, 1, 2, 2};
+        GgufTensor bias = TestWeights.tensor("eb", GgmlType.F32, 1, experts, cols, 23);
+        float[] gpu = new float[n * k * cols];
+        WeightHandle b = cuda.upload(key(bias, 23), bias);
+        try (Tensor g = cuda.allocate(Tensor.DType.F32, n * k, cols); Tensor u = cuda.allocate(Tensor.DType.F32, n * k, cols);
+             Tensor id = cuda.allocate(Tensor.DType.I32, n, k)) {
+            cuda.write(g, gate);
+            cuda.write(u, up);
+            cuda.write(id, ids);
+            cuda.addExpertBias(g, b, id);
+            cuda.swigluOai(g, u, 1.702f, 7f, g);
+            cuda.read(g, gpu);
+        }
+        java.nio.FloatBuffer bv = bias.bytes().order(java.nio.ByteOrder.LITTLE_ENDIAN).asFloatBuffer();
+        float[] cpu = new float[n * k * cols];
+        for (int a = 0; a < n * k; a++) {
+            float[] g = Arrays.copyOfRange(gate, a * cols, (a + 1) * cols);
+            float[] u = Arrays.copyOfRange(up, a * cols, (a + 1) * cols);
+            for (int i = 0; i < cols; i++) {
+                g[i] += bv.get(ids[a] * cols + i);
+            }
+            io.moestream.runtime.kernel.CpuMath.swigluOai(g, u, cols, 1.702f, 7f);
+            System.arraycopy(g, 0, cpu, a * cols, cols);
+        }
+        assertThat(relDiff(gpu, cpu)).isLessThan(1e-5);
     }
 
     /** The same float32 block sealed on the GPU and by the CPU engine's cache ({@link PagedKvCache}) gives the same bytes. */

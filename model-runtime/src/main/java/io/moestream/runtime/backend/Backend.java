@@ -105,6 +105,18 @@ public interface Backend extends AutoCloseable {
     /** {@code out = silu(gate) * up}; out may be gate. */
     void swiglu(Tensor gate, Tensor up, Tensor out);
 
+    /**
+     * gpt-oss's clamped SwiGLU: {@code x = min(gate, limit)}, {@code out = x / (1 + exp(-alpha x)) *
+     * (clamp(up, -limit, limit) + 1)}; out may be gate.
+     */
+    void swigluOai(Tensor gate, Tensor up, float alpha, float limit, Tensor out);
+
+    /**
+     * Expert biases: {@code x[a] += bias[ids[a]]} for every assignment a = t * k + j of {@code ids}
+     * (n, k); bias (experts, x.cols) F32, x (n * k, cols).
+     */
+    void addExpertBias(Tensor x, WeightHandle bias, Tensor ids);
+
     /** {@code acc += d}. */
     void add(Tensor acc, Tensor d);
 

@@ -198,37 +198,46 @@ final class DeviceOps implements Ops {
 
     @Override
     public void route(int l) {
-        if (weight(TensorRole.FFN_GATE_INP_BIAS, l) != null) {
-            throw notImplemented("route with a router bias (ffn_gate_inp.bias)");
-        }
         int n = pass.n;
         backend.matmul(weight(TensorRole.FFN_GATE_INP, l), t(Act.XB), routerLogits.rows(n));
+        WeightHandle logitBias = weight(TensorRole.FFN_GATE_INP_BIAS, l);
+        if (logitBias != null) {
+            backend.addBias(routerLogits.rows(n), logitBias);
+        }
         backend.route(routerLogits.rows(n), weight(TensorRole.EXP_PROBS_B, l), c.routing(), expertIds.rows(n), expertWeights.rows(n));
     }
 
     @Override
     public void experts(int l, boolean shared, Glu glu) {
-        if (glu != Glu.SWIGLU) {
-            throw notImplemented("experts with " + glu);
-        }
-        if (weight(TensorRole.FFN_GATE_EXPS_BIAS, l) != null || weight(TensorRole.FFN_UP_EXPS_BIAS, l) != null
-                || weight(TensorRole.FFN_DOWN_EXPS_BIAS, l) != null) {
-            throw notImplemented("experts with expert biases");
-        }
         int n = pass.n;
         int a = n * c.expertsUsed();
         Tensor ids = expertIds.rows(n);
         Tensor xb = t(Act.XB);
         backend.expertMatmul(weight(TensorRole.FFN_GATE_EXPS, l), xb, ids, eb.rows(a));
         backend.expertMatmul(weight(TensorRole.FFN_UP_EXPS, l), xb, ids, eb2.rows(a));
-        backend.swiglu(eb.rows(a), eb2.rows(a), eb.rows(a));
+        expertBias(eb2.rows(a), TensorRole.FFN_UP_EXPS_BIAS, l, ids);
+        expertBias(eb.rows(a), TensorRole.FFN_GATE_EXPS_BIAS, l, ids);
+        if (glu == Glu.SWIGLU_OAI) {
+            backend.swigluOai(eb.rows(a), eb2.rows(a), Glu.OAI_ALPHA, Glu.OAI_LIMIT, eb.rows(a));
+        } else {
+            backend.swiglu(eb.rows(a), eb2.rows(a), eb.rows(a));
+        }
         backend.expertMatmul(weight(TensorRole.FFN_DOWN_EXPS, l), eb.rows(a), ids, down.rows(a));
+        expertBias(down.rows(a), TensorRole.FFN_DOWN_EXPS_BIAS, l, ids);
         backend.combine(down.rows(a), expertWeights.rows(n), t(Act.XB2));
         if (shared) {
             backend.matmul(weight(TensorRole.FFN_GATE_SHEXP, l), xb, sb.rows(n));
             backend.matmul(weight(TensorRole.FFN_UP_SHEXP, l), xb, sb2.rows(n));
             backend.swiglu(sb.rows(n), sb2.rows(n), sb.rows(n));
             backend.matmul(weight(TensorRole.FFN_DOWN_SHEXP, l), sb.rows(n), t(Act.SHARED));
+        }
+    }
+
+    /** Adds each assignment's expert bias of {@code role} when the layer has one (gpt-oss). */
+    private void expertBias(Tensor x, TensorRole role, int l, Tensor ids) {
+        WeightHandle b = weight(role, l);
+        if (b != null) {
+            backend.addExpertBias(x, b, ids);
         }
     }
 
