@@ -23,10 +23,11 @@ oracle=${ORACLE_DIR:-$root/model-runtime/src/test/resources/oracle}
 # bailingmoe2 as Q8_0): 10.7 MB. F32/F16 files come from ORACLE_DIR=../shared/oracle/models with MODELS.
 models=${MODELS:-tiny-*-q8_0.gguf tiny-*-q4_0.gguf}
 # oracle-types/: the block-type models of ../shared/oracle (one per type: Q2_K, Q3_K, Q4_K, Q5_K, IQ4_NL,
-# Q6_K on qwen3moe, Q5_0 with Q4_K/Q6_K/Q8_0 and granite's multipliers): 12.9 MB. TYPES_MODELS adds
+# Q6_K on qwen3moe, Q5_0 with Q4_K/Q6_K/Q8_0 and granite's multipliers; gpt-oss MXFP4 for the YaRN
+# parameters, its model refused on the device for its sliding-window layers): 14.2 MB. TYPES_MODELS adds
 # more (tiny-kmoe-bf16.gguf 7.9 MB, tiny-kmoe-q4_k_m.gguf, ...) where the 64 MiB allow.
 types_oracle=${TYPES_ORACLE_DIR:-$root/../shared/oracle/models}
-types_models=${TYPES_MODELS:-tiny-kmoe-q2_k.gguf tiny-kmoe-q3_k.gguf tiny-kmoe-q4_k.gguf tiny-kmoe-q5_k.gguf tiny-kmoe-iq4_nl.gguf tiny-kqwen3moe-q6_k.gguf tiny-granitemoe-q4_k_m.gguf}
+types_models=${TYPES_MODELS:-tiny-kmoe-q2_k.gguf tiny-kmoe-q3_k.gguf tiny-kmoe-q4_k.gguf tiny-kmoe-q5_k.gguf tiny-kmoe-iq4_nl.gguf tiny-kqwen3moe-q6_k.gguf tiny-granitemoe-q4_k_m.gguf tiny-gpt-oss-mxfp4.gguf}
 console_version=1.14.1 # junit-platform matching the junit-bom 5.14.1 pinned in the root pom
 read -r -a mvn_flags <<< "-q -B ${MVN_FLAGS:-}"
 

@@ -10,6 +10,7 @@ import static jcuda.driver.JCudaDriver.cuStreamDestroy;
 import static jcuda.driver.JCudaDriver.cuStreamSynchronize;
 
 import io.moestream.runtime.backend.AttentionBatch;
+import io.moestream.runtime.backend.AttentionSpec;
 import io.moestream.runtime.backend.Backend;
 import io.moestream.runtime.backend.KvLayout;
 import io.moestream.runtime.backend.KvPool;
@@ -20,6 +21,7 @@ import io.moestream.runtime.gguf.GgmlType;
 import io.moestream.runtime.gguf.GgufTensor;
 import io.moestream.runtime.kv.KvCodec;
 import io.moestream.runtime.model.ModelConfig;
+import io.moestream.runtime.model.YarnRope;
 import io.moestream.runtime.moe.RoutingConfig;
 
 import java.util.ArrayList;
@@ -325,9 +327,12 @@ public final class CudaBackend implements Backend {
             return;
         }
         int heads = v.cols / spec.headDim();
-        // (x, positions, heads, headDim, ropeDims, neox, thetaScale): one block per row
+        YarnRope y = spec.yarn();
+        // (x, positions, heads, headDim, ropeDims, neox, thetaScale, freqScale, extFactor, low, high, mscale): one block per row
         launch("rope", v.rows, 1, 1, LaunchGeometry.ROW_THREADS, 0, ptr(v.ptr), ptr(pos.ptr), i(heads), i(spec.headDim()),
-                i(spec.ropeDims()), i(spec.type() == ModelConfig.RopeType.NEOX ? 1 : 0), f(spec.thetaScale()));
+                i(spec.ropeDims()), i(spec.type() == ModelConfig.RopeType.NEOX ? 1 : 0), f(spec.thetaScale()),
+                f(y == null ? 1f : y.freqScale()), f(y == null ? 0f : y.extFactor()), f(y == null ? 0f : y.low()),
+                f(y == null ? 0f : y.high()), f(y == null ? 1f : y.mscale()));
     }
 
     @Override
@@ -361,7 +366,7 @@ public final class CudaBackend implements Backend {
     }
 
     @Override
-    public void attention(Tensor qT, KvPool pool, int layer, AttentionBatch batch, float scale, Tensor out) {
+    public void attention(Tensor qT, KvPool pool, int layer, AttentionBatch batch, AttentionSpec spec, Tensor out) {
         CudaKvPool p = pool(pool);
         KvKernelArgs a = KvKernelArgs.of(p.layout);
         CudaTensor q = tensor(qT, Tensor.DType.F32);
@@ -379,16 +384,24 @@ public final class CudaBackend implements Backend {
         int chunk = LaunchGeometry.attentionChunk(batch.maxLen(), splits);
         partial.ensure(4 * LaunchGeometry.attentionScratchFloats(rows, heads, splits, headDim));
         // grid (heads, rows, splits), ATT_WARPS warps each: (q, sealed, open, rowSeq, rowLen, tables, rowOpen, partial, layer,
-        //   layers, heads, kvHeads, headDim, blockTokens, group, tableWidth, chunk, scale, blockBytes, sectionBytes)
+        //   layers, heads, kvHeads, headDim, blockTokens, group, tableWidth, chunk, scale, blockBytes, sectionBytes, window)
         launch("attention_partial_" + a.suffix(), heads, rows, splits, LaunchGeometry.attentionThreads(), 0,
                 ptr(q.ptr), ptr(p.sealed), ptr(p.open), ptr(tensor(batch.rowSeq(), Tensor.DType.I32).ptr),
                 ptr(tensor(batch.rowLen(), Tensor.DType.I32).ptr), ptr(tensor(batch.blockTables(), Tensor.DType.I32).ptr),
                 ptr(tensor(batch.rowOpen(), Tensor.DType.I32).ptr), ptr(partial.ptr), i(layer), i(a.layers()), i(heads),
-                i(a.kvHeads()), i(headDim), i(a.blockTokens()), i(a.group()), i(batch.tableWidth()), i(chunk), f(scale),
-                l(a.blockBytes()), l(a.sectionBytes()));
-        // grid (heads, rows): (partial, out, heads, headDim, splits)
+                i(a.kvHeads()), i(headDim), i(a.blockTokens()), i(a.group()), i(batch.tableWidth()), i(chunk), f(spec.scale()),
+                l(a.blockBytes()), l(a.sectionBytes()), i(spec.window()));
+        CUdeviceptr sinkPtr = new CUdeviceptr(); // null pointer when absent
+        if (spec.sinks() != null) {
+            CudaWeight s = weight(spec.sinks());
+            if (s.type != GgmlType.F32 || s.rows != 1 || s.cols != heads) {
+                throw new IllegalArgumentException("attention sinks " + s.name + " must be an F32 vector of " + heads);
+            }
+            sinkPtr = s.data;
+        }
+        // grid (heads, rows): (partial, out, heads, headDim, splits, sinks)
         launch("attention_reduce", heads, rows, 1, LaunchGeometry.normThreads(headDim), 0, ptr(partial.ptr), ptr(o.ptr), i(heads),
-                i(headDim), i(splits));
+                i(headDim), i(splits), ptr(sinkPtr));
     }
 
     @Override

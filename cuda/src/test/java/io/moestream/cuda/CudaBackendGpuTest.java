@@ -355,6 +355,49 @@ class CudaBackendGpuTest {
         }
     }
 
+    /** RoPE with YaRN (gpt-oss's parameters from the oracle file) against the CPU's {@code YarnRope} angles and rotation. */
+    @Test
+    void yarnRopeMatchesTheCpuAngles() throws IOException {
+        Path file = Path.of(System.getProperty("moestream.oracle.types.dir", "../../shared/oracle/models"), "tiny-gpt-oss-mxfp4.gguf");
+        org.junit.jupiter.api.Assumptions.assumeTrue(Files.exists(file), "no " + file);
+        try (Model model = Model.load(file)) {
+            io.moestream.runtime.backend.RopeSpec spec = io.moestream.runtime.backend.RopeSpec.of(model.config());
+            assertThat(spec.yarn()).isNotNull();
+            int heads = model.config().heads(), hd = spec.headDim(), half = spec.ropeDims() / 2;
+            int[] positions = {0, 1, 5, 100, 1000, 4000};
+            int n = positions.length, cols = heads * hd;
+            float[] x = random(n * cols, 31);
+            float[] gpu = new float[n * cols];
+            try (Tensor xt = cuda.allocate(Tensor.DType.F32, n, cols); Tensor pt = cuda.allocate(Tensor.DType.I32, n, 1)) {
+                cuda.write(xt, x);
+                cuda.write(pt, positions);
+                cuda.rope(xt, pt, spec);
+                cuda.read(xt, gpu);
+            }
+            float[] cpu = x.clone();
+            float[] cos = new float[half];
+            float[] sin = new float[half];
+            boolean neox = spec.type() == io.moestream.runtime.model.ModelConfig.RopeType.NEOX;
+            for (int r = 0; r < n; r++) {
+                float theta = positions[r];
+                for (int i = 0; i < half; i++) {
+                    spec.yarn().angle(theta, i, cos, sin);
+                    theta *= spec.thetaScale();
+                }
+                for (int h = 0; h < heads; h++) {
+                    for (int i = 0; i < half; i++) {
+                        int a = r * cols + h * hd + (neox ? i : 2 * i);
+                        int b = neox ? a + half : a + 1;
+                        float x0 = x[a], x1 = x[b];
+                        cpu[a] = x0 * cos[i] - x1 * sin[i];
+                        cpu[b] = x0 * sin[i] + x1 * cos[i];
+                    }
+                }
+            }
+            assertThat(relDiff(gpu, cpu)).isLessThan(1e-5);
+        }
+    }
+
     /** gpt-oss's clamped SwiGLU and expert biases against the CPU's {@code CpuMath.swigluOai} and row adds. */
     @Test
     void clampedSwigluAndExpertBiasesMatchCpu() {

@@ -98,9 +98,9 @@ public interface Backend extends AutoCloseable {
     /**
      * Causal softmax attention of q (rows, heads * headDim) over paged KV of {@code layer} (sealed
      * blocks before each row's block, its own block open; see {@link AttentionBatch}), GQA by head
-     * groups, scores multiplied by {@code scale} ({@code ModelConfig.attentionScale()}).
+     * groups, scaled, windowed and with sinks as {@code spec} says.
      */
-    void attention(Tensor q, KvPool pool, int layer, AttentionBatch batch, float scale, Tensor out);
+    void attention(Tensor q, KvPool pool, int layer, AttentionBatch batch, AttentionSpec spec, Tensor out);
 
     /** {@code out = silu(gate) * up}; out may be gate. */
     void swiglu(Tensor gate, Tensor up, Tensor out);

@@ -141,9 +141,6 @@ final class DeviceOps implements Ops {
 
     @Override
     public void rope(Act x, int heads, int stride, int offset) {
-        if (c.yarn() != null) {
-            throw notImplemented("rope with YaRN scaling");
-        }
         if (stride != c.headDim() || offset != 0) {
             throw notImplemented("rope of a part of each head (MLA)");
         }
@@ -152,17 +149,13 @@ final class DeviceOps implements Ops {
 
     @Override
     public void attention(int l) {
-        if (c.isSlidingLayer(l)) {
-            throw notImplemented("sliding-window attention");
-        }
-        if (c.attention().sinks()) {
-            throw notImplemented("attention with sinks");
-        }
         backend.kvStore(pool, l, t(Act.K), t(Act.V), pass.slots);
         if (pass.seals != null) {
             backend.kvSeal(pool, l, pass.seals);
         }
-        backend.attention(t(Act.Q), pool, l, pass.batch, c.attentionScale(), t(Act.ATT));
+        WeightHandle sinks = c.attention().sinks() ? weight(TensorRole.ATTN_SINKS, l) : null;
+        AttentionSpec spec = new AttentionSpec(c.attentionScale(), c.isSlidingLayer(l) ? c.attention().window() : 0, sinks);
+        backend.attention(t(Act.Q), pool, l, pass.batch, spec, t(Act.ATT));
     }
 
     @Override
