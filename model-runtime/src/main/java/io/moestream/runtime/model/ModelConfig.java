@@ -194,6 +194,16 @@ public record ModelConfig(
         if (heads % kvHeads != 0) {
             throw new IllegalArgumentException("head_count " + heads + " is not a multiple of head_count_kv " + kvHeads);
         }
+        if (!(ropeBase > 0) || Float.isInfinite(ropeBase)) { // NaN fails the first test
+            throw new IllegalArgumentException("rope.freq_base " + ropeBase + " must be a positive finite number");
+        }
+        if (!(rmsEps >= 0) || Float.isInfinite(rmsEps)) {
+            throw new IllegalArgumentException("attention.layer_norm_rms_epsilon " + rmsEps + " must be a finite number >= 0");
+        }
+        if (attention.window() > contextLength) {
+            throw new IllegalArgumentException("attention.sliding_window " + attention.window() + " exceeds context_length "
+                    + contextLength);
+        }
         if (ropeDims > headDim || ropeDims <= 0 || ropeDims % 2 != 0) {
             throw new IllegalArgumentException("rope.dimension_count " + ropeDims + " must be even and in 2..head dim " + headDim
                     + " (attention.key_length, else embedding_length / head_count)");

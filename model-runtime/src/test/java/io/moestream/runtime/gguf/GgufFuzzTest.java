@@ -1,6 +1,7 @@
 package io.moestream.runtime.gguf;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
 
 import io.moestream.runtime.Fixtures;
@@ -21,6 +22,7 @@ import java.util.Random;
 
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.params.provider.ValueSource;
 
 /**
@@ -230,6 +232,47 @@ class GgufFuzzTest {
             check(m, stem + " " + k.key() + " element type");
         }
 
+        // array elements in place (token types, scores, per-layer values, token texts such as the
+        // byte-fallback "<0xXX>" pieces): absurd numbers, bytes of strings changed at the same length
+        for (Kv k : h.kvs().stream().filter(k -> k.type() == 9 && k.count() > 0).toList()) {
+            for (int i = 0; i < 4; i++) {
+                byte[] m = orig.clone();
+                ByteBuffer b = ByteBuffer.wrap(m).order(ByteOrder.LITTLE_ENDIAN);
+                int first = k.valueAt() + 12;
+                int at = (int) r.nextInt((int) Math.min(k.count(), Integer.MAX_VALUE));
+                String what;
+                switch (k.elemType()) {
+                    case 4, 5 -> {
+                        int v = new int[] {-1, 99, Integer.MIN_VALUE, 1 << 30}[i];
+                        b.putInt(first + 4 * at, v);
+                        what = "[" + at + "] = " + v;
+                    }
+                    case 6 -> {
+                        float v = new float[] {Float.NaN, Float.NEGATIVE_INFINITY, 1e38f, -0f}[i];
+                        b.putFloat(first + 4 * at, v);
+                        what = "[" + at + "] = " + v;
+                    }
+                    case 8 -> {
+                        int p = first;
+                        for (int j = 0; j < at; j++) {
+                            p += 8 + (int) b.getLong(p);
+                        }
+                        int len = (int) b.getLong(p);
+                        if (len == 0) {
+                            continue;
+                        }
+                        byte v = (byte) new int[] {0xFF, 0x00, '<', 0xC3}[i];
+                        m[p + 8 + r.nextInt(len)] = v;
+                        what = "[" + at + "] byte -> " + (v & 0xFF);
+                    }
+                    default -> {
+                        continue;
+                    }
+                }
+                check(m, stem + " " + k.key() + what);
+            }
+        }
+
         // tensor infos: dims, rank, type, offset
         for (int i = 0; i < PER_KIND; i++) {
             Info t = h.tensors().get(r.nextInt(h.tensors().size()));
@@ -271,5 +314,63 @@ class GgufFuzzTest {
             check(m, stem + " random header bytes #" + i);
         }
         assertThat(problems).as(stem).isEmpty();
+    }
+
+    /**
+     * Values no model can have are refused at load time, naming the key: sizes of 0, a window larger
+     * than the context, groups that do not divide the experts, more experts (or groups) used than
+     * exist, leading dense layers past the last layer, and non-finite or non-positive multipliers,
+     * epsilons, RoPE bases and YaRN factors.
+     */
+    @ParameterizedTest
+    @CsvSource({
+        "tiny-gpt-oss-mxfp4, gpt-oss.attention.sliding_window, 200000",
+        "tiny-gpt-oss-mxfp4, gpt-oss.expert_used_count, 9",
+        "tiny-gpt-oss-mxfp4, gpt-oss.expert_used_count, 0",
+        "tiny-gpt-oss-mxfp4, gpt-oss.rope.scaling.factor, 0",
+        "tiny-gpt-oss-mxfp4, gpt-oss.rope.scaling.factor, NaN",
+        "tiny-gpt-oss-mxfp4, gpt-oss.rope.scaling.original_context_length, 0",
+        "tiny-gpt-oss-mxfp4, gpt-oss.rope.freq_base, 0",
+        "tiny-gpt-oss-mxfp4, gpt-oss.rope.freq_base, NaN",
+        "tiny-gpt-oss-mxfp4, gpt-oss.attention.layer_norm_rms_epsilon, NaN",
+        "tiny-gpt-oss-mxfp4, gpt-oss.attention.layer_norm_rms_epsilon, -1",
+        "tiny-gpt-oss-mxfp4, gpt-oss.expert_feed_forward_length, 0",
+        "tiny-deepseek2-q4_k_m, deepseek2.expert_group_count, 3",
+        "tiny-deepseek2-q4_k_m, deepseek2.expert_group_used_count, 5",
+        "tiny-deepseek2-q4_k_m, deepseek2.expert_group_used_count, 0",
+        "tiny-deepseek2-q4_k_m, deepseek2.attention.q_lora_rank, 0",
+        "tiny-deepseek2-q4_k_m, deepseek2.attention.kv_lora_rank, 0",
+        "tiny-deepseek2-q4_k_m, deepseek2.attention.key_length_mla, 0",
+        "tiny-deepseek2-q4_k_m, deepseek2.leading_dense_block_count, 4",
+        "tiny-deepseek2-q4_k_m, deepseek2.expert_weights_scale, NaN",
+        "tiny-deepseek2-q4_k_m, deepseek2.expert_gating_func, 7",
+        "tiny-granitemoe-q4_k_m, granitemoe.logit_scale, 0",
+        "tiny-granitemoe-q4_k_m, granitemoe.logit_scale, NaN",
+        "tiny-granitemoe-q4_k_m, granitemoe.embedding_scale, Infinity",
+        "tiny-granitemoe-q4_k_m, granitemoe.residual_scale, NaN",
+        "tiny-granitemoe-q4_k_m, granitemoe.attention.scale, -1",
+        "tiny-kmoe-q4_k_m, llama.attention.head_count, 0",
+        "tiny-kmoe-q4_k_m, llama.attention.head_count_kv, 0",
+        "tiny-kmoe-q4_k_m, llama.expert_used_count, 9",
+        "tiny-kmoe-q4_k_m, llama.context_length, 0",
+        "tiny-spm-mixtral-q8_0, llama.vocab_size, 5",
+    })
+    void absurdValuesFailNamingTheKey(String stem, String key, String value) throws IOException {
+        byte[] orig = Files.readAllBytes(Fixtures.model(stem));
+        Kv k = walk(orig).kvs().stream().filter(e -> e.key().equals(key)).findFirst()
+                .orElseThrow(() -> new AssertionError(stem + " has no key " + key));
+        byte[] m = orig.clone();
+        ByteBuffer b = ByteBuffer.wrap(m).order(ByteOrder.LITTLE_ENDIAN);
+        switch (k.type()) {
+            case 4, 5 -> b.putInt(k.valueAt(), Integer.parseInt(value));
+            case 6 -> b.putFloat(k.valueAt(), Float.parseFloat(value));
+            case 7 -> b.put(k.valueAt(), (byte) Integer.parseInt(value));
+            default -> throw new AssertionError(key + " has value type " + k.type());
+        }
+        Path p = tmp.resolve("absurd.gguf");
+        Files.write(p, m);
+        String suffix = key.substring(key.lastIndexOf('.') + 1);
+        assertTimeoutPreemptively(LIMIT, () -> assertThatThrownBy(() -> Model.load(p)).as(key + " = " + value)
+                .isInstanceOf(GgufFormatException.class).hasMessageContaining(suffix));
     }
 }
