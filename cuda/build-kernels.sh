@@ -39,7 +39,11 @@ for cu in "$src"/*.cu; do
   names+=("$name")
   fatbin="$out/$name.fatbin"
   ptx="$work/$name.ptx"
-  if [[ -f "$fatbin" && -f "$ptx" && "$fatbin" -nt "$cu" && "$fatbin" -nt "$src/common.cuh" && "$fatbin" -nt "$0" ]]; then
+  fresh=1
+  for dep in "$cu" "$src"/*.cuh "$0"; do
+    [[ "$fatbin" -nt "$dep" ]] || fresh=0
+  done
+  if [[ -f "$fatbin" && -f "$ptx" && $fresh == 1 ]]; then
     continue
   fi
   echo "[build-kernels] nvcc $name.cu (sm_$arch + compute_$arch PTX)"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the kit device-check.sh runs on a GPU machine that has no Java and no Maven:
-#   cuda/target/device-kit/{jre/, lib/*.jar, test-classes/, oracle/*.gguf, device-check.sh}
+#   cuda/target/device-kit/{jre/, lib/*.jar, test-classes/, oracle/*.gguf, oracle-types/*.gguf, device-check.sh}
 # jre/ is a jlink'd Java of the modules the check uses (no debug info, headers or man pages,
 # compressed, libjvm.so stripped of its symbol table); lib/ holds the runtime (without the bundled
 # 15 MB demo model, which the check never loads), cuda, JCuda with only its driver-API native library
@@ -22,12 +22,18 @@ oracle=${ORACLE_DIR:-$root/model-runtime/src/test/resources/oracle}
 # the in-repo copies, every architecture (llama dense, Mixtral, qwen3moe as Q8_0 and Q4_0; qwen2moe,
 # bailingmoe2 as Q8_0): 10.7 MB. F32/F16 files come from ORACLE_DIR=../shared/oracle/models with MODELS.
 models=${MODELS:-tiny-*-q8_0.gguf tiny-*-q4_0.gguf}
+# oracle-types/: the block-type models of ../shared/oracle (one per type: Q2_K, Q3_K, Q4_K, Q5_K, IQ4_NL,
+# Q6_K on qwen3moe, Q5_0 with Q4_K/Q6_K/Q8_0 and granite's multipliers; gpt-oss MXFP4 for the YaRN
+# parameters, its model refused on the device for its sliding-window layers): 14.2 MB. TYPES_MODELS adds
+# more (tiny-kmoe-bf16.gguf 7.9 MB, tiny-kmoe-q4_k_m.gguf, ...) where the 64 MiB allow.
+types_oracle=${TYPES_ORACLE_DIR:-$root/../shared/oracle/models}
+types_models=${TYPES_MODELS:-tiny-kmoe-q2_k.gguf tiny-kmoe-q3_k.gguf tiny-kmoe-q4_k.gguf tiny-kmoe-q5_k.gguf tiny-kmoe-iq4_nl.gguf tiny-kqwen3moe-q6_k.gguf tiny-granitemoe-q4_k_m.gguf tiny-gpt-oss-mxfp4.gguf}
 console_version=1.14.1 # junit-platform matching the junit-bom 5.14.1 pinned in the root pom
 read -r -a mvn_flags <<< "-q -B ${MVN_FLAGS:-}"
 
 cd "$root"
 rm -rf "$kit"
-mkdir -p "$kit/lib" "$kit/oracle"
+mkdir -p "$kit/lib" "$kit/oracle" "$kit/oracle-types"
 # one reactor build: the runtime jar comes from model-runtime/target, never from an installed copy
 mvn "${mvn_flags[@]}" package dependency:copy-dependencies -pl model-runtime,cuda -DskipTests -DincludeScope=test \
   -DoutputDirectory="$kit/lib" -DexcludeGroupIds=com.fasterxml.jackson.core,net.bytebuddy \
@@ -61,6 +67,12 @@ cp "$here/device-check.sh" "$kit/"
 for pattern in $models; do
   for f in "$oracle"/$pattern; do
     [[ -f "$f" ]] && cp "$f" "$kit/oracle/"
+  done
+done
+
+for pattern in $types_models; do
+  for f in "$types_oracle"/$pattern; do
+    if [[ -f "$f" ]]; then cp "$f" "$kit/oracle-types/"; else echo "warning: no $f: the kit checks fewer block types" >&2; fi
   done
 done
 

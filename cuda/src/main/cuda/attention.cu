@@ -95,13 +95,27 @@ __device__ __forceinline__ int kivi_code(float x, float m, float sc, float inv, 
     return max(0, min(qmax, c));
 }
 
+// Java's Math.min / Math.max (HeadSlab's group range): NaN propagates from either side and -0 < +0,
+// where fminf/fmaxf drop a NaN and may return either zero.
+__device__ __forceinline__ float java_min(float a, float b) {
+    if (a != a) return a;
+    if (a == 0.f && b == 0.f && signbit(b)) return b;
+    return a <= b ? a : b;
+}
+
+__device__ __forceinline__ float java_max(float a, float b) {
+    if (a != a) return a;
+    if (a == 0.f && b == 0.f && signbit(a)) return b;
+    return a >= b ? a : b;
+}
+
 // Scale and min of the values x[0], x[stride], ... (n of them): writes their f16 bits, returns (m, sc, inv).
 __device__ __forceinline__ float3 kivi_group(const float* x, int n, int stride, int qmax, uint16_t* scale_out, uint16_t* min_out) {
     float lo = INFINITY;
     float hi = -INFINITY;
     for (int j = 0; j < n; j++) {
-        lo = fminf(lo, x[j * stride]);
-        hi = fmaxf(hi, x[j * stride]);
+        lo = java_min(lo, x[j * stride]);
+        hi = java_max(hi, x[j * stride]);
     }
     uint16_t m16 = half_floor(lo);
     float m = f16_bits_to_float(m16);
@@ -202,7 +216,7 @@ __device__ void attention_partial(const float* __restrict__ q, const uint8_t* __
                                   const int* __restrict__ row_seq, const int* __restrict__ row_len, const int* __restrict__ tables,
                                   const int* __restrict__ row_open, float* __restrict__ partial, int layer, int layers, int heads,
                                   int kv_heads, int head_dim, int block_tokens, int group, int table_width, int chunk, float scale,
-                                  size_t block_bytes, size_t section_bytes) {
+                                  size_t block_bytes, size_t section_bytes, int window) {
     __shared__ float s_m[ATT_WARPS];
     __shared__ float s_l[ATT_WARPS];
     __shared__ float s_o[ATT_WARPS][MAX_PER_LANE * WARP];
@@ -220,6 +234,7 @@ __device__ void attention_partial(const float* __restrict__ q, const uint8_t* __
     const float* ov = ok + (size_t) block_tokens * head_dim;
     int begin = split * chunk;
     int end = min(len, begin + chunk);
+    if (window > 0) begin = max(begin, len - window); // a sliding-window layer sees its last window positions
 
     float qv[MAX_PER_LANE];
     float o[MAX_PER_LANE];
@@ -291,24 +306,28 @@ __device__ void attention_partial(const float* __restrict__ q, const uint8_t* __
     extern "C" __global__ void NAME(const float* q, const uint8_t* sealed, const float* open, const int* row_seq,             \
                                     const int* row_len, const int* tables, const int* row_open, float* partial, int layer,   \
                                     int layers, int heads, int kv_heads, int head_dim, int block_tokens, int group,          \
-                                    int table_width, int chunk, float scale, size_t block_bytes, size_t section_bytes) {      \
+                                    int table_width, int chunk, float scale, size_t block_bytes, size_t section_bytes,       \
+                                    int window) {                                                                            \
         attention_partial<C>(q, sealed, open, row_seq, row_len, tables, row_open, partial, layer, layers, heads, kv_heads,     \
-                             head_dim, block_tokens, group, table_width, chunk, scale, block_bytes, section_bytes);            \
+                             head_dim, block_tokens, group, table_width, chunk, scale, block_bytes, section_bytes, window);    \
     }
 ATTENTION_PARTIAL(attention_partial_f32, KV_F32)
 ATTENTION_PARTIAL(attention_partial_f16, KV_F16)
 ATTENTION_PARTIAL(attention_partial_int8, KV_INT8)
 ATTENTION_PARTIAL(attention_partial_int4, KV_INT4)
 
-// Merges the splits of (head, row): out = sum_s o_s e^(m_s - M) / sum_s l_s e^(m_s - M).
+// Merges the splits of (head, row): out = sum_s o_s e^(m_s - M) / sum_s l_s e^(m_s - M). With attention
+// sinks (sinks[h], one logit per head, or null) the sink takes part in the softmax without a value:
+// M = max(M, sink) and the denominator gains e^(sink - M) (CpuMath's maskedSoftmax with a sink).
 extern "C" __global__ void attention_reduce(const float* __restrict__ partial, float* __restrict__ out, int heads,
-                                            int head_dim, int splits) {
+                                            int head_dim, int splits, const float* __restrict__ sinks) {
     int h = blockIdx.x;
     int row = blockIdx.y;
     const float* p = partial + ((size_t) row * heads + h) * splits * (head_dim + 2);
     float M = -INFINITY;
     for (int s = 0; s < splits; s++) M = fmaxf(M, p[s * (head_dim + 2)]);
-    float L = 0.f;
+    if (sinks != nullptr) M = M > sinks[h] ? M : sinks[h];
+    float L = sinks != nullptr ? expf(sinks[h] - M) : 0.f;
     for (int s = 0; s < splits; s++) {
         float m = p[s * (head_dim + 2)];
         if (m != -INFINITY) L += p[s * (head_dim + 2) + 1] * expf(m - M);

@@ -10,8 +10,33 @@ extern "C" __global__ void swiglu(const float* gate, const float* __restrict__ u
     }
 }
 
+// gpt-oss's clamped SwiGLU (CpuMath.swigluOai): x = min(limit, gate), y = clamp(up, -limit, limit),
+// out = x / (1 + exp(alpha * -x)) * (y + 1); out may alias gate.
+extern "C" __global__ void swiglu_oai(const float* gate, const float* __restrict__ up, float* out, long n, float alpha, float limit) {
+    for (long i = blockIdx.x * (long) blockDim.x + threadIdx.x; i < n; i += (long) gridDim.x * blockDim.x) {
+        float g = gate[i];
+        float u = up[i];
+        float x = limit < g ? limit : g;
+        float y = u < -limit ? -limit : (limit < u ? limit : u);
+        float glu = __fdiv_rn(x, __fadd_rn(1.f, expf(__fmul_rn(alpha, -x))));
+        out[i] = __fmul_rn(glu, __fadd_rn(y, 1.f));
+    }
+}
+
+// x[a][c] += bias[ids[a]][c] over n = assignments * cols elements (expert biases).
+extern "C" __global__ void add_expert_bias(float* x, const float* __restrict__ bias, const int* __restrict__ ids, int cols, long n) {
+    for (long i = blockIdx.x * (long) blockDim.x + threadIdx.x; i < n; i += (long) gridDim.x * blockDim.x) {
+        x[i] += bias[(size_t) ids[i / cols] * cols + i % cols];
+    }
+}
+
 extern "C" __global__ void add(float* acc, const float* __restrict__ d, long n) {
     for (long i = blockIdx.x * (long) blockDim.x + threadIdx.x; i < n; i += (long) gridDim.x * blockDim.x) acc[i] += d[i];
+}
+
+// x *= s (granite's embedding, residual and logit multipliers).
+extern "C" __global__ void scale(float* x, float s, long n) {
+    for (long i = blockIdx.x * (long) blockDim.x + threadIdx.x; i < n; i += (long) gridDim.x * blockDim.x) x[i] *= s;
 }
 
 // x[r][c] += bias[c] over n = rows * cols elements.

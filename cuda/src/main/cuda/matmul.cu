@@ -9,7 +9,7 @@
 // Expert stacks are experts consecutive matrices (each part of the layout is [experts * rows]...).
 // Q8_0/Q4_0 products read the activation quantized by quantize_q8_0 (int8 [n][cols], float scale
 // [n][cols/32]) and integer-dot it with dp4a, as llama.cpp's ggml_vec_dot_q8_0_q8_0 / q4_0_q8_0.
-#include "common.cuh"
+#include "products.cuh"
 
 // ---- row . TILE inputs, per weight type -------------------------------------------------------
 
@@ -158,23 +158,6 @@ extern "C" __global__ void quantize_q8_0(const float* __restrict__ x, int8_t* __
 
 // ---- plain products -----------------------------------------------------------------------------
 
-// Each TILE of input rows [b0, b0 + cnt) against weight row `row`; results out[b][row].
-#define MATMUL_BODY(TILE_CALL)                                                                     \
-    int lane = threadIdx.x % WARP;                                                                 \
-    int row = blockIdx.x * WARPS_PER_BLOCK + threadIdx.x / WARP;                                   \
-    if (row >= rows) return;                                                                       \
-    for (int b0 = 0; b0 < n; b0 += TILE) {                                                         \
-        int cnt = min(TILE, n - b0);                                                               \
-        int xr[TILE];                                                                              \
-        _Pragma("unroll") for (int j = 0; j < TILE; j++) xr[j] = b0 + min(j, cnt - 1);             \
-        float acc[TILE] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};                                \
-        TILE_CALL;                                                                                 \
-        _Pragma("unroll") for (int j = 0; j < TILE; j++) {                                         \
-            float s = warp_sum(acc[j]);                                                            \
-            if (j < cnt && lane == 0) out[(size_t) (b0 + j) * rows + row] = s;                     \
-        }                                                                                          \
-    }
-
 extern "C" __global__ void matmul_f32(const float* __restrict__ w, const float* __restrict__ x, float* __restrict__ out,
                                       int rows, int cols, int n) {
     MATMUL_BODY(tile_f32(w + (size_t) row * cols, cols, x, xr, cnt, acc, lane))
@@ -228,32 +211,6 @@ extern "C" __global__ void moe_group(const int* __restrict__ ids, int assignment
         }
     }
 }
-
-// Block (row tile, expert e): the rows of expert e's matrix against the inputs of its assignments.
-// x row of assignment a is a (per_assignment) or a / k (per token); out[a][row].
-#define EXPERT_BODY(TILE_CALL)                                                                     \
-    int lane = threadIdx.x % WARP;                                                                 \
-    int row = blockIdx.x * WARPS_PER_BLOCK + threadIdx.x / WARP;                                   \
-    int e = blockIdx.y;                                                                            \
-    if (row >= rows) return;                                                                       \
-    int begin = offsets[e];                                                                        \
-    int end = offsets[e + 1];                                                                      \
-    size_t erow = (size_t) e * rows + row;                                                         \
-    for (int a0 = begin; a0 < end; a0 += TILE) {                                                   \
-        int cnt = min(TILE, end - a0);                                                             \
-        int xr[TILE];                                                                              \
-        int as[TILE];                                                                              \
-        _Pragma("unroll") for (int j = 0; j < TILE; j++) {                                         \
-            as[j] = assign[a0 + min(j, cnt - 1)];                                                  \
-            xr[j] = per_assignment ? as[j] : as[j] / k;                                            \
-        }                                                                                          \
-        float acc[TILE] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};                                \
-        TILE_CALL;                                                                                 \
-        _Pragma("unroll") for (int j = 0; j < TILE; j++) {                                         \
-            float s = warp_sum(acc[j]);                                                            \
-            if (j < cnt && lane == 0) out[(size_t) as[j] * rows + row] = s;                        \
-        }                                                                                          \
-    }
 
 extern "C" __global__ void expert_matmul_f32(const float* __restrict__ w, const float* __restrict__ x, float* __restrict__ out,
                                              const int* __restrict__ offsets, const int* __restrict__ assign,

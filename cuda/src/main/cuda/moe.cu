@@ -8,6 +8,20 @@
 
 #define GATING_SOFTMAX 0
 #define GATING_SIGMOID 1
+#define GATING_SOFTMAX_WEIGHT 2 // the logits select; the weights are the softmax of the chosen k (gpt-oss)
+
+// softmax of v[0..n) in place: the sum in double, one multiply by its inverse (CpuMath.softmax)
+__device__ void softmax_serial(float* v, int n) {
+    float mx = -INFINITY;
+    for (int e = 0; e < n; e++) mx = fmaxf(mx, v[e]);
+    double sum = 0.0;
+    for (int e = 0; e < n; e++) {
+        v[e] = expf(__fsub_rn(v[e], mx));
+        sum += v[e];
+    }
+    float inv = (float) (1.0 / sum);
+    for (int e = 0; e < n; e++) v[e] = __fmul_rn(v[e], inv);
+}
 
 // shared memory: 2 * experts floats + experts ints
 extern "C" __global__ void route(const float* __restrict__ logits, const float* __restrict__ bias, int* __restrict__ ids,
@@ -26,16 +40,8 @@ extern "C" __global__ void route(const float* __restrict__ logits, const float* 
     __syncthreads();
     if (threadIdx.x != 0) return;
     if (gating == GATING_SOFTMAX) {
-        float mx = -INFINITY;
-        for (int e = 0; e < experts; e++) mx = fmaxf(mx, p[e]);
-        double sum = 0.0;
-        for (int e = 0; e < experts; e++) {
-            p[e] = expf(__fsub_rn(p[e], mx));
-            sum += p[e];
-        }
-        float inv = (float) (1.0 / sum);
-        for (int e = 0; e < experts; e++) p[e] = __fmul_rn(p[e], inv);
-    } else {
+        softmax_serial(p, experts);
+    } else if (gating == GATING_SIGMOID) {
         for (int e = 0; e < experts; e++) p[e] = __fdiv_rn(1.f, __fadd_rn(1.f, expf(-p[e])));
     }
     for (int e = 0; e < experts; e++) sel[e] = bias ? __fadd_rn(p[e], bias[e]) : p[e];
@@ -83,6 +89,7 @@ extern "C" __global__ void route(const float* __restrict__ logits, const float* 
         out_ids[j] = best;
         out_w[j] = p[best];
     }
+    if (gating == GATING_SOFTMAX_WEIGHT) softmax_serial(out_w, k);
     if (normalize) {
         double total = 0.0;
         for (int j = 0; j < k; j++) total += out_w[j];

@@ -10,6 +10,7 @@ import static jcuda.driver.JCudaDriver.cuStreamDestroy;
 import static jcuda.driver.JCudaDriver.cuStreamSynchronize;
 
 import io.moestream.runtime.backend.AttentionBatch;
+import io.moestream.runtime.backend.AttentionSpec;
 import io.moestream.runtime.backend.Backend;
 import io.moestream.runtime.backend.KvLayout;
 import io.moestream.runtime.backend.KvPool;
@@ -20,6 +21,7 @@ import io.moestream.runtime.gguf.GgmlType;
 import io.moestream.runtime.gguf.GgufTensor;
 import io.moestream.runtime.kv.KvCodec;
 import io.moestream.runtime.model.ModelConfig;
+import io.moestream.runtime.model.YarnRope;
 import io.moestream.runtime.moe.RoutingConfig;
 
 import java.util.ArrayList;
@@ -201,7 +203,7 @@ public final class CudaBackend implements Backend {
         if (ids.rows == 0) {
             return;
         }
-        if (w.scales == null) {
+        if (w.scales == null) { // plain types and the block types in their GGUF layout: (w, tokens, out, cols)
             launch(kernel, ids.rows, 1, 1, LaunchGeometry.ROW_THREADS, 0,
                     ptr(w.data), ptr(ids.ptr), ptr(o.ptr), i(w.cols));
         } else {
@@ -222,11 +224,15 @@ public final class CudaBackend implements Backend {
         int grid = LaunchGeometry.matmulBlocks(w.rows);    // one warp per weight row
         int block = LaunchGeometry.matmulThreads();
         String kernel = "matmul_" + suffix(w.type);
-        if (w.scales == null) {
+        if (BlockDecoding.handles(w.type)) {
+            quantize(in, w.type);
+            // (blocks, xq, xd, out, rows, cols, n)
+            launch(kernel, grid, 1, 1, block, 0, ptr(w.data), ptr(xq.ptr), ptr(xd.ptr), ptr(o.ptr), i(w.rows), i(w.cols), i(in.rows));
+        } else if (w.scales == null) {
             // (weights, x, out, rows, cols, n)
             launch(kernel, grid, 1, 1, block, 0, ptr(w.data), ptr(in.ptr), ptr(o.ptr), i(w.rows), i(w.cols), i(in.rows));
         } else {
-            quantize(in);
+            quantize(in, w.type);
             // (quants, scales, xq, xd, out, rows, cols, n)
             launch(kernel, grid, 1, 1, block, 0, ptr(w.data), ptr(w.scales), ptr(xq.ptr), ptr(xd.ptr), ptr(o.ptr),
                     i(w.rows), i(w.cols), i(in.rows));
@@ -258,30 +264,39 @@ public final class CudaBackend implements Backend {
         int gridY = w.experts;                              // one block column per expert
         int block = LaunchGeometry.matmulThreads();
         String kernel = "expert_matmul_" + suffix(w.type);
-        if (w.scales == null) {
+        if (BlockDecoding.handles(w.type)) {
+            quantize(in, w.type);
+            // (blocks, xq, xd, out, offsets, assign, rows, cols, k, perAssignment)
+            launch(kernel, gridX, gridY, 1, block, 0, ptr(w.data), ptr(xq.ptr), ptr(xd.ptr), ptr(o.ptr), ptr(offsets.ptr),
+                    ptr(assign.ptr), i(w.rows), i(w.cols), i(k), i(perAssignment ? 1 : 0));
+        } else if (w.scales == null) {
             // (weights, x, out, offsets, assign, rows, cols, k, perAssignment)
             launch(kernel, gridX, gridY, 1, block, 0, ptr(w.data), ptr(in.ptr), ptr(o.ptr), ptr(offsets.ptr), ptr(assign.ptr),
                     i(w.rows), i(w.cols), i(k), i(perAssignment ? 1 : 0));
         } else {
-            quantize(in);
+            quantize(in, w.type);
             // (quants, scales, xq, xd, out, offsets, assign, rows, cols, k, perAssignment)
             launch(kernel, gridX, gridY, 1, block, 0, ptr(w.data), ptr(w.scales), ptr(xq.ptr), ptr(xd.ptr), ptr(o.ptr),
                     ptr(offsets.ptr), ptr(assign.ptr), i(w.rows), i(w.cols), i(k), i(perAssignment ? 1 : 0));
         }
     }
 
-    /** Quantizes the rows of x to Q8_0 into the xq/xd scratch. */
-    private void quantize(CudaTensor x) {
-        if (x.cols % 32 != 0) {
-            throw new IllegalArgumentException("quantized products need a multiple of 32 columns, got " + x.cols);
+    /**
+     * Quantizes the rows of x into the xq/xd scratch as the CPU does for {@code weightType}: Q8_K per
+     * 256 values for the K-quants, else Q8_0 per 32.
+     */
+    private void quantize(CudaTensor x, GgmlType weightType) {
+        int per = BlockDecoding.q8k(weightType) ? 256 : 32;
+        if (x.cols % per != 0) {
+            throw new IllegalArgumentException(weightType + " products need a multiple of " + per + " columns, got " + x.cols);
         }
         long values = (long) x.rows * x.cols;
+        long blocks = values / per;
         xq.ensure(values);
-        xd.ensure(4 * (values / 32));
-        long blocks = values / 32;
-        // (x, xq, xd, blocks): one warp per 32-value block
-        launch("quantize_q8_0", LaunchGeometry.quantizeBlocks(blocks), 1, 1, LaunchGeometry.quantizeThreads(), 0,
-                ptr(x.ptr), ptr(xq.ptr), ptr(xd.ptr), i(Math.toIntExact(blocks)));
+        xd.ensure(4 * blocks);
+        // (x, xq, xd, blocks): one warp per block of 32 or 256 values
+        launch(per == 256 ? "quantize_q8_k" : "quantize_q8_0", LaunchGeometry.quantizeBlocks(blocks), 1, 1,
+                LaunchGeometry.quantizeThreads(), 0, ptr(x.ptr), ptr(xq.ptr), ptr(xd.ptr), i(Math.toIntExact(blocks)));
     }
 
     @Override
@@ -312,9 +327,12 @@ public final class CudaBackend implements Backend {
             return;
         }
         int heads = v.cols / spec.headDim();
-        // (x, positions, heads, headDim, ropeDims, neox, thetaScale): one block per row
+        YarnRope y = spec.yarn();
+        // (x, positions, heads, headDim, ropeDims, neox, thetaScale, freqScale, extFactor, low, high, mscale): one block per row
         launch("rope", v.rows, 1, 1, LaunchGeometry.ROW_THREADS, 0, ptr(v.ptr), ptr(pos.ptr), i(heads), i(spec.headDim()),
-                i(spec.ropeDims()), i(spec.type() == ModelConfig.RopeType.NEOX ? 1 : 0), f(spec.thetaScale()));
+                i(spec.ropeDims()), i(spec.type() == ModelConfig.RopeType.NEOX ? 1 : 0), f(spec.thetaScale()),
+                f(y == null ? 1f : y.freqScale()), f(y == null ? 0f : y.extFactor()), f(y == null ? 0f : y.low()),
+                f(y == null ? 0f : y.high()), f(y == null ? 1f : y.mscale()));
     }
 
     @Override
@@ -348,7 +366,7 @@ public final class CudaBackend implements Backend {
     }
 
     @Override
-    public void attention(Tensor qT, KvPool pool, int layer, AttentionBatch batch, Tensor out) {
+    public void attention(Tensor qT, KvPool pool, int layer, AttentionBatch batch, AttentionSpec spec, Tensor out) {
         CudaKvPool p = pool(pool);
         KvKernelArgs a = KvKernelArgs.of(p.layout);
         CudaTensor q = tensor(qT, Tensor.DType.F32);
@@ -365,18 +383,25 @@ public final class CudaBackend implements Backend {
         int splits = LaunchGeometry.attentionSplits(batch.maxLen(), rows, heads, device.multiprocessors);
         int chunk = LaunchGeometry.attentionChunk(batch.maxLen(), splits);
         partial.ensure(4 * LaunchGeometry.attentionScratchFloats(rows, heads, splits, headDim));
-        float scale = (float) (1.0 / Math.sqrt(headDim));
         // grid (heads, rows, splits), ATT_WARPS warps each: (q, sealed, open, rowSeq, rowLen, tables, rowOpen, partial, layer,
-        //   layers, heads, kvHeads, headDim, blockTokens, group, tableWidth, chunk, scale, blockBytes, sectionBytes)
+        //   layers, heads, kvHeads, headDim, blockTokens, group, tableWidth, chunk, scale, blockBytes, sectionBytes, window)
         launch("attention_partial_" + a.suffix(), heads, rows, splits, LaunchGeometry.attentionThreads(), 0,
                 ptr(q.ptr), ptr(p.sealed), ptr(p.open), ptr(tensor(batch.rowSeq(), Tensor.DType.I32).ptr),
                 ptr(tensor(batch.rowLen(), Tensor.DType.I32).ptr), ptr(tensor(batch.blockTables(), Tensor.DType.I32).ptr),
                 ptr(tensor(batch.rowOpen(), Tensor.DType.I32).ptr), ptr(partial.ptr), i(layer), i(a.layers()), i(heads),
-                i(a.kvHeads()), i(headDim), i(a.blockTokens()), i(a.group()), i(batch.tableWidth()), i(chunk), f(scale),
-                l(a.blockBytes()), l(a.sectionBytes()));
-        // grid (heads, rows): (partial, out, heads, headDim, splits)
+                i(a.kvHeads()), i(headDim), i(a.blockTokens()), i(a.group()), i(batch.tableWidth()), i(chunk), f(spec.scale()),
+                l(a.blockBytes()), l(a.sectionBytes()), i(spec.window()));
+        CUdeviceptr sinkPtr = new CUdeviceptr(); // null pointer when absent
+        if (spec.sinks() != null) {
+            CudaWeight s = weight(spec.sinks());
+            if (s.type != GgmlType.F32 || s.rows != 1 || s.cols != heads) {
+                throw new IllegalArgumentException("attention sinks " + s.name + " must be an F32 vector of " + heads);
+            }
+            sinkPtr = s.data;
+        }
+        // grid (heads, rows): (partial, out, heads, headDim, splits, sinks)
         launch("attention_reduce", heads, rows, 1, LaunchGeometry.normThreads(headDim), 0, ptr(partial.ptr), ptr(o.ptr), i(heads),
-                i(headDim), i(splits));
+                i(headDim), i(splits), ptr(sinkPtr));
     }
 
     @Override
@@ -392,6 +417,38 @@ public final class CudaBackend implements Backend {
     }
 
     @Override
+    public void swigluOai(Tensor gate, Tensor up, float alpha, float limit, Tensor out) {
+        CudaTensor g = tensor(gate, Tensor.DType.F32);
+        long n = (long) g.rows * g.cols;
+        if (n == 0) {
+            return;
+        }
+        // (gate, up, out, n, alpha, limit): grid-stride
+        launch("swiglu_oai", LaunchGeometry.elementwiseBlocks(n), 1, 1, LaunchGeometry.ROW_THREADS, 0, ptr(g.ptr),
+                ptr(tensor(up, Tensor.DType.F32).ptr), ptr(tensor(out, Tensor.DType.F32).ptr), l(n), f(alpha), f(limit));
+    }
+
+    @Override
+    public void addExpertBias(Tensor x, WeightHandle bias, Tensor ids) {
+        CudaTensor a = tensor(x, Tensor.DType.F32);
+        CudaTensor id = tensor(ids, Tensor.DType.I32);
+        CudaWeight b = weight(bias);
+        if (b.type != GgmlType.F32 || b.cols != a.cols || b.experts != 1) {
+            throw new IllegalArgumentException("expert bias " + b.name + " must be F32 (experts, " + a.cols + ")");
+        }
+        if ((long) id.rows * id.cols != a.rows) {
+            throw new IllegalArgumentException("expert bias: " + a.rows + " rows for " + id.rows + " x " + id.cols + " assignments");
+        }
+        long n = (long) a.rows * a.cols;
+        if (n == 0) {
+            return;
+        }
+        // (x, bias, ids, cols, n): grid-stride
+        launch("add_expert_bias", LaunchGeometry.elementwiseBlocks(n), 1, 1, LaunchGeometry.ROW_THREADS, 0, ptr(a.ptr), ptr(b.data),
+                ptr(id.ptr), i(a.cols), l(n));
+    }
+
+    @Override
     public void add(Tensor acc, Tensor d) {
         CudaTensor a = tensor(acc, Tensor.DType.F32);
         long n = (long) a.rows * a.cols;
@@ -401,6 +458,17 @@ public final class CudaBackend implements Backend {
         // (acc, d, n): grid-stride
         launch("add", LaunchGeometry.elementwiseBlocks(n), 1, 1, LaunchGeometry.ROW_THREADS, 0, ptr(a.ptr),
                 ptr(tensor(d, Tensor.DType.F32).ptr), l(n));
+    }
+
+    @Override
+    public void scale(Tensor x, float s) {
+        CudaTensor a = tensor(x, Tensor.DType.F32);
+        long n = (long) a.rows * a.cols;
+        if (n == 0) {
+            return;
+        }
+        // (x, s, n): grid-stride
+        launch("scale", LaunchGeometry.elementwiseBlocks(n), 1, 1, LaunchGeometry.ROW_THREADS, 0, ptr(a.ptr), f(s), l(n));
     }
 
     @Override
@@ -448,8 +516,7 @@ public final class CudaBackend implements Backend {
         int gating = switch (routing.gating()) {
             case SOFTMAX -> 0;
             case SIGMOID -> 1;
-            case SOFTMAX_WEIGHT -> throw new UnsupportedOperationException(
-                    "op route with gating SOFTMAX_WEIGHT (softmax over the chosen experts, gpt-oss) is not implemented on the CUDA backend");
+            case SOFTMAX_WEIGHT -> 2;
         };
         int groups = routing.grouped() ? routing.groups() : 1;
         int groupsUsed = routing.grouped() ? routing.groupsUsed() : 1;
@@ -535,9 +602,9 @@ public final class CudaBackend implements Backend {
 
     /** Every kernel entry point this class launches (checked against the built manifest by a test). */
     static List<String> kernelNames() {
-        List<String> out = new ArrayList<>(List.of("quantize_q8_0", "moe_group", "rmsnorm", "rope", "kv_store", "attention_reduce",
-                "swiglu", "add", "add_bias", "add_gated", "route", "combine", "gather"));
-        for (GgmlType t : new GgmlType[] {GgmlType.F32, GgmlType.F16, GgmlType.BF16, GgmlType.Q8_0, GgmlType.Q4_0}) {
+        List<String> out = new ArrayList<>(List.of("quantize_q8_0", "quantize_q8_k", "moe_group", "rmsnorm", "rope", "kv_store", "attention_reduce",
+                "swiglu", "swiglu_oai", "add_expert_bias", "add", "scale", "add_bias", "add_gated", "route", "combine", "gather"));
+        for (GgmlType t : WEIGHT_TYPES) {
             out.add("matmul_" + suffix(t));
             out.add("expert_matmul_" + suffix(t));
             out.add("embed_" + suffix(t));
@@ -549,15 +616,15 @@ public final class CudaBackend implements Backend {
         return out;
     }
 
+    /** The weight types with product, expert-product and embedding kernels. */
+    static final List<GgmlType> WEIGHT_TYPES = List.of(GgmlType.F32, GgmlType.F16, GgmlType.BF16, GgmlType.Q8_0, GgmlType.Q4_0,
+            GgmlType.Q5_0, GgmlType.Q2_K, GgmlType.Q3_K, GgmlType.Q4_K, GgmlType.Q5_K, GgmlType.Q6_K, GgmlType.IQ4_NL, GgmlType.MXFP4);
+
     static String suffix(GgmlType t) {
-        return switch (t) {
-            case F32 -> "f32";
-            case F16 -> "f16";
-            case BF16 -> "bf16";
-            case Q8_0 -> "q8_0";
-            case Q4_0 -> "q4_0";
-            default -> throw new IllegalArgumentException("the CUDA backend has no kernels for " + t);
-        };
+        if (!WEIGHT_TYPES.contains(t)) {
+            throw new IllegalArgumentException("the CUDA backend has no kernels for " + t);
+        }
+        return t.name().toLowerCase(java.util.Locale.ROOT);
     }
 
     /** A host array must hold the whole tensor: the copies move {@code rows * cols} elements. */

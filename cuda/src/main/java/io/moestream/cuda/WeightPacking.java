@@ -14,7 +14,9 @@ import java.nio.ByteOrder;
  *   <li>Q4_0: nibbles {@code [matrices * rows][cols/32][16]} (low nibble = value j, high = j + 16, as in
  *       GGUF), then F16 scales.</li>
  * </ul>
- * The scales start at {@link Packed#scalesOffset()}, a multiple of 256.
+ * The scales start at {@link Packed#scalesOffset()}, a multiple of 256. The other block types
+ * (Q2_K..Q6_K, Q5_0, IQ4_NL, MXFP4: blocks of 84..210 or 17..22 bytes, most not 4-byte aligned)
+ * keep their GGUF bytes; {@code blocks.cuh} reads them byte by byte ({@link BlockDecoding} is its twin).
  */
 public final class WeightPacking {
 
@@ -47,12 +49,13 @@ public final class WeightPacking {
         GgmlType type = t.type();
         ByteBuffer src = t.bytes();
         long elements = t.elementCount();
-        if (type == GgmlType.F32 || type == GgmlType.F16 || type == GgmlType.BF16) {
+        if (type == GgmlType.F32 || type == GgmlType.F16 || type == GgmlType.BF16 || BlockDecoding.handles(type)) {
             return new Packed(type, src.slice().order(ByteOrder.LITTLE_ENDIAN), 0);
         }
         if (type != GgmlType.Q8_0 && type != GgmlType.Q4_0) {
             throw new IllegalArgumentException("tensor '" + t.name() + "' has type " + type
-                    + ", which the CUDA backend cannot compute with (F32, F16, BF16, Q8_0, Q4_0)");
+                    + ", which the CUDA backend cannot compute with (F32, F16, BF16, Q8_0, Q4_0, Q5_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, "
+                    + "IQ4_NL, MXFP4)");
         }
         long blocks = elements / 32;
         long quants = quantBytes(type, elements);
@@ -89,7 +92,13 @@ public final class WeightPacking {
                 int q = (j < 16 ? b & 0xF : b >>> 4) - 8;
                 yield scale(p, blk) * q;
             }
-            default -> throw new IllegalStateException(p.type().toString());
+            default -> {
+                if (!BlockDecoding.handles(p.type())) {
+                    throw new IllegalStateException(p.type().toString());
+                }
+                int qk = p.type().blockSize();
+                yield BlockDecoding.value(p.type(), d, Math.toIntExact(i / qk * p.type().blockBytes()), (int) (i % qk));
+            }
         };
     }
 

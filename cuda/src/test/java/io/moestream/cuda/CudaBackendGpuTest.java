@@ -140,10 +140,11 @@ class CudaBackendGpuTest {
     }
 
     @ParameterizedTest
-    @EnumSource(names = {"F32", "F16", "BF16", "Q8_0", "Q4_0"})
+    @EnumSource(names = {"F32", "F16", "BF16", "Q8_0", "Q4_0", "Q5_0", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "IQ4_NL", "MXFP4"})
     void matmulMatchesCpuForOddShapes(GgmlType type) throws GgufFormatException {
         for (int[] shape : new int[][] {{1, 37, 64}, {3, 130, 96}, {9, 64, 256}, {17, 5, 32}, {64, 200, 128}}) {
-            int n = shape[0], rows = shape[1], cols = shape[2];
+            int n = shape[0], rows = shape[1];
+            int cols = type.blockSize() == 256 ? 256 * (1 + shape[2] / 64) : shape[2]; // K-quants: whole super-blocks
             long seed = n * 31L + rows;
             GgufTensor w = TestWeights.tensor("m", type, 1, rows, cols, seed);
             float[] x = random(n * cols, seed);
@@ -162,9 +163,10 @@ class CudaBackendGpuTest {
     }
 
     @ParameterizedTest
-    @EnumSource(names = {"F32", "F16", "BF16", "Q8_0", "Q4_0"})
+    @EnumSource(names = {"F32", "F16", "BF16", "Q8_0", "Q4_0", "Q5_0", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "IQ4_NL", "MXFP4"})
     void expertProductsMatchCpu(GgmlType type) throws GgufFormatException {
-        int experts = 8, rows = 70, cols = 96, k = 2;
+        int experts = 8, rows = 70, k = 2;
+        int cols = type.blockSize() == 256 ? 512 : 96;
         for (int n : new int[] {1, 5, 33}) {
             Random r = new Random(n);
             int[] ids = new int[n * k];
@@ -205,6 +207,7 @@ class CudaBackendGpuTest {
             RoutingConfig.softmaxTopK(experts, 2, true),
             RoutingConfig.softmaxTopK(experts, 4, false),
             new RoutingConfig(RoutingConfig.Gating.SIGMOID, experts, 4, true, 2.5f, 4, 2),
+            new RoutingConfig(RoutingConfig.Gating.SOFTMAX_WEIGHT, experts, 4, false, 1f, 1, 1), // gpt-oss
         };
         float[] logits = random(n * experts, 3);
         for (RoutingConfig config : configs) {
@@ -320,6 +323,116 @@ class CudaBackendGpuTest {
             }
         }
         assertThat(relDiff(gpu, cpu)).isLessThan(1e-6);
+    }
+
+    /** Embedding rows of every weight type are the CPU's dequantized rows, bit for bit; the scale op is x * s. */
+    @ParameterizedTest
+    @EnumSource(names = {"F32", "F16", "BF16", "Q8_0", "Q4_0", "Q5_0", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "IQ4_NL", "MXFP4"})
+    void embeddingsAndScaleMatchCpu(GgmlType type) throws GgufFormatException {
+        int vocab = 50, cols = type.blockSize() == 256 ? 512 : 96;
+        GgufTensor table = TestWeights.tensor("emb", type, 1, vocab, cols, 9);
+        int[] tokens = {0, 49, 7, 7, 23};
+        int n = tokens.length;
+        float[] gpu = new float[n * cols];
+        WeightHandle w = cuda.upload(key(table, 9), table);
+        try (Tensor ids = cuda.allocate(Tensor.DType.I32, n, 1); Tensor out = cuda.allocate(Tensor.DType.F32, n, cols)) {
+            cuda.write(ids, tokens);
+            cuda.write(out, nan(n * cols));
+            cuda.embed(w, ids, out);
+            cuda.read(out, gpu);
+            WeightMatrix cpu = WeightMatrix.of(table);
+            float[] row = new float[cols];
+            for (int t = 0; t < n; t++) {
+                cpu.dequantizeRow(tokens[t], row, 0);
+                assertThat(Arrays.copyOfRange(gpu, t * cols, (t + 1) * cols)).as("%s token %d", type, tokens[t]).containsExactly(row);
+            }
+            cuda.scale(out, 0.22f);
+            float[] scaled = new float[n * cols];
+            cuda.read(out, scaled);
+            for (int i = 0; i < n * cols; i++) {
+                assertThat(scaled[i]).isEqualTo(gpu[i] * 0.22f);
+            }
+        }
+    }
+
+    /** RoPE with YaRN (gpt-oss's parameters from the oracle file) against the CPU's {@code YarnRope} angles and rotation. */
+    @Test
+    void yarnRopeMatchesTheCpuAngles() throws IOException {
+        Path file = Path.of(System.getProperty("moestream.oracle.types.dir", "../../shared/oracle/models"), "tiny-gpt-oss-mxfp4.gguf");
+        org.junit.jupiter.api.Assumptions.assumeTrue(Files.exists(file), "no " + file);
+        try (Model model = Model.load(file)) {
+            io.moestream.runtime.backend.RopeSpec spec = io.moestream.runtime.backend.RopeSpec.of(model.config());
+            assertThat(spec.yarn()).isNotNull();
+            int heads = model.config().heads(), hd = spec.headDim(), half = spec.ropeDims() / 2;
+            int[] positions = {0, 1, 5, 100, 1000, 4000};
+            int n = positions.length, cols = heads * hd;
+            float[] x = random(n * cols, 31);
+            float[] gpu = new float[n * cols];
+            try (Tensor xt = cuda.allocate(Tensor.DType.F32, n, cols); Tensor pt = cuda.allocate(Tensor.DType.I32, n, 1)) {
+                cuda.write(xt, x);
+                cuda.write(pt, positions);
+                cuda.rope(xt, pt, spec);
+                cuda.read(xt, gpu);
+            }
+            float[] cpu = x.clone();
+            float[] cos = new float[half];
+            float[] sin = new float[half];
+            boolean neox = spec.type() == io.moestream.runtime.model.ModelConfig.RopeType.NEOX;
+            for (int r = 0; r < n; r++) {
+                float theta = positions[r];
+                for (int i = 0; i < half; i++) {
+                    spec.yarn().angle(theta, i, cos, sin);
+                    theta *= spec.thetaScale();
+                }
+                for (int h = 0; h < heads; h++) {
+                    for (int i = 0; i < half; i++) {
+                        int a = r * cols + h * hd + (neox ? i : 2 * i);
+                        int b = neox ? a + half : a + 1;
+                        float x0 = x[a], x1 = x[b];
+                        cpu[a] = x0 * cos[i] - x1 * sin[i];
+                        cpu[b] = x0 * sin[i] + x1 * cos[i];
+                    }
+                }
+            }
+            assertThat(relDiff(gpu, cpu)).isLessThan(1e-5);
+        }
+    }
+
+    /** gpt-oss's clamped SwiGLU and expert biases against the CPU's {@code CpuMath.swigluOai} and row adds. */
+    @Test
+    void clampedSwigluAndExpertBiasesMatchCpu() {
+        int n = 5, k = 2, experts = 4, cols = 96;
+        float[] gate = random(n * k * cols, 21);
+        float[] up = random(n * k * cols, 22);
+        for (int i = 0; i < gate.length; i++) { // reach the clamp at +-7
+            gate[i] *= 5;
+            up[i] *= 5;
+        }
+        int[] ids = {0, 3, 2, 1, 3, 0, 1, 1, 2, 2};
+        GgufTensor bias = TestWeights.tensor("eb", GgmlType.F32, 1, experts, cols, 23);
+        float[] gpu = new float[n * k * cols];
+        WeightHandle b = cuda.upload(key(bias, 23), bias);
+        try (Tensor g = cuda.allocate(Tensor.DType.F32, n * k, cols); Tensor u = cuda.allocate(Tensor.DType.F32, n * k, cols);
+             Tensor id = cuda.allocate(Tensor.DType.I32, n, k)) {
+            cuda.write(g, gate);
+            cuda.write(u, up);
+            cuda.write(id, ids);
+            cuda.addExpertBias(g, b, id);
+            cuda.swigluOai(g, u, 1.702f, 7f, g);
+            cuda.read(g, gpu);
+        }
+        java.nio.FloatBuffer bv = bias.bytes().order(java.nio.ByteOrder.LITTLE_ENDIAN).asFloatBuffer();
+        float[] cpu = new float[n * k * cols];
+        for (int a = 0; a < n * k; a++) {
+            float[] g = Arrays.copyOfRange(gate, a * cols, (a + 1) * cols);
+            float[] u = Arrays.copyOfRange(up, a * cols, (a + 1) * cols);
+            for (int i = 0; i < cols; i++) {
+                g[i] += bv.get(ids[a] * cols + i);
+            }
+            io.moestream.runtime.kernel.CpuMath.swigluOai(g, u, cols, 1.702f, 7f);
+            System.arraycopy(g, 0, cpu, a * cols, cols);
+        }
+        assertThat(relDiff(gpu, cpu)).isLessThan(1e-5);
     }
 
     /** The same float32 block sealed on the GPU and by the CPU engine's cache ({@link PagedKvCache}) gives the same bytes. */

@@ -16,6 +16,22 @@ class LaunchGeometryTest {
         assertThat(LaunchGeometry.matmulThreads()).isEqualTo(128);
     }
 
+    /** quantize_q8_0 / quantize_q8_k: one warp per 32- or 256-value block, every block of the activation rows covered once. */
+    @Test
+    void activationQuantizersCoverEveryBlock() {
+        for (int per : new int[] {32, 256}) {
+            for (long rows : new long[] {1, 3, 64, 512}) {
+                for (long cols : new long[] {256, 768, 4096, 7168}) {
+                    long blocks = rows * cols / per;
+                    int grid = LaunchGeometry.quantizeBlocks(blocks);
+                    long warps = (long) grid * LaunchGeometry.quantizeThreads() / LaunchGeometry.WARP;
+                    assertThat(warps).isGreaterThanOrEqualTo(blocks);
+                    assertThat(warps - blocks).isLessThan(LaunchGeometry.quantizeThreads() / LaunchGeometry.WARP);
+                }
+            }
+        }
+    }
+
     @Test
     void splitKCoversEveryPositionAndFillsTheDevice() {
         int sms = 132;

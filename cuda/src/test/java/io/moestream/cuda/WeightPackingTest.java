@@ -18,6 +18,9 @@ import org.junit.jupiter.params.provider.EnumSource;
 class WeightPackingTest {
 
     static GgufTensor tensor(GgmlType type, int experts, int rows, int cols, long seed) {
+        if (BlockDecoding.handles(type)) {
+            return TestWeights.blocks("w", type, experts, rows, cols, seed, false);
+        }
         Random r = new Random(seed);
         ByteBuffer b = ByteBuffer.allocate((int) type.bytesFor((long) experts * rows * cols)).order(ByteOrder.LITTLE_ENDIAN);
         for (int i = 0; i < experts * rows; i++) {
@@ -32,9 +35,10 @@ class WeightPackingTest {
     }
 
     @ParameterizedTest
-    @EnumSource(names = {"F32", "F16", "BF16", "Q8_0", "Q4_0"})
+    @EnumSource(names = {"F32", "F16", "BF16", "Q8_0", "Q4_0", "Q5_0", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "IQ4_NL", "MXFP4"})
     void packedValuesEqualTheCpuDequantization(GgmlType type) throws Exception {
-        int experts = 3, rows = 5, cols = 96; // odd row count, 3 blocks per row
+        int experts = 3, rows = 5;
+        int cols = type.blockSize() == 256 ? 512 : 96; // odd row count, 2 super-blocks or 3 blocks per row
         GgufTensor t = tensor(type, experts, rows, cols, 7);
         WeightPacking.Packed p = WeightPacking.pack(t);
         WeightMatrix[] mats = WeightMatrix.experts(t);
@@ -55,7 +59,10 @@ class WeightPackingTest {
             // each row's quants start on a 16-byte boundary (the kernels load 16 bytes per lane)
             assertThat(WeightPacking.quantBytes(type, cols) % 16).isZero();
         } else {
+            // plain and GGUF-layout block types: the device image is the file's bytes
+            assertThat(p.scalesOffset()).isZero();
             assertThat(p.data().capacity()).isEqualTo(type.bytesFor((long) experts * rows * cols));
+            assertThat(p.data().duplicate().position(0)).isEqualTo(t.bytes().duplicate().position(0));
         }
     }
 }

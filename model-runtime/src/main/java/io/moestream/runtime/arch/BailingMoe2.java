@@ -34,7 +34,12 @@ final class BailingMoe2 implements Architecture {
         b.nextnLayers(gguf.getInt(p + "nextn_predict_layers", 0));
         int expertDim = gguf.getInt(p + "expert_feed_forward_length");
         b.expertDim(expertDim);
-        b.sharedExpertDim(gguf.getInt(p + "expert_shared_feed_forward_length", expertDim) * gguf.getInt(p + "expert_shared_count"));
+        long shared = (long) gguf.getInt(p + "expert_shared_feed_forward_length", expertDim) * gguf.getInt(p + "expert_shared_count");
+        if (shared <= 0 || shared > Integer.MAX_VALUE) { // every MoE layer adds its shared experts
+            throw new GgufFormatException(b.file() + ": " + p + "expert_shared_feed_forward_length x " + p + "expert_shared_count = "
+                    + shared + " must be positive");
+        }
+        b.sharedExpertDim((int) shared);
         try {
             b.gating(RoutingConfig.Gating.ofCode(gguf.getInt(p + "expert_gating_func")));
         } catch (IllegalArgumentException e) {

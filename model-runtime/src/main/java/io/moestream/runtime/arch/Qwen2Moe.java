@@ -24,7 +24,11 @@ final class Qwen2Moe implements Architecture {
         b.sharedExpertGate(true);
         if (b.experts() > 0) {
             b.expertDim(gguf.getInt(b.prefix() + "expert_feed_forward_length", b.expertsUsed() > 0 ? b.ffnDim() / b.expertsUsed() : 0));
-            b.sharedExpertDim(gguf.getInt(b.prefix() + "expert_shared_feed_forward_length", b.ffnDim()));
+            int shared = gguf.getInt(b.prefix() + "expert_shared_feed_forward_length", b.ffnDim());
+            if (shared <= 0) { // every qwen2moe layer adds its shared expert
+                throw new GgufFormatException(b.file() + ": " + b.prefix() + "expert_shared_feed_forward_length " + shared + " must be positive");
+            }
+            b.sharedExpertDim(shared);
         }
     }
 

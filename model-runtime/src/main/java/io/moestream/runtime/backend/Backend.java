@@ -98,15 +98,30 @@ public interface Backend extends AutoCloseable {
     /**
      * Causal softmax attention of q (rows, heads * headDim) over paged KV of {@code layer} (sealed
      * blocks before each row's block, its own block open; see {@link AttentionBatch}), GQA by head
-     * groups, scale 1/sqrt(headDim).
+     * groups, scaled, windowed and with sinks as {@code spec} says.
      */
-    void attention(Tensor q, KvPool pool, int layer, AttentionBatch batch, Tensor out);
+    void attention(Tensor q, KvPool pool, int layer, AttentionBatch batch, AttentionSpec spec, Tensor out);
 
     /** {@code out = silu(gate) * up}; out may be gate. */
     void swiglu(Tensor gate, Tensor up, Tensor out);
 
+    /**
+     * gpt-oss's clamped SwiGLU: {@code x = min(gate, limit)}, {@code out = x / (1 + exp(-alpha x)) *
+     * (clamp(up, -limit, limit) + 1)}; out may be gate.
+     */
+    void swigluOai(Tensor gate, Tensor up, float alpha, float limit, Tensor out);
+
+    /**
+     * Expert biases: {@code x[a] += bias[ids[a]]} for every assignment a = t * k + j of {@code ids}
+     * (n, k); bias (experts, x.cols) F32, x (n * k, cols).
+     */
+    void addExpertBias(Tensor x, WeightHandle bias, Tensor ids);
+
     /** {@code acc += d}. */
     void add(Tensor acc, Tensor d);
+
+    /** {@code x *= s}, every value (granite's embedding, residual and logit multipliers). */
+    void scale(Tensor x, float s);
 
     /** {@code x[r] += bias} for every row; bias (1, x.cols). */
     void addBias(Tensor x, WeightHandle bias);

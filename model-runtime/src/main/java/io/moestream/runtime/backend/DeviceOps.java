@@ -141,9 +141,6 @@ final class DeviceOps implements Ops {
 
     @Override
     public void rope(Act x, int heads, int stride, int offset) {
-        if (c.yarn() != null) {
-            throw notImplemented("rope with YaRN scaling");
-        }
         if (stride != c.headDim() || offset != 0) {
             throw notImplemented("rope of a part of each head (MLA)");
         }
@@ -152,20 +149,13 @@ final class DeviceOps implements Ops {
 
     @Override
     public void attention(int l) {
-        if (c.attentionScale() != 1f / (float) Math.sqrt(c.headDim())) {
-            throw notImplemented("attention with attention.scale " + c.scales().attention());
-        }
-        if (c.isSlidingLayer(l)) {
-            throw notImplemented("sliding-window attention");
-        }
-        if (c.attention().sinks()) {
-            throw notImplemented("attention with sinks");
-        }
         backend.kvStore(pool, l, t(Act.K), t(Act.V), pass.slots);
         if (pass.seals != null) {
             backend.kvSeal(pool, l, pass.seals);
         }
-        backend.attention(t(Act.Q), pool, l, pass.batch, t(Act.ATT));
+        WeightHandle sinks = c.attention().sinks() ? weight(TensorRole.ATTN_SINKS, l) : null;
+        AttentionSpec spec = new AttentionSpec(c.attentionScale(), c.isSlidingLayer(l) ? c.attention().window() : 0, sinks);
+        backend.attention(t(Act.Q), pool, l, pass.batch, spec, t(Act.ATT));
     }
 
     @Override
@@ -190,7 +180,7 @@ final class DeviceOps implements Ops {
 
     @Override
     public void scale(Act x, float s) {
-        throw notImplemented("scale (embedding_scale / residual_scale)");
+        backend.scale(t(x), s);
     }
 
     /** The op is not implemented on this backend: the model cannot run on it. */
@@ -201,37 +191,46 @@ final class DeviceOps implements Ops {
 
     @Override
     public void route(int l) {
-        if (weight(TensorRole.FFN_GATE_INP_BIAS, l) != null) {
-            throw notImplemented("route with a router bias (ffn_gate_inp.bias)");
-        }
         int n = pass.n;
         backend.matmul(weight(TensorRole.FFN_GATE_INP, l), t(Act.XB), routerLogits.rows(n));
+        WeightHandle logitBias = weight(TensorRole.FFN_GATE_INP_BIAS, l);
+        if (logitBias != null) {
+            backend.addBias(routerLogits.rows(n), logitBias);
+        }
         backend.route(routerLogits.rows(n), weight(TensorRole.EXP_PROBS_B, l), c.routing(), expertIds.rows(n), expertWeights.rows(n));
     }
 
     @Override
     public void experts(int l, boolean shared, Glu glu) {
-        if (glu != Glu.SWIGLU) {
-            throw notImplemented("experts with " + glu);
-        }
-        if (weight(TensorRole.FFN_GATE_EXPS_BIAS, l) != null || weight(TensorRole.FFN_UP_EXPS_BIAS, l) != null
-                || weight(TensorRole.FFN_DOWN_EXPS_BIAS, l) != null) {
-            throw notImplemented("experts with expert biases");
-        }
         int n = pass.n;
         int a = n * c.expertsUsed();
         Tensor ids = expertIds.rows(n);
         Tensor xb = t(Act.XB);
         backend.expertMatmul(weight(TensorRole.FFN_GATE_EXPS, l), xb, ids, eb.rows(a));
         backend.expertMatmul(weight(TensorRole.FFN_UP_EXPS, l), xb, ids, eb2.rows(a));
-        backend.swiglu(eb.rows(a), eb2.rows(a), eb.rows(a));
+        expertBias(eb2.rows(a), TensorRole.FFN_UP_EXPS_BIAS, l, ids);
+        expertBias(eb.rows(a), TensorRole.FFN_GATE_EXPS_BIAS, l, ids);
+        if (glu == Glu.SWIGLU_OAI) {
+            backend.swigluOai(eb.rows(a), eb2.rows(a), Glu.OAI_ALPHA, Glu.OAI_LIMIT, eb.rows(a));
+        } else {
+            backend.swiglu(eb.rows(a), eb2.rows(a), eb.rows(a));
+        }
         backend.expertMatmul(weight(TensorRole.FFN_DOWN_EXPS, l), eb.rows(a), ids, down.rows(a));
+        expertBias(down.rows(a), TensorRole.FFN_DOWN_EXPS_BIAS, l, ids);
         backend.combine(down.rows(a), expertWeights.rows(n), t(Act.XB2));
         if (shared) {
             backend.matmul(weight(TensorRole.FFN_GATE_SHEXP, l), xb, sb.rows(n));
             backend.matmul(weight(TensorRole.FFN_UP_SHEXP, l), xb, sb2.rows(n));
             backend.swiglu(sb.rows(n), sb2.rows(n), sb.rows(n));
             backend.matmul(weight(TensorRole.FFN_DOWN_SHEXP, l), sb.rows(n), t(Act.SHARED));
+        }
+    }
+
+    /** Adds each assignment's expert bias of {@code role} when the layer has one (gpt-oss). */
+    private void expertBias(Tensor x, TensorRole role, int l, Tensor ids) {
+        WeightHandle b = weight(role, l);
+        if (b != null) {
+            backend.addExpertBias(x, b, ids);
         }
     }
 
@@ -243,9 +242,6 @@ final class DeviceOps implements Ops {
 
     @Override
     public void logits(float scale) {
-        if (scale != 1f) {
-            throw notImplemented("logit scale (logit_scale)");
-        }
         int m = pass.lastRows == null ? 0 : pass.lastRows.rows();
         if (m == 0) {
             return;
@@ -253,6 +249,9 @@ final class DeviceOps implements Ops {
         backend.gather(t(Act.X), pass.lastRows, xLast.rows(m));
         backend.rmsnorm(xLast.rows(m), weight(TensorRole.OUTPUT_NORM, -1), c.rmsEps(), acts[Act.XB.ordinal()].rows(m));
         backend.matmul(weight(TensorRole.OUTPUT, -1), acts[Act.XB.ordinal()].rows(m), logits.rows(m));
+        if (scale != 1f) {
+            backend.scale(logits.rows(m), scale);
+        }
         out = new float[m * c.vocabSize()];
         backend.read(logits.rows(m), out);
     }

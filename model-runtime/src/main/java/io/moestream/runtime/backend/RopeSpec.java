@@ -1,13 +1,19 @@
 package io.moestream.runtime.backend;
 
 import io.moestream.runtime.model.ModelConfig;
+import io.moestream.runtime.model.YarnRope;
 
 /**
  * Rotary embedding parameters: the first {@code ropeDims} dims of each head are rotated (partial
  * rotary when {@code ropeDims < headDim}), paired as {@code type} says, with angle
- * {@code pos * base^(-2i/ropeDims)} for pair i.
+ * {@code pos * base^(-2i/ropeDims)} for pair i, scaled by YaRN when {@code yarn} is not null.
  */
-public record RopeSpec(int headDim, int ropeDims, ModelConfig.RopeType type, float base) {
+public record RopeSpec(int headDim, int ropeDims, ModelConfig.RopeType type, float base, YarnRope yarn) {
+
+    /** Without YaRN. */
+    public RopeSpec(int headDim, int ropeDims, ModelConfig.RopeType type, float base) {
+        this(headDim, ropeDims, type, base, null);
+    }
 
     public RopeSpec {
         if (ropeDims > headDim || ropeDims % 2 != 0 || ropeDims <= 0) {
@@ -21,6 +27,6 @@ public record RopeSpec(int headDim, int ropeDims, ModelConfig.RopeType type, flo
     }
 
     public static RopeSpec of(ModelConfig c) {
-        return new RopeSpec(c.headDim(), c.ropeDims(), c.ropeType(), c.ropeBase());
+        return new RopeSpec(c.headDim(), c.ropeDims(), c.ropeType(), c.ropeBase(), c.yarn() == null ? null : new YarnRope(c));
     }
 }

@@ -239,10 +239,13 @@ public final class GgufFile {
 
             Map<String, Object> metadata = new LinkedHashMap<>();
             Map<String, GgufValueType> types = new LinkedHashMap<>();
+            String previous = null; // named in errors: a corrupt value desynchronizes the keys after it
             for (long i = 0; i < kvCount; i++) {
-                reading = "metadata key #" + i;
+                String after = previous == null ? "" : ", after '" + previous + "'";
+                reading = "metadata key #" + i + " (" + (previous == null ? "the first" : "the one after '" + previous + "'") + ")";
                 String key = readString();
-                reading = "metadata value of '" + key + "'";
+                reading = "metadata value of '" + key + "' (key #" + i + after + ")";
+                previous = key;
                 GgufValueType type = readValueType();
                 if (metadata.containsKey(key)) {
                     throw fail("duplicate metadata key '" + key + "'");
@@ -261,10 +264,12 @@ public final class GgufFile {
             }
 
             List<Object[]> infos = new ArrayList<>();
+            String previousTensor = null;
             for (long i = 0; i < tensorCount; i++) {
-                reading = "tensor info #" + i;
+                reading = "tensor info #" + i + " (after " + (previousTensor == null ? "metadata key '" + previous : "tensor '" + previousTensor) + "')";
                 String name = readString();
                 reading = "tensor info of '" + name + "'";
+                previousTensor = name;
                 int nDims = buf.getInt();
                 if (nDims < 1 || nDims > MAX_DIMS) {
                     throw fail("tensor '" + name + "' has " + nDims + " dimensions (1.." + MAX_DIMS + " allowed)");
@@ -302,16 +307,16 @@ public final class GgufFile {
                     throw fail("tensor '" + name + "' has ne[0] = " + ne[0] + ", not a multiple of the " + type
                             + " block size " + type.blockSize());
                 }
-                long elements;
+                long bytes;
                 try {
-                    elements = 1;
+                    long elements = 1;
                     for (long d : ne) {
                         elements = Math.multiplyExact(elements, d);
                     }
+                    bytes = type.bytesFor(elements);
                 } catch (ArithmeticException e) {
-                    throw fail("tensor '" + name + "' has an overflowing shape");
+                    throw fail("tensor '" + name + "' has an overflowing shape " + java.util.Arrays.toString(ne));
                 }
-                long bytes = type.bytesFor(elements);
                 if (offset < 0 || offset % alignment != 0) {
                     throw fail("tensor '" + name + "' has offset " + offset + ", not aligned to " + alignment);
                 }

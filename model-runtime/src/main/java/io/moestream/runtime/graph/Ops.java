@@ -14,7 +14,11 @@ public interface Ops {
         /** silu(gate) * up. */
         SWIGLU,
         /** gpt-oss: min(gate, 7) * sigmoid(1.702 min(gate, 7)) * (clamp(up, -7, 7) + 1). */
-        SWIGLU_OAI
+        SWIGLU_OAI;
+
+        /** {@link #SWIGLU_OAI}'s constants (llama.cpp's {@code LLM_FFN_SWIGLU_OAI_MOE}). */
+        public static final float OAI_ALPHA = 1.702f;
+        public static final float OAI_LIMIT = 7.0f;
     }
 
     /** X = the token embeddings of the step's tokens. */

@@ -24,9 +24,8 @@ import java.util.Arrays;
  */
 final class CpuOps implements Ops {
 
-    /** gpt-oss's SwiGLU constants (llama.cpp's {@code LLM_FFN_SWIGLU_OAI_MOE}). */
-    private static final float OAI_ALPHA = 1.702f;
-    private static final float OAI_LIMIT = 7.0f;
+    private static final float OAI_ALPHA = Glu.OAI_ALPHA;
+    private static final float OAI_LIMIT = Glu.OAI_LIMIT;
 
     private final ModelConfig c;
     private final Weights w;

@@ -187,14 +187,26 @@ public record ModelConfig(
         }
         if (dim <= 0 || layers <= 0 || heads <= 0 || kvHeads <= 0 || headDim <= 0 || vocabSize <= 0 || contextLength <= 0) {
             throw new IllegalArgumentException("model dimensions must be positive (embedding_length " + dim + ", layers "
-                    + layers + ", head_count " + heads + ", head_count_kv " + kvHeads + ", head dim " + headDim + ", vocab "
-                    + vocabSize + ", context_length " + contextLength + ")");
+                    + layers + ", head_count " + heads + ", head_count_kv " + kvHeads
+                    + ", head dim (attention.key_length, else embedding_length / head_count) " + headDim + ", vocab_size " + vocabSize
+                    + ", context_length " + contextLength + ")");
         }
         if (heads % kvHeads != 0) {
             throw new IllegalArgumentException("head_count " + heads + " is not a multiple of head_count_kv " + kvHeads);
         }
+        if (!(ropeBase > 0) || Float.isInfinite(ropeBase)) { // NaN fails the first test
+            throw new IllegalArgumentException("rope.freq_base " + ropeBase + " must be a positive finite number");
+        }
+        if (!(rmsEps >= 0) || Float.isInfinite(rmsEps)) {
+            throw new IllegalArgumentException("attention.layer_norm_rms_epsilon " + rmsEps + " must be a finite number >= 0");
+        }
+        if (attention.window() > contextLength) {
+            throw new IllegalArgumentException("attention.sliding_window " + attention.window() + " exceeds context_length "
+                    + contextLength);
+        }
         if (ropeDims > headDim || ropeDims <= 0 || ropeDims % 2 != 0) {
-            throw new IllegalArgumentException("rope.dimension_count " + ropeDims + " must be even and in 2..head dim " + headDim);
+            throw new IllegalArgumentException("rope.dimension_count " + ropeDims + " must be even and in 2..head dim " + headDim
+                    + " (attention.key_length, else embedding_length / head_count)");
         }
         if (fusedQkv && heads * headDim != dim) {
             throw new IllegalArgumentException("a fused attn_qkv needs head_count * head dim == embedding_length, got "
@@ -427,6 +439,9 @@ public record ModelConfig(
 
         ModelConfig build() throws GgufFormatException {
             String p = prefix();
+            if (blocks <= 0) {
+                throw new GgufFormatException(file + ": " + p + "block_count " + blocks + " must be positive");
+            }
             if (nextnLayers < 0 || nextnLayers >= blocks) {
                 throw new GgufFormatException(file + ": " + p + "nextn_predict_layers " + nextnLayers + " must be in 0.." + (blocks - 1));
             }

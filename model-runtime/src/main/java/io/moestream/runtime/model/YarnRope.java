@@ -11,7 +11,7 @@ import io.moestream.runtime.kernel.Libm;
  * {@code ggml_rope_yarn_corr_dims}: {@code floor}/{@code ceil} of
  * {@code d ln(origContext / (beta 2 pi)) / (2 ln base)} for beta_fast / beta_slow, clamped to [0, d - 1].
  */
-final class YarnRope {
+public final class YarnRope {
 
     private final float freqScale;
     private final float extFactor;
@@ -19,7 +19,7 @@ final class YarnRope {
     private final float high;
     private final float mscale;
 
-    YarnRope(ModelConfig c) {
+    public YarnRope(ModelConfig c) {
         ModelConfig.Yarn y = c.yarn();
         int dims = c.ropeDims();
         this.freqScale = y.freqScale();
@@ -34,8 +34,33 @@ final class YarnRope {
         return dims * Libm.logf(origContext / (beta * 2 * (float) Math.PI)) / (2 * Libm.logf(base));
     }
 
+    /** The scale of the interpolated angle ({@code 1 / rope.scaling.factor}). */
+    public float freqScale() {
+        return freqScale;
+    }
+
+    /** How much of the unscaled angle the ramp mixes in (0: none). */
+    public float extFactor() {
+        return extFactor;
+    }
+
+    /** The lower correction dimension (pairs below it keep the unscaled angle). */
+    public float low() {
+        return low;
+    }
+
+    /** The upper correction dimension (pairs above it take the interpolated angle). */
+    public float high() {
+        return high;
+    }
+
+    /** The factor on cos and sin. */
+    public float mscale() {
+        return mscale;
+    }
+
     /** cos[pair] and sin[pair] of the angle whose unscaled value is {@code thetaExtrap}. */
-    void angle(float thetaExtrap, int pair, float[] cos, float[] sin) {
+    public void angle(float thetaExtrap, int pair, float[] cos, float[] sin) {
         float thetaInterp = freqScale * thetaExtrap;
         float theta = thetaInterp;
         if (extFactor != 0f) {
