@@ -24,8 +24,12 @@ public record KvShape(int layers, int kvHeads, int headDim, long fingerprint) {
     }
 
     public static KvShape of(Model model) {
-        ModelConfig c = model.config();
-        return new KvShape(c.layers(), c.kvHeads(), c.headDim(), fingerprint(model.name() + "|" + c));
+        return model.kvShape();
+    }
+
+    /** The shape of a model named {@code name} with configuration {@code c} (what {@link Model#kvShape()} holds). */
+    public static KvShape of(String name, ModelConfig c) {
+        return new KvShape(c.layers(), c.kvHeads(), c.headDim(), fingerprint(name + "|" + c));
     }
 
     /** Floats of K (or V) per position and layer. */
