@@ -33,7 +33,7 @@ import java.util.TreeMap;
  * <pre>
  * java -Djava.awt.headless=true --add-modules jdk.incubator.vector \
  *     -cp jobs/target/moestream.jar:benchmarks/target/pipeline-bench.jar io.moestream.benchmarks.PipelineBench \
- *     [--count 300] [--max-tokens 16] [--batch-size 8] [--seed 42] [--checkpoint-interval-ms 1000]
+ *     [--count 300] [--max-tokens 16] [--batch-size 8] [--seed 42] [--checkpoint-interval-ms 250]
  *     [--unaligned false] [--delivery exactly-once|at-least-once] [--profile off|cpu|wall] [--out DIR]
  * </pre>
  */
@@ -42,7 +42,7 @@ public final class PipelineBench {
     public static void main(String[] args) throws Exception {
         Map<String, String> opts = new LinkedHashMap<>(Map.of(
                 "count", "300", "max-tokens", "16", "batch-size", "8", "seed", "42",
-                "checkpoint-interval-ms", "1000", "unaligned", "false", "delivery", "exactly-once", "profile", "off",
+                "checkpoint-interval-ms", "250", "unaligned", "false", "delivery", "exactly-once", "profile", "off",
                 "out", "benchmarks/results"));
         for (int i = 0; i + 1 < args.length; i += 2) {
             if (!args[i].startsWith("--") || !opts.containsKey(args[i].substring(2))) {
