@@ -31,7 +31,7 @@ import java.util.Set;
  */
 final class EngineRun {
 
-    record Result(double seconds, double cpuSeconds, long generatedTokens, long promptTokens, int requests,
+    record Result(double seconds, double cpuSeconds, double jitSeconds, long generatedTokens, long promptTokens, int requests,
                   List<Integer> batchSizes) {}
 
     static Result run(Model model, RequestMix mix, int batchSize) {
@@ -58,6 +58,7 @@ final class EngineRun {
         long promptTokens = 0;
         long start = System.nanoTime();
         long cpuStart = ProcessCpu.nanos();
+        long jitStart = ProcessCpu.compilerNanos();
         while (!queue.isEmpty()) {
             List<GenerationRequest> batch = new ArrayList<>();
             List<String> batchConversations = new ArrayList<>();
@@ -106,7 +107,7 @@ final class EngineRun {
             batchSizes.add(batch.size());
         }
         double seconds = (System.nanoTime() - start) / 1e9;
-        return new Result(seconds, (ProcessCpu.nanos() - cpuStart) / 1e9, generated, promptTokens, mix.prompts().size(), batchSizes);
+        return new Result(seconds, (ProcessCpu.nanos() - cpuStart) / 1e9, (ProcessCpu.compilerNanos() - jitStart) / 1e9, generated, promptTokens, mix.prompts().size(), batchSizes);
     }
 
     private EngineRun() {}

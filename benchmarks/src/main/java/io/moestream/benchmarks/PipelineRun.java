@@ -5,6 +5,7 @@ import io.moestream.jobs.LocalRunner;
 import io.moestream.jobs.kafka.LocalKafka;
 import io.moestream.jobs.kafka.RecordKeys;
 import io.moestream.jobs.kafka.Topics;
+import io.moestream.operators.ProgressStats;
 import io.moestream.schemas.AvroCodec;
 import io.moestream.schemas.Document;
 import io.moestream.schemas.Generation;
@@ -32,6 +33,7 @@ import java.util.Properties;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
+import java.util.function.IntFunction;
 
 /**
  * The request mix through the product: in-process Kafka broker → the job on a local MiniCluster
@@ -41,15 +43,19 @@ import java.util.concurrent.TimeUnit;
  */
 final class PipelineRun {
 
+    private static final AvroCodec<Document> DOCUMENTS = AvroCodec.forDocument();
+    private static final AvroCodec<Prompt> PROMPTS = AvroCodec.forPrompt();
+    private static final AvroCodec<Generation> GENERATIONS = AvroCodec.forGeneration();
+
     /**
      * {@code lastWrittenSeconds}: from the first send until the last answer was written (seen by a
      * {@code read_uncommitted} reader); {@code commitWaitMs}: written to visible, per answer.
      */
-    record Result(double seconds, double lastWrittenSeconds, double cpuSeconds, long generatedTokens, int requests,
+    record Result(double seconds, double lastWrittenSeconds, double cpuSeconds, double jitSeconds, long generatedTokens, int requests,
                   List<Long> visibleLatencyMs, List<Long> commitWaitMs, List<Long> operatorLatencyMs,
-                  List<Integer> batchSizes) {}
+                  long steps, double sequencesPerStep, WarmUp.Result warmUp) {}
 
-    static Result run(Path model, RequestMix mix, List<Prompt> warmUp, int batchSize, Duration checkpointInterval,
+    static Result run(Path model, RequestMix mix, IntFunction<List<Prompt>> warmUp, int batchSize, Duration checkpointInterval,
                       boolean unaligned, String delivery, String profile, Path profileOut)
             throws Exception {
         try (LocalKafka kafka = LocalKafka.start(0)) {
@@ -61,61 +67,75 @@ final class PipelineRun {
             conf.set(JobOptions.CHECKPOINT_INTERVAL, checkpointInterval);
             conf.set(CheckpointingOptions.ENABLE_UNALIGNED, unaligned);
             conf.set(JobOptions.DELIVERY, delivery);
-            conf.setString("metrics.reporter.probe.factory.class", BatchSizeProbe.Factory.class.getName());
             JobClient job = LocalRunner.start(conf, null, "moestream-pipeline-bench");
             try (KafkaProducer<byte[], byte[]> producer = producer(kafka);
                  KafkaConsumer<byte[], byte[]> consumer = consumer(kafka)) {
-                // warm-up (the engine-alone run gets the same prompts): documents prefilled and the
-                // warm-up prompts answered before the clock starts, so the pipeline's code is compiled too
+                // documents answered, then warm-up rounds until the JIT is quiet (the engine-alone run
+                // gets the same rule), so the pipeline's code is compiled too
                 List<Future<?>> sent = new ArrayList<>();
                 for (Document d : mix.documents()) {
                     sent.add(producer.send(new ProducerRecord<>(Topics.DOCUMENTS, RecordKeys.keyBytes(d),
-                            AvroCodec.forDocument().encode(d))));
-                }
-                for (Prompt p : warmUp) {
-                    sent.add(producer.send(new ProducerRecord<>(Topics.PROMPTS, RecordKeys.keyBytes(p),
-                            AvroCodec.forPrompt().encode(p))));
+                            DOCUMENTS.encode(d))));
                 }
                 for (Future<?> f : sent) {
                     f.get();
                 }
                 Map<String, Long> visibleAt = new HashMap<>();
                 Map<String, Generation> answers = new HashMap<>();
-                drain(consumer, warmUp.size(), visibleAt, answers, Duration.ofMinutes(3));
-                if (answers.size() < warmUp.size()) {
-                    throw new IllegalStateException("the job answered " + answers.size() + " of " + warmUp.size()
-                            + " warm-up prompts");
-                }
-                answers.clear();
-                visibleAt.clear();
+                WarmUp.Result warm = WarmUp.untilQuiet("pipeline", round -> {
+                    List<Prompt> prompts = warmUp.apply(round);
+                    List<Future<?>> warmSent = new ArrayList<>();
+                    for (Prompt p : prompts) {
+                        warmSent.add(producer.send(new ProducerRecord<>(Topics.PROMPTS, RecordKeys.keyBytes(p),
+                                PROMPTS.encode(p))));
+                    }
+                    for (Future<?> f : warmSent) {
+                        f.get();
+                    }
+                    drain(consumer, prompts.size(), visibleAt, answers, Duration.ofMinutes(3));
+                    if (answers.size() < prompts.size()) {
+                        throw new IllegalStateException("the job answered " + answers.size() + " of " + prompts.size()
+                                + " warm-up prompts");
+                    }
+                    answers.clear();
+                    visibleAt.clear();
+                });
 
-                if (!BatchSizeProbe.registered()) {
-                    System.err.println("batch-size probe: the operator's counters were not reported; no pipeline batch sizes");
+                // encoded before the clock starts: the client's work is not the pipeline's
+                List<byte[]> keys = new ArrayList<>();
+                List<byte[]> values = new ArrayList<>();
+                for (Prompt p : mix.prompts()) {
+                    keys.add(RecordKeys.keyBytes(p));
+                    values.add(PROMPTS.encode(p));
                 }
-                BatchSizeProbe.start();
+                long steps0 = ProgressStats.steps();
+                long sequences0 = ProgressStats.stepSequences();
                 Map<String, Long> sentAt = new ConcurrentHashMap<>();
                 WrittenWatch written = WrittenWatch.start(kafka, Topics.GENERATIONS);
                 PipelineProfiler profiler = profile.equals("off") ? null : PipelineProfiler.start(profile, profileOut);
                 long start = System.nanoTime();
                 long cpuStart = ProcessCpu.nanos();
+                long jitStart = ProcessCpu.compilerNanos();
                 sent.clear();
-                for (Prompt p : mix.prompts()) {
+                for (int i = 0; i < mix.prompts().size(); i++) {
+                    Prompt p = mix.prompts().get(i);
                     sentAt.put(p.getRequestId(), System.nanoTime());
-                    sent.add(producer.send(new ProducerRecord<>(Topics.PROMPTS, RecordKeys.keyBytes(p),
-                            AvroCodec.forPrompt().encode(p))));
+                    sent.add(producer.send(new ProducerRecord<>(Topics.PROMPTS, keys.get(i), values.get(i))));
                 }
                 for (Future<?> f : sent) {
                     f.get();
                 }
                 drain(consumer, mix.prompts().size(), visibleAt, answers, Duration.ofMinutes(30));
                 double cpuSeconds = (ProcessCpu.nanos() - cpuStart) / 1e9;
+                double jitSeconds = (ProcessCpu.compilerNanos() - jitStart) / 1e9;
                 if (profiler != null) {
                     profiler.stop();
                 }
                 written.close();
                 long end = visibleAt.values().stream().mapToLong(Long::longValue).max().orElse(System.nanoTime());
                 long lastWritten = written.writtenAt().values().stream().mapToLong(Long::longValue).max().orElse(end);
-                List<Integer> batchSizes = BatchSizeProbe.stop();
+                long steps = ProgressStats.steps() - steps0;
+                double sequencesPerStep = (ProgressStats.stepSequences() - sequences0) / (double) Math.max(1, steps);
                 if (answers.size() < mix.prompts().size()) {
                     throw new IllegalStateException("only " + answers.size() + " of " + mix.prompts().size() + " answered");
                 }
@@ -132,8 +152,8 @@ final class PipelineRun {
                     operator.add(g.getTimings().getQueuedMs() + g.getTimings().getPrefillMs() + g.getTimings().getDecodeMs());
                     generated += g.getUsage().getGeneratedTokens();
                 }
-                return new Result((end - start) / 1e9, (lastWritten - start) / 1e9, cpuSeconds, generated, answers.size(),
-                        visible, commitWait, operator, batchSizes);
+                return new Result((end - start) / 1e9, (lastWritten - start) / 1e9, cpuSeconds, jitSeconds, generated, answers.size(),
+                        visible, commitWait, operator, steps, sequencesPerStep, warm);
             } finally {
                 job.cancel().get(60, TimeUnit.SECONDS);
             }
@@ -146,7 +166,7 @@ final class PipelineRun {
         while (answers.size() < count && System.nanoTime() < deadline) {
             for (ConsumerRecord<byte[], byte[]> r : consumer.poll(Duration.ofMillis(50))) {
                 long now = System.nanoTime();
-                Generation g = AvroCodec.forGeneration().decode(r.value());
+                Generation g = GENERATIONS.decode(r.value());
                 answers.putIfAbsent(g.getRequestId(), g);
                 visibleAt.putIfAbsent(g.getRequestId(), now);
             }

@@ -71,16 +71,17 @@ record RequestMix(List<Document> documents, List<Prompt> prompts) {
     }
 
     /**
-     * The warm-up both runs get before their clocks start: the first {@code count} prompts of the
-     * mix of seed 1, with request and conversation ids of their own (so the measured mix starts its
-     * conversations empty); DOCUMENT prompts read the same documents.
+     * One round of the warm-up both runs get before their clocks start: the first {@code count}
+     * prompts of the mix of seed 1, with request and conversation ids of their own per round (so the
+     * measured mix starts its conversations empty); DOCUMENT prompts read the same documents.
      */
-    static List<Prompt> warmUp(int count, int maxTokens) {
+    static List<Prompt> warmUp(int count, int maxTokens, int round) {
+        String prefix = "warm-up-" + round + "-";
         List<Prompt> prompts = new ArrayList<>();
         for (Prompt p : generate(count, maxTokens, 1L).prompts()) {
-            Prompt.Builder b = Prompt.newBuilder(p).setRequestId("warm-up-" + p.getRequestId());
+            Prompt.Builder b = Prompt.newBuilder(p).setRequestId(prefix + p.getRequestId());
             if (p.getMode() == PromptMode.CONVERSATION) {
-                b.setContextId("warm-up-" + p.getContextId());
+                b.setContextId(prefix + p.getContextId());
             }
             prompts.add(b.build());
         }

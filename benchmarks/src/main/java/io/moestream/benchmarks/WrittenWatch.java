@@ -2,6 +2,7 @@ package io.moestream.benchmarks;
 
 import io.moestream.jobs.kafka.LocalKafka;
 import io.moestream.schemas.AvroCodec;
+import io.moestream.schemas.Generation;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
@@ -23,6 +24,7 @@ import java.util.concurrent.ConcurrentHashMap;
 final class WrittenWatch implements AutoCloseable {
 
     private final KafkaConsumer<byte[], byte[]> consumer;
+    private final AvroCodec<Generation> codec = AvroCodec.forGeneration();
     private final Map<String, Long> writtenAt = new ConcurrentHashMap<>();
     private final Thread thread;
     private volatile boolean stopped;
@@ -59,7 +61,7 @@ final class WrittenWatch implements AutoCloseable {
         while (!stopped) {
             for (ConsumerRecord<byte[], byte[]> r : consumer.poll(Duration.ofMillis(20))) {
                 long now = System.nanoTime();
-                writtenAt.putIfAbsent(AvroCodec.forGeneration().decode(r.value()).getRequestId(), now);
+                writtenAt.putIfAbsent(codec.decode(r.value()).getRequestId(), now);
             }
         }
         consumer.close();

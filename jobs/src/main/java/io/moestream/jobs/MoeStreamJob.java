@@ -14,6 +14,7 @@ import org.apache.flink.api.common.eventtime.WatermarkStrategy;
 import org.apache.flink.configuration.Configuration;
 import org.apache.flink.connector.base.DeliveryGuarantee;
 import org.apache.flink.connector.kafka.sink.KafkaSink;
+import org.apache.flink.connector.kafka.sink.KafkaSinkBuilder;
 import org.apache.flink.connector.kafka.source.KafkaSource;
 import org.apache.flink.connector.kafka.source.enumerator.initializer.OffsetsInitializer;
 import org.apache.flink.streaming.api.datastream.DataStream;
@@ -23,6 +24,7 @@ import org.apache.flink.util.ParameterTool;
 import org.apache.kafka.clients.consumer.OffsetResetStrategy;
 
 import java.nio.file.Path;
+import java.util.Properties;
 
 /**
  * The moestream job: Kafka (documents, prompts) → Avro decode → keyBy(tenant, context) →
@@ -34,6 +36,9 @@ import java.nio.file.Path;
  * every {@link JobOptions} key can be given as {@code --key value}.
  */
 public final class MoeStreamJob {
+
+    /** How long an exactly-once sink's producer lets records gather before a produce request. */
+    static final int EXACTLY_ONCE_LINGER_MS = 100;
 
     private MoeStreamJob() {}
 
@@ -121,14 +126,29 @@ public final class MoeStreamJob {
     private static <T> KafkaSink<T> sink(
             String servers, DeliveryGuarantee delivery, String transactionalIdPrefix,
             org.apache.flink.connector.kafka.sink.KafkaRecordSerializationSchema<T> serializer) {
-        return KafkaSink.<T>builder()
+        KafkaSinkBuilder<T> builder = KafkaSink.<T>builder()
                 .setBootstrapServers(servers)
                 .setRecordSerializer(serializer)
                 .setDeliveryGuarantee(delivery)
-                .setTransactionalIdPrefix(transactionalIdPrefix)
-                // the broker caps transactions at 15 min; Kafka's producer default (1 h) would be refused
-                .setProperty("transaction.timeout.ms", "60000")
-                .build();
+                .setTransactionalIdPrefix(transactionalIdPrefix);
+        sinkProducerProperties(delivery).forEach((k, v) -> builder.setProperty((String) k, (String) v));
+        return builder.build();
+    }
+
+    /**
+     * The sinks' producer settings. Exactly once: the broker caps transactions at 15 min, so the
+     * producer's default timeout (1 h) would be refused; and records wait up to
+     * {@link #EXACTLY_ONCE_LINGER_MS} to share a produce request, which delays nothing a reader sees
+     * (an answer is visible only when the checkpoint after it commits, and the sink flushes at every
+     * checkpoint) but cuts the broker's produce requests.
+     */
+    static Properties sinkProducerProperties(DeliveryGuarantee delivery) {
+        Properties p = new Properties();
+        p.setProperty("transaction.timeout.ms", "60000");
+        if (delivery == DeliveryGuarantee.EXACTLY_ONCE) {
+            p.setProperty("linger.ms", Integer.toString(EXACTLY_ONCE_LINGER_MS));
+        }
+        return p;
     }
 
     private static String generationKey(Generation g) {

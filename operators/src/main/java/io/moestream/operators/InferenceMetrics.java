@@ -93,6 +93,8 @@ final class InferenceMetrics {
         decodeTokens.inc(decode);
         ProgressStats.PREFILL_TOKENS.add(prefill);
         ProgressStats.DECODE_TOKENS.add(decode);
+        ProgressStats.STEPS.increment();
+        ProgressStats.STEP_SEQUENCES.add(sequences);
     }
 
     /** A step (one mailbox action) took {@code nanos}. */

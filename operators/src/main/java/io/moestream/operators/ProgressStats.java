@@ -27,6 +27,9 @@ public final class ProgressStats {
     static final LongAdder IN_FLIGHT = new LongAdder();
     static final LongAdder TTFT_MILLIS_SUM = new LongAdder();
     static final LongAdder LATENCY_MILLIS_SUM = new LongAdder();
+    static final LongAdder STEPS = new LongAdder();
+    /** Sequences summed over steps: with {@link #STEPS}, the mean sequences per step (batch size). */
+    static final LongAdder STEP_SEQUENCES = new LongAdder();
     /** The longest step (one mailbox action) of any inference operator in this JVM. */
     static final java.util.concurrent.atomic.AtomicLong LONGEST_STEP_NANOS = new java.util.concurrent.atomic.AtomicLong();
 
@@ -45,6 +48,16 @@ public final class ProgressStats {
     /** The longest step (one mailbox action: admission, forward step, sampling, answers and stores) since {@link #resetLongestStep}. */
     public static long longestStepNanos() {
         return LONGEST_STEP_NANOS.get();
+    }
+
+    /** Steps run by the inference operators of this JVM. */
+    public static long steps() {
+        return STEPS.sum();
+    }
+
+    /** Sequences computed in those steps, summed over steps. */
+    public static long stepSequences() {
+        return STEP_SEQUENCES.sum();
     }
 
     public static void resetLongestStep() {

@@ -67,10 +67,14 @@ public record KvShape(int layers, int kvHeads, int headDim, long fingerprint, At
     }
 
     public static KvShape of(Model model) {
-        ModelConfig c = model.config();
+        return model.kvShape();
+    }
+
+    /** The shape of a model named {@code name} with configuration {@code c} (what {@link Model#kvShape()} holds). */
+    public static KvShape of(String name, ModelConfig c) {
         ModelConfig.AttentionLayout a = c.attention();
         Attention attention = new Attention(c.mla() != null, a.window(), a.window() > 0 ? a.period() : 0);
-        return new KvShape(c.layers(), c.kvHeads(), c.headDim(), fingerprint(model.name() + "|" + c), attention);
+        return new KvShape(c.layers(), c.kvHeads(), c.headDim(), fingerprint(name + "|" + c), attention);
     }
 
     /** Whether one row per position is key and value ({@link Attention#latent}). */

@@ -17,6 +17,8 @@ public final class Model implements AutoCloseable {
     private final Weights weights;
     private final Tokenizer tokenizer;
     private final GgufFile gguf;
+    /** Computed once: its fingerprint formats and hashes the whole configuration. */
+    private final io.moestream.runtime.kv.KvShape kvShape;
 
     private Model(String name, ModelConfig config, Weights weights, Tokenizer tokenizer, GgufFile gguf) {
         this.name = name;
@@ -24,6 +26,12 @@ public final class Model implements AutoCloseable {
         this.weights = weights;
         this.tokenizer = tokenizer;
         this.gguf = gguf;
+        this.kvShape = io.moestream.runtime.kv.KvShape.of(name, config);
+    }
+
+    /** The shape (and fingerprint) of this model's KV caches. */
+    public io.moestream.runtime.kv.KvShape kvShape() {
+        return kvShape;
     }
 
     /** Maps the file and checks it; a corrupt or unsupported file fails with a message naming what is wrong. */
@@ -96,7 +104,7 @@ public final class Model implements AutoCloseable {
      * @throws IllegalArgumentException when the codec's group size does not divide the block size or head width
      */
     public KvCache newCache(io.moestream.runtime.kv.KvCodec codec, int blockTokens) {
-        return new KvCache(new io.moestream.runtime.kv.PagedKvCache(io.moestream.runtime.kv.KvShape.of(this), codec, blockTokens),
+        return new KvCache(new io.moestream.runtime.kv.PagedKvCache(kvShape, codec, blockTokens),
                 new int[0]);
     }
 
