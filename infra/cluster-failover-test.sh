@@ -62,7 +62,7 @@ mkdir -p "$work/models"
 
 # the model must be a file at the same path on every TaskManager (the job's default would be
 # extracted on the submitting client only)
-model_entry=io/moestream/runtime/models/trained-moe-q8_0.gguf
+model_entry=io/moestream/runtime/models/trained-moe-q4_k_m.gguf
 (cd "$work/models" && jar xf "$jar" "$model_entry")
 model="$work/models/$model_entry"
 

@@ -90,7 +90,7 @@ public final class JobOptions {
             ConfigOptions.key("moestream.step.token-budget")
                     .intType()
                     .defaultValue(256)
-                    .withDescription("Most tokens computed in one engine step: one per decoding request plus prefill chunks; at least moestream.step.max-sequences.");
+                    .withDescription("Most tokens computed in one engine step: one per decoding request plus prefill chunks; at least moestream.step.max-sequences and at least 5.");
 
     public static final ConfigOption<Long> STEP_ATTENTION_BUDGET =
             ConfigOptions.key("moestream.step.attention-budget")

@@ -1,5 +1,6 @@
 package io.moestream.operators;
 
+import io.moestream.runtime.sched.StepPlanner;
 import java.io.Serializable;
 import java.util.Objects;
 
@@ -52,7 +53,7 @@ public record InferenceConfig(
      * {@link #modelPath} of the small trained MoE bundled in the runtime jar; each TaskManager
      * extracts it itself, so the job needs no model file on the cluster.
      */
-    public static final String BUNDLED_MODEL = "bundled:trained-moe-q8_0";
+    public static final String BUNDLED_MODEL = "bundled:trained-moe-q4_k_m";
 
     public static final int DEFAULT_MAX_SEQUENCES = 8;
     public static final int DEFAULT_TOKEN_BUDGET = 256;
@@ -82,8 +83,9 @@ public record InferenceConfig(
             throw new IllegalArgumentException("tokenBudget " + tokenBudget + " must be >= maxSequences "
                     + maxSequences + " so that every running sequence can decode each step");
         }
-        if (tokenBudget < 2) {
-            throw new IllegalArgumentException("tokenBudget must be >= 2 (a prompt chunk is never one token alone), got "
+        if (tokenBudget < StepPlanner.LEAST_TOKEN_BUDGET) {
+            throw new IllegalArgumentException("tokenBudget must be >= " + StepPlanner.LEAST_TOKEN_BUDGET
+                    + " (a cut prompt chunk is a multiple of " + StepPlanner.ALIGN + " tokens leaving at least two), got "
                     + tokenBudget);
         }
         if (attentionBudget < 1) {

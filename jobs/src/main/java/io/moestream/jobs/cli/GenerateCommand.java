@@ -50,7 +50,7 @@ public final class GenerateCommand implements Callable<Integer> {
     @Spec CommandSpec spec;
 
     @Option(names = "--model", paramLabel = "FILE",
-            description = "GGUF model file (default: the bundled trained-moe-q8_0 demo model).")
+            description = "GGUF model file (default: the bundled trained-moe-q4_k_m demo model).")
     Path model;
 
     static final class PromptInput {

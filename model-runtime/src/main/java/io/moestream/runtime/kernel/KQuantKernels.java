@@ -274,7 +274,7 @@ public final class KQuantKernels {
      */
     private static float dotBf16(byte[] r, int cols, Activation a) {
         float[] x = a.f;
-        if (a.order == DotOrder.TINYBLAS && cols % 32 == 0) {
+        if (a.order.tiled() && cols % 32 == 0) {
             float[] acc = new float[16];
             for (int i = 0; i < cols; i += 32) {
                 pairs(r, x, i, acc);

@@ -98,7 +98,7 @@ final class ScalarKernels extends Kernels {
      */
     private static float dotF16(byte[] r, int cols, Activation a) {
         float[] x = a.f;
-        if (a.order == DotOrder.TINYBLAS) {
+        if (a.order.tiled()) {
             float[] acc = new float[16];
             for (int i = 0; i < cols; i += 16) {
                 for (int e = 0; e < 16; e++) {
@@ -135,7 +135,7 @@ final class ScalarKernels extends Kernels {
      */
     private static float dotF32(byte[] r, int cols, Activation a) {
         float[] x = a.f;
-        if (a.order == DotOrder.TINYBLAS) {
+        if (a.order.tiled()) {
             float[] acc = new float[16];
             for (int i = 0; i < cols; i += 16) {
                 for (int e = 0; e < 16; e++) {

@@ -129,9 +129,9 @@ final class VectorKernels extends Kernels {
             switch (type) {
                 case Q8_0: return (float) q8.invokeExact(w, off, cols / 32, x.q, x.d);
                 case Q4_0: return (float) q4.invokeExact(w, off, cols / 32, x.qi, x.d);
-                case F16: return (float) (x.order == DotOrder.TINYBLAS ? f16Tiled : f16).invokeExact(w, off, cols, x.f);
+                case F16: return (float) (x.order.tiled() ? f16Tiled : f16).invokeExact(w, off, cols, x.f);
                 case BF16: return (float) bf16.invokeExact(w, off, cols, x.f);
-                case F32: return (float) (x.order == DotOrder.TINYBLAS ? f32Tiled : f32).invokeExact(w, off, cols, x.f);
+                case F32: return (float) (x.order.tiled() ? f32Tiled : f32).invokeExact(w, off, cols, x.f);
                 default: throw new IllegalArgumentException("unsupported weight type " + type);
             }
         } catch (Throwable t) {

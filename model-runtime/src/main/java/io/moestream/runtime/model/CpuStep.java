@@ -41,11 +41,12 @@ final class CpuStep {
         for (StepPlan.Sequence s : plan.sequences()) {
             sequenceStart[g++] = t;
             int start = s.cache().length();
-            for (int j = 0; j < s.tokens().length; j++, t++) {
+            int len = s.tokens().length;
+            for (int j = 0; j < len; j++, t++) {
                 tokens[t] = s.tokens()[j];
                 caches[t] = s.cache();
                 pos[t] = start + j;
-                order[t] = s.tokens().length > 1 ? DotOrder.TINYBLAS : DotOrder.VEC_DOT;
+                order[t] = len == 1 ? DotOrder.VEC_DOT : j < len - len % 4 ? DotOrder.TINYBLAS : DotOrder.TINYBLAS_TAIL;
             }
             if (s.logits()) {
                 logitRows[wanted++] = t - 1;

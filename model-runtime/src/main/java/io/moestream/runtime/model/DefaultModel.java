@@ -8,14 +8,14 @@ import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 
 /**
- * The demo's default model, bundled as a class-path resource: {@code trained-moe-q8_0.gguf}, a
- * 14 M-parameter MoE (8 experts, top-2) trained on the Python docs. Memory mapping needs a real
+ * The demo's default model, bundled as a class-path resource: {@code trained-moe-q4_k_m.gguf}, a
+ * 14 M-parameter MoE (8 experts, top-2) trained on the Python docs, quantized to Q4_K_M (8.9 MB). Memory mapping needs a real
  * file, so the resource is copied to a temporary file once per JVM (deleted on exit).
  */
 public final class DefaultModel {
 
     /** Class-path location of the bundled model. */
-    public static final String RESOURCE = "/io/moestream/runtime/models/trained-moe-q8_0.gguf";
+    public static final String RESOURCE = "/io/moestream/runtime/models/trained-moe-q4_k_m.gguf";
 
     private static Path extracted;
 
@@ -28,7 +28,7 @@ public final class DefaultModel {
                 if (in == null) {
                     throw new IllegalStateException("bundled model " + RESOURCE + " is missing from the class path");
                 }
-                Path tmp = Files.createTempFile("moestream-trained-moe-q8_0-", ".gguf");
+                Path tmp = Files.createTempFile("moestream-trained-moe-q4_k_m-", ".gguf");
                 tmp.toFile().deleteOnExit();
                 Files.copy(in, tmp, StandardCopyOption.REPLACE_EXISTING);
                 extracted = tmp;

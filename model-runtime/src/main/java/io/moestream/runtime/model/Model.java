@@ -48,7 +48,7 @@ public final class Model implements AutoCloseable {
         return new Model(name, config, weights, tokenizer, f);
     }
 
-    /** The bundled demo model (trained-moe, Q8_0), extracted once per JVM; see {@link DefaultModel}. */
+    /** The bundled demo model (trained-moe, Q4_K_M), extracted once per JVM; see {@link DefaultModel}. */
     public static Model loadDefault() throws IOException {
         return load(DefaultModel.path());
     }

@@ -244,21 +244,16 @@ public final class WeightMatrix {
         /**
          * llama.cpp multiplies the repacked types (Q4_K, Q2_K) with its gemm kernel for the first
          * {@code m - m % 4} rows of an m-row prefill MUL_MAT and with gemv for the rest (and for
-         * decode rows and expert products); the two group the float sums differently.
+         * decode rows and expert products); the two group the float sums differently. Here m is each
+         * sequence's chunk, not the whole step ({@link DotOrder#TINYBLAS_TAIL}), so that a row's sums
+         * are those of its sequence run alone.
          */
         private static void markGemmRows(GgmlType type, Activation[] a, int n, DotOrder[] orders) {
             if ((type != GgmlType.Q4_K && type != GgmlType.Q2_K) || orders == null) {
                 return;
             }
-            int m = 0;
             for (int i = 0; i < n; i++) {
-                m += orders[i] == DotOrder.TINYBLAS ? 1 : 0;
-            }
-            int gemmRows = m - m % 4;
-            for (int i = 0, seen = 0; i < n; i++) {
-                if (orders[i] == DotOrder.TINYBLAS) {
-                    a[i].gemmOrder(seen++ < gemmRows);
-                }
+                a[i].gemmOrder(orders[i] == DotOrder.TINYBLAS);
             }
         }
 

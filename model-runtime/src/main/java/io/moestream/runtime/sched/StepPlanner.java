@@ -23,10 +23,12 @@ import java.util.Set;
  *   <li>attention work ({@link #work}: a chunk's tokens times the positions they attend to) is
  *       bounded by {@code workBudget} as well, so a chunk deep in a long context is cut smaller and
  *       a step's cost stays bounded however long the context;</li>
- *   <li>chunking ({@link #chunk}): a prefill chunk is never a lone token unless the whole prompt is
- *       one token, and never leaves a lone last token. The engine computes a one-token chunk in
- *       decode order (other float sums), so with this rule a request's bits do not depend on where
- *       its prompt was cut, i.e. on what else shared its steps;</li>
+ *   <li>chunking ({@link #chunk}): a prefill chunk is the rest of the prompt or a multiple of
+ *       {@link #ALIGN} tokens that leaves at least two. The engine computes a one-token chunk in
+ *       decode order, and the last {@code len % 4} rows of a chunk of a repacked K-quant in gemv
+ *       order (other float sums, as llama.cpp), so with this rule every prompt row is summed as in
+ *       one whole-prompt chunk: a request's bits do not depend on where its prompt was cut, i.e. on
+ *       what else shared its steps;</li>
  *   <li>admission is round-robin over tenants, least recently served first, while fewer than
  *       {@code maxSequences} run;</li>
  *   <li>fairness: while more than one tenant wants work, a tenant gets at most
@@ -57,6 +59,11 @@ public final class StepPlanner {
 
     private final int tokenBudget;
     private final long workBudget;
+    /** A prefill chunk that is not the rest of its prompt is a multiple of this many tokens. */
+    public static final int ALIGN = 4;
+    /** The least token budget: a cut chunk is at least {@link #ALIGN} tokens and leaves at least two. */
+    public static final int LEAST_TOKEN_BUDGET = ALIGN + 1;
+
     private final int maxSequences;
     private final int sequencesPerTenant;
     private final int prefillTokensPerTenant;
@@ -66,7 +73,7 @@ public final class StepPlanner {
 
     /**
      * @param tokenBudget  most tokens computed per step; at least {@code maxSequences}, so every running
-     *                     request can decode each step, and at least 2 (a prompt chunk's least)
+     *                     request can decode each step, and at least {@link #LEAST_TOKEN_BUDGET}
      * @param maxSequences most requests running at once
      * @param tenantShare  share of sequences and prefill tokens one tenant gets while others wait (0, 1]
      */
@@ -76,7 +83,7 @@ public final class StepPlanner {
 
     /**
      * @param tokenBudget  most tokens computed per step; at least {@code maxSequences}, so every running
-     *                     request can decode each step, and at least 2 (a prompt chunk's least)
+     *                     request can decode each step, and at least {@link #LEAST_TOKEN_BUDGET}
      * @param workBudget   most attention work per step ({@link #work}), at least 1; a prefill chunk deep in a
      *                     long context is cut smaller to stay within it, but never below its least chunk
      * @param maxSequences most requests running at once
@@ -86,9 +93,10 @@ public final class StepPlanner {
         if (workBudget < 1) {
             throw new IllegalArgumentException("workBudget must be >= 1, got " + workBudget);
         }
-        if (maxSequences < 1 || tokenBudget < Math.max(2, maxSequences)) {
-            throw new IllegalArgumentException("need 1 <= maxSequences <= tokenBudget and tokenBudget >= 2 (a prompt chunk"
-                    + " is never one token alone), got " + maxSequences + " and " + tokenBudget);
+        if (maxSequences < 1 || tokenBudget < Math.max(LEAST_TOKEN_BUDGET, maxSequences)) {
+            throw new IllegalArgumentException("need 1 <= maxSequences <= tokenBudget and tokenBudget >= " + LEAST_TOKEN_BUDGET
+                    + " (a cut prompt chunk is a multiple of " + ALIGN + " tokens leaving at least two), got "
+                    + maxSequences + " and " + tokenBudget);
         }
         if (!(tenantShare > 0 && tenantShare <= 1)) {
             throw new IllegalArgumentException("tenantShare must be in (0, 1], got " + tenantShare);
@@ -146,28 +154,29 @@ public final class StepPlanner {
     /**
      * The chunking rule under both bounds: {@link #chunk} of {@code left} tokens within {@code tokens}
      * and within what {@code work} allows at {@code positions} cached positions, but the work bound
-     * never cuts below the least chunk (2 tokens, or 3 when exactly 3 are left), so a request deep in a
-     * long context still makes progress each step it has tokens for.
+     * never cuts below the least chunk ({@link #ALIGN} tokens, or all when at most {@code ALIGN + 1}
+     * are left), so a request deep in a long context still makes progress each step it has tokens for.
      */
     static int chunk(int left, int tokens, long work, int positions) {
-        int least = left == 3 ? 3 : Math.min(left, 2);
+        int least = left <= ALIGN + 1 ? left : ALIGN;
         return chunk(left, Math.min(tokens, Math.max(least, tokensWithin(work, positions))));
     }
 
     /**
      * The chunking rule: how many of {@code left} prompt tokens to compute with at most
-     * {@code budget} tokens. All of them when they fit; otherwise at most {@code budget}, never one
-     * alone (0 then: the request waits for a step with more room) and never leaving exactly one.
+     * {@code budget} tokens. All of them when they fit; otherwise the most multiple of {@link #ALIGN}
+     * within {@code budget} that does not leave exactly one (0 when there is none: the request waits
+     * for a step with more room).
      */
     public static int chunk(int left, int budget) {
         if (left <= budget) {
             return left;
         }
-        int n = budget;
+        int n = budget - budget % ALIGN;
         if (left - n == 1) {
-            n--;
+            n -= ALIGN;
         }
-        return n < 2 ? 0 : n;
+        return Math.max(n, 0);
     }
 
     /**

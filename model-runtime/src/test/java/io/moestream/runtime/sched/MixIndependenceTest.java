@@ -14,29 +14,37 @@ import io.moestream.runtime.sampler.SamplingParams;
 import java.io.IOException;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
 import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.params.ParameterizedTest;
-import org.junit.jupiter.params.provider.ValueSource;
+import org.junit.jupiter.params.provider.CsvSource;
 
 /**
  * A request's tokens and logits do not depend on what shares its steps: the same seeded request
  * run alone and inside five different mixes (other requests, tenants, token and attention-work
  * budgets, so its prompt is cut into different chunks and its decode tokens share steps with
  * others' prefills)
- * gives the same tokens and the same logits, bit for bit, with a float32 and an int8 KV cache.
+ * gives the same tokens and the same logits, bit for bit, with a float32 and an int8 KV cache; on a
+ * Q8_0 model and on the bundled Q4_K_M one, whose repacked Q4_K products sum a prefill row in one of
+ * two orders depending on its place in its chunk.
  */
 class MixIndependenceTest {
 
     private static final int BLOCK_TOKENS = 32;
 
-    private static Model model;
-    private static int[][] prompts;
+    private static final Map<String, Model> MODELS = new TreeMap<>();
 
-    @BeforeAll
-    static void load() throws IOException {
-        model = Model.load(Fixtures.model(Fixtures.TINY_GROUPMOE));
-        JsonNode ps = Fixtures.golden(Fixtures.TINY_GROUPMOE).get("prompts");
+    private Model model;
+    private int[][] prompts;
+
+    private void load(String name) throws IOException {
+        model = MODELS.get(name);
+        if (model == null) {
+            model = name.equals("bundled") ? Model.loadDefault() : Model.load(Fixtures.model(name));
+            MODELS.put(name, model);
+        }
+        JsonNode ps = Fixtures.golden(name.equals("bundled") ? "trained-moe-q4_k_m" : name).get("prompts");
         prompts = new int[ps.size()][];
         for (int i = 0; i < prompts.length; i++) {
             prompts[i] = Fixtures.ints(ps.get(i).get("token_ids"));
@@ -45,7 +53,7 @@ class MixIndependenceTest {
 
     @AfterAll
     static void close() {
-        model.close();
+        MODELS.values().forEach(Model::close);
     }
 
     /** What one run of the request under test produced: its result and every logits vector it sampled from, as bits. */
@@ -54,9 +62,10 @@ class MixIndependenceTest {
     /** A mix: the planner, and the other requests with their tenants (the request under test is tenant "t"). */
     private record Mix(int tokenBudget, long workBudget, int maxSequences, double tenantShare, int position, String[] otherTenants) {}
 
-    @ParameterizedTest
-    @ValueSource(strings = {"f32", "int8"})
-    void theSameSeededRequestGivesTheSameBitsAloneAndInEveryMix(String kvCodec) {
+    @ParameterizedTest(name = "{0} {1}")
+    @CsvSource({Fixtures.TINY_GROUPMOE + ",f32", Fixtures.TINY_GROUPMOE + ",int8", "bundled,f32", "bundled,int8"})
+    void theSameSeededRequestGivesTheSameBitsAloneAndInEveryMix(String modelName, String kvCodec) throws IOException {
+        load(modelName);
         KvCodec codec = KvCodec.parse(kvCodec);
         int target = longestPrompt();
         Run alone = run(codec, target, new Mix(512, StepPlanner.UNBOUNDED_WORK, 1, 1.0, 0, new String[0]));
@@ -108,12 +117,12 @@ class MixIndependenceTest {
         return new Run(subject.result(), bits);
     }
 
-    private static Request request(String tenant, int[] prompt, SamplingParams params, KvCodec codec) {
+    private Request request(String tenant, int[] prompt, SamplingParams params, KvCodec codec) {
         KvCache cache = model.newCache(codec, BLOCK_TOKENS);
         return Request.generate(tenant, new GenerationRequest(cache, prompt, params, false), model.tokenizer());
     }
 
-    private static int longestPrompt() {
+    private int longestPrompt() {
         int best = 0;
         for (int i = 1; i < prompts.length; i++) {
             if (prompts[i].length > prompts[best].length) {

@@ -82,7 +82,7 @@ class StepPlannerTest {
     void decodeTokensComeFirstThenPrefillChunksWithinTheBudget() {
         StepPlanner planner = new StepPlanner(8, 4, 1.0);
         int[] tokens = planner.allocate(List.of(decoding("a"), prefilling("a", 20), decoding("b"), prefilling("a", 3)));
-        assertThat(tokens).containsExactly(1, 6, 1, 0);
+        assertThat(tokens).containsExactly(1, 4, 1, 0); // 6 tokens left: a cut chunk is a multiple of 4
         assertThat(planner.allocate(List.of(prefilling("a", 2), prefilling("a", 3)))).containsExactly(2, 3);
     }
 
@@ -91,39 +91,49 @@ class StepPlannerTest {
         StepPlanner planner = new StepPlanner(16, 4, 0.5);
         assertThat(planner.allocate(List.of(prefilling("a", 100), prefilling("a", 100), prefilling("b", 100))))
                 .containsExactly(8, 0, 8);
-        assertThat(planner.allocate(List.of(prefilling("a", 100), prefilling("b", 3)))).containsExactly(13, 3);
+        assertThat(planner.allocate(List.of(prefilling("a", 100), prefilling("b", 3)))).containsExactly(12, 3);
     }
 
     @Test
     void noAdmissionWithoutPlaceOrBudget() {
-        StepPlanner planner = new StepPlanner(4, 4, 1.0);
+        StepPlanner planner = new StepPlanner(5, 4, 1.0);
         assertThat(planner.admissions(List.of(decoding("a"), decoding("a"), decoding("a"), decoding("a")),
                 Map.of("b", 1))).isEmpty();
         assertThat(planner.admissions(List.of(prefilling("a", 10)), Map.of("b", 1))).isEmpty();
         assertThatThrownBy(() -> new StepPlanner(2, 4, 1.0)).isInstanceOf(IllegalArgumentException.class);
+        assertThatThrownBy(() -> new StepPlanner(4, 1, 1.0)).hasMessageContaining("tokenBudget >= 5");
     }
 
     @Test
     void aPromptIsNeverCutIntoALoneToken() {
         assertThat(StepPlanner.chunk(10, 20)).isEqualTo(10);
         assertThat(StepPlanner.chunk(1, 5)).isEqualTo(1); // a one-token prompt is one token whatever the mix
-        assertThat(StepPlanner.chunk(10, 9)).isEqualTo(8); // not 9, which would leave a lone last token
-        assertThat(StepPlanner.chunk(10, 1)).isZero();     // not a lone first or middle token: wait
+        assertThat(StepPlanner.chunk(10, 9)).isEqualTo(8); // a multiple of 4 that leaves 2
+        assertThat(StepPlanner.chunk(10, 7)).isEqualTo(4); // not 7: cut chunks are multiples of 4
+        assertThat(StepPlanner.chunk(9, 8)).isEqualTo(4);  // not 8, which would leave a lone last token
+        assertThat(StepPlanner.chunk(10, 3)).isZero();     // no multiple of 4 fits: wait
         assertThat(StepPlanner.chunk(3, 2)).isZero();      // 2 would leave 1, 1 would be alone
         for (int left = 1; left < 40; left++) {
             for (int budget = 0; budget < 45; budget++) {
                 int n = StepPlanner.chunk(left, budget);
                 assertThat(n).isBetween(0, Math.min(left, budget));
-                if (n > 0 && left > 1) {
-                    assertThat(n).as("left %d budget %d", left, budget).isGreaterThan(1);
-                    assertThat(left - n).as("left %d budget %d", left, budget).isNotEqualTo(1);
+                if (n > 0 && n < left) {
+                    assertThat(n % StepPlanner.ALIGN).as("left %d budget %d", left, budget).isZero();
+                    assertThat(left - n).as("left %d budget %d", left, budget).isGreaterThan(1);
+                }
+                if (budget >= left) {
+                    assertThat(n).isEqualTo(left);
+                } else if (budget >= StepPlanner.LEAST_TOKEN_BUDGET) {
+                    assertThat(n).as("left %d budget %d: progress", left, budget).isPositive();
                 }
             }
         }
-        StepPlanner planner = new StepPlanner(6, 4, 1.0);
-        // 3 decoders leave 3 tokens: a 4-token prompt gets 2 (not 3, leaving 1)
-        assertThat(planner.allocate(List.of(decoding("a"), decoding("a"), decoding("a"), prefilling("b", 4))))
-                .containsExactly(1, 1, 1, 2);
+        StepPlanner planner = new StepPlanner(8, 4, 1.0);
+        // 3 decoders leave 5 tokens: a 9-token prompt gets 4 (not 5, no multiple of 4), a 5-token one all 5
+        assertThat(planner.allocate(List.of(decoding("a"), decoding("a"), decoding("a"), prefilling("b", 9))))
+                .containsExactly(1, 1, 1, 4);
+        assertThat(planner.allocate(List.of(decoding("a"), decoding("a"), decoding("a"), prefilling("b", 5))))
+                .containsExactly(1, 1, 1, 5);
     }
 
     @Test
@@ -131,7 +141,7 @@ class StepPlannerTest {
         StepPlanner planner = new StepPlanner(16, 4, 0.5);
         // "a" still has 500 prompt tokens, far beyond the budget, but it holds at most half of the prefill tokens
         assertThat(planner.admissions(List.of(prefilling("a", 500)), Map.of("b", 1))).containsExactly("b");
-        assertThat(planner.allocate(List.of(prefilling("a", 500), prefilling("b", 5)))).containsExactly(11, 5);
+        assertThat(planner.allocate(List.of(prefilling("a", 500), prefilling("b", 5)))).containsExactly(8, 5);
     }
 
     @Test
@@ -142,15 +152,16 @@ class StepPlannerTest {
         for (int positions = 0; positions <= 32_768; positions += 256) {
             List<Seq> running = List.of(prefillingAfter("a", 40_000, positions));
             int[] tokens = planner.allocate(running);
-            assertThat(tokens[0]).as("at %d positions", positions).isBetween(2, 256).isLessThanOrEqualTo(previous);
+            assertThat(tokens[0]).as("at %d positions", positions).isBetween(StepPlanner.ALIGN, 256).isLessThanOrEqualTo(previous);
+            assertThat(tokens[0] % StepPlanner.ALIGN).isZero();
             assertThat(work(running, tokens)).as("at %d positions", positions).isLessThanOrEqualTo(budget);
-            // the largest chunk within the bound: one more token would exceed it (or the token budget)
-            assertThat(tokens[0] == 256 || StepPlanner.work(tokens[0] + 1, positions) > budget).isTrue();
+            // the largest cut chunk within the bound: 4 more tokens would exceed it (or the token budget)
+            assertThat(tokens[0] == 256 || StepPlanner.work(tokens[0] + StepPlanner.ALIGN, positions) > budget).isTrue();
             previous = tokens[0];
         }
         assertThat(planner.allocate(List.of(prefillingAfter("a", 40_000, 0)))).containsExactly(256);
-        // 1 Mi units at 32,768 cached positions: 31 tokens (31 * 32,799 <= 2^20 < 32 * 32,800)
-        assertThat(planner.allocate(List.of(prefillingAfter("a", 40_000, 32_768)))).containsExactly(31);
+        // 1 Mi units at 32,768 cached positions: 31 tokens fit (31 * 32,799 <= 2^20 < 32 * 32,800), cut to 28
+        assertThat(planner.allocate(List.of(prefillingAfter("a", 40_000, 32_768)))).containsExactly(28);
     }
 
     @Test
@@ -158,32 +169,34 @@ class StepPlannerTest {
         StepPlanner planner = new StepPlanner(64, 10_000, 4, 1.0);
         List<Seq> running = List.of(decodingAfter("a", 3_999), prefillingAfter("a", 100, 1_000), prefillingAfter("b", 100, 10));
         int[] tokens = planner.allocate(running);
-        // decode: 1 * 4,000; then 5 * 1,005 = 5,025 of the 6,000 left (6 * 1,006 is more); then 26 * 36 = 936 of 975
-        assertThat(tokens).containsExactly(1, 5, 26);
-        assertThat(work(running, tokens)).isEqualTo(4_000 + 5_025 + 936);
+        // decode: 1 * 4,000; then 5 tokens would fit the 6,000 left (5 * 1,005), cut to 4: 4 * 1,004 = 4,016;
+        // then 39 would fit the 1,984 left (39 * 49), cut to 36: 36 * 46 = 1,656
+        assertThat(tokens).containsExactly(1, 4, 36);
+        assertThat(work(running, tokens)).isEqualTo(4_000 + 4_016 + 1_656);
     }
 
     @Test
     void pastTheWorkBudgetAChunkStillGetsItsLeastSoNothingStarves() {
         StepPlanner planner = new StepPlanner(64, 100, 4, 1.0);
-        // a decoder deep in its context uses up the work budget: the prefill still gets 2 tokens, never 1
+        // a decoder deep in its context uses up the work budget: the prefill still gets its least chunk, 4
         assertThat(planner.allocate(List.of(decodingAfter("a", 5_000), prefillingAfter("b", 50, 5_000))))
-                .containsExactly(1, 2);
-        // exactly 3 left: 2 would leave a lone token, so all 3
+                .containsExactly(1, 4);
+        // at most 5 left: all of them (4 would leave a lone token from 5)
+        assertThat(planner.allocate(List.of(prefillingAfter("b", 5, 5_000)))).containsExactly(5);
         assertThat(planner.allocate(List.of(prefillingAfter("b", 3, 5_000)))).containsExactly(3);
         assertThat(planner.allocate(List.of(prefillingAfter("b", 1, 5_000)))).containsExactly(1);
         // the token budget still binds: no room for a least chunk means the request waits
-        StepPlanner tight = new StepPlanner(4, 100, 4, 1.0);
+        StepPlanner tight = new StepPlanner(5, 100, 4, 1.0);
         assertThat(tight.allocate(List.of(decoding("a"), decoding("a"), decoding("a"), prefillingAfter("b", 50, 5_000))))
                 .containsExactly(1, 1, 1, 0);
         for (int left = 1; left < 40; left++) {
-            for (int tokens = 3; tokens < 45; tokens++) { // 3: room for any least chunk
+            for (int tokens = 5; tokens < 45; tokens++) { // 5: room for any least chunk
                 for (long work = 0; work < 2_000; work += 97) {
                     int n = StepPlanner.chunk(left, tokens, work, 300);
                     assertThat(n).as("left %d tokens %d work %d", left, tokens, work).isBetween(1, Math.min(left, tokens));
-                    if (left > 1) {
-                        assertThat(n).isGreaterThan(1);
-                        assertThat(left - n).isNotEqualTo(1);
+                    if (n < left) {
+                        assertThat(n % StepPlanner.ALIGN).isZero();
+                        assertThat(left - n).isGreaterThan(1);
                     }
                 }
             }
