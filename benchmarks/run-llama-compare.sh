@@ -13,7 +13,7 @@
 #
 # Usage: benchmarks/run-llama-compare.sh
 #   env: CONFIGS="q4_k_m:1 q4_k_m:16 q4_0:1 q8_0:1" (type:batch), GEN=128, PROMPT=16, REPEAT=3,
-#        LLAMA=/tmp/llama-cpp/build/bin, MODELS=/tmp, OUT=benchmarks/results, SKIP_BUILD=1
+#        LLAMA=/tmp/llama-cpp/build/bin, MODELS=/tmp, OUT=benchmarks/results, SKIP_BUILD=1, JAR=jobs/target/moestream.jar
 # Runtime on an idle 2-core machine: ~7 minutes with the defaults once the models exist (+2-3 min
 # to make them the first time).
 set -euo pipefail
@@ -32,7 +32,7 @@ done
 if [ -z "${SKIP_BUILD:-}" ]; then
   mvn -B -ntp -q package -DskipTests -pl jobs -am
 fi
-jar=jobs/target/moestream.jar
+jar="${JAR:-jobs/target/moestream.jar}"
 java_opts=(--add-modules jdk.incubator.vector -Xmx2g)
 model() { echo "$models/bench-moe-$1.gguf"; }
 for t in q8_0 q4_0; do

@@ -70,6 +70,19 @@ static inline __m256i kz_fold(__m512i v) {
     return _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1));
 }
 
+// four int32 sum vectors t[a] and mins products m[a] (4 lanes) -> int32 lanes 0-3: the four totals
+// of t, lanes 4-7: those of m
+static inline __m256i kz_reduce4(const __m512i t[4], const __m128i m[4]) {
+    __m512i u01 = _mm512_add_epi32(_mm512_shuffle_i64x2(t[0], t[1], 0x44), _mm512_shuffle_i64x2(t[0], t[1], 0xEE));
+    __m512i u23 = _mm512_add_epi32(_mm512_shuffle_i64x2(t[2], t[3], 0x44), _mm512_shuffle_i64x2(t[2], t[3], 0xEE));
+    // 128-bit lane a: t[a]'s partial sums; then [sum, mins, sum, mins] per lane
+    __m512i v = _mm512_add_epi32(_mm512_shuffle_i64x2(u01, u23, 0x88), _mm512_shuffle_i64x2(u01, u23, 0xDD));
+    __m512i mv = _mm512_inserti32x4(_mm512_inserti32x4(_mm512_inserti32x4(_mm512_castsi128_si512(m[0]), m[1], 1), m[2], 2), m[3], 3);
+    __m512i h = _mm512_add_epi32(_mm512_unpacklo_epi32(v, mv), _mm512_unpackhi_epi32(v, mv));
+    h = _mm512_add_epi32(h, _mm512_shuffle_epi32(h, _MM_PERM_BADC));
+    return _mm512_castsi512_si256(_mm512_permutexvar_epi32(_mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 0, 0, 0, 0, 0, 0, 0, 0), h));
+}
+
 // rows x activations: out[k * rows + i] = row i . xs[k]. Each type's loop: rows outside, super-blocks,
 // then the activations, whose float state stays in arrays (one element per activation).
 static void kz_q4k(const uint8_t *w, size_t rb, int rows, int blocks, const kq8_t *xs, int n, float *out) {
@@ -95,7 +108,28 @@ static void kz_q4k(const uint8_t *w, size_t rb, int rows, int blocks, const kq8_
             __m512i w0 = _mm512_and_si512(q0, m4), w1 = _mm512_and_si512(_mm512_srli_epi16(q0, 4), m4);
             __m512i w2 = _mm512_and_si512(q1, m4), w3 = _mm512_and_si512(_mm512_srli_epi16(q1, 4), m4);
             float dw = _cvtsh_ss(load_u16(o)), dmw = _cvtsh_ss(load_u16(o + 2));
-            for (int k = 0; k < n; k++) {
+            int k = 0;
+            for (; k + 4 <= n; k += 4) {
+                __m512i t[4];
+                __m128i m[4];
+#pragma GCC unroll 4
+                for (int a = 0; a < 4; a++) {
+                    const int8_t *x = xs[k + a].qr + 256 * (size_t) b;
+                    const __m512i z = _mm512_setzero_si512();
+                    __m512i u = _mm512_dpwssd_epi32(z, _mm512_dpbusd_epi32(z, w0, _mm512_loadu_si512((const void *) x)), s0);
+                    u = _mm512_dpwssd_epi32(u, _mm512_dpbusd_epi32(z, w1, _mm512_loadu_si512((const void *) (x + 64))), s1);
+                    u = _mm512_dpwssd_epi32(u, _mm512_dpbusd_epi32(z, w2, _mm512_loadu_si512((const void *) (x + 128))), s2);
+                    t[a] = _mm512_dpwssd_epi32(u, _mm512_dpbusd_epi32(z, w3, _mm512_loadu_si512((const void *) (x + 192))), s3);
+                    m[a] = _mm_madd_epi16(mins, _mm_loadu_si128((const __m128i *) (xs[k + a].ps + 8 * (size_t) b)));
+                }
+                __m256i p = kz_reduce4(t, m);
+                __m128 dx = _mm_setr_ps(xs[k].d[b], xs[k + 1].d[b], xs[k + 2].d[b], xs[k + 3].d[b]);
+                _mm_storeu_ps(acc + k, _mm_fmadd_ps(_mm_cvtepi32_ps(_mm256_castsi256_si128(p)),
+                        _mm_mul_ps(_mm_set1_ps(dw), dx), _mm_loadu_ps(acc + k)));
+                _mm_storeu_ps(accm + k, _mm_fmadd_ps(_mm_cvtepi32_ps(_mm256_extracti128_si256(p, 1)),
+                        _mm_mul_ps(_mm_set1_ps(dmw), dx), _mm_loadu_ps(accm + k)));
+            }
+            for (; k < n; k++) {
                 const int8_t *x = xs[k].qr + 256 * (size_t) b;
                 const __m512i z = _mm512_setzero_si512();
                 __m512i t = _mm512_dpwssd_epi32(z, _mm512_dpbusd_epi32(z, w0, _mm512_loadu_si512((const void *) x)), s0);
@@ -231,10 +265,89 @@ static void kz_q6k(const uint8_t *w, size_t rb, int rows, int blocks, const kq8_
     }
 }
 
+// the unpacked weights of a Q4_K super-block: 4 x 64 nibbles, the four scale vectors, the 8 mins
+typedef struct {
+    __m512i w[4], s[4];
+    __m128i mins;
+} kz_q4k_block;
+
+static inline __attribute__((always_inline)) void kz_q4k_unpack(const uint8_t *o, kz_q4k_block *u) {
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+    uint64_t sc, mn;
+    kz_scales_mins(o + 4, &sc, &mn);
+    __m512i s = _mm512_cvtepu8_epi32(_mm_cvtsi64_si128((long long) sc));
+    u->s[0] = kz_pair_scales(s, 0, 2);
+    u->s[1] = kz_pair_scales(s, 1, 3);
+    u->s[2] = kz_pair_scales(s, 4, 6);
+    u->s[3] = kz_pair_scales(s, 5, 7);
+    u->mins = _mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long) mn));
+    __m512i q0 = _mm512_loadu_si512((const void *) (o + 16));
+    __m512i q1 = _mm512_loadu_si512((const void *) (o + 80));
+    u->w[0] = _mm512_and_si512(q0, m4);
+    u->w[1] = _mm512_and_si512(_mm512_srli_epi16(q0, 4), m4);
+    u->w[2] = _mm512_and_si512(q1, m4);
+    u->w[3] = _mm512_and_si512(_mm512_srli_epi16(q1, 4), m4);
+}
+
+// One activation, four rows per pass in streams (lane j: rows j*S .. j*S + S - 1, S = rows / 4, so
+// each runs forward through its own part of the matrix), the four rows' reductions and float steps
+// shared; the rows after 4S by kz_q4k.
+static void kz_q4k(const uint8_t *w, size_t rb, int rows, int blocks, const kq8_t *xs, int n, float *out);
+static void kz_q4k_one(const uint8_t *w, size_t rb, int rows, int blocks, kq8_t x, float *out) {
+    const int S = rows / 4;
+    const size_t ls = (size_t) S * rb;
+    for (int i = 0; i < S; i++) {
+        const uint8_t *r0 = w + (size_t) i * rb;
+        __m128 acc = _mm_setzero_ps(), accm = _mm_setzero_ps();
+        for (int b = 0; b < blocks; b++) {
+            const int8_t *q = x.qr + 256 * (size_t) b;
+            __m512i x0 = _mm512_loadu_si512((const void *) q), x1 = _mm512_loadu_si512((const void *) (q + 64));
+            __m512i x2 = _mm512_loadu_si512((const void *) (q + 128)), x3 = _mm512_loadu_si512((const void *) (q + 192));
+            __m128i ps = _mm_loadu_si128((const __m128i *) (x.ps + 8 * (size_t) b));
+            __m512i t[4];
+            __m128i m[4];
+            float dw[4], dm[4];
+#pragma GCC unroll 4
+            for (int j = 0; j < 4; j++) {
+                const uint8_t *o = r0 + j * ls + 144 * (size_t) b;
+                _mm_prefetch((const char *) o + rb, _MM_HINT_T0);
+                kz_q4k_block u;
+                kz_q4k_unpack(o, &u);
+                const __m512i z = _mm512_setzero_si512();
+                __m512i v = _mm512_dpwssd_epi32(z, _mm512_dpbusd_epi32(z, u.w[0], x0), u.s[0]);
+                v = _mm512_dpwssd_epi32(v, _mm512_dpbusd_epi32(z, u.w[1], x1), u.s[1]);
+                v = _mm512_dpwssd_epi32(v, _mm512_dpbusd_epi32(z, u.w[2], x2), u.s[2]);
+                t[j] = _mm512_dpwssd_epi32(v, _mm512_dpbusd_epi32(z, u.w[3], x3), u.s[3]);
+                m[j] = _mm_madd_epi16(u.mins, ps);
+                dw[j] = _cvtsh_ss(load_u16(o));
+                dm[j] = _cvtsh_ss(load_u16(o + 2));
+            }
+            __m256i p = kz_reduce4(t, m);
+            __m128 dx = _mm_set1_ps(x.d[b]);
+            acc = _mm_fmadd_ps(_mm_cvtepi32_ps(_mm256_castsi256_si128(p)), _mm_mul_ps(_mm_loadu_ps(dw), dx), acc);
+            accm = _mm_fmadd_ps(_mm_cvtepi32_ps(_mm256_extracti128_si256(p, 1)), _mm_mul_ps(_mm_loadu_ps(dm), dx), accm);
+        }
+        float v[4];
+        _mm_storeu_ps(v, _mm_sub_ps(acc, accm));
+        for (int j = 0; j < 4; j++) {
+            out[i + j * S] = v[j];
+        }
+    }
+    if (4 * S < rows) {
+        kz_q4k(w + (size_t) 4 * S * rb, rb, rows - 4 * S, blocks, &x, 1, out + 4 * S);
+    }
+}
+
 // 1 when type has a kernel here
 static int kz_rows(int type, const uint8_t *w, size_t rb, int rows, int blocks, const kq8_t *xs, int n, float *out) {
     switch (type) {
-    case KQ_Q4_K: kz_q4k(w, rb, rows, blocks, xs, n, out); return 1;
+    case KQ_Q4_K:
+        if (n == 1) {
+            kz_q4k_one(w, rb, rows, blocks, xs[0], out);
+        } else {
+            kz_q4k(w, rb, rows, blocks, xs, n, out);
+        }
+        return 1;
     case KQ_Q5_K: kz_q5k(w, rb, rows, blocks, xs, n, out); return 1;
     case KQ_Q6_K: kz_q6k(w, rb, rows, blocks, xs, n, out); return 1;
     default: return 0;
