@@ -6,13 +6,13 @@
 # ratios, and writes one JSON line per run to $OUT/llama-compare.jsonl.
 #
 # llama.cpp: llama-bench (batch 1: -p 0 -n GEN) and llama-batched-bench (-npl B, -npp PROMPT,
-# -ntg GEN, -fa off), 2 threads, built by ../shared/tools/build-llama-cpp.sh into $LLAMA (default
+# -ntg GEN, -fa off), THREADS threads (2), built by ../shared/tools/build-llama-cpp.sh into $LLAMA (default
 # /tmp/llama-cpp/build/bin). Models (made once, in $MODELS): bench-moe Q8_0 and Q4_0 from
 # `moestream make-model`, Q4_K_M quantized by llama-quantize from the F16 file make-model writes.
-# Ours: `moestream bench --threads 2 --batch B --prompt-tokens PROMPT --gen-tokens GEN` (Vector API on).
+# Ours: `moestream bench --threads THREADS --batch B --prompt-tokens PROMPT --gen-tokens GEN` (Vector API on).
 #
 # Usage: benchmarks/run-llama-compare.sh
-#   env: CONFIGS="q4_k_m:1 q4_k_m:16 q4_0:1 q8_0:1" (type:batch), GEN=128, PROMPT=16, REPEAT=3,
+#   env: CONFIGS="q4_k_m:1 q4_k_m:16 q4_0:1 q8_0:1" (type:batch), GEN=128, PROMPT=16, REPEAT=3, THREADS=2,
 #        LLAMA=/tmp/llama-cpp/build/bin, MODELS=/tmp, OUT=benchmarks/results, SKIP_BUILD=1, JAR=jobs/target/moestream.jar
 # Runtime on an idle 2-core machine: ~7 minutes with the defaults once the models exist (+2-3 min
 # to make them the first time).
@@ -25,6 +25,7 @@ out="${OUT:-benchmarks/results}"
 gen="${GEN:-128}"
 prompt="${PROMPT:-16}"
 repeat="${REPEAT:-3}"
+threads="${THREADS:-2}"
 configs="${CONFIGS:-q4_k_m:1 q4_k_m:16 q4_0:1 q8_0:1}"
 for p in llama-bench llama-batched-bench llama-quantize; do
   [ -x "$llama/$p" ] || { echo "no $llama/$p: build llama.cpp with ../shared/tools/build-llama-cpp.sh (LLAMA=dir)" >&2; exit 1; }
@@ -50,25 +51,25 @@ load() { cut -d' ' -f1 /proc/loadavg; }
 ours() { # type batch
   local l line
   l=$(load)
-  line=$(java "${java_opts[@]}" -jar "$jar" bench --model "$(model "$1")" --threads 2 --batch "$2" \
+  line=$(java "${java_opts[@]}" -jar "$jar" bench --model "$(model "$1")" --threads "$threads" --batch "$2" \
     --prompt-tokens "$prompt" --gen-tokens "$gen" --json 2>/dev/null)
   local tps
   tps=$(sed -n 's/.*"decode_tokens_per_s":\([0-9.]*\).*/\1/p' <<<"$line")
-  echo "{\"engine\":\"moestream\",\"type\":\"$1\",\"batch\":$2,\"decode_tokens_per_s\":$tps,\"load_before\":$l,\"result\":$line}" | tee -a "$result"
+  echo "{\"engine\":\"moestream\",\"type\":\"$1\",\"batch\":$2,\"threads\":$threads,\"decode_tokens_per_s\":$tps,\"load_before\":$l,\"result\":$line}" | tee -a "$result"
 }
 
 theirs() { # type batch
   local l tps
   l=$(load)
   if [ "$2" = 1 ]; then
-    tps=$("$llama/llama-bench" -m "$(model "$1")" -t 2 -p 0 -n "$gen" -r 1 -o jsonl 2>/dev/null \
+    tps=$("$llama/llama-bench" -m "$(model "$1")" -t "$threads" -p 0 -n "$gen" -r 1 -o jsonl 2>/dev/null \
       | sed -n 's/.*"avg_ts": *\([0-9.eE+-]*\).*/\1/p' | tail -1)
   else
-    tps=$("$llama/llama-batched-bench" -m "$(model "$1")" -t 2 -c $(( $2 * (prompt + gen) + 256 )) -b 512 -ub 512 \
+    tps=$("$llama/llama-batched-bench" -m "$(model "$1")" -t "$threads" -c $(( $2 * (prompt + gen) + 256 )) -b 512 -ub 512 \
       -npp "$prompt" -ntg "$gen" -npl "$2" -fa off --output-format jsonl 2>/dev/null \
       | sed -n 's/.*"speed_tg": *\([0-9.eE+-]*\).*/\1/p' | tail -1)
   fi
-  echo "{\"engine\":\"llama.cpp\",\"type\":\"$1\",\"batch\":$2,\"decode_tokens_per_s\":${tps:-0},\"load_before\":$l}" | tee -a "$result"
+  echo "{\"engine\":\"llama.cpp\",\"type\":\"$1\",\"batch\":$2,\"threads\":$threads,\"decode_tokens_per_s\":${tps:-0},\"load_before\":$l}" | tee -a "$result"
 }
 
 for i in $(seq "$repeat"); do
@@ -89,7 +90,7 @@ for r in runs:
     if k not in keys:
         keys.append(k)
 print()
-print("| bench-moe decode, 2 threads | moestream tok/s | llama.cpp tok/s | ratio of medians | per-round ratios | load before |")
+print(f"| bench-moe decode, {runs[0].get('threads', 2)} threads | moestream tok/s | llama.cpp tok/s | ratio of medians | per-round ratios | load before |")
 print("|---|---|---|---|---|---|")
 for t, b in keys:
     ours = [r["decode_tokens_per_s"] for r in runs if (r["type"], r["batch"]) == (t, b) and r["engine"] == "moestream"]
