@@ -97,9 +97,9 @@ for t, b in keys:
     theirs = [r["decode_tokens_per_s"] for r in runs if (r["type"], r["batch"]) == (t, b) and r["engine"] == "llama.cpp"]
     loads = [r["load_before"] for r in runs if (r["type"], r["batch"]) == (t, b)]
     rounds = [o / l for o, l in zip(ours, theirs) if l > 0]
-    med = statistics.median(ours) / statistics.median(theirs) if theirs and statistics.median(theirs) > 0 else float("nan")
+    med = statistics.median(ours) / statistics.median(theirs) if ours and theirs and statistics.median(theirs) > 0 else float("nan")
     name = f"{t.upper()}, {'batch 1' if b == 1 else f'{b} sequences'}"
     print(f"| {name} | {', '.join(f'{v:.1f}' for v in ours)} | {', '.join(f'{v:.1f}' for v in theirs)} | **{med:.2f}** "
-          f"| {min(rounds):.2f}-{max(rounds):.2f} | {min(loads):.1f}-{max(loads):.1f} |")
+          f"| {f'{min(rounds):.2f}-{max(rounds):.2f}' if rounds else 'n/a'} | {min(loads):.1f}-{max(loads):.1f} |")
 EOF
 echo "results: $result"
