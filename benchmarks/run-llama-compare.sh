@@ -14,8 +14,8 @@
 # Usage: benchmarks/run-llama-compare.sh
 #   env: CONFIGS="q4_k_m:1 q4_k_m:16 q4_0:1 q8_0:1" (type:batch), GEN=128, PROMPT=16, REPEAT=3, THREADS=2,
 #        LLAMA=/tmp/llama-cpp/build/bin, MODELS=/tmp, OUT=benchmarks/results, SKIP_BUILD=1, JAR=jobs/target/moestream.jar
-# Runtime on an idle 2-core machine: ~7 minutes with the defaults once the models exist (+2-3 min
-# to make them the first time).
+# Runtime: 7.5 minutes with the defaults on a loaded 2-core machine, less when idle, once the models
+# exist (+~3 min to make them the first time).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
