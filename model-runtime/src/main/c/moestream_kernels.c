@@ -290,3 +290,131 @@ JNIEXPORT void JNICALL Java_io_moestream_runtime_kernel_NativeKernels_attendNati
 #pragma GCC target("avx2,fma,f16c")
 #include "kquant.h"
 #pragma GCC pop_options
+
+// K-quant rows against native Q8_K activations, AVX-512 VNNI level
+#pragma GCC push_options
+#pragma GCC target("avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512dq,avx512vnni")
+#include "kquant_zmm.h"
+#pragma GCC pop_options
+
+// ggml's quantize_row_q8_K of x[off .. off + n) (n a multiple of 256), written as Activation keeps
+// it (q as int16, d, bsums of 16 as int32) and in the native form kquant_zmm.h reads (kq8_at) at
+// `to`. Same numbers as Q8K.quantize: per block the first value of largest magnitude (NaN never
+// is) gives iscale = -127 / max, q = min(127, (int) rint(iscale * x)) with the product in float,
+// d = 1 / iscale. Blocks whose max or iscale is not finite take the scalar path with Java's
+// conversion rules (NaN to 0, saturation); the others round with cvtps2dq (nearest even under the
+// JVM's rounding mode; NaN gives INT_MIN, whose low 16 bits are Java's (short) 0).
+static int java_d2i(double v) {
+    if (v != v) return 0;
+    if (v >= 2147483647.0) return INT32_MAX;
+    if (v <= -2147483648.0) return INT32_MIN;
+    return (int) v;
+}
+
+__attribute__((target("avx2,fma,f16c")))
+static void quantize_q8k(const float *x, int n, int16_t *q, float *d, int32_t *bsums, uint8_t *to) {
+    int blocks = n / 256;
+    int8_t *nq = (int8_t *) to, *nr = (int8_t *) (to + n);
+    float *nd = (float *) (to + 2 * (size_t) n);
+    int16_t *nbs = (int16_t *) (to + 2 * (size_t) n + 4 * (size_t) blocks);
+    int16_t *nps = nbs + n / 16;
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    static const int order[8] = {0, 2, 1, 3, 4, 6, 5, 7};
+    for (int b = 0; b < blocks; b++) {
+        const float *xb = x + 256 * (size_t) b;
+        __m256 m = _mm256_setzero_ps();
+        for (int c = 0; c < 32; c++) {
+            m = _mm256_max_ps(_mm256_andnot_ps(sign, _mm256_loadu_ps(xb + 8 * c)), m);  // a NaN gives m back
+        }
+        __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+        h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+        h = _mm_max_ss(h, _mm_movehdup_ps(h));
+        float amax = _mm_cvtss_f32(h);
+        int16_t *qb = q + 256 * (size_t) b;
+        int32_t vals[256];
+        if (amax == 0) {
+            memset(vals, 0, sizeof vals);
+            d[b] = 0;
+        } else {
+            float max = 0;
+            for (int j = 0; j < 256; j++) {
+                if (fabsf(xb[j]) == amax) {
+                    max = xb[j];
+                    break;
+                }
+            }
+            float iscale = -127.f / max;
+            if (isfinite(iscale) && isfinite(amax)) {
+                __m256 is = _mm256_set1_ps(iscale);
+                for (int c = 0; c < 32; c++) {
+                    __m256i v = _mm256_cvtps_epi32(_mm256_mul_ps(is, _mm256_loadu_ps(xb + 8 * c)));
+                    _mm256_storeu_si256((__m256i *) (vals + 8 * c), _mm256_min_epi32(v, _mm256_set1_epi32(127)));
+                }
+            } else {
+                for (int j = 0; j < 256; j++) {
+                    int v = java_d2i(rint((double) (iscale * xb[j])));
+                    vals[j] = v < 127 ? v : 127;
+                }
+            }
+            d[b] = 1 / iscale;
+        }
+        for (int j = 0; j < 256; j++) {
+            qb[j] = (int16_t) vals[j];
+            nq[256 * (size_t) b + j] = (int8_t) qb[j];
+        }
+        for (int g = 0; g < 16; g++) {
+            int s = 0;
+            for (int j = 0; j < 16; j++) {
+                s += qb[16 * g + j];
+            }
+            bsums[16 * b + g] = s;
+            nbs[16 * b + g] = (int16_t) s;
+        }
+        for (int p = 0; p < 8; p++) {
+            nps[8 * b + p] = (int16_t) (nbs[16 * b + 2 * p] + nbs[16 * b + 2 * p + 1]);
+            memcpy(nr + 256 * (size_t) b + 32 * p, nq + 256 * (size_t) b + 32 * order[p], 32);
+        }
+        nd[b] = d[b];
+    }
+}
+
+JNIEXPORT void JNICALL Java_io_moestream_runtime_kernel_NativeKQuant_quantize(JNIEnv *env, jclass cls, jfloatArray x,
+        jint off, jint n, jshortArray q, jfloatArray d, jintArray bsums, jlong to) {
+    (void) cls;
+    float *xs = (*env)->GetPrimitiveArrayCritical(env, x, NULL);
+    int16_t *qs = (*env)->GetPrimitiveArrayCritical(env, q, NULL);
+    float *ds = (*env)->GetPrimitiveArrayCritical(env, d, NULL);
+    int32_t *bs = (*env)->GetPrimitiveArrayCritical(env, bsums, NULL);
+    if (xs && qs && ds && bs) {
+        quantize_q8k(xs + off, n, qs, ds, bs, (uint8_t *) (intptr_t) to);
+    }
+    if (bs) (*env)->ReleasePrimitiveArrayCritical(env, bsums, bs, 0);
+    if (ds) (*env)->ReleasePrimitiveArrayCritical(env, d, ds, 0);
+    if (qs) (*env)->ReleasePrimitiveArrayCritical(env, q, qs, 0);
+    if (xs) (*env)->ReleasePrimitiveArrayCritical(env, x, xs, JNI_ABORT);
+}
+
+// Q4_K/Q5_K/Q6_K rows against n (<= KQ_MAX_ACTS) activations in their native Q8_K form (AVX-512
+// VNNI level; the caller checks the level, every size and each activation's form):
+// out[k * rows + i] = row i . activation k. Returns 0 (out untouched) for a type without a kernel here.
+JNIEXPORT jint JNICALL Java_io_moestream_runtime_kernel_NativeKQuant_batch(JNIEnv *env, jclass cls, jint type,
+        jobject buffer, jlong off, jint rowBytes, jint rows, jint blocks, jlongArray xs, jint n, jfloatArray out) {
+    (void) cls;
+    if (n < 1 || n > KQ_MAX_ACTS) {
+        return 0;
+    }
+    const uint8_t *w = (const uint8_t *) (*env)->GetDirectBufferAddress(env, buffer) + off;
+    jlong addresses[KQ_MAX_ACTS];
+    kq8_t acts[KQ_MAX_ACTS];
+    (*env)->GetLongArrayRegion(env, xs, 0, n, addresses);
+    for (int k = 0; k < n; k++) {
+        acts[k] = kq8_at(addresses[k], blocks * 256);
+    }
+    float *o = (*env)->GetPrimitiveArrayCritical(env, out, NULL);
+    if (o == NULL) {
+        return 0;
+    }
+    int done = kz_rows(type, w, (size_t) rowBytes, rows, blocks, acts, n, o);
+    (*env)->ReleasePrimitiveArrayCritical(env, out, o, 0);
+    return done;
+}

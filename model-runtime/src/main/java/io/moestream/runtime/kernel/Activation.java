@@ -38,10 +38,11 @@ public final class Activation {
     /** Repacked weight types: whether llama.cpp multiplies this row with its gemm kernel (else its gemv). */
     boolean gemm;
     /**
-     * The Q8_0 form for {@link NativeKernels}, written only once native kernels exist in this JVM:
-     * {@code n} int8 quants, {@code n / 32} float scales, then {@code n / 32} int32 block sums of the
-     * quants, in a direct buffer at {@link #nativeAddress}; {@link #nativeReady} says it holds the
-     * current values, and {@link #version} changes with every {@link #prepare}.
+     * The form the native kernels read, written only once native kernels exist in this JVM, in a
+     * direct buffer at {@link #nativeAddress}: for Q8_0 activations ({@link NativeKernels}) {@code n}
+     * int8 quants, {@code n / 32} float scales, then {@code n / 32} int32 block sums of the quants;
+     * for Q8_K ones the layout of {@link NativeKQuant#nativeBytes}. {@link #nativeReady} says it holds
+     * the current values, and {@link #version} changes with every {@link #prepare}.
      */
     private ByteBuffer nativeForm;
     long nativeAddress;
@@ -139,6 +140,14 @@ public final class Activation {
             kd = new float[n / Q8K.BLOCK];
             kbsums = new int[n / 16];
         }
+        if (writeNativeForm && n % Q8K.BLOCK == 0) {
+            // the same quantization in C, which also writes the form the native K-quant kernels read
+            Objects.checkFromIndexSize(off, n, x.length);
+            ensureNativeForm(NativeKQuant.nativeBytes(n));
+            NativeKQuant.quantize(x, off, n, q, kd, kbsums, nativeAddress);
+            nativeReady = true;
+            return;
+        }
         Q8K.quantize(x, off, n, q, kd, kbsums);
     }
 
@@ -160,7 +169,7 @@ public final class Activation {
         if (writeNativeForm) {
             // the native kernels' library is loaded: the same quantization in C, ~10x faster
             Objects.checkFromIndexSize(off, n, x.length);
-            ensureNativeForm(n);
+            ensureNativeForm(n + n / 4);
             NativeKernels.quantize(x, off, n, q, interleave ? qi : null, d, nativeAddress);
             nativeReady = true;
             return;
@@ -195,8 +204,7 @@ public final class Activation {
         return nativeForm.get(i);
     }
 
-    private void ensureNativeForm(int n) {
-        int bytes = n + n / 4;
+    private void ensureNativeForm(int bytes) {
         if (nativeForm == null || nativeForm.capacity() < bytes) {
             // alignedSlice rounds both ends to the unit: room for a whole unit on either side
             nativeForm = ByteBuffer.allocateDirect((bytes + 63 & ~63) + 64).alignedSlice(64).order(ByteOrder.LITTLE_ENDIAN);

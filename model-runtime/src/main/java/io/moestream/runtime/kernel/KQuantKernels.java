@@ -71,6 +71,10 @@ public final class KQuantKernels {
     /** Dots of {@code rows} rows with the {@code n} activations from {@code xs[from]}: {@code out[from + k][outIndex + i]}. */
     public static void dotsRows(GgmlType type, ByteBuffer w, int off, int rowBytes, int rows, int cols, Activation[] xs,
                                 int from, int n, float[][] out, int outIndex) {
+        if (NativeKQuant.takesBatch(type, w, xs, from, n)) {
+            NativeKQuant.dotsRows(type, w, off, rowBytes, rows, cols, xs, from, n, out, outIndex);
+            return;
+        }
         for (int k = from; k < from + n; k++) {
             dotRows(type, w, off, rowBytes, rows, cols, xs[k], out[k], outIndex);
         }

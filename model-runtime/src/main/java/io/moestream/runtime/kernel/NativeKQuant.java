@@ -6,14 +6,22 @@ import java.nio.ByteBuffer;
 import java.util.Objects;
 
 /**
- * The K-quant, Q5_0, IQ4_NL and MXFP4 row products in C ({@code src/main/c/kquant.h}, AVX2), bit for bit
- * {@link KQuantKernels}: used by {@link KQuantKernels} when the native kernels are the chosen
- * {@link Kernels} (so {@code -Dmoestream.kernels=vector|scalar} turns them off too). Java checks
- * every offset and array length before the call.
+ * The K-quant, Q5_0, IQ4_NL and MXFP4 row products in C, bit for bit {@link KQuantKernels}: used by
+ * {@link KQuantKernels} when the native kernels are the chosen {@link Kernels} (so
+ * {@code -Dmoestream.kernels=vector|scalar} turns them off too). Two sets: {@code src/main/c/kquant.h}
+ * (AVX2, every type, one activation per call) and, on AVX-512 VNNI machines, {@code kquant_zmm.h}
+ * for Q4_K, Q5_K and Q6_K in llama.cpp's gemv order, which reads each weight once for up to
+ * {@link #MAX_ACTS} activations and takes them in the native Q8_K form that {@link Activation}
+ * writes ({@link #quantize}). Java checks every offset and array length before the call.
  */
 final class NativeKQuant {
 
+    /** Activations per call of the AVX-512 kernels (the C side's stack arrays). */
+    static final int MAX_ACTS = 64;
+    private static final ThreadLocal<float[]> OUT = ThreadLocal.withInitial(() -> new float[0]);
+    private static final ThreadLocal<long[]> ADDRESSES = ThreadLocal.withInitial(() -> new long[MAX_ACTS]);
     private static volatile Boolean usable;
+    private static volatile Boolean zmm;
 
     private NativeKQuant() {}
 
@@ -27,6 +35,16 @@ final class NativeKQuant {
         return u;
     }
 
+    /** Whether the AVX-512 kernels run here ({@link #usable}, AVX-512 VNNI, not limited by {@code moestream.kernels.native.level}). */
+    static boolean zmm() {
+        Boolean z = zmm;
+        if (z == null) {
+            z = usable() && NativeKernels.loadedLevel() >= 2 && Integer.getInteger("moestream.kernels.native.level", 2) >= 2;
+            zmm = z;
+        }
+        return z;
+    }
+
     /** Whether {@link #rows} takes this product. */
     static boolean takes(GgmlType type, ByteBuffer w, Activation x) {
         return switch (type) {
@@ -35,16 +53,32 @@ final class NativeKQuant {
         };
     }
 
+    /** Whether the AVX-512 kernels take products of {@code type} with {@code x}: its native form written, gemv order. */
+    private static boolean fast(GgmlType type, Activation x) {
+        return (type == GgmlType.Q4_K || type == GgmlType.Q5_K || type == GgmlType.Q6_K) && x.nativeReady && !x.gemm
+                && x.type() == type && zmm();
+    }
+
+    /** Bytes of the native Q8_K form of {@code n} values (a multiple of 256): quants twice (natural and nibble order), scales, sums of 16 and of 32. */
+    static int nativeBytes(int n) {
+        return 2 * n + 4 * (n / 256) + n / 8 + n / 16;
+    }
+
     /** {@code out[outIndex + i]} = row i . x for {@code rows} rows of {@code type}, {@code rowBytes} apart from byte {@code off}. */
     static void rows(GgmlType type, ByteBuffer w, int off, int rowBytes, int rows, int cols, Activation x, float[] out,
                      int outIndex) {
         int bs = type.blockSize();
         int blocks = cols / bs;
-        if (cols % bs != 0 || rowBytes < type.bytesFor(cols) || x.length() != cols || x.type() != type) {
-            throw new IllegalArgumentException(type + " rows of " + cols + " values, " + rowBytes + " bytes, activation of " + x.length());
-        }
-        Objects.checkFromIndexSize(off, (long) rows * rowBytes <= Integer.MAX_VALUE ? rows * rowBytes : -1, w.capacity());
+        check(type, w, off, rowBytes, rows, cols, x);
         Objects.checkFromIndexSize(outIndex, rows, out.length);
+        if (fast(type, x)) {
+            long[] a = ADDRESSES.get();
+            a[0] = x.nativeAddress;
+            float[] r = results(rows);
+            batch(type.id(), w, off, rowBytes, rows, blocks, a, 1, r);
+            System.arraycopy(r, 0, out, outIndex, rows);
+            return;
+        }
         boolean q8k = bs == 256;
         float[] scales = q8k ? x.kd : x.d;
         if (x.q.length < cols || scales.length < blocks || (q8k && x.kbsums.length < blocks * 16)) {
@@ -53,6 +87,73 @@ final class NativeKQuant {
         rows(type.id(), w, off, rowBytes, rows, blocks, x.gemm ? 1 : 0, x.q, scales, x.kbsums, out, outIndex);
     }
 
+    /**
+     * Whether {@link #dotsRows} takes these {@code n} activations from {@code xs[from]}: the AVX-512
+     * kernels run here and every activation is in its native form, in gemv order.
+     */
+    static boolean takesBatch(GgmlType type, ByteBuffer w, Activation[] xs, int from, int n) {
+        if (!w.isDirect() || n < 1) {
+            return false;
+        }
+        for (int k = from; k < from + n; k++) {
+            if (!fast(type, xs[k])) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    /** {@code out[from + k][outIndex + i]} = row i . xs[from + k]: each weight read once for up to {@link #MAX_ACTS} activations. */
+    static void dotsRows(GgmlType type, ByteBuffer w, int off, int rowBytes, int rows, int cols, Activation[] xs, int from,
+                         int n, float[][] out, int outIndex) {
+        long[] a = ADDRESSES.get();
+        for (int k = from; k < from + n; k++) {
+            check(type, w, off, rowBytes, rows, cols, xs[k]);
+            Objects.checkFromIndexSize(outIndex, rows, out[k].length);
+            if (!fast(type, xs[k])) {
+                throw new IllegalArgumentException("activation " + k + " has no native Q8_K form for " + type);
+            }
+        }
+        for (int k0 = from; k0 < from + n; k0 += MAX_ACTS) {
+            int m = Math.min(MAX_ACTS, from + n - k0);
+            for (int k = 0; k < m; k++) {
+                a[k] = xs[k0 + k].nativeAddress;
+            }
+            float[] r = results(m * rows);
+            batch(type.id(), w, off, rowBytes, rows, cols / 256, a, m, r);
+            for (int k = 0; k < m; k++) {
+                System.arraycopy(r, k * rows, out[k0 + k], outIndex, rows);
+            }
+        }
+    }
+
+    private static void check(GgmlType type, ByteBuffer w, int off, int rowBytes, int rows, int cols, Activation x) {
+        int bs = type.blockSize();
+        if (cols % bs != 0 || rowBytes < type.bytesFor(cols) || x.length() != cols || x.type() != type) {
+            throw new IllegalArgumentException(type + " rows of " + cols + " values, " + rowBytes + " bytes, activation of " + x.length());
+        }
+        Objects.checkFromIndexSize(off, (long) rows * rowBytes <= Integer.MAX_VALUE ? rows * rowBytes : -1, w.capacity());
+    }
+
+    private static float[] results(int size) {
+        float[] r = OUT.get();
+        if (r.length < size) {
+            r = new float[size];
+            OUT.set(r);
+        }
+        return r;
+    }
+
     private static native void rows(int type, ByteBuffer w, long off, int rowBytes, int rows, int blocks, int gemm,
                                     short[] q, float[] kd, int[] bsums, float[] out, int outIndex);
+
+    /** The AVX-512 kernels: {@code out[k * rows + i]} = row i . activation k (native forms at {@code xs[k]}); 0 when the type has none. */
+    private static native int batch(int type, ByteBuffer w, long off, int rowBytes, int rows, int blocks, long[] xs, int n,
+                                    float[] out);
+
+    /**
+     * {@link Q8K#quantize} of {@code x[off .. off + n)} in C into {@code q}, {@code d}, {@code bsums}
+     * and the native form at {@code to} ({@link #nativeBytes}); the caller checks the sizes.
+     */
+    static native void quantize(float[] x, int off, int n, short[] q, float[] d, int[] bsums, long to);
 }

@@ -375,6 +375,6 @@ final class NativeKernels extends Kernels {
         if (x.length() != cols) {
             throw new IllegalArgumentException("activation of " + x.length() + " values for rows of " + cols);
         }
-        return x.nativeReady;
+        return x.nativeReady && x.type().blockSize() == 32; // a Q8_0 native form, not a Q8_K one
     }
 }

@@ -52,6 +52,86 @@ class NativeKQuantTest {
         }
     }
 
+    /**
+     * The AVX-512 kernels (one activation, and up to {@link NativeKQuant#MAX_ACTS} sharing each weight
+     * pass, over more than one call's worth) against the Java rows, and the native Q8_K quantization
+     * against {@link Q8K#quantize}, including blocks of zeros, NaN, infinities, a tied maximum and a
+     * subnormal maximum. Skipped without AVX-512 VNNI.
+     */
+    @ParameterizedTest
+    @EnumSource(value = GgmlType.class, names = {"Q4_K", "Q5_K", "Q6_K"})
+    void avx512RowsAndBatchesEqualJavaRowsBitForBit(GgmlType type) {
+        assumeTrue(NativeKQuant.zmm(), "AVX-512 K-quant kernels unavailable: " + NativeKernels.unavailableReason());
+        Random rnd = new Random(77 + type.ordinal());
+        int cols = 1536;
+        int rows = 21;
+        byte[] bytes = KQuantKernelsTest.randomRows(type, rows, cols, rnd);
+        ByteBuffer w = ByteBuffer.allocateDirect(bytes.length + 64).order(ByteOrder.LITTLE_ENDIAN);
+        w.position(64);
+        w.put(bytes);
+        int rowBytes = (int) type.bytesFor(cols);
+        int n = 70;
+        Activation[] xs = new Activation[n + 2];
+        float[][] nat = new float[n + 2][rows + 5];
+        for (int k = 0; k < n + 2; k++) {
+            float[] x = new float[cols];
+            for (int i = 0; i < cols; i++) {
+                x[i] = (float) rnd.nextGaussian() * (i % 53 == k % 53 ? 40 : 1);
+            }
+            xs[k] = new Activation().prepare(x, 0, cols, type);
+            assertThat(xs[k].nativeReady).isTrue();
+        }
+        for (int m : new int[] {1, 2, 3, 5, 9, n}) {
+            KQuantKernels.dotsRows(type, w, 64, rowBytes, rows, cols, xs, 2, m, nat, 5);
+            for (int k = 2; k < 2 + m; k++) {
+                float[] java = new float[rows + 5];
+                KQuantKernels.javaRows(type, w, 64, rowBytes, rows, cols, xs[k], java, 5);
+                float[] one = new float[rows + 5];
+                NativeKQuant.rows(type, w, 64, rowBytes, rows, cols, xs[k], one, 5);
+                for (int r = 5; r < rows + 5; r++) {
+                    assertThat(Float.floatToRawIntBits(nat[k][r])).as("%s batch of %d, activation %d row %d: %s vs %s",
+                            type, m, k, r, nat[k][r], java[r]).isEqualTo(Float.floatToRawIntBits(java[r]));
+                    assertThat(Float.floatToRawIntBits(one[r])).as("%s activation %d row %d", type, k, r)
+                            .isEqualTo(Float.floatToRawIntBits(java[r]));
+                }
+            }
+        }
+    }
+
+    @Test
+    void nativeQ8KQuantizationEqualsJava() {
+        assumeTrue(NativeKQuant.usable(), "native kernels unavailable: " + NativeKernels.unavailableReason());
+        Random rnd = new Random(5);
+        int n = 256 * 9;
+        float[] x = new float[n + 3];
+        for (int i = 0; i < x.length; i++) {
+            x[i] = (float) rnd.nextGaussian() * 3;
+        }
+        java.util.Arrays.fill(x, 3, 3 + 256, 0f);                                 // block 0: zeros
+        x[3 + 256 + 7] = Float.NaN;                                                // block 1: a NaN
+        x[3 + 512 + 9] = Float.POSITIVE_INFINITY;                                  // block 2: an infinity
+        x[3 + 768 + 4] = 50f;                                                      // block 3: tied maximum, sign differs
+        x[3 + 768 + 200] = -50f;
+        java.util.Arrays.fill(x, 3 + 1024, 3 + 1280, Float.MIN_VALUE);             // block 4: subnormal maximum
+        x[3 + 1024 + 11] = -2 * Float.MIN_VALUE;
+        java.util.Arrays.fill(x, 3 + 1280, 3 + 1536, Float.NaN);                   // block 5: NaN only
+        x[3 + 1536 + 1] = Float.NEGATIVE_INFINITY;                                 // block 6: infinities
+        x[3 + 1536 + 2] = Float.POSITIVE_INFINITY;
+        short[] q = new short[n];
+        float[] d = new float[n / 256];
+        int[] bsums = new int[n / 16];
+        Q8K.quantize(x, 3, n, q, d, bsums);
+        Activation a = new Activation().prepare(x, 3, n, GgmlType.Q6_K);
+        assertThat(a.nativeReady).isTrue();
+        for (int i = 0; i < n; i++) {
+            assertThat(a.q[i]).as("quant %d", i).isEqualTo(q[i]);
+        }
+        for (int b = 0; b < n / 256; b++) {
+            assertThat(Float.floatToRawIntBits(a.kd[b])).as("scale %d: %s vs %s", b, a.kd[b], d[b]).isEqualTo(Float.floatToRawIntBits(d[b]));
+        }
+        assertThat(java.util.Arrays.copyOf(a.kbsums, n / 16)).isEqualTo(bsums);
+    }
+
     @Test
     void rowsOutsideTheBufferAreRefusedBeforeTheCall() {
         assumeTrue(NativeKernels.loadedLevel() > 0, "native kernels unavailable");
