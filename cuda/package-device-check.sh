@@ -83,6 +83,15 @@ if command -v strip >/dev/null 2>&1; then
   strip --strip-unneeded "$stage/jre/lib/server/libjvm.so" # the distribution's libjvm keeps its symbol table: 24 -> 20 MB
 fi
 
+# the staged kit's own Java loads every model the check will use (status 3: no GPU here, as expected)
+stage_cp=$(ls "$stage"/lib/*.jar | grep -v junit-platform-console-standalone | paste -sd:)
+preflight=0
+"$stage/jre/bin/java" --add-modules jdk.incubator.vector -cp "$stage/test-classes:$stage_cp" io.moestream.cuda.DeviceKitPreflight \
+  "$root/model-runtime/src/test/resources/oracle" "$stage/oracle-types" 0 2>&1 | sed 's/^/  preflight: /' || preflight=${PIPESTATUS[0]}
+if (( preflight != 0 && preflight != 3 )); then
+  echo "error: the staged kit failed its preflight (status $preflight)" >&2
+  exit 1
+fi
 du -sb "$stage"/* | sed 's/^/  unpacked /'
 tar -C "$stage" -cf - jre lib test-classes oracle-types | xz -9 -T1 > "$kit/kit.tar.xz"
 cp "$here/device-check.sh" "$kit/"
