@@ -19,7 +19,9 @@ import java.util.List;
 /**
  * A read-only {@code [rows][cols]} weight matrix read in place from a memory-mapped tensor: row r
  * holds the weights of output r, so {@code y = W x} is a dot product per row. Quantized rows are
- * multiplied block by block while they are read, never copied.
+ * multiplied block by block while they are read, never dequantized; the one copy is a Q4_0 matrix's
+ * rows in the native kernels' batch-1 layout ({@link Kernels#repackQ4_0}), made at its first
+ * single-activation product.
  *
  * <p>{@link #matmul} follows llama.cpp's numerics: the activation is prepared once per call
  * ({@link Activation}: quantized to Q8_0 for Q8_0/Q4_0 weights, rounded to F16/BF16 for those
