@@ -36,6 +36,8 @@ final class NativeKernels extends Kernels {
     private static final ThreadLocal<long[]> ADDRESSES = ThreadLocal.withInitial(() -> new long[MAX_BATCH]);
     private static final ThreadLocal<Packed> PACKED = ThreadLocal.withInitial(Packed::new);
     private static String loadError;
+    /** Set once the direct memory limit refused a repacked copy: later matrices keep their rows in place without asking again. */
+    private static volatile boolean repackRefused;
     private static int level = -1;
 
     private final Kernels java;
@@ -273,12 +275,12 @@ final class NativeKernels extends Kernels {
      * Q4_0 rows eight at a time (kernels_zmm.h, {@code q4_repack}: per block, the eight rows' scales
      * then their quants, 144 bytes), for the AVX-512 level; in a direct buffer (heap memory outside
      * the Java heap, freed with the buffer). Null at the AVX2 level, for fewer than 8 rows, past 2 GiB,
-     * or when the direct memory limit refuses it.
+     * or once the direct memory limit has refused one.
      */
     @Override
     public ByteBuffer repackQ4_0(ByteBuffer w, int off, int rowBytes, int rows, int cols) {
         int groups = rows / Q4_GROUP_ROWS;
-        if (vnni != 1 || groups == 0 || !takes(GgmlType.Q4_0, w, off, rowBytes, rows, cols)) {
+        if (vnni != 1 || groups == 0 || repackRefused || !takes(GgmlType.Q4_0, w, off, rowBytes, rows, cols)) {
             return null;
         }
         long bytes = (long) groups * (cols / 32) * Q4_REPACKED_BLOCK;
@@ -289,6 +291,7 @@ final class NativeKernels extends Kernels {
         try {
             to = ByteBuffer.allocateDirect((int) bytes);
         } catch (OutOfMemoryError e) {
+            repackRefused = true;
             return null;
         }
         repackQ4(w, off, rowBytes, groups, cols / 32, to, 0);
