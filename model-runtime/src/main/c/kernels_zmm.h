@@ -104,6 +104,45 @@ static void q4_rows_zmm(const uint8_t *w, int row_bytes, int rows, int blocks, a
     }
 }
 
+// Q4_0 rows repacked eight at a time, for single-activation products: per group of 8 rows and per
+// block, the 8 F16 scales (16 bytes), then the 16 quant bytes of rows 0-3 and of rows 4-7 (one
+// 128-bit lane per row; 144 bytes). A group is one forward stream, four rows are one 512-bit load
+// and the eight scales one 128-bit load, where rows in place take 8 + 8 loads and inserts per
+// block. Same numbers as q4_rows_zmm: the same partial sums, reduction and float steps.
+#define Q4_GROUP_ROWS 8
+#define Q4_REPACKED_BLOCK 144
+
+static void q4_repack(const uint8_t *w, size_t row_bytes, int groups, int blocks, uint8_t *to) {
+    for (int g = 0; g < groups; g++) {
+        for (int b = 0; b < blocks; b++) {
+            uint8_t *e = to + ((size_t) g * blocks + b) * Q4_REPACKED_BLOCK;
+            for (int j = 0; j < Q4_GROUP_ROWS; j++) {
+                const uint8_t *blk = w + ((size_t) g * Q4_GROUP_ROWS + j) * row_bytes + 18 * (size_t) b;
+                memcpy(e + 2 * j, blk, 2);
+                memcpy(e + 16 + 16 * j, blk + 2, 16);
+            }
+        }
+    }
+}
+
+static void q4_groups_zmm(const uint8_t *w, int groups, int blocks, act_t x, float *out) {
+    for (int g = 0; g < groups; g++) {
+        const uint8_t *base = w + (size_t) g * blocks * Q4_REPACKED_BLOCK;
+        __m256 acc = _mm256_setzero_ps();
+        for (int b = 0; b < blocks; b++) {
+            const uint8_t *e = base + (size_t) b * Q4_REPACKED_BLOCK;
+            __m512i yl = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *) (x.q + 32 * b)));
+            __m512i yh = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *) (x.q + 32 * b + 16)));
+            __m512i pa = q4_partials(_mm512_loadu_si512((const void *) (e + 16)), yl, yh);
+            __m512i pb = q4_partials(_mm512_loadu_si512((const void *) (e + 80)), yl, yh);
+            __m256i isum = _mm256_sub_epi32(reduce4x4(pa, pb), _mm256_set1_epi32(8 * x.s[b]));
+            __m256 d = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *) e)), _mm256_set1_ps(x.d[b]));
+            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), d, acc);
+        }
+        _mm256_storeu_ps(out + Q4_GROUP_ROWS * g, acc);
+    }
+}
+
 static void pack_q8(const act_t *x, int n, int blocks, uint8_t *to) {
     int pairs = (n + 1) / 2;
     for (int b = 0; b < blocks; b++) {

@@ -113,6 +113,29 @@ JNIEXPORT void JNICALL Java_io_moestream_runtime_kernel_NativeKernels_rows(JNIEn
     (*env)->ReleasePrimitiveArrayCritical(env, out, o, 0);
 }
 
+// The first 8 * groups rows of w (+ off, rowBytes apart) repacked for q4_groups_zmm into to (+ toOff);
+// AVX-512 level only (the caller checks).
+JNIEXPORT void JNICALL Java_io_moestream_runtime_kernel_NativeKernels_repackQ4(JNIEnv *env, jclass cls, jobject buffer,
+        jlong off, jint rowBytes, jint groups, jint blocks, jobject to, jlong toOff) {
+    (void) cls;
+    const uint8_t *w = (const uint8_t *) (*env)->GetDirectBufferAddress(env, buffer) + off;
+    q4_repack(w, (size_t) rowBytes, groups, blocks, (uint8_t *) (*env)->GetDirectBufferAddress(env, to) + toOff);
+}
+
+// out[outIndex + i] = row i . x for the 8 * groups rows repacked at w (+ off); AVX-512 level only.
+JNIEXPORT void JNICALL Java_io_moestream_runtime_kernel_NativeKernels_groupsQ4(JNIEnv *env, jclass cls, jobject buffer,
+        jlong off, jint groups, jint blocks, jlong x, jfloatArray out, jint outIndex) {
+    (void) cls;
+    const uint8_t *w = (const uint8_t *) (*env)->GetDirectBufferAddress(env, buffer) + off;
+    act_t a = act_at(x, blocks);
+    float *o = (*env)->GetPrimitiveArrayCritical(env, out, NULL);
+    if (o == NULL) {
+        return;
+    }
+    q4_groups_zmm(w, groups, blocks, a, o + outIndex);
+    (*env)->ReleasePrimitiveArrayCritical(env, out, o, 0);
+}
+
 // out[k * rows + i] = row i . xs[k] for k < n (n <= MAX_BATCH, checked by the caller); AVX2 level
 // (the AVX-512 level packs the activations: batchPacked).
 JNIEXPORT void JNICALL Java_io_moestream_runtime_kernel_NativeKernels_batch(JNIEnv *env, jclass cls, jint q4, jobject buffer, jlong off, jint rowBytes, jint rows, jint blocks, jlongArray xs, jint n, jfloatArray out) {

@@ -243,6 +243,25 @@ public abstract class Kernels {
     }
 
     /**
+     * The first {@code rows / 8 * 8} of {@code rows} Q4_0 rows (as for {@link #dotRows}) copied into
+     * this implementation's layout for {@link #dotRowsRepacked}, or null when it has none (the Java
+     * kernels) or cannot take these rows. The copy is new memory of about the rows' size.
+     */
+    public ByteBuffer repackQ4_0(ByteBuffer w, int off, int rowBytes, int rows, int cols) {
+        return null;
+    }
+
+    /**
+     * {@link #dotRows} on rows [first, first + rows) of a {@link #repackQ4_0} copy of {@code cols}
+     * columns, the same results bit for bit; {@code first} and {@code rows} multiples of 8. False
+     * (nothing written) when it cannot take this activation: the caller then uses the rows in place.
+     */
+    public boolean dotRowsRepacked(ByteBuffer repacked, int first, int rows, int cols, Activation x, float[] out,
+                                   int outIndex) {
+        return false;
+    }
+
+    /**
      * Dots of one row with {@code n} activations: {@code out[k][outIndex] = row . xs[k]}. Reading
      * the row once for many activations is what makes batched decoding cheaper than one at a time.
      */

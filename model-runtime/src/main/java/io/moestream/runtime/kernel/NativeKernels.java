@@ -28,11 +28,16 @@ final class NativeKernels extends Kernels {
     static final int MAX_BATCH = 256;
     /** Activations per packed (AVX-512) batch call: bounds the packed copy to a few MB per thread. */
     static final int PACKED_BATCH = 64;
+    /** Rows per group of a repacked Q4_0 matrix, and bytes per group and block (kernels_zmm.h). */
+    private static final int Q4_GROUP_ROWS = 8;
+    private static final int Q4_REPACKED_BLOCK = 144;
     private static final String RESOURCE = "native/linux-x86_64/libmoestream_kernels.so";
     private static final ThreadLocal<float[]> OUT = ThreadLocal.withInitial(() -> new float[0]);
     private static final ThreadLocal<long[]> ADDRESSES = ThreadLocal.withInitial(() -> new long[MAX_BATCH]);
     private static final ThreadLocal<Packed> PACKED = ThreadLocal.withInitial(Packed::new);
     private static String loadError;
+    /** Set once the direct memory limit refused a repacked copy: later matrices keep their rows in place without asking again. */
+    private static volatile boolean repackRefused;
     private static int level = -1;
 
     private final Kernels java;
@@ -118,6 +123,12 @@ final class NativeKernels extends Kernels {
                                      long[] xs, int n, float[] out);
 
     private static native long packedBytes(int q4, int n, int blocks);
+
+    private static native void repackQ4(ByteBuffer w, long off, int rowBytes, int groups, int blocks, ByteBuffer to,
+                                        long toOff);
+
+    private static native void groupsQ4(ByteBuffer repacked, long off, int groups, int blocks, long x, float[] out,
+                                        int outIndex);
 
     /**
      * {@link Activation}'s Q8_0 quantization of {@code x[off .. off + n)} into {@code q}, {@code qi}
@@ -264,6 +275,52 @@ final class NativeKernels extends Kernels {
             throw new IndexOutOfBoundsException("rows [" + outIndex + ", " + (outIndex + rows) + ") of " + out.length);
         }
         rows(vnni, type == GgmlType.Q4_0 ? 1 : 0, w, off, rowBytes, rows, cols / 32, x.nativeAddress, out, outIndex);
+    }
+
+    /**
+     * Q4_0 rows eight at a time (kernels_zmm.h, {@code q4_repack}: per block, the eight rows' scales
+     * then their quants, 144 bytes), for the AVX-512 level; in a direct buffer (heap memory outside
+     * the Java heap, freed with the buffer). Null at the AVX2 level, for fewer than 8 rows, past 2 GiB,
+     * or once the direct memory limit has refused one.
+     */
+    @Override
+    public ByteBuffer repackQ4_0(ByteBuffer w, int off, int rowBytes, int rows, int cols) {
+        int groups = rows / Q4_GROUP_ROWS;
+        if (vnni != 1 || groups == 0 || repackRefused || !takes(GgmlType.Q4_0, w, off, rowBytes, rows, cols)) {
+            return null;
+        }
+        long bytes = (long) groups * (cols / 32) * Q4_REPACKED_BLOCK;
+        if (bytes > Integer.MAX_VALUE) {
+            return null;
+        }
+        ByteBuffer to;
+        try {
+            to = ByteBuffer.allocateDirect((int) bytes);
+        } catch (OutOfMemoryError e) {
+            repackRefused = true;
+            return null;
+        }
+        repackQ4(w, off, rowBytes, groups, cols / 32, to, 0);
+        return to;
+    }
+
+    @Override
+    public boolean dotRowsRepacked(ByteBuffer repacked, int first, int rows, int cols, Activation x, float[] out,
+                                   int outIndex) {
+        if (vnni != 1 || !ready(x, cols)) {
+            return false;
+        }
+        long block = (long) (cols / 32) * Q4_REPACKED_BLOCK;
+        if (!repacked.isDirect() || cols <= 0 || cols % 32 != 0 || first < 0 || rows <= 0 || first % Q4_GROUP_ROWS != 0
+                || rows % Q4_GROUP_ROWS != 0 || (first + (long) rows) / Q4_GROUP_ROWS * block > repacked.capacity()) {
+            throw new IndexOutOfBoundsException("repacked rows [" + first + ", " + (first + rows) + ") of " + cols
+                    + " values do not fit a buffer of " + repacked.capacity() + " bytes");
+        }
+        if (outIndex < 0 || outIndex + rows > out.length) {
+            throw new IndexOutOfBoundsException("rows [" + outIndex + ", " + (outIndex + rows) + ") of " + out.length);
+        }
+        groupsQ4(repacked, first / Q4_GROUP_ROWS * block, rows / Q4_GROUP_ROWS, cols / 32, x.nativeAddress, out, outIndex);
+        return true;
     }
 
     @Override

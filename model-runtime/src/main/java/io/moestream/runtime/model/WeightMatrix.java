@@ -19,7 +19,9 @@ import java.util.List;
 /**
  * A read-only {@code [rows][cols]} weight matrix read in place from a memory-mapped tensor: row r
  * holds the weights of output r, so {@code y = W x} is a dot product per row. Quantized rows are
- * multiplied block by block while they are read, never copied.
+ * multiplied block by block while they are read, never dequantized; the one copy is a Q4_0 matrix's
+ * rows in the native kernels' batch-1 layout ({@link Kernels#repackQ4_0}), made at its first
+ * single-activation product.
  *
  * <p>{@link #matmul} follows llama.cpp's numerics: the activation is prepared once per call
  * ({@link Activation}: quantized to Q8_0 for Q8_0/Q4_0 weights, rounded to F16/BF16 for those
@@ -40,6 +42,11 @@ public final class WeightMatrix {
     private final int rows;
     private final int cols;
     private final int rowBytes;
+    /** The kernels' copy of Q4_0 rows for single-activation products (see {@link #repackedFor}). */
+    private volatile Repacked repacked;
+
+    private record Repacked(Kernels by, ByteBuffer rows) {
+    }
 
     private WeightMatrix(String name, GgmlType type, ByteBuffer data, long baseOffset, int rows, int cols) {
         this.name = name;
@@ -155,6 +162,7 @@ public final class WeightMatrix {
         /** Activations per task, and row chunks per activation chunk, of each product. */
         private int[] chunkActs = new int[8];
         private int[] rowTasks = new int[8];
+        private ByteBuffer[] repackedRows = new ByteBuffer[8];
         /** First task index of each product, plus the total at index {@code size}. */
         private int[] firstTask = new int[9];
         private int size;
@@ -173,6 +181,7 @@ public final class WeightMatrix {
             Arrays.fill(matrices, 0, size, null);
             Arrays.fill(outs, 0, size, null);
             Arrays.fill(acts, 0, size, null);
+            Arrays.fill(repackedRows, 0, size, null);
             size = 0;
             preparedKeys.clear();
         }
@@ -191,6 +200,7 @@ public final class WeightMatrix {
                 chunkRows = Arrays.copyOf(chunkRows, cap);
                 chunkActs = Arrays.copyOf(chunkActs, cap);
                 rowTasks = Arrays.copyOf(rowTasks, cap);
+                repackedRows = Arrays.copyOf(repackedRows, cap);
                 firstTask = Arrays.copyOf(firstTask, cap + 1);
             }
             matrices[size] = w;
@@ -198,6 +208,7 @@ public final class WeightMatrix {
             counts[size] = n;
             acts[size] = activations(w, xs, n, orders);
             Kernels k = Kernels.get();
+            repackedRows[size] = n == 1 ? w.repackedFor(k) : null;
             int acts = Math.min(n, k.taskActivations());
             long perRow = (long) w.cols * acts;
             chunkActs[size] = acts;
@@ -307,7 +318,17 @@ public final class WeightMatrix {
                 return;
             }
             if (counts[p] == 1) {
-                k.dotRows(w.type, w.data, w.rowOffset(from), w.rowBytes, to - from, w.cols, a[0], out[0], from);
+                ByteBuffer r = repackedRows[p];
+                int end = Math.min(to, w.rows / 8 * 8);
+                if (r != null && from % 8 == 0 && end - from >= 8) {
+                    int grouped = (end - from) / 8 * 8;
+                    if (k.dotRowsRepacked(r, from, grouped, w.cols, a[0], out[0], from)) {
+                        from += grouped;
+                    }
+                }
+                if (from < to) {
+                    k.dotRows(w.type, w.data, w.rowOffset(from), w.rowBytes, to - from, w.cols, a[0], out[0], from);
+                }
             } else {
                 k.dotsRows(w.type, w.data, w.rowOffset(from), w.rowBytes, to - from, w.cols, a, firstAct, n, out, from);
             }
@@ -333,6 +354,29 @@ public final class WeightMatrix {
                 return n;
             }
         }
+    }
+
+    /**
+     * Q4_0 rows copied into {@code k}'s single-activation layout ({@link Kernels#repackQ4_0}), made
+     * at the first single-activation product and kept while {@code k} is the kernel set; null when
+     * {@code k} reads rows in place. The copy is memory beside the mapping (about the matrix's
+     * size), paid only by matrices that decode one activation at a time.
+     */
+    private ByteBuffer repackedFor(Kernels k) {
+        if (type != GgmlType.Q4_0) {
+            return null;
+        }
+        Repacked r = repacked;
+        if (r == null || r.by() != k) {
+            synchronized (this) {
+                r = repacked;
+                if (r == null || r.by() != k) {
+                    r = new Repacked(k, k.repackQ4_0(data, rowOffset(0), rowBytes, rows, cols));
+                    repacked = r;
+                }
+            }
+        }
+        return r.rows();
     }
 
     /** tinyBLAS takes a matrix only when its rows are a multiple of 4 (columns of 16: {@link Activation#prepare}). */

@@ -84,6 +84,44 @@ class NativeKernelsTest {
         }
     }
 
+    @Test
+    void repackedQ4RowsGiveTheScalarKernelsBits() {
+        SplittableRandom r = new SplittableRandom(41);
+        GgmlType type = GgmlType.Q4_0;
+        for (int cols : KernelsTest.COLS) {
+            for (int rows : new int[] {8, 15, 16, 24, 35}) {
+                ByteBuffer w = randomRows(type, rows + 1, cols, r);
+                int rowBytes = (int) type.bytesFor(cols);
+                Activation x = new Activation().prepare(gaussian(cols, r, 1f), 0, cols, type);
+                for (Kernels k : LEVELS) {
+                    ByteBuffer repacked = k.repackQ4_0(w, rowBytes, rowBytes, rows, cols); // rows from row 1
+                    if (!k.name().startsWith("native-avx512")) {
+                        assertThat(repacked).as(k.name() + ": rows in place").isNull();
+                        continue;
+                    }
+                    assertThat(repacked.capacity()).isEqualTo(rows / 8 * (cols / 32) * 144);
+                    // every group from every first group, as the pool's row chunks take them
+                    for (int first = 0; first < rows / 8 * 8; first += 8) {
+                        float[] out = new float[rows + 2];
+                        int n = rows / 8 * 8 - first;
+                        assertThat(k.dotRowsRepacked(repacked, first, n, cols, x, out, first + 1)).isTrue();
+                        for (int i = first; i < first + n; i++) {
+                            assertThat(out[i + 1]).as(k.name() + " cols " + cols + " rows " + rows + " first " + first + " row " + i)
+                                    .isEqualTo(Kernels.scalar().dot(type, w, (i + 1) * rowBytes, cols, x));
+                        }
+                        assertThat(out[first]).isZero();
+                        assertThat(out[first + n + 1]).isZero();
+                    }
+                    float[] out = new float[rows];
+                    assertThatThrownBy(() -> k.dotRowsRepacked(repacked, 8, rows / 8 * 8, cols, x, out, 0))
+                            .isInstanceOf(IndexOutOfBoundsException.class);
+                    assertThatThrownBy(() -> k.dotRowsRepacked(repacked, 4, 8, cols, x, out, 0))
+                            .isInstanceOf(IndexOutOfBoundsException.class);
+                }
+            }
+        }
+    }
+
     @ParameterizedTest
     @EnumSource(value = GgmlType.class, names = {"Q8_0", "Q4_0"})
     void batchedTilesAndTailsGiveTheScalarKernelsBits(GgmlType type) {
