@@ -1,5 +1,6 @@
 package io.moestream.jobs.cli;
 
+import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.moestream.runtime.chat.ChatFormat;
@@ -9,6 +10,7 @@ import io.moestream.runtime.model.Model;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
@@ -68,13 +70,44 @@ final class ChatInput {
         return ChatFormat.message(role, content);
     }
 
+    /**
+     * {@code --chat-template-kwargs}: a JSON object whose values are booleans, integers, numbers or
+     * strings (the types of {@code Prompt.chat_template_kwargs}); empty when not given.
+     */
+    static Map<String, Object> kwargs(String json, CommandSpec spec) {
+        if (json == null) {
+            return Map.of();
+        }
+        JsonNode node;
+        try {
+            node = new ObjectMapper().readTree(json);
+        } catch (JsonProcessingException e) {
+            throw new ParameterException(spec.commandLine(), "--chat-template-kwargs: not JSON: " + e.getOriginalMessage());
+        }
+        if (node == null || !node.isObject()) {
+            throw new ParameterException(spec.commandLine(), "--chat-template-kwargs must be a JSON object, e.g. '{\"enable_thinking\": false}'");
+        }
+        Map<String, Object> out = new LinkedHashMap<>();
+        for (Map.Entry<String, JsonNode> e : node.properties()) {
+            JsonNode v = e.getValue();
+            Object value = v.isBoolean() ? (Object) v.booleanValue() : v.isIntegralNumber() ? (Object) v.longValue()
+                    : v.isNumber() ? (Object) v.doubleValue() : v.isTextual() ? v.textValue() : null;
+            if (value == null) {
+                throw new ParameterException(spec.commandLine(), "--chat-template-kwargs: '" + e.getKey()
+                        + "' must be a boolean, number or string, got " + v);
+            }
+            out.put(e.getKey(), value);
+        }
+        return out;
+    }
+
     /** The token ids of the rendered conversation followed by the assistant's turn. */
-    static int[] encode(Model m, List<Map<String, Object>> messages, CommandSpec spec) {
+    static int[] encode(Model m, List<Map<String, Object>> messages, Map<String, Object> kwargs, CommandSpec spec) {
         ChatFormat chat;
         try {
             chat = ChatFormat.of(m.gguf(), m.tokenizer()).orElseThrow(() -> new ParameterException(spec.commandLine(),
                     "--chat: model '" + m.name() + "' has no chat template (tokenizer.chat_template)"));
-            return chat.encode(messages, Map.of());
+            return chat.encode(messages, kwargs);
         } catch (TemplateException | GgufFormatException e) {
             throw new ParameterException(spec.commandLine(), "--chat: the model's chat template: " + e.getMessage());
         }

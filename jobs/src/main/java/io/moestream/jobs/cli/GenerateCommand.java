@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.moestream.runtime.arch.Architecture;
 import io.moestream.runtime.constrain.Grammar;
 import io.moestream.runtime.constrain.UnsupportedSchemaException;
 import io.moestream.runtime.model.DefaultModel;
@@ -25,6 +26,7 @@ import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.Callable;
+import java.util.stream.Collectors;
 
 import picocli.CommandLine.ArgGroup;
 import picocli.CommandLine.Command;
@@ -89,6 +91,11 @@ public final class GenerateCommand implements Callable<Integer> {
             description = "With --chat: a JSON list of {\"role\": ..., \"content\": ...} messages, after --system and before --message.")
     Path messagesFile;
 
+    @Option(names = "--chat-template-kwargs", paramLabel = "JSON",
+            description = "With --chat: extra template variables as a JSON object of booleans, numbers and strings,"
+                    + " e.g. '{\"enable_thinking\": false}' (as Prompt.chat_template_kwargs).")
+    String chatTemplateKwargs;
+
     @Option(names = "--max-tokens", paramLabel = "N", defaultValue = "32", description = "Most tokens to generate (default: ${DEFAULT-VALUE}).")
     int maxTokens;
 
@@ -146,7 +153,8 @@ public final class GenerateCommand implements Callable<Integer> {
             m = Model.load(file);
         } catch (IOException e) {
             err.println("cannot load model " + file + ": " + e.getMessage());
-            err.println("--model must be a GGUF file of a supported architecture (llama, qwen3moe, qwen2moe, bailingmoe2).");
+            err.println("--model must be a GGUF file of a supported architecture ("
+                    + Architecture.ALL.stream().map(Architecture::name).collect(Collectors.joining(", ")) + ").");
             return 1;
         }
         try (m) {
@@ -154,7 +162,7 @@ public final class GenerateCommand implements Callable<Integer> {
             if (prompt.file != null) {
                 return runPrompts(m, readPrompts(m, CliSupport.existingFile(prompt.file, "--prompts-file")), out);
             }
-            int[] promptIds = prompt.chat ? ChatInput.encode(m, conversation, spec)
+            int[] promptIds = prompt.chat ? ChatInput.encode(m, conversation, ChatInput.kwargs(chatTemplateKwargs, spec), spec)
                     : prompt.ids != null ? prompt.ids : m.tokenizer().encodePrompt(prompt.text);
             checkArguments(m, promptIds);
             return run(m, List.of(promptIds), out, !json);
@@ -163,8 +171,8 @@ public final class GenerateCommand implements Callable<Integer> {
 
     private List<Map<String, Object>> chatMessages() {
         if (!prompt.chat) {
-            if (system != null || !messages.isEmpty() || messagesFile != null) {
-                throw new ParameterException(spec.commandLine(), "--system, --message and --messages need --chat");
+            if (system != null || !messages.isEmpty() || messagesFile != null || chatTemplateKwargs != null) {
+                throw new ParameterException(spec.commandLine(), "--system, --message, --messages and --chat-template-kwargs need --chat");
             }
             return List.of();
         }

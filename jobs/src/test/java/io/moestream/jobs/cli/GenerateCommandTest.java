@@ -132,6 +132,24 @@ class GenerateCommandTest {
         assertThat(badRole.err()).contains("role 'narrator'");
         Run noChat = launch("generate", "--model", file.toString(), "--prompt", "x", "--system", "Be brief.");
         assertThat(noChat.err()).contains("need --chat");
+
+        // template variables: ChatML reads none, so the rendering is the same; bad ones say what to fix
+        Run kwargs = launch("generate", "--model", file.toString(), "--chat", "--system", "Be brief.",
+                "--message", "user=Name a colour.", "--max-tokens", "3", "--json",
+                "--chat-template-kwargs", "{\"enable_thinking\": false, \"reasoning_effort\": \"high\", \"n\": 2}");
+        assertThat(kwargs.exitCode()).as(kwargs.err()).isZero();
+        assertThat(kwargs.out()).isEqualTo(flags.out());
+        Run notObject = launch("generate", "--model", file.toString(), "--chat", "--message", "user=Hi",
+                "--chat-template-kwargs", "[1]");
+        assertThat(notObject.err()).contains("--chat-template-kwargs must be a JSON object");
+        Run nested = launch("generate", "--model", file.toString(), "--chat", "--message", "user=Hi",
+                "--chat-template-kwargs", "{\"tools\": [1]}");
+        assertThat(nested.err()).contains("'tools' must be a boolean, number or string");
+        Run notJson = launch("generate", "--model", file.toString(), "--chat", "--message", "user=Hi",
+                "--chat-template-kwargs", "{enable_thinking}");
+        assertThat(notJson.err()).contains("--chat-template-kwargs: not JSON");
+        Run kwargsNoChat = launch("generate", "--model", file.toString(), "--prompt", "x", "--chat-template-kwargs", "{}");
+        assertThat(kwargsNoChat.err()).contains("need --chat");
     }
 
     @Test

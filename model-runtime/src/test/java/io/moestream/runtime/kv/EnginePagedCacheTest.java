@@ -41,7 +41,9 @@ class EnginePagedCacheTest {
 
     @AfterAll
     static void close() {
-        model.close();
+        if (model != null) { // null when the oracle is absent and the class was skipped
+            model.close();
+        }
     }
 
     /** A batched prefill crossing block boundaries equals one position at a time, bit for bit, for every codec. */
