@@ -1,14 +1,13 @@
 package io.moestream.operators;
 
 import io.moestream.runtime.sched.Request;
-import io.moestream.runtime.sched.StepPlanner;
 
 /**
  * Work admitted to the step loop: a queued item and its {@link Request} (the runtime's request
  * lifecycle: chunks, sampling, finish rules). In memory only; the item stays in keyed state until
  * it is answered, so a restore runs it again from the start.
  */
-abstract sealed class Running implements StepPlanner.Planned permits PromptRun, PartRun {
+abstract sealed class Running permits PromptRun, PartRun {
 
     final RequestQueue.Queued queued;
     final Request request;
@@ -22,24 +21,8 @@ abstract sealed class Running implements StepPlanner.Planned permits PromptRun, 
         return queued.key();
     }
 
-    @Override
-    public String tenant() {
+    String tenant() {
         return queued.tenant();
-    }
-
-    @Override
-    public boolean decoding() {
-        return request.decoding();
-    }
-
-    @Override
-    public int tokensWanted() {
-        return request.tokensWanted();
-    }
-
-    @Override
-    public int positions() {
-        return request.positions();
     }
 
     /** Whether this run appends to a context that is stored when it ends (a document part, a conversation turn). */

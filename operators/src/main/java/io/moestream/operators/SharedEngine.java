@@ -50,27 +50,7 @@ public final class SharedEngine {
 
     private record Job(String prompt, SamplingParams params, Grammar grammar, CompletableFuture<Answer> answer) {}
 
-    private record Run(Job job, Request request) implements StepPlanner.Planned {
-        @Override
-        public String tenant() {
-            return TENANT;
-        }
-
-        @Override
-        public boolean decoding() {
-            return request.decoding();
-        }
-
-        @Override
-        public int tokensWanted() {
-            return request.tokensWanted();
-        }
-
-        @Override
-        public int positions() {
-            return request.positions();
-        }
-    }
+    private record Run(Job job, Request request) {}
 
     private final InferenceConfig config;
     private final Model model;
@@ -165,7 +145,7 @@ public final class SharedEngine {
                 List<Job> arrived = new ArrayList<>();
                 incoming.drainTo(arrived);
                 arrived.forEach(job -> prepare(job, waiting));
-                int admit = planner.admissions(running, Map.of(TENANT, waiting.size())).size();
+                int admit = planner.admissions(requests(running), Map.of(TENANT, waiting.size())).size();
                 for (int i = 0; i < admit; i++) {
                     running.add(waiting.remove(0));
                 }
@@ -218,8 +198,16 @@ public final class SharedEngine {
         }
     }
 
+    private static List<Request> requests(List<Run> running) {
+        List<Request> requests = new ArrayList<>(running.size());
+        for (Run r : running) {
+            requests.add(r.request());
+        }
+        return requests;
+    }
+
     private void step(List<Run> running) {
-        int[] tokens = planner.allocate(running);
+        int[] tokens = planner.allocate(requests(running));
         List<Run> stepped = new ArrayList<>();
         List<StepRunner.Chunk> chunks = new ArrayList<>();
         int total = 0;

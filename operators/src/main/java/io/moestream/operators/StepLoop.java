@@ -1,6 +1,7 @@
 package io.moestream.operators;
 
 import io.moestream.runtime.model.StepPlan;
+import io.moestream.runtime.sched.Request;
 import io.moestream.runtime.sched.StepPlanner;
 import java.util.ArrayList;
 import java.util.List;
@@ -65,7 +66,7 @@ final class StepLoop {
         if (running.isEmpty()) {
             return progress;
         }
-        int[] tokens = planner.allocate(running);
+        int[] tokens = planner.allocate(requests());
         List<Running> stepped = new ArrayList<>();
         List<StepRunner.Chunk> chunks = new ArrayList<>();
         int prefill = 0;
@@ -78,7 +79,7 @@ final class StepLoop {
             StepPlan.Sequence s = r.request.chunk(tokens[i]);
             stepped.add(r);
             chunks.add(new StepRunner.Chunk(s.cache(), s.tokens(), s.logits()));
-            if (r.decoding()) {
+            if (r.request.decoding()) {
                 decode += tokens[i];
             } else {
                 prefill += tokens[i];
@@ -116,12 +117,21 @@ final class StepLoop {
         return true;
     }
 
+    /** The running work as the planner sees it: its requests, in the same order. */
+    private List<Request> requests() {
+        List<Request> requests = new ArrayList<>(running.size());
+        for (Running r : running) {
+            requests.add(r.request);
+        }
+        return requests;
+    }
+
     /** Admits queued work as the planner says; answers what cannot run with an error. */
     private boolean admit() throws Exception {
         boolean progress = false;
         int limit = planner.maxSequences();
         while (queue.queued() > 0 && running.size() < limit) {
-            List<String> tenants = planner.admissions(running, queue.admissible(limit - running.size()));
+            List<String> tenants = planner.admissions(requests(), queue.admissible(limit - running.size()));
             if (tenants.isEmpty()) {
                 break;
             }
