@@ -66,10 +66,6 @@ public record KvShape(int layers, int kvHeads, int headDim, long fingerprint, At
         this(layers, kvHeads, headDim, fingerprint, Attention.PLAIN);
     }
 
-    public static KvShape of(Model model) {
-        return model.kvShape();
-    }
-
     /** The shape of a model named {@code name} with configuration {@code c} (what {@link Model#kvShape()} holds). */
     public static KvShape of(String name, ModelConfig c) {
         ModelConfig.AttentionLayout a = c.attention();

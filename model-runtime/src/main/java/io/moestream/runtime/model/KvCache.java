@@ -4,7 +4,6 @@ import io.moestream.runtime.kv.HeadClassifier;
 import io.moestream.runtime.kv.HeadPolicy;
 import io.moestream.runtime.kv.KvCacheMeta;
 import io.moestream.runtime.kv.KvCodec;
-import io.moestream.runtime.kv.KvShape;
 import io.moestream.runtime.kv.KvStateException;
 import io.moestream.runtime.kv.PagedKvCache;
 
@@ -57,7 +56,7 @@ public final class KvCache {
      * @throws KvStateException when the bytes are corrupted, for another model, or the ids do not match
      */
     public static KvCache restore(Model model, int[] tokenIds, byte[] metaBytes, IntFunction<byte[]> blocks) {
-        PagedKvCache p = PagedKvCache.restore(KvShape.of(model), metaBytes, blocks);
+        PagedKvCache p = PagedKvCache.restore(model.kvShape(), metaBytes, blocks);
         if (tokenIds.length != p.length()) {
             throw new KvStateException("KV cache holds " + p.length() + " positions but " + tokenIds.length
                     + " token ids were stored with it");
@@ -233,7 +232,7 @@ public final class KvCache {
         for (int i = 0; i < n; i++) {
             ids[i] = b.getInt();
         }
-        PagedKvCache p = new PagedKvCache(KvShape.of(model), KvCodec.F32);
+        PagedKvCache p = new PagedKvCache(model.kvShape(), KvCodec.F32);
         float[] k = new float[n * kvDim];
         float[] v = new float[n * kvDim];
         for (int l = 0; l < layers; l++) {

@@ -1,6 +1,9 @@
 package io.moestream.runtime.model;
 
 import io.moestream.runtime.gguf.GgufFile;
+import io.moestream.runtime.kv.KvCodec;
+import io.moestream.runtime.kv.KvShape;
+import io.moestream.runtime.kv.PagedKvCache;
 import io.moestream.runtime.tokenizer.Tokenizer;
 
 import java.io.IOException;
@@ -18,7 +21,7 @@ public final class Model implements AutoCloseable {
     private final Tokenizer tokenizer;
     private final GgufFile gguf;
     /** Computed once: its fingerprint formats and hashes the whole configuration. */
-    private final io.moestream.runtime.kv.KvShape kvShape;
+    private final KvShape kvShape;
 
     private Model(String name, ModelConfig config, Weights weights, Tokenizer tokenizer, GgufFile gguf) {
         this.name = name;
@@ -26,11 +29,11 @@ public final class Model implements AutoCloseable {
         this.weights = weights;
         this.tokenizer = tokenizer;
         this.gguf = gguf;
-        this.kvShape = io.moestream.runtime.kv.KvShape.of(name, config);
+        this.kvShape = KvShape.of(name, config);
     }
 
     /** The shape (and fingerprint) of this model's KV caches. */
-    public io.moestream.runtime.kv.KvShape kvShape() {
+    public KvShape kvShape() {
         return kvShape;
     }
 
@@ -90,12 +93,12 @@ public final class Model implements AutoCloseable {
 
     /** A new, empty, uncompressed (float32) cache for one sequence: the Engine's exact numerics. */
     public KvCache newCache() {
-        return newCache(io.moestream.runtime.kv.KvCodec.F32);
+        return newCache(KvCodec.F32);
     }
 
-    /** A new, empty cache whose full blocks of {@link io.moestream.runtime.kv.PagedKvCache#DEFAULT_BLOCK_TOKENS} positions are compressed with {@code codec}. */
-    public KvCache newCache(io.moestream.runtime.kv.KvCodec codec) {
-        return newCache(codec, io.moestream.runtime.kv.PagedKvCache.DEFAULT_BLOCK_TOKENS);
+    /** A new, empty cache whose full blocks of {@link PagedKvCache#DEFAULT_BLOCK_TOKENS} positions are compressed with {@code codec}. */
+    public KvCache newCache(KvCodec codec) {
+        return newCache(codec, PagedKvCache.DEFAULT_BLOCK_TOKENS);
     }
 
     /**
@@ -103,8 +106,8 @@ public final class Model implements AutoCloseable {
      *
      * @throws IllegalArgumentException when the codec's group size does not divide the block size or head width
      */
-    public KvCache newCache(io.moestream.runtime.kv.KvCodec codec, int blockTokens) {
-        return new KvCache(new io.moestream.runtime.kv.PagedKvCache(kvShape, codec, blockTokens),
+    public KvCache newCache(KvCodec codec, int blockTokens) {
+        return new KvCache(new PagedKvCache(kvShape, codec, blockTokens),
                 new int[0]);
     }
 

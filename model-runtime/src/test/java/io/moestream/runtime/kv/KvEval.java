@@ -69,7 +69,7 @@ public final class KvEval {
         int[] refGreedy = greedy(f, ref.copy(), refLast, p.gen());
         float[][] refLogits = teacherForce(f, ref, rest);
 
-        KvShape shape = KvShape.of(model);
+        KvShape shape = model.kvShape();
         long fp16PerToken = 2L * 2 * shape.layers() * shape.kvDim();
         int heads = model.config().heads();
         int group = heads / model.config().kvHeads();

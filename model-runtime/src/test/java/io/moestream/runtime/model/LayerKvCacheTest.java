@@ -34,7 +34,7 @@ class LayerKvCacheTest {
     void mlaCachesTheLatentRowOncePerPositionAndLayer() throws IOException {
         try (Model m = Model.load(SharedOracle.model(DEEPSEEK2))) {
             ModelConfig c = m.config();
-            KvShape shape = KvShape.of(m);
+            KvShape shape = m.kvShape();
             assertThat(shape.latent()).isTrue();
             assertThat(shape.kvHeads()).isEqualTo(1);
             assertThat(shape.headDim()).isEqualTo(c.mla().kvLoraRank() + c.mla().qkRope());
@@ -144,7 +144,7 @@ class LayerKvCacheTest {
     void slidingLayersKeepOnlyTheirWindowWithIdenticalLogits() throws IOException {
         try (Model m = Model.load(SharedOracle.model(GPT_OSS))) {
             ModelConfig c = m.config();
-            KvShape shape = KvShape.of(m);
+            KvShape shape = m.kvShape();
             assertThat(c.isSlidingLayer(0)).isTrue();
             assertThat(c.isSlidingLayer(1)).isFalse();
             for (int l = 0; l < c.layers(); l++) {
@@ -217,7 +217,7 @@ class LayerKvCacheTest {
             b = new int[] {Sampler.argmax(y)};
         }
         assertThat(restored.tokens()).isEqualTo(live.tokens());
-        if (KvShape.of(m).attention().window() > 0) {
+        if (m.kvShape().attention().window() > 0) {
             assertThat(restored.paged().block(0).holds(0, 0, m.config().kvHeads())).as("%s: sliding layer of block 0", what).isFalse();
             assertThatThrownBy(() -> restored.truncate(40)).isInstanceOf(IllegalStateException.class)
                     .hasMessageContaining("sliding-window layers");

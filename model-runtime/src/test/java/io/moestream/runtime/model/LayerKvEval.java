@@ -52,7 +52,7 @@ public final class LayerKvEval {
     static void decodeSpeed() throws IOException {
         System.out.println("== deepseek2 decode, 96 tokens after 1,900 cached positions (tok/s, rounds alternate) ==");
         try (Model m = Model.load(SharedOracle.model(LayerKvCacheTest.DEEPSEEK2))) {
-            KvShape s = KvShape.of(m);
+            KvShape s = m.kvShape();
             KvShape twice = new KvShape(s.layers(), s.kvHeads(), s.headDim(), s.fingerprint());
             Engine engine = new Engine(m);
             int ctx = 1900;
