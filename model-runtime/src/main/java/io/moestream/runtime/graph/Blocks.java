@@ -101,7 +101,7 @@ public final class Blocks {
      * Multi-head latent attention in the absorbed form ({@link ModelConfig.Mla}, llama.cpp's
      * deepseek2 MLA branch): the query latent and its norm, the queries, the latent c and k_pe,
      * RoPE on q_pe and k_pe, the norm of c, each head's q_nope absorbed by {@code attn_k_b} next to its
-     * q_pe, K = V = [c ‖ k_pe] (one head), attention, each head's values {@code attn_v_b} times its
+     * q_pe, K = [c ‖ k_pe] (one head; the cache's latent rows serve as V too), attention, each head's values {@code attn_v_b} times its
      * latent result, the output projection: XB2.
      */
     public void mlaAttention(int l) {
@@ -117,7 +117,6 @@ public final class Blocks {
         ops.headNorm(K, 1, m.kvLoraRank(), TensorRole.ATTN_KV_A_NORM, l);
         ops.headMatmul(TensorRole.ATTN_K_B, l, QB, m.qHead(), Q, row, false);
         ops.copyHeads(QB, m.qHead(), m.qkNope(), Q, row, m.kvLoraRank(), m.qkRope(), heads);
-        ops.copyHeads(K, row, 0, V, row, 0, row, 1);
         ops.attention(l);
         ops.headMatmul(TensorRole.ATTN_V_B, l, Act.ATT, row, VO, m.vHead(), true);
         ops.matmul(TensorRole.ATTN_OUT, l, VO, XB2);
