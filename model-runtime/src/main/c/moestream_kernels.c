@@ -441,3 +441,27 @@ JNIEXPORT jint JNICALL Java_io_moestream_runtime_kernel_NativeKQuant_batch(JNIEn
     (*env)->ReleasePrimitiveArrayCritical(env, out, o, 0);
     return done;
 }
+
+// The first 16 * groups Q4_K rows of w (+ off, rowBytes apart) repacked for kz_q4k_groups into to;
+// AVX-512 level only (the caller checks it and every size).
+JNIEXPORT void JNICALL Java_io_moestream_runtime_kernel_NativeKQuant_repackQ4K(JNIEnv *env, jclass cls, jobject buffer,
+        jlong off, jint rowBytes, jint groups, jint blocks, jobject to) {
+    (void) cls;
+    const uint8_t *w = (const uint8_t *) (*env)->GetDirectBufferAddress(env, buffer) + off;
+    kz_q4k_repack(w, (size_t) rowBytes, groups, blocks, (uint8_t *) (*env)->GetDirectBufferAddress(env, to));
+}
+
+// out[outIndex + i] = row i . x for the 16 * groups Q4_K rows repacked at w (+ off), x in its native
+// Q8_K form; AVX-512 level only (the caller checks it and every size).
+JNIEXPORT void JNICALL Java_io_moestream_runtime_kernel_NativeKQuant_groupsQ4K(JNIEnv *env, jclass cls, jobject buffer,
+        jlong off, jint groups, jint blocks, jlong x, jfloatArray out, jint outIndex) {
+    (void) cls;
+    const uint8_t *w = (const uint8_t *) (*env)->GetDirectBufferAddress(env, buffer) + off;
+    kq8_t a = kq8_at(x, blocks * 256);
+    float *o = (*env)->GetPrimitiveArrayCritical(env, out, NULL);
+    if (o == NULL) {
+        return;
+    }
+    kz_q4k_groups(w, groups, blocks, a, o + outIndex);
+    (*env)->ReleasePrimitiveArrayCritical(env, out, o, 0);
+}

@@ -19,9 +19,9 @@ import java.util.List;
 /**
  * A read-only {@code [rows][cols]} weight matrix read in place from a memory-mapped tensor: row r
  * holds the weights of output r, so {@code y = W x} is a dot product per row. Quantized rows are
- * multiplied block by block while they are read, never dequantized; the one copy is a Q4_0 matrix's
- * rows in the native kernels' batch-1 layout ({@link Kernels#repackQ4_0}), made at its first
- * single-activation product.
+ * multiplied block by block while they are read, never dequantized; the one copy is a Q4_0 or Q4_K
+ * matrix's rows in the native kernels' batch-1 layout ({@link Kernels#repackQ4_0},
+ * {@link KQuantKernels#repack}), made at its first single-activation product.
  *
  * <p>{@link #matmul} follows llama.cpp's numerics: the activation is prepared once per call
  * ({@link Activation}: quantized to Q8_0 for Q8_0/Q4_0 weights, rounded to F16/BF16 for those
@@ -42,7 +42,7 @@ public final class WeightMatrix {
     private final int rows;
     private final int cols;
     private final int rowBytes;
-    /** The kernels' copy of Q4_0 rows for single-activation products (see {@link #repackedFor}). */
+    /** The kernels' copy of Q4_0 or Q4_K rows for single-activation products (see {@link #repackedFor}). */
     private volatile Repacked repacked;
 
     private record Repacked(Kernels by, ByteBuffer rows) {
@@ -311,6 +311,18 @@ public final class WeightMatrix {
             float[][] out = outs[p];
             if (KQuantKernels.handles(w.type)) {
                 if (counts[p] == 1) {
+                    ByteBuffer r = repackedRows[p];
+                    int group = KQuantKernels.repackedGroupRows();
+                    int end = Math.min(to, w.rows / group * group);
+                    if (r != null && from % group == 0 && end - from >= group) {
+                        int grouped = (end - from) / group * group;
+                        if (KQuantKernels.dotRowsRepacked(r, from, grouped, w.cols, a[0], out[0], from)) {
+                            from += grouped;
+                        }
+                    }
+                    if (from == to) {
+                        return;
+                    }
                     KQuantKernels.dotRows(w.type, w.data, w.rowOffset(from), w.rowBytes, to - from, w.cols, a[0], out[0], from);
                 } else {
                     KQuantKernels.dotsRows(w.type, w.data, w.rowOffset(from), w.rowBytes, to - from, w.cols, a, firstAct, n, out, from);
@@ -357,13 +369,14 @@ public final class WeightMatrix {
     }
 
     /**
-     * Q4_0 rows copied into {@code k}'s single-activation layout ({@link Kernels#repackQ4_0}), made
-     * at the first single-activation product and kept while {@code k} is the kernel set; null when
-     * {@code k} reads rows in place. The copy is memory beside the mapping (about the matrix's
+     * Q4_0 rows copied into {@code k}'s single-activation layout ({@link Kernels#repackQ4_0}), or Q4_K
+     * rows into the native K-quant kernel's ({@link KQuantKernels#repack}), made at the first
+     * single-activation product and kept while {@code k} is the kernel set; null when the rows are
+     * read in place. The copy is memory beside the mapping (about the matrix's
      * size), paid only by matrices that decode one activation at a time.
      */
     private ByteBuffer repackedFor(Kernels k) {
-        if (type != GgmlType.Q4_0) {
+        if (type != GgmlType.Q4_0 && type != GgmlType.Q4_K) {
             return null;
         }
         Repacked r = repacked;
@@ -371,7 +384,8 @@ public final class WeightMatrix {
             synchronized (this) {
                 r = repacked;
                 if (r == null || r.by() != k) {
-                    r = new Repacked(k, k.repackQ4_0(data, rowOffset(0), rowBytes, rows, cols));
+                    r = new Repacked(k, type == GgmlType.Q4_0 ? k.repackQ4_0(data, rowOffset(0), rowBytes, rows, cols)
+                            : KQuantKernels.repack(type, data, rowOffset(0), rowBytes, rows, cols));
                     repacked = r;
                 }
             }

@@ -98,6 +98,64 @@ class NativeKQuantTest {
         }
     }
 
+    /**
+     * Q4_K rows repacked sixteen at a time ({@link KQuantKernels#repack}) against the Java rows over
+     * random blocks, blocks at the extremes (every nibble 15, every scale and min 63) and rows after
+     * the last group; a gemm-order activation is declined and rows outside the copy are refused.
+     * Skipped without AVX-512 VNNI.
+     */
+    @Test
+    void repackedQ4KRowsEqualJavaRowsBitForBit() {
+        assumeTrue(NativeKQuant.zmm(), "AVX-512 K-quant kernels unavailable: " + NativeKernels.unavailableReason());
+        GgmlType type = GgmlType.Q4_K;
+        Random rnd = new Random(2024);
+        int cols = 1536;
+        int rows = 3 * 16 + 5;
+        int rowBytes = (int) type.bytesFor(cols);
+        byte[] bytes = KQuantKernelsTest.randomRows(type, rows, cols, rnd);
+        for (int r = 16; r < 32; r++) { // group 1: the largest nibbles, scales and mins
+            for (int b = 0; b < cols / 256; b++) {
+                java.util.Arrays.fill(bytes, r * rowBytes + 144 * b + 4, r * rowBytes + 144 * (b + 1), (byte) 0xFF);
+            }
+        }
+        ByteBuffer w = ByteBuffer.allocateDirect(bytes.length + 64).order(ByteOrder.LITTLE_ENDIAN);
+        w.position(64);
+        w.put(bytes);
+        ByteBuffer repacked = KQuantKernels.repack(type, w, 64, rowBytes, rows, cols);
+        assertThat(repacked).isNotNull();
+        assertThat(KQuantKernels.repack(GgmlType.Q6_K, w, 64, (int) GgmlType.Q6_K.bytesFor(cols), 3, cols)).isNull();
+        for (int trial = 0; trial < 6; trial++) {
+            float[] x = new float[cols];
+            for (int i = 0; i < cols; i++) {
+                x[i] = trial == 0 ? (i % 2 == 0 ? -1 : 1) * 100f : (float) rnd.nextGaussian() * (i % 47 == trial ? 30 : 1);
+            }
+            Activation a = new Activation().prepare(x, 0, cols, type);
+            float[] java = new float[rows + 7];
+            KQuantKernels.javaRows(type, w, 64, rowBytes, rows, cols, a, java, 7);
+            float[] all = new float[rows + 7];
+            assertThat(KQuantKernels.dotRowsRepacked(repacked, 0, 48, cols, a, all, 7)).isTrue();
+            float[] part = new float[rows + 7];
+            assertThat(KQuantKernels.dotRowsRepacked(repacked, 16, 32, cols, a, part, 7 + 16)).isTrue();
+            for (int r = 0; r < 48; r++) {
+                assertThat(Float.floatToRawIntBits(all[7 + r])).as("trial %d row %d: %s vs %s", trial, r, all[7 + r], java[7 + r])
+                        .isEqualTo(Float.floatToRawIntBits(java[7 + r]));
+                if (r >= 16) {
+                    assertThat(Float.floatToRawIntBits(part[7 + r])).as("trial %d row %d from group 1", trial, r)
+                            .isEqualTo(Float.floatToRawIntBits(java[7 + r]));
+                }
+            }
+            Activation gemm = new Activation().prepare(x, 0, cols, type).gemmOrder(true);
+            assertThat(KQuantKernels.dotRowsRepacked(repacked, 0, 16, cols, gemm, all, 7)).isFalse();
+        }
+        Activation a = new Activation().prepare(new float[cols], 0, cols, type);
+        assertThatThrownBy(() -> KQuantKernels.dotRowsRepacked(repacked, 16, 48, cols, a, new float[64], 0))
+                .isInstanceOf(IndexOutOfBoundsException.class);
+        assertThatThrownBy(() -> KQuantKernels.dotRowsRepacked(repacked, 8, 16, cols, a, new float[64], 0))
+                .isInstanceOf(IndexOutOfBoundsException.class);
+        assertThatThrownBy(() -> KQuantKernels.dotRowsRepacked(repacked, 0, 16, cols, a, new float[15], 0))
+                .isInstanceOf(IndexOutOfBoundsException.class);
+    }
+
     @Test
     void nativeQ8KQuantizationEqualsJava() {
         assumeTrue(NativeKQuant.usable(), "native kernels unavailable: " + NativeKernels.unavailableReason());

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Builds and runs q4k_layout.c: the runtime's Q4_K one-activation row kernel (model-runtime/src/main/c) on rows in
+# place against the same numbers on rows repacked sixteen at a time; one JSON line per run, and the
+# bit-equality check first. Args: THREADS (2), MB of weights (160, one bench-moe token's worth),
+# TASK_ROWS (512, the rows of one pool task). gb_per_cpu_s is per CPU-second of all threads.
+set -euo pipefail
+dir="$(cd "$(dirname "$0")" && pwd)"
+jhome="${JAVA_HOME:-$(dirname "$(dirname "$(readlink -f "$(command -v javac)")")")}"
+gcc -O2 -std=gnu11 -ffp-contract=off -Wno-unused-function -I "$dir/../../model-runtime/src/main/c" \
+  -I "$jhome/include" -I "$jhome/include/linux" "$dir/q4k_layout.c" -o /tmp/moestream-q4k-layout -lpthread -lm
+exec /tmp/moestream-q4k-layout "${1:-2}" "${2:-160}" "${3:-512}"
