@@ -432,6 +432,98 @@ static void kz_q4k_groups(const uint8_t *w, int groups, int blocks, kq8_t x, flo
     }
 }
 
+// Q5_K rows repacked sixteen at a time, as Q4_K above with the fifth bits: per group and super-block
+// KQ5_GROUP_BLOCK bytes, [0, 320) as for Q4_K, then qh as 8 vectors of 64 bytes (vector m: bytes
+// 4m .. 4m + 3 of each row's qh at 4r), then qs as Q4_K's 32 vectors. 2.3 % larger than its 16
+// file blocks.
+#define KQ5_GROUP_BLOCK 2880
+
+static void kz_q5k_repack(const uint8_t *w, size_t rb, int groups, int blocks, uint8_t *to) {
+    for (int g = 0; g < groups; g++) {
+        for (int b = 0; b < blocks; b++) {
+            uint8_t *e = to + ((size_t) g * blocks + b) * KQ5_GROUP_BLOCK;
+            for (int r = 0; r < KQ4_GROUP_ROWS; r++) {
+                const uint8_t *o = w + ((size_t) g * KQ4_GROUP_ROWS + r) * rb + 176 * (size_t) b;
+                uint64_t sc, mn;
+                kz_scales_mins(o + 4, &sc, &mn);
+                memcpy(e + 2 * r, o, 2);
+                memcpy(e + 32 + 2 * r, o + 2, 2);
+                for (int c = 0; c < 8; c++) {
+                    e[64 + 16 * c + r] = (uint8_t) (sc >> (8 * c));
+                    e[192 + 32 * (c / 2) + 2 * r + c % 2] = (uint8_t) (mn >> (8 * c));
+                }
+                for (int m = 0; m < 8; m++) {
+                    memcpy(e + 320 + 64 * m + 4 * r, o + 16 + 4 * m, 4);
+                }
+                for (int k = 0; k < 32; k++) {
+                    memcpy(e + 832 + 64 * k + 4 * r, o + 48 + 4 * k, 4);
+                }
+            }
+        }
+    }
+}
+
+// out[16g + r] = row r of group g . x for `groups` repacked Q5_K groups at w: llama.cpp's 8 vec_dot
+// lanes of each row as 8 vectors of 16 rows (lane k: the four values 32c + 4k .. of every chunk c,
+// one vpdpbusd of 16 rows, times the chunk's scale by vpdpwssd), then each row's float steps in
+// kz_q5k's order: lane k += (d_x d_w) x lane sum, summs += (-d_x dmin) x mins sum, and at the end
+// hsum_float_8 of the lanes plus summs.
+static void kz_q5k_groups(const uint8_t *w, int groups, int blocks, kq8_t x, float *out) {
+    const __m512i m4 = _mm512_set1_epi8(0x0F), sixteen = _mm512_set1_epi8(16);
+    for (int g = 0; g < groups; g++) {
+        const uint8_t *base = w + (size_t) g * blocks * KQ5_GROUP_BLOCK;
+        __m512 acc[8];
+        for (int k = 0; k < 8; k++) {
+            acc[k] = _mm512_setzero_ps();
+        }
+        __m512 summs = _mm512_setzero_ps();
+        for (int b = 0; b < blocks; b++) {
+            const uint8_t *e = base + (size_t) b * KQ5_GROUP_BLOCK;
+            const int8_t *q = x.q + 256 * (size_t) b;
+            for (int l = 0; l < KQ5_GROUP_BLOCK; l += 64) {
+                _mm_prefetch((const char *) e + 3 * KQ5_GROUP_BLOCK + l, _MM_HINT_T0);
+            }
+            __m512i lane[8];
+#pragma GCC unroll 8
+            for (int k = 0; k < 8; k++) {
+                __m512i h = _mm512_loadu_si512((const void *) (e + 320 + 64 * k));
+                __m512i t = _mm512_setzero_si512();
+#pragma GCC unroll 4
+                for (int p = 0; p < 4; p++) {
+                    const __m512i z = _mm512_setzero_si512();
+                    __m512i v = _mm512_loadu_si512((const void *) (e + 832 + 512 * p + 64 * k));
+                    __m512i wl = _mm512_and_si512(v, m4), wh = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+                    wl = _mm512_mask_add_epi8(wl, _mm512_test_epi8_mask(h, _mm512_set1_epi8((char) (1 << (2 * p)))), wl, sixteen);
+                    wh = _mm512_mask_add_epi8(wh, _mm512_test_epi8_mask(h, _mm512_set1_epi8((char) (2 << (2 * p)))), wh, sixteen);
+                    t = _mm512_dpwssd_epi32(t, _mm512_dpbusd_epi32(z, wl, kz_bcast4(q + 64 * p + 4 * k)),
+                            _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *) (e + 64 + 32 * p))));
+                    t = _mm512_dpwssd_epi32(t, _mm512_dpbusd_epi32(z, wh, kz_bcast4(q + 64 * p + 32 + 4 * k)),
+                            _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *) (e + 80 + 32 * p))));
+                }
+                lane[k] = t;
+            }
+            __m512i imin = _mm512_setzero_si512();
+#pragma GCC unroll 4
+            for (int p = 0; p < 4; p++) {
+                imin = _mm512_dpwssd_epi32(imin, _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *) (e + 192 + 32 * p))),
+                        kz_bcast4(x.ps + 8 * (size_t) b + 2 * p));
+            }
+            float dx = x.d[b];
+            __m512 d = _mm512_mul_ps(_mm512_set1_ps(dx), _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *) e)));
+            __m512 dmin = _mm512_mul_ps(_mm512_set1_ps(-dx), _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *) (e + 32))));
+            summs = _mm512_fmadd_ps(dmin, _mm512_cvtepi32_ps(imin), summs);
+#pragma GCC unroll 8
+            for (int k = 0; k < 8; k++) {
+                acc[k] = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(lane[k]), acc[k]);
+            }
+        }
+        // hsum_float_8 per row: ((a0 + a4) + (a2 + a6)) + ((a1 + a5) + (a3 + a7))
+        __m512 s = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(acc[0], acc[4]), _mm512_add_ps(acc[2], acc[6])),
+                                 _mm512_add_ps(_mm512_add_ps(acc[1], acc[5]), _mm512_add_ps(acc[3], acc[7])));
+        _mm512_storeu_ps(out + KQ4_GROUP_ROWS * (size_t) g, _mm512_add_ps(s, summs));
+    }
+}
+
 // 1 when type has a kernel here
 static int kz_rows(int type, const uint8_t *w, size_t rb, int rows, int blocks, const kq8_t *xs, int n, float *out) {
     switch (type) {

@@ -442,19 +442,20 @@ JNIEXPORT jint JNICALL Java_io_moestream_runtime_kernel_NativeKQuant_batch(JNIEn
     return done;
 }
 
-// The first 16 * groups Q4_K rows of w (+ off, rowBytes apart) repacked for kz_q4k_groups into to;
-// AVX-512 level only (the caller checks it and every size).
-JNIEXPORT void JNICALL Java_io_moestream_runtime_kernel_NativeKQuant_repackQ4K(JNIEnv *env, jclass cls, jobject buffer,
-        jlong off, jint rowBytes, jint groups, jint blocks, jobject to) {
+// The first 16 * groups Q4_K (type KQ_Q4_K) or Q5_K rows of w (+ off, rowBytes apart) repacked for
+// kz_q4k_groups / kz_q5k_groups into to; AVX-512 level only (the caller checks it and every size).
+JNIEXPORT void JNICALL Java_io_moestream_runtime_kernel_NativeKQuant_repackK(JNIEnv *env, jclass cls, jint type,
+        jobject buffer, jlong off, jint rowBytes, jint groups, jint blocks, jobject to) {
     (void) cls;
     const uint8_t *w = (const uint8_t *) (*env)->GetDirectBufferAddress(env, buffer) + off;
-    kz_q4k_repack(w, (size_t) rowBytes, groups, blocks, (uint8_t *) (*env)->GetDirectBufferAddress(env, to));
+    uint8_t *t = (uint8_t *) (*env)->GetDirectBufferAddress(env, to);
+    (type == KQ_Q4_K ? kz_q4k_repack : kz_q5k_repack)(w, (size_t) rowBytes, groups, blocks, t);
 }
 
-// out[outIndex + i] = row i . x for the 16 * groups Q4_K rows repacked at w (+ off), x in its native
-// Q8_K form; AVX-512 level only (the caller checks it and every size).
-JNIEXPORT void JNICALL Java_io_moestream_runtime_kernel_NativeKQuant_groupsQ4K(JNIEnv *env, jclass cls, jobject buffer,
-        jlong off, jint groups, jint blocks, jlong x, jfloatArray out, jint outIndex) {
+// out[outIndex + i] = row i . x for the 16 * groups Q4_K (type KQ_Q4_K) or Q5_K rows repacked at
+// w (+ off), x in its native Q8_K form; AVX-512 level only (the caller checks it and every size).
+JNIEXPORT void JNICALL Java_io_moestream_runtime_kernel_NativeKQuant_groupsK(JNIEnv *env, jclass cls, jint type,
+        jobject buffer, jlong off, jint groups, jint blocks, jlong x, jfloatArray out, jint outIndex) {
     (void) cls;
     const uint8_t *w = (const uint8_t *) (*env)->GetDirectBufferAddress(env, buffer) + off;
     kq8_t a = kq8_at(x, blocks * 256);
@@ -462,6 +463,6 @@ JNIEXPORT void JNICALL Java_io_moestream_runtime_kernel_NativeKQuant_groupsQ4K(J
     if (o == NULL) {
         return;
     }
-    kz_q4k_groups(w, groups, blocks, a, o + outIndex);
+    (type == KQ_Q4_K ? kz_q4k_groups : kz_q5k_groups)(w, groups, blocks, a, o + outIndex);
     (*env)->ReleasePrimitiveArrayCritical(env, out, o, 0);
 }

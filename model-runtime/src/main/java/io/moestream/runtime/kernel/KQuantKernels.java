@@ -69,26 +69,27 @@ public final class KQuantKernels {
     }
 
     /**
-     * Q4_K rows in the native one-activation kernel's own layout (sixteen rows side by side per
-     * super-block; {@link #dotRowsRepacked} reads it), or null where that kernel does not run, for
-     * another type, or when the copy cannot be made. Rows after the last group of 16 are not in it.
+     * Q4_K or Q5_K rows in the native one-activation kernels' own layout (sixteen rows side by side
+     * per super-block; {@link #dotRowsRepacked} reads it), or null where those kernels do not run,
+     * for another type, or when the copy cannot be made. Rows after the last group of 16 are not in it.
      */
     public static ByteBuffer repack(GgmlType type, ByteBuffer w, int off, int rowBytes, int rows, int cols) {
-        return type == GgmlType.Q4_K ? NativeKQuant.repackQ4K(w, off, rowBytes, rows, cols) : null;
+        return NativeKQuant.repack(type, w, off, rowBytes, rows, cols);
     }
 
     /** Rows per group of a {@link #repack} copy: a call of {@link #dotRowsRepacked} starts at a multiple and takes a multiple. */
     public static int repackedGroupRows() {
-        return NativeKQuant.Q4K_GROUP_ROWS;
+        return NativeKQuant.GROUP_ROWS;
     }
 
     /**
-     * {@link #dotRows} of rows [first, first + rows) read from a {@link #repack} copy; false (nothing
-     * computed) when {@code x} is not in the form the repacked kernel takes (gemm order, no native form).
+     * {@link #dotRows} of rows [first, first + rows) of {@code type} read from a {@link #repack} copy;
+     * false (nothing computed) when {@code x} is not in the form the repacked kernels take (gemm
+     * order, no native form).
      */
-    public static boolean dotRowsRepacked(ByteBuffer repacked, int first, int rows, int cols, Activation x, float[] out,
-                                          int outIndex) {
-        return NativeKQuant.groupRows(repacked, first, rows, cols, x, out, outIndex);
+    public static boolean dotRowsRepacked(GgmlType type, ByteBuffer repacked, int first, int rows, int cols, Activation x,
+                                          float[] out, int outIndex) {
+        return NativeKQuant.groupRows(type, repacked, first, rows, cols, x, out, outIndex);
     }
 
     /** Dots of {@code rows} rows with the {@code n} activations from {@code xs[from]}: {@code out[from + k][outIndex + i]}. */

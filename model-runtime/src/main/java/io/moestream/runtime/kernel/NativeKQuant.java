@@ -18,9 +18,8 @@ final class NativeKQuant {
 
     /** Activations per call of the AVX-512 kernels (the C side's stack arrays). */
     static final int MAX_ACTS = 64;
-    /** Rows per group of a repacked Q4_K matrix, and bytes per group and super-block (kquant_zmm.h, {@code kz_q4k_repack}). */
-    static final int Q4K_GROUP_ROWS = 16;
-    private static final int Q4K_GROUP_BLOCK = 2368;
+    /** Rows per group of a repacked Q4_K or Q5_K matrix (kquant_zmm.h, {@code kz_q4k_repack}, {@code kz_q5k_repack}). */
+    static final int GROUP_ROWS = 16;
     /** Set once the direct memory limit refused a repacked copy: later matrices keep their rows in place without asking again. */
     private static volatile boolean repackRefused;
     private static final ThreadLocal<float[]> OUT = ThreadLocal.withInitial(() -> new float[0]);
@@ -133,21 +132,22 @@ final class NativeKQuant {
     }
 
     /**
-     * Q4_K rows sixteen at a time for the one-activation kernel ({@code kz_q4k_repack}: per group and
-     * super-block the 16 rows' d and dmin, their scales and mins one byte each, then their quants
-     * side by side, 4 bytes of each row per 64), in a 64-byte aligned direct buffer (memory outside
-     * the Java heap, freed with the buffer; 2.8 % more than the rows it holds). Null where the AVX-512
-     * kernels do not run, for fewer than 16 rows, past 2 GiB, or once the direct memory limit has
-     * refused one. Rows after the last full group are not copied.
+     * Q4_K or Q5_K rows sixteen at a time for the one-activation kernels ({@code kz_q4k_repack},
+     * {@code kz_q5k_repack}: per group and super-block the 16 rows' d and dmin, their scales and mins
+     * one byte each, Q5_K's fifth bits, then their quants side by side, 4 bytes of each row per 64),
+     * in a 64-byte aligned direct buffer (memory outside the Java heap, freed with the buffer;
+     * 2.3-2.8 % more than the rows it holds). Null for other types, where the AVX-512 kernels do not
+     * run, for fewer than 16 rows, past 2 GiB, or once the direct memory limit has refused one. Rows
+     * after the last full group are not copied.
      */
-    static ByteBuffer repackQ4K(ByteBuffer w, int off, int rowBytes, int rows, int cols) {
-        int groups = rows / Q4K_GROUP_ROWS;
-        if (!zmm() || groups == 0 || repackRefused || !w.isDirect() || cols <= 0 || cols % 256 != 0
-                || rowBytes < GgmlType.Q4_K.bytesFor(cols)) {
+    static ByteBuffer repack(GgmlType type, ByteBuffer w, int off, int rowBytes, int rows, int cols) {
+        int groups = rows / GROUP_ROWS;
+        if (groupBlock(type) == 0 || !zmm() || groups == 0 || repackRefused || !w.isDirect() || cols <= 0
+                || cols % 256 != 0 || rowBytes < type.bytesFor(cols)) {
             return null;
         }
         Objects.checkFromIndexSize(off, (long) rows * rowBytes <= Integer.MAX_VALUE ? rows * rowBytes : -1, w.capacity());
-        long bytes = (long) groups * (cols / 256) * Q4K_GROUP_BLOCK;
+        long bytes = (long) groups * (cols / 256) * groupBlock(type);
         if (bytes > Integer.MAX_VALUE - 64) {
             return null;
         }
@@ -158,28 +158,39 @@ final class NativeKQuant {
             repackRefused = true;
             return null;
         }
-        repackQ4K(w, off, rowBytes, groups, cols / 256, to);
+        repackK(type.id(), w, off, rowBytes, groups, cols / 256, to);
         return to;
+    }
+
+    /** Bytes per group of 16 rows and super-block of a {@link #repack} copy of {@code type}; 0 for a type without one. */
+    private static int groupBlock(GgmlType type) {
+        return switch (type) {
+            case Q4_K -> 2368;
+            case Q5_K -> 2880;
+            default -> 0;
+        };
     }
 
     /**
      * {@code out[outIndex + i]} = row first + i . x for {@code rows} rows (a multiple of 16, from a
-     * group's first row) of a {@link #repackQ4K} copy of {@code cols} values; false (nothing
-     * computed) when {@code x} has no native Q8_K form in gemv order or the AVX-512 kernels do not run.
+     * group's first row) of a {@link #repack} copy of {@code cols} values of {@code type}; false
+     * (nothing computed) when {@code x} has no native Q8_K form in gemv order or the AVX-512 kernels
+     * do not run.
      */
-    static boolean groupRows(ByteBuffer repacked, int first, int rows, int cols, Activation x, float[] out, int outIndex) {
-        if (!fast(GgmlType.Q4_K, x)) {
+    static boolean groupRows(GgmlType type, ByteBuffer repacked, int first, int rows, int cols, Activation x, float[] out,
+                             int outIndex) {
+        if (groupBlock(type) == 0 || !fast(type, x)) {
             return false;
         }
-        long block = (long) (cols / 256) * Q4K_GROUP_BLOCK;
+        long block = (long) (cols / 256) * groupBlock(type);
         if (!repacked.isDirect() || cols <= 0 || cols % 256 != 0 || x.length() != cols || first < 0 || rows <= 0
-                || first % Q4K_GROUP_ROWS != 0 || rows % Q4K_GROUP_ROWS != 0
-                || (first + (long) rows) / Q4K_GROUP_ROWS * block > repacked.capacity()) {
-            throw new IndexOutOfBoundsException("repacked Q4_K rows [" + first + ", " + (first + rows) + ") of " + cols
-                    + " values (activation of " + x.length() + ") do not fit a buffer of " + repacked.capacity() + " bytes");
+                || first % GROUP_ROWS != 0 || rows % GROUP_ROWS != 0
+                || (first + (long) rows) / GROUP_ROWS * block > repacked.capacity()) {
+            throw new IndexOutOfBoundsException("repacked " + type + " rows [" + first + ", " + (first + rows) + ") of "
+                    + cols + " values (activation of " + x.length() + ") do not fit a buffer of " + repacked.capacity() + " bytes");
         }
         Objects.checkFromIndexSize(outIndex, rows, out.length);
-        groupsQ4K(repacked, first / Q4K_GROUP_ROWS * block, rows / Q4K_GROUP_ROWS, cols / 256, x.nativeAddress, out,
+        groupsK(type.id(), repacked, first / GROUP_ROWS * block, rows / GROUP_ROWS, cols / 256, x.nativeAddress, out,
                 outIndex);
         return true;
     }
@@ -208,10 +219,10 @@ final class NativeKQuant {
     private static native int batch(int type, ByteBuffer w, long off, int rowBytes, int rows, int blocks, long[] xs, int n,
                                     float[] out);
 
-    private static native void repackQ4K(ByteBuffer w, long off, int rowBytes, int groups, int blocks, ByteBuffer to);
+    private static native void repackK(int type, ByteBuffer w, long off, int rowBytes, int groups, int blocks, ByteBuffer to);
 
-    private static native void groupsQ4K(ByteBuffer repacked, long off, int groups, int blocks, long x, float[] out,
-                                         int outIndex);
+    private static native void groupsK(int type, ByteBuffer repacked, long off, int groups, int blocks, long x, float[] out,
+                                       int outIndex);
 
     /**
      * {@link Q8K#quantize} of {@code x[off .. off + n)} in C into {@code q}, {@code d}, {@code bsums}

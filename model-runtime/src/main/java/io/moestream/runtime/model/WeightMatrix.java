@@ -19,7 +19,7 @@ import java.util.List;
 /**
  * A read-only {@code [rows][cols]} weight matrix read in place from a memory-mapped tensor: row r
  * holds the weights of output r, so {@code y = W x} is a dot product per row. Quantized rows are
- * multiplied block by block while they are read, never dequantized; the one copy is a Q4_0 or Q4_K
+ * multiplied block by block while they are read, never dequantized; the one copy is a Q4_0, Q4_K or Q5_K
  * matrix's rows in the native kernels' batch-1 layout ({@link Kernels#repackQ4_0},
  * {@link KQuantKernels#repack}), made at its first single-activation product.
  *
@@ -42,7 +42,7 @@ public final class WeightMatrix {
     private final int rows;
     private final int cols;
     private final int rowBytes;
-    /** The kernels' copy of Q4_0 or Q4_K rows for single-activation products (see {@link #repackedFor}). */
+    /** The kernels' copy of Q4_0, Q4_K or Q5_K rows for single-activation products (see {@link #repackedFor}). */
     private volatile Repacked repacked;
 
     private record Repacked(Kernels by, ByteBuffer rows) {
@@ -316,7 +316,7 @@ public final class WeightMatrix {
                     int end = Math.min(to, w.rows / group * group);
                     if (r != null && from % group == 0 && end - from >= group) {
                         int grouped = (end - from) / group * group;
-                        if (KQuantKernels.dotRowsRepacked(r, from, grouped, w.cols, a[0], out[0], from)) {
+                        if (KQuantKernels.dotRowsRepacked(w.type, r, from, grouped, w.cols, a[0], out[0], from)) {
                             from += grouped;
                         }
                     }
@@ -370,13 +370,13 @@ public final class WeightMatrix {
 
     /**
      * Q4_0 rows copied into {@code k}'s single-activation layout ({@link Kernels#repackQ4_0}), or Q4_K
-     * rows into the native K-quant kernel's ({@link KQuantKernels#repack}), made at the first
+     * or Q5_K rows into the native K-quant kernels' ({@link KQuantKernels#repack}), made at the first
      * single-activation product and kept while {@code k} is the kernel set; null when the rows are
      * read in place. The copy is memory beside the mapping (about the matrix's
      * size), paid only by matrices that decode one activation at a time.
      */
     private ByteBuffer repackedFor(Kernels k) {
-        if (type != GgmlType.Q4_0 && type != GgmlType.Q4_K) {
+        if (type != GgmlType.Q4_0 && type != GgmlType.Q4_K && type != GgmlType.Q5_K) {
             return null;
         }
         Repacked r = repacked;

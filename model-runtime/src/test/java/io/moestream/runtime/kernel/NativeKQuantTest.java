@@ -99,23 +99,24 @@ class NativeKQuantTest {
     }
 
     /**
-     * Q4_K rows repacked sixteen at a time ({@link KQuantKernels#repack}) against the Java rows over
-     * random blocks, blocks at the extremes (every nibble 15, every scale and min 63) and rows after
-     * the last group; a gemm-order activation is declined and rows outside the copy are refused.
-     * Skipped without AVX-512 VNNI.
+     * Q4_K and Q5_K rows repacked sixteen at a time ({@link KQuantKernels#repack}) against the Java
+     * rows over random blocks, blocks at the extremes (every nibble and fifth bit set, every scale and
+     * min 63) and rows after the last group; a gemm-order activation is declined and rows outside the
+     * copy are refused. Skipped without AVX-512 VNNI.
      */
-    @Test
-    void repackedQ4KRowsEqualJavaRowsBitForBit() {
+    @ParameterizedTest
+    @EnumSource(value = GgmlType.class, names = {"Q4_K", "Q5_K"})
+    void repackedRowsEqualJavaRowsBitForBit(GgmlType type) {
         assumeTrue(NativeKQuant.zmm(), "AVX-512 K-quant kernels unavailable: " + NativeKernels.unavailableReason());
-        GgmlType type = GgmlType.Q4_K;
-        Random rnd = new Random(2024);
+        Random rnd = new Random(2024 + type.ordinal());
         int cols = 1536;
         int rows = 3 * 16 + 5;
         int rowBytes = (int) type.bytesFor(cols);
+        int blockBytes = type.blockBytes();
         byte[] bytes = KQuantKernelsTest.randomRows(type, rows, cols, rnd);
-        for (int r = 16; r < 32; r++) { // group 1: the largest nibbles, scales and mins
+        for (int r = 16; r < 32; r++) { // group 1: the largest quants, scales and mins
             for (int b = 0; b < cols / 256; b++) {
-                java.util.Arrays.fill(bytes, r * rowBytes + 144 * b + 4, r * rowBytes + 144 * (b + 1), (byte) 0xFF);
+                java.util.Arrays.fill(bytes, r * rowBytes + blockBytes * b + 4, r * rowBytes + blockBytes * (b + 1), (byte) 0xFF);
             }
         }
         ByteBuffer w = ByteBuffer.allocateDirect(bytes.length + 64).order(ByteOrder.LITTLE_ENDIAN);
@@ -133,26 +134,26 @@ class NativeKQuantTest {
             float[] java = new float[rows + 7];
             KQuantKernels.javaRows(type, w, 64, rowBytes, rows, cols, a, java, 7);
             float[] all = new float[rows + 7];
-            assertThat(KQuantKernels.dotRowsRepacked(repacked, 0, 48, cols, a, all, 7)).isTrue();
+            assertThat(KQuantKernels.dotRowsRepacked(type, repacked, 0, 48, cols, a, all, 7)).isTrue();
             float[] part = new float[rows + 7];
-            assertThat(KQuantKernels.dotRowsRepacked(repacked, 16, 32, cols, a, part, 7 + 16)).isTrue();
+            assertThat(KQuantKernels.dotRowsRepacked(type, repacked, 16, 32, cols, a, part, 7 + 16)).isTrue();
             for (int r = 0; r < 48; r++) {
-                assertThat(Float.floatToRawIntBits(all[7 + r])).as("trial %d row %d: %s vs %s", trial, r, all[7 + r], java[7 + r])
-                        .isEqualTo(Float.floatToRawIntBits(java[7 + r]));
+                assertThat(Float.floatToRawIntBits(all[7 + r])).as("%s trial %d row %d: %s vs %s", type, trial, r, all[7 + r],
+                        java[7 + r]).isEqualTo(Float.floatToRawIntBits(java[7 + r]));
                 if (r >= 16) {
-                    assertThat(Float.floatToRawIntBits(part[7 + r])).as("trial %d row %d from group 1", trial, r)
+                    assertThat(Float.floatToRawIntBits(part[7 + r])).as("%s trial %d row %d from group 1", type, trial, r)
                             .isEqualTo(Float.floatToRawIntBits(java[7 + r]));
                 }
             }
             Activation gemm = new Activation().prepare(x, 0, cols, type).gemmOrder(true);
-            assertThat(KQuantKernels.dotRowsRepacked(repacked, 0, 16, cols, gemm, all, 7)).isFalse();
+            assertThat(KQuantKernels.dotRowsRepacked(type, repacked, 0, 16, cols, gemm, all, 7)).isFalse();
         }
         Activation a = new Activation().prepare(new float[cols], 0, cols, type);
-        assertThatThrownBy(() -> KQuantKernels.dotRowsRepacked(repacked, 16, 48, cols, a, new float[64], 0))
+        assertThatThrownBy(() -> KQuantKernels.dotRowsRepacked(type, repacked, 16, 48, cols, a, new float[64], 0))
                 .isInstanceOf(IndexOutOfBoundsException.class);
-        assertThatThrownBy(() -> KQuantKernels.dotRowsRepacked(repacked, 8, 16, cols, a, new float[64], 0))
+        assertThatThrownBy(() -> KQuantKernels.dotRowsRepacked(type, repacked, 8, 16, cols, a, new float[64], 0))
                 .isInstanceOf(IndexOutOfBoundsException.class);
-        assertThatThrownBy(() -> KQuantKernels.dotRowsRepacked(repacked, 0, 16, cols, a, new float[15], 0))
+        assertThatThrownBy(() -> KQuantKernels.dotRowsRepacked(type, repacked, 0, 16, cols, a, new float[15], 0))
                 .isInstanceOf(IndexOutOfBoundsException.class);
     }
 
