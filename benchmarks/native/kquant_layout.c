@@ -30,7 +30,7 @@ static void *worker(void *arg) {
             (q5 ? kz_q5k_groups : kz_q4k_groups)(rows_repacked + r0 / KQ4_GROUP_ROWS * BLOCKS * GROUP_BLOCK,
                                                  (int) (task_rows / KQ4_GROUP_ROWS), BLOCKS, x, out + r0);
         } else {
-            kz_rows(q5 ? KQ_Q5_K : KQ_Q4_K, rows_in_place + r0 * ROW_BYTES, ROW_BYTES, (int) task_rows, BLOCKS, &x, 1,
+            kz_rows(q5 ? KQ_Q5_K : KQ_Q4_K, 0, rows_in_place + r0 * ROW_BYTES, ROW_BYTES, (int) task_rows, BLOCKS, &x, 1,
                     out + r0);
         }
     }

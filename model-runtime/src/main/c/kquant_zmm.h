@@ -289,6 +289,59 @@ static inline __attribute__((always_inline)) void kz_q4k_unpack(const uint8_t *o
     u->w[3] = _mm512_and_si512(_mm512_srli_epi16(q1, 4), m4);
 }
 
+// Q4_K rows against activations in gemm order (the rows of a prefill that llama.cpp's q4_K_8x8 gemm
+// computes: one float step per 64 values, not per super-block), each super-block unpacked once for
+// all n activations. The 64-value groups are chunks (0, 1), (2, 3), (4, 5), (6, 7): the halves of
+// t[0] + t[1] and of t[2] + t[3] (a nibble load holds chunks 0 and 2 in its low nibbles, 1 and 3 in
+// its high ones); the mins' lane p of vpmaddwd is group p's. Per row and activation, group after
+// group: acc = fma(isum, d_w d_x, acc), acc_min = fma(imin, dmin_w d_x, acc_min); result acc - acc_min.
+static void kz_q4k_gemm(const uint8_t *w, size_t rb, int rows, int blocks, const kq8_t *xs, int n, float *out) {
+    float acc[KQ_MAX_ACTS], accm[KQ_MAX_ACTS];
+    const __m128i zero4 = _mm_setzero_si128();
+    const __m128i mz[4] = {zero4, zero4, zero4, zero4};
+    for (int i = 0; i < rows; i++) {
+        const uint8_t *r = w + (size_t) i * rb;
+        for (int k = 0; k < n; k++) {
+            acc[k] = 0;
+            accm[k] = 0;
+        }
+        for (int b = 0; b < blocks; b++) {
+            const uint8_t *o = r + 144 * (size_t) b;
+            _mm_prefetch((const char *) o + rb, _MM_HINT_T0);
+            kz_q4k_block u;
+            kz_q4k_unpack(o, &u);
+            float dw = _cvtsh_ss(load_u16(o)), dmw = _cvtsh_ss(load_u16(o + 2));
+            for (int k = 0; k < n; k++) {
+                const int8_t *x = xs[k].qr + 256 * (size_t) b;
+                const __m512i z = _mm512_setzero_si512();
+                __m512i t0 = _mm512_dpwssd_epi32(z, _mm512_dpbusd_epi32(z, u.w[0], _mm512_loadu_si512((const void *) x)), u.s[0]);
+                __m512i t1 = _mm512_dpwssd_epi32(z, _mm512_dpbusd_epi32(z, u.w[1], _mm512_loadu_si512((const void *) (x + 64))), u.s[1]);
+                __m512i t2 = _mm512_dpwssd_epi32(z, _mm512_dpbusd_epi32(z, u.w[2], _mm512_loadu_si512((const void *) (x + 128))), u.s[2]);
+                __m512i t3 = _mm512_dpwssd_epi32(z, _mm512_dpbusd_epi32(z, u.w[3], _mm512_loadu_si512((const void *) (x + 192))), u.s[3]);
+                __m512i g01 = _mm512_add_epi32(t0, t1), g23 = _mm512_add_epi32(t2, t3);
+                const __m512i t[4] = {_mm512_maskz_mov_epi32(0x00FF, g01), _mm512_maskz_mov_epi32(0xFF00, g01),
+                                      _mm512_maskz_mov_epi32(0x00FF, g23), _mm512_maskz_mov_epi32(0xFF00, g23)};
+                int32_t is[8], im[4];
+                _mm256_storeu_si256((__m256i *) is, kz_reduce4(t, mz));
+                _mm_storeu_si128((__m128i *) im,
+                        _mm_madd_epi16(u.mins, _mm_loadu_si128((const __m128i *) (xs[k].ps + 8 * (size_t) b))));
+                float dx = xs[k].d[b];
+                float dd = dw * dx, dm = dmw * dx;
+                float a = acc[k], am = accm[k];
+                for (int p = 0; p < 4; p++) {
+                    a = fmaf((float) is[p], dd, a);
+                    am = fmaf((float) im[p], dm, am);
+                }
+                acc[k] = a;
+                accm[k] = am;
+            }
+        }
+        for (int k = 0; k < n; k++) {
+            out[(size_t) k * rows + i] = acc[k] - accm[k];
+        }
+    }
+}
+
 // One activation, four rows per pass in streams (lane j: rows j*S .. j*S + S - 1, S = rows / 4, so
 // each runs forward through its own part of the matrix), the four rows' reductions and float steps
 // shared; the rows after 4S by kz_q4k.
@@ -524,8 +577,15 @@ static void kz_q5k_groups(const uint8_t *w, int groups, int blocks, kq8_t x, flo
     }
 }
 
-// 1 when type has a kernel here
-static int kz_rows(int type, const uint8_t *w, size_t rb, int rows, int blocks, const kq8_t *xs, int n, float *out) {
+// 1 when type has a kernel here (for activations in gemm order: Q4_K only)
+static int kz_rows(int type, int gemm, const uint8_t *w, size_t rb, int rows, int blocks, const kq8_t *xs, int n, float *out) {
+    if (gemm) {
+        if (type != KQ_Q4_K) {
+            return 0;
+        }
+        kz_q4k_gemm(w, rb, rows, blocks, xs, n, out);
+        return 1;
+    }
     switch (type) {
     case KQ_Q4_K:
         if (n == 1) {

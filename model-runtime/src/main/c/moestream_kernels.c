@@ -419,9 +419,10 @@ JNIEXPORT void JNICALL Java_io_moestream_runtime_kernel_NativeKQuant_quantize(JN
 
 // Q4_K/Q5_K/Q6_K rows against n (<= KQ_MAX_ACTS) activations in their native Q8_K form (AVX-512
 // VNNI level; the caller checks the level, every size and each activation's form):
-// out[k * rows + i] = row i . activation k. Returns 0 (out untouched) for a type without a kernel here.
+// out[k * rows + i] = row i . activation k, in gemm order when gemm is set (Q4_K only). Returns 0 (out
+// untouched) for a type without a kernel here.
 JNIEXPORT jint JNICALL Java_io_moestream_runtime_kernel_NativeKQuant_batch(JNIEnv *env, jclass cls, jint type,
-        jobject buffer, jlong off, jint rowBytes, jint rows, jint blocks, jlongArray xs, jint n, jfloatArray out) {
+        jint gemm, jobject buffer, jlong off, jint rowBytes, jint rows, jint blocks, jlongArray xs, jint n, jfloatArray out) {
     (void) cls;
     if (n < 1 || n > KQ_MAX_ACTS) {
         return 0;
@@ -437,7 +438,7 @@ JNIEXPORT jint JNICALL Java_io_moestream_runtime_kernel_NativeKQuant_batch(JNIEn
     if (o == NULL) {
         return 0;
     }
-    int done = kz_rows(type, w, (size_t) rowBytes, rows, blocks, acts, n, o);
+    int done = kz_rows(type, gemm, w, (size_t) rowBytes, rows, blocks, acts, n, o);
     (*env)->ReleasePrimitiveArrayCritical(env, out, o, 0);
     return done;
 }

@@ -95,12 +95,19 @@ public final class KQuantKernels {
     /** Dots of {@code rows} rows with the {@code n} activations from {@code xs[from]}: {@code out[from + k][outIndex + i]}. */
     public static void dotsRows(GgmlType type, ByteBuffer w, int off, int rowBytes, int rows, int cols, Activation[] xs,
                                 int from, int n, float[][] out, int outIndex) {
-        if (NativeKQuant.takesBatch(type, w, xs, from, n)) {
-            NativeKQuant.dotsRows(type, w, off, rowBytes, rows, cols, xs, from, n, out, outIndex);
-            return;
-        }
-        for (int k = from; k < from + n; k++) {
-            dotRows(type, w, off, rowBytes, rows, cols, xs[k], out[k], outIndex);
+        // runs of activations in the same order (a prefill's gemm rows, then its last m % 4 in gemv order)
+        for (int k = from, end; k < from + n; k = end) {
+            end = k + 1;
+            while (end < from + n && xs[end].gemm == xs[k].gemm) {
+                end++;
+            }
+            if (NativeKQuant.takesBatch(type, w, xs, k, end - k)) {
+                NativeKQuant.dotsRows(type, w, off, rowBytes, rows, cols, xs, k, end - k, out, outIndex);
+                continue;
+            }
+            for (int j = k; j < end; j++) {
+                dotRows(type, w, off, rowBytes, rows, cols, xs[j], out[j], outIndex);
+            }
         }
     }
 

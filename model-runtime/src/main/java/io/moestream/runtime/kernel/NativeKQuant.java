@@ -10,9 +10,10 @@ import java.util.Objects;
  * {@link KQuantKernels} when the native kernels are the chosen {@link Kernels} (so
  * {@code -Dmoestream.kernels=vector|scalar} turns them off too). Two sets: {@code src/main/c/kquant.h}
  * (AVX2, every type, one activation per call) and, on AVX-512 VNNI machines, {@code kquant_zmm.h}
- * for Q4_K, Q5_K and Q6_K in llama.cpp's gemv order, which reads each weight once for up to
- * {@link #MAX_ACTS} activations and takes them in the native Q8_K form that {@link Activation}
- * writes ({@link #quantize}). Java checks every offset and array length before the call.
+ * for Q4_K, Q5_K and Q6_K in llama.cpp's gemv order (and Q4_K's gemm order), which reads each
+ * weight once for up to {@link #MAX_ACTS} activations and takes them in the native Q8_K form that
+ * {@link Activation} writes ({@link #quantize}), plus one-activation kernels over Q4_K and Q5_K rows
+ * repacked sixteen at a time ({@link #repack}). Java checks every offset and array length before the call.
  */
 final class NativeKQuant {
 
@@ -57,10 +58,10 @@ final class NativeKQuant {
         };
     }
 
-    /** Whether the AVX-512 kernels take products of {@code type} with {@code x}: its native form written, gemv order. */
+    /** Whether the AVX-512 kernels take products of {@code type} with {@code x}: its native form written, gemv order (or gemm for Q4_K). */
     private static boolean fast(GgmlType type, Activation x) {
-        return (type == GgmlType.Q4_K || type == GgmlType.Q5_K || type == GgmlType.Q6_K) && x.nativeReady && !x.gemm
-                && x.type() == type && zmm();
+        return (type == GgmlType.Q4_K || type == GgmlType.Q5_K || type == GgmlType.Q6_K) && x.nativeReady
+                && (!x.gemm || type == GgmlType.Q4_K) && x.type() == type && zmm();
     }
 
     /** Bytes of the native Q8_K form of {@code n} values (a multiple of 256): quants twice (natural and nibble order), scales, sums of 16 and of 32. */
@@ -79,7 +80,7 @@ final class NativeKQuant {
             long[] a = ADDRESSES.get();
             a[0] = x.nativeAddress;
             float[] r = results(rows);
-            batch(type.id(), w, off, rowBytes, rows, blocks, a, 1, r);
+            batch(type.id(), x.gemm ? 1 : 0, w, off, rowBytes, rows, blocks, a, 1, r);
             System.arraycopy(r, 0, out, outIndex, rows);
             return;
         }
@@ -93,14 +94,15 @@ final class NativeKQuant {
 
     /**
      * Whether {@link #dotsRows} takes these {@code n} activations from {@code xs[from]}: the AVX-512
-     * kernels run here and every activation is in its native form, in gemv order.
+     * kernels run here and every activation is in its native form, all in gemv order (or, for Q4_K,
+     * all in gemm order).
      */
     static boolean takesBatch(GgmlType type, ByteBuffer w, Activation[] xs, int from, int n) {
         if (!w.isDirect() || n < 1) {
             return false;
         }
         for (int k = from; k < from + n; k++) {
-            if (!fast(type, xs[k])) {
+            if (!fast(type, xs[k]) || xs[k].gemm != xs[from].gemm) {
                 return false;
             }
         }
@@ -114,8 +116,9 @@ final class NativeKQuant {
         for (int k = from; k < from + n; k++) {
             check(type, w, off, rowBytes, rows, cols, xs[k]);
             Objects.checkFromIndexSize(outIndex, rows, out[k].length);
-            if (!fast(type, xs[k])) {
-                throw new IllegalArgumentException("activation " + k + " has no native Q8_K form for " + type);
+            if (!fast(type, xs[k]) || xs[k].gemm != xs[from].gemm) {
+                throw new IllegalArgumentException("activation " + k + " has no native Q8_K form for " + type
+                        + " or another order than activation " + from);
             }
         }
         for (int k0 = from; k0 < from + n; k0 += MAX_ACTS) {
@@ -124,7 +127,7 @@ final class NativeKQuant {
                 a[k] = xs[k0 + k].nativeAddress;
             }
             float[] r = results(m * rows);
-            batch(type.id(), w, off, rowBytes, rows, cols / 256, a, m, r);
+            batch(type.id(), xs[from].gemm ? 1 : 0, w, off, rowBytes, rows, cols / 256, a, m, r);
             for (int k = 0; k < m; k++) {
                 System.arraycopy(r, k * rows, out[k0 + k], outIndex, rows);
             }
@@ -179,7 +182,7 @@ final class NativeKQuant {
      */
     static boolean groupRows(GgmlType type, ByteBuffer repacked, int first, int rows, int cols, Activation x, float[] out,
                              int outIndex) {
-        if (groupBlock(type) == 0 || !fast(type, x)) {
+        if (groupBlock(type) == 0 || x.gemm || !fast(type, x)) {
             return false;
         }
         long block = (long) (cols / 256) * groupBlock(type);
@@ -215,8 +218,11 @@ final class NativeKQuant {
     private static native void rows(int type, ByteBuffer w, long off, int rowBytes, int rows, int blocks, int gemm,
                                     short[] q, float[] kd, int[] bsums, float[] out, int outIndex);
 
-    /** The AVX-512 kernels: {@code out[k * rows + i]} = row i . activation k (native forms at {@code xs[k]}); 0 when the type has none. */
-    private static native int batch(int type, ByteBuffer w, long off, int rowBytes, int rows, int blocks, long[] xs, int n,
+    /**
+     * The AVX-512 kernels: {@code out[k * rows + i]} = row i . activation k (native forms at
+     * {@code xs[k]}), in gemm order when {@code gemm} is 1; 0 when the type has none.
+     */
+    private static native int batch(int type, int gemm, ByteBuffer w, long off, int rowBytes, int rows, int blocks, long[] xs, int n,
                                     float[] out);
 
     private static native void repackK(int type, ByteBuffer w, long off, int rowBytes, int groups, int blocks, ByteBuffer to);

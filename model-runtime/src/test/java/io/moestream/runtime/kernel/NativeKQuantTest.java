@@ -54,7 +54,7 @@ class NativeKQuantTest {
 
     /**
      * The AVX-512 kernels (one activation, and up to {@link NativeKQuant#MAX_ACTS} sharing each weight
-     * pass, over more than one call's worth) against the Java rows, and the native Q8_K quantization
+     * pass, over more than one call's worth; Q4_K in gemv and gemm order) against the Java rows, and the native Q8_K quantization
      * against {@link Q8K#quantize}, including blocks of zeros, NaN, infinities, a tied maximum and a
      * subnormal maximum. Skipped without AVX-512 VNNI.
      */
@@ -82,6 +82,9 @@ class NativeKQuantTest {
             assertThat(xs[k].nativeReady).isTrue();
         }
         for (int m : new int[] {1, 2, 3, 5, 9, n}) {
+            for (int k = 0; k < n + 2; k++) { // Q4_K: gemm-order runs (1-3 at a time) between gemv ones
+                xs[k].gemmOrder(type == GgmlType.Q4_K && m > 1 && k % 7 < 3);
+            }
             KQuantKernels.dotsRows(type, w, 64, rowBytes, rows, cols, xs, 2, m, nat, 5);
             for (int k = 2; k < 2 + m; k++) {
                 float[] java = new float[rows + 5];
