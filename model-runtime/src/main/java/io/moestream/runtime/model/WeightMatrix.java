@@ -32,6 +32,8 @@ import java.util.List;
  */
 public final class WeightMatrix {
 
+    /** Rows per task of a repacked matrix are a multiple of this: the copies' groups (8 rows for Q4_0, 16 for Q4_K and Q5_K). */
+    private static final int REPACKED_TASK_ROWS = 16;
     /** Below this many weights a matmul runs on the calling thread (waking the pool costs more). */
     private static final long PARALLEL_THRESHOLD = 1 << 20;
 
@@ -212,7 +214,11 @@ public final class WeightMatrix {
             int acts = Math.min(n, k.taskActivations());
             long perRow = (long) w.cols * acts;
             chunkActs[size] = acts;
-            chunkRows[size] = (int) Math.max(1, Math.min(w.rows, k.taskWork(acts) / perRow));
+            int rowsPerTask = (int) Math.max(1, Math.min(w.rows, k.taskWork(acts) / perRow));
+            if (repackedRows[size] != null && rowsPerTask > REPACKED_TASK_ROWS) {
+                rowsPerTask -= rowsPerTask % REPACKED_TASK_ROWS; // every task starts on a group of the copy
+            }
+            chunkRows[size] = rowsPerTask;
             rowTasks[size] = (w.rows + chunkRows[size] - 1) / chunkRows[size];
             firstTask[size + 1] = firstTask[size] + rowTasks[size] * ((n + acts - 1) / acts);
             size++;
