@@ -42,6 +42,8 @@ public final class MatmulPool {
     private volatile int generation;
     /** Counts {@link #wake} calls: a worker woken by one spins again before parking. */
     private volatile int wakes;
+    /** Whether a job ran on the workers since the last {@link #wake}. */
+    private volatile boolean ranSinceWake = true;
     private volatile boolean shutdown;
     private IntConsumer body;
     private int tasks;
@@ -98,8 +100,14 @@ public final class MatmulPool {
     /**
      * Wakes parked workers ahead of a step's first job, so that they are spinning when it comes
      * instead of starting one wake-up (tens of microseconds) late; they park again as after a job.
+     * Nothing when no job ran since the last wake: the steps of a model whose products all run on
+     * the caller (below the pool's size threshold) would only make the workers spin for nothing.
      */
     public void wake() {
+        if (!ranSinceWake) {
+            return;
+        }
+        ranSinceWake = false;
         wakes++;
         for (Thread t : workers) {
             LockSupport.unpark(t);
@@ -126,6 +134,7 @@ public final class MatmulPool {
             if (PoolTrace.ENABLED) {
                 trace.open();
             }
+            ranSinceWake = true;
             inside.set(0); // opens the job; publishes body/tasks to the workers that join it
             generation++;
             for (Thread t : workers) {
