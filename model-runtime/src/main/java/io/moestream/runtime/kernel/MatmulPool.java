@@ -8,18 +8,23 @@ import java.util.function.IntConsumer;
 /**
  * A fixed set of threads that split one matmul's row chunks: {@code threads - 1} daemon workers plus
  * the calling thread, all taking chunk indices from one counter (so a slow or descheduled thread
- * gets fewer chunks). Workers spin briefly between jobs (a decode step runs ~100 matmuls
- * back to back) and then park. One job at a time: a caller that finds the pool busy (another engine
- * thread) runs its job alone instead of queueing.
+ * gets fewer chunks). One job at a time: a caller that finds the pool busy (another engine thread)
+ * runs its job alone instead of queueing.
+ *
+ * <p>Workers spin 50 us after a job (a decode step runs ~40 jobs back to back, a few
+ * microseconds of serial work apart) and then park, so an idle pool takes no core from Kafka and
+ * Flink; a step {@link #wake}s them before its first job. They never spin through a whole step: on
+ * a loaded machine a spinning worker uses up its share of the core and is then descheduled inside
+ * a chunk, which the caller waits for (decode at half speed under load).
  *
  * <p>A worker joins a job through {@link #inside} (the number of workers in the job, or
  * {@link #CLOSED}); when the caller has taken the last chunk it closes the job as soon as no worker
  * is inside. So the caller waits only for chunks in progress, never for a worker that has not been
- * scheduled yet, and does not spin on a core that Kafka and Flink need. A worker that arrives after
- * the close skips the job.
+ * scheduled yet. A worker that arrives after the close skips the job.
  *
  * <p>The shared pool has {@link #setThreads} threads (default: available processors, or system
- * property {@code moestream.threads}).
+ * property {@code moestream.threads}). With system property {@code moestream.pool.trace} set to a
+ * file, every job's timeline is written there at exit ({@link PoolTrace}; benchmarks only).
  */
 public final class MatmulPool {
 
@@ -35,10 +40,15 @@ public final class MatmulPool {
     /** Workers inside the current job, or {@link #CLOSED} between jobs. */
     private final AtomicInteger inside = new AtomicInteger(CLOSED);
     private volatile int generation;
+    /** Counts {@link #wake} calls: a worker woken by one spins again before parking. */
+    private volatile int wakes;
+    /** Whether a job ran on the workers since the last {@link #wake}. */
+    private volatile boolean ranSinceWake = true;
     private volatile boolean shutdown;
     private IntConsumer body;
     private int tasks;
     private volatile Throwable failure;
+    private final PoolTrace trace = PoolTrace.ENABLED ? new PoolTrace() : null;
 
     private MatmulPool(int threads) {
         this.threads = threads;
@@ -87,6 +97,23 @@ public final class MatmulPool {
         return threads;
     }
 
+    /**
+     * Wakes parked workers ahead of a step's first job, so that they are spinning when it comes
+     * instead of starting one wake-up (tens of microseconds) late; they park again as after a job.
+     * Nothing when no job ran since the last wake: the steps of a model whose products all run on
+     * the caller (below the pool's size threshold) would only make the workers spin for nothing.
+     */
+    public void wake() {
+        if (!ranSinceWake) {
+            return;
+        }
+        ranSinceWake = false;
+        wakes++;
+        for (Thread t : workers) {
+            LockSupport.unpark(t);
+        }
+    }
+
     /** Runs {@code body.accept(i)} for i in [0, tasks), split over the pool; returns when all are done. */
     public void run(int tasks, IntConsumer body) {
         if (tasks <= 1 || workers.length == 0 || !busy.tryLock()) {
@@ -98,23 +125,34 @@ public final class MatmulPool {
             runInline(tasks, body);
             return;
         }
+        long start = PoolTrace.ENABLED ? System.nanoTime() : 0;
         try {
             this.body = body;
             this.tasks = tasks;
             this.failure = null;
             nextTask.set(0);
+            if (PoolTrace.ENABLED) {
+                trace.open();
+            }
+            ranSinceWake = true;
             inside.set(0); // opens the job; publishes body/tasks to the workers that join it
             generation++;
             for (Thread t : workers) {
                 LockSupport.unpark(t);
             }
+            int done = 0;
+            long worked = 0;
             try {
-                work(body, tasks);
+                done = work(body, tasks);
+                worked = PoolTrace.ENABLED ? System.nanoTime() : 0;
             } finally {
                 while (!inside.compareAndSet(0, CLOSED)) {
                     Thread.onSpinWait();
                 }
                 this.body = null;
+            }
+            if (PoolTrace.ENABLED) {
+                trace.job(start, worked, System.nanoTime(), done, tasks);
             }
             Throwable f = failure;
             if (f instanceof RuntimeException e) {
@@ -133,11 +171,15 @@ public final class MatmulPool {
         }
     }
 
-    private void work(IntConsumer body, int tasks) {
+    /** Takes and runs tasks until none is left; returns how many this thread ran. */
+    private int work(IntConsumer body, int tasks) {
         int i;
+        int done = 0;
         while ((i = nextTask.getAndIncrement()) < tasks) {
             body.accept(i);
+            done++;
         }
+        return done;
     }
 
     private void workerLoop() {
@@ -148,7 +190,11 @@ public final class MatmulPool {
                 if (System.nanoTime() - spinStart < SPIN_NANOS) {
                     Thread.onSpinWait();
                 } else {
+                    int w = wakes;
                     LockSupport.parkNanos(this, 1_000_000);
+                    if (wakes != w) {
+                        spinStart = System.nanoTime();
+                    }
                 }
             }
             if (shutdown) {
@@ -159,7 +205,11 @@ public final class MatmulPool {
                 continue;
             }
             try {
-                work(body, tasks);
+                long joined = PoolTrace.ENABLED ? System.nanoTime() : 0;
+                int done = work(body, tasks);
+                if (PoolTrace.ENABLED) {
+                    trace.worker(joined, System.nanoTime(), done);
+                }
             } catch (Throwable t) {
                 failure = t;
                 nextTask.set(Integer.MAX_VALUE / 2);

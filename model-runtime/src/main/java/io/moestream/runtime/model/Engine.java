@@ -1,6 +1,7 @@
 package io.moestream.runtime.model;
 
 import io.moestream.runtime.graph.Forward;
+import io.moestream.runtime.kernel.MatmulPool;
 
 import java.util.Arrays;
 import java.util.IdentityHashMap;
@@ -86,9 +87,14 @@ public final class Engine {
             checkTokens(s.tokens());
             checkFits(s.cache(), s.tokens().length, "step of " + s.tokens().length + " tokens");
         }
+        MatmulPool.get().wake();
         CpuStep step = new CpuStep(plan);
         ops.begin(step);
         forward.run();
+        return result(plan, step);
+    }
+
+    private static StepResult result(StepPlan plan, CpuStep step) {
         float[][] logits = new float[plan.sequences().size()][];
         int wanted = 0;
         for (int i = 0; i < logits.length; i++) {

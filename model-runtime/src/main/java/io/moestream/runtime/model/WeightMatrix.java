@@ -156,6 +156,14 @@ public final class WeightMatrix {
     public static final class Products {
 
         private static final ThreadLocal<Products> LOCAL = ThreadLocal.withInitial(Products::new);
+        /**
+         * The job's last chunks are cut in pieces, so that the threads finish together: a thread
+         * that takes the last whole chunk would otherwise leave the others waiting for up to a
+         * chunk's time (~20 us at batch 1), every job. A constant, not the thread count, so the
+         * split (and so each row's kernel call) is the same for every pool.
+         */
+        private static final int TAIL_TASKS = 2;
+        private static final int TAIL_PIECES = 4;
         private WeightMatrix[] matrices = new WeightMatrix[8];
         private float[][][] outs = new float[8][][];
         private Activation[][] acts = new Activation[8][];
@@ -167,6 +175,12 @@ public final class WeightMatrix {
         private ByteBuffer[] repackedRows = new ByteBuffer[8];
         /** First task index of each product, plus the total at index {@code size}. */
         private int[] firstTask = new int[9];
+        /** Where the job's last {@link #TAIL_TASKS} chunks begin: past it, tasks are their pieces. */
+        private int tailStart;
+        private final int[] pieceProduct = new int[TAIL_TASKS * TAIL_PIECES];
+        private final int[] pieceFrom = new int[TAIL_TASKS * TAIL_PIECES];
+        private final int[] pieceTo = new int[TAIL_TASKS * TAIL_PIECES];
+        private final int[] pieceAct = new int[TAIL_TASKS * TAIL_PIECES];
         private int size;
         private final List<Activation[]> prepared = new ArrayList<>();
         private final List<Object> preparedKeys = new ArrayList<>();
@@ -276,7 +290,7 @@ public final class WeightMatrix {
 
         /** Runs every product added since {@link #local()}, split over the pool when large enough. */
         public void run() {
-            int tasks = firstTask[size];
+            int tasks = splitTail();
             long work = 0;
             for (int p = 0; p < size; p++) {
                 work += (long) matrices[p].rows * matrices[p].cols * counts[p];
@@ -295,22 +309,66 @@ public final class WeightMatrix {
             }
         }
 
+        /**
+         * Cuts each of the last {@link #TAIL_TASKS} chunks into up to {@link #TAIL_PIECES} pieces of
+         * a multiple of 8 rows, 16 for a repacked copy (so a kernel's row groups start where they did
+         * in the chunk); returns the number of tasks.
+         */
+        private int splitTail() {
+            int chunks = firstTask[size];
+            tailStart = Math.max(0, chunks - TAIL_TASKS);
+            int pieces = 0;
+            for (int t = tailStart; t < chunks; t++) {
+                int p = product(t);
+                int local = t - firstTask[p];
+                int from = local % rowTasks[p] * chunkRows[p];
+                int to = Math.min(matrices[p].rows, from + chunkRows[p]);
+                int act = local / rowTasks[p] * chunkActs[p];
+                int align = repackedRows[p] != null ? REPACKED_TASK_ROWS : 8;
+                int step = Math.max(align, ((to - from + TAIL_PIECES - 1) / TAIL_PIECES + align - 1) / align * align);
+                for (int r = from; r < to; r += step) {
+                    pieceProduct[pieces] = p;
+                    pieceFrom[pieces] = r;
+                    pieceTo[pieces] = Math.min(to, r + step);
+                    pieceAct[pieces++] = act;
+                }
+            }
+            return tailStart + pieces;
+        }
+
+        private int product(int t) {
+            int p = 0;
+            while (firstTask[p + 1] <= t) {
+                p++;
+            }
+            return p;
+        }
+
         /** Pool jobs run so far by this thread's set (tests). */
         int pooledJobs() {
             return pooled;
         }
 
         private void task(int t) {
-            int p = 0;
-            while (firstTask[p + 1] <= t) {
-                p++;
+            int p;
+            int from;
+            int to;
+            int firstAct;
+            if (t < tailStart) {
+                p = product(t);
+                int local = t - firstTask[p];
+                from = local % rowTasks[p] * chunkRows[p];
+                to = Math.min(matrices[p].rows, from + chunkRows[p]);
+                firstAct = local / rowTasks[p] * chunkActs[p];
+            } else {
+                int i = t - tailStart;
+                p = pieceProduct[i];
+                from = pieceFrom[i];
+                to = pieceTo[i];
+                firstAct = pieceAct[i];
             }
-            WeightMatrix w = matrices[p];
             // consecutive tasks share their activations (a thread packs them once for its run of tasks)
-            int local = t - firstTask[p];
-            int from = local % rowTasks[p] * chunkRows[p];
-            int to = Math.min(w.rows, from + chunkRows[p]);
-            int firstAct = local / rowTasks[p] * chunkActs[p];
+            WeightMatrix w = matrices[p];
             int n = Math.min(chunkActs[p], counts[p] - firstAct);
             Kernels k = Kernels.get();
             Activation[] a = acts[p];

@@ -46,6 +46,26 @@ class MatmulPoolTest {
     }
 
     @Test
+    void stepsThatWakeTheWorkersFirstRunEveryTaskOnce() throws InterruptedException {
+        // a step wakes the workers before its first job; some steps come after the workers parked
+        MatmulPool.setThreads(3);
+        MatmulPool pool = MatmulPool.get();
+        for (int step = 0; step < 300; step++) {
+            pool.wake();
+            if (step % 50 == 0) {
+                Thread.sleep(2); // past the workers' spin: they park
+            }
+            for (int job = 0; job < 3; job++) {
+                AtomicIntegerArray hits = new AtomicIntegerArray(5 + job);
+                pool.run(hits.length(), hits::incrementAndGet);
+                for (int i = 0; i < hits.length(); i++) {
+                    assertThat(hits.get(i)).as("step %d job %d task %d", step, job, i).isEqualTo(1);
+                }
+            }
+        }
+    }
+
+    @Test
     void propagatesATaskFailureAndStaysUsable() {
         MatmulPool.setThreads(2);
         MatmulPool pool = MatmulPool.get();

@@ -10,9 +10,11 @@ import io.moestream.runtime.gguf.GgufTensor;
 import io.moestream.runtime.kernel.Activation;
 import io.moestream.runtime.kernel.DotOrder;
 import io.moestream.runtime.kernel.KQuantKernels;
+import io.moestream.runtime.kernel.Kernels;
 
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
+import java.util.Arrays;
 import java.util.SplittableRandom;
 
 import org.junit.jupiter.api.Test;
@@ -21,7 +23,8 @@ import org.junit.jupiter.params.provider.EnumSource;
 
 /**
  * Several products as one pool job give each product the bits it has alone, and take one job; a
- * matrix whose rows the native kernels copy for batch 1 gives every row the Java kernel's bits.
+ * matrix whose rows the native kernels copy for batch 1 gives every row the Java kernel's bits; a
+ * row's bits do not depend on how its chunk is cut.
  */
 class WeightMatrixProductsTest {
 
@@ -92,6 +95,54 @@ class WeightMatrixProductsTest {
                         .isEqualTo(Float.floatToRawIntBits(java));
             }
         }
+    }
+
+    /**
+     * A job's last chunks run in pieces: rows [2c, 4c) repeat rows [0, c) (c rows a chunk), so
+     * each of the last two chunks must give the bits its twin gives as a whole chunk, for one
+     * activation (the repacked Q4_0 rows among them) and for several.
+     */
+    @Test
+    void aChunkCutInPiecesGivesTheBitsOfAWholeOne() throws GgufFormatException {
+        SplittableRandom r = new SplittableRandom(11);
+        int cols = 1024;
+        for (GgmlType type : new GgmlType[] {GgmlType.Q4_0, GgmlType.Q8_0, GgmlType.F16}) {
+            for (int n : new int[] {1, 3}) {
+                int acts = Math.min(n, Kernels.get().taskActivations());
+                int chunk = (int) (Kernels.get().taskWork(acts) / ((long) cols * acts));
+                WeightMatrix w = twinMatrix(type, 2 * chunk, cols, r);
+                float[][] xs = new float[n][cols];
+                for (float[] x : xs) {
+                    for (int i = 0; i < cols; i++) {
+                        x[i] = (float) r.nextGaussian();
+                    }
+                }
+                float[][] out = new float[n][w.rows()];
+                WeightMatrix.Products.local().add(w, xs, out, n, null).run();
+                for (int i = 0; i < n; i++) {
+                    float[] whole = Arrays.copyOfRange(out[i], 0, 2 * chunk);
+                    float[] pieces = Arrays.copyOfRange(out[i], 2 * chunk, 4 * chunk);
+                    assertThat(pieces).as("%s, %d activations, activation %d", type, n, i).containsExactly(whole);
+                }
+            }
+        }
+    }
+
+    /** A {@code 2 * half} row matrix whose second half repeats its first. */
+    private static WeightMatrix twinMatrix(GgmlType type, int half, int cols, SplittableRandom r) throws GgufFormatException {
+        float[][] rows = new float[half][cols];
+        for (float[] x : rows) {
+            for (int i = 0; i < cols; i++) {
+                x[i] = (float) r.nextGaussian() * 0.05f;
+            }
+        }
+        ByteBuffer b = ByteBuffer.allocateDirect((int) type.bytesFor(2L * half * cols)).order(ByteOrder.LITTLE_ENDIAN);
+        for (int copy = 0; copy < 2; copy++) {
+            for (float[] x : rows) {
+                BlockQuantizer.encode(type, x, b);
+            }
+        }
+        return WeightMatrix.of(new GgufTensor("twin", type, new long[] {cols, 2L * half}, b.flip()));
     }
 
     private static void assertSame(WeightMatrix w, float[][] xs, DotOrder[] orders, float[][] grouped) {
