@@ -87,6 +87,7 @@ public class InferenceOperator extends AbstractStreamOperator<Generation>
 
     private transient MailboxExecutor mailboxExecutor;
     private transient StepRunner runner;
+    private transient EngineThread engine;
     private transient InferenceMetrics metrics;
     private transient RequestQueue queue;
     private transient ContextStore store;
@@ -178,8 +179,10 @@ public class InferenceOperator extends AbstractStreamOperator<Generation>
         ingestion = new DocumentIngestion(config, model, modelName, new DocumentIngestion.Parts(
                 getPartitionedState(new ListStateDescriptor<>(DocumentIngestion.PENDING_STATE, PendingPartSerializer.INSTANCE)),
                 queue, store, waits, intake, this));
+        engine = new EngineThread(runner, "moestream-engine-" + getRuntimeContext().getTaskInfo().getIndexOfThisSubtask());
         loop = new StepLoop(config, modelName,
-                new StepLoop.Parts(runner, queue, intake, ingestion, store, this, this, metrics));
+                new StepLoop.Parts(runner, engine, queue, intake, ingestion, store, this, this, metrics),
+                done -> mailboxExecutor.execute(() -> stepDone(done), "inference step done"));
         restore();
     }
 
@@ -259,8 +262,9 @@ public class InferenceOperator extends AbstractStreamOperator<Generation>
 
     // ---------------- steps ----------------
 
+    /** Schedules a step mail when work is pending and no step is in flight (its completion plans the next). */
     private void scheduleStep() {
-        if (!stepScheduled && queue.pending() > 0) {
+        if (!stepScheduled && !loop.inFlight() && queue.pending() > 0) {
             stepScheduled = true;
             mailboxExecutor.execute(this::stepMail, "inference step");
         }
@@ -269,17 +273,28 @@ public class InferenceOperator extends AbstractStreamOperator<Generation>
     private void stepMail() throws Exception {
         stepScheduled = false;
         long started = System.nanoTime();
-        runStep();
-        metrics.stepTook(System.nanoTime() - started);
+        keepingKey(loop::step);
+        metrics.actionTook(System.nanoTime() - started);
         scheduleStep();
     }
 
-    /** One step of the {@link StepLoop}; returns whether anything happened. */
-    @VisibleForTesting
-    boolean runStep() throws Exception {
+    /** A step was computed on the engine thread: it is applied, the next launched, answers and admission follow. */
+    private void stepDone(StepLoop.Flight done) throws Exception {
+        long started = System.nanoTime();
+        keepingKey(() -> loop.completed(done));
+        metrics.actionTook(System.nanoTime() - started);
+        scheduleStep();
+    }
+
+    private interface LoopAction {
+        void run() throws Exception;
+    }
+
+    /** Runs a step-loop action, which switches keys, and restores the current key. */
+    private void keepingKey(LoopAction action) throws Exception {
         Object previousKey = getCurrentKey();
         try {
-            return loop.step();
+            action.run();
         } finally {
             if (previousKey != null) {
                 setCurrentKey(previousKey);
@@ -290,11 +305,7 @@ public class InferenceOperator extends AbstractStreamOperator<Generation>
     /** End of (bounded) input: every queued item runs; prompts waiting for a document get an error. */
     @Override
     public void finish() throws Exception {
-        while (queue.pending() > 0) {
-            if (!runStep()) {
-                throw new IllegalStateException(queue.pending() + " items are pending but none can run");
-            }
-        }
+        keepingKey(loop::drain);
         for (String key : keys(DocumentWaits.WAITING_STATE)) {
             select(key);
             waits.fail(Outcomes.inputEnded(ContextKey.id(key)), now());
@@ -304,6 +315,10 @@ public class InferenceOperator extends AbstractStreamOperator<Generation>
 
     @Override
     public void close() throws Exception {
+        if (engine != null) {
+            engine.close(); // waits for the step in flight: the runner is closed only after it
+            engine = null;
+        }
         if (runner != null) {
             runner.close();
             runner = null;
@@ -404,6 +419,12 @@ public class InferenceOperator extends AbstractStreamOperator<Generation>
     @VisibleForTesting
     int runningSequences() {
         return loop.running();
+    }
+
+    /** Whether a step is being computed on the engine thread (its completion is a mail still to come). */
+    @VisibleForTesting
+    boolean stepInFlight() {
+        return loop.inFlight();
     }
 
     @VisibleForTesting
