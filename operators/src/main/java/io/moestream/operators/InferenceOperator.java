@@ -54,22 +54,24 @@ import org.slf4j.LoggerFactory;
  *   <li>{@link DocumentIngestion}: document parts, prefilled in chunks inside the steps;</li>
  *   <li>{@link PromptIntake} and {@link DocumentWaits}: duplicates, prompts waiting for a document, admission checks;</li>
  *   <li>{@link RequestQueue}: the tenant-fair queue and the back-pressure count;</li>
- *   <li>{@link StepLoop}: one step per mailbox action, planned by the runtime's {@code StepPlanner};</li>
+ *   <li>{@link StepLoop}: the steps, planned by the runtime's {@code StepPlanner}, computed on the
+ *       {@link EngineThread} while the task thread answers, stores and admits;</li>
  *   <li>{@link Outcomes}: every error outcome and its message.</li>
  * </ul>
  *
- * <p><b>Mailbox</b> (like Flink's {@code AsyncWaitOperator}): input only queues work; while work
- * remains one step at a time is scheduled on the task's mailbox ({@link MailboxExecutor#execute}),
- * so input records, timers and checkpoint barriers wait at most one step, even while a long
- * document is ingested. When {@code maxQueued} items are queued or running, {@code processElement}
- * yields to the mailbox (runs steps) until there is room, which back-pressures the sources.
+ * <p><b>Mailbox</b> (like Flink's {@code AsyncWaitOperator}): input only queues work; a step mail
+ * ({@link MailboxExecutor#execute}) admits and launches a forward step on the engine thread, whose
+ * completion comes back as a mail that launches the next; input records, timers and checkpoint
+ * barriers run between mails and never wait for a forward step. When {@code maxQueued} items are
+ * queued or running, {@code processElement} yields to the mailbox (runs step mails) until there is
+ * room, which back-pressures the sources.
  *
- * <p><b>Checkpoints</b>: keyed state is the source of truth. A prompt leaves
- * {@link PromptIntake#PENDING_STATE} only when its answer is emitted (a conversation's cache is
- * written in the same step) and a part leaves {@link DocumentIngestion#PENDING_STATE} only when it is
- * stored, so a snapshot between steps holds every queued and in-flight item; after a restore they
- * run again from the start and seeded sampling regenerates the same text. Outputs carry no
- * timestamps: generation is processing-time work.
+ * <p><b>Checkpoints</b>: keyed state is the source of truth, changed only on the task thread. A
+ * prompt leaves {@link PromptIntake#PENDING_STATE} only when its answer is emitted (a conversation's
+ * cache is written in the same mail) and a part leaves {@link DocumentIngestion#PENDING_STATE} only
+ * when it is stored, so a snapshot, even one taken while a step computes, holds every queued and
+ * in-flight item; after a restore they run again from the start and seeded sampling regenerates the
+ * same text. Outputs carry no timestamps: generation is processing-time work.
  */
 public class InferenceOperator extends AbstractStreamOperator<Generation>
         implements TwoInputStreamOperator<Document, Prompt, Generation>, Triggerable<String, VoidNamespace>,
@@ -272,16 +274,17 @@ public class InferenceOperator extends AbstractStreamOperator<Generation>
 
     private void stepMail() throws Exception {
         stepScheduled = false;
-        long started = System.nanoTime();
-        keepingKey(loop::step);
-        metrics.actionTook(System.nanoTime() - started);
-        scheduleStep();
+        loopMail(loop::step);
     }
 
     /** A step was computed on the engine thread: it is applied, the next launched, answers and admission follow. */
     private void stepDone(StepLoop.Flight done) throws Exception {
+        loopMail(() -> loop.completed(done));
+    }
+
+    private void loopMail(LoopAction action) throws Exception {
         long started = System.nanoTime();
-        keepingKey(() -> loop.completed(done));
+        keepingKey(action);
         metrics.actionTook(System.nanoTime() - started);
         scheduleStep();
     }
