@@ -39,6 +39,7 @@ final class PipelineProfiler {
         OPERATOR_PATHS.put("Kafka sink writes", "SinkWriterOperator.processElement");
         OPERATOR_PATHS.put("keyed state reads and writes", "RocksDB|TtlMapState|TtlValueState|TtlListState");
         OPERATOR_PATHS.put("input decode (network, Avro)", "StreamElementSerializer|AvroSerializer|StreamTaskNetworkInput");
+        ENGINE_PATHS.put("sampling and detokenizing", "Request.computed|sampler.Sampler.");
         ENGINE_PATHS.put("forward step", "io.moestream.runtime.model.Engine.|StepRunner.");
         ENGINE_PATHS.put("handing the step back (mail)", "MailboxExecutor|TaskMailbox");
         ENGINE_PATHS.put("waiting for the next step", "ThreadPoolExecutor.getTask");

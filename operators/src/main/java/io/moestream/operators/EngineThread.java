@@ -5,6 +5,7 @@ import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.TimeUnit;
+import java.util.function.Consumer;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -12,9 +13,9 @@ import org.slf4j.LoggerFactory;
  * The thread that computes the {@link StepLoop}'s forward steps, so that the task thread does the
  * rest of a step's work (answers, keyed state, admission, input records, timers, checkpoints) while
  * the engine computes. One step at a time. While a step is in flight only this thread touches the
- * {@link StepRunner} and the caches of the step's chunks; otherwise only the task thread does. The
- * hand-overs ({@link #launch}, {@link Step#await}) order every write of one thread before the
- * other's reads.
+ * {@link StepRunner} and the caches and requests of the step's chunks; otherwise only the task
+ * thread does. The hand-overs ({@link #launch}, {@link Step#await}) order every write of one
+ * thread before the other's reads.
  */
 final class EngineThread implements AutoCloseable {
 
@@ -48,9 +49,14 @@ final class EngineThread implements AutoCloseable {
             return outcome;
         }
 
-        /** Nanoseconds the runner took (after {@link #await}). */
+        /** Nanoseconds the runner took (on the engine thread after the step, or after {@link #await}). */
         long nanos() {
             return nanos;
+        }
+
+        /** The outcome, on the engine thread after the step (elsewhere use {@link #await}). */
+        StepRunner.Outcome outcome() {
+            return outcome;
         }
     }
 
@@ -67,19 +73,21 @@ final class EngineThread implements AutoCloseable {
     }
 
     /**
-     * Computes {@code step} on the engine thread; {@code whenDone} runs there after it (it hands the
-     * step back to the task thread's mailbox). The caller launches the next step only after this
-     * one's {@link Step#await} returned.
+     * Computes {@code step} on the engine thread, then runs {@code afterStep} there (the requests
+     * sample) before the step counts as done; {@code whenDone} runs after that (it hands the step back
+     * to the task thread's mailbox). The caller launches the next step only after this one's
+     * {@link Step#await} returned.
      */
-    void launch(Step step, Runnable whenDone) {
+    void launch(Step step, Consumer<Step> afterStep, Runnable whenDone) {
         thread.execute(() -> {
             long started = System.nanoTime();
             try {
                 step.outcome = runner.step(step.chunks);
+                step.nanos = System.nanoTime() - started;
+                afterStep.accept(step);
             } catch (Throwable t) { // handed to the task thread, which fails the job
                 step.error = t;
             }
-            step.nanos = System.nanoTime() - started;
             step.done.countDown();
             try {
                 whenDone.run();

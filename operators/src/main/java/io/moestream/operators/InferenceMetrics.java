@@ -106,7 +106,7 @@ final class InferenceMetrics {
         ProgressStats.LONGEST_STEP_NANOS.accumulateAndGet(nanos, Math::max);
     }
 
-    /** A mailbox action of the step loop (admission, sampling, launching, answers and stores) took {@code nanos}. */
+    /** A mailbox action of the step loop (launching a step, answers and stores, admission) took {@code nanos}. */
     void actionTook(long nanos) {
         longestActionNanos = Math.max(longestActionNanos, nanos);
         ProgressStats.LONGEST_ACTION_NANOS.accumulateAndGet(nanos, Math::max);

@@ -53,7 +53,7 @@ public final class ProgressStats {
     }
 
     /**
-     * The longest mailbox action of a step loop (admission, sampling, launching a step, answers and
+     * The longest mailbox action of a step loop (launching a step, admission, answers and
      * stores; what an input record or checkpoint barrier may wait for) since {@link #resetLongestStep}.
      */
     public static long longestLoopActionNanos() {

@@ -7,6 +7,7 @@ import java.util.ArrayList;
 import java.util.Collections;
 import java.util.IdentityHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
 import java.util.function.Consumer;
 import org.slf4j.Logger;
@@ -16,14 +17,14 @@ import org.slf4j.LoggerFactory;
  * The step loop. It admits queued work as the {@link StepPlanner} allows (prompts through
  * {@link PromptIntake}, document parts through {@link DocumentIngestion}), computes forward steps
  * over everything running ({@link StepRunner}: decode tokens and prefill chunks of prompts and
- * document parts, within the token budget and tenant share) on the {@link EngineThread}, lets each
- * {@code Request} sample, and answers whatever finished: a Generation emitted (a conversation's cache
- * stored), a document part stored.
+ * document parts, within the token budget and tenant share) on the {@link EngineThread}, where each
+ * {@code Request} then samples, and answers whatever finished: a Generation emitted (a conversation's
+ * cache stored), a document part stored.
  *
  * <p>Pipelined: while step N computes on the engine thread, the task thread answers and stores what
  * step N-1 finished, admits queued work (keyed-state reads) for step N+1 and takes input, timers
- * and checkpoint barriers. When step N is done ({@link #completed}, a mail) its requests sample,
- * step N+1 is launched at once, and then the rest is done. Work is admitted into the places that
+ * and checkpoint barriers. When step N is done (its requests sampled on the engine thread;
+ * {@link #completed}, a mail), step N+1 is launched at once, and then the rest is done. Work is admitted into the places that
  * are free after the step in flight: those of running requests that certainly end with it
  * ({@code max_tokens} reached, a part's last chunk) count as free, so such a place is not left
  * empty for a step. Keyed state and outputs are touched only on the task thread, and only between
@@ -55,10 +56,20 @@ final class StepLoop {
             DocumentIngestion ingestion, ContextStore store, Keys keys, Outputs out, InferenceMetrics metrics) {}
 
     /**
-     * A step in flight: the runs it computes (in chunk order), those that certainly end with it, and
-     * its prefill and decode tokens.
+     * A step in flight: the runs it computes (in chunk order), how the planner saw each of them at
+     * launch (their requests change on the engine thread meanwhile), those that certainly end with
+     * it, and its prefill and decode tokens.
      */
-    record Flight(EngineThread.Step step, List<Running> stepped, Set<Running> ending, int prefill, int decode) {}
+    record Flight(EngineThread.Step step, List<Running> stepped, Map<Running, StepPlanner.Planned> seen,
+            Set<Running> ending, int prefill, int decode) {}
+
+    /** A request as the planner saw it when its step was launched. */
+    private record Seen(String tenant, boolean decoding, int tokensWanted, int positions) implements StepPlanner.Planned {
+
+        static Seen of(Request r) {
+            return new Seen(r.tenant(), r.decoding(), r.tokensWanted(), r.positions());
+        }
+    }
 
     /** A run that left the loop: finished, or failed with {@code failure}. */
     private record Ended(Running run, RuntimeException failure) {}
@@ -105,7 +116,7 @@ final class StepLoop {
     }
 
     /**
-     * {@code done} was computed: its requests sample, the next step is launched, what finished is
+     * {@code done} was computed and its requests sampled: the next step is launched, what finished is
      * answered or stored, and queued work is admitted for the step after. Nothing when {@code done}
      * was handled already ({@link #drain}).
      */
@@ -151,6 +162,7 @@ final class StepLoop {
         int[] tokens = planner.allocate(requests(running));
         List<Running> stepped = new ArrayList<>();
         List<StepRunner.Chunk> chunks = new ArrayList<>();
+        Map<Running, StepPlanner.Planned> seen = new IdentityHashMap<>();
         Set<Running> ending = Collections.newSetFromMap(new IdentityHashMap<>());
         int prefill = 0;
         int decode = 0;
@@ -167,6 +179,7 @@ final class StepLoop {
             } else {
                 prefill += tokens[i];
             }
+            seen.put(r, Seen.of(r.request));
             StepPlan.Sequence s = r.request.chunk(tokens[i]);
             stepped.add(r);
             chunks.add(new StepRunner.Chunk(s.cache(), s.tokens(), s.logits()));
@@ -174,10 +187,27 @@ final class StepLoop {
         if (chunks.isEmpty()) {
             return false; // every prefill waits for a step with room for more than one token
         }
-        Flight f = new Flight(new EngineThread.Step(chunks), stepped, ending, prefill, decode);
+        Flight f = new Flight(new EngineThread.Step(chunks), stepped, seen, ending, prefill, decode);
         flight = f;
-        engine.launch(f.step(), () -> whenDone.accept(f));
+        engine.launch(f.step(), step -> sample(f), () -> whenDone.accept(f));
         return true;
+    }
+
+    /**
+     * On the engine thread, right after the step: each request that ran takes its outcome and
+     * samples (so the task thread, which needs the sampled tokens for the next step, has only
+     * bookkeeping left).
+     */
+    private static void sample(Flight f) {
+        StepRunner.Outcome outcome = f.step().outcome();
+        long nanos = f.step().nanos();
+        int total = f.prefill() + f.decode();
+        for (int j = 0; j < f.stepped().size(); j++) {
+            if (outcome.failures()[j] == null) {
+                int n = f.step().chunks.get(j).tokens().length;
+                f.stepped().get(j).request.computed(n, outcome.logits()[j], nanos * n / total);
+            }
+        }
     }
 
     /**
@@ -195,21 +225,17 @@ final class StepLoop {
         return p.writesBack() ? q.sampled() >= p.maxTokens : q.sampled() + 1 >= p.maxTokens;
     }
 
-    /** The step's outcome: each request samples; returns those that finished or failed, no longer running. */
+    /** The step's outcome (its requests sampled on the engine thread): returns those that finished or failed, no longer running. */
     private List<Ended> apply(Flight f) throws Exception {
         StepRunner.Outcome outcome = f.step().await();
-        long nanos = f.step().nanos();
-        metrics.stepTook(nanos);
+        metrics.stepTook(f.step().nanos());
         long now = keys.now();
-        int total = f.prefill() + f.decode();
         List<Ended> ended = new ArrayList<>();
         Set<Running> gone = Collections.newSetFromMap(new IdentityHashMap<>());
         for (int j = 0; j < f.stepped().size(); j++) {
             Running r = f.stepped().get(j);
             RuntimeException failure = outcome.failures()[j];
             if (failure == null) {
-                int n = f.step().chunks.get(j).tokens().length;
-                r.request.computed(n, outcome.logits()[j], nanos * n / total);
                 if (r instanceof PromptRun p) {
                     p.sampledAt(now);
                 }
@@ -222,7 +248,7 @@ final class StepLoop {
             gone.add(r);
         }
         running.removeIf(gone::contains);
-        metrics.step(total, f.stepped().size(), f.prefill(), f.decode());
+        metrics.step(f.prefill() + f.decode(), f.stepped().size(), f.prefill(), f.decode());
         return ended;
     }
 
@@ -235,15 +261,18 @@ final class StepLoop {
         return requests;
     }
 
-    /** The running work that stays after the step in flight (all of it when none is). */
-    private List<Running> staying() {
-        if (flight == null || flight.ending().isEmpty()) {
-            return running;
-        }
-        List<Running> staying = new ArrayList<>(running.size());
+    /**
+     * The running work that stays after the step in flight, as the planner sees it: a request in the
+     * step as it was at launch (the engine thread is changing it), the others as they are.
+     */
+    private List<StepPlanner.Planned> staying() {
+        List<StepPlanner.Planned> staying = new ArrayList<>(running.size());
         for (Running r : running) {
-            if (!flight.ending().contains(r)) {
-                staying.add(r);
+            StepPlanner.Planned seen = flight == null ? null : flight.seen().get(r);
+            if (seen == null) {
+                staying.add(r.request);
+            } else if (!flight.ending().contains(r)) {
+                staying.add(seen);
             }
         }
         return staying;
@@ -257,11 +286,11 @@ final class StepLoop {
         boolean progress = false;
         int limit = planner.maxSequences();
         while (queue.queued() > 0) {
-            List<Running> staying = staying();
+            List<StepPlanner.Planned> staying = staying();
             if (staying.size() >= limit) {
                 break;
             }
-            List<String> tenants = planner.admissions(requests(staying), queue.admissible(limit - staying.size()));
+            List<String> tenants = planner.admissions(staying, queue.admissible(limit - staying.size()));
             if (tenants.isEmpty()) {
                 break;
             }
