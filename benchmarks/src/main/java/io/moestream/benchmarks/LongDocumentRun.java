@@ -61,8 +61,8 @@ import org.apache.kafka.common.serialization.ByteArraySerializer;
  * task failure injected in the middle of the ingestion (the job restarts from its latest checkpoint
  * and prefills again only the parts not yet stored), then a question on the cached document and the
  * same question with the whole document in a STATELESS prompt (re-prefilled). Prints one JSON object:
- * ingest tok/s, question TTFT cached vs re-prefilled, the longest step (mailbox action) during the
- * ingestion, {@code -Xmx} and the peak heap. Run by {@code benchmarks/run-long-document.sh}.
+ * ingest tok/s, question TTFT cached vs re-prefilled, the longest forward step and the longest
+ * step-loop mailbox action during the ingestion, {@code -Xmx} and the peak heap. Run by {@code benchmarks/run-long-document.sh}.
  */
 public final class LongDocumentRun {
 
@@ -191,6 +191,7 @@ public final class LongDocumentRun {
         result.put("prefilled_at_failure", prefilledAtFailure);
         result.put("prefilled_tokens_total", prefilled);
         result.put("longest_step_ms_during_ingestion", round(ProgressStats.longestStepNanos() / 1e6));
+        result.put("longest_loop_action_ms_during_ingestion", round(ProgressStats.longestLoopActionNanos() / 1e6));
         result.put("failures_injected", FailOnce.FAILURES.get());
     }
 

@@ -20,22 +20,29 @@ import java.util.stream.Collectors;
  * when the last answer is visible), with native frames: the JNI kernels, RocksDB, libc, the kernel.
  * Writes {@code NAME.collapsed} (one line per stack, {@code [thread];frame;...;frame count}, the
  * input of flame-graph tools) and {@code NAME.txt}: samples by thread, and the inference task
- * thread's samples by what it was doing.
+ * thread's and the operator's engine thread's samples by what they were doing.
  */
 final class PipelineProfiler {
 
     /** What the inference task thread's samples are grouped by: first match wins. */
     private static final Map<String, String> OPERATOR_PATHS = new LinkedHashMap<>();
 
+    /** What the operator's engine thread's samples are grouped by: first match wins. */
+    private static final Map<String, String> ENGINE_PATHS = new LinkedHashMap<>();
+
     static {
         OPERATOR_PATHS.put("engine step", "io.moestream.runtime.model.Engine.|StepRunner.");
-        OPERATOR_PATHS.put("sampling and detokenizing", "Sequence.sample|sampler.Sampler.");
+        OPERATOR_PATHS.put("sampling and detokenizing", "Request.computed|Sequence.sample|sampler.Sampler.");
         OPERATOR_PATHS.put("idle (waiting for input or mail)", "TaskMailboxImpl.take");
         OPERATOR_PATHS.put("checkpoint, sync part (state snapshot, sink pre-commit)", "snapshotState|syncPrepareResources|prepareSnapshotPreBarrier");
         OPERATOR_PATHS.put("sink commit (checkpoint complete)", "notifyCheckpointComplete");
         OPERATOR_PATHS.put("Kafka sink writes", "SinkWriterOperator.processElement");
         OPERATOR_PATHS.put("keyed state reads and writes", "RocksDB|TtlMapState|TtlValueState|TtlListState");
         OPERATOR_PATHS.put("input decode (network, Avro)", "StreamElementSerializer|AvroSerializer|StreamTaskNetworkInput");
+        ENGINE_PATHS.put("sampling and detokenizing", "Request.computed|sampler.Sampler.");
+        ENGINE_PATHS.put("forward step", "io.moestream.runtime.model.Engine.|StepRunner.");
+        ENGINE_PATHS.put("handing the step back (mail)", "MailboxExecutor|TaskMailbox");
+        ENGINE_PATHS.put("waiting for the next step", "ThreadPoolExecutor.getTask");
     }
 
     private final AsyncProfiler profiler;
@@ -71,8 +78,12 @@ final class PipelineProfiler {
         Map<String, Long> operator = new LinkedHashMap<>();
         OPERATOR_PATHS.keySet().forEach(k -> operator.put(k, 0L));
         operator.put("other", 0L);
+        Map<String, Long> engine = new LinkedHashMap<>();
+        ENGINE_PATHS.keySet().forEach(k -> engine.put(k, 0L));
+        engine.put("other", 0L);
         long total = 0;
         long operatorTotal = 0;
+        long engineTotal = 0;
         for (String line : collapsed) {
             int space = line.lastIndexOf(' ');
             if (space < 0) {
@@ -85,10 +96,10 @@ final class PipelineProfiler {
             total += n;
             if (thread.startsWith("[inference")) {
                 operatorTotal += n;
-                String path = OPERATOR_PATHS.entrySet().stream()
-                        .filter(e -> java.util.regex.Pattern.compile(e.getValue()).matcher(stack).find())
-                        .map(Map.Entry::getKey).findFirst().orElse("other");
-                operator.merge(path, n, Long::sum);
+                operator.merge(category(OPERATOR_PATHS, stack), n, Long::sum);
+            } else if (thread.startsWith("[moestream-engine")) {
+                engineTotal += n;
+                engine.merge(category(ENGINE_PATHS, stack), n, Long::sum);
             }
         }
         StringBuilder s = new StringBuilder();
@@ -97,11 +108,23 @@ final class PipelineProfiler {
         byThread.entrySet().stream().sorted(Map.Entry.<String, Long>comparingByValue().reversed()).limit(25)
                 .forEach(e -> s.append(String.format(Locale.ROOT, "%7d %5.1f%% %s%n", e.getValue(), 100.0 * e.getValue() / all, e.getKey())));
         s.append(String.format(Locale.ROOT, "%ninference task thread, %d samples:%n", operatorTotal));
-        long op = Math.max(1, operatorTotal);
-        s.append(operator.entrySet().stream()
-                .map(e -> String.format(Locale.ROOT, "%7d %5.1f%% %s", e.getValue(), 100.0 * e.getValue() / op, e.getKey()))
-                .collect(Collectors.joining(System.lineSeparator())));
+        s.append(shares(operator, operatorTotal));
+        s.append(String.format(Locale.ROOT, "%n%nengine thread (the operator's forward steps), %d samples:%n", engineTotal));
+        s.append(shares(engine, engineTotal));
         return s.append(System.lineSeparator()).toString();
+    }
+
+    private static String category(Map<String, String> paths, String stack) {
+        return paths.entrySet().stream()
+                .filter(e -> java.util.regex.Pattern.compile(e.getValue()).matcher(stack).find())
+                .map(Map.Entry::getKey).findFirst().orElse("other");
+    }
+
+    private static String shares(Map<String, Long> counts, long total) {
+        long all = Math.max(1, total);
+        return counts.entrySet().stream()
+                .map(e -> String.format(Locale.ROOT, "%7d %5.1f%% %s", e.getValue(), 100.0 * e.getValue() / all, e.getKey()))
+                .collect(Collectors.joining(System.lineSeparator()));
     }
 
     /** The bundled libasyncProfiler.so of this platform, copied out of the jar. */

@@ -14,7 +14,7 @@ final class WarmUp {
 
     static final double QUIET = 0.05;
     static final int MIN_ROUNDS = 2;
-    static final int MAX_ROUNDS = 12;
+    static final int MAX_ROUNDS = 40;
 
     /** One warm-up round; {@code round} numbers the round so its request ids are new. */
     interface Round {

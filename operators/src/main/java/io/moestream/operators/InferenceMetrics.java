@@ -27,6 +27,7 @@ final class InferenceMetrics {
     static final String STEP_TOKENS = "stepTokens";
     static final String STEP_SEQUENCES = "stepSequences";
     static final String LONGEST_STEP = "longestStepMs";
+    static final String LONGEST_LOOP_ACTION = "longestLoopActionMs";
     static final String PREFILL_TOKENS = "prefillTokens";
     static final String DECODE_TOKENS = "decodeTokens";
     static final String PREFILL_RATE = "prefillTokensPerSecond";
@@ -47,6 +48,7 @@ final class InferenceMetrics {
     final Histogram stepTokens;
     final Histogram stepSequences;
     private long longestStepNanos;
+    private long longestActionNanos;
     final Counter prefillTokens;
     final Counter decodeTokens;
     final Counter cacheHitTokens;
@@ -69,6 +71,7 @@ final class InferenceMetrics {
         stepTokens = group.histogram(STEP_TOKENS, new DescriptiveStatisticsHistogram(HISTOGRAM_WINDOW));
         stepSequences = group.histogram(STEP_SEQUENCES, new DescriptiveStatisticsHistogram(HISTOGRAM_WINDOW));
         group.gauge(LONGEST_STEP, (Gauge<Long>) () -> longestStepNanos / 1_000_000);
+        group.gauge(LONGEST_LOOP_ACTION, (Gauge<Long>) () -> longestActionNanos / 1_000_000);
         prefillTokens = group.counter(PREFILL_TOKENS);
         decodeTokens = group.counter(DECODE_TOKENS);
         group.meter(PREFILL_RATE, new MeterView(prefillTokens));
@@ -97,10 +100,16 @@ final class InferenceMetrics {
         ProgressStats.STEP_SEQUENCES.add(sequences);
     }
 
-    /** A step (one mailbox action) took {@code nanos}. */
+    /** A forward step (on the engine thread) took {@code nanos}. */
     void stepTook(long nanos) {
         longestStepNanos = Math.max(longestStepNanos, nanos);
         ProgressStats.LONGEST_STEP_NANOS.accumulateAndGet(nanos, Math::max);
+    }
+
+    /** A mailbox action of the step loop (launching a step, answers and stores, admission) took {@code nanos}. */
+    void actionTook(long nanos) {
+        longestActionNanos = Math.max(longestActionNanos, nanos);
+        ProgressStats.LONGEST_ACTION_NANOS.accumulateAndGet(nanos, Math::max);
     }
 
     void generation(int cachedTokens, long ttftMillis, long latencyMillis) {

@@ -54,22 +54,24 @@ import org.slf4j.LoggerFactory;
  *   <li>{@link DocumentIngestion}: document parts, prefilled in chunks inside the steps;</li>
  *   <li>{@link PromptIntake} and {@link DocumentWaits}: duplicates, prompts waiting for a document, admission checks;</li>
  *   <li>{@link RequestQueue}: the tenant-fair queue and the back-pressure count;</li>
- *   <li>{@link StepLoop}: one step per mailbox action, planned by the runtime's {@code StepPlanner};</li>
+ *   <li>{@link StepLoop}: the steps, planned by the runtime's {@code StepPlanner}, computed on the
+ *       {@link EngineThread} while the task thread answers, stores and admits;</li>
  *   <li>{@link Outcomes}: every error outcome and its message.</li>
  * </ul>
  *
- * <p><b>Mailbox</b> (like Flink's {@code AsyncWaitOperator}): input only queues work; while work
- * remains one step at a time is scheduled on the task's mailbox ({@link MailboxExecutor#execute}),
- * so input records, timers and checkpoint barriers wait at most one step, even while a long
- * document is ingested. When {@code maxQueued} items are queued or running, {@code processElement}
- * yields to the mailbox (runs steps) until there is room, which back-pressures the sources.
+ * <p><b>Mailbox</b> (like Flink's {@code AsyncWaitOperator}): input only queues work; a step mail
+ * ({@link MailboxExecutor#execute}) admits and launches a forward step on the engine thread, whose
+ * completion comes back as a mail that launches the next; input records, timers and checkpoint
+ * barriers run between mails and never wait for a forward step. When {@code maxQueued} items are
+ * queued or running, {@code processElement} yields to the mailbox (runs step mails) until there is
+ * room, which back-pressures the sources.
  *
- * <p><b>Checkpoints</b>: keyed state is the source of truth. A prompt leaves
- * {@link PromptIntake#PENDING_STATE} only when its answer is emitted (a conversation's cache is
- * written in the same step) and a part leaves {@link DocumentIngestion#PENDING_STATE} only when it is
- * stored, so a snapshot between steps holds every queued and in-flight item; after a restore they
- * run again from the start and seeded sampling regenerates the same text. Outputs carry no
- * timestamps: generation is processing-time work.
+ * <p><b>Checkpoints</b>: keyed state is the source of truth, changed only on the task thread. A
+ * prompt leaves {@link PromptIntake#PENDING_STATE} only when its answer is emitted (a conversation's
+ * cache is written in the same mail) and a part leaves {@link DocumentIngestion#PENDING_STATE} only
+ * when it is stored, so a snapshot, even one taken while a step computes, holds every queued and
+ * in-flight item; after a restore they run again from the start and seeded sampling regenerates the
+ * same text. Outputs carry no timestamps: generation is processing-time work.
  */
 public class InferenceOperator extends AbstractStreamOperator<Generation>
         implements TwoInputStreamOperator<Document, Prompt, Generation>, Triggerable<String, VoidNamespace>,
@@ -87,6 +89,7 @@ public class InferenceOperator extends AbstractStreamOperator<Generation>
 
     private transient MailboxExecutor mailboxExecutor;
     private transient StepRunner runner;
+    private transient EngineThread engine;
     private transient InferenceMetrics metrics;
     private transient RequestQueue queue;
     private transient ContextStore store;
@@ -178,8 +181,10 @@ public class InferenceOperator extends AbstractStreamOperator<Generation>
         ingestion = new DocumentIngestion(config, model, modelName, new DocumentIngestion.Parts(
                 getPartitionedState(new ListStateDescriptor<>(DocumentIngestion.PENDING_STATE, PendingPartSerializer.INSTANCE)),
                 queue, store, waits, intake, this));
+        engine = new EngineThread(runner, "moestream-engine-" + getRuntimeContext().getTaskInfo().getIndexOfThisSubtask());
         loop = new StepLoop(config, modelName,
-                new StepLoop.Parts(runner, queue, intake, ingestion, store, this, this, metrics));
+                new StepLoop.Parts(runner, engine, queue, intake, ingestion, store, this, this, metrics),
+                done -> mailboxExecutor.execute(() -> stepDone(done), "inference step done"));
         restore();
     }
 
@@ -259,8 +264,9 @@ public class InferenceOperator extends AbstractStreamOperator<Generation>
 
     // ---------------- steps ----------------
 
+    /** Schedules a step mail when work is pending and no step is in flight (its completion plans the next). */
     private void scheduleStep() {
-        if (!stepScheduled && queue.pending() > 0) {
+        if (!stepScheduled && !loop.inFlight() && queue.pending() > 0) {
             stepScheduled = true;
             mailboxExecutor.execute(this::stepMail, "inference step");
         }
@@ -268,18 +274,30 @@ public class InferenceOperator extends AbstractStreamOperator<Generation>
 
     private void stepMail() throws Exception {
         stepScheduled = false;
+        loopMail(loop::step);
+    }
+
+    /** A step was computed on the engine thread: it is applied, the next launched, answers and admission follow. */
+    private void stepDone(StepLoop.Flight done) throws Exception {
+        loopMail(() -> loop.completed(done));
+    }
+
+    private void loopMail(LoopAction action) throws Exception {
         long started = System.nanoTime();
-        runStep();
-        metrics.stepTook(System.nanoTime() - started);
+        keepingKey(action);
+        metrics.actionTook(System.nanoTime() - started);
         scheduleStep();
     }
 
-    /** One step of the {@link StepLoop}; returns whether anything happened. */
-    @VisibleForTesting
-    boolean runStep() throws Exception {
+    private interface LoopAction {
+        void run() throws Exception;
+    }
+
+    /** Runs a step-loop action, which switches keys, and restores the current key. */
+    private void keepingKey(LoopAction action) throws Exception {
         Object previousKey = getCurrentKey();
         try {
-            return loop.step();
+            action.run();
         } finally {
             if (previousKey != null) {
                 setCurrentKey(previousKey);
@@ -290,11 +308,7 @@ public class InferenceOperator extends AbstractStreamOperator<Generation>
     /** End of (bounded) input: every queued item runs; prompts waiting for a document get an error. */
     @Override
     public void finish() throws Exception {
-        while (queue.pending() > 0) {
-            if (!runStep()) {
-                throw new IllegalStateException(queue.pending() + " items are pending but none can run");
-            }
-        }
+        keepingKey(loop::drain);
         for (String key : keys(DocumentWaits.WAITING_STATE)) {
             select(key);
             waits.fail(Outcomes.inputEnded(ContextKey.id(key)), now());
@@ -304,6 +318,10 @@ public class InferenceOperator extends AbstractStreamOperator<Generation>
 
     @Override
     public void close() throws Exception {
+        if (engine != null) {
+            engine.close(); // waits for the step in flight: the runner is closed only after it
+            engine = null;
+        }
         if (runner != null) {
             runner.close();
             runner = null;
@@ -404,6 +422,12 @@ public class InferenceOperator extends AbstractStreamOperator<Generation>
     @VisibleForTesting
     int runningSequences() {
         return loop.running();
+    }
+
+    /** Whether a step is being computed on the engine thread (its completion is a mail still to come). */
+    @VisibleForTesting
+    boolean stepInFlight() {
+        return loop.inFlight();
     }
 
     @VisibleForTesting

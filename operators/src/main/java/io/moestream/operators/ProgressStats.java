@@ -30,8 +30,10 @@ public final class ProgressStats {
     static final LongAdder STEPS = new LongAdder();
     /** Sequences summed over steps: with {@link #STEPS}, the mean sequences per step (batch size). */
     static final LongAdder STEP_SEQUENCES = new LongAdder();
-    /** The longest step (one mailbox action) of any inference operator in this JVM. */
+    /** The longest forward step of any inference operator in this JVM. */
     static final java.util.concurrent.atomic.AtomicLong LONGEST_STEP_NANOS = new java.util.concurrent.atomic.AtomicLong();
+    /** The longest mailbox action of any inference operator's step loop in this JVM. */
+    static final java.util.concurrent.atomic.AtomicLong LONGEST_ACTION_NANOS = new java.util.concurrent.atomic.AtomicLong();
 
     private ProgressStats() {}
 
@@ -45,9 +47,17 @@ public final class ProgressStats {
                 System.nanoTime());
     }
 
-    /** The longest step (one mailbox action: admission, forward step, sampling, answers and stores) since {@link #resetLongestStep}. */
+    /** The longest forward step (computed on an operator's engine thread) since {@link #resetLongestStep}. */
     public static long longestStepNanos() {
         return LONGEST_STEP_NANOS.get();
+    }
+
+    /**
+     * The longest mailbox action of a step loop (launching a step, admission, answers and
+     * stores; what an input record or checkpoint barrier may wait for) since {@link #resetLongestStep}.
+     */
+    public static long longestLoopActionNanos() {
+        return LONGEST_ACTION_NANOS.get();
     }
 
     /** Steps run by the inference operators of this JVM. */
@@ -62,6 +72,7 @@ public final class ProgressStats {
 
     public static void resetLongestStep() {
         LONGEST_STEP_NANOS.set(0);
+        LONGEST_ACTION_NANOS.set(0);
     }
 
     /**

@@ -134,7 +134,6 @@ final class PromptIntake {
             Grammar grammar = PromptSampling.grammar(prompt);
             KvCache cache = null;
             ContextMeta meta = null;
-            long baseBytes = 0;
             int[] ids;
             boolean chat = !prompt.getMessages().isEmpty();
             switch (prompt.getMode()) {
@@ -155,7 +154,6 @@ final class PromptIntake {
                     }
                     if (meta != null) { // the stored cache itself: the turn stores only its dirty blocks
                         cache = store.load(meta);
-                        baseBytes = store.bytes(meta);
                     }
                     if (chat) {
                         int[] whole = chatPrompts.encode(prompt);
@@ -193,7 +191,7 @@ final class PromptIntake {
             if (grammar != null) {
                 request.constrain(grammar.start(tokenizer));
             }
-            return new PromptRun(q, request, meta, baseBytes, now);
+            return new PromptRun(q, request, maxTokens, meta, now);
         } catch (UnsupportedSchemaException e) {
             return reject(q, Outcomes.unsupportedFormat(prompt, e, now));
         } catch (ChatPrompts.Refused e) {

@@ -17,15 +17,15 @@ final class PromptRun extends Running {
 
     /** The conversation's metadata before this turn (null: first turn, or not a conversation). */
     final ContextMeta meta;
-    /** Bytes the stored context took when the turn started, to keep the byte count exact. */
-    final long baseBytes;
+    /** The most tokens it samples (the prompt's {@code max_tokens}, clamped). */
+    final int maxTokens;
     final long admittedMillis;
     private long firstTokenMillis = -1;
 
-    PromptRun(RequestQueue.Queued queued, Request request, ContextMeta meta, long baseBytes, long admittedMillis) {
+    PromptRun(RequestQueue.Queued queued, Request request, int maxTokens, ContextMeta meta, long admittedMillis) {
         super(queued, request);
+        this.maxTokens = maxTokens;
         this.meta = meta;
-        this.baseBytes = baseBytes;
         this.admittedMillis = admittedMillis;
     }
 

@@ -58,14 +58,17 @@ class ContinuousBatchingTest {
     void aNewRequestJoinsRunningStepsAndAShortRequestLeavesFirst() throws Exception {
         harness = open(Reference.config().withMaxSequences(4));
         harness.processElement2(new StreamRecord<>(stateless("t1", "long", "Hello world", 10)));
-        assertThat(runMail(harness)).isTrue(); // prefill + first token
-        assertThat(runMail(harness)).isTrue(); // second token
+        assertThat(runMail(harness)).isTrue(); // launches step 1: prefill + first token
+        assertThat(runMail(harness)).isTrue(); // step 1 done, step 2 (second token) launched
         assertThat(operator(harness).runningSequences()).isEqualTo(1);
         assertThat(harness.extractOutputValues()).isEmpty();
 
         harness.processElement2(new StreamRecord<>(stateless("t2", "short", "The license", 2)));
-        assertThat(runMail(harness)).isTrue();
+        assertThat(runMail(harness)).isTrue(); // step 2 done, step 3 launched, "short" admitted for step 4
         assertThat(operator(harness).runningSequences()).isEqualTo(2); // joined the running sequence
+        assertThat(runMail(harness)).isTrue(); // step 3 done, step 4 launched: "short" prefilled beside "long"
+        assertThat(runMail(harness)).isTrue(); // step 4 done, step 5 launched: its second token
+        assertThat(harness.extractOutputValues()).isEmpty();
         assertThat(runMail(harness)).isTrue();
         // "short" is done after its second token and is emitted at once, while "long" still runs
         assertThat(harness.extractOutputValues()).extracting(Generation::getRequestId).containsExactly("short");
@@ -109,9 +112,10 @@ class ContinuousBatchingTest {
         runMail(harness);
         runMail(harness);
         runMail(harness);
-        // "quick" is answered; the other three are mid-generation
+        // "quick" is answered; the other three are mid-generation, a step of theirs being computed
         assertThat(harness.extractOutputValues()).extracting(Generation::getRequestId).containsExactly("quick");
         assertThat(operator(harness).runningSequences()).isEqualTo(3);
+        assertThat(operator(harness).stepInFlight()).isTrue();
 
         OperatorSubtaskState snapshot = harness.snapshot(1L, 10L);
         drain(harness);
@@ -136,6 +140,32 @@ class ContinuousBatchingTest {
     }
 
     @Test
+    void aPlaceFreedByMaxTokensIsTakenInTheNextStep() throws Exception {
+        harness = open(Reference.config().withMaxSequences(1));
+        harness.processElement2(new StreamRecord<>(stateless("t1", "first", "Hello world", 3)));
+        harness.processElement2(new StreamRecord<>(stateless("t1", "second", "The license", 3)));
+        drain(harness);
+        // "second" was admitted while "first" computed its last token, and joined the very next step:
+        // 3 steps each (prefill + first token, two decode steps), none left empty
+        assertThat(operator(harness).metrics().steps.getCount()).isEqualTo(6);
+        assertThat(harness.extractOutputValues()).extracting(Generation::getRequestId).containsExactly("first", "second");
+        assertThat(byRequestId(harness.extractOutputValues()).get("second").getTokenIds())
+                .isEqualTo(Reference.ids(ref.stateless("The license", 3)));
+    }
+
+    @Test
+    void theEndOfInputWhileAStepIsComputedAnswersEverything() throws Exception {
+        harness = open(Reference.config());
+        harness.processElement2(new StreamRecord<>(stateless("t1", "r", "Hello world", 8)));
+        assertThat(runMail(harness)).isTrue();
+        assertThat(operator(harness).stepInFlight()).isTrue();
+        harness.close(); // finish() waits for the step in flight, then runs the rest on the task thread
+        assertThat(harness.extractOutputValues()).extracting(Generation::getTokenIds)
+                .containsExactly(Reference.ids(ref.stateless("Hello world", 8)));
+        harness = null;
+    }
+
+    @Test
     void aTenantsFloodDoesNotStarveAnotherTenant() throws Exception {
         harness = open(Reference.config().withMaxSequences(4).withTenantShare(0.5).withMaxQueued(1000));
         for (int i = 0; i < 50; i++) {
@@ -145,13 +175,11 @@ class ContinuousBatchingTest {
         assertThat(operator(harness).runningSequences()).isEqualTo(4);
         harness.processElement2(new StreamRecord<>(stateless("quiet", "b", "The license", 8)));
 
-        int steps = 1;
         while (!byRequestId(harness.extractOutputValues()).containsKey("b")) {
             assertThat(runMail(harness)).isTrue();
-            steps++;
         }
         // "b" got the first place that freed up (after 8 steps), ahead of 46 queued "flood" requests
-        assertThat(steps).isLessThanOrEqualTo(8 + 8);
+        assertThat(operator(harness).metrics().steps.getCount()).isLessThanOrEqualTo(8 + 8);
         assertThat(harness.extractOutputValues()).hasSizeLessThanOrEqualTo(1 + 4 + 4);
         assertThat(byRequestId(harness.extractOutputValues()).get("b").getTokenIds())
                 .isEqualTo(Reference.ids(ref.stateless("The license", 8)));
@@ -164,12 +192,11 @@ class ContinuousBatchingTest {
             harness.processElement2(new StreamRecord<>(stateless("flood", "a" + i, "Hello number " + i, 8)));
         }
         harness.processElement2(new StreamRecord<>(stateless("quiet", "b", "The license", 8)));
-        int steps = 0;
         while (!byRequestId(harness.extractOutputValues()).containsKey("b")) {
             assertThat(runMail(harness)).isTrue();
-            steps++;
         }
-        assertThat(steps).isLessThanOrEqualTo(8); // admitted in step 1: 1 prefill step + 7 decode steps at most
+        // admitted in step 1: 1 prefill step + 7 decode steps at most
+        assertThat(operator(harness).metrics().steps.getCount()).isLessThanOrEqualTo(8);
     }
 
     @Test

@@ -33,9 +33,16 @@ final class OperatorHarness {
         return h;
     }
 
-    /** Runs one mail (one step) if there is one. */
+    /**
+     * Runs one mail if there is one: a step mail (admission, launching a step) or a step's completion
+     * (sampling, launching the next, answers, admission). While a step is being computed on the
+     * engine thread, waits for its completion mail.
+     */
     static boolean runMail(KeyedTwoInputStreamOperatorTestHarness<?, ?, ?, ?> h) throws Exception {
         Optional<Mail> mail = h.getTaskMailbox().tryTake(TaskMailbox.MIN_PRIORITY);
+        if (mail.isEmpty() && operator(h).stepInFlight()) {
+            mail = Optional.of(h.getTaskMailbox().take(TaskMailbox.MIN_PRIORITY));
+        }
         if (mail.isEmpty()) {
             return false;
         }
