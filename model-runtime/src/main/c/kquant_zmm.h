@@ -403,20 +403,26 @@ static void kz_q4k_one(const uint8_t *w, size_t rb, int rows, int blocks, kq8_t 
 #define KQ4_GROUP_ROWS 16
 #define KQ4_GROUP_BLOCK 2368
 
+// Row r's d, dmin and unpacked scales and mins into bytes [0, 320) of a sixteen-row group (the
+// layout above, shared by Q4_K and Q5_K).
+static void kz_group_head(const uint8_t *o, int r, uint8_t *e) {
+    uint64_t sc, mn;
+    kz_scales_mins(o + 4, &sc, &mn);
+    memcpy(e + 2 * r, o, 2);
+    memcpy(e + 32 + 2 * r, o + 2, 2);
+    for (int c = 0; c < 8; c++) {
+        e[64 + 16 * c + r] = (uint8_t) (sc >> (8 * c));
+        e[192 + 32 * (c / 2) + 2 * r + c % 2] = (uint8_t) (mn >> (8 * c));
+    }
+}
+
 static void kz_q4k_repack(const uint8_t *w, size_t rb, int groups, int blocks, uint8_t *to) {
     for (int g = 0; g < groups; g++) {
         for (int b = 0; b < blocks; b++) {
             uint8_t *e = to + ((size_t) g * blocks + b) * KQ4_GROUP_BLOCK;
             for (int r = 0; r < KQ4_GROUP_ROWS; r++) {
                 const uint8_t *o = w + ((size_t) g * KQ4_GROUP_ROWS + r) * rb + 144 * (size_t) b;
-                uint64_t sc, mn;
-                kz_scales_mins(o + 4, &sc, &mn);
-                memcpy(e + 2 * r, o, 2);
-                memcpy(e + 32 + 2 * r, o + 2, 2);
-                for (int c = 0; c < 8; c++) {
-                    e[64 + 16 * c + r] = (uint8_t) (sc >> (8 * c));
-                    e[192 + 32 * (c / 2) + 2 * r + c % 2] = (uint8_t) (mn >> (8 * c));
-                }
+                kz_group_head(o, r, e);
                 for (int k = 0; k < 32; k++) {
                     memcpy(e + 320 + 64 * k + 4 * r, o + 16 + 4 * k, 4);
                 }
@@ -497,14 +503,7 @@ static void kz_q5k_repack(const uint8_t *w, size_t rb, int groups, int blocks, u
             uint8_t *e = to + ((size_t) g * blocks + b) * KQ5_GROUP_BLOCK;
             for (int r = 0; r < KQ4_GROUP_ROWS; r++) {
                 const uint8_t *o = w + ((size_t) g * KQ4_GROUP_ROWS + r) * rb + 176 * (size_t) b;
-                uint64_t sc, mn;
-                kz_scales_mins(o + 4, &sc, &mn);
-                memcpy(e + 2 * r, o, 2);
-                memcpy(e + 32 + 2 * r, o + 2, 2);
-                for (int c = 0; c < 8; c++) {
-                    e[64 + 16 * c + r] = (uint8_t) (sc >> (8 * c));
-                    e[192 + 32 * (c / 2) + 2 * r + c % 2] = (uint8_t) (mn >> (8 * c));
-                }
+                kz_group_head(o, r, e);
                 for (int m = 0; m < 8; m++) {
                     memcpy(e + 320 + 64 * m + 4 * r, o + 16 + 4 * m, 4);
                 }
