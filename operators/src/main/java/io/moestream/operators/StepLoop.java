@@ -225,7 +225,7 @@ final class StepLoop {
         return p.writesBack() ? q.sampled() >= p.maxTokens : q.sampled() + 1 >= p.maxTokens;
     }
 
-    /** The step's outcome (its requests sampled on the engine thread): returns those that finished or failed, no longer running. */
+    /** The step's outcome (its requests sampled on the engine thread): returns the requests that finished or failed. */
     private List<Ended> apply(Flight f) throws Exception {
         StepRunner.Outcome outcome = f.step().await();
         metrics.stepTook(f.step().nanos());
