@@ -83,10 +83,39 @@ static inline __m256i kz_reduce4(const __m512i t[4], const __m128i m[4]) {
     return _mm512_castsi512_si256(_mm512_permutexvar_epi32(_mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 0, 0, 0, 0, 0, 0, 0, 0), h));
 }
 
+// a K-quant super-block's eight 6-bit scales as kz_pair_scales vectors (chunks 0 2 | 1 3 | 4 6 | 5 7,
+// the nibble loads' order) and its eight mins as 16-bit lanes
+static inline __attribute__((always_inline)) void kz_k_scales(const uint8_t *o, __m512i s4[4], __m128i *mins) {
+    uint64_t sc, mn;
+    kz_scales_mins(o + 4, &sc, &mn);
+    __m512i s = _mm512_cvtepu8_epi32(_mm_cvtsi64_si128((long long) sc));
+    s4[0] = kz_pair_scales(s, 0, 2);
+    s4[1] = kz_pair_scales(s, 1, 3);
+    s4[2] = kz_pair_scales(s, 4, 6);
+    s4[3] = kz_pair_scales(s, 5, 7);
+    *mins = _mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long) mn));
+}
+
+// the unpacked weights of a Q4_K super-block: 4 x 64 nibbles, the four scale vectors, the 8 mins
+typedef struct {
+    __m512i w[4], s[4];
+    __m128i mins;
+} kz_q4k_block;
+
+static inline __attribute__((always_inline)) void kz_q4k_unpack(const uint8_t *o, kz_q4k_block *u) {
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+    kz_k_scales(o, u->s, &u->mins);
+    __m512i q0 = _mm512_loadu_si512((const void *) (o + 16));
+    __m512i q1 = _mm512_loadu_si512((const void *) (o + 80));
+    u->w[0] = _mm512_and_si512(q0, m4);
+    u->w[1] = _mm512_and_si512(_mm512_srli_epi16(q0, 4), m4);
+    u->w[2] = _mm512_and_si512(q1, m4);
+    u->w[3] = _mm512_and_si512(_mm512_srli_epi16(q1, 4), m4);
+}
+
 // rows x activations: out[k * rows + i] = row i . xs[k]. Each type's loop: rows outside, super-blocks,
 // then the activations, whose float state stays in arrays (one element per activation).
 static void kz_q4k(const uint8_t *w, size_t rb, int rows, int blocks, const kq8_t *xs, int n, float *out) {
-    const __m512i m4 = _mm512_set1_epi8(0x0F);
     float acc[KQ_MAX_ACTS], accm[KQ_MAX_ACTS];
     for (int i = 0; i < rows; i++) {
         const uint8_t *r = w + (size_t) i * rb;
@@ -97,16 +126,11 @@ static void kz_q4k(const uint8_t *w, size_t rb, int rows, int blocks, const kq8_
         for (int b = 0; b < blocks; b++) {
             const uint8_t *o = r + 144 * (size_t) b;
             _mm_prefetch((const char *) o + rb, _MM_HINT_T0);
-            uint64_t sc, mn;
-            kz_scales_mins(o + 4, &sc, &mn);
-            __m512i s = _mm512_cvtepu8_epi32(_mm_cvtsi64_si128((long long) sc));
-            __m512i s0 = kz_pair_scales(s, 0, 2), s1 = kz_pair_scales(s, 1, 3);
-            __m512i s2 = kz_pair_scales(s, 4, 6), s3 = kz_pair_scales(s, 5, 7);
-            __m128i mins = _mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long) mn));
-            __m512i q0 = _mm512_loadu_si512((const void *) (o + 16));
-            __m512i q1 = _mm512_loadu_si512((const void *) (o + 80));
-            __m512i w0 = _mm512_and_si512(q0, m4), w1 = _mm512_and_si512(_mm512_srli_epi16(q0, 4), m4);
-            __m512i w2 = _mm512_and_si512(q1, m4), w3 = _mm512_and_si512(_mm512_srli_epi16(q1, 4), m4);
+            kz_q4k_block u;
+            kz_q4k_unpack(o, &u);
+            const __m512i w0 = u.w[0], w1 = u.w[1], w2 = u.w[2], w3 = u.w[3];
+            const __m512i s0 = u.s[0], s1 = u.s[1], s2 = u.s[2], s3 = u.s[3];
+            const __m128i mins = u.mins;
             float dw = _cvtsh_ss(load_u16(o)), dmw = _cvtsh_ss(load_u16(o + 2));
             int k = 0;
             for (; k + 4 <= n; k += 4) {
@@ -171,12 +195,10 @@ static void kz_q5k(const uint8_t *w, size_t rb, int rows, int blocks, const kq8_
         for (int b = 0; b < blocks; b++) {
             const uint8_t *o = r + 176 * (size_t) b;
             _mm_prefetch((const char *) o + rb, _MM_HINT_T0);
-            uint64_t sc, mn;
-            kz_scales_mins(o + 4, &sc, &mn);
-            __m512i s = _mm512_cvtepu8_epi32(_mm_cvtsi64_si128((long long) sc));
-            __m512i s0 = kz_pair_scales(s, 0, 2), s1 = kz_pair_scales(s, 1, 3);
-            __m512i s2 = kz_pair_scales(s, 4, 6), s3 = kz_pair_scales(s, 5, 7);
-            __m128i mins = _mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long) mn));
+            __m512i sv[4];
+            __m128i mins;
+            kz_k_scales(o, sv, &mins);
+            const __m512i s0 = sv[0], s1 = sv[1], s2 = sv[2], s3 = sv[3];
             __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *) (o + 16)));
             __m512i q0 = _mm512_loadu_si512((const void *) (o + 48));
             __m512i q1 = _mm512_loadu_si512((const void *) (o + 112));
@@ -263,30 +285,6 @@ static void kz_q6k(const uint8_t *w, size_t rb, int rows, int blocks, const kq8_
             out[(size_t) k * rows + i] = kz_hsum8(acc[k]);
         }
     }
-}
-
-// the unpacked weights of a Q4_K super-block: 4 x 64 nibbles, the four scale vectors, the 8 mins
-typedef struct {
-    __m512i w[4], s[4];
-    __m128i mins;
-} kz_q4k_block;
-
-static inline __attribute__((always_inline)) void kz_q4k_unpack(const uint8_t *o, kz_q4k_block *u) {
-    const __m512i m4 = _mm512_set1_epi8(0x0F);
-    uint64_t sc, mn;
-    kz_scales_mins(o + 4, &sc, &mn);
-    __m512i s = _mm512_cvtepu8_epi32(_mm_cvtsi64_si128((long long) sc));
-    u->s[0] = kz_pair_scales(s, 0, 2);
-    u->s[1] = kz_pair_scales(s, 1, 3);
-    u->s[2] = kz_pair_scales(s, 4, 6);
-    u->s[3] = kz_pair_scales(s, 5, 7);
-    u->mins = _mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long) mn));
-    __m512i q0 = _mm512_loadu_si512((const void *) (o + 16));
-    __m512i q1 = _mm512_loadu_si512((const void *) (o + 80));
-    u->w[0] = _mm512_and_si512(q0, m4);
-    u->w[1] = _mm512_and_si512(_mm512_srli_epi16(q0, 4), m4);
-    u->w[2] = _mm512_and_si512(q1, m4);
-    u->w[3] = _mm512_and_si512(_mm512_srli_epi16(q1, 4), m4);
 }
 
 // Q4_K rows against activations in gemm order (the rows of a prefill that llama.cpp's q4_K_8x8 gemm
