@@ -29,6 +29,7 @@ import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Objects;
 import java.util.Properties;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.Future;
@@ -68,8 +69,12 @@ final class PipelineRun {
             conf.set(CheckpointingOptions.ENABLE_UNALIGNED, unaligned);
             conf.set(JobOptions.DELIVERY, delivery);
             JobClient job = LocalRunner.start(conf, null, "moestream-pipeline-bench");
+            // every client (the written-watch too) is made before the warm-up: a client made in the
+            // measured window loads and deoptimizes Kafka's network code, which the broker, the job
+            // and the clients share, and the JIT recompiles it inside the window
             try (KafkaProducer<byte[], byte[]> producer = producer(kafka);
-                 KafkaConsumer<byte[], byte[]> consumer = consumer(kafka)) {
+                 KafkaConsumer<byte[], byte[]> consumer = consumer(kafka);
+                 WrittenWatch written = WrittenWatch.start(kafka, Topics.GENERATIONS)) {
                 // documents answered, then warm-up rounds until the JIT is quiet (the engine-alone run
                 // gets the same rule), so the pipeline's code is compiled too
                 List<Future<?>> sent = new ArrayList<>();
@@ -111,7 +116,6 @@ final class PipelineRun {
                 long steps0 = ProgressStats.steps();
                 long sequences0 = ProgressStats.stepSequences();
                 Map<String, Long> sentAt = new ConcurrentHashMap<>();
-                WrittenWatch written = WrittenWatch.start(kafka, Topics.GENERATIONS);
                 PipelineProfiler profiler = profile.equals("off") ? null : PipelineProfiler.start(profile, profileOut);
                 long start = System.nanoTime();
                 long cpuStart = ProcessCpu.nanos();
@@ -131,9 +135,9 @@ final class PipelineRun {
                 if (profiler != null) {
                     profiler.stop();
                 }
-                written.close();
                 long end = visibleAt.values().stream().mapToLong(Long::longValue).max().orElse(System.nanoTime());
-                long lastWritten = written.writtenAt().values().stream().mapToLong(Long::longValue).max().orElse(end);
+                long lastWritten = answers.keySet().stream().map(written.writtenAt()::get).filter(Objects::nonNull)
+                        .mapToLong(Long::longValue).max().orElse(end);
                 long steps = ProgressStats.steps() - steps0;
                 double sequencesPerStep = (ProgressStats.stepSequences() - sequences0) / (double) Math.max(1, steps);
                 if (answers.size() < mix.prompts().size()) {
