@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the job jar and the bench jar, then runs the pipeline throughput bench
 # (io.moestream.benchmarks.PipelineBench); results in benchmarks/results/pipeline-bench.{json,png}.
-# Usage: benchmarks/run-pipeline-bench.sh [--count N] [--max-tokens N] [--batch-size N] [--seed S] [--out DIR]
+# Usage: benchmarks/run-pipeline-bench.sh [--count N] [--max-tokens N] [--batch-size N] [--seed S] [--rounds N] [--out DIR]
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"

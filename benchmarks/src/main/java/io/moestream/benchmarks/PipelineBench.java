@@ -26,15 +26,17 @@ import java.util.TreeMap;
 
 /**
  * Pipeline throughput bench: the same seeded request mix through the engine alone and through
- * Kafka → Flink → Kafka (in-process broker, MiniCluster, exactly-once sink), reported as generated
- * tokens per second, their ratio (goal ≥ 0.7), latency percentiles and batch sizes; writes
+ * Kafka → Flink → Kafka (in-process broker, MiniCluster, exactly-once sink), in measured rounds that
+ * alternate the two (each pipeline round right after an engine-alone run of the same requests, so
+ * both see the machine of the same minute), reported as generated tokens per second over all
+ * rounds, their ratio (goal ≥ 0.7) and each round's, latency percentiles and batch sizes; writes
  * {@code pipeline-bench.json} and {@code pipeline-bench.png} into the output directory.
  *
  * <pre>
  * java -Djava.awt.headless=true --add-modules jdk.incubator.vector \
  *     -cp jobs/target/moestream.jar:benchmarks/target/pipeline-bench.jar io.moestream.benchmarks.PipelineBench \
  *     [--count 300] [--max-tokens 16] [--batch-size 8] [--seed 42] [--checkpoint-interval-ms 250]
- *     [--unaligned false] [--delivery exactly-once|at-least-once] [--profile off|cpu|wall] [--out DIR]
+ *     [--unaligned false] [--delivery exactly-once|at-least-once] [--profile off|cpu|wall] [--rounds 3] [--out DIR]
  * </pre>
  */
 public final class PipelineBench {
@@ -43,7 +45,7 @@ public final class PipelineBench {
         Map<String, String> opts = new LinkedHashMap<>(Map.of(
                 "count", "300", "max-tokens", "16", "batch-size", "8", "seed", "42",
                 "checkpoint-interval-ms", "250", "unaligned", "false", "delivery", "exactly-once", "profile", "off",
-                "out", "benchmarks/results"));
+                "rounds", "3", "out", "benchmarks/results"));
         for (int i = 0; i + 1 < args.length; i += 2) {
             if (!args[i].startsWith("--") || !opts.containsKey(args[i].substring(2))) {
                 throw new IllegalArgumentException("unknown option " + args[i] + "; options: " + opts.keySet());
@@ -66,64 +68,97 @@ public final class PipelineBench {
         int warmUpSize = Math.min(count, 400);
         WarmUp.Result engineWarm = WarmUp.untilQuiet("engine", round -> EngineRun.run(model,
                 new RequestMix(mix.documents(), RequestMix.warmUp(warmUpSize, maxTokens, round)), batchSize));
-        System.err.println("engine alone: " + count + " requests ...");
-        EngineRun.Result engine = EngineRun.run(model, mix, batchSize);
-        System.err.printf("engine alone: %.1f s, %.1f tokens/s%n", engine.seconds(), engine.generatedTokens() / engine.seconds());
-        System.err.println("pipeline: " + count + " requests through Kafka -> Flink -> Kafka ...");
-        PipelineRun.Result pipeline = PipelineRun.run(modelFile, mix,
+        System.err.println("engine alone, before the job starts: " + count + " requests ...");
+        EngineRun.Result before = EngineRun.run(model, mix, batchSize);
+        System.err.printf("engine alone: %.1f s, %.1f tokens/s%n", before.seconds(), before.generatedTokens() / before.seconds());
+        int rounds = Integer.parseInt(opts.get("rounds"));
+        System.err.println("pipeline: " + count + " requests through Kafka -> Flink -> Kafka, " + rounds
+                + " rounds, each after an engine-alone run of the same requests ...");
+        PipelineRun.Rounds measured = PipelineRun.run(modelFile, mix, rounds, round -> EngineRun.run(model, mix, batchSize),
                 round -> RequestMix.warmUp(warmUpSize, maxTokens, round), batchSize,
                 Duration.ofMillis(Long.parseLong(opts.get("checkpoint-interval-ms"))), Boolean.parseBoolean(opts.get("unaligned")),
                 delivery, opts.get("profile"), out.resolve(name + "-profile-" + opts.get("profile")));
 
-        double engineTps = engine.generatedTokens() / engine.seconds();
-        double pipelineTps = pipeline.generatedTokens() / pipeline.seconds();
+        // every round's engine-alone and pipeline runs summed: the ratio of the two rates over all rounds
+        double engineSeconds = 0, engineCpu = 0, engineJit = 0, pipelineSeconds = 0, lastWritten = 0, pipelineCpu = 0, pipelineJit = 0;
+        long engineTokens = 0, pipelineTokens = 0, steps = 0;
+        double sequences = 0;
+        List<Long> visible = new ArrayList<>();
+        List<Long> operator = new ArrayList<>();
+        List<Long> commitWait = new ArrayList<>();
+        List<Integer> batchSizes = new ArrayList<>();
+        List<Map<String, Object>> perRound = new ArrayList<>();
+        for (PipelineRun.Round r : measured.rounds()) {
+            EngineRun.Result e = r.engine();
+            PipelineRun.Result pr = r.pipeline();
+            engineSeconds += e.seconds();
+            engineCpu += e.cpuSeconds();
+            engineJit += e.jitSeconds();
+            engineTokens += e.generatedTokens();
+            batchSizes.addAll(e.batchSizes());
+            pipelineSeconds += pr.seconds();
+            lastWritten += pr.lastWrittenSeconds();
+            pipelineCpu += pr.cpuSeconds();
+            pipelineJit += pr.jitSeconds();
+            pipelineTokens += pr.generatedTokens();
+            steps += pr.steps();
+            sequences += pr.sequencesPerStep() * pr.steps();
+            visible.addAll(pr.visibleLatencyMs());
+            operator.addAll(pr.operatorLatencyMs());
+            commitWait.addAll(pr.commitWaitMs());
+            double eTps = e.generatedTokens() / e.seconds();
+            double pTps = pr.generatedTokens() / pr.seconds();
+            perRound.add(Map.of("engine_tokens_per_second", round(eTps), "pipeline_tokens_per_second", round(pTps),
+                    "ratio", round(pTps / eTps), "ratio_at_last_write", round(pr.generatedTokens() / pr.lastWrittenSeconds() / eTps),
+                    "latency_visible_ms_p50", percentile(pr.visibleLatencyMs(), 50)));
+        }
+        double engineTps = engineTokens / engineSeconds;
+        double pipelineTps = pipelineTokens / pipelineSeconds;
         Map<String, Object> json = new LinkedHashMap<>();
         json.put("options", opts);
         json.put("model", model.name());
         json.put("java", System.getProperty("java.version"));
         json.put("cpus", Runtime.getRuntime().availableProcessors());
         json.put("engine", Map.of(
-                "seconds", round(engine.seconds()), "generated_tokens", engine.generatedTokens(),
-                "tokens_per_second", round(engineTps), "requests_per_second", round(count / engine.seconds()),
-                "cpu_ms_per_token", round(1000 * engine.cpuSeconds() / engine.generatedTokens()),
-                "jit_cpu_ms_per_token", round(1000 * engine.jitSeconds() / engine.generatedTokens()),
-                "batch_sizes", histogram(engine.batchSizes()), "warm_up", warmUp(engineWarm)));
+                "seconds", round(engineSeconds), "generated_tokens", engineTokens,
+                "tokens_per_second", round(engineTps), "requests_per_second", round(rounds * count / engineSeconds),
+                "cpu_ms_per_token", round(1000 * engineCpu / engineTokens),
+                "jit_cpu_ms_per_token", round(1000 * engineJit / engineTokens),
+                "tokens_per_second_before_the_job", round(before.generatedTokens() / before.seconds()),
+                "batch_sizes", histogram(batchSizes), "warm_up", warmUp(engineWarm)));
         Map<String, Object> p = new LinkedHashMap<>();
-        p.put("seconds", round(pipeline.seconds()));
-        p.put("generated_tokens", pipeline.generatedTokens());
+        p.put("seconds", round(pipelineSeconds));
+        p.put("generated_tokens", pipelineTokens);
         p.put("tokens_per_second", round(pipelineTps));
-        p.put("requests_per_second", round(count / pipeline.seconds()));
-        p.put("cpu_ms_per_token", round(1000 * pipeline.cpuSeconds() / pipeline.generatedTokens()));
+        p.put("requests_per_second", round(rounds * count / pipelineSeconds));
+        p.put("cpu_ms_per_token", round(1000 * pipelineCpu / pipelineTokens));
         // the JIT compiler threads' part of it: code still being compiled, not the pipeline's steady work
-        p.put("jit_cpu_ms_per_token", round(1000 * pipeline.jitSeconds() / pipeline.generatedTokens()));
-        p.put("latency_visible_ms", Map.of("p50", percentile(pipeline.visibleLatencyMs(), 50),
-                "p99", percentile(pipeline.visibleLatencyMs(), 99)));
-        p.put("latency_operator_ms", Map.of("p50", percentile(pipeline.operatorLatencyMs(), 50),
-                "p99", percentile(pipeline.operatorLatencyMs(), 99)));
-        p.put("commit_wait_ms", Map.of("p50", percentile(pipeline.commitWaitMs(), 50),
-                "p99", percentile(pipeline.commitWaitMs(), 99)));
-        p.put("seconds_to_last_write", round(pipeline.lastWrittenSeconds()));
-        p.put("steps", pipeline.steps());
-        p.put("sequences_per_step", round(pipeline.sequencesPerStep()));
-        p.put("warm_up", warmUp(pipeline.warmUp()));
+        p.put("jit_cpu_ms_per_token", round(1000 * pipelineJit / pipelineTokens));
+        p.put("latency_visible_ms", Map.of("p50", percentile(visible, 50), "p99", percentile(visible, 99)));
+        p.put("latency_operator_ms", Map.of("p50", percentile(operator, 50), "p99", percentile(operator, 99)));
+        p.put("commit_wait_ms", Map.of("p50", percentile(commitWait, 50), "p99", percentile(commitWait, 99)));
+        p.put("seconds_to_last_write", round(lastWritten));
+        p.put("steps", steps);
+        p.put("sequences_per_step", round(sequences / Math.max(1, steps)));
+        p.put("warm_up", warmUp(measured.warmUp()));
         json.put("pipeline", p);
+        json.put("rounds", perRound);
         json.put("ratio", round(pipelineTps / engineTps));
         // the same ratio had the answers been visible when written: what is left without exactly-once's commit wait
-        json.put("ratio_at_last_write", round(pipeline.generatedTokens() / pipeline.lastWrittenSeconds() / engineTps));
+        json.put("ratio_at_last_write", round(pipelineTokens / lastWritten / engineTps));
         // CPU per token, engine over pipeline: the pipeline's extra work, whatever else runs on the machine
-        json.put("cpu_ratio", round((engine.cpuSeconds() / engine.generatedTokens())
-                / (pipeline.cpuSeconds() / pipeline.generatedTokens())));
-        json.put("cpu_ratio_without_jit", round(((engine.cpuSeconds() - engine.jitSeconds()) / engine.generatedTokens())
-                / ((pipeline.cpuSeconds() - pipeline.jitSeconds()) / pipeline.generatedTokens())));
-        json.put("same_generated_tokens", engine.generatedTokens() == pipeline.generatedTokens());
+        json.put("cpu_ratio", round((engineCpu / engineTokens) / (pipelineCpu / pipelineTokens)));
+        json.put("cpu_ratio_without_jit", round(((engineCpu - engineJit) / engineTokens)
+                / ((pipelineCpu - pipelineJit) / pipelineTokens)));
+        json.put("same_generated_tokens", engineTokens == pipelineTokens);
         new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT)
                 .writeValue(out.resolve(name + ".json").toFile(), json);
-        chart(engineTps, pipelineTps, engine.batchSizes(), batchSize, out.resolve(name + ".png"));
+        chart(engineTps, pipelineTps, batchSizes, batchSize, out.resolve(name + ".png"));
         System.out.println(new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValueAsString(json));
-        System.out.printf("ratio=%.3f, at the last write %.3f (pipeline %.1f tokens/s, engine alone %.1f tokens/s;"
+        System.out.printf("ratio=%.3f, at the last write %.3f (pipeline %.1f tokens/s, engine alone %.1f tokens/s, %d rounds;"
                         + " CPU per token %.2f / %.2f ms)%n",
-                pipelineTps / engineTps, pipeline.generatedTokens() / pipeline.lastWrittenSeconds() / engineTps, pipelineTps, engineTps, 1000 * pipeline.cpuSeconds() / pipeline.generatedTokens(),
-                1000 * engine.cpuSeconds() / engine.generatedTokens());
+                pipelineTps / engineTps, pipelineTokens / lastWritten / engineTps, pipelineTps, engineTps, rounds,
+                1000 * pipelineCpu / pipelineTokens, 1000 * engineCpu / engineTokens);
         System.exit(0); // Kafka and Flink leave non-daemon threads behind
     }
 

@@ -39,8 +39,10 @@ import java.util.function.IntFunction;
 /**
  * The request mix through the product: in-process Kafka broker → the job on a local MiniCluster
  * (parallelism 1, one engine) → Kafka, exactly once, read back with {@code read_committed}.
- * Documents and the warm-up prompts are answered before the clock starts; then every prompt is
- * sent at once and the clock stops when the last answer is visible.
+ * Documents and the warm-up prompts are answered before the clock starts; then, in each measured
+ * round, every prompt of the round is sent at once and the clock stops when the last answer is
+ * visible. Before each pipeline round the engine-alone run measures the same round in the same JVM
+ * (the job idle meanwhile), so each ratio compares runs a second apart.
  */
 final class PipelineRun {
 
@@ -54,9 +56,20 @@ final class PipelineRun {
      */
     record Result(double seconds, double lastWrittenSeconds, double cpuSeconds, double jitSeconds, long generatedTokens, int requests,
                   List<Long> visibleLatencyMs, List<Long> commitWaitMs, List<Long> operatorLatencyMs,
-                  long steps, double sequencesPerStep, WarmUp.Result warmUp) {}
+                  long steps, double sequencesPerStep) {}
 
-    static Result run(Path model, RequestMix mix, IntFunction<List<Prompt>> warmUp, int batchSize, Duration checkpointInterval,
+    /** One measured round: the engine alone, then the pipeline, on the same prompts. */
+    record Round(EngineRun.Result engine, Result pipeline) {}
+
+    /** The measured rounds and how the pipeline's warm-up ended. */
+    record Rounds(List<Round> rounds, WarmUp.Result warmUp) {}
+
+    /**
+     * @param engineRound runs the engine alone on {@code mix.round(i)} (called before pipeline round i)
+     * @param profile     {@code off}, {@code cpu} or {@code wall}: profiles the first pipeline round
+     */
+    static Rounds run(Path model, RequestMix mix, int rounds, IntFunction<EngineRun.Result> engineRound,
+                      IntFunction<List<Prompt>> warmUp, int batchSize, Duration checkpointInterval,
                       boolean unaligned, String delivery, String profile, Path profileOut)
             throws Exception {
         try (LocalKafka kafka = LocalKafka.start(0)) {
@@ -106,62 +119,78 @@ final class PipelineRun {
                     visibleAt.clear();
                 });
 
-                // encoded before the clock starts: the client's work is not the pipeline's
-                List<byte[]> keys = new ArrayList<>();
-                List<byte[]> values = new ArrayList<>();
-                for (Prompt p : mix.prompts()) {
-                    keys.add(RecordKeys.keyBytes(p));
-                    values.add(PROMPTS.encode(p));
+                List<Round> measured = new ArrayList<>();
+                for (int i = 0; i < rounds; i++) {
+                    EngineRun.Result engine = engineRound.apply(i);
+                    System.err.printf("round %d: engine alone %.1f tokens/s%n", i + 1, engine.generatedTokens() / engine.seconds());
+                    Result pipeline = measure(mix.round(i), producer, consumer, written, i == 0 ? profile : "off", profileOut);
+                    System.err.printf("round %d: pipeline %.1f tokens/s%n", i + 1, pipeline.generatedTokens() / pipeline.seconds());
+                    measured.add(new Round(engine, pipeline));
                 }
-                long steps0 = ProgressStats.steps();
-                long sequences0 = ProgressStats.stepSequences();
-                Map<String, Long> sentAt = new ConcurrentHashMap<>();
-                PipelineProfiler profiler = profile.equals("off") ? null : PipelineProfiler.start(profile, profileOut);
-                long start = System.nanoTime();
-                long cpuStart = ProcessCpu.nanos();
-                long jitStart = ProcessCpu.compilerNanos();
-                sent.clear();
-                for (int i = 0; i < mix.prompts().size(); i++) {
-                    Prompt p = mix.prompts().get(i);
-                    sentAt.put(p.getRequestId(), System.nanoTime());
-                    sent.add(producer.send(new ProducerRecord<>(Topics.PROMPTS, keys.get(i), values.get(i))));
-                }
-                for (Future<?> f : sent) {
-                    f.get();
-                }
-                drain(consumer, mix.prompts().size(), visibleAt, answers, Duration.ofMinutes(30));
-                double cpuSeconds = (ProcessCpu.nanos() - cpuStart) / 1e9;
-                double jitSeconds = (ProcessCpu.compilerNanos() - jitStart) / 1e9;
-                if (profiler != null) {
-                    profiler.stop();
-                }
-                long end = visibleAt.values().stream().mapToLong(Long::longValue).max().orElse(System.nanoTime());
-                long lastWritten = answers.keySet().stream().map(written.writtenAt()::get).filter(Objects::nonNull)
-                        .mapToLong(Long::longValue).max().orElse(end);
-                long steps = ProgressStats.steps() - steps0;
-                double sequencesPerStep = (ProgressStats.stepSequences() - sequences0) / (double) Math.max(1, steps);
-                if (answers.size() < mix.prompts().size()) {
-                    throw new IllegalStateException("only " + answers.size() + " of " + mix.prompts().size() + " answered");
-                }
-                List<Long> visible = new ArrayList<>();
-                List<Long> commitWait = new ArrayList<>();
-                List<Long> operator = new ArrayList<>();
-                long generated = 0;
-                for (Generation g : answers.values()) {
-                    visible.add(TimeUnit.NANOSECONDS.toMillis(visibleAt.get(g.getRequestId()) - sentAt.get(g.getRequestId())));
-                    Long writtenAt = written.writtenAt().get(g.getRequestId());
-                    if (writtenAt != null) {
-                        commitWait.add(Math.max(0, TimeUnit.NANOSECONDS.toMillis(visibleAt.get(g.getRequestId()) - writtenAt)));
-                    }
-                    operator.add(g.getTimings().getQueuedMs() + g.getTimings().getPrefillMs() + g.getTimings().getDecodeMs());
-                    generated += g.getUsage().getGeneratedTokens();
-                }
-                return new Result((end - start) / 1e9, (lastWritten - start) / 1e9, cpuSeconds, jitSeconds, generated, answers.size(),
-                        visible, commitWait, operator, steps, sequencesPerStep, warm);
+                return new Rounds(measured, warm);
             } finally {
                 job.cancel().get(60, TimeUnit.SECONDS);
             }
         }
+    }
+
+    /** One measured pipeline round: {@code mix}'s prompts sent at once, until the last answer is visible. */
+    private static Result measure(RequestMix mix, KafkaProducer<byte[], byte[]> producer, KafkaConsumer<byte[], byte[]> consumer,
+                                  WrittenWatch written, String profile, Path profileOut) throws Exception {
+        // encoded before the clock starts: the client's work is not the pipeline's
+        List<byte[]> keys = new ArrayList<>();
+        List<byte[]> values = new ArrayList<>();
+        for (Prompt p : mix.prompts()) {
+            keys.add(RecordKeys.keyBytes(p));
+            values.add(PROMPTS.encode(p));
+        }
+        long steps0 = ProgressStats.steps();
+        long sequences0 = ProgressStats.stepSequences();
+        Map<String, Long> sentAt = new ConcurrentHashMap<>();
+        Map<String, Long> visibleAt = new HashMap<>();
+        Map<String, Generation> answers = new HashMap<>();
+        PipelineProfiler profiler = profile.equals("off") ? null : PipelineProfiler.start(profile, profileOut);
+        long start = System.nanoTime();
+        long cpuStart = ProcessCpu.nanos();
+        long jitStart = ProcessCpu.compilerNanos();
+        List<Future<?>> sent = new ArrayList<>();
+        for (int i = 0; i < mix.prompts().size(); i++) {
+            Prompt p = mix.prompts().get(i);
+            sentAt.put(p.getRequestId(), System.nanoTime());
+            sent.add(producer.send(new ProducerRecord<>(Topics.PROMPTS, keys.get(i), values.get(i))));
+        }
+        for (Future<?> f : sent) {
+            f.get();
+        }
+        drain(consumer, mix.prompts().size(), visibleAt, answers, Duration.ofMinutes(30));
+        double cpuSeconds = (ProcessCpu.nanos() - cpuStart) / 1e9;
+        double jitSeconds = (ProcessCpu.compilerNanos() - jitStart) / 1e9;
+        if (profiler != null) {
+            profiler.stop();
+        }
+        long end = visibleAt.values().stream().mapToLong(Long::longValue).max().orElse(System.nanoTime());
+        long lastWritten = answers.keySet().stream().map(written.writtenAt()::get).filter(Objects::nonNull)
+                .mapToLong(Long::longValue).max().orElse(end);
+        long steps = ProgressStats.steps() - steps0;
+        double sequencesPerStep = (ProgressStats.stepSequences() - sequences0) / (double) Math.max(1, steps);
+        if (answers.size() < mix.prompts().size()) {
+            throw new IllegalStateException("only " + answers.size() + " of " + mix.prompts().size() + " answered");
+        }
+        List<Long> visible = new ArrayList<>();
+        List<Long> commitWait = new ArrayList<>();
+        List<Long> operator = new ArrayList<>();
+        long generated = 0;
+        for (Generation g : answers.values()) {
+            visible.add(TimeUnit.NANOSECONDS.toMillis(visibleAt.get(g.getRequestId()) - sentAt.get(g.getRequestId())));
+            Long writtenAt = written.writtenAt().get(g.getRequestId());
+            if (writtenAt != null) {
+                commitWait.add(Math.max(0, TimeUnit.NANOSECONDS.toMillis(visibleAt.get(g.getRequestId()) - writtenAt)));
+            }
+            operator.add(g.getTimings().getQueuedMs() + g.getTimings().getPrefillMs() + g.getTimings().getDecodeMs());
+            generated += g.getUsage().getGeneratedTokens();
+        }
+        return new Result((end - start) / 1e9, (lastWritten - start) / 1e9, cpuSeconds, jitSeconds, generated, answers.size(),
+                visible, commitWait, operator, steps, sequencesPerStep);
     }
 
     private static void drain(KafkaConsumer<byte[], byte[]> consumer, int count, Map<String, Long> visibleAt,

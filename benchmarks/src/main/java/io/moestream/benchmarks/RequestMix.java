@@ -88,6 +88,27 @@ record RequestMix(List<Document> documents, List<Prompt> prompts) {
         return prompts;
     }
 
+    /**
+     * Measured round {@code round} of this mix: the same prompts (same texts, seeds and sampling, so
+     * the same tokens), with request and conversation ids of their own from round 1 on, so every
+     * round starts its conversations empty and none is taken for a duplicate; round 0 is the mix.
+     */
+    RequestMix round(int round) {
+        if (round == 0) {
+            return this;
+        }
+        String prefix = "round-" + round + "-";
+        List<Prompt> renamed = new ArrayList<>();
+        for (Prompt p : prompts) {
+            Prompt.Builder b = Prompt.newBuilder(p).setRequestId(prefix + p.getRequestId());
+            if (p.getMode() == PromptMode.CONVERSATION) {
+                b.setContextId(prefix + p.getContextId());
+            }
+            renamed.add(b.build());
+        }
+        return new RequestMix(documents, renamed);
+    }
+
     /** {@code tenant/context} of a DOCUMENT or CONVERSATION prompt, the request id of a STATELESS one. */
     static String key(Prompt p) {
         return p.getContextId() == null ? p.getRequestId() : p.getTenant() + "/" + p.getContextId();
