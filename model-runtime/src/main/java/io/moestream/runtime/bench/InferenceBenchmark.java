@@ -14,6 +14,7 @@ import io.moestream.runtime.model.StepResult;
 import io.moestream.runtime.sampler.SamplingParams;
 import io.moestream.runtime.sched.Request;
 
+import java.lang.management.CompilationMXBean;
 import java.lang.management.ManagementFactory;
 import java.util.ArrayList;
 import java.util.List;
@@ -32,6 +33,11 @@ import java.util.concurrent.atomic.AtomicLong;
  * feeds one token of every sequence, so each weight row is read once per step for the whole batch
  * ({@code decode_batched: true}).
  *
+ * <p>Warm-up: the kernels, a short prefill and decode, then rounds of the measured procedure on
+ * throw-away requests until the JIT has compiled nothing for two rounds (at most
+ * {@link #MAX_WARM_UP_NANOS}), so the timed steps run compiled code and no compiler thread takes
+ * one of their cores.
+ *
  * <p>Load: the 1-minute load average before the run and the process CPU seconds spent decoding are
  * reported; on a shared machine {@code decode_cpu_seconds < threads * decode_seconds} means the
  * threads were descheduled part of the time.
@@ -42,6 +48,10 @@ public final class InferenceBenchmark {
     private static final int PREFILL_STEP_TOKENS = 512;
     /** Decode warm-up before timing: at least this long (and 16 steps) so that the JIT has compiled the engine. */
     private static final long WARM_UP_NANOS = 2_000_000_000L;
+    /** Decode steps of one warm-up round of the measured procedure. */
+    private static final int WARM_UP_ROUND_TOKENS = 32;
+    /** Warm-up rounds stop after this long even if the JIT is still compiling. */
+    private static final long MAX_WARM_UP_NANOS = 20_000_000_000L;
 
     /**
      * Options of one run.
@@ -140,21 +150,28 @@ public final class InferenceBenchmark {
             engine.step(new StepPlan(plan));
         }
 
+        // then the measured procedure itself on throw-away requests, round after round, until two
+        // rounds in a row compiled nothing: a compiler thread busy during the timed decode takes one
+        // of the measured threads' cores for milliseconds at a time
+        CompilationMXBean jit = ManagementFactory.getCompilationMXBean();
+        if (jit != null && jit.isCompilationTimeMonitoringSupported()) {
+            long warmStart = System.nanoTime();
+            int quiet = 0;
+            while (quiet < 2 && System.nanoTime() - warmStart < MAX_WARM_UP_NANOS) {
+                long compiled = jit.getTotalCompilationTime();
+                List<Request> round = requests(model, o, r);
+                prefill(engine, round, o);
+                for (int step = 0; step < Math.min(o.genTokens(), WARM_UP_ROUND_TOKENS); step++) {
+                    step(engine, round, 1);
+                }
+                quiet = jit.getTotalCompilationTime() == compiled ? quiet + 1 : 0;
+            }
+        }
+
         double load = ManagementFactory.getOperatingSystemMXBean().getSystemLoadAverage();
-        // the measured requests go through the shared request lifecycle (greedy, EOS not ending them),
-        // in two phases: every prompt prefilled, then one batched decode step per generated token
-        List<Request> requests = new ArrayList<>();
-        for (int s = 0; s < o.batch(); s++) {
-            int[] prompt = randomPrompt(r, o.promptTokens(), bos, Math.min(vocab, 766));
-            requests.add(Request.generate("", new GenerationRequest(model.newCache(o.kvCodec()), prompt,
-                    SamplingParams.greedy(o.genTokens() + 1), false), model.tokenizer()).ignoreEos());
-        }
+        List<Request> requests = requests(model, o, r);
         long t0 = System.nanoTime();
-        // prefill: the prompts of all sequences in batched steps of at most PREFILL_STEP_TOKENS rows
-        int perStep = Math.max(1, PREFILL_STEP_TOKENS / o.promptTokens());
-        for (int from = 0; from < o.batch(); from += perStep) {
-            step(engine, requests.subList(from, Math.min(o.batch(), from + perStep)), o.promptTokens());
-        }
+        prefill(engine, requests, o);
         long t1 = System.nanoTime();
         long cpu1 = processCpuNanos();
         // decode: one batched step per generated token, every sequence in it
@@ -169,6 +186,29 @@ public final class InferenceBenchmark {
                 prefillSec, decode, (double) o.batch() * o.promptTokens() / prefillSec, (double) o.batch() * o.genTokens() / decode,
                 bytesPerToken(model), o.bandwidthBytes() > 0 ? memoryReadGBs(o.threads(), o.bandwidthBytes()) : Double.NaN,
                 cpu1 < 0 ? Double.NaN : (cpu2 - cpu1) / 1e9, load);
+    }
+
+    /**
+     * The batch's requests, through the shared request lifecycle (greedy, EOS not ending them):
+     * random prompts of {@code o.promptTokens()} ids, {@code o.genTokens()} tokens to generate.
+     */
+    private static List<Request> requests(Model model, Options o, SplittableRandom r) {
+        int vocab = model.config().vocabSize();
+        List<Request> requests = new ArrayList<>();
+        for (int s = 0; s < o.batch(); s++) {
+            int[] prompt = randomPrompt(r, o.promptTokens(), model.tokenizer().bosId(), Math.min(vocab, 766));
+            requests.add(Request.generate("", new GenerationRequest(model.newCache(o.kvCodec()), prompt,
+                    SamplingParams.greedy(o.genTokens() + 1), false), model.tokenizer()).ignoreEos());
+        }
+        return requests;
+    }
+
+    /** Prefills every prompt, whole prompts in batched steps of at most {@link #PREFILL_STEP_TOKENS} rows. */
+    private static void prefill(Engine engine, List<Request> requests, Options o) {
+        int perStep = Math.max(1, PREFILL_STEP_TOKENS / o.promptTokens());
+        for (int from = 0; from < requests.size(); from += perStep) {
+            step(engine, requests.subList(from, Math.min(requests.size(), from + perStep)), o.promptTokens());
+        }
     }
 
     /** One step of {@code n} tokens for each request: its chunk, then its sample. */
