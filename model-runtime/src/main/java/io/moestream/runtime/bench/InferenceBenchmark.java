@@ -94,7 +94,9 @@ public final class InferenceBenchmark {
             long bytesPerToken,
             double memoryGBs,
             double decodeCpuSeconds,
-            double loadAverage) {
+            double loadAverage,
+            double warmUpSeconds,
+            boolean jitQuiet) {
 
         /** Decode throughput this bandwidth would allow if every token read its weights once. */
         public double decodeCeilingTokensPerSecond() {
@@ -107,10 +109,11 @@ public final class InferenceBenchmark {
                     "{\"model\":\"%s\",\"kernels\":\"%s\",\"kv_codec\":\"%s\",\"threads\":%d,\"batch\":%d,\"prompt_tokens\":%d,\"gen_tokens\":%d,"
                             + "\"prefill_seconds\":%.3f,\"decode_seconds\":%.3f,\"prefill_tokens_per_s\":%.2f,\"decode_tokens_per_s\":%.2f,"
                             + "\"model_bytes_per_token\":%d,\"memory_read_gb_per_s\":%.1f,\"decode_ceiling_tokens_per_s\":%.1f,"
-                            + "\"decode_cpu_seconds\":%.3f,\"load_average_before\":%.2f,\"decode_batched\":true}",
+                            + "\"decode_cpu_seconds\":%.3f,\"load_average_before\":%.2f,\"warm_up_seconds\":%.1f,\"jit_quiet\":%b,"
+                            + "\"decode_batched\":true}",
                     model.replace("\\", "\\\\").replace("\"", "\\\""), kernels, kvCodec, threads, batch, promptTokens, genTokens,
                     prefillSeconds, decodeSeconds, prefillTokensPerSecond, decodeTokensPerSecond, bytesPerToken, memoryGBs,
-                    decodeCeilingTokensPerSecond(), decodeCpuSeconds, loadAverage)
+                    decodeCeilingTokensPerSecond(), decodeCpuSeconds, loadAverage, warmUpSeconds, jitQuiet)
                     .replace("NaN", "null");
         }
     }
@@ -131,6 +134,7 @@ public final class InferenceBenchmark {
         int vocab = model.config().vocabSize();
         int bos = model.tokenizer().bosId();
 
+        long warmUpStart = System.nanoTime();
         // warm-up: JIT-compile the kernels (single and batched), then the engine on throw-away sequences
         Kernels.warmUp();
         KvCache[] warm = new KvCache[Math.min(o.batch(), 8)];
@@ -154,9 +158,9 @@ public final class InferenceBenchmark {
         // rounds in a row compiled nothing: a compiler thread busy during the timed decode takes one
         // of the measured threads' cores for milliseconds at a time
         CompilationMXBean jit = ManagementFactory.getCompilationMXBean();
+        int quiet = 0;
         if (jit != null && jit.isCompilationTimeMonitoringSupported()) {
             long warmStart = System.nanoTime();
-            int quiet = 0;
             while (quiet < 2 && System.nanoTime() - warmStart < MAX_WARM_UP_NANOS) {
                 long compiled = jit.getTotalCompilationTime();
                 List<Request> round = requests(model, o, r);
@@ -168,6 +172,7 @@ public final class InferenceBenchmark {
             }
         }
 
+        double warmUp = (System.nanoTime() - warmUpStart) / 1e9;
         double load = ManagementFactory.getOperatingSystemMXBean().getSystemLoadAverage();
         List<Request> requests = requests(model, o, r);
         long t0 = System.nanoTime();
@@ -185,7 +190,7 @@ public final class InferenceBenchmark {
         return new Result(model.name(), Kernels.get().name(), o.kvCodec().toString(), o.threads(), o.batch(), o.promptTokens(), o.genTokens(),
                 prefillSec, decode, (double) o.batch() * o.promptTokens() / prefillSec, (double) o.batch() * o.genTokens() / decode,
                 bytesPerToken(model), o.bandwidthBytes() > 0 ? memoryReadGBs(o.threads(), o.bandwidthBytes()) : Double.NaN,
-                cpu1 < 0 ? Double.NaN : (cpu2 - cpu1) / 1e9, load);
+                cpu1 < 0 ? Double.NaN : (cpu2 - cpu1) / 1e9, load, warmUp, quiet >= 2);
     }
 
     /**
