@@ -172,6 +172,8 @@ public final class InferenceBenchmark {
             }
         }
 
+        // the warm-up's throw-away caches collected now rather than by a concurrent cycle while timing
+        System.gc();
         double warmUp = (System.nanoTime() - warmUpStart) / 1e9;
         double load = ManagementFactory.getOperatingSystemMXBean().getSystemLoadAverage();
         List<Request> requests = requests(model, o, r);
