@@ -10,10 +10,13 @@
 # /tmp/llama-cpp/build/bin). Models (made once, in $MODELS): bench-moe Q8_0 and Q4_0 from
 # `moestream make-model`, Q4_K_M quantized by llama-quantize from the F16 file make-model writes.
 # Ours: `moestream bench --threads THREADS --batch B --prompt-tokens PROMPT --gen-tokens GEN` (Vector API on).
+# With BASELINE_JAR=path (the jar of another build), that jar runs too in every round, so a change can
+# be set against llama.cpp and against the build before it in the same minutes.
 #
 # Usage: benchmarks/run-llama-compare.sh
 #   env: CONFIGS="q4_k_m:1 q4_k_m:16 q4_0:1 q8_0:1" (type:batch), GEN=128, PROMPT=16, REPEAT=3, THREADS=2,
-#        LLAMA=/tmp/llama-cpp/build/bin, MODELS=/tmp, OUT=benchmarks/results, SKIP_BUILD=1, JAR=jobs/target/moestream.jar
+#        LLAMA=/tmp/llama-cpp/build/bin, MODELS=/tmp, OUT=benchmarks/results, SKIP_BUILD=1, JAR=jobs/target/moestream.jar,
+#        BASELINE_JAR=
 # Runtime: 7.5 minutes with the defaults on a loaded 2-core machine, less when idle, once the models
 # exist (+~3 min to make them the first time).
 set -euo pipefail
@@ -48,14 +51,14 @@ result="$out/llama-compare.jsonl"
 : > "$result"
 load() { cut -d' ' -f1 /proc/loadavg; }
 
-ours() { # type batch
+ours() { # type batch [jar engine-name]
   local l line
   l=$(load)
-  line=$(java "${java_opts[@]}" -jar "$jar" bench --model "$(model "$1")" --threads "$threads" --batch "$2" \
+  line=$(java "${java_opts[@]}" -jar "${3:-$jar}" bench --model "$(model "$1")" --threads "$threads" --batch "$2" \
     --prompt-tokens "$prompt" --gen-tokens "$gen" --json 2>/dev/null)
   local tps
   tps=$(sed -n 's/.*"decode_tokens_per_s":\([0-9.]*\).*/\1/p' <<<"$line")
-  echo "{\"engine\":\"moestream\",\"type\":\"$1\",\"batch\":$2,\"threads\":$threads,\"decode_tokens_per_s\":$tps,\"load_before\":$l,\"result\":$line}" | tee -a "$result"
+  echo "{\"engine\":\"${4:-moestream}\",\"type\":\"$1\",\"batch\":$2,\"threads\":$threads,\"decode_tokens_per_s\":$tps,\"load_before\":$l,\"result\":$line}" | tee -a "$result"
 }
 
 theirs() { # type batch
@@ -78,6 +81,7 @@ for i in $(seq "$repeat"); do
     b=${c##*:}
     # alternate which engine goes first, so neither always runs right after the other's warm-up
     if (( i % 2 )); then ours "$t" "$b"; theirs "$t" "$b"; else theirs "$t" "$b"; ours "$t" "$b"; fi
+    if [ -n "${BASELINE_JAR:-}" ]; then ours "$t" "$b" "$BASELINE_JAR" baseline; fi
   done
 done
 
@@ -90,16 +94,21 @@ for r in runs:
     if k not in keys:
         keys.append(k)
 print()
-print(f"| bench-moe decode, {runs[0].get('threads', 2)} threads | moestream tok/s | llama.cpp tok/s | ratio of medians | per-round ratios | load before |")
-print("|---|---|---|---|---|---|")
+base = any(r["engine"] == "baseline" for r in runs)
+print(f"| bench-moe decode, {runs[0].get('threads', 2)} threads | moestream tok/s | llama.cpp tok/s | ratio of medians | per-round ratios: median, range, rounds >= 1 | load before |"
+      + (" baseline tok/s | moestream / baseline, ratio of medians |" if base else ""))
+print("|---|---|---|---|---|---|" + ("---|---|" if base else ""))
 for t, b in keys:
     ours = [r["decode_tokens_per_s"] for r in runs if (r["type"], r["batch"]) == (t, b) and r["engine"] == "moestream"]
     theirs = [r["decode_tokens_per_s"] for r in runs if (r["type"], r["batch"]) == (t, b) and r["engine"] == "llama.cpp"]
     loads = [r["load_before"] for r in runs if (r["type"], r["batch"]) == (t, b)]
+    before = [r["decode_tokens_per_s"] for r in runs if (r["type"], r["batch"]) == (t, b) and r["engine"] == "baseline"]
     rounds = [o / l for o, l in zip(ours, theirs) if l > 0]
     med = statistics.median(ours) / statistics.median(theirs) if ours and theirs and statistics.median(theirs) > 0 else float("nan")
     name = f"{t.upper()}, {'batch 1' if b == 1 else f'{b} sequences'}"
     print(f"| {name} | {', '.join(f'{v:.1f}' for v in ours)} | {', '.join(f'{v:.1f}' for v in theirs)} | **{med:.2f}** "
-          f"| {f'{min(rounds):.2f}-{max(rounds):.2f}' if rounds else 'n/a'} | {min(loads):.1f}-{max(loads):.1f} |")
+          f"| {f'{statistics.median(rounds):.2f}, {min(rounds):.2f}-{max(rounds):.2f}, {sum(x >= 1 for x in rounds)} of {len(rounds)}' if rounds else 'n/a'} "
+          f"| {min(loads):.1f}-{max(loads):.1f} |"
+          + (f" {', '.join(f'{v:.1f}' for v in before)} | **{statistics.median(ours) / statistics.median(before):.2f}** |" if base and before else ""))
 EOF
 echo "results: $result"

@@ -14,6 +14,7 @@ import io.moestream.runtime.model.StepResult;
 import io.moestream.runtime.sampler.SamplingParams;
 import io.moestream.runtime.sched.Request;
 
+import java.lang.management.CompilationMXBean;
 import java.lang.management.ManagementFactory;
 import java.util.ArrayList;
 import java.util.List;
@@ -32,6 +33,11 @@ import java.util.concurrent.atomic.AtomicLong;
  * feeds one token of every sequence, so each weight row is read once per step for the whole batch
  * ({@code decode_batched: true}).
  *
+ * <p>Warm-up: the kernels, a short prefill and decode, then rounds of the measured procedure on
+ * throw-away requests until the JIT has compiled nothing for two rounds (at most
+ * {@link #MAX_WARM_UP_NANOS}), so the timed steps run compiled code and no compiler thread takes
+ * one of their cores.
+ *
  * <p>Load: the 1-minute load average before the run and the process CPU seconds spent decoding are
  * reported; on a shared machine {@code decode_cpu_seconds < threads * decode_seconds} means the
  * threads were descheduled part of the time.
@@ -42,6 +48,10 @@ public final class InferenceBenchmark {
     private static final int PREFILL_STEP_TOKENS = 512;
     /** Decode warm-up before timing: at least this long (and 16 steps) so that the JIT has compiled the engine. */
     private static final long WARM_UP_NANOS = 2_000_000_000L;
+    /** Decode steps of one warm-up round of the measured procedure. */
+    private static final int WARM_UP_ROUND_TOKENS = 32;
+    /** Warm-up rounds stop after this long even if the JIT is still compiling. */
+    private static final long MAX_WARM_UP_NANOS = 20_000_000_000L;
 
     /**
      * Options of one run.
@@ -84,7 +94,9 @@ public final class InferenceBenchmark {
             long bytesPerToken,
             double memoryGBs,
             double decodeCpuSeconds,
-            double loadAverage) {
+            double loadAverage,
+            double warmUpSeconds,
+            boolean jitQuiet) {
 
         /** Decode throughput this bandwidth would allow if every token read its weights once. */
         public double decodeCeilingTokensPerSecond() {
@@ -97,10 +109,11 @@ public final class InferenceBenchmark {
                     "{\"model\":\"%s\",\"kernels\":\"%s\",\"kv_codec\":\"%s\",\"threads\":%d,\"batch\":%d,\"prompt_tokens\":%d,\"gen_tokens\":%d,"
                             + "\"prefill_seconds\":%.3f,\"decode_seconds\":%.3f,\"prefill_tokens_per_s\":%.2f,\"decode_tokens_per_s\":%.2f,"
                             + "\"model_bytes_per_token\":%d,\"memory_read_gb_per_s\":%.1f,\"decode_ceiling_tokens_per_s\":%.1f,"
-                            + "\"decode_cpu_seconds\":%.3f,\"load_average_before\":%.2f,\"decode_batched\":true}",
+                            + "\"decode_cpu_seconds\":%.3f,\"load_average_before\":%.2f,\"warm_up_seconds\":%.1f,\"jit_quiet\":%b,"
+                            + "\"decode_batched\":true}",
                     model.replace("\\", "\\\\").replace("\"", "\\\""), kernels, kvCodec, threads, batch, promptTokens, genTokens,
                     prefillSeconds, decodeSeconds, prefillTokensPerSecond, decodeTokensPerSecond, bytesPerToken, memoryGBs,
-                    decodeCeilingTokensPerSecond(), decodeCpuSeconds, loadAverage)
+                    decodeCeilingTokensPerSecond(), decodeCpuSeconds, loadAverage, warmUpSeconds, jitQuiet)
                     .replace("NaN", "null");
         }
     }
@@ -121,6 +134,7 @@ public final class InferenceBenchmark {
         int vocab = model.config().vocabSize();
         int bos = model.tokenizer().bosId();
 
+        long warmUpStart = System.nanoTime();
         // warm-up: JIT-compile the kernels (single and batched), then the engine on throw-away sequences
         Kernels.warmUp();
         KvCache[] warm = new KvCache[Math.min(o.batch(), 8)];
@@ -140,21 +154,31 @@ public final class InferenceBenchmark {
             engine.step(new StepPlan(plan));
         }
 
+        // then the measured procedure itself on throw-away requests, round after round, until two
+        // rounds in a row compiled nothing: a compiler thread busy during the timed decode takes one
+        // of the measured threads' cores for milliseconds at a time
+        CompilationMXBean jit = ManagementFactory.getCompilationMXBean();
+        int quiet = 0;
+        if (jit != null && jit.isCompilationTimeMonitoringSupported()) {
+            long warmStart = System.nanoTime();
+            while (quiet < 2 && System.nanoTime() - warmStart < MAX_WARM_UP_NANOS) {
+                long compiled = jit.getTotalCompilationTime();
+                List<Request> round = requests(model, o, r);
+                prefill(engine, round, o);
+                for (int step = 0; step < Math.min(o.genTokens(), WARM_UP_ROUND_TOKENS); step++) {
+                    step(engine, round, 1);
+                }
+                quiet = jit.getTotalCompilationTime() == compiled ? quiet + 1 : 0;
+            }
+        }
+
+        // the warm-up's throw-away caches collected now rather than by a concurrent cycle while timing
+        System.gc();
+        double warmUp = (System.nanoTime() - warmUpStart) / 1e9;
         double load = ManagementFactory.getOperatingSystemMXBean().getSystemLoadAverage();
-        // the measured requests go through the shared request lifecycle (greedy, EOS not ending them),
-        // in two phases: every prompt prefilled, then one batched decode step per generated token
-        List<Request> requests = new ArrayList<>();
-        for (int s = 0; s < o.batch(); s++) {
-            int[] prompt = randomPrompt(r, o.promptTokens(), bos, Math.min(vocab, 766));
-            requests.add(Request.generate("", new GenerationRequest(model.newCache(o.kvCodec()), prompt,
-                    SamplingParams.greedy(o.genTokens() + 1), false), model.tokenizer()).ignoreEos());
-        }
+        List<Request> requests = requests(model, o, r);
         long t0 = System.nanoTime();
-        // prefill: the prompts of all sequences in batched steps of at most PREFILL_STEP_TOKENS rows
-        int perStep = Math.max(1, PREFILL_STEP_TOKENS / o.promptTokens());
-        for (int from = 0; from < o.batch(); from += perStep) {
-            step(engine, requests.subList(from, Math.min(o.batch(), from + perStep)), o.promptTokens());
-        }
+        prefill(engine, requests, o);
         long t1 = System.nanoTime();
         long cpu1 = processCpuNanos();
         // decode: one batched step per generated token, every sequence in it
@@ -168,7 +192,30 @@ public final class InferenceBenchmark {
         return new Result(model.name(), Kernels.get().name(), o.kvCodec().toString(), o.threads(), o.batch(), o.promptTokens(), o.genTokens(),
                 prefillSec, decode, (double) o.batch() * o.promptTokens() / prefillSec, (double) o.batch() * o.genTokens() / decode,
                 bytesPerToken(model), o.bandwidthBytes() > 0 ? memoryReadGBs(o.threads(), o.bandwidthBytes()) : Double.NaN,
-                cpu1 < 0 ? Double.NaN : (cpu2 - cpu1) / 1e9, load);
+                cpu1 < 0 ? Double.NaN : (cpu2 - cpu1) / 1e9, load, warmUp, quiet >= 2);
+    }
+
+    /**
+     * The batch's requests, through the shared request lifecycle (greedy, EOS not ending them):
+     * random prompts of {@code o.promptTokens()} ids, {@code o.genTokens()} tokens to generate.
+     */
+    private static List<Request> requests(Model model, Options o, SplittableRandom r) {
+        int vocab = model.config().vocabSize();
+        List<Request> requests = new ArrayList<>();
+        for (int s = 0; s < o.batch(); s++) {
+            int[] prompt = randomPrompt(r, o.promptTokens(), model.tokenizer().bosId(), Math.min(vocab, 766));
+            requests.add(Request.generate("", new GenerationRequest(model.newCache(o.kvCodec()), prompt,
+                    SamplingParams.greedy(o.genTokens() + 1), false), model.tokenizer()).ignoreEos());
+        }
+        return requests;
+    }
+
+    /** Prefills every prompt, whole prompts in batched steps of at most {@link #PREFILL_STEP_TOKENS} rows. */
+    private static void prefill(Engine engine, List<Request> requests, Options o) {
+        int perStep = Math.max(1, PREFILL_STEP_TOKENS / o.promptTokens());
+        for (int from = 0; from < requests.size(); from += perStep) {
+            step(engine, requests.subList(from, Math.min(requests.size(), from + perStep)), o.promptTokens());
+        }
     }
 
     /** One step of {@code n} tokens for each request: its chunk, then its sample. */

@@ -26,6 +26,9 @@ class InferenceBenchmarkTest {
         assertThat(json.get("kernels").asText()).isNotEmpty();
         assertThat(json.get("kv_codec").asText()).isEqualTo("f32");
         assertThat(json.get("decode_batched").asBoolean()).isTrue();
+        // the warm-up's length, and whether the JIT had stopped compiling when timing began
+        assertThat(json.get("warm_up_seconds").asDouble()).isPositive();
+        assertThat(json.get("jit_quiet").isBoolean()).isTrue();
         // tiny-mixtral q8_0: everything but the embedding table and 6 of 8 experts per layer
         assertThat(r.bytesPerToken()).isBetween(400_000L, 700_000L);
 
