@@ -6,7 +6,6 @@ import io.moestream.runtime.kernel.MatmulPool;
 import io.moestream.runtime.kv.KvCodec;
 import io.moestream.runtime.model.Engine;
 import io.moestream.runtime.model.GenerationRequest;
-import io.moestream.runtime.model.KvCache;
 import io.moestream.runtime.model.Model;
 import io.moestream.runtime.model.ModelConfig;
 import io.moestream.runtime.model.StepPlan;
@@ -46,7 +45,7 @@ public final class InferenceBenchmark {
 
     /** Most prompt tokens per prefill step (whole prompts per step; one longer prompt is its own step). */
     private static final int PREFILL_STEP_TOKENS = 512;
-    /** Decode warm-up before timing: at least this long (and 16 steps) so that the JIT has compiled the engine. */
+    /** Warm-up rounds where the JIT's compile time cannot be read: this long. */
     private static final long WARM_UP_NANOS = 2_000_000_000L;
     /** Decode steps of one warm-up round of the measured procedure. */
     private static final int WARM_UP_ROUND_TOKENS = 32;
@@ -131,50 +130,30 @@ public final class InferenceBenchmark {
         MatmulPool.setThreads(o.threads());
         Engine engine = new Engine(model);
         SplittableRandom r = new SplittableRandom(o.seed());
-        int vocab = model.config().vocabSize();
-        int bos = model.tokenizer().bosId();
 
-        long warmUpStart = System.nanoTime();
-        // warm-up: JIT-compile the kernels (single and batched), then the engine on throw-away sequences
+        // warm-up: JIT-compile the kernels (single and batched), then the measured procedure itself on
+        // throw-away requests, round after round, until two rounds in a row compiled nothing (a
+        // compiler thread busy during the timed decode takes one of the measured threads' cores for
+        // milliseconds at a time); for WARM_UP_NANOS where the JIT's compile time cannot be read
+        long warmStart = System.nanoTime();
         Kernels.warmUp();
-        KvCache[] warm = new KvCache[Math.min(o.batch(), 8)];
-        int warmPrompt = Math.max(4, Math.min(o.promptTokens(), model.contextLength() - 16));
-        for (int i = 0; i < warm.length; i++) {
-            warm[i] = model.newCache(o.kvCodec());
-            engine.forward(warm[i], randomPrompt(r, warmPrompt, bos, Math.min(vocab, 256)));
-        }
-        // at least 16 decode steps and 2 s: C2 compiles the engine's methods after thousands of calls,
-        // and a compiler thread still busy would take one of the measured threads' cores
-        long warmUntil = System.nanoTime() + WARM_UP_NANOS;
-        for (int i = 0; i < 16 || (i < 512 && System.nanoTime() < warmUntil); i++) {
-            List<StepPlan.Sequence> plan = new ArrayList<>();
-            for (KvCache c : warm) {
-                plan.add(new StepPlan.Sequence(c, new int[] {r.nextInt(256)}, true));
-            }
-            engine.step(new StepPlan(plan));
-        }
-
-        // then the measured procedure itself on throw-away requests, round after round, until two
-        // rounds in a row compiled nothing: a compiler thread busy during the timed decode takes one
-        // of the measured threads' cores for milliseconds at a time
         CompilationMXBean jit = ManagementFactory.getCompilationMXBean();
+        boolean monitored = jit != null && jit.isCompilationTimeMonitoringSupported();
         int quiet = 0;
-        if (jit != null && jit.isCompilationTimeMonitoringSupported()) {
-            long warmStart = System.nanoTime();
-            while (quiet < 2 && System.nanoTime() - warmStart < MAX_WARM_UP_NANOS) {
-                long compiled = jit.getTotalCompilationTime();
-                List<Request> round = requests(model, o, r);
-                prefill(engine, round, o);
-                for (int step = 0; step < Math.min(o.genTokens(), WARM_UP_ROUND_TOKENS); step++) {
-                    step(engine, round, 1);
-                }
-                quiet = jit.getTotalCompilationTime() == compiled ? quiet + 1 : 0;
+        while (monitored ? quiet < 2 && System.nanoTime() - warmStart < MAX_WARM_UP_NANOS
+                : System.nanoTime() - warmStart < WARM_UP_NANOS) {
+            long compiled = monitored ? jit.getTotalCompilationTime() : 0;
+            List<Request> round = requests(model, o, r);
+            prefill(engine, round, o);
+            for (int step = 0; step < Math.min(o.genTokens(), WARM_UP_ROUND_TOKENS); step++) {
+                step(engine, round, 1);
             }
+            quiet = monitored && jit.getTotalCompilationTime() == compiled ? quiet + 1 : 0;
         }
 
         // the warm-up's throw-away caches collected now rather than by a concurrent cycle while timing
         System.gc();
-        double warmUp = (System.nanoTime() - warmUpStart) / 1e9;
+        double warmUp = (System.nanoTime() - warmStart) / 1e9;
         double load = ManagementFactory.getOperatingSystemMXBean().getSystemLoadAverage();
         List<Request> requests = requests(model, o, r);
         long t0 = System.nanoTime();
