@@ -108,7 +108,7 @@ public final class InferenceBenchmark {
                     "{\"model\":\"%s\",\"kernels\":\"%s\",\"kv_codec\":\"%s\",\"threads\":%d,\"batch\":%d,\"prompt_tokens\":%d,\"gen_tokens\":%d,"
                             + "\"prefill_seconds\":%.3f,\"decode_seconds\":%.3f,\"prefill_tokens_per_s\":%.2f,\"decode_tokens_per_s\":%.2f,"
                             + "\"model_bytes_per_token\":%d,\"memory_read_gb_per_s\":%.1f,\"decode_ceiling_tokens_per_s\":%.1f,"
-                            + "\"decode_cpu_seconds\":%.3f,\"load_average_before\":%.2f,\"warm_up_seconds\":%.1f,\"jit_quiet\":%b,"
+                            + "\"decode_cpu_seconds\":%.3f,\"load_average_before\":%.2f,\"warm_up_seconds\":%.3f,\"jit_quiet\":%b,"
                             + "\"decode_batched\":true}",
                     model.replace("\\", "\\\\").replace("\"", "\\\""), kernels, kvCodec, threads, batch, promptTokens, genTokens,
                     prefillSeconds, decodeSeconds, prefillTokensPerSecond, decodeTokensPerSecond, bytesPerToken, memoryGBs,
