@@ -37,6 +37,7 @@ import java.util.TreeMap;
  *     -cp jobs/target/moestream.jar:benchmarks/target/pipeline-bench.jar io.moestream.benchmarks.PipelineBench \
  *     [--count 300] [--max-tokens 16] [--batch-size 8] [--seed 42] [--checkpoint-interval-ms 250]
  *     [--unaligned false] [--delivery exactly-once|at-least-once] [--profile off|cpu|wall] [--rounds 3] [--out DIR]
+ *     [--job-conf KEY=VALUE,KEY=VALUE...]
  * </pre>
  */
 public final class PipelineBench {
@@ -46,6 +47,7 @@ public final class PipelineBench {
                 "count", "300", "max-tokens", "16", "batch-size", "8", "seed", "42",
                 "checkpoint-interval-ms", "250", "unaligned", "false", "delivery", "exactly-once", "profile", "off",
                 "rounds", "3", "out", "benchmarks/results"));
+        opts.put("job-conf", "");
         for (int i = 0; i + 1 < args.length; i += 2) {
             if (!args[i].startsWith("--") || !opts.containsKey(args[i].substring(2))) {
                 throw new IllegalArgumentException("unknown option " + args[i] + "; options: " + opts.keySet());
@@ -77,11 +79,12 @@ public final class PipelineBench {
         PipelineRun.Rounds measured = PipelineRun.run(modelFile, mix, rounds, round -> EngineRun.run(model, mix, batchSize),
                 round -> RequestMix.warmUp(warmUpSize, maxTokens, round), batchSize,
                 Duration.ofMillis(Long.parseLong(opts.get("checkpoint-interval-ms"))), Boolean.parseBoolean(opts.get("unaligned")),
-                delivery, opts.get("profile"), out.resolve(name + "-profile-" + opts.get("profile")));
+                delivery, jobConf(opts.get("job-conf")), opts.get("profile"), out.resolve(name + "-profile-" + opts.get("profile")));
 
         // every round's engine-alone and pipeline runs summed: the ratio of the two rates over all rounds
         double engineSeconds = 0, engineCpu = 0, engineJit = 0, pipelineSeconds = 0, lastWritten = 0, pipelineCpu = 0, pipelineJit = 0;
         long engineTokens = 0, pipelineTokens = 0, steps = 0;
+        double forward = 0, handoverWait = 0;
         double sequences = 0;
         List<Long> visible = new ArrayList<>();
         List<Long> operator = new ArrayList<>();
@@ -103,6 +106,8 @@ public final class PipelineBench {
             pipelineTokens += pr.generatedTokens();
             steps += pr.steps();
             sequences += pr.sequencesPerStep() * pr.steps();
+            forward += pr.forwardSeconds();
+            handoverWait += pr.handoverWaitSeconds();
             visible.addAll(pr.visibleLatencyMs());
             operator.addAll(pr.operatorLatencyMs());
             commitWait.addAll(pr.commitWaitMs());
@@ -110,7 +115,9 @@ public final class PipelineBench {
             double pTps = pr.generatedTokens() / pr.seconds();
             perRound.add(Map.of("engine_tokens_per_second", round(eTps), "pipeline_tokens_per_second", round(pTps),
                     "ratio", round(pTps / eTps), "ratio_at_last_write", round(pr.generatedTokens() / pr.lastWrittenSeconds() / eTps),
-                    "latency_visible_ms_p50", percentile(pr.visibleLatencyMs(), 50)));
+                    "latency_visible_ms_p50", percentile(pr.visibleLatencyMs(), 50),
+                    "engine_thread_forward_share", round(pr.forwardSeconds() / pr.seconds()),
+                    "engine_thread_handover_wait_share", round(pr.handoverWaitSeconds() / pr.seconds())));
         }
         double engineTps = engineTokens / engineSeconds;
         double pipelineTps = pipelineTokens / pipelineSeconds;
@@ -140,6 +147,10 @@ public final class PipelineBench {
         p.put("seconds_to_last_write", round(lastWritten));
         p.put("steps", steps);
         p.put("sequences_per_step", round(sequences / Math.max(1, steps)));
+        // the operator's engine thread: the window's share computing forward steps, and waiting for the
+        // task thread to hand over admitted work (the rest: sampling, planning, idle between bursts)
+        p.put("engine_thread_forward_share", round(forward / pipelineSeconds));
+        p.put("engine_thread_handover_wait_share", round(handoverWait / pipelineSeconds));
         p.put("warm_up", warmUp(measured.warmUp()));
         json.put("pipeline", p);
         json.put("rounds", perRound);
@@ -160,6 +171,22 @@ public final class PipelineBench {
                 pipelineTps / engineTps, pipelineTokens / lastWritten / engineTps, pipelineTps, engineTps, rounds,
                 1000 * pipelineCpu / pipelineTokens, 1000 * engineCpu / engineTokens);
         System.exit(0); // Kafka and Flink leave non-daemon threads behind
+    }
+
+    /** {@code --job-conf}: more job or Flink settings, {@code KEY=VALUE} pairs separated by commas. */
+    private static Map<String, String> jobConf(String pairs) {
+        Map<String, String> conf = new LinkedHashMap<>();
+        for (String pair : pairs.split(",")) {
+            if (pair.isBlank()) {
+                continue;
+            }
+            int eq = pair.indexOf('=');
+            if (eq <= 0) {
+                throw new IllegalArgumentException("--job-conf takes KEY=VALUE pairs separated by commas, got '" + pair + "'");
+            }
+            conf.put(pair.substring(0, eq).trim(), pair.substring(eq + 1).trim());
+        }
+        return conf;
     }
 
     private static double round(double v) {

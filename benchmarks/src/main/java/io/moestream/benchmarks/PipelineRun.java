@@ -52,11 +52,13 @@ final class PipelineRun {
 
     /**
      * {@code lastWrittenSeconds}: from the first send until the last answer was written (seen by a
-     * {@code read_uncommitted} reader); {@code commitWaitMs}: written to visible, per answer.
+     * {@code read_uncommitted} reader); {@code commitWaitMs}: written to visible, per answer;
+     * {@code forwardSeconds}: the operator's engine thread computing forward steps;
+     * {@code handoverWaitSeconds}: that thread waiting for the task thread's hand-over.
      */
     record Result(double seconds, double lastWrittenSeconds, double cpuSeconds, double jitSeconds, long generatedTokens, int requests,
                   List<Long> visibleLatencyMs, List<Long> commitWaitMs, List<Long> operatorLatencyMs,
-                  long steps, double sequencesPerStep) {}
+                  long steps, double sequencesPerStep, double forwardSeconds, double handoverWaitSeconds) {}
 
     /** One measured round: the engine alone, then the pipeline, on the same prompts. */
     record Round(EngineRun.Result engine, Result pipeline) {}
@@ -66,11 +68,12 @@ final class PipelineRun {
 
     /**
      * @param engineRound runs the engine alone on {@code mix.round(i)} (called before pipeline round i)
+     * @param jobConf     more job or Flink settings
      * @param profile     {@code off}, {@code cpu} or {@code wall}: profiles the first pipeline round
      */
     static Rounds run(Path model, RequestMix mix, int rounds, IntFunction<EngineRun.Result> engineRound,
                       IntFunction<List<Prompt>> warmUp, int batchSize, Duration checkpointInterval,
-                      boolean unaligned, String delivery, String profile, Path profileOut)
+                      boolean unaligned, String delivery, Map<String, String> jobConf, String profile, Path profileOut)
             throws Exception {
         try (LocalKafka kafka = LocalKafka.start(0)) {
             kafka.createTopics(Topics.ALL);
@@ -81,6 +84,7 @@ final class PipelineRun {
             conf.set(JobOptions.CHECKPOINT_INTERVAL, checkpointInterval);
             conf.set(CheckpointingOptions.ENABLE_UNALIGNED, unaligned);
             conf.set(JobOptions.DELIVERY, delivery);
+            conf.addAll(Configuration.fromMap(jobConf));
             JobClient job = LocalRunner.start(conf, null, "moestream-pipeline-bench");
             // every client (the written-watch too) is made before the warm-up: a client made in the
             // measured window loads and deoptimizes Kafka's network code, which the broker, the job
@@ -146,6 +150,8 @@ final class PipelineRun {
         }
         long steps0 = ProgressStats.steps();
         long sequences0 = ProgressStats.stepSequences();
+        long forward0 = ProgressStats.forwardNanos();
+        long handoverWait0 = ProgressStats.handoverWaitNanos();
         Map<String, Long> sentAt = new ConcurrentHashMap<>();
         Map<String, Long> visibleAt = new HashMap<>();
         Map<String, Generation> answers = new HashMap<>();
@@ -190,7 +196,8 @@ final class PipelineRun {
             generated += g.getUsage().getGeneratedTokens();
         }
         return new Result((end - start) / 1e9, (lastWritten - start) / 1e9, cpuSeconds, jitSeconds, generated, answers.size(),
-                visible, commitWait, operator, steps, sequencesPerStep);
+                visible, commitWait, operator, steps, sequencesPerStep, (ProgressStats.forwardNanos() - forward0) / 1e9,
+                (ProgressStats.handoverWaitNanos() - handoverWait0) / 1e9);
     }
 
     private static void drain(KafkaConsumer<byte[], byte[]> consumer, int count, Map<String, Long> visibleAt,

@@ -1,31 +1,24 @@
 package io.moestream.operators;
 
 import java.util.List;
-import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
+import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Consumer;
-import org.slf4j.Logger;
-import org.slf4j.LoggerFactory;
 
 /**
- * The thread that computes the {@link StepLoop}'s forward steps, so that the task thread does the
- * rest of a step's work (answers, keyed state, admission, input records, timers, checkpoints) while
- * the engine computes. One step at a time. While a step is in flight only this thread touches the
- * {@link StepRunner} and the caches and requests of the step's chunks; otherwise only the task
- * thread does. The hand-overs ({@link #launch}, {@link Step#await}) order every write of one
- * thread before the other's reads.
+ * The thread that computes the {@link StepLoop}'s forward steps, one at a time, so that the task
+ * thread does the rest of the work (answers, keyed state, admission, input records, timers,
+ * checkpoints) meanwhile. Only this thread calls the {@link StepRunner}. Which thread touches which
+ * request and cache when, and how the hand-overs order their writes, is the {@link StepLoop}'s.
  */
 final class EngineThread implements AutoCloseable {
 
-    private static final Logger LOG = LoggerFactory.getLogger(EngineThread.class);
-
-    /** One forward step: its chunks, and once computed its outcome and how long it took. */
+    /** One forward step: its chunks, and once computed its outcome (or what the runner threw) and how long it took. */
     static final class Step {
 
         final List<StepRunner.Chunk> chunks;
-        private final CountDownLatch done = new CountDownLatch(1);
         private StepRunner.Outcome outcome;
         private Throwable error;
         private long nanos;
@@ -35,11 +28,10 @@ final class EngineThread implements AutoCloseable {
         }
 
         /**
-         * Waits until the step is computed (at most one step) and returns its outcome; rethrows what
-         * the runner threw instead of returning (an {@code Error}: failures of chunks are in the outcome).
+         * The outcome, after the step (failures of chunks are in it); rethrows what the runner threw
+         * instead (an {@code Error}).
          */
-        StepRunner.Outcome await() throws InterruptedException {
-            done.await();
+        StepRunner.Outcome outcome() {
             if (error instanceof RuntimeException e) {
                 throw e;
             }
@@ -49,14 +41,9 @@ final class EngineThread implements AutoCloseable {
             return outcome;
         }
 
-        /** Nanoseconds the runner took (on the engine thread after the step, or after {@link #await}). */
+        /** Nanoseconds the runner took. */
         long nanos() {
             return nanos;
-        }
-
-        /** The outcome, on the engine thread after the step (elsewhere use {@link #await}). */
-        StepRunner.Outcome outcome() {
-            return outcome;
         }
     }
 
@@ -73,31 +60,28 @@ final class EngineThread implements AutoCloseable {
     }
 
     /**
-     * Computes {@code step} on the engine thread, then runs {@code afterStep} there (the requests
-     * sample) before the step counts as done; {@code whenDone} runs after that (it hands the step back
-     * to the task thread's mailbox). The caller launches the next step only after this one's
-     * {@link Step#await} returned.
+     * Computes {@code step} on the engine thread, then runs {@code afterStep} there. A step launched
+     * from {@code afterStep} runs right after it, on the same thread, without a wake-up.
+     *
+     * @throws RejectedExecutionException after {@link #close}
      */
-    void launch(Step step, Consumer<Step> afterStep, Runnable whenDone) {
+    void launch(Step step, Consumer<Step> afterStep) {
         thread.execute(() -> {
             long started = System.nanoTime();
             try {
                 step.outcome = runner.step(step.chunks);
-                step.nanos = System.nanoTime() - started;
-                afterStep.accept(step);
             } catch (Throwable t) { // handed to the task thread, which fails the job
                 step.error = t;
             }
-            step.done.countDown();
-            try {
-                whenDone.run();
-            } catch (RuntimeException e) { // the mailbox closed: the operator is closing and waits for this step
-                LOG.debug("a step finished after its operator closed", e);
-            }
+            step.nanos = System.nanoTime() - started;
+            afterStep.accept(step);
         });
     }
 
-    /** Waits for the step in flight, if any (at most one step), and stops the thread. */
+    /**
+     * Stops the thread when the step in flight, if any, is done (at most one step: the loop is
+     * stopped first, so it launches no other).
+     */
     @Override
     public void close() {
         thread.shutdown();

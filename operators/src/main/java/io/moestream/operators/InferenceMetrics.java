@@ -3,6 +3,7 @@ package io.moestream.operators;
 import io.moestream.schemas.ErrorCode;
 import java.util.EnumMap;
 import java.util.Map;
+import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.LongSupplier;
 import org.apache.flink.metrics.Counter;
 import org.apache.flink.metrics.Gauge;
@@ -28,6 +29,7 @@ final class InferenceMetrics {
     static final String STEP_SEQUENCES = "stepSequences";
     static final String LONGEST_STEP = "longestStepMs";
     static final String LONGEST_LOOP_ACTION = "longestLoopActionMs";
+    static final String HANDOVER_WAIT = "engineWaitedForHandoverMs";
     static final String PREFILL_TOKENS = "prefillTokens";
     static final String DECODE_TOKENS = "decodeTokens";
     static final String PREFILL_RATE = "prefillTokensPerSecond";
@@ -47,8 +49,9 @@ final class InferenceMetrics {
     final Counter steps;
     final Histogram stepTokens;
     final Histogram stepSequences;
-    private long longestStepNanos;
+    private volatile long longestStepNanos;
     private long longestActionNanos;
+    private final AtomicLong handoverWaitNanos = new AtomicLong();
     final Counter prefillTokens;
     final Counter decodeTokens;
     final Counter cacheHitTokens;
@@ -72,6 +75,7 @@ final class InferenceMetrics {
         stepSequences = group.histogram(STEP_SEQUENCES, new DescriptiveStatisticsHistogram(HISTOGRAM_WINDOW));
         group.gauge(LONGEST_STEP, (Gauge<Long>) () -> longestStepNanos / 1_000_000);
         group.gauge(LONGEST_LOOP_ACTION, (Gauge<Long>) () -> longestActionNanos / 1_000_000);
+        group.gauge(HANDOVER_WAIT, (Gauge<Long>) () -> handoverWaitNanos.get() / 1_000_000);
         prefillTokens = group.counter(PREFILL_TOKENS);
         decodeTokens = group.counter(DECODE_TOKENS);
         group.meter(PREFILL_RATE, new MeterView(prefillTokens));
@@ -100,10 +104,17 @@ final class InferenceMetrics {
         ProgressStats.STEP_SEQUENCES.add(sequences);
     }
 
-    /** A forward step (on the engine thread) took {@code nanos}. */
+    /** A forward step took {@code nanos}; on the engine thread. */
     void stepTook(long nanos) {
         longestStepNanos = Math.max(longestStepNanos, nanos);
         ProgressStats.LONGEST_STEP_NANOS.accumulateAndGet(nanos, Math::max);
+        ProgressStats.FORWARD_NANOS.add(nanos);
+    }
+
+    /** The engine thread waited {@code nanos} for the task thread's hand-over of admitted work. */
+    void handoverWaited(long nanos) {
+        handoverWaitNanos.addAndGet(nanos);
+        ProgressStats.HANDOVER_WAIT_NANOS.add(nanos);
     }
 
     /** A mailbox action of the step loop (launching a step, answers and stores, admission) took {@code nanos}. */

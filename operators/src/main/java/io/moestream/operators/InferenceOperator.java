@@ -60,11 +60,12 @@ import org.slf4j.LoggerFactory;
  * </ul>
  *
  * <p><b>Mailbox</b> (like Flink's {@code AsyncWaitOperator}): input only queues work; a step mail
- * ({@link MailboxExecutor#execute}) admits and launches a forward step on the engine thread, whose
- * completion comes back as a mail that launches the next; input records, timers and checkpoint
- * barriers run between mails and never wait for a forward step. When {@code maxQueued} items are
- * queued or running, {@code processElement} yields to the mailbox (runs step mails) until there is
- * room, which back-pressures the sources.
+ * ({@link MailboxExecutor#execute}) admits and launches a forward step on the engine thread when it
+ * is idle; the engine thread launches each next step itself and hands every computed step back as
+ * a mail, which answers, stores and admits; input records, timers and checkpoint barriers run
+ * between mails and never wait for a forward step. When {@code maxQueued} items are queued or
+ * running, {@code processElement} yields to the mailbox (runs step mails) until there is room,
+ * which back-pressures the sources.
  *
  * <p><b>Checkpoints</b>: keyed state is the source of truth, changed only on the task thread. A
  * prompt leaves {@link PromptIntake#PENDING_STATE} only when its answer is emitted (a conversation's
@@ -264,7 +265,7 @@ public class InferenceOperator extends AbstractStreamOperator<Generation>
 
     // ---------------- steps ----------------
 
-    /** Schedules a step mail when work is pending and no step is in flight (its completion plans the next). */
+    /** Schedules a step mail when work is pending and the engine thread is idle (otherwise it launches the next step). */
     private void scheduleStep() {
         if (!stepScheduled && !loop.inFlight() && queue.pending() > 0) {
             stepScheduled = true;
@@ -277,8 +278,8 @@ public class InferenceOperator extends AbstractStreamOperator<Generation>
         loopMail(loop::step);
     }
 
-    /** A step was computed on the engine thread: it is applied, the next launched, answers and admission follow. */
-    private void stepDone(StepLoop.Flight done) throws Exception {
+    /** A step was computed on the engine thread (and the next launched): answers, stores and admission follow. */
+    private void stepDone(StepLoop.Done done) throws Exception {
         loopMail(() -> loop.completed(done));
     }
 
@@ -318,6 +319,9 @@ public class InferenceOperator extends AbstractStreamOperator<Generation>
 
     @Override
     public void close() throws Exception {
+        if (loop != null) {
+            loop.stop();
+        }
         if (engine != null) {
             engine.close(); // waits for the step in flight: the runner is closed only after it
             engine = null;
@@ -428,6 +432,12 @@ public class InferenceOperator extends AbstractStreamOperator<Generation>
     @VisibleForTesting
     boolean stepInFlight() {
         return loop.inFlight();
+    }
+
+    /** Steps the engine thread has computed, including one the task thread has not handled yet. */
+    @VisibleForTesting
+    long stepsComputed() {
+        return loop.computedSteps();
     }
 
     @VisibleForTesting

@@ -30,6 +30,10 @@ public final class ProgressStats {
     static final LongAdder STEPS = new LongAdder();
     /** Sequences summed over steps: with {@link #STEPS}, the mean sequences per step (batch size). */
     static final LongAdder STEP_SEQUENCES = new LongAdder();
+    /** Nanoseconds the operators' engine threads computed forward steps. */
+    static final LongAdder FORWARD_NANOS = new LongAdder();
+    /** Nanoseconds the operators' engine threads waited for their task threads' hand-over of admitted work. */
+    static final LongAdder HANDOVER_WAIT_NANOS = new LongAdder();
     /** The longest forward step of any inference operator in this JVM. */
     static final java.util.concurrent.atomic.AtomicLong LONGEST_STEP_NANOS = new java.util.concurrent.atomic.AtomicLong();
     /** The longest mailbox action of any inference operator's step loop in this JVM. */
@@ -68,6 +72,19 @@ public final class ProgressStats {
     /** Sequences computed in those steps, summed over steps. */
     public static long stepSequences() {
         return STEP_SEQUENCES.sum();
+    }
+
+    /** Nanoseconds the engine threads of this JVM spent computing forward steps. */
+    public static long forwardNanos() {
+        return FORWARD_NANOS.sum();
+    }
+
+    /**
+     * Nanoseconds the engine threads of this JVM waited, with a step computed, for their task
+     * thread to hand over the work admitted while it computed (the task thread more than a step behind).
+     */
+    public static long handoverWaitNanos() {
+        return HANDOVER_WAIT_NANOS.sum();
     }
 
     public static void resetLongestStep() {

@@ -47,10 +47,8 @@ final class PromptRun extends Running {
     }
 
     /** Notes the processing time of the first sampled token. */
-    void sampledAt(long nowMillis) {
-        if (firstTokenMillis < 0 && request.sampled() > 0) {
-            firstTokenMillis = nowMillis;
-        }
+    void firstTokenAt(long nowMillis) {
+        firstTokenMillis = nowMillis;
     }
 
     long firstTokenMillis() {

@@ -9,6 +9,12 @@ import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.RejectedExecutionException;
+import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.Consumer;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -21,14 +27,25 @@ import org.slf4j.LoggerFactory;
  * {@code Request} then samples, and answers whatever finished: a Generation emitted (a conversation's
  * cache stored), a document part stored.
  *
- * <p>Pipelined: while step N computes on the engine thread, the task thread answers and stores what
- * step N-1 finished, admits queued work (keyed-state reads) for step N+1 and takes input, timers
- * and checkpoint barriers. When step N is done (its requests sampled on the engine thread;
- * {@link #completed}, a mail), step N+1 is launched at once, and then the rest is done. Work is admitted into the places that
- * are free after the step in flight: those of running requests that certainly end with it
- * ({@code max_tokens} reached, a part's last chunk) count as free, so such a place is not left
- * empty for a step. Keyed state and outputs are touched only on the task thread, and only between
- * whole outcomes, so a checkpoint at any time sees every unanswered item in state.
+ * <p>Pipelined, and the engine thread never waits for a wake-up of the task thread while that
+ * thread keeps up: when step N is computed, the engine thread samples, takes out the requests that
+ * ended (and detaches their caches), adds the work the task thread admitted while step N computed,
+ * plans and launches step N+1 itself, and then hands step N to the task thread (a mail,
+ * {@link #completed}). There the task thread answers and stores what step N finished and admits
+ * queued work (keyed-state reads) for step N+2, which it hands over ({@link #handover}) while step
+ * N+1 computes; the engine thread waits for that hand-over only if the task thread is more than a
+ * step behind. Work is admitted into the places that are free after the step in flight: those of
+ * running requests that certainly end with it ({@code max_tokens} reached, a part's last chunk)
+ * count as free, so such a place is not left empty for a step. So step N+1's plan is the one the
+ * task thread would make after handling step N-1, on whichever thread it is made. When a step
+ * leaves nothing to compute the engine thread stops, and the task thread launches the next step
+ * when work comes.
+ *
+ * <p>Who touches what: a launched step's requests and caches, and the runner, only the engine
+ * thread, until it hands the step back; keyed state, outputs and the queue only the task thread,
+ * and only between whole outcomes, so a checkpoint at any time sees every unanswered item in
+ * state. The launch, the hand-back (a mail) and the hand-over order each thread's writes before
+ * the other's reads.
  */
 final class StepLoop {
 
@@ -45,11 +62,20 @@ final class StepLoop {
     private final Outputs out;
     private final InferenceMetrics metrics;
     private final String modelName;
-    private final Consumer<Flight> whenDone;
-    /** Admitted work, in admission order. */
-    private final List<Running> running = new ArrayList<>();
-    /** The step being computed, or null. */
+    private final Consumer<Done> whenDone;
+    /** Admitted work as the task thread sees it: what runs in (or after) the step in flight, and what it admitted since. */
+    private List<Running> running = new ArrayList<>();
+    /** The step being computed, or computed and not yet handled by the task thread; null when the engine thread is idle. */
     private Flight flight;
+    /** What the task thread admitted since the last hand-over: it joins the step after the one in flight. */
+    private List<Running> admitted = new ArrayList<>();
+    /** Admitted work, handed from the task thread to the engine thread: one list per computed step. */
+    private final BlockingQueue<List<Running>> handover = new LinkedBlockingQueue<>();
+    /** Handed over by {@link #stop}: the engine thread launches no more steps. */
+    private static final List<Running> STOP = Collections.unmodifiableList(new ArrayList<>());
+    private volatile boolean stopped;
+    /** Steps computed (on the engine thread). */
+    private final AtomicLong computedSteps = new AtomicLong();
 
     /** What the loop drives (more than five, so a record). */
     record Parts(StepRunner runner, EngineThread engine, RequestQueue queue, PromptIntake intake,
@@ -58,10 +84,25 @@ final class StepLoop {
     /**
      * A step in flight: the runs it computes (in chunk order), how the planner saw each of them at
      * launch (their requests change on the engine thread meanwhile), those that certainly end with
-     * it, and its prefill and decode tokens.
+     * it, its prefill and decode tokens, all the admitted work when it was launched (including runs
+     * it gives no tokens), and what it hands back once computed.
      */
     record Flight(EngineThread.Step step, List<Running> stepped, Map<Running, StepPlanner.Planned> seen,
-            Set<Running> ending, int prefill, int decode) {}
+            Set<Running> ending, int prefill, int decode, List<Running> running, CompletableFuture<Done> done) {}
+
+    /**
+     * A computed step, handed back to the task thread: the runs that ended with it (finished or
+     * failed; their caches detached), the prompts that sampled their first token in it, the step the
+     * engine thread launched after it (null: none, the engine thread is idle) and the admitted work
+     * after it; or what the runner threw.
+     */
+    record Done(Flight step, List<Ended> ended, List<PromptRun> firstTokens, Flight next, List<Running> running,
+            Throwable error) {
+
+        static Done failed(Flight step, Throwable error) {
+            return new Done(step, List.of(), List.of(), null, List.of(), error);
+        }
+    }
 
     /** A request as the planner saw it when its step was launched. */
     private record Seen(String tenant, boolean decoding, int tokensWanted, int positions) implements StepPlanner.Planned {
@@ -72,13 +113,13 @@ final class StepLoop {
     }
 
     /** A run that left the loop: finished, or failed with {@code failure}. */
-    private record Ended(Running run, RuntimeException failure) {}
+    record Ended(Running run, RuntimeException failure) {}
 
     /**
      * @param whenDone called on the engine thread when a step is computed; hands it to the task
      *                 thread, which then calls {@link #completed}
      */
-    StepLoop(InferenceConfig config, String modelName, Parts parts, Consumer<Flight> whenDone) {
+    StepLoop(InferenceConfig config, String modelName, Parts parts, Consumer<Done> whenDone) {
         this.planner = new StepPlanner(config.tokenBudget(), config.attentionBudget(), config.maxSequences(), config.tenantShare());
         this.modelName = modelName;
         this.runner = parts.runner();
@@ -97,13 +138,18 @@ final class StepLoop {
         return running.size();
     }
 
-    /** Whether a step is being computed. */
+    /** Steps the engine thread has computed, those not yet handed back included. */
+    long computedSteps() {
+        return computedSteps.get();
+    }
+
+    /** Whether a step is being computed, or was and is not handled yet. */
     boolean inFlight() {
         return flight != null;
     }
 
     /**
-     * With no step in flight: admits what the planner allows and launches a step over the running work.
+     * With the engine thread idle: admits what the planner allows and launches a step over the running work.
      *
      * @return whether anything happened (work admitted or answered, a step launched)
      */
@@ -116,18 +162,30 @@ final class StepLoop {
     }
 
     /**
-     * {@code done} was computed and its requests sampled: the next step is launched, what finished is
-     * answered or stored, and queued work is admitted for the step after. Nothing when {@code done}
-     * was handled already ({@link #drain}).
+     * {@code done} was computed (and the step after it launched, if any): what finished is answered
+     * or stored, and queued work is admitted and handed over for the step after the one in flight.
+     * Nothing when {@code done} was handled already ({@link #drain}).
      */
-    void completed(Flight done) throws Exception {
-        if (done != flight) {
+    void completed(Done done) throws Exception {
+        if (done.step() != flight) {
             return;
         }
-        flight = null;
-        List<Ended> ended = apply(done);
-        boolean launched = launch();
-        for (Ended e : ended) {
+        if (done.error() != null) {
+            flight = null;
+            if (done.error() instanceof Error e) {
+                throw e;
+            }
+            throw (RuntimeException) done.error();
+        }
+        flight = done.next();
+        running = new ArrayList<>(done.running());
+        Flight f = done.step();
+        metrics.step(f.prefill() + f.decode(), f.stepped().size(), f.prefill(), f.decode());
+        long now = keys.now();
+        for (PromptRun p : done.firstTokens()) {
+            p.firstTokenAt(now);
+        }
+        for (Ended e : done.ended()) {
             if (e.failure() == null) {
                 finish(e.run());
             } else {
@@ -135,17 +193,19 @@ final class StepLoop {
             }
         }
         admit();
-        if (!launched) {
+        if (flight != null) {
+            handover.add(admitted);
+            admitted = new ArrayList<>();
+        } else {
             launch();
         }
     }
 
-    /** Runs steps on the calling (task) thread, each awaited, until no work is pending (end of input). */
+    /** Runs steps, each awaited, until no work is pending (end of input); on the task thread. */
     void drain() throws Exception {
         while (true) {
             if (flight != null) {
-                flight.step().await();
-                completed(flight);
+                completed(awaited(flight));
             } else if (queue.pending() == 0) {
                 return;
             } else if (!step()) {
@@ -154,12 +214,39 @@ final class StepLoop {
         }
     }
 
-    /** Plans the next step over the running work and hands it to the engine thread; false when nothing runs. */
+    private static Done awaited(Flight f) throws InterruptedException {
+        try {
+            return f.done().get();
+        } catch (ExecutionException e) {
+            throw new IllegalStateException(e.getCause()); // not completed exceptionally: a Done carries errors
+        }
+    }
+
+    /** The engine thread launches no more steps (the operator closes); the one in flight finishes. */
+    void stop() {
+        stopped = true;
+        handover.add(STOP);
+    }
+
+    /** With the engine thread idle: plans the next step over the running work and launches it; false when nothing runs. */
     private boolean launch() {
-        if (running.isEmpty()) {
+        Flight f = plan(running);
+        if (f == null) {
             return false;
         }
-        int[] tokens = planner.allocate(requests(running));
+        admitted = new ArrayList<>(); // in the plan already
+        handover.add(new ArrayList<>()); // the engine thread takes one list per computed step: none joins the next
+        flight = f;
+        engine.launch(f.step(), step -> computed(f));
+        return true;
+    }
+
+    /** The next step over {@code runs} (the planner's tokens for each); null when it would compute nothing. */
+    private Flight plan(List<Running> runs) {
+        if (runs.isEmpty()) {
+            return null;
+        }
+        int[] tokens = planner.allocate(requests(runs));
         List<Running> stepped = new ArrayList<>();
         List<StepRunner.Chunk> chunks = new ArrayList<>();
         Map<Running, StepPlanner.Planned> seen = new IdentityHashMap<>();
@@ -170,7 +257,7 @@ final class StepLoop {
             if (tokens[i] == 0) {
                 continue;
             }
-            Running r = running.get(i);
+            Running r = runs.get(i);
             if (endsWith(r, tokens[i])) {
                 ending.add(r);
             }
@@ -185,28 +272,82 @@ final class StepLoop {
             chunks.add(new StepRunner.Chunk(s.cache(), s.tokens(), s.logits()));
         }
         if (chunks.isEmpty()) {
-            return false; // every prefill waits for a step with room for more than one token
+            return null; // every prefill waits for a step with room for more than one token
         }
-        Flight f = new Flight(new EngineThread.Step(chunks), stepped, seen, ending, prefill, decode);
-        flight = f;
-        engine.launch(f.step(), step -> sample(f), () -> whenDone.accept(f));
-        return true;
+        return new Flight(new EngineThread.Step(chunks), stepped, seen, ending, prefill, decode, List.copyOf(runs),
+                new CompletableFuture<>());
     }
 
     /**
-     * On the engine thread, right after the step: each request that ran takes its outcome and
-     * samples (so the task thread, which needs the sampled tokens for the next step, has only
-     * bookkeeping left).
+     * On the engine thread, when {@code f} is computed: its requests take their outcomes and sample,
+     * those that ended leave (their caches detached before the runner computes another step), the
+     * admitted work handed over joins, the next step is launched, and {@code f} is handed back.
      */
-    private static void sample(Flight f) {
-        StepRunner.Outcome outcome = f.step().outcome();
-        long nanos = f.step().nanos();
-        int total = f.prefill() + f.decode();
-        for (int j = 0; j < f.stepped().size(); j++) {
-            if (outcome.failures()[j] == null) {
-                int n = f.step().chunks.get(j).tokens().length;
-                f.stepped().get(j).request.computed(n, outcome.logits()[j], nanos * n / total);
+    private void computed(Flight f) {
+        Done done;
+        try {
+            StepRunner.Outcome outcome = f.step().outcome();
+            long nanos = f.step().nanos();
+            metrics.stepTook(nanos);
+            computedSteps.incrementAndGet();
+            int total = f.prefill() + f.decode();
+            List<Ended> ended = new ArrayList<>();
+            List<PromptRun> firstTokens = new ArrayList<>();
+            Set<Running> gone = Collections.newSetFromMap(new IdentityHashMap<>());
+            for (int j = 0; j < f.stepped().size(); j++) {
+                Running r = f.stepped().get(j);
+                RuntimeException failure = outcome.failures()[j];
+                if (failure == null) {
+                    int n = f.step().chunks.get(j).tokens().length;
+                    boolean sampledBefore = r.request.sampled() > 0;
+                    r.request.computed(n, outcome.logits()[j], nanos * n / total);
+                    if (!sampledBefore && r.request.sampled() > 0 && r instanceof PromptRun p) {
+                        firstTokens.add(p);
+                    }
+                    if (!r.request.finished()) {
+                        continue;
+                    }
+                }
+                runner.detach(r.request.cache(), failure == null && r.writesBack());
+                ended.add(new Ended(r, failure));
+                gone.add(r);
             }
+            List<Running> after = new ArrayList<>(f.running().size());
+            for (Running r : f.running()) {
+                if (!gone.contains(r)) {
+                    after.add(r);
+                }
+            }
+            List<Running> joining = handover.poll();
+            if (joining == null) {
+                long waitFrom = System.nanoTime();
+                joining = handover.take();
+                metrics.handoverWaited(System.nanoTime() - waitFrom);
+            }
+            after.addAll(joining);
+            Flight next = joining == STOP || stopped ? null : plan(after);
+            if (next != null && !launchOnEngine(next)) {
+                next = null;
+            }
+            done = new Done(f, ended, firstTokens, next, next != null ? next.running() : List.copyOf(after), null);
+        } catch (Throwable t) { // the runner's Error, or a failure of sampling or detaching: fails the job
+            done = Done.failed(f, t);
+        }
+        f.done().complete(done);
+        try {
+            whenDone.accept(done);
+        } catch (RuntimeException e) { // the mailbox closed: the operator is closing
+            LOG.debug("a step finished after its operator closed", e);
+        }
+    }
+
+    /** Launches {@code f} from the engine thread; false when the operator is closing. */
+    private boolean launchOnEngine(Flight f) {
+        try {
+            engine.launch(f.step(), step -> computed(f));
+            return true;
+        } catch (RejectedExecutionException closing) {
+            return false;
         }
     }
 
@@ -223,33 +364,6 @@ final class StepLoop {
         }
         PromptRun p = (PromptRun) r;
         return p.writesBack() ? q.sampled() >= p.maxTokens : q.sampled() + 1 >= p.maxTokens;
-    }
-
-    /** The step's outcome (its requests sampled on the engine thread): returns the requests that finished or failed. */
-    private List<Ended> apply(Flight f) throws Exception {
-        StepRunner.Outcome outcome = f.step().await();
-        metrics.stepTook(f.step().nanos());
-        long now = keys.now();
-        List<Ended> ended = new ArrayList<>();
-        Set<Running> gone = Collections.newSetFromMap(new IdentityHashMap<>());
-        for (int j = 0; j < f.stepped().size(); j++) {
-            Running r = f.stepped().get(j);
-            RuntimeException failure = outcome.failures()[j];
-            if (failure == null) {
-                if (r instanceof PromptRun p) {
-                    p.sampledAt(now);
-                }
-                if (!r.request.finished()) {
-                    continue;
-                }
-            }
-            runner.detach(r.request.cache(), failure == null && r.writesBack()); // before the next step uses the runner
-            ended.add(new Ended(r, failure));
-            gone.add(r);
-        }
-        running.removeIf(gone::contains);
-        metrics.step(f.prefill() + f.decode(), f.stepped().size(), f.prefill(), f.decode());
-        return ended;
     }
 
     /** The requests as the planner sees them, in the same order. */
@@ -311,6 +425,7 @@ final class StepLoop {
                     }
                 } else {
                     running.add(r);
+                    admitted.add(r);
                     if (r instanceof PromptRun) {
                         ProgressStats.IN_FLIGHT.increment();
                     }

@@ -26,6 +26,7 @@ import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.TimeUnit;
 import java.util.function.Function;
 import java.util.stream.Collectors;
 import org.apache.flink.runtime.checkpoint.OperatorSubtaskState;
@@ -38,7 +39,7 @@ import org.junit.jupiter.api.Test;
  * Continuous batching of {@link InferenceOperator} on the task mailbox: steps interleave with
  * input, requests join and leave between steps, checkpoints between steps, fairness between
  * tenants, back-pressure, duplicates, the document size cap, one output per prompt, and metrics.
- * A step is one mail; the tests run mails by hand.
+ * Each computed step comes back as one mail; the tests run mails by hand.
  */
 class ContinuousBatchingTest {
 
@@ -78,6 +79,28 @@ class ContinuousBatchingTest {
         Map<String, Generation> out = byRequestId(harness.extractOutputValues());
         assertThat(out.get("long").getTokenIds()).isEqualTo(Reference.ids(ref.stateless("Hello world", 10)));
         assertThat(out.get("short").getTokenIds()).isEqualTo(Reference.ids(ref.stateless("The license", 2)));
+    }
+
+    @Test
+    void theEngineThreadComputesTheNextStepWhileTheTaskThreadHandlesTheLast() throws Exception {
+        harness = open(Reference.config().withMaxSequences(4));
+        harness.processElement2(new StreamRecord<>(stateless("t1", "r", "Hello world", 10)));
+        assertThat(runMail(harness)).isTrue(); // the engine thread is idle: this mail launches step 1
+        // no mail runs now: the engine thread computes step 1, launches step 2 itself and computes it,
+        // then waits for the task thread to hand over what it admitted while step 2 computed
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+        while (operator(harness).stepsComputed() < 2 && System.nanoTime() < deadline) {
+            Thread.sleep(1);
+        }
+        assertThat(operator(harness).stepsComputed()).isEqualTo(2);
+        Thread.sleep(200);
+        assertThat(operator(harness).stepsComputed()).isEqualTo(2); // at most one step ahead of the task thread
+        assertThat(harness.extractOutputValues()).isEmpty();
+
+        drain(harness);
+        assertThat(harness.extractOutputValues()).extracting(Generation::getTokenIds)
+                .containsExactly(Reference.ids(ref.stateless("Hello world", 10)));
+        assertThat(operator(harness).stepsComputed()).isEqualTo(operator(harness).metrics().steps.getCount());
     }
 
     @Test
