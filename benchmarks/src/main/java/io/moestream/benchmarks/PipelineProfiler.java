@@ -42,7 +42,8 @@ final class PipelineProfiler {
         ENGINE_PATHS.put("sampling and detokenizing", "Request.computed|sampler.Sampler.");
         ENGINE_PATHS.put("forward step", "io.moestream.runtime.model.Engine.|StepRunner.");
         ENGINE_PATHS.put("handing the step back (mail)", "MailboxExecutor|TaskMailbox");
-        ENGINE_PATHS.put("waiting for the next step", "ThreadPoolExecutor.getTask");
+        ENGINE_PATHS.put("waiting for the task thread's hand-over of admitted work", "StepLoop.computed;java.util.concurrent.LinkedBlockingQueue.take");
+        ENGINE_PATHS.put("idle (no step launched)", "ThreadPoolExecutor.getTask");
     }
 
     private final AsyncProfiler profiler;
@@ -94,7 +95,8 @@ final class PipelineProfiler {
             String thread = stack.split(";", 2)[0].replaceAll("tid=\\d+|\\d+", "N");
             byThread.merge(thread, n, Long::sum);
             total += n;
-            if (thread.startsWith("[inference")) {
+            // the task thread ("inference -> ... (1/1)#0"), not native threads that inherited its name cut to 15 characters (RocksDB's)
+            if (thread.startsWith("[inference") && thread.contains("(N/N)#N")) {
                 operatorTotal += n;
                 operator.merge(category(OPERATOR_PATHS, stack), n, Long::sum);
             } else if (thread.startsWith("[moestream-engine")) {

@@ -2,17 +2,26 @@ package io.moestream.jobs;
 
 import io.moestream.schemas.AvroCodec;
 import org.apache.avro.specific.SpecificRecord;
+import org.apache.flink.connector.kafka.lineage.DefaultKafkaDatasetFacet;
+import org.apache.flink.connector.kafka.lineage.DefaultKafkaDatasetIdentifier;
+import org.apache.flink.connector.kafka.lineage.KafkaDatasetFacet;
+import org.apache.flink.connector.kafka.lineage.KafkaDatasetFacetProvider;
 import org.apache.flink.connector.kafka.sink.KafkaRecordSerializationSchema;
 import org.apache.kafka.clients.producer.ProducerRecord;
 
 import java.nio.charset.StandardCharsets;
+import java.util.List;
+import java.util.Optional;
 import java.util.function.Function;
 
 /**
  * Writes a record as Avro single-object encoding to one topic, keyed by a string derived from the
- * record (so all results of one context land in one partition, in order).
+ * record (so all results of one context land in one partition, in order). Names its topic to the
+ * sink ({@link KafkaDatasetFacetProvider}), which the pooling transaction naming needs: after a
+ * failure it lists the open transactions that wrote to it.
  */
-final class AvroRecordSerializer<T extends SpecificRecord> implements KafkaRecordSerializationSchema<T> {
+final class AvroRecordSerializer<T extends SpecificRecord> implements KafkaRecordSerializationSchema<T>,
+        KafkaDatasetFacetProvider {
     private static final long serialVersionUID = 1L;
 
     private final String topic;
@@ -26,6 +35,11 @@ final class AvroRecordSerializer<T extends SpecificRecord> implements KafkaRecor
         this.topic = topic;
         this.codec = AvroCodec.of(type);
         this.key = key;
+    }
+
+    @Override
+    public Optional<KafkaDatasetFacet> getKafkaDatasetFacet() {
+        return Optional.of(new DefaultKafkaDatasetFacet(DefaultKafkaDatasetIdentifier.ofTopics(List.of(topic))));
     }
 
     @Override

@@ -8,6 +8,7 @@ import org.apache.flink.configuration.Configuration;
 import org.apache.flink.configuration.ReadableConfig;
 import org.apache.flink.configuration.StateBackendOptions;
 import org.apache.flink.connector.base.DeliveryGuarantee;
+import org.apache.flink.connector.kafka.sink.TransactionNamingStrategy;
 
 import java.io.IOException;
 import java.nio.file.Files;
@@ -169,6 +170,16 @@ public final class JobOptions {
                                     + " consumers when the checkpoint that covers them completes) or at-least-once (visible as soon as"
                                     + " written; after a failure the answers since the last checkpoint are written again).");
 
+    public static final ConfigOption<String> TRANSACTION_NAMING =
+            ConfigOptions.key("moestream.sink.transaction-naming")
+                    .stringType()
+                    .defaultValue("pooling")
+                    .withDescription(
+                            "How the exactly-once sinks name their Kafka transactions: pooling (reuses a few transactional ids,"
+                                    + " so a checkpoint starts its transactions without a new producer id from the broker; needs"
+                                    + " Kafka 3.0+ and, with ACLs, describe rights on the transactional ids) or incrementing (a new id"
+                                    + " per checkpoint, flink-connector-kafka 3's naming).");
+
     public static final ConfigOption<String> KV_CODEC =
             ConfigOptions.key("moestream.kv.codec")
                     .stringType()
@@ -285,6 +296,16 @@ public final class JobOptions {
             case "at-least-once" -> DeliveryGuarantee.AT_LEAST_ONCE;
             default -> throw new IllegalArgumentException(DELIVERY.key() + " must be exactly-once or at-least-once, got '"
                     + conf.get(DELIVERY) + "'");
+        };
+    }
+
+    /** The exactly-once sinks' {@link TransactionNamingStrategy} from {@link #TRANSACTION_NAMING}. */
+    public static TransactionNamingStrategy transactionNaming(ReadableConfig conf) {
+        return switch (conf.get(TRANSACTION_NAMING).trim().toLowerCase(java.util.Locale.ROOT)) {
+            case "pooling" -> TransactionNamingStrategy.POOLING;
+            case "incrementing" -> TransactionNamingStrategy.INCREMENTING;
+            default -> throw new IllegalArgumentException(TRANSACTION_NAMING.key() + " must be pooling or incrementing, got '"
+                    + conf.get(TRANSACTION_NAMING) + "'");
         };
     }
 

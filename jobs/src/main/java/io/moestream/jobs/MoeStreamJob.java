@@ -15,6 +15,7 @@ import org.apache.flink.configuration.Configuration;
 import org.apache.flink.connector.base.DeliveryGuarantee;
 import org.apache.flink.connector.kafka.sink.KafkaSink;
 import org.apache.flink.connector.kafka.sink.KafkaSinkBuilder;
+import org.apache.flink.connector.kafka.sink.TransactionNamingStrategy;
 import org.apache.flink.connector.kafka.source.KafkaSource;
 import org.apache.flink.connector.kafka.source.enumerator.initializer.OffsetsInitializer;
 import org.apache.flink.streaming.api.datastream.DataStream;
@@ -100,13 +101,14 @@ public final class MoeStreamJob {
 
         String prefix = conf.get(JobOptions.TRANSACTIONAL_ID_PREFIX);
         DeliveryGuarantee delivery = JobOptions.delivery(conf);
-        generations.sinkTo(sink(servers, delivery, prefix + "-generations", new AvroRecordSerializer<>(
+        TransactionNamingStrategy naming = JobOptions.transactionNaming(conf);
+        generations.sinkTo(sink(servers, delivery, naming, prefix + "-generations", new AvroRecordSerializer<>(
                         conf.get(JobOptions.TOPIC_GENERATIONS), Generation.class, MoeStreamJob::generationKey)))
                 .name("generations-sink").uid("generations-sink");
-        errors.sinkTo(sink(servers, delivery, prefix + "-errors", new AvroRecordSerializer<>(
+        errors.sinkTo(sink(servers, delivery, naming, prefix + "-errors", new AvroRecordSerializer<>(
                         conf.get(JobOptions.TOPIC_ERRORS), InferenceError.class, MoeStreamJob::errorKey)))
                 .name("errors-sink").uid("errors-sink");
-        contexts.sinkTo(sink(servers, delivery, prefix + "-contexts", new AvroRecordSerializer<>(
+        contexts.sinkTo(sink(servers, delivery, naming, prefix + "-contexts", new AvroRecordSerializer<>(
                         conf.get(JobOptions.TOPIC_CONTEXTS), ContextReady.class, c -> c.getTenant() + "/" + c.getContextId())))
                 .name("contexts-sink").uid("contexts-sink");
     }
@@ -124,12 +126,13 @@ public final class MoeStreamJob {
     }
 
     private static <T> KafkaSink<T> sink(
-            String servers, DeliveryGuarantee delivery, String transactionalIdPrefix,
+            String servers, DeliveryGuarantee delivery, TransactionNamingStrategy naming, String transactionalIdPrefix,
             org.apache.flink.connector.kafka.sink.KafkaRecordSerializationSchema<T> serializer) {
         KafkaSinkBuilder<T> builder = KafkaSink.<T>builder()
                 .setBootstrapServers(servers)
                 .setRecordSerializer(serializer)
                 .setDeliveryGuarantee(delivery)
+                .setTransactionNamingStrategy(naming)
                 .setTransactionalIdPrefix(transactionalIdPrefix);
         sinkProducerProperties(delivery).forEach((k, v) -> builder.setProperty((String) k, (String) v));
         return builder.build();

@@ -10,6 +10,7 @@ import org.apache.flink.configuration.CheckpointingOptions;
 import org.apache.flink.configuration.Configuration;
 import org.apache.flink.configuration.StateBackendOptions;
 import org.apache.flink.connector.base.DeliveryGuarantee;
+import org.apache.flink.connector.kafka.sink.TransactionNamingStrategy;
 import org.junit.jupiter.api.Test;
 
 class JobOptionsTest {
@@ -64,6 +65,16 @@ class JobOptionsTest {
         assertThat(JobOptions.delivery(c)).isEqualTo(DeliveryGuarantee.AT_LEAST_ONCE);
         c.set(JobOptions.DELIVERY, "none");
         assertThatThrownBy(() -> JobOptions.delivery(c)).hasMessageContaining("exactly-once or at-least-once, got 'none'");
+    }
+
+    @Test
+    void exactlyOnceSinksReuseTransactionalIdsUnlessIncrementingIsAskedFor() {
+        assertThat(JobOptions.transactionNaming(new Configuration())).isEqualTo(TransactionNamingStrategy.POOLING);
+        Configuration c = new Configuration();
+        c.set(JobOptions.TRANSACTION_NAMING, "Incrementing");
+        assertThat(JobOptions.transactionNaming(c)).isEqualTo(TransactionNamingStrategy.INCREMENTING);
+        c.set(JobOptions.TRANSACTION_NAMING, "random");
+        assertThatThrownBy(() -> JobOptions.transactionNaming(c)).hasMessageContaining("pooling or incrementing, got 'random'");
     }
 
     @Test

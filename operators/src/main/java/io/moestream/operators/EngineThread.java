@@ -38,6 +38,9 @@ final class EngineThread implements AutoCloseable {
             if (error instanceof Error e) {
                 throw e;
             }
+            if (error != null) {
+                throw new IllegalStateException("the step runner failed", error);
+            }
             return outcome;
         }
 
@@ -79,8 +82,8 @@ final class EngineThread implements AutoCloseable {
     }
 
     /**
-     * Stops the thread when the step in flight, if any, is done (at most one step: the loop is
-     * stopped first, so it launches no other).
+     * Stops the thread when the steps it has are done: the one in flight, and one it launched
+     * before it saw the loop stop (the loop is stopped first, so it launches no more).
      */
     @Override
     public void close() {

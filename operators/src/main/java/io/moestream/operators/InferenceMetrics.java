@@ -117,7 +117,7 @@ final class InferenceMetrics {
         ProgressStats.HANDOVER_WAIT_NANOS.add(nanos);
     }
 
-    /** A mailbox action of the step loop (launching a step, answers and stores, admission) took {@code nanos}. */
+    /** A mailbox action of the step loop (answers and stores, admission, launching a step when the engine thread is idle) took {@code nanos}. */
     void actionTook(long nanos) {
         longestActionNanos = Math.max(longestActionNanos, nanos);
         ProgressStats.LONGEST_ACTION_NANOS.accumulateAndGet(nanos, Math::max);

@@ -172,10 +172,14 @@ final class StepLoop {
         }
         if (done.error() != null) {
             flight = null;
+            handover.clear(); // what was admitted for the failed step's successor joins nothing
             if (done.error() instanceof Error e) {
                 throw e;
             }
-            throw (RuntimeException) done.error();
+            if (done.error() instanceof RuntimeException e) {
+                throw e;
+            }
+            throw new IllegalStateException("the engine thread failed", done.error());
         }
         flight = done.next();
         running = new ArrayList<>(done.running());
@@ -330,7 +334,10 @@ final class StepLoop {
                 next = null;
             }
             done = new Done(f, ended, firstTokens, next, next != null ? next.running() : List.copyOf(after), null);
-        } catch (Throwable t) { // the runner's Error, or a failure of sampling or detaching: fails the job
+        } catch (Throwable t) { // the runner's Error, a failure of sampling or detaching, an interrupt: fails the job
+            if (t instanceof InterruptedException) {
+                Thread.currentThread().interrupt();
+            }
             done = Done.failed(f, t);
         }
         f.done().complete(done);

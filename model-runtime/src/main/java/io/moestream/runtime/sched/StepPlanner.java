@@ -36,7 +36,8 @@ import java.util.Set;
  *       capacity nobody else wants is not withheld. Running requests are never preempted, so a
  *       newcomer waits at most until the first running request finishes.</li>
  * </ul>
- * Not thread-safe; one per step loop.
+ * One per step loop. {@link #admissions} keeps round-robin state and is not thread-safe;
+ * {@link #allocate} reads only the planner's settings, so a loop may call it from another thread.
  */
 public final class StepPlanner {
 
