@@ -36,7 +36,7 @@ import java.util.TreeMap;
  * java -Djava.awt.headless=true --add-modules jdk.incubator.vector \
  *     -cp jobs/target/moestream.jar:benchmarks/target/pipeline-bench.jar io.moestream.benchmarks.PipelineBench \
  *     [--count 300] [--max-tokens 16] [--batch-size 8] [--seed 42] [--checkpoint-interval-ms 250]
- *     [--unaligned false] [--delivery exactly-once|at-least-once] [--profile off|cpu|wall] [--rounds 3] [--out DIR]
+ *     [--unaligned false] [--delivery exactly-once|at-least-once] [--profile off|cpu|wall] [--rounds 6] [--out DIR]
  *     [--job-conf KEY=VALUE,KEY=VALUE...]
  * </pre>
  */
@@ -46,7 +46,7 @@ public final class PipelineBench {
         Map<String, String> opts = new LinkedHashMap<>(Map.of(
                 "count", "300", "max-tokens", "16", "batch-size", "8", "seed", "42",
                 "checkpoint-interval-ms", "250", "unaligned", "false", "delivery", "exactly-once", "profile", "off",
-                "rounds", "3", "out", "benchmarks/results"));
+                "rounds", "6", "out", "benchmarks/results"));
         opts.put("job-conf", "");
         for (int i = 0; i + 1 < args.length; i += 2) {
             if (!args[i].startsWith("--") || !opts.containsKey(args[i].substring(2))) {
