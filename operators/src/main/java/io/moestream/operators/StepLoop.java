@@ -1,16 +1,12 @@
 package io.moestream.operators;
 
-import io.moestream.runtime.model.StepPlan;
-import io.moestream.runtime.sched.Request;
 import io.moestream.runtime.sched.StepPlanner;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.IdentityHashMap;
 import java.util.List;
-import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.BlockingQueue;
-import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.RejectedExecutionException;
@@ -82,15 +78,6 @@ final class StepLoop {
             DocumentIngestion ingestion, ContextStore store, Keys keys, Outputs out, InferenceMetrics metrics) {}
 
     /**
-     * A step in flight: the runs it computes (in chunk order), how the planner saw each of them at
-     * launch (their requests change on the engine thread meanwhile), those that certainly end with
-     * it, its prefill and decode tokens, all the admitted work when it was launched (including runs
-     * it gives no tokens), and what it hands back once computed.
-     */
-    record Flight(EngineThread.Step step, List<Running> stepped, Map<Running, StepPlanner.Planned> seen,
-            Set<Running> ending, int prefill, int decode, List<Running> running, CompletableFuture<Done> done) {}
-
-    /**
      * A computed step, handed back to the task thread: the runs that ended with it (finished or
      * failed; their caches detached), the prompts that sampled their first token in it, the step the
      * engine thread launched after it (null: none, the engine thread is idle) and the admitted work
@@ -101,14 +88,6 @@ final class StepLoop {
 
         static Done failed(Flight step, Throwable error) {
             return new Done(step, List.of(), List.of(), null, List.of(), error);
-        }
-    }
-
-    /** A request as the planner saw it when its step was launched. */
-    private record Seen(String tenant, boolean decoding, int tokensWanted, int positions) implements StepPlanner.Planned {
-
-        static Seen of(Request r) {
-            return new Seen(r.tenant(), r.decoding(), r.tokensWanted(), r.positions());
         }
     }
 
@@ -234,7 +213,7 @@ final class StepLoop {
 
     /** With the engine thread idle: plans the next step over the running work and launches it; false when nothing runs. */
     private boolean launch() {
-        Flight f = plan(running);
+        Flight f = Flight.plan(planner, running);
         if (f == null) {
             return false;
         }
@@ -243,43 +222,6 @@ final class StepLoop {
         flight = f;
         engine.launch(f.step(), step -> computed(f));
         return true;
-    }
-
-    /** The next step over {@code runs} (the planner's tokens for each); null when it would compute nothing. */
-    private Flight plan(List<Running> runs) {
-        if (runs.isEmpty()) {
-            return null;
-        }
-        int[] tokens = planner.allocate(requests(runs));
-        List<Running> stepped = new ArrayList<>();
-        List<StepRunner.Chunk> chunks = new ArrayList<>();
-        Map<Running, StepPlanner.Planned> seen = new IdentityHashMap<>();
-        Set<Running> ending = Collections.newSetFromMap(new IdentityHashMap<>());
-        int prefill = 0;
-        int decode = 0;
-        for (int i = 0; i < tokens.length; i++) {
-            if (tokens[i] == 0) {
-                continue;
-            }
-            Running r = runs.get(i);
-            if (endsWith(r, tokens[i])) {
-                ending.add(r);
-            }
-            if (r.request.decoding()) {
-                decode += tokens[i];
-            } else {
-                prefill += tokens[i];
-            }
-            seen.put(r, Seen.of(r.request));
-            StepPlan.Sequence s = r.request.chunk(tokens[i]);
-            stepped.add(r);
-            chunks.add(new StepRunner.Chunk(s.cache(), s.tokens(), s.logits()));
-        }
-        if (chunks.isEmpty()) {
-            return null; // every prefill waits for a step with room for more than one token
-        }
-        return new Flight(new EngineThread.Step(chunks), stepped, seen, ending, prefill, decode, List.copyOf(runs),
-                new CompletableFuture<>());
     }
 
     /**
@@ -329,7 +271,7 @@ final class StepLoop {
                 metrics.handoverWaited(System.nanoTime() - waitFrom);
             }
             after.addAll(joining);
-            Flight next = joining == STOP || stopped ? null : plan(after);
+            Flight next = joining == STOP || stopped ? null : Flight.plan(planner, after);
             if (next != null && !launchOnEngine(next)) {
                 next = null;
             }
@@ -356,30 +298,6 @@ final class StepLoop {
         } catch (RejectedExecutionException closing) {
             return false;
         }
-    }
-
-    /**
-     * Whether {@code r} certainly finishes with its next chunk of {@code n} tokens: a document part's
-     * last chunk; the chunk whose sample reaches {@code max_tokens}; for a conversation turn, the feed
-     * of its final token. (An end-of-generation token cannot be foreseen: its place frees a step later.)
-     */
-    private static boolean endsWith(Running r, int n) {
-        Request q = r.request;
-        if (!q.decoding()) {
-            boolean last = n == q.tokensWanted();
-            return last && (r instanceof PartRun || !r.writesBack() && ((PromptRun) r).maxTokens <= 1);
-        }
-        PromptRun p = (PromptRun) r;
-        return p.writesBack() ? q.sampled() >= p.maxTokens : q.sampled() + 1 >= p.maxTokens;
-    }
-
-    /** The requests as the planner sees them, in the same order. */
-    private static List<Request> requests(List<Running> runs) {
-        List<Request> requests = new ArrayList<>(runs.size());
-        for (Running r : runs) {
-            requests.add(r.request);
-        }
-        return requests;
     }
 
     /**
