@@ -67,7 +67,7 @@ final class PipelineRun {
     record Rounds(List<Round> rounds, WarmUp.Result warmUp) {}
 
     /**
-     * @param engineRound runs the engine alone on {@code mix.round(i)} (called before pipeline round i)
+     * @param engineRound runs the engine alone on the prompts of round i (called before pipeline round i)
      * @param jobConf     more job or Flink settings
      * @param profile     {@code off}, {@code cpu} or {@code wall}: profiles the first pipeline round
      */

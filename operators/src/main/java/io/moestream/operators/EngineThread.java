@@ -6,6 +6,7 @@ import java.util.concurrent.Executors;
 import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Consumer;
+import org.apache.flink.util.ExceptionUtils;
 
 /**
  * The thread that computes the {@link StepLoop}'s forward steps, one at a time, so that the task
@@ -29,17 +30,11 @@ final class EngineThread implements AutoCloseable {
 
         /**
          * The outcome, after the step (failures of chunks are in it); rethrows what the runner threw
-         * instead (an {@code Error}).
+         * instead (an {@code Error}; anything checked wrapped).
          */
         StepRunner.Outcome outcome() {
-            if (error instanceof RuntimeException e) {
-                throw e;
-            }
-            if (error instanceof Error e) {
-                throw e;
-            }
             if (error != null) {
-                throw new IllegalStateException("the step runner failed", error);
+                ExceptionUtils.rethrow(error, "the step runner failed");
             }
             return outcome;
         }

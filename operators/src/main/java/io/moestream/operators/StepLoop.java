@@ -12,6 +12,7 @@ import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.Consumer;
+import org.apache.flink.util.ExceptionUtils;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -152,13 +153,7 @@ final class StepLoop {
         if (done.error() != null) {
             flight = null;
             handover.clear(); // what was admitted for the failed step's successor joins nothing
-            if (done.error() instanceof Error e) {
-                throw e;
-            }
-            if (done.error() instanceof RuntimeException e) {
-                throw e;
-            }
-            throw new IllegalStateException("the engine thread failed", done.error());
+            ExceptionUtils.rethrow(done.error(), "the engine thread failed");
         }
         flight = done.next();
         running = new ArrayList<>(done.running());
@@ -220,8 +215,7 @@ final class StepLoop {
         admitted = new ArrayList<>(); // in the plan already
         handover.add(new ArrayList<>()); // the engine thread takes one list per computed step: none joins the next
         flight = f;
-        engine.launch(f.step(), step -> computed(f));
-        return true;
+        return start(f);
     }
 
     /**
@@ -272,7 +266,7 @@ final class StepLoop {
             }
             after.addAll(joining);
             Flight next = joining == STOP || stopped ? null : Flight.plan(planner, after);
-            if (next != null && !launchOnEngine(next)) {
+            if (next != null && !start(next)) {
                 next = null;
             }
             done = new Done(f, ended, firstTokens, next, next != null ? next.running() : List.copyOf(after), null);
@@ -290,8 +284,8 @@ final class StepLoop {
         }
     }
 
-    /** Launches {@code f} from the engine thread; false when the operator is closing. */
-    private boolean launchOnEngine(Flight f) {
+    /** Hands {@code f} to the engine thread, which computes it and then {@link #computed}; false when the operator is closing. */
+    private boolean start(Flight f) {
         try {
             engine.launch(f.step(), step -> computed(f));
             return true;

@@ -32,7 +32,7 @@ import java.util.concurrent.atomic.AtomicLong;
  * feeds one token of every sequence, so each weight row is read once per step for the whole batch
  * ({@code decode_batched: true}).
  *
- * <p>Warm-up: the kernels, a short prefill and decode, then rounds of the measured procedure on
+ * <p>Warm-up: the kernels, then rounds of the measured procedure on
  * throw-away requests until the JIT has compiled nothing for two rounds (at most
  * {@link #MAX_WARM_UP_NANOS}), so the timed steps run compiled code and no compiler thread takes
  * one of their cores.
